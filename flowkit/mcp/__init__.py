@@ -1,0 +1,158 @@
+"""flowkit.mcp: a sans-IO core for MCP servers over Streamable HTTP.
+
+Bytes and headers go in, frozen actions and bytes come out; there is no I/O,
+no event loop and no clock read here (time and session ids are injected), so
+every rule of the protocol can be tested and fuzzed synchronously. The HTTP
+adapter (``flowkit_http``) moves the bytes and runs the tools.
+
+Typical use, from an adapter's point of view::
+
+    endpoint = Endpoint(EndpointConfig(), tools)
+    reply = endpoint.check_request_head(method, headers)      # before the body
+    action = endpoint.receive_request(method, headers, body)  # Reply | StartCall | ...
+"""
+
+from ._actions import (
+    Action,
+    Cancel,
+    Headers,
+    OpenListenStream,
+    Reply,
+    Resume,
+    StartCall,
+    error_reply,
+    json_reply,
+)
+from ._config import LOCALHOST_HOSTS, LOCALHOST_ORIGINS, Authenticator, EndpointConfig
+from ._content import (
+    audio_content,
+    embedded_resource,
+    error_result,
+    image_content,
+    resource_link,
+    text_content,
+    tool_result,
+)
+from ._endpoint import Endpoint
+from ._errors import (
+    HEADER_MISMATCH,
+    INTERNAL_ERROR,
+    INVALID_PARAMS,
+    INVALID_REQUEST,
+    METHOD_NOT_FOUND,
+    PARSE_ERROR,
+    SERVER_ERROR,
+    UNSUPPORTED_PROTOCOL_VERSION,
+    LocalProtocolError,
+    ProtocolError,
+    RemoteProtocolError,
+)
+from ._events import EventStore, InMemoryEventStore
+from ._headers import RequestHead, accepts, host_allowed, origin_allowed, parse_head
+from ._jsonrpc import (
+    Message,
+    Notification,
+    Request,
+    RequestId,
+    Response,
+    encode_error,
+    encode_notification,
+    encode_result,
+    parse_message,
+)
+from ._schema import schema_from_function
+from ._sessions import (
+    LOG_LEVELS,
+    SESSION_TRANSITIONS,
+    Session,
+    SessionEvent,
+    SessionRegistry,
+    SessionState,
+)
+from ._sse import EventId, encode_comment, encode_event, encode_json_event, parse_event_id
+from ._stream import SSE_HEADERS, STREAM_TRANSITIONS, OutgoingStream, StreamInput, StreamState
+from ._tools import Policy, Tool, ToolSet, validate_tool_name
+from ._versions import (
+    DEFAULT_NEGOTIATED_VERSION,
+    LATEST_HANDSHAKE_VERSION,
+    VERSIONS,
+    VersionPolicy,
+    negotiate_version,
+)
+
+__all__ = [
+    "DEFAULT_NEGOTIATED_VERSION",
+    "HEADER_MISMATCH",
+    "INTERNAL_ERROR",
+    "INVALID_PARAMS",
+    "INVALID_REQUEST",
+    "LATEST_HANDSHAKE_VERSION",
+    "LOCALHOST_HOSTS",
+    "LOCALHOST_ORIGINS",
+    "LOG_LEVELS",
+    "METHOD_NOT_FOUND",
+    "PARSE_ERROR",
+    "SERVER_ERROR",
+    "SESSION_TRANSITIONS",
+    "SSE_HEADERS",
+    "STREAM_TRANSITIONS",
+    "UNSUPPORTED_PROTOCOL_VERSION",
+    "VERSIONS",
+    "Action",
+    "Authenticator",
+    "Cancel",
+    "Endpoint",
+    "EndpointConfig",
+    "EventId",
+    "EventStore",
+    "Headers",
+    "InMemoryEventStore",
+    "LocalProtocolError",
+    "Message",
+    "Notification",
+    "OpenListenStream",
+    "OutgoingStream",
+    "Policy",
+    "ProtocolError",
+    "RemoteProtocolError",
+    "Reply",
+    "Request",
+    "RequestHead",
+    "RequestId",
+    "Response",
+    "Resume",
+    "Session",
+    "SessionEvent",
+    "SessionRegistry",
+    "SessionState",
+    "StartCall",
+    "StreamInput",
+    "StreamState",
+    "Tool",
+    "ToolSet",
+    "VersionPolicy",
+    "accepts",
+    "audio_content",
+    "embedded_resource",
+    "encode_comment",
+    "encode_error",
+    "encode_event",
+    "encode_json_event",
+    "encode_notification",
+    "encode_result",
+    "error_reply",
+    "error_result",
+    "host_allowed",
+    "image_content",
+    "json_reply",
+    "negotiate_version",
+    "origin_allowed",
+    "parse_event_id",
+    "parse_head",
+    "parse_message",
+    "resource_link",
+    "schema_from_function",
+    "text_content",
+    "tool_result",
+    "validate_tool_name",
+]

@@ -1,0 +1,160 @@
+"""What the endpoint asks the adapter to do, as frozen values.
+
+:meth:`Endpoint.receive_request <flowkit.mcp.Endpoint.receive_request>`
+returns exactly one of these per HTTP request. The adapter dispatches on the
+type (``match action: case Reply(): ...``) and never needs to look inside a
+JSON-RPC message itself.
+"""
+
+from __future__ import annotations
+
+from typing import Any, TypeAlias
+
+import attrs
+
+from ._errors import RemoteProtocolError
+from ._jsonrpc import RequestId, encode_error, encode_result
+from ._stream import OutgoingStream
+from ._tools import Tool
+
+__all__ = [
+    "Action",
+    "Cancel",
+    "Headers",
+    "OpenListenStream",
+    "Reply",
+    "Resume",
+    "StartCall",
+    "error_reply",
+    "json_reply",
+]
+
+Headers: TypeAlias = tuple[tuple[bytes, bytes], ...]
+"""Response headers as lowercase ``(name, value)`` byte pairs (ASGI style)."""
+
+_JSON: Headers = ((b"content-type", b"application/json"),)
+
+
+@attrs.frozen
+class Reply:
+    """A complete HTTP response: send it and you are done.
+
+    Attributes:
+        status: HTTP status code.
+        headers: response headers.
+        body: response body (empty for 202 and 200-on-DELETE).
+        error: the refusal this reply answers, kept for logging.
+        ends_session: id of a session this request ended (DELETE); the
+            adapter drops whatever it keeps for that session.
+        cancelled: streams whose work the adapter must now stop (the calls
+            in flight in a deleted session).
+    """
+
+    status: int
+    headers: Headers = ()
+    body: bytes = b""
+    error: RemoteProtocolError | None = attrs.field(default=None, eq=False, repr=False)
+    ends_session: str | None = None
+    cancelled: tuple[OutgoingStream, ...] = ()
+
+
+@attrs.frozen
+class StartCall:
+    """Run a tool: a validated ``tools/call`` to execute.
+
+    The adapter starts ``tool.fn(**arguments)`` in a long-lived nursery,
+    writes ``stream.open()``'s status, headers and first bytes, then the bytes
+    of ``stream.progress()`` / ``stream.log()`` / ``stream.result()`` as the
+    work proceeds, and calls :meth:`Endpoint.stream_finished` when the HTTP
+    response ends.
+
+    Attributes:
+        session_id: owning session (``None`` in the stateless era).
+        request_id: the JSON-RPC id being answered.
+        tool: the tool to run.
+        arguments: arguments validated against ``tool.input_schema``.
+        progress_token: ``params._meta.progressToken`` or ``None``.
+        stream: produces the response stream's bytes.
+    """
+
+    session_id: str | None
+    request_id: RequestId
+    tool: Tool
+    arguments: dict[str, Any]
+    progress_token: str | int | None
+    stream: OutgoingStream = attrs.field(eq=False)
+
+
+@attrs.frozen
+class Cancel:
+    """The client cancelled an in-flight call: stop its work, send nothing.
+
+    ``stream`` is already marked cancelled (it emits nothing more); the
+    adapter cancels the pipeline behind it and sends ``reply`` (202).
+    """
+
+    session_id: str | None
+    request_id: RequestId
+    stream: OutgoingStream = attrs.field(eq=False)
+    reply: Reply
+
+
+@attrs.frozen
+class OpenListenStream:
+    """Open the session's standalone GET stream (server-initiated messages).
+
+    Write ``stream.open()``, then whatever ``stream.notify()`` and
+    ``stream.keepalive()`` produce; call :meth:`Endpoint.stream_finished`
+    when the connection closes, which frees the session's single GET slot.
+    """
+
+    session_id: str
+    stream: OutgoingStream = attrs.field(eq=False)
+
+
+@attrs.frozen
+class Resume:
+    """Replay a stream after ``Last-Event-ID`` (GET), then maybe continue it.
+
+    Attributes:
+        session_id: owning session.
+        stream_id: the stream being resumed.
+        status: HTTP status (200).
+        headers: SSE response headers.
+        replay: encoded events after the client's last id, in order; write
+            them first.
+        live: the stream if its work is still running: write its further
+            output to this connection and call ``Endpoint.stream_finished``
+            when it closes. ``None``: the stream is over, end the response
+            after the replay.
+    """
+
+    session_id: str
+    stream_id: str
+    status: int
+    headers: Headers
+    replay: tuple[bytes, ...]
+    live: OutgoingStream | None = attrs.field(eq=False)
+
+
+Action: TypeAlias = Reply | StartCall | Cancel | OpenListenStream | Resume
+"""Everything ``receive_request`` can return."""
+
+
+def json_reply(request_id: RequestId, result: Any, headers: Headers = ()) -> Reply:
+    """A 200 ``application/json`` reply carrying a JSON-RPC result."""
+    return Reply(200, _JSON + headers, encode_result(request_id, result))
+
+
+def error_reply(error: RemoteProtocolError) -> Reply:
+    """The HTTP reply a :class:`RemoteProtocolError` describes.
+
+    The body is always a JSON-RPC error response (with the request's id when
+    known): clients of the stateless era use it to tell a modern server's
+    refusal from a legacy server's 400/404.
+    """
+    try:
+        body = encode_error(error.request_id, error.code, error.message, error.data)
+    except TypeError:  # unserialisable data: drop it rather than fail to answer
+        body = encode_error(error.request_id, error.code, error.message)
+    return Reply(error.http_status, _JSON + error.headers, body, error=error)

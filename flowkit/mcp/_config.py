@@ -1,0 +1,88 @@
+"""Endpoint configuration: one frozen value, defaults safe for a local server."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import attrs
+
+from ._versions import VERSIONS, VersionPolicy
+
+__all__ = ["LOCALHOST_HOSTS", "LOCALHOST_ORIGINS", "Authenticator", "EndpointConfig"]
+
+LOCALHOST_HOSTS: tuple[str, ...] = ("localhost:*", "127.0.0.1:*", "[::1]:*")
+"""Default ``Host`` allow-list: a local server answers only to local names, which
+defeats DNS rebinding (a hostile page's name resolving to 127.0.0.1)."""
+
+LOCALHOST_ORIGINS: tuple[str, ...] = tuple(
+    f"{scheme}://{host}:*"
+    for scheme in ("http", "https")
+    for host in ("localhost", "127.0.0.1", "[::1]")
+)
+"""Default ``Origin`` allow-list: only pages served from this machine."""
+
+Authenticator = Callable[[Sequence[tuple[bytes, bytes]]], str | None]
+"""Maps the raw request headers to a principal, or ``None`` to refuse (401)."""
+
+
+@attrs.frozen
+class EndpointConfig:
+    """How an :class:`~flowkit.mcp.Endpoint` behaves.
+
+    Attributes:
+        server_name: ``serverInfo.name``.
+        server_version: ``serverInfo.version``.
+        server_title: optional ``serverInfo.title``.
+        instructions: optional ``instructions`` in the ``initialize`` result.
+        allowed_hosts: ``Host`` allow-list (see :func:`~flowkit.mcp.host_allowed`);
+            ``None`` disables the check, e.g. behind a proxy on a public name.
+            A refused Host gets 403, as the MCP conformance suite expects.
+        allowed_origins: ``Origin`` allow-list for requests that carry one
+            (browsers); ``None`` allows all. A refused Origin gets 403.
+        max_body_size: largest POST body accepted, in bytes (else 413).
+        session_idle_timeout: seconds an idle session lives (expiry is on by
+            default: sessions of vanished clients must not leak).
+        max_sessions: cap on live sessions; ``initialize`` beyond it gets 503
+            with ``Retry-After``.
+        busy_retry_after: ``Retry-After`` seconds when the cap is reached and
+            no idle session is about to expire.
+        page_size: tools per ``tools/list`` page.
+        sse_retry_ms: ``retry`` field of priming events (client reconnect
+            delay); ``None`` omits it.
+        default_log_level: level in force until ``logging/setLevel``.
+        get_stream: offer the standalone GET stream (else GET gets 405).
+        allow_delete: let clients end sessions with DELETE (else 405).
+        tools_list_changed: advertise ``tools.listChanged``.
+        authenticate: optional hook resolving a principal from the headers;
+            when set, ``None`` from it gives 401 with ``WWW-Authenticate``.
+        www_authenticate: the ``WWW-Authenticate`` value of a 401.
+        versions: the protocol revisions served (see :data:`~flowkit.mcp.VERSIONS`).
+    """
+
+    server_name: str = "flowkit"
+    server_version: str = "0.1.0"
+    server_title: str | None = None
+    instructions: str | None = None
+    allowed_hosts: tuple[str, ...] | None = LOCALHOST_HOSTS
+    allowed_origins: tuple[str, ...] | None = LOCALHOST_ORIGINS
+    max_body_size: int = 4 * 1024 * 1024
+    session_idle_timeout: float = 30 * 60.0
+    max_sessions: int = 1000
+    busy_retry_after: int = 30
+    page_size: int = 100
+    sse_retry_ms: int | None = 1000
+    default_log_level: str = "info"
+    get_stream: bool = True
+    allow_delete: bool = True
+    tools_list_changed: bool = False
+    authenticate: Authenticator | None = attrs.field(default=None, eq=False)
+    www_authenticate: str = "Bearer"
+    versions: Mapping[str, VersionPolicy] = attrs.field(default=VERSIONS, eq=False)
+
+    def server_info(self) -> dict[str, Any]:
+        """The ``serverInfo`` object."""
+        info: dict[str, Any] = {"name": self.server_name, "version": self.server_version}
+        if self.server_title is not None:
+            info["title"] = self.server_title
+        return info

@@ -1,0 +1,564 @@
+"""The MCP endpoint: HTTP requests in, actions out (like h11's ``Connection``).
+
+One :class:`Endpoint` serves every client of one MCP endpoint path. The
+adapter hands it each request's method, headers and body; it answers with an
+:class:`~flowkit.mcp.Action` and never performs I/O, reads a clock it was not
+given, or raises for anything the peer did. Refusals are data
+(:class:`~flowkit.mcp.Reply` with the status the spec asks for), so the whole
+surface can be fuzzed without an event loop.
+
+Request routing is tables too: JSON-RPC methods map to handler methods, and
+the per-revision differences come from :class:`~flowkit.mcp.VersionPolicy`.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
+
+from ._actions import (
+    Action,
+    Cancel,
+    OpenListenStream,
+    Reply,
+    Resume,
+    StartCall,
+    error_reply,
+    json_reply,
+)
+from ._config import EndpointConfig
+from ._content import error_result
+from ._errors import (
+    INVALID_PARAMS,
+    INVALID_REQUEST,
+    METHOD_NOT_FOUND,
+    SERVER_ERROR,
+    UNSUPPORTED_PROTOCOL_VERSION,
+    RemoteProtocolError,
+)
+from ._events import EventStore, InMemoryEventStore
+from ._headers import (
+    RequestHead,
+    accepts,
+    content_length,
+    content_type_is_json,
+    host_allowed,
+    origin_allowed,
+    parse_head,
+)
+from ._jsonrpc import Notification, Request, RequestId, Response, parse_message
+from ._sessions import LOG_LEVELS, Session, SessionEvent, SessionRegistry
+from ._sse import parse_event_id
+from ._stream import SSE_HEADERS, OutgoingStream
+from ._tools import Tool, ToolSet
+from ._versions import VersionPolicy, negotiate_version
+
+__all__ = ["Endpoint"]
+
+RawHeaders = Sequence[tuple[bytes, bytes]]
+_ACCEPTED = Reply(202)
+
+
+def _default_session_id() -> str:
+    # 32 bytes from the OS CSPRNG, URL-safe base64: visible ASCII only.
+    return secrets.token_urlsafe(32)
+
+
+def _params_error(message: str, request_id: RequestId) -> RemoteProtocolError:
+    return RemoteProtocolError(message, http_status=200, code=INVALID_PARAMS, request_id=request_id)
+
+
+def _progress_token(params: dict[str, Any], request_id: RequestId) -> str | int | None:
+    meta = params.get("_meta")
+    if meta is None:
+        return None
+    if not isinstance(meta, dict):
+        raise _params_error('"_meta" must be an object', request_id)
+    token = meta.get("progressToken")
+    if token is None:
+        return None
+    if isinstance(token, bool) or not isinstance(token, str | int):
+        raise _params_error('"progressToken" must be a string or an integer', request_id)
+    return token
+
+
+class Endpoint:
+    """The sans-IO MCP server for one endpoint path.
+
+    Args:
+        config: behaviour and limits; defaults are safe for a local server.
+        tools: the tools offered (a :class:`~flowkit.mcp.ToolSet` is shared,
+            so tools added to it later are listed too).
+        clock: monotonic seconds; drives session expiry. Injected so tests
+            (and trio's clock in the adapter) control time.
+        new_session_id: CSPRNG session-id factory.
+        event_store: where SSE events are kept for resumption; a bounded
+            :class:`~flowkit.mcp.InMemoryEventStore` by default.
+    """
+
+    def __init__(
+        self,
+        config: EndpointConfig | None = None,
+        tools: ToolSet | Iterable[Tool] = (),
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        new_session_id: Callable[[], str] = _default_session_id,
+        event_store: EventStore | None = None,
+    ) -> None:
+        self.config = config if config is not None else EndpointConfig()
+        if self.config.default_log_level not in LOG_LEVELS:
+            raise ValueError(f"unknown log level {self.config.default_log_level!r}")
+        self.tools = tools if isinstance(tools, ToolSet) else ToolSet(list(tools))
+        self.event_store: EventStore = (
+            event_store if event_store is not None else InMemoryEventStore()
+        )
+        self.sessions = SessionRegistry(
+            new_session_id=new_session_id,
+            idle_timeout=self.config.session_idle_timeout,
+            max_sessions=self.config.max_sessions,
+            busy_retry_after=self.config.busy_retry_after,
+        )
+        self._clock = clock
+        methods = ["POST"]
+        if self.config.get_stream:
+            methods.append("GET")
+        if self.config.allow_delete:
+            methods.append("DELETE")
+        self._methods = frozenset(methods)
+        self._allow = ", ".join(methods).encode("ascii")
+        self._request_handlers: dict[str, Callable[[Session, Request], Action]] = {
+            "ping": self._ping,
+            "tools/list": self._tools_list,
+            "tools/call": self._tools_call,
+            "logging/setLevel": self._set_level,
+        }
+
+    # -- public API -------------------------------------------------------------
+
+    def check_request_head(
+        self, method: str, headers: RawHeaders, principal: str | None = None
+    ) -> Reply | None:
+        """Refuse a request from its head alone, before its body is read.
+
+        Returns:
+            The refusal to send, or ``None`` if the body should be read and
+            passed to :meth:`receive_request` (which repeats these checks, so
+            calling this first is an optimisation, not a requirement).
+        """
+        try:
+            self._check_head(parse_head(method, headers), headers, principal)
+        except RemoteProtocolError as exc:
+            return error_reply(exc)
+        return None
+
+    def receive_request(
+        self,
+        method: str,
+        headers: RawHeaders,
+        body: bytes = b"",
+        principal: str | None = None,
+    ) -> Action:
+        """Handle one HTTP request to the MCP endpoint.
+
+        Args:
+            method: the HTTP method.
+            headers: raw ``(name, value)`` pairs as ASGI gives them.
+            body: the complete request body (empty for GET/DELETE).
+            principal: who the adapter authenticated, if it does so itself;
+                sessions are bound to it. Ignored when the config has an
+                ``authenticate`` hook, whose result wins.
+
+        Returns:
+            What to do. Never raises for anything the peer sent.
+        """
+        try:
+            head = parse_head(method, headers)
+            principal, session = self._check_head(head, headers, principal)
+            if head.method == "POST":
+                return self._post(head, body, principal, session)
+            assert session is not None  # _check_head insists for GET/DELETE
+            if head.method == "GET":
+                return self._get(head, session)
+            return self._delete(session)
+        except RemoteProtocolError as exc:
+            return error_reply(exc)
+
+    def stream_finished(self, stream: OutgoingStream, *, disconnected: bool = False) -> bool:
+        """Report that the HTTP response carrying ``stream`` has ended.
+
+        Args:
+            stream: the stream whose connection ended.
+            disconnected: the client went away before the stream finished.
+
+        Returns:
+            ``True`` if the adapter must now cancel the stream's work: only
+            in revisions where a disconnect *is* a cancel. In the handshake
+            era it is not ("Disconnection SHOULD NOT be interpreted as the
+            client cancelling its request"): the work goes on, its events go
+            to the event store, and the client may resume.
+        """
+        stream.attached = False
+        session = self.sessions.get_any(stream.session_id) if stream.session_id else None
+        if stream.kind == "listen":
+            if session is not None and session.listen is stream:
+                session.listen = None
+                self.sessions.touch(session, self._clock())
+            return False
+        if disconnected and not stream.finished and stream.disconnect_cancels:
+            stream.cancel()
+            return True
+        return False
+
+    def close_session(self, session_id: str) -> tuple[OutgoingStream, ...]:
+        """End a session from the server side (shutdown, admin action).
+
+        Returns:
+            The calls that were in flight, now cancelled: stop their work.
+        """
+        session = self.sessions.close(session_id)
+        if session is None:
+            return ()
+        return self._discard(session)
+
+    def expire_sessions(self) -> list[str]:
+        """Reap sessions idle for longer than the timeout; returns their ids.
+
+        Call it periodically (at :meth:`next_deadline`). Sessions with calls
+        in flight or an open GET stream are not idle and never expire.
+        """
+        expired = self.sessions.expire(self._clock())
+        for session in expired:
+            self._discard(session)
+        return [s.id for s in expired]
+
+    def next_deadline(self) -> float | None:
+        """Clock time at which :meth:`expire_sessions` has work, if any."""
+        return self.sessions.next_deadline()
+
+    # -- head checks --------------------------------------------------------------
+
+    def _check_head(
+        self, head: RequestHead, headers: RawHeaders, principal: str | None
+    ) -> tuple[str | None, Session | None]:
+        config = self.config
+        if head.method not in self._methods:
+            raise RemoteProtocolError(
+                f"Method {head.method} not allowed",
+                http_status=405,
+                code=SERVER_ERROR,
+                headers=[(b"allow", self._allow)],
+            )
+        if not host_allowed(head.get("host"), config.allowed_hosts):
+            raise RemoteProtocolError("Host not allowed", http_status=403, code=SERVER_ERROR)
+        if not origin_allowed(head.get("origin"), config.allowed_origins):
+            raise RemoteProtocolError("Origin not allowed", http_status=403, code=SERVER_ERROR)
+        if config.authenticate is not None:
+            principal = config.authenticate(headers)
+            if principal is None:
+                raise RemoteProtocolError(
+                    "Authentication required",
+                    http_status=401,
+                    code=SERVER_ERROR,
+                    headers=[(b"www-authenticate", config.www_authenticate.encode("latin-1"))],
+                )
+        accept = head.get("accept")
+        if head.method == "POST":
+            if not (accepts(accept, "application/json") and accepts(accept, "text/event-stream")):
+                raise RemoteProtocolError(
+                    "Not Acceptable: Accept must cover application/json and text/event-stream",
+                    http_status=406,
+                    code=SERVER_ERROR,
+                )
+            if not content_type_is_json(head.get("content-type")):
+                raise RemoteProtocolError(
+                    "Unsupported Media Type: Content-Type must be application/json",
+                    http_status=415,
+                    code=SERVER_ERROR,
+                )
+            length = content_length(head)
+            if length is not None and length > config.max_body_size:
+                raise self._too_large()
+        elif head.method == "GET" and not accepts(accept, "text/event-stream"):
+            raise RemoteProtocolError(
+                "Not Acceptable: Accept must cover text/event-stream",
+                http_status=406,
+                code=SERVER_ERROR,
+            )
+        version = head.get("mcp-protocol-version")
+        if version is not None and version not in config.versions:
+            raise RemoteProtocolError(
+                f"Unsupported protocol version: {version}",
+                http_status=400,
+                code=UNSUPPORTED_PROTOCOL_VERSION,
+                data={"supported": list(config.versions), "requested": version},
+            )
+        session_id = head.get("mcp-session-id")
+        if session_id is None or "mcp-session-id" in head.duplicated:
+            if head.method != "POST" or "mcp-session-id" in head.duplicated:
+                raise RemoteProtocolError(
+                    "Bad Request: a valid Mcp-Session-Id header is required",
+                    http_status=400,
+                    code=SERVER_ERROR,
+                )
+            return principal, None
+        session = self.sessions.get(session_id, principal)
+        if session is None:
+            raise RemoteProtocolError("Session not found", http_status=404, code=SERVER_ERROR)
+        return principal, session
+
+    def _too_large(self) -> RemoteProtocolError:
+        return RemoteProtocolError(
+            f"Payload Too Large: the limit is {self.config.max_body_size} bytes",
+            http_status=413,
+            code=SERVER_ERROR,
+        )
+
+    # -- POST -----------------------------------------------------------------
+
+    def _post(
+        self, head: RequestHead, body: bytes, principal: str | None, session: Session | None
+    ) -> Action:
+        if len(body) > self.config.max_body_size:
+            raise self._too_large()
+        message = parse_message(body)
+        if isinstance(message, Request) and message.method == "initialize":
+            if session is not None or head.get("mcp-session-id") is not None:
+                raise RemoteProtocolError(
+                    "initialize must not carry Mcp-Session-Id",
+                    http_status=400,
+                    code=INVALID_REQUEST,
+                    request_id=message.id,
+                )
+            return self._initialize(message, principal)
+        if session is None:
+            request_id = message.id if isinstance(message, Request) else None
+            raise RemoteProtocolError(
+                "Bad Request: Mcp-Session-Id header is required",
+                http_status=400,
+                code=SERVER_ERROR,
+                request_id=request_id,
+            )
+        self.sessions.touch(session, self._clock())
+        if isinstance(message, Response):
+            return _ACCEPTED  # we never send requests, so nothing awaits a response
+        if isinstance(message, Notification):
+            return self._notification(session, message)
+        session.handle(SessionEvent.REQUEST)
+        handler = self._request_handlers.get(message.method)
+        try:
+            if handler is None:
+                raise RemoteProtocolError(
+                    f"Method not found: {message.method}",
+                    http_status=200,
+                    code=METHOD_NOT_FOUND,
+                )
+            return handler(session, message)
+        except RemoteProtocolError as exc:
+            if exc.request_id is None:
+                raise exc.with_request_id(message.id) from exc
+            raise
+
+    def _initialize(self, request: Request, principal: str | None) -> Reply:
+        params = request.params
+        requested = params.get("protocolVersion")
+        if not isinstance(requested, str):
+            raise RemoteProtocolError(
+                '"protocolVersion" must be a string',
+                http_status=400,
+                code=INVALID_PARAMS,
+                request_id=request.id,
+            )
+        policy = negotiate_version(requested, self.config.versions)
+        session = self.sessions.create(
+            self._clock(),
+            principal=principal,
+            policy=policy,
+            log_level=self.config.default_log_level,
+            client_info=params.get("clientInfo"),
+            client_capabilities=params.get("capabilities"),
+        )
+        result: dict[str, Any] = {
+            "protocolVersion": policy.version,
+            "capabilities": {
+                "tools": {"listChanged": self.config.tools_list_changed},
+                "logging": {},
+            },
+            "serverInfo": self.config.server_info(),
+        }
+        if self.config.instructions is not None:
+            result["instructions"] = self.config.instructions
+        return json_reply(request.id, result, ((b"mcp-session-id", session.id.encode("ascii")),))
+
+    def _notification(self, session: Session, message: Notification) -> Action:
+        if message.method == "notifications/initialized":
+            session.handle(SessionEvent.INITIALIZED)
+        elif message.method == "notifications/cancelled":
+            # Malformed or unknown cancellations are ignored ("Error Handling").
+            request_id = message.params.get("requestId")
+            if isinstance(request_id, bool) or not isinstance(request_id, str | int):
+                return _ACCEPTED
+            stream = session.in_flight.get(request_id)
+            if stream is None:
+                return _ACCEPTED
+            stream.cancel()
+            return Cancel(session.id, request_id, stream, _ACCEPTED)
+        return _ACCEPTED
+
+    # -- request handlers --------------------------------------------------------
+
+    def _ping(self, session: Session, request: Request) -> Action:
+        return json_reply(request.id, {})
+
+    def _tools_list(self, session: Session, request: Request) -> Action:
+        cursor = request.params.get("cursor")
+        if cursor is not None and not isinstance(cursor, str):
+            raise _params_error("Invalid cursor", request.id)
+        page, next_cursor = self.tools.page(cursor, self.config.page_size)
+        result: dict[str, Any] = {"tools": [tool.to_json() for tool in page]}
+        if next_cursor is not None:
+            result["nextCursor"] = next_cursor
+        return json_reply(request.id, result)
+
+    def _set_level(self, session: Session, request: Request) -> Action:
+        level = request.params.get("level")
+        if not isinstance(level, str) or level not in LOG_LEVELS:
+            raise _params_error(f"Invalid log level: {level!r}", request.id)
+        session.log_level = LOG_LEVELS[level]
+        return json_reply(request.id, {})
+
+    def _tools_call(self, session: Session, request: Request) -> Action:
+        params = request.params
+        name = params.get("name")
+        if not isinstance(name, str):
+            raise _params_error('"name" must be a string', request.id)
+        tool = self.tools.get(name)
+        if tool is None:
+            raise _params_error(f"Unknown tool: {name}", request.id)
+        arguments = params.get("arguments")
+        if arguments is None:
+            arguments = {}
+        if not isinstance(arguments, dict):
+            raise _params_error('"arguments" must be an object', request.id)
+        token = _progress_token(params, request.id)
+        if request.id in session.in_flight:
+            raise RemoteProtocolError(
+                f"Request id {request.id!r} is already in flight in this session",
+                http_status=200,
+                code=INVALID_REQUEST,
+                request_id=request.id,
+            )
+        problem = tool.validate_arguments(arguments)
+        if problem is not None:
+            # A tool execution error, not a protocol error: the model can read
+            # it and retry ("Error Handling", 2025-11-25 tools).
+            return json_reply(request.id, error_result(problem))
+        stream = self._new_call_stream(session, request.id, token, tool, session.policy)
+        session.in_flight[request.id] = stream
+        return StartCall(session.id, request.id, tool, arguments, token, stream)
+
+    def _new_call_stream(
+        self,
+        session: Session,
+        request_id: RequestId,
+        token: str | int | None,
+        tool: Tool,
+        policy: VersionPolicy,
+    ) -> OutgoingStream:
+        return OutgoingStream(
+            kind="call",
+            stream_id=session.new_stream_id(),
+            session=session,
+            request_id=request_id,
+            progress_token=token,
+            tool=tool,
+            store=self.event_store if policy.resumable else None,
+            retry_ms=self.config.sse_retry_ms,
+            result_type=policy.result_type,
+            disconnect_cancels=policy.disconnect_cancels,
+            on_done=self._call_done,
+        )
+
+    def _call_done(self, stream: OutgoingStream) -> None:
+        session = self.sessions.get_any(stream.session_id) if stream.session_id else None
+        if session is None:
+            return
+        assert stream.request_id is not None
+        if session.in_flight.get(stream.request_id) is stream:
+            del session.in_flight[stream.request_id]
+            # Idle time starts now, not at the request that started the call.
+            self.sessions.touch(session, self._clock())
+
+    # -- GET / DELETE ----------------------------------------------------------------
+
+    def _get(self, head: RequestHead, session: Session) -> Action:
+        policy = session.policy
+        if not policy.get_stream:
+            raise RemoteProtocolError(
+                "Method GET not allowed",
+                http_status=405,
+                code=SERVER_ERROR,
+                headers=[(b"allow", b"POST")],
+            )
+        self.sessions.touch(session, self._clock())
+        last_event_id = head.get("last-event-id")
+        if last_event_id is not None and policy.resumable:
+            return self._resume(session, last_event_id)
+        if session.listen is not None:
+            raise RemoteProtocolError(
+                "Conflict: this session already has an open GET stream",
+                http_status=409,
+                code=SERVER_ERROR,
+            )
+        stream = OutgoingStream(
+            kind="listen",
+            stream_id=session.new_stream_id(),
+            session=session,
+            store=self.event_store if policy.resumable else None,
+            retry_ms=self.config.sse_retry_ms,
+        )
+        session.listen = stream
+        return OpenListenStream(session.id, stream)
+
+    def _resume(self, session: Session, last_event_id: str) -> Action:
+        event_id = parse_event_id(last_event_id)
+        unknown = RemoteProtocolError(
+            "Unknown Last-Event-ID for this session", http_status=404, code=SERVER_ERROR
+        )
+        if event_id is None:
+            raise unknown
+        live = next(
+            (s for s in session.in_flight.values() if s.stream_id == event_id.stream_id), None
+        )
+        replay = self.event_store.replay_after(session.id, event_id)
+        if replay is None:
+            if live is None:
+                raise unknown
+            replay = []
+        if live is not None:
+            if live.attached:
+                raise RemoteProtocolError(
+                    "Conflict: this stream is already connected",
+                    http_status=409,
+                    code=SERVER_ERROR,
+                )
+            live.attached = True
+        return Resume(session.id, event_id.stream_id, 200, SSE_HEADERS, tuple(replay), live)
+
+    def _delete(self, session: Session) -> Reply:
+        self.sessions.close(session.id)
+        cancelled = self._discard(session)
+        return Reply(200, ends_session=session.id, cancelled=cancelled)
+
+    def _discard(self, session: Session) -> tuple[OutgoingStream, ...]:
+        """Cancel what a closed session had running and drop its events."""
+        streams = tuple(session.in_flight.values())
+        if session.listen is not None:
+            streams += (session.listen,)
+        for stream in streams:
+            stream.cancel()
+        session.in_flight.clear()
+        session.listen = None
+        self.event_store.forget_session(session.id)
+        return streams

@@ -1,0 +1,260 @@
+"""Sessions of the handshake era (2025-03-26 .. 2025-11-25).
+
+A session is born from a successful ``initialize``, lives while the client
+uses it and dies by DELETE, idle expiry or server shutdown. The lifecycle is a
+table (state, event) -> next state; an event the table does not list for the
+current state is refused. The registry bounds the number of live sessions and
+reaps idle ones, because a server that only frees sessions on DELETE leaks one
+per client that crashed or forgot ("Session Management"; the official SDKs
+had exactly this leak).
+
+Time is injected: :class:`SessionRegistry` never reads a clock itself, the
+endpoint passes ``now`` from its ``clock``.
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+from collections import OrderedDict
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any
+
+from ._errors import SERVER_ERROR, LocalProtocolError, RemoteProtocolError
+from ._jsonrpc import RequestId
+from ._versions import VersionPolicy
+
+if TYPE_CHECKING:
+    from ._stream import OutgoingStream
+
+__all__ = ["LOG_LEVELS", "Session", "SessionEvent", "SessionRegistry", "SessionState"]
+
+LOG_LEVELS: dict[str, int] = {
+    name: rank
+    for rank, name in enumerate(
+        ("debug", "info", "notice", "warning", "error", "critical", "alert", "emergency")
+    )
+}
+"""RFC 5424 severities in increasing order, as ``logging/setLevel`` names them."""
+
+
+class SessionState(enum.Enum):
+    """Where a session is in its lifecycle."""
+
+    INITIALIZING = "initializing"  # initialize answered, waiting for initialized
+    READY = "ready"  # notifications/initialized received
+    CLOSED = "closed"  # deleted, expired or closed by the server
+
+
+class SessionEvent(enum.Enum):
+    """What can happen to a session."""
+
+    INITIALIZED = "initialized"
+    REQUEST = "request"
+    CLOSE = "close"
+
+
+_S, _E = SessionState, SessionEvent
+SESSION_TRANSITIONS: dict[tuple[SessionState, SessionEvent], SessionState] = {
+    (_S.INITIALIZING, _E.INITIALIZED): _S.READY,
+    (_S.INITIALIZING, _E.REQUEST): _S.INITIALIZING,
+    (_S.INITIALIZING, _E.CLOSE): _S.CLOSED,
+    (_S.READY, _E.INITIALIZED): _S.READY,  # a repeated notification is harmless
+    (_S.READY, _E.REQUEST): _S.READY,
+    (_S.READY, _E.CLOSE): _S.CLOSED,
+}
+"""The session lifecycle. Nothing leaves CLOSED: a closed session is gone."""
+
+
+class Session:
+    """One client session: negotiated revision, principal, in-flight requests.
+
+    Mutable, and owned by the :class:`SessionRegistry`; the adapter only reads
+    it (through actions) and reports back through the endpoint.
+    """
+
+    __slots__ = (
+        "_next_stream",
+        "client_capabilities",
+        "client_info",
+        "id",
+        "in_flight",
+        "last_active",
+        "listen",
+        "log_level",
+        "policy",
+        "principal",
+        "state",
+    )
+
+    def __init__(
+        self,
+        session_id: str,
+        *,
+        principal: str | None,
+        policy: VersionPolicy,
+        log_level: str,
+        now: float,
+        client_info: Any = None,
+        client_capabilities: Any = None,
+    ) -> None:
+        self.id = session_id
+        self.principal = principal
+        self.policy = policy
+        self.log_level = LOG_LEVELS[log_level]
+        self.state = SessionState.INITIALIZING
+        self.last_active = now
+        self.client_info = client_info
+        self.client_capabilities = client_capabilities
+        self.in_flight: dict[RequestId, OutgoingStream] = {}
+        self.listen: OutgoingStream | None = None
+        self._next_stream = 0
+
+    @property
+    def version(self) -> str:
+        """The negotiated protocol revision."""
+        return self.policy.version
+
+    @property
+    def busy(self) -> bool:
+        """Work or a connection is outstanding, so idle expiry must wait."""
+        return bool(self.in_flight) or self.listen is not None
+
+    def handle(self, event: SessionEvent) -> None:
+        """Apply ``event`` through the transition table."""
+        try:
+            self.state = SESSION_TRANSITIONS[self.state, event]
+        except KeyError:
+            raise LocalProtocolError(
+                f"session event {event.value} is invalid in state {self.state.value}"
+            ) from None
+
+    def new_stream_id(self) -> str:
+        """A stream id unique within this session (so event ids are too)."""
+        self._next_stream += 1
+        return str(self._next_stream)
+
+
+def _visible_ascii(value: str) -> bool:
+    return bool(value) and value.isascii() and all("!" <= c <= "~" for c in value)
+
+
+class SessionRegistry:
+    """The live sessions, with a cap and idle expiry.
+
+    Args:
+        new_session_id: CSPRNG id factory; ids must be visible ASCII.
+        idle_timeout: seconds a session may sit idle (no request, nothing in
+            flight, no open GET stream) before :meth:`expire` reaps it.
+        max_sessions: live sessions allowed; ``create`` beyond it fails 503.
+        busy_retry_after: ``Retry-After`` seconds when full and no idle session
+            is about to expire.
+    """
+
+    def __init__(
+        self,
+        *,
+        new_session_id: Callable[[], str],
+        idle_timeout: float,
+        max_sessions: int,
+        busy_retry_after: int = 30,
+    ) -> None:
+        self._new_id = new_session_id
+        self.idle_timeout = idle_timeout
+        self.max_sessions = max_sessions
+        self._busy_retry_after = busy_retry_after
+        # Ordered by last activity, least recent first (move_to_end on touch).
+        self._sessions: OrderedDict[str, Session] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._sessions)
+
+    def __contains__(self, session_id: object) -> bool:
+        return session_id in self._sessions
+
+    def create(self, now: float, **kwargs: Any) -> Session:
+        """Register a new session, reaping expired ones first if full.
+
+        Raises:
+            RemoteProtocolError: 503 with ``Retry-After`` when at the cap.
+        """
+        if len(self._sessions) >= self.max_sessions:
+            self.expire(now)
+            if len(self._sessions) >= self.max_sessions:
+                deadline = self.next_deadline()
+                retry = (
+                    max(1, math.ceil(deadline - now))
+                    if deadline is not None
+                    else self._busy_retry_after
+                )
+                raise RemoteProtocolError(
+                    "Too many sessions; retry later",
+                    http_status=503,
+                    code=SERVER_ERROR,
+                    headers=[(b"retry-after", str(retry).encode("ascii"))],
+                )
+        for _ in range(8):
+            session_id = self._new_id()
+            if not _visible_ascii(session_id):
+                raise LocalProtocolError(f"session id {session_id!r} is not visible ASCII")
+            if session_id not in self._sessions:
+                break
+        else:
+            raise LocalProtocolError("new_session_id keeps returning ids already in use")
+        session = Session(session_id, now=now, **kwargs)
+        self._sessions[session_id] = session
+        return session
+
+    def get(self, session_id: str, principal: str | None) -> Session | None:
+        """The live session with this id *owned by this principal*, or None.
+
+        Another principal's id is treated as unknown, so ids leaked across
+        users are useless (session hijacking mitigation).
+        """
+        session = self._sessions.get(session_id)
+        if session is None or session.principal != principal:
+            return None
+        return session
+
+    def get_any(self, session_id: str) -> Session | None:
+        """The live session with this id whoever owns it (server-side use only)."""
+        return self._sessions.get(session_id)
+
+    def touch(self, session: Session, now: float) -> None:
+        """Record activity, postponing idle expiry."""
+        session.last_active = now
+        self._sessions.move_to_end(session.id)
+
+    def close(self, session_id: str) -> Session | None:
+        """Remove a session (DELETE, expiry, shutdown); None if unknown."""
+        session = self._sessions.pop(session_id, None)
+        if session is not None:
+            session.handle(SessionEvent.CLOSE)
+        return session
+
+    def expire(self, now: float) -> list[Session]:
+        """Remove and return every idle session whose deadline has passed."""
+        limit = now - self.idle_timeout
+        expired: list[Session] = []
+        for session in self._sessions.values():
+            if session.last_active > limit:
+                break  # least recently active first: the rest are younger
+            if not session.busy:
+                expired.append(session)
+        for session in expired:
+            self.close(session.id)
+        return expired
+
+    def next_deadline(self) -> float | None:
+        """When the next idle session will expire (clock time), if any.
+
+        Sessions are kept least-recently-active first, so this stops at the
+        first idle one.
+        """
+        for session in self._sessions.values():
+            if not session.busy:
+                return session.last_active + self.idle_timeout
+        return None
+
+    def __iter__(self) -> Iterator[Session]:
+        return iter(list(self._sessions.values()))

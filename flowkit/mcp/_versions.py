@@ -1,0 +1,98 @@
+"""Protocol revisions as data.
+
+Everything that differs between MCP revisions at the transport level is a
+field of :class:`VersionPolicy`, and the set of revisions we speak is the
+:data:`VERSIONS` table. Handlers consult the policy of the revision in force
+instead of comparing version strings, so adding a revision (the stateless
+2026-07-28 era) is a new row plus the handlers only it needs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from types import MappingProxyType
+
+import attrs
+
+__all__ = [
+    "DEFAULT_NEGOTIATED_VERSION",
+    "LATEST_HANDSHAKE_VERSION",
+    "VERSIONS",
+    "VersionPolicy",
+    "negotiate_version",
+]
+
+
+@attrs.frozen
+class VersionPolicy:
+    """What one protocol revision means for the HTTP transport.
+
+    Attributes:
+        version: the revision string, e.g. ``"2025-11-25"``.
+        handshake: ``initialize`` / ``notifications/initialized`` exist.
+        sessions: the server assigns ``Mcp-Session-Id`` at initialisation and
+            requires it afterwards; DELETE ends a session.
+        get_stream: GET opens a standalone server-to-client SSE stream.
+        resumable: SSE events carry ids and GET + ``Last-Event-ID`` resumes.
+        disconnect_cancels: closing a request's response stream cancels the
+            request (otherwise only ``notifications/cancelled`` does).
+        request_meta: every request carries its protocol version and client
+            capabilities in ``params._meta`` (stateless era).
+        method_headers: ``Mcp-Method`` / ``Mcp-Name`` headers are required
+            and must match the body.
+        result_type: results carry ``resultType: "complete"``.
+    """
+
+    version: str
+    handshake: bool
+    sessions: bool
+    get_stream: bool
+    resumable: bool
+    disconnect_cancels: bool
+    request_meta: bool = False
+    method_headers: bool = False
+    result_type: bool = False
+
+
+def _handshake_era(version: str) -> VersionPolicy:
+    return VersionPolicy(
+        version=version,
+        handshake=True,
+        sessions=True,
+        get_stream=True,
+        resumable=True,
+        disconnect_cancels=False,
+    )
+
+
+VERSIONS: Mapping[str, VersionPolicy] = MappingProxyType(
+    {
+        # Streamable HTTP first appeared in 2025-03-26; 2025-06-18 added the
+        # MCP-Protocol-Version header and dropped batches; 2025-11-25 added
+        # priming events and server-initiated connection close. At the level
+        # this core works, the three behave alike.
+        "2025-03-26": _handshake_era("2025-03-26"),
+        "2025-06-18": _handshake_era("2025-06-18"),
+        "2025-11-25": _handshake_era("2025-11-25"),
+    }
+)
+"""Every revision the endpoint accepts, oldest first."""
+
+LATEST_HANDSHAKE_VERSION = "2025-11-25"
+"""What ``initialize`` answers when the client asks for a revision we lack."""
+
+DEFAULT_NEGOTIATED_VERSION = "2025-03-26"
+"""Assumed when a request has no ``MCP-Protocol-Version`` header and nothing
+else tells the version ("Protocol Version Header", 2025-11-25 transports)."""
+
+
+def negotiate_version(requested: str, supported: Mapping[str, VersionPolicy]) -> VersionPolicy:
+    """Pick the revision for a new session ("Version Negotiation").
+
+    The client's revision if we support it with a handshake, else our latest
+    handshake revision: the client then decides whether it can live with it.
+    """
+    policy = supported.get(requested)
+    if policy is not None and policy.handshake:
+        return policy
+    return supported[LATEST_HANDSHAKE_VERSION]
