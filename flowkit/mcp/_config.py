@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import Any, Literal
 
 import attrs
 
@@ -54,6 +54,10 @@ class EndpointConfig:
         get_stream: offer the standalone GET stream (else GET gets 405).
         allow_delete: let clients end sessions with DELETE (else 405).
         tools_list_changed: advertise ``tools.listChanged``.
+        cache_ttl_ms: ``ttlMs`` of cacheable stateless-era results
+            (``tools/list``, ``server/discover``); 0 means "always re-fetch".
+        cache_scope: ``cacheScope`` of those results; use ``"private"`` when
+            the tool list depends on who asks.
         authenticate: optional hook resolving a principal from the headers;
             when set, ``None`` from it gives 401 with ``WWW-Authenticate``.
         www_authenticate: the ``WWW-Authenticate`` value of a 401.
@@ -76,6 +80,8 @@ class EndpointConfig:
     get_stream: bool = True
     allow_delete: bool = True
     tools_list_changed: bool = False
+    cache_ttl_ms: int = attrs.field(default=0, validator=attrs.validators.ge(0))
+    cache_scope: Literal["public", "private"] = "public"
     authenticate: Authenticator | None = attrs.field(default=None, eq=False)
     www_authenticate: str = "Bearer"
     versions: Mapping[str, VersionPolicy] = attrs.field(default=VERSIONS, eq=False)

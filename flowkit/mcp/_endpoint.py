@@ -15,8 +15,10 @@ from __future__ import annotations
 
 import secrets
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
+
+import attrs
 
 from ._actions import (
     Action,
@@ -48,9 +50,10 @@ from ._headers import (
     origin_allowed,
     parse_head,
 )
-from ._jsonrpc import Notification, Request, RequestId, Response, parse_message
+from ._jsonrpc import Message, Notification, Request, RequestId, Response, parse_message
 from ._sessions import LOG_LEVELS, Session, SessionEvent, SessionRegistry
 from ._sse import parse_event_id
+from ._stateless import META_PREFIX, RequestMeta, is_modern, validate_modern
 from ._stream import SSE_HEADERS, OutgoingStream
 from ._tools import Tool, ToolSet
 from ._versions import VersionPolicy, negotiate_version
@@ -59,6 +62,19 @@ __all__ = ["Endpoint"]
 
 RawHeaders = Sequence[tuple[bytes, bytes]]
 _ACCEPTED = Reply(202)
+
+
+@attrs.frozen
+class _Ctx:
+    """One request being handled, in either era."""
+
+    request: Request
+    policy: VersionPolicy
+    session: Session | None  # handshake era
+    meta: RequestMeta | None  # stateless era
+
+
+_Handler = Callable[[_Ctx], Action]
 
 
 def _default_session_id() -> str:
@@ -128,11 +144,17 @@ class Endpoint:
             methods.append("DELETE")
         self._methods = frozenset(methods)
         self._allow = ", ".join(methods).encode("ascii")
-        self._request_handlers: dict[str, Callable[[Session, Request], Action]] = {
+        # JSON-RPC methods per era, as data.
+        self._session_handlers: dict[str, _Handler] = {
             "ping": self._ping,
             "tools/list": self._tools_list,
             "tools/call": self._tools_call,
             "logging/setLevel": self._set_level,
+        }
+        self._stateless_handlers: dict[str, _Handler] = {
+            "server/discover": self._discover,
+            "tools/list": self._tools_list,
+            "tools/call": self._tools_call,
         }
 
     # -- public API -------------------------------------------------------------
@@ -292,8 +314,20 @@ class Endpoint:
                 f"Unsupported protocol version: {version}",
                 http_status=400,
                 code=UNSUPPORTED_PROTOCOL_VERSION,
-                data={"supported": list(config.versions), "requested": version},
+                data={"supported": sorted(config.versions, reverse=True), "requested": version},
             )
+        policy = config.versions.get(version) if version is not None else None
+        if policy is not None and not policy.sessions:
+            # Stateless era: no GET stream, no DELETE, Mcp-Session-Id ignored
+            # ("Backward Compatibility", 2026-07-28 Streamable HTTP).
+            if head.method != "POST":
+                raise RemoteProtocolError(
+                    f"Method {head.method} not allowed in protocol version {version}",
+                    http_status=405,
+                    code=SERVER_ERROR,
+                    headers=[(b"allow", b"POST")],
+                )
+            return principal, None
         session_id = head.get("mcp-session-id")
         if session_id is None or "mcp-session-id" in head.duplicated:
             if head.method != "POST" or "mcp-session-id" in head.duplicated:
@@ -323,6 +357,8 @@ class Endpoint:
         if len(body) > self.config.max_body_size:
             raise self._too_large()
         message = parse_message(body)
+        if is_modern(head, message, self.config.versions):
+            return self._stateless(head, message)
         if isinstance(message, Request) and message.method == "initialize":
             if session is not None or head.get("mcp-session-id") is not None:
                 raise RemoteProtocolError(
@@ -346,19 +382,51 @@ class Endpoint:
         if isinstance(message, Notification):
             return self._notification(session, message)
         session.handle(SessionEvent.REQUEST)
-        handler = self._request_handlers.get(message.method)
+        return self._dispatch(self._session_handlers, _Ctx(message, session.policy, session, None))
+
+    def _stateless(self, head: RequestHead, message: Message) -> Action:
+        """Serve a stateless-era (2026-07-28) message: no session is involved."""
+        if isinstance(message, Response):
+            raise RemoteProtocolError(
+                "Clients must not send JSON-RPC responses in this protocol revision",
+                http_status=400,
+                code=INVALID_REQUEST,
+                request_id=message.id,
+            )
+        if isinstance(message, Notification):
+            return _ACCEPTED  # cancellation is a disconnect; nothing else is defined
+        meta = validate_modern(head, message, self.config.versions)
+        return self._dispatch(self._stateless_handlers, _Ctx(message, meta.policy, None, meta))
+
+    def _dispatch(self, handlers: Mapping[str, _Handler], ctx: _Ctx) -> Action:
+        request = ctx.request
+        handler = handlers.get(request.method)
         try:
             if handler is None:
                 raise RemoteProtocolError(
-                    f"Method not found: {message.method}",
-                    http_status=200,
+                    f"Method not found: {request.method}",
+                    http_status=ctx.policy.unknown_method_status,
                     code=METHOD_NOT_FOUND,
                 )
-            return handler(session, message)
+            return handler(ctx)
         except RemoteProtocolError as exc:
             if exc.request_id is None:
-                raise exc.with_request_id(message.id) from exc
+                raise exc.with_request_id(request.id) from exc
             raise
+
+    def _capabilities(self) -> dict[str, Any]:
+        return {"tools": {"listChanged": self.config.tools_list_changed}, "logging": {}}
+
+    def _complete(
+        self, policy: VersionPolicy, result: dict[str, Any], *, cacheable: bool = False
+    ) -> dict[str, Any]:
+        """Add the stateless era's ``resultType`` and caching hints."""
+        if policy.result_type:
+            result["resultType"] = "complete"
+            if cacheable:
+                result["ttlMs"] = self.config.cache_ttl_ms
+                result["cacheScope"] = self.config.cache_scope
+        return result
 
     def _initialize(self, request: Request, principal: str | None) -> Reply:
         params = request.params
@@ -381,10 +449,7 @@ class Endpoint:
         )
         result: dict[str, Any] = {
             "protocolVersion": policy.version,
-            "capabilities": {
-                "tools": {"listChanged": self.config.tools_list_changed},
-                "logging": {},
-            },
+            "capabilities": self._capabilities(),
             "serverInfo": self.config.server_info(),
         }
         if self.config.instructions is not None:
@@ -408,27 +473,39 @@ class Endpoint:
 
     # -- request handlers --------------------------------------------------------
 
-    def _ping(self, session: Session, request: Request) -> Action:
-        return json_reply(request.id, {})
+    def _ping(self, ctx: _Ctx) -> Action:
+        return json_reply(ctx.request.id, {})
 
-    def _tools_list(self, session: Session, request: Request) -> Action:
-        cursor = request.params.get("cursor")
+    def _discover(self, ctx: _Ctx) -> Action:
+        result: dict[str, Any] = {
+            "supportedVersions": sorted(self.config.versions, reverse=True),
+            "capabilities": self._capabilities(),
+            "_meta": {META_PREFIX + "serverInfo": self.config.server_info()},
+        }
+        if self.config.instructions is not None:
+            result["instructions"] = self.config.instructions
+        return json_reply(ctx.request.id, self._complete(ctx.policy, result, cacheable=True))
+
+    def _tools_list(self, ctx: _Ctx) -> Action:
+        cursor = ctx.request.params.get("cursor")
         if cursor is not None and not isinstance(cursor, str):
-            raise _params_error("Invalid cursor", request.id)
+            raise _params_error("Invalid cursor", ctx.request.id)
         page, next_cursor = self.tools.page(cursor, self.config.page_size)
         result: dict[str, Any] = {"tools": [tool.to_json() for tool in page]}
         if next_cursor is not None:
             result["nextCursor"] = next_cursor
-        return json_reply(request.id, result)
+        return json_reply(ctx.request.id, self._complete(ctx.policy, result, cacheable=True))
 
-    def _set_level(self, session: Session, request: Request) -> Action:
-        level = request.params.get("level")
+    def _set_level(self, ctx: _Ctx) -> Action:
+        assert ctx.session is not None
+        level = ctx.request.params.get("level")
         if not isinstance(level, str) or level not in LOG_LEVELS:
-            raise _params_error(f"Invalid log level: {level!r}", request.id)
-        session.log_level = LOG_LEVELS[level]
-        return json_reply(request.id, {})
+            raise _params_error(f"Invalid log level: {level!r}", ctx.request.id)
+        ctx.session.log_level = LOG_LEVELS[level]
+        return json_reply(ctx.request.id, {})
 
-    def _tools_call(self, session: Session, request: Request) -> Action:
+    def _tools_call(self, ctx: _Ctx) -> Action:
+        request, session, policy = ctx.request, ctx.session, ctx.policy
         params = request.params
         name = params.get("name")
         if not isinstance(name, str):
@@ -441,8 +518,8 @@ class Endpoint:
             arguments = {}
         if not isinstance(arguments, dict):
             raise _params_error('"arguments" must be an object', request.id)
-        token = _progress_token(params, request.id)
-        if request.id in session.in_flight:
+        token = ctx.meta.progress_token if ctx.meta else _progress_token(params, request.id)
+        if session is not None and request.id in session.in_flight:
             raise RemoteProtocolError(
                 f"Request id {request.id!r} is already in flight in this session",
                 http_status=200,
@@ -453,32 +530,25 @@ class Endpoint:
         if problem is not None:
             # A tool execution error, not a protocol error: the model can read
             # it and retry ("Error Handling", 2025-11-25 tools).
-            return json_reply(request.id, error_result(problem))
-        stream = self._new_call_stream(session, request.id, token, tool, session.policy)
-        session.in_flight[request.id] = stream
-        return StartCall(session.id, request.id, tool, arguments, token, stream)
-
-    def _new_call_stream(
-        self,
-        session: Session,
-        request_id: RequestId,
-        token: str | int | None,
-        tool: Tool,
-        policy: VersionPolicy,
-    ) -> OutgoingStream:
-        return OutgoingStream(
+            return json_reply(request.id, self._complete(policy, error_result(problem)))
+        stream = OutgoingStream(
             kind="call",
-            stream_id=session.new_stream_id(),
+            stream_id=session.new_stream_id() if session is not None else "0",
             session=session,
-            request_id=request_id,
+            request_id=request.id,
             progress_token=token,
             tool=tool,
             store=self.event_store if policy.resumable else None,
             retry_ms=self.config.sse_retry_ms,
+            log_level=ctx.meta.log_level if ctx.meta else None,
             result_type=policy.result_type,
             disconnect_cancels=policy.disconnect_cancels,
-            on_done=self._call_done,
+            on_done=self._call_done if session is not None else None,
         )
+        if session is None:
+            return StartCall(None, request.id, tool, arguments, token, stream)
+        session.in_flight[request.id] = stream
+        return StartCall(session.id, request.id, tool, arguments, token, stream)
 
     def _call_done(self, stream: OutgoingStream) -> None:
         session = self.sessions.get_any(stream.session_id) if stream.session_id else None

@@ -40,7 +40,10 @@ class VersionPolicy:
             capabilities in ``params._meta`` (stateless era).
         method_headers: ``Mcp-Method`` / ``Mcp-Name`` headers are required
             and must match the body.
-        result_type: results carry ``resultType: "complete"``.
+        result_type: results carry ``resultType: "complete"``; cacheable ones
+            (``tools/list``, ``server/discover``) also ``ttlMs``/``cacheScope``.
+        unknown_method_status: HTTP status of a -32601 reply (the stateless
+            era answers 404 so clients can tell a modern server's refusal).
     """
 
     version: str
@@ -52,6 +55,7 @@ class VersionPolicy:
     request_meta: bool = False
     method_headers: bool = False
     result_type: bool = False
+    unknown_method_status: int = 200
 
 
 def _handshake_era(version: str) -> VersionPolicy:
@@ -74,9 +78,27 @@ VERSIONS: Mapping[str, VersionPolicy] = MappingProxyType(
         "2025-03-26": _handshake_era("2025-03-26"),
         "2025-06-18": _handshake_era("2025-06-18"),
         "2025-11-25": _handshake_era("2025-11-25"),
+        # The stateless era: no handshake, no sessions, every request carries
+        # its version and capabilities in _meta and mirrors method and name
+        # into headers; closing the response stream cancels the request.
+        "2026-07-28": VersionPolicy(
+            version="2026-07-28",
+            handshake=False,
+            sessions=False,
+            get_stream=False,
+            resumable=False,
+            disconnect_cancels=True,
+            request_meta=True,
+            method_headers=True,
+            result_type=True,
+            unknown_method_status=404,
+        ),
     }
 )
-"""Every revision the endpoint accepts, oldest first."""
+"""Every revision the endpoint accepts, oldest first. One endpoint serves both
+eras: ``initialize`` selects a handshake revision for a session, a request
+with per-request ``_meta`` is served statelessly (2026-07-28 "Versioning":
+dual-era servers)."""
 
 LATEST_HANDSHAKE_VERSION = "2025-11-25"
 """What ``initialize`` answers when the client asks for a revision we lack."""

@@ -40,10 +40,10 @@ from ._client import Client, FakeClock, make_endpoint
 # What each refusal status may carry (docs/mcp.md, "Status codes").
 DOCUMENTED: dict[int, set[int]] = {
     200: {-32600, -32601, -32602},
-    400: {-32700, -32600, -32602, -32000, -32022},
+    400: {-32700, -32600, -32602, -32000, -32020, -32022},
     401: {-32000},
     403: {-32000},
-    404: {-32000},
+    404: {-32000, -32601},
     405: {-32000},
     406: {-32000},
     409: {-32000},
@@ -61,6 +61,7 @@ json_values = st.recursive(
 )
 methods = st.sampled_from(
     [
+        "server/discover",
         "initialize",
         "ping",
         "tools/list",
@@ -91,7 +92,19 @@ messages = st.fixed_dictionaries(
                     "cursor": json_values,
                     "level": st.sampled_from(["info", "bad"]) | json_values,
                     "requestId": json_values,
-                    "_meta": json_values | st.fixed_dictionaries({"progressToken": json_values}),
+                    "_meta": json_values
+                    | st.fixed_dictionaries(
+                        {},
+                        optional={
+                            "progressToken": json_values,
+                            "io.modelcontextprotocol/protocolVersion": st.sampled_from(
+                                ["2026-07-28", "2025-11-25"]
+                            )
+                            | json_values,
+                            "io.modelcontextprotocol/clientCapabilities": json_values,
+                            "io.modelcontextprotocol/logLevel": st.sampled_from(["debug", "x"]),
+                        },
+                    ),
                 },
             ),
         ),
@@ -120,6 +133,8 @@ header_names = st.sampled_from(
         b"x-other",
         b"Accept",
         b"HOST",
+        b"mcp-method",
+        b"mcp-name",
     ]
 )
 header_values = st.one_of(
@@ -136,6 +151,12 @@ header_values = st.one_of(
             b"1:0",
             b"12",
             b"99999999999",
+            b"2026-07-28",
+            b"tools/call",
+            b"tools/list",
+            b"count",
+            b"=?base64?Y291bnQ=?=",
+            b"=?base64?@@?=",
             b"http://localhost:1",
             b"",
             b"\xff\xfe",
@@ -199,6 +220,37 @@ def test_well_formed_heads_with_arbitrary_bodies(body: bytes) -> None:
         assert isinstance(action, Reply)
         assert action.status == 200
         assert any(name == b"mcp-session-id" for name, _ in action.headers)
+
+
+mcp_headers = st.lists(
+    st.tuples(
+        st.sampled_from([b"mcp-protocol-version", b"mcp-method", b"mcp-name", b"mcp-session-id"]),
+        header_values,
+    ),
+    max_size=4,
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(extra=mcp_headers, body=bodies, modern=st.booleans())
+def test_sound_transport_headers_with_arbitrary_mcp_headers_and_bodies(
+    extra: list[tuple[bytes, bytes]], body: bytes, modern: bool
+) -> None:
+    """Past the security and content checks, both eras' validation is exercised."""
+    endpoint = make_endpoint()
+    headers = [
+        (b"host", b"localhost"),
+        (b"accept", b"*/*"),
+        (b"content-type", b"application/json"),
+    ]
+    if modern:
+        headers.append((b"mcp-protocol-version", b"2026-07-28"))
+    action = endpoint.receive_request("POST", headers + extra, body)
+    _check(action)
+    if isinstance(action, StartCall) and action.session_id is None:
+        # Stateless calls: a disconnect cancels and then nothing is answered.
+        assert endpoint.stream_finished(action.stream, disconnected=True)
+        assert action.stream.result(tool_result("late")) == b""
 
 
 class SessionMachine(RuleBasedStateMachine):

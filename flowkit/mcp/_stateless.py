@@ -1,0 +1,166 @@
+"""Per-request validation of the stateless era (2026-07-28).
+
+A modern request carries everything a session used to hold: its protocol
+version and client capabilities in ``params._meta``, and (on HTTP) copies of
+its version, method and target name in headers so that load balancers can
+route without parsing bodies. The server must check that those copies agree
+with the body ("Server Validation", 2026-07-28 Streamable HTTP): a gateway
+routing on the header while the server executes the body is an attack. All
+refusals are 400 with a JSON-RPC error body, which is how a dual-era client
+recognises a modern server.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from collections.abc import Mapping
+from typing import Any
+
+import attrs
+
+from ._errors import (
+    HEADER_MISMATCH,
+    INVALID_PARAMS,
+    UNSUPPORTED_PROTOCOL_VERSION,
+    RemoteProtocolError,
+)
+from ._headers import RequestHead
+from ._jsonrpc import Message, Request, RequestId
+from ._sessions import LOG_LEVELS
+from ._versions import VersionPolicy
+
+__all__ = ["META_PREFIX", "RequestMeta", "decode_header_value", "is_modern", "validate_modern"]
+
+META_PREFIX = "io.modelcontextprotocol/"
+_VERSION = META_PREFIX + "protocolVersion"
+_CAPABILITIES = META_PREFIX + "clientCapabilities"
+_CLIENT_INFO = META_PREFIX + "clientInfo"
+_LOG_LEVEL = META_PREFIX + "logLevel"
+_SENTINEL_START, _SENTINEL_END = "=?base64?", "?="
+
+
+@attrs.frozen
+class RequestMeta:
+    """What a modern request says about itself in ``params._meta``."""
+
+    policy: VersionPolicy
+    client_capabilities: Mapping[str, Any]
+    client_info: Any
+    log_level: str | None
+    progress_token: str | int | None
+
+
+def is_modern(head: RequestHead, message: Message, versions: Mapping[str, VersionPolicy]) -> bool:
+    """Era routing: is this POST a stateless-era request?
+
+    It is if its ``MCP-Protocol-Version`` header names a per-request-metadata
+    revision, or if its ``_meta`` carries a protocol version. ``initialize``
+    always selects the handshake era.
+    """
+    if isinstance(message, Request) and message.method == "initialize":
+        return False
+    header = head.get("mcp-protocol-version")
+    policy = versions.get(header) if header is not None else None
+    if policy is not None and policy.request_meta:
+        return True
+    params = getattr(message, "params", None)
+    meta = params.get("_meta") if isinstance(params, dict) else None
+    return isinstance(meta, dict) and _VERSION in meta
+
+
+def decode_header_value(value: str) -> str | None:
+    """Undo the ``=?base64?...?=`` sentinel encoding; ``None`` if malformed."""
+    if not (value.startswith(_SENTINEL_START) and value.endswith(_SENTINEL_END)):
+        return value
+    encoded = value[len(_SENTINEL_START) : -len(_SENTINEL_END)]
+    try:
+        return base64.b64decode(encoded.encode("ascii"), validate=True).decode("utf-8")
+    except (binascii.Error, UnicodeError, ValueError):
+        return None
+
+
+def _mismatch(message: str, request_id: RequestId | None) -> RemoteProtocolError:
+    return RemoteProtocolError(
+        f"Header mismatch: {message}",
+        http_status=400,
+        code=HEADER_MISMATCH,
+        request_id=request_id,
+    )
+
+
+def validate_modern(
+    head: RequestHead, request: Request, versions: Mapping[str, VersionPolicy]
+) -> RequestMeta:
+    """Check a stateless-era request's ``_meta`` and mirrored headers.
+
+    Raises:
+        RemoteProtocolError: 400 with -32602 (``_meta`` fields missing or
+            malformed), -32022 (version not served; ``data.supported`` and
+            ``data.requested``) or -32020 (a required header is missing,
+            malformed, or disagrees with the body).
+    """
+    rid = request.id
+    meta = request.params.get("_meta")
+    if not isinstance(meta, dict):
+        raise RemoteProtocolError(
+            'Missing "_meta" with protocol version and client capabilities',
+            http_status=400,
+            code=INVALID_PARAMS,
+            request_id=rid,
+        )
+    version = meta.get(_VERSION)
+    capabilities = meta.get(_CAPABILITIES)
+    if not isinstance(version, str) or not isinstance(capabilities, dict):
+        raise RemoteProtocolError(
+            f'"_meta" must carry "{_VERSION}" (string) and "{_CAPABILITIES}" (object)',
+            http_status=400,
+            code=INVALID_PARAMS,
+            request_id=rid,
+        )
+    policy = versions.get(version)
+    if policy is None or not policy.request_meta:
+        raise RemoteProtocolError(
+            "Unsupported protocol version",
+            http_status=400,
+            code=UNSUPPORTED_PROTOCOL_VERSION,
+            data={"supported": sorted(versions, reverse=True), "requested": version},
+            request_id=rid,
+        )
+    header = head.get("mcp-protocol-version")
+    if header is None:
+        raise _mismatch("MCP-Protocol-Version header is required", rid)
+    if header != version:
+        raise _mismatch(f"MCP-Protocol-Version {header!r} does not match body {version!r}", rid)
+    if policy.method_headers:
+        method = head.get("mcp-method")
+        if method is None:
+            raise _mismatch("Mcp-Method header is required", rid)
+        if method != request.method:
+            raise _mismatch(f"Mcp-Method {method!r} does not match body {request.method!r}", rid)
+        if request.method == "tools/call":
+            raw = head.get("mcp-name")
+            if raw is None:
+                raise _mismatch("Mcp-Name header is required for tools/call", rid)
+            name = decode_header_value(raw)
+            if name is None:
+                raise _mismatch("Mcp-Name header is not valid base64 sentinel encoding", rid)
+            if name != request.params.get("name"):
+                raise _mismatch(f"Mcp-Name {name!r} does not match body", rid)
+    log_level = meta.get(_LOG_LEVEL)
+    if log_level is not None and (not isinstance(log_level, str) or log_level not in LOG_LEVELS):
+        raise RemoteProtocolError(
+            f"Invalid log level: {log_level!r}",
+            http_status=400,
+            code=INVALID_PARAMS,
+            request_id=rid,
+        )
+    token = meta.get("progressToken")
+    if isinstance(token, bool) or not isinstance(token, str | int | None):
+        raise RemoteProtocolError(
+            '"progressToken" must be a string or an integer',
+            http_status=400,
+            code=INVALID_PARAMS,
+            request_id=rid,
+        )
+    return RequestMeta(policy, capabilities, meta.get(_CLIENT_INFO), log_level, token)
