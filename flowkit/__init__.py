@@ -1,1 +1,49 @@
-"""placeholder"""
+"""flowkit: backpressure-aware stream processing on trio.
+
+Compose small operators into pipelines::
+
+    async with flowkit.open_pipeline(source, flowkit.map(f), flowkit.buffer(64)) as out:
+        async for item in out:
+            ...
+
+Every operator follows one contract (``docs/operators.md``), which
+:func:`flowkit.testing.check_operator` verifies, for built-in operators and
+for your own.
+"""
+
+from ._buffers import buffer
+from ._channel import ChannelStatistics, FlowReceiveChannel, FlowSendChannel, open_channel
+from ._exceptions import (
+    CompletionTimeout,
+    FlowkitError,
+    IdleTimeout,
+    InitialTimeout,
+    StreamAborted,
+    StreamTimeout,
+)
+from ._operator import Operator
+from ._pipeline import Pipeline, Stage, open_pipeline, start_pipeline
+from ._stats import OperatorStatistics
+from ._transform import filter, map
+
+__all__ = [
+    "ChannelStatistics",
+    "CompletionTimeout",
+    "FlowReceiveChannel",
+    "FlowSendChannel",
+    "FlowkitError",
+    "IdleTimeout",
+    "InitialTimeout",
+    "Operator",
+    "OperatorStatistics",
+    "Pipeline",
+    "Stage",
+    "StreamAborted",
+    "StreamTimeout",
+    "buffer",
+    "filter",
+    "map",
+    "open_channel",
+    "open_pipeline",
+    "start_pipeline",
+]

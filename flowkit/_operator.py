@@ -1,0 +1,161 @@
+"""The operator base class and the chunked send/receive helpers.
+
+An operator is an async callable ``op(receive, send, *, task_status)``: it
+owns both channel ends it is given and closes them on every path. Built-in
+operators are small objects made by public factory functions
+(``buffer(64)``, ``batch(max_size=10, max_delay=0.5)``) so that one object
+is one stage with its own :meth:`Operator.statistics`. The contract is
+written out in ``docs/operators.md`` and checked by
+:func:`flowkit.testing.check_operator`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Generic, TypeVar
+
+import trio
+
+from ._channel import FlowReceiveChannel, FlowSendChannel
+from ._stats import OperatorStatistics, _Counters
+
+__all__ = ["Operator"]
+
+InT = TypeVar("InT")
+OutT = TypeVar("OutT")
+T = TypeVar("T")
+
+#: How many items a built-in operator moves per chunk at most.
+CHUNK = 256
+
+
+class Operator(Generic[InT, OutT]):
+    """Base class of the built-in operators.
+
+    Subclasses implement :meth:`_run`; this class enforces the parts of the
+    contract every operator shares: both ends are closed on every path,
+    ``task_status.started()`` is called once the stage is running, and a
+    closed downstream (``BrokenResourceError`` from ``send``) makes the
+    stage return normally, which closes its receive end in turn so the
+    upstream sees the same: a vanished consumer tears the chain down.
+    """
+
+    _kind = "operator"
+
+    def __init__(self, *, name: str | None = None) -> None:
+        self._counters = _Counters(name or self._kind)
+        self._started = False
+
+    @property
+    def name(self) -> str:
+        return self._counters.name
+
+    def statistics(self) -> OperatorStatistics:
+        """A frozen snapshot of this stage's counters."""
+        return self._counters.snapshot()
+
+    def _claim(self) -> None:
+        """Mark this object as running; one operator object is one stage."""
+        if self._started:
+            raise RuntimeError(
+                f"{self!r} has already run: an operator object is one stage; "
+                "call the factory again for another"
+            )
+        self._started = True
+
+    def __repr__(self) -> str:
+        return f"<flowkit {self._kind} {self.name!r}>"
+
+    async def __call__(
+        self,
+        receive: trio.abc.ReceiveChannel[InT],
+        send: trio.abc.SendChannel[OutT],
+        *,
+        task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
+    ) -> None:
+        self._claim()
+        async with receive, send:
+            task_status.started()
+            try:
+                await self._run(receive, send)
+            except trio.BrokenResourceError:
+                if not _is_broken(send):
+                    raise
+
+    async def _run(
+        self, receive: trio.abc.ReceiveChannel[InT], send: trio.abc.SendChannel[OutT]
+    ) -> None:
+        raise NotImplementedError
+
+    async def _emit(self, send: trio.abc.SendChannel[OutT], values: Sequence[OutT]) -> None:
+        """Send ``values`` downstream, counting the time spent blocked."""
+        counters = self._counters
+        if isinstance(send, FlowSendChannel):
+            state = send._state
+            sent = 0
+            while sent < len(values):
+                if len(state.items) < state.max_items:
+                    sent += await send.send_some(values[sent:] if sent else values)
+                else:
+                    before = trio.current_time()
+                    sent += await send.send_some(values[sent:] if sent else values)
+                    counters.send_blocked_seconds += trio.current_time() - before
+            return
+        for value in values:
+            try:
+                send.send_nowait(value)  # type: ignore[attr-defined]
+                await trio.lowlevel.checkpoint()
+            except (trio.WouldBlock, AttributeError):
+                before = trio.current_time()
+                await send.send(value)
+                counters.send_blocked_seconds += trio.current_time() - before
+
+
+async def receive_some(receive: trio.abc.ReceiveChannel[T], max_items: int = CHUNK) -> list[T]:
+    """Wait for one item, then take whatever else is ready, up to ``max_items``.
+
+    Works on any trio receive channel; on a flowkit channel it is one
+    scheduler trip per chunk instead of one per item. Raises
+    :class:`trio.EndOfChannel` only when nothing at all could be taken.
+    """
+    if isinstance(receive, FlowReceiveChannel):
+        return await receive.receive_some(max_items)
+    batch = [await receive.receive()]
+    receive_nowait: Any = getattr(receive, "receive_nowait", None)
+    if receive_nowait is not None:
+        while len(batch) < max_items:
+            try:
+                batch.append(receive_nowait())
+            except (trio.WouldBlock, trio.EndOfChannel):
+                break
+    return batch
+
+
+def waiting_receivers(send: trio.abc.SendChannel[Any]) -> int | None:
+    """How many tasks wait to receive from ``send``'s channel, if knowable."""
+    statistics = getattr(send, "statistics", None)
+    if statistics is None:
+        return None
+    value = getattr(statistics(), "tasks_waiting_receive", None)
+    return value if isinstance(value, int) else None
+
+
+def downstream_has_room(send: trio.abc.SendChannel[Any]) -> bool:
+    """Whether a send would complete without waiting (best effort)."""
+    if isinstance(send, FlowSendChannel):
+        return len(send._state.items) < send._state.max_items
+    statistics = getattr(send, "statistics", None)
+    if statistics is None:
+        return True
+    stats = statistics()
+    used = getattr(stats, "current_buffer_used", 0)
+    size = getattr(stats, "max_buffer_size", 0)
+    waiting = getattr(stats, "tasks_waiting_receive", 0)
+    return bool(used < size or waiting > used)
+
+
+def _is_broken(send: trio.abc.SendChannel[Any]) -> bool:
+    statistics = getattr(send, "statistics", None)
+    if statistics is None:
+        return True
+    return getattr(statistics(), "open_receive_channels", 0) == 0

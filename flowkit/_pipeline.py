@@ -1,0 +1,319 @@
+"""Pipelines: a source and a list of stages, run as a chain of trio tasks.
+
+The runner does three things a hand-written chain of tasks would not:
+
+* **Fusion.** Runs of adjacent fusible stages (``map``/``filter`` with sync
+  functions) share one task and work on whole chunks; fusible stages right
+  after a source run in the source's pump, and those at the very end run in
+  the consumer's own task when it pulls.
+* **Chunked hops.** Tasks are joined by flowkit channels that move lists of
+  items in one scheduler trip while bounding their content in items. A
+  ``buffer(n)`` stage becomes the capacity of the hop it sits on.
+* **Honest ends.** A hop's end is delivered only when the task feeding it
+  returned normally; if it raised, the consumer gets
+  :class:`~flowkit.StreamAborted` and the pipeline re-raises the *original*
+  exception, so a crash never looks like completion.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections import deque
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable, Sequence
+from contextlib import asynccontextmanager
+from typing import Any, Generic, TypeAlias, TypeVar
+
+import trio
+
+from ._buffers import _Buffer
+from ._channel import FlowSendChannel, _open_stage_channel
+from ._exceptions import StreamAborted
+from ._operator import CHUNK, Operator, receive_some
+from ._stats import OperatorStatistics
+from ._transform import _Fusible
+
+__all__ = ["Pipeline", "Stage", "open_pipeline", "start_pipeline"]
+
+T = TypeVar("T")
+
+#: A stage: ``await stage(receive, send, task_status=...)``.
+Stage: TypeAlias = Callable[..., Awaitable[None]]
+#: What a pipeline can read from.
+Source: TypeAlias = "trio.abc.ReceiveChannel[Any] | AsyncIterable[Any] | Iterable[Any]"
+
+#: Capacity, in items, of a hop between two tasks that no ``buffer`` sizes.
+DEFAULT_HOP_ITEMS = 16
+
+
+class Pipeline(trio.abc.ReceiveChannel[T], Generic[T]):
+    """The running pipeline's output, plus per-stage statistics.
+
+    It is a :class:`trio.abc.ReceiveChannel`; ``async for item in pipeline``
+    checkpoints once per received *chunk* rather than once per item, which
+    is what lets a consumer keep up with a fused chain.
+    :meth:`receive_some` hands over whole chunks.
+    """
+
+    def __init__(
+        self,
+        output: trio.abc.ReceiveChannel[Any],
+        tail: Sequence[_Fusible[Any, Any]],
+        stages: Sequence[object],
+    ) -> None:
+        self._output = output
+        self._tail = tuple(tail)
+        self._local: deque[T] = deque()
+        self.stages: tuple[object, ...] = tuple(stages)
+
+    def statistics(self) -> tuple[OperatorStatistics, ...]:
+        """One snapshot per stage that keeps statistics, in pipeline order."""
+        return tuple(stage.statistics() for stage in self.stages if isinstance(stage, Operator))
+
+    async def receive_some(self, max_items: int = CHUNK) -> list[T]:
+        """Wait for at least one item, then return up to ``max_items`` ready ones."""
+        if self._local:
+            n = min(max_items, len(self._local))
+            batch = [self._local.popleft() for _ in range(n)]
+            await trio.lowlevel.checkpoint()
+            return batch
+        while True:
+            chunk = await receive_some(self._output, max_items)
+            for stage in self._tail:
+                chunk = stage._apply(chunk)
+            if chunk:
+                return chunk
+
+    async def receive(self) -> T:
+        if not self._local:
+            self._local.extend(await self.receive_some())
+        else:
+            await trio.lowlevel.checkpoint()
+        return self._local.popleft()
+
+    def __aiter__(self) -> Pipeline[T]:
+        return self
+
+    async def __anext__(self) -> T:
+        local = self._local
+        if local:
+            return local.popleft()
+        try:
+            local.extend(await self.receive_some())
+        except trio.EndOfChannel:
+            raise StopAsyncIteration from None
+        return local.popleft()
+
+    def close(self) -> None:
+        """Stop consuming: upstream stages see a closed downstream and wind down."""
+        self._output.close()  # type: ignore[attr-defined]
+
+    async def aclose(self) -> None:
+        await self._output.aclose()
+
+
+def start_pipeline(
+    nursery: trio.Nursery,
+    source: Source,
+    *stages: Stage,
+    hop_items: int = DEFAULT_HOP_ITEMS,
+) -> Pipeline[Any]:
+    """Start a pipeline's tasks in a nursery the caller owns.
+
+    For long-lived owners (a server's lifespan nursery) whose pipelines must
+    outlive the function that started them. An exception in any stage
+    propagates into ``nursery`` with its original type; consumers of the
+    returned :class:`Pipeline` see :class:`StreamAborted`, never a clean end.
+
+    Args:
+        nursery: where the stage tasks run.
+        source: a receive channel, an async iterable or a sync iterable.
+        *stages: operators (``await stage(receive, send, task_status=...)``).
+        hop_items: capacity of each hop between tasks not sized by a buffer.
+    """
+    stage_list = list(stages)
+    for stage in stage_list:
+        if not callable(stage):
+            raise TypeError(f"pipeline stage {stage!r} is not callable")
+        if isinstance(stage, _Fusible):
+            stage._claim()  # fused stages never run their own __call__
+    # Trailing fusible stages run in the consumer's task.
+    tail: list[_Fusible[Any, Any]] = []
+    while stage_list and isinstance(last := stage_list[-1], _Fusible):
+        tail.insert(0, last)
+        stage_list.pop()
+
+    upstream: trio.abc.ReceiveChannel[Any]
+    index = 0
+    if isinstance(source, trio.abc.ReceiveChannel):
+        upstream = source
+    else:
+        head: list[_Fusible[Any, Any]] = []
+        while index < len(stage_list) and isinstance(stage_list[index], _Fusible):
+            head.append(stage_list[index])  # type: ignore[arg-type]
+            index += 1
+        capacity, index = _hop_capacity(stage_list, index, hop_items)
+        send, upstream = _open_stage_channel(capacity)
+        _bind_buffers(stage_list, index, send, capacity)
+        nursery.start_soon(_run_task, _pump, (source, head), send)
+
+    while index < len(stage_list):
+        stage = stage_list[index]
+        group: list[Any]
+        if isinstance(stage, _Fusible):
+            group = []
+            while index < len(stage_list) and isinstance(stage_list[index], _Fusible):
+                group.append(stage_list[index])
+                index += 1
+            runner: Stage = _Fused(group)
+        else:
+            runner = stage
+            index += 1
+        capacity, index = _hop_capacity(stage_list, index, hop_items)
+        send, receive = _open_stage_channel(capacity)
+        _bind_buffers(stage_list, index, send, capacity)
+        nursery.start_soon(_run_task, runner, upstream, send)
+        upstream = receive
+    return Pipeline(upstream, tail, stages)
+
+
+@asynccontextmanager
+async def open_pipeline(
+    source: Source, *stages: Stage, hop_items: int = DEFAULT_HOP_ITEMS
+) -> AsyncIterator[Pipeline[Any]]:
+    """Run a pipeline for the duration of an ``async with`` block.
+
+    Yields the :class:`Pipeline` (the output channel). Leaving the block
+    stops the pipeline. An exception from any stage surfaces here with its
+    original type (not wrapped in an exception group).
+
+    Example::
+
+        async with flowkit.open_pipeline(range(10), flowkit.map(str)) as out:
+            async for item in out:
+                print(item)
+    """
+    try:
+        async with trio.open_nursery() as nursery:
+            pipeline = start_pipeline(nursery, source, *stages, hop_items=hop_items)
+            try:
+                yield pipeline
+            finally:
+                pipeline.close()
+                nursery.cancel_scope.cancel()
+    except BaseExceptionGroup as group:
+        raise _unwrap(group) from None
+
+
+def _unwrap(group: BaseExceptionGroup[BaseException]) -> BaseException:
+    """The one original error in ``group``, if there is exactly one."""
+    _, rest = group.split((StreamAborted, trio.Cancelled))
+    if rest is None:
+        cancelled, _ = group.split(trio.Cancelled)
+        if cancelled is not None:
+            return group
+        leaves = list(_leaves(group))
+        cause = leaves[0].__cause__ if leaves else None
+        return cause if cause is not None else group
+    leaves = list(_leaves(rest))
+    if len(leaves) == 1 and not isinstance(leaves[0], trio.Cancelled):
+        return leaves[0]
+    return rest
+
+
+def _leaves(error: BaseException) -> Iterable[BaseException]:
+    if isinstance(error, BaseExceptionGroup):
+        for inner in error.exceptions:
+            yield from _leaves(inner)
+    else:
+        yield error
+
+
+def _hop_capacity(stages: list[Any], index: int, default: int) -> tuple[int, int]:
+    """Sum the ``buffer`` stages at ``index`` into one hop's capacity."""
+    total = 0
+    while index < len(stages) and isinstance(stages[index], _Buffer):
+        total += stages[index].max_items
+        index += 1
+    return (total or default), index
+
+
+def _bind_buffers(stages: list[Any], end: int, send: FlowSendChannel[Any], capacity: int) -> None:
+    index = end - 1
+    while index >= 0 and isinstance(stages[index], _Buffer):
+        stages[index]._bind(send)
+        index -= 1
+
+
+async def _run_task(
+    runner: Callable[..., Awaitable[None]], upstream: Any, send: FlowSendChannel[Any]
+) -> None:
+    """Run one task of the chain and deliver its end honestly."""
+    try:
+        await runner(upstream, send)
+    except BaseException as error:
+        send._abort(error)
+        raise
+    else:
+        send._finish()
+
+
+class _Fused(Operator[Any, Any]):
+    """Several fusible stages sharing one task; each keeps its own counters."""
+
+    _kind = "fused"
+
+    def __init__(self, stages: list[_Fusible[Any, Any]]) -> None:
+        super().__init__(name="+".join(stage.name for stage in stages))
+        self._stages = stages
+
+    async def _run(
+        self, receive: trio.abc.ReceiveChannel[Any], send: trio.abc.SendChannel[Any]
+    ) -> None:
+        while True:
+            try:
+                chunk = await receive_some(receive)
+            except trio.EndOfChannel:
+                return
+            for stage in self._stages:
+                chunk = stage._apply(chunk)
+            if chunk:
+                await self._emit(send, chunk)
+
+
+async def _pump(
+    spec: tuple[AsyncIterable[Any] | Iterable[Any], list[_Fusible[Any, Any]]],
+    send: FlowSendChannel[Any],
+) -> None:
+    """Feed a (sync or async) iterable into the first hop, chunk by chunk."""
+    source, head = spec
+    try:
+        if isinstance(source, AsyncIterable):
+            await _pump_async(source, head, send)
+        else:
+            iterator = iter(source)
+            while chunk := list(itertools.islice(iterator, CHUNK)):
+                for stage in head:
+                    chunk = stage._apply(chunk)
+                await send.send_all(chunk)
+    except trio.BrokenResourceError:
+        return  # the consumer left: stop reading the source
+    finally:
+        send.close()
+
+
+async def _pump_async(
+    source: AsyncIterable[Any], head: list[_Fusible[Any, Any]], send: FlowSendChannel[Any]
+) -> None:
+    iterator = aiter(source)
+    try:
+        async for item in iterator:
+            chunk = [item]
+            for stage in head:
+                chunk = stage._apply(chunk)
+            if chunk:
+                await send.send_all(chunk)
+    finally:
+        aclose = getattr(iterator, "aclose", None)
+        if aclose is not None:
+            with trio.CancelScope(shield=True):
+                await aclose()
