@@ -73,7 +73,6 @@ from ._sse import EventId, encode_comment, encode_event, encode_json_event, pars
 from ._stream import SSE_HEADERS, STREAM_TRANSITIONS, OutgoingStream, StreamInput, StreamState
 from ._tools import Policy, Tool, ToolSet, validate_tool_name
 from ._versions import (
-    DEFAULT_NEGOTIATED_VERSION,
     LATEST_HANDSHAKE_VERSION,
     VERSIONS,
     VersionPolicy,
@@ -81,7 +80,6 @@ from ._versions import (
 )
 
 __all__ = [
-    "DEFAULT_NEGOTIATED_VERSION",
     "HEADER_MISMATCH",
     "INTERNAL_ERROR",
     "INVALID_PARAMS",

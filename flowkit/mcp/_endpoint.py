@@ -30,6 +30,7 @@ from ._actions import (
     error_reply,
     json_reply,
 )
+from ._admission import admit, too_large
 from ._config import EndpointConfig
 from ._content import error_result
 from ._errors import (
@@ -37,17 +38,11 @@ from ._errors import (
     INVALID_REQUEST,
     METHOD_NOT_FOUND,
     SERVER_ERROR,
-    UNSUPPORTED_PROTOCOL_VERSION,
     RemoteProtocolError,
 )
 from ._events import EventStore, InMemoryEventStore
 from ._headers import (
     RequestHead,
-    accepts,
-    content_length,
-    content_type_is_json,
-    host_allowed,
-    origin_allowed,
     parse_head,
 )
 from ._jsonrpc import Message, Notification, Request, RequestId, Response, parse_message
@@ -137,13 +132,6 @@ class Endpoint:
             busy_retry_after=self.config.busy_retry_after,
         )
         self._clock = clock
-        methods = ["POST"]
-        if self.config.get_stream:
-            methods.append("GET")
-        if self.config.allow_delete:
-            methods.append("DELETE")
-        self._methods = frozenset(methods)
-        self._allow = ", ".join(methods).encode("ascii")
         # JSON-RPC methods per era, as data.
         self._session_handlers: dict[str, _Handler] = {
             "ping": self._ping,
@@ -170,7 +158,7 @@ class Endpoint:
             calling this first is an optimisation, not a requirement).
         """
         try:
-            self._check_head(parse_head(method, headers), headers, principal)
+            admit(parse_head(method, headers), headers, principal, self.config, self.sessions)
         except RemoteProtocolError as exc:
             return error_reply(exc)
         return None
@@ -197,7 +185,7 @@ class Endpoint:
         """
         try:
             head = parse_head(method, headers)
-            principal, session = self._check_head(head, headers, principal)
+            principal, session = admit(head, headers, principal, self.config, self.sessions)
             if head.method == "POST":
                 return self._post(head, body, principal, session)
             assert session is not None  # _check_head insists for GET/DELETE
@@ -259,103 +247,13 @@ class Endpoint:
         """Clock time at which :meth:`expire_sessions` has work, if any."""
         return self.sessions.next_deadline()
 
-    # -- head checks --------------------------------------------------------------
-
-    def _check_head(
-        self, head: RequestHead, headers: RawHeaders, principal: str | None
-    ) -> tuple[str | None, Session | None]:
-        config = self.config
-        if head.method not in self._methods:
-            raise RemoteProtocolError(
-                f"Method {head.method} not allowed",
-                http_status=405,
-                code=SERVER_ERROR,
-                headers=[(b"allow", self._allow)],
-            )
-        if not host_allowed(head.get("host"), config.allowed_hosts):
-            raise RemoteProtocolError("Host not allowed", http_status=403, code=SERVER_ERROR)
-        if not origin_allowed(head.get("origin"), config.allowed_origins):
-            raise RemoteProtocolError("Origin not allowed", http_status=403, code=SERVER_ERROR)
-        if config.authenticate is not None:
-            principal = config.authenticate(headers)
-            if principal is None:
-                raise RemoteProtocolError(
-                    "Authentication required",
-                    http_status=401,
-                    code=SERVER_ERROR,
-                    headers=[(b"www-authenticate", config.www_authenticate.encode("latin-1"))],
-                )
-        accept = head.get("accept")
-        if head.method == "POST":
-            if not (accepts(accept, "application/json") and accepts(accept, "text/event-stream")):
-                raise RemoteProtocolError(
-                    "Not Acceptable: Accept must cover application/json and text/event-stream",
-                    http_status=406,
-                    code=SERVER_ERROR,
-                )
-            if not content_type_is_json(head.get("content-type")):
-                raise RemoteProtocolError(
-                    "Unsupported Media Type: Content-Type must be application/json",
-                    http_status=415,
-                    code=SERVER_ERROR,
-                )
-            length = content_length(head)
-            if length is not None and length > config.max_body_size:
-                raise self._too_large()
-        elif head.method == "GET" and not accepts(accept, "text/event-stream"):
-            raise RemoteProtocolError(
-                "Not Acceptable: Accept must cover text/event-stream",
-                http_status=406,
-                code=SERVER_ERROR,
-            )
-        version = head.get("mcp-protocol-version")
-        if version is not None and version not in config.versions:
-            raise RemoteProtocolError(
-                f"Unsupported protocol version: {version}",
-                http_status=400,
-                code=UNSUPPORTED_PROTOCOL_VERSION,
-                data={"supported": sorted(config.versions, reverse=True), "requested": version},
-            )
-        policy = config.versions.get(version) if version is not None else None
-        if policy is not None and not policy.sessions:
-            # Stateless era: no GET stream, no DELETE, Mcp-Session-Id ignored
-            # ("Backward Compatibility", 2026-07-28 Streamable HTTP).
-            if head.method != "POST":
-                raise RemoteProtocolError(
-                    f"Method {head.method} not allowed in protocol version {version}",
-                    http_status=405,
-                    code=SERVER_ERROR,
-                    headers=[(b"allow", b"POST")],
-                )
-            return principal, None
-        session_id = head.get("mcp-session-id")
-        if session_id is None or "mcp-session-id" in head.duplicated:
-            if head.method != "POST" or "mcp-session-id" in head.duplicated:
-                raise RemoteProtocolError(
-                    "Bad Request: a valid Mcp-Session-Id header is required",
-                    http_status=400,
-                    code=SERVER_ERROR,
-                )
-            return principal, None
-        session = self.sessions.get(session_id, principal)
-        if session is None:
-            raise RemoteProtocolError("Session not found", http_status=404, code=SERVER_ERROR)
-        return principal, session
-
-    def _too_large(self) -> RemoteProtocolError:
-        return RemoteProtocolError(
-            f"Payload Too Large: the limit is {self.config.max_body_size} bytes",
-            http_status=413,
-            code=SERVER_ERROR,
-        )
-
     # -- POST -----------------------------------------------------------------
 
     def _post(
         self, head: RequestHead, body: bytes, principal: str | None, session: Session | None
     ) -> Action:
         if len(body) > self.config.max_body_size:
-            raise self._too_large()
+            raise too_large(self.config)
         message = parse_message(body)
         if is_modern(head, message, self.config.versions):
             return self._stateless(head, message)

@@ -15,7 +15,6 @@ from types import MappingProxyType
 import attrs
 
 __all__ = [
-    "DEFAULT_NEGOTIATED_VERSION",
     "LATEST_HANDSHAKE_VERSION",
     "VERSIONS",
     "VersionPolicy",
@@ -102,10 +101,6 @@ dual-era servers)."""
 
 LATEST_HANDSHAKE_VERSION = "2025-11-25"
 """What ``initialize`` answers when the client asks for a revision we lack."""
-
-DEFAULT_NEGOTIATED_VERSION = "2025-03-26"
-"""Assumed when a request has no ``MCP-Protocol-Version`` header and nothing
-else tells the version ("Protocol Version Header", 2025-11-25 transports)."""
 
 
 def negotiate_version(requested: str, supported: Mapping[str, VersionPolicy]) -> VersionPolicy:
