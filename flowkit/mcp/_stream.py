@@ -82,6 +82,7 @@ STREAM_TRANSITIONS: dict[tuple[StreamState, StreamInput], StreamState] = {
     (_S.CANCELLED, _I.CANCEL): _S.CANCELLED,
 }
 """(state, input) -> next state; a pair not listed is a LocalProtocolError."""
+_OPEN, _SEND = StreamState.OPEN, StreamInput.SEND
 
 StreamKind = Literal["call", "listen"]
 
@@ -184,6 +185,8 @@ class OutgoingStream:
     def _step(self, event: StreamInput) -> bool:
         """Apply ``event``; True if its bytes should be produced."""
         before = self.state
+        if before is _OPEN and event is _SEND:  # the hot path: OPEN stays OPEN
+            return True
         try:
             after = STREAM_TRANSITIONS[before, event]
         except KeyError:
@@ -202,7 +205,7 @@ class OutgoingStream:
             return encode_json_event(message)
         self._seq += 1
         seq = self._seq
-        data = encode_json_event(message, self._prefix + str(seq).encode("ascii"))
+        data = encode_json_event(message, b"%s%d" % (self._prefix, seq))
         assert self._session is not None
         store.append(self._session.id, EventId(self.stream_id, seq), data)
         return data
