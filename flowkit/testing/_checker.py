@@ -211,12 +211,17 @@ async def _check_abandonment(make: Factory, inputs: Sequence[Any]) -> None:
             except trio.BrokenResourceError:
                 broken = True
 
-    with trio.fail_after(60):
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(produce)
-            nursery.start_soon(op, up_receive, down_send)
-            async with down_receive:
-                await down_receive.receive()
+    try:
+        with trio.fail_after(60):
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(produce)
+                nursery.start_soon(op, up_receive, down_send)
+                async with down_receive:
+                    await down_receive.receive()
+    except Exception as error:
+        raise ContractViolation(
+            f"operator contract, {clause}: it raised {error!r} instead of returning"
+        ) from error
     _require(broken, clause, "upstream never saw BrokenResourceError")
 
 
