@@ -14,6 +14,7 @@ from typing import Any
 import attrs
 import trio
 
+from .._channel import _open_stage_channel
 from .._exceptions import StreamAborted
 from .._pipeline import open_pipeline
 
@@ -252,3 +253,31 @@ async def _check_crash(make: Factory, inputs: Sequence[Any]) -> None:
     else:
         raise ContractViolation(f"operator contract, {clause}: the pipeline did not raise")
     _require(not clean_end, clause, "the consumer saw a clean end after an upstream crash")
+
+    # Outside a pipeline nobody cancels the stage for us: fed from a channel
+    # that ends in StreamAborted, the operator itself must not end cleanly.
+    op = make()
+    up_send, up_receive = _open_stage_channel(len(inputs))
+    down_send, down_receive = trio.open_memory_channel[Any](len(inputs) * 4 + 4)
+    await up_send.send_all(list(inputs))
+    up_send._abort(_Crash("injected by check_operator"))
+    try:
+        with trio.fail_after(60):
+            await op(up_receive, down_send)
+    except BaseException as error:
+        if not _contains(error, StreamAborted):
+            raise ContractViolation(
+                f"operator contract, {clause}: upstream aborted but it raised {error!r}"
+            ) from error
+    else:
+        raise ContractViolation(
+            f"operator contract, {clause}: upstream aborted (StreamAborted) but it returned normally"
+        )
+    finally:
+        down_receive.close()
+
+
+def _contains(error: BaseException, kind: type[BaseException]) -> bool:
+    if isinstance(error, BaseExceptionGroup):
+        return any(_contains(inner, kind) for inner in error.exceptions)
+    return isinstance(error, kind)
