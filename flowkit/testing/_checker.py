@@ -14,7 +14,7 @@ from typing import Any
 import attrs
 import trio
 
-from .._channel import _open_stage_channel
+from .._channel import FlowReceiveChannel, FlowSendChannel, _open_stage_channel
 from .._exceptions import StreamAborted
 from .._pipeline import open_pipeline
 
@@ -257,6 +257,8 @@ async def _check_crash(make: Factory, inputs: Sequence[Any]) -> None:
     # Outside a pipeline nobody cancels the stage for us: fed from a channel
     # that ends in StreamAborted, the operator itself must not end cleanly.
     op = make()
+    up_send: FlowSendChannel[Any]
+    up_receive: FlowReceiveChannel[Any]
     up_send, up_receive = _open_stage_channel(len(inputs))
     down_send, down_receive = trio.open_memory_channel[Any](len(inputs) * 4 + 4)
     await up_send.send_all(list(inputs))
