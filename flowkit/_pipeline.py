@@ -61,7 +61,7 @@ class Pipeline(trio.abc.ReceiveChannel[T], Generic[T]):
         stages: Sequence[object],
     ) -> None:
         self._output = output
-        self._tail = tuple(tail)
+        self._apply_tail = _Fused(tail)._apply
         self._local: deque[T] = deque()
         self.stages: tuple[object, ...] = tuple(stages)
 
@@ -77,9 +77,7 @@ class Pipeline(trio.abc.ReceiveChannel[T], Generic[T]):
             await trio.lowlevel.checkpoint()
             return batch
         while True:
-            chunk = await receive_some(self._output, max_items)
-            for stage in self._tail:
-                chunk = stage._apply(chunk)
+            chunk = self._apply_tail(await receive_some(self._output, max_items))
             if chunk:
                 return chunk
 
@@ -257,27 +255,19 @@ async def _run_task(
         send._finish()
 
 
-class _Fused(Operator[Any, Any]):
+class _Fused(_Fusible[Any, Any]):
     """Several fusible stages sharing one task; each keeps its own counters."""
 
     _kind = "fused"
 
-    def __init__(self, stages: list[_Fusible[Any, Any]]) -> None:
+    def __init__(self, stages: Sequence[_Fusible[Any, Any]]) -> None:
         super().__init__(name="+".join(stage.name for stage in stages))
-        self._stages = stages
+        self._stages = tuple(stages)
 
-    async def _run(
-        self, receive: trio.abc.ReceiveChannel[Any], send: trio.abc.SendChannel[Any]
-    ) -> None:
-        while True:
-            try:
-                chunk = await receive_some(receive)
-            except trio.EndOfChannel:
-                return
-            for stage in self._stages:
-                chunk = stage._apply(chunk)
-            if chunk:
-                await self._emit(send, chunk)
+    def _apply(self, chunk: list[Any]) -> list[Any]:
+        for stage in self._stages:
+            chunk = stage._apply(chunk)
+        return chunk
 
 
 async def _pump(
@@ -286,15 +276,14 @@ async def _pump(
 ) -> None:
     """Feed a (sync or async) iterable into the first hop, chunk by chunk."""
     source, head = spec
+    apply = _Fused(head)._apply
     try:
         if isinstance(source, AsyncIterable):
-            await _pump_async(source, head, send)
+            await _pump_async(source, apply, send)
         else:
             iterator = iter(source)
             while chunk := list(itertools.islice(iterator, CHUNK)):
-                for stage in head:
-                    chunk = stage._apply(chunk)
-                await send.send_all(chunk)
+                await send.send_all(apply(chunk))
     except trio.BrokenResourceError:
         return  # the consumer left: stop reading the source
     finally:
@@ -302,15 +291,14 @@ async def _pump(
 
 
 async def _pump_async(
-    source: AsyncIterable[Any], head: list[_Fusible[Any, Any]], send: FlowSendChannel[Any]
+    source: AsyncIterable[Any],
+    apply: Callable[[list[Any]], list[Any]],
+    send: FlowSendChannel[Any],
 ) -> None:
     iterator = aiter(source)
     try:
         async for item in iterator:
-            chunk = [item]
-            for stage in head:
-                chunk = stage._apply(chunk)
-            if chunk:
+            if chunk := apply([item]):
                 await send.send_all(chunk)
     finally:
         aclose = getattr(iterator, "aclose", None)
