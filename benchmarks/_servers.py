@@ -1,0 +1,162 @@
+"""Server subprocesses for the benchmarks: start on 127.0.0.1, measure, stop by PID.
+
+Each benchmark starts the servers it compares as child processes on free
+loopback ports (never a fixed port, never anything but 127.0.0.1), waits until
+they accept an MCP ``initialize``, reads their memory from ``/proc/<pid>``,
+and stops them by the PID it started (SIGTERM, then SIGKILL after a grace
+period).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import IO
+
+import trio
+
+from ._client import ClientError, open_session
+
+HOST = "127.0.0.1"
+PATH = "/mcp"
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((HOST, 0))
+        return int(s.getsockname()[1])
+
+
+def flowkit_command(port: int, extra: Sequence[str] = ()) -> list[str]:
+    """``flowkit serve --demo`` on ``port`` (the README's command)."""
+    exe = shutil.which("flowkit", path=os.path.dirname(sys.executable))
+    base = [exe] if exe else [sys.executable, "-m", "flowkit_http._cli"]
+    return [*base, "serve", "--demo", "--host", HOST, "--port", str(port), *extra]
+
+
+def official_command(port: int, extra: Sequence[str] = ()) -> list[str]:
+    return [sys.executable, "-m", "benchmarks._official", "--host", HOST, "--port", str(port)]
+
+
+COMMANDS = {"flowkit": flowkit_command, "official": official_command}
+
+
+def _proc_status(pid: int) -> dict[str, int]:
+    """VmRSS / VmHWM (KiB) of a live process."""
+    out: dict[str, int] = {}
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith(("VmRSS:", "VmHWM:")):
+                    key, value = line.split(":", 1)
+                    out[key] = int(value.split()[0])
+    except FileNotFoundError:
+        pass
+    return out
+
+
+def reset_peak(pid: int) -> None:
+    """Reset the process's VmHWM to its current RSS (Linux >= 4.0), if allowed."""
+    with contextlib.suppress(OSError), open(f"/proc/{pid}/clear_refs", "w") as f:
+        f.write("5")
+
+
+@dataclass
+class Server:
+    name: str
+    port: int
+    proc: subprocess.Popen[bytes]
+    log: IO[bytes]
+    started_rss_kib: int = 0
+    samples: list[tuple[float, int]] = field(default_factory=list)
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def rss_kib(self) -> int:
+        return _proc_status(self.pid).get("VmRSS", 0)
+
+    def peak_rss_kib(self) -> int:
+        return _proc_status(self.pid).get("VmHWM", 0)
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def log_tail(self, n: int = 2000) -> str:
+        self.log.flush()
+        self.log.seek(0)
+        return self.log.read().decode(errors="replace")[-n:]
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            os.kill(self.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(5)
+            except subprocess.TimeoutExpired:
+                os.kill(self.pid, signal.SIGKILL)
+                self.proc.wait(5)
+        self.log.close()
+
+
+async def _wait_ready(server: Server, within: float) -> None:
+    deadline = time.monotonic() + within
+    last: BaseException | None = None
+    while time.monotonic() < deadline:
+        if not server.alive():
+            raise RuntimeError(f"{server.name} server exited:\n{server.log_tail()}")
+        try:
+            s = await open_session(HOST, server.port, PATH)
+        except (OSError, ClientError) as exc:
+            last = exc
+            await trio.sleep(0.05)
+            continue
+        await s.aclose()
+        return
+    raise RuntimeError(f"{server.name} server not ready after {within}s: {last}")
+
+
+def start(name: str, extra: Sequence[str] = (), timeout: float = 30.0) -> Server:
+    """Start server ``name`` ("flowkit" or "official") and wait until it serves MCP."""
+    port = free_port()
+    log = tempfile.TemporaryFile()  # noqa: SIM115 (closed by Server.stop)
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    proc = subprocess.Popen(
+        COMMANDS[name](port, extra), stdout=log, stderr=subprocess.STDOUT, env=env
+    )
+    server = Server(name, port, proc, log)
+    try:
+        trio.run(_wait_ready, server, timeout)
+    except BaseException:
+        server.stop()
+        raise
+    time.sleep(0.3)  # let start-up garbage settle before the idle reading
+    server.started_rss_kib = server.rss_kib()
+    return server
+
+
+@contextlib.contextmanager
+def running(name: str, extra: Sequence[str] = ()) -> Iterator[Server]:
+    server = start(name, extra)
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def available(name: str) -> str | None:
+    """None if server ``name`` starts and serves here, else why not (for skips)."""
+    try:
+        with running(name):
+            return None
+    except Exception as exc:
+        return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
