@@ -13,6 +13,7 @@ for your own.
 
 from ._buffers import buffer
 from ._channel import ChannelStatistics, FlowReceiveChannel, FlowSendChannel, open_channel
+from ._concurrent import concurrent_map
 from ._exceptions import (
     CompletionTimeout,
     FlowkitError,
@@ -21,12 +22,15 @@ from ._exceptions import (
     StreamAborted,
     StreamTimeout,
 )
+from ._fan import Branch, balance, branch, broadcast, merge
 from ._operator import Operator
 from ._pipeline import Pipeline, Stage, open_pipeline, start_pipeline
 from ._stats import OperatorStatistics
+from ._timing import completion_timeout, idle_timeout, initial_timeout, keepalive, throttle
 from ._transform import filter, map
 
 __all__ = [
+    "Branch",
     "ChannelStatistics",
     "CompletionTimeout",
     "FlowReceiveChannel",
@@ -40,10 +44,20 @@ __all__ = [
     "Stage",
     "StreamAborted",
     "StreamTimeout",
+    "balance",
+    "branch",
+    "broadcast",
     "buffer",
+    "completion_timeout",
+    "concurrent_map",
     "filter",
+    "idle_timeout",
+    "initial_timeout",
+    "keepalive",
     "map",
+    "merge",
     "open_channel",
     "open_pipeline",
     "start_pipeline",
+    "throttle",
 ]
