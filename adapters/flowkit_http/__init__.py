@@ -1,1 +1,26 @@
-"""placeholder"""
+"""flowkit_http: serve flowkit pipelines as MCP tools over Streamable HTTP.
+
+Declare tools on an :class:`MCPServer`, then either mount it into a
+quart-trio app (``mount(app, server)``), serve the bare ASGI app
+(:class:`MCPApp`), or run ``flowkit serve module:server``. See
+``docs/serving.md``.
+"""
+
+from ._asgi import MCPApp
+from ._items import Partial, Progress, Result, ToolPipeline
+from ._outbox import OutboxStatistics
+from ._quart import create_app, mount
+from ._server import MCPServer, StreamSettings
+
+__all__ = [
+    "MCPApp",
+    "MCPServer",
+    "OutboxStatistics",
+    "Partial",
+    "Progress",
+    "Result",
+    "StreamSettings",
+    "ToolPipeline",
+    "create_app",
+    "mount",
+]

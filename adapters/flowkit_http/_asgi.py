@@ -1,0 +1,347 @@
+"""The MCP endpoint as a bare ASGI application (the hot path, below Quart).
+
+:class:`MCPApp` moves bytes between hypercorn and the sans-IO
+:class:`flowkit.mcp.Endpoint`, reports disconnects to it, and owns the
+nurseries; every protocol decision is the core's. Per request:
+
+1. ``check_request_head`` refuses early, before any body is read;
+2. the body is read up to the size limit (a larger one gets the core's 413);
+3. ``receive_request`` returns an action, dispatched by type.
+
+Tool calls run in the app's long-lived nursery, opened for the ASGI lifespan,
+never in the request's task: in the 2025 era a disconnect is not a cancel, so
+the call must outlive the request that started it. Whether a disconnect
+cancels is the core's answer from ``stream_finished`` (era policy as data),
+so this module has no per-era branches.
+
+Writing an SSE response is a plain task loop, not an async generator: it
+drains everything ready from the call's outbox (one write for many events
+when the socket is slow) and injects a keepalive comment when the stream has
+been idle for the interval. A second task watches for ``http.disconnect``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
+from contextlib import asynccontextmanager
+from typing import Any
+
+import attrs
+import trio
+
+from flowkit.mcp import (
+    Cancel,
+    Endpoint,
+    OpenListenStream,
+    OutgoingStream,
+    Reply,
+    RequestId,
+    Resume,
+    StartCall,
+)
+
+from ._outbox import Outbox, OutboxStatistics, open_outbox
+from ._runner import run_call
+from ._server import MCPServer, StreamSettings
+
+__all__ = ["ASGIApp", "MCPApp"]
+
+logger = logging.getLogger("flowkit_http")
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+_NOT_STARTED = Reply(
+    503,
+    ((b"content-type", b"text/plain"), (b"retry-after", b"1")),
+    b"MCP endpoint not started: serve the app with ASGI lifespan enabled",
+)
+
+
+@attrs.define(eq=False)
+class _Call:
+    """A running tool call: its outbox and the scope that cancels it."""
+
+    stream: OutgoingStream
+    outbox: Outbox
+    scope: trio.CancelScope = attrs.Factory(trio.CancelScope)
+
+
+class MCPApp:
+    """ASGI app serving one MCP endpoint path, optionally in front of another app.
+
+    Args:
+        target: an :class:`MCPServer` (tools + config) or a ready
+            :class:`~flowkit.mcp.Endpoint`.
+        path: the endpoint path (``/mcp``); other paths go to ``fallback``.
+        fallback: the app behind this one (a Quart app's ``asgi_app``); it
+            also receives the lifespan events. ``None``: other paths get 404.
+        settings: stream settings; defaults to the server's.
+    """
+
+    def __init__(
+        self,
+        target: MCPServer | Endpoint,
+        *,
+        path: str = "/mcp",
+        fallback: ASGIApp | None = None,
+        settings: StreamSettings | None = None,
+    ) -> None:
+        if isinstance(target, MCPServer):
+            self.endpoint = target.endpoint()
+            self.settings = settings if settings is not None else target.settings
+        else:
+            self.endpoint = target
+            self.settings = settings if settings is not None else StreamSettings()
+        self.path = path.rstrip("/") or "/"
+        self.fallback = fallback
+        self._nursery: trio.Nursery | None = None
+        self._calls: dict[OutgoingStream, _Call] = {}
+        self._responses: dict[trio.CancelScope, OutgoingStream] = {}
+
+    # -- ASGI -------------------------------------------------------------------
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        kind = scope["type"]
+        if kind == "http" and (scope["path"].rstrip("/") or "/") == self.path:
+            await self._http(scope, receive, send)
+        elif kind == "lifespan":
+            async with self.running():
+                if self.fallback is not None:
+                    await self.fallback(scope, receive, send)
+                else:
+                    await _bare_lifespan(receive, send)
+        elif self.fallback is not None:
+            await self.fallback(scope, receive, send)
+        elif kind == "http":
+            await _send_reply(send, Reply(404, ((b"content-type", b"text/plain"),), b"Not Found"))
+
+    @asynccontextmanager
+    async def running(self) -> AsyncIterator[None]:
+        """Own the long-lived nursery for as long as the server serves.
+
+        The ASGI lifespan enters this; tests and embedders may too. On exit
+        every open stream is ended and every call cancelled.
+        """
+        async with trio.open_nursery() as nursery:
+            self._nursery = nursery
+            nursery.start_soon(self._reap_sessions)
+            try:
+                yield
+            finally:
+                self.close_streams()
+                self._nursery = None
+                nursery.cancel_scope.cancel()
+
+    def close_streams(self) -> None:
+        """Graceful shutdown: end every open SSE response and cancel every call.
+
+        Responses end cleanly (a final empty chunk), so clients see the end at
+        once instead of waiting for the server's graceful timeout.
+        """
+        for scope in list(self._responses):
+            scope.cancel()
+        for call in list(self._calls.values()):
+            call.scope.cancel()
+
+    def statistics(self) -> dict[tuple[str | None, RequestId | None], OutboxStatistics]:
+        """Outbox statistics of the calls running now, by (session, request id)."""
+        return {
+            (stream.session_id, stream.request_id): call.outbox.statistics()
+            for stream, call in self._calls.items()
+        }
+
+    async def _reap_sessions(self) -> None:
+        # Polled rather than timed to next_deadline(): a user-supplied Endpoint
+        # may run on a clock other than trio's.
+        while True:
+            await trio.sleep(self.settings.expiry_poll_interval)
+            self.endpoint.expire_sessions()
+
+    # -- one request ---------------------------------------------------------------
+
+    async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        method: str = scope["method"]
+        headers: list[tuple[bytes, bytes]] = scope["headers"]
+        endpoint = self.endpoint
+        refusal = endpoint.check_request_head(method, headers)
+        if refusal is not None:
+            await _send_reply(send, refusal)
+            return
+        body = b""
+        if method == "POST":
+            read = await _read_body(receive, endpoint.config.max_body_size)
+            if read is None:
+                return  # the client left before sending its request
+            body = read
+        if self._nursery is None:
+            await _send_reply(send, _NOT_STARTED)
+            return
+        action = endpoint.receive_request(method, headers, body)
+        # Synchronous until the first await below: a Resume attaches to its
+        # call before the call can emit another event.
+        if isinstance(action, Reply):
+            self._cancel(action.cancelled)
+            if action.error is not None and action.status >= 500:
+                logger.warning("MCP request refused: %s", action.error)
+            await _send_reply(send, action)
+        elif isinstance(action, StartCall):
+            call = self._start(action)
+            status, response_headers, first = action.stream.open()
+            await self._stream(call.stream, call, status, response_headers, first, receive, send)
+        elif isinstance(action, Cancel):
+            self._cancel((action.stream,))
+            await _send_reply(send, action.reply)
+        elif isinstance(action, Resume):
+            live = self._calls.get(action.live) if action.live is not None else None
+            if live is not None:
+                live.outbox.attach()
+            replay = b"".join(action.replay)
+            if action.live is None:
+                await _send_reply(send, Reply(action.status, action.headers, replay))
+            else:
+                await self._stream(
+                    action.live, live, action.status, action.headers, replay, receive, send
+                )
+        elif isinstance(action, OpenListenStream):
+            status, response_headers, first = action.stream.open()
+            await self._stream(action.stream, None, status, response_headers, first, receive, send)
+
+    def _start(self, action: StartCall) -> _Call:
+        assert self._nursery is not None
+        settings = self.settings
+        outbox = open_outbox(
+            action.tool.policy,
+            max_events=settings.max_queued_events,
+            max_logs=settings.max_queued_logs,
+        )
+        call = _Call(action.stream, outbox)
+        self._calls[action.stream] = call
+        self._nursery.start_soon(self._run, action, call)
+        return call
+
+    async def _run(self, action: StartCall, call: _Call) -> None:
+        completed = False
+        try:
+            with call.scope:
+                await run_call(action.stream, action.tool.fn, action.arguments, call.outbox)
+                completed = True
+        except Exception:
+            logger.exception("tool %r crashed the runner", action.tool.name)
+        finally:
+            if not completed:
+                call.outbox.abort()
+            del self._calls[action.stream]
+
+    def _cancel(self, streams: tuple[OutgoingStream, ...]) -> None:
+        """Stop the work behind ``streams`` and end the responses carrying them."""
+        for stream in streams:
+            call = self._calls.get(stream)
+            if call is not None:
+                call.scope.cancel()
+                call.outbox.abort()
+            elif stream.kind == "listen":
+                for scope, carried in list(self._responses.items()):
+                    if carried is stream:
+                        scope.cancel()
+
+    # -- writing a stream ----------------------------------------------------------------
+
+    async def _stream(
+        self,
+        stream: OutgoingStream,
+        call: _Call | None,
+        status: int,
+        headers: tuple[tuple[bytes, bytes], ...],
+        first: bytes,
+        receive: Receive,
+        send: Send,
+    ) -> None:
+        """Write one SSE response until it ends, the client leaves, or shutdown."""
+        await send({"type": "http.response.start", "status": status, "headers": list(headers)})
+        if first:
+            await send({"type": "http.response.body", "body": first, "more_body": True})
+        disconnected = False
+        response = trio.CancelScope()
+        self._responses[response] = stream
+        try:
+            with response:
+                async with trio.open_nursery() as nursery:
+
+                    async def watch() -> None:
+                        nonlocal disconnected
+                        while (await receive())["type"] != "http.disconnect":
+                            pass
+                        disconnected = True
+                        nursery.cancel_scope.cancel()
+
+                    nursery.start_soon(watch)
+                    await self._write(stream, call, send)
+                    nursery.cancel_scope.cancel()
+        finally:
+            del self._responses[response]
+            if self.endpoint.stream_finished(stream, disconnected=disconnected):
+                self._cancel((stream,))  # an era where a disconnect is a cancel
+            elif call is not None:
+                call.outbox.detach()  # events go on to the event store only
+        if not disconnected:
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+    async def _write(self, stream: OutgoingStream, call: _Call | None, send: Send) -> None:
+        # TODO(flowkit.keepalive): the idle timer below is the minimal local
+        # logic of that operator (inject only when idle *and* we are waiting;
+        # the timer restarts after every write); use it once it lands.
+        interval = self.settings.keepalive_interval
+        while True:
+            data = b""
+            with trio.move_on_after(interval):
+                if call is None:
+                    await trio.sleep_forever()  # GET stream: nothing but keepalives
+                else:
+                    try:
+                        # Outbox receives are cancel-atomic: a timeout loses nothing.
+                        data = b"".join(await call.outbox.receive_some())
+                    except trio.EndOfChannel:
+                        return
+            if not data and not stream.finished:
+                data = stream.keepalive()
+            if data:
+                await send({"type": "http.response.body", "body": data, "more_body": True})
+
+
+async def _read_body(receive: Receive, limit: int) -> bytes | None:
+    """The request body, cut at ``limit + 1`` bytes (the core then answers 413)."""
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            return None
+        chunk: bytes = message.get("body", b"")
+        chunks.append(chunk)
+        size += len(chunk)
+        if size > limit:
+            return b"".join(chunks)[: limit + 1]
+        if not message.get("more_body", False):
+            return b"".join(chunks)
+
+
+async def _send_reply(send: Send, reply: Reply) -> None:
+    headers = [*reply.headers, (b"content-length", str(len(reply.body)).encode("ascii"))]
+    await send({"type": "http.response.start", "status": reply.status, "headers": headers})
+    await send({"type": "http.response.body", "body": reply.body, "more_body": False})
+
+
+async def _bare_lifespan(receive: Receive, send: Send) -> None:
+    """The ASGI lifespan protocol when no app stands behind us."""
+    while True:
+        message = await receive()
+        if message["type"] == "lifespan.startup":
+            await send({"type": "lifespan.startup.complete"})
+        elif message["type"] == "lifespan.shutdown":
+            await send({"type": "lifespan.shutdown.complete"})
+            return

@@ -1,0 +1,242 @@
+"""The demo server behind ``flowkit serve --demo``.
+
+Three tools, one per thing worth seeing:
+
+* ``ticker`` — lossless progress: every step delivered, at the client's pace;
+* ``analyze_document`` — partial results streamed as logs, then a summary;
+* ``sensor_feed`` — a lossy pipeline: a fast source through drop-oldest and
+  adaptive batching, reporting how much it dropped.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter, deque
+from collections.abc import AsyncIterator
+from typing import Any
+
+import trio
+import trio.lowlevel
+
+from ._items import Partial, Progress, Result, ToolPipeline
+from ._server import MCPServer
+
+__all__ = ["server"]
+
+server = MCPServer(
+    name="flowkit-demo",
+    instructions="Demo tools streaming progress and partial results from flowkit pipelines.",
+)
+
+
+@server.tool(
+    output_schema={
+        "type": "object",
+        "properties": {"count": {"type": "integer"}},
+        "required": ["count"],
+    }
+)
+async def ticker(count: int, interval_ms: int = 0) -> AsyncIterator[Progress | Result]:
+    """Emit `count` ticks, one progress notification each, every one delivered."""
+    for i in range(1, count + 1):
+        if interval_ms > 0:
+            await trio.sleep(interval_ms / 1000)
+        yield Progress(f"tick {i}/{count}", total=count)
+    yield Result(structured={"count": count}, text=f"ticked {count} times")
+
+
+_WORD = re.compile(r"[A-Za-z][A-Za-z'-]*")
+_SENTENCE_END = re.compile(r"[.!?]+(?:\s|$)")
+_STOPWORDS = frozenset(
+    [
+        "a",
+        "an",
+        "and",
+        "are",
+        "as",
+        "at",
+        "be",
+        "but",
+        "by",
+        "for",
+        "from",
+        "has",
+        "have",
+        "in",
+        "is",
+        "it",
+        "its",
+        "of",
+        "on",
+        "or",
+        "that",
+        "the",
+        "this",
+        "to",
+        "was",
+        "were",
+        "will",
+        "with",
+    ]
+)
+
+
+def _sections(text: str) -> list[tuple[str, str]]:
+    """Split on markdown headings, else on blank lines: (title, body) pairs."""
+    if re.search(r"^#{1,6} ", text, flags=re.MULTILINE):
+        parts = re.split(r"^(#{1,6} .*)$", text, flags=re.MULTILINE)
+        out = [("(preamble)", parts[0])] if parts[0].strip() else []
+        out += [(parts[i].lstrip("#").strip(), parts[i + 1]) for i in range(1, len(parts) - 1, 2)]
+        return out
+    blocks = [b for b in re.split(r"\n\s*\n", text) if b.strip()]
+    return [(f"section {i}", block) for i, block in enumerate(blocks, 1)]
+
+
+def _findings(index: int, title: str, body: str) -> dict[str, Any]:
+    words = [w.lower() for w in _WORD.findall(body)]
+    top = Counter(w for w in words if w not in _STOPWORDS).most_common(5)
+    return {
+        "section": index,
+        "title": title,
+        "words": len(words),
+        "sentences": len(_SENTENCE_END.findall(body.strip() + " ")) if body.strip() else 0,
+        "top_words": [[word, n] for word, n in top],
+    }
+
+
+@server.tool(
+    output_schema={
+        "type": "object",
+        "properties": {
+            "sections": {"type": "integer"},
+            "words": {"type": "integer"},
+            "sentences": {"type": "integer"},
+            "top_words": {"type": "array"},
+            "longest_section": {"type": ["string", "null"]},
+        },
+        "required": ["sections", "words", "sentences", "top_words"],
+    }
+)
+async def analyze_document(text: str) -> AsyncIterator[Partial | Result]:
+    """Analyse a document section by section, streaming per-section findings."""
+    sections = _sections(text)
+    totals: Counter[str] = Counter()
+    words = sentences = 0
+    longest: tuple[int, str] | None = None
+    for i, (title, body) in enumerate(sections, 1):
+        found = _findings(i, title, body)
+        words += found["words"]
+        sentences += found["sentences"]
+        totals.update({w: n for w, n in found["top_words"]})
+        if longest is None or found["words"] > longest[0]:
+            longest = (found["words"], title)
+        message = f"{title}: {found['words']} words, {found['sentences']} sentences"
+        yield Partial(found, message=message, total=len(sections), logger="analyze_document")
+        await trio.lowlevel.checkpoint()
+    summary = {
+        "sections": len(sections),
+        "words": words,
+        "sentences": sentences,
+        "top_words": [[w, n] for w, n in totals.most_common(5)],
+        "longest_section": longest[1] if longest else None,
+    }
+    yield Result(
+        structured=summary,
+        text=f"{len(sections)} sections, {words} words, {sentences} sentences",
+    )
+
+
+class _DropOldestBatches:
+    """Never blocks upstream; hands downstream everything buffered as one batch.
+
+    TODO(flowkit.drop_oldest, flowkit.adaptive_batch): minimal local logic of
+    those operators for the demo; compose them instead once they land.
+    """
+
+    def __init__(self, capacity: int, max_batch: int) -> None:
+        self.capacity = capacity
+        self.max_batch = max_batch
+        self.dropped = 0
+        self.received = 0
+
+    async def __call__(
+        self,
+        receive: trio.abc.ReceiveChannel[float],
+        send: trio.abc.SendChannel[list[float]],
+        *,
+        task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
+    ) -> None:
+        buffer: deque[float] = deque()
+        ready = trio.Event()
+        ended = False
+
+        async def fill() -> None:
+            nonlocal ready, ended
+            async for item in receive:
+                self.received += 1
+                if len(buffer) >= self.capacity:
+                    buffer.popleft()
+                    self.dropped += 1
+                buffer.append(item)
+                ready.set()
+            ended = True
+            ready.set()
+
+        async with receive, send, trio.open_nursery() as nursery:
+            task_status.started()
+            nursery.start_soon(fill)
+            while True:
+                await ready.wait()
+                ready = trio.Event()
+                if not buffer and ended:
+                    return
+                n = min(self.max_batch, len(buffer))
+                try:
+                    await send.send([buffer.popleft() for _ in range(n)])
+                except trio.BrokenResourceError:
+                    nursery.cancel_scope.cancel()
+                    return
+                if buffer or ended:
+                    ready.set()
+
+
+async def _readings(count: int) -> AsyncIterator[float]:
+    for i in range(count):
+        yield float((i * 37) % 101)
+        if i % 64 == 63:
+            await trio.lowlevel.checkpoint()  # a burst, then let others run
+
+
+def _summarize(dropper: _DropOldestBatches, readings: int, consume_ms: float) -> Any:
+    async def summarize(
+        receive: trio.abc.ReceiveChannel[list[float]],
+        send: trio.abc.SendChannel[Progress | Result],
+        *,
+        task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
+    ) -> None:
+        delivered = batches = 0
+        async with receive, send:
+            task_status.started()
+            async for batch in receive:
+                delivered += len(batch)
+                batches += 1
+                mean = sum(batch) / len(batch)
+                await send.send(Progress(f"{len(batch)} readings, mean {mean:.1f}"))
+                await trio.sleep(consume_ms / 1000)  # a slow consumer
+            structured = {
+                "readings": readings,
+                "delivered": delivered,
+                "dropped": dropper.dropped,
+                "batches": batches,
+            }
+            text = f"{delivered} of {readings} readings in {batches} batches; {dropper.dropped} dropped"
+            await send.send(Result(structured=structured, text=text))
+
+    return summarize
+
+
+@server.tool(policy="conflate")
+def sensor_feed(readings: int = 10000, consume_ms: float = 1.0) -> ToolPipeline:
+    """A fast sensor through drop-oldest and adaptive batching; reports drops."""
+    dropper = _DropOldestBatches(capacity=64, max_batch=32)
+    return ToolPipeline(_readings(readings), dropper, _summarize(dropper, readings, consume_ms))

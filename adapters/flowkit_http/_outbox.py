@@ -1,0 +1,279 @@
+"""The outbox: bounded room for encoded SSE events between a call and its socket.
+
+A tool call runs in a long-lived task (it must outlive the HTTP request that
+started it: in the 2025 era a client may drop the connection and resume), and
+its events are written by whichever HTTP response currently carries the
+stream. The outbox sits between the two and is where the tool's backpressure
+policy lives:
+
+* :class:`LosslessOutbox` (the default policy, ``"lossless"``): a bounded
+  flowkit channel. When the client reads slowly the channel fills and the
+  runner's ``flush`` waits, so the pipeline runs at the client's pace and
+  every event is delivered.
+* :class:`ConflatingOutbox` (``"conflate"``): never blocks the runner.
+  Progress is conflated (only the latest waits; progress is monotonic, so
+  nothing is lost in meaning) and logs are dropped oldest-first beyond a
+  bound, with a count the runner reports in the result's ``_meta``.
+
+Either way the final response is never dropped, and an outbox holds at most a
+fixed number of events whatever the client does.
+
+The writer drains *everything* ready with one :meth:`receive_some` and sends
+it as one write: when the socket is slower than the pipeline, events coalesce
+into large writes (adaptive batching applied to the socket), and when it is
+faster each event goes out at once.
+
+Events are encoded (and filed in the event store) by the runner before they
+reach the outbox, so when no connection is attached (a 2025-era client that
+dropped its connection) the outbox simply discards them: a resuming client
+gets them from the event store, and :meth:`attach` purges stale ones so each
+event is delivered exactly once.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from typing import Literal
+
+import attrs
+import trio
+from trio.lowlevel import ParkingLot, cancel_shielded_checkpoint, checkpoint_if_cancelled
+
+from flowkit import FlowReceiveChannel, FlowSendChannel, open_channel
+
+__all__ = ["ConflatingOutbox", "LosslessOutbox", "Outbox", "OutboxStatistics", "open_outbox"]
+
+EventKind = Literal["progress", "log"]
+
+
+@attrs.frozen
+class OutboxStatistics:
+    """A snapshot of one call's outbox.
+
+    Attributes:
+        queued: events waiting for the socket now.
+        queued_peak: the most events ever waiting at once (the memory bound).
+        max_queued: the bound ``queued`` can never exceed (``inf``: none).
+        delivered: events handed to a writer.
+        conflated_progress: progress events replaced by a newer one.
+        dropped_logs: log events evicted because the client was slow.
+    """
+
+    queued: int
+    queued_peak: int
+    max_queued: float
+    delivered: int
+    conflated_progress: int
+    dropped_logs: int
+
+
+class Outbox:
+    """Common interface of both policies (see the module docstring)."""
+
+    attached: bool
+    delivered: int
+
+    def add(self, kind: EventKind, data: bytes) -> None:
+        """Queue one encoded event (``b""`` is ignored)."""
+        raise NotImplementedError
+
+    async def flush(self) -> None:
+        """Hand what :meth:`add` queued to the writer; may wait (lossless)."""
+        raise NotImplementedError
+
+    async def finish(self, final: bytes) -> None:
+        """Queue the final event (never dropped) and end the outbox."""
+        raise NotImplementedError
+
+    def abort(self) -> None:
+        """End the outbox now, discarding what waits (the call was cancelled)."""
+        raise NotImplementedError
+
+    async def receive_some(self) -> list[bytes]:
+        """Wait for events, then take all that are ready.
+
+        Cancel-atomic: if cancelled while waiting, nothing was taken.
+
+        Raises:
+            trio.EndOfChannel: the outbox ended and everything was taken.
+        """
+        raise NotImplementedError
+
+    def attach(self) -> None:
+        """A connection now carries the stream: purge stale events, deliver again."""
+        self._purge()
+        self.attached = True
+
+    def detach(self) -> None:
+        """The connection went away: discard and keep discarding (never block)."""
+        self.attached = False
+        self._purge()
+
+    def _purge(self) -> None:
+        raise NotImplementedError
+
+    def statistics(self) -> OutboxStatistics:
+        raise NotImplementedError
+
+
+class LosslessOutbox(Outbox):
+    """End-to-end backpressure through a bounded flowkit channel."""
+
+    def __init__(self, max_events: int) -> None:
+        self._send: FlowSendChannel[bytes]
+        self._receive: FlowReceiveChannel[bytes]
+        self._send, self._receive = open_channel(max_events)
+        self._pending: list[bytes] = []
+        self._max = max_events
+        self.attached = True
+        self.delivered = 0
+
+    def add(self, kind: EventKind, data: bytes) -> None:
+        if data:
+            self._pending.append(data)
+
+    async def flush(self) -> None:
+        pending, self._pending = self._pending, []
+        sent = 0
+        # send_some, not send_all: a detach while we wait must stop the wait.
+        while sent < len(pending) and self.attached:
+            sent += await self._send.send_some(pending[sent:] if sent else pending)
+        if not pending or not self.attached:
+            await trio.lowlevel.checkpoint()
+
+    async def finish(self, final: bytes) -> None:
+        self.add("progress", final)
+        try:
+            await self.flush()
+        finally:
+            self._send.close()
+
+    def abort(self) -> None:
+        self._pending.clear()
+        self._send.close()
+        self._purge()
+
+    async def receive_some(self) -> list[bytes]:
+        events = await self._receive.receive_some()
+        self.delivered += len(events)
+        return events
+
+    def _purge(self) -> None:
+        # Taking items also wakes a runner blocked in flush(), which then
+        # finds the outbox detached on its next flush and stops waiting.
+        while True:
+            try:
+                self._receive.receive_nowait()
+            except (trio.WouldBlock, trio.EndOfChannel):
+                return
+
+    def statistics(self) -> OutboxStatistics:
+        s = self._receive.statistics()
+        return OutboxStatistics(
+            queued=s.current_buffer_used,
+            queued_peak=s.peak_buffer_used,
+            max_queued=s.max_buffer_size,
+            delivered=self.delivered,
+            conflated_progress=0,
+            dropped_logs=0,
+        )
+
+
+class ConflatingOutbox(Outbox):
+    """Latest-wins progress and drop-oldest logs; the runner never waits.
+
+    TODO(flowkit.latest, flowkit.drop_oldest): this is the minimal local
+    logic of those operators; use them once they land in ``flowkit``.
+    """
+
+    def __init__(self, max_logs: int) -> None:
+        self._logs: deque[bytes] = deque()
+        self._max_logs = max_logs
+        self._progress: bytes | None = None
+        self._final: bytes | None = None
+        self._ended = False
+        self._lot = ParkingLot()
+        self._peak = 0
+        self.attached = True
+        self.delivered = 0
+        self.conflated_progress = 0
+        self.dropped_logs = 0
+
+    def _queued(self) -> int:
+        return len(self._logs) + (self._progress is not None) + (self._final is not None)
+
+    def add(self, kind: EventKind, data: bytes) -> None:
+        if not data or not self.attached:
+            return
+        if kind == "progress":
+            if self._progress is not None:
+                self.conflated_progress += 1
+            self._progress = data
+        else:
+            if len(self._logs) >= self._max_logs:
+                self._logs.popleft()
+                self.dropped_logs += 1
+            self._logs.append(data)
+        self._peak = max(self._peak, self._queued())
+
+    async def flush(self) -> None:
+        if self._queued():
+            self._lot.unpark_all()
+        await trio.lowlevel.checkpoint()
+
+    async def finish(self, final: bytes) -> None:
+        if self.attached and final:
+            self._final = final
+            self._peak = max(self._peak, self._queued())
+        self._ended = True
+        self._lot.unpark_all()
+        await trio.lowlevel.checkpoint()
+
+    def abort(self) -> None:
+        self._purge()
+        self._ended = True
+        self._lot.unpark_all()
+
+    async def receive_some(self) -> list[bytes]:
+        await checkpoint_if_cancelled()
+        if self._queued() or self._ended:
+            await cancel_shielded_checkpoint()
+        while not (self._queued() or self._ended):
+            await self._lot.park()
+        events = list(self._logs)
+        self._logs.clear()
+        if self._progress is not None:
+            events.append(self._progress)
+            self._progress = None
+        if self._final is not None:
+            events.append(self._final)
+            self._final = None
+        if not events:
+            raise trio.EndOfChannel
+        self.delivered += len(events)
+        return events
+
+    def _purge(self) -> None:
+        self._logs.clear()
+        self._progress = None
+        self._final = None
+
+    def statistics(self) -> OutboxStatistics:
+        return OutboxStatistics(
+            queued=self._queued(),
+            queued_peak=self._peak,
+            max_queued=self._max_logs + 2,
+            delivered=self.delivered,
+            conflated_progress=self.conflated_progress,
+            dropped_logs=self.dropped_logs,
+        )
+
+
+def open_outbox(policy: str, *, max_events: int, max_logs: int) -> Outbox:
+    """The outbox for a tool's ``policy`` (``"lossless"`` or ``"conflate"``)."""
+    if policy == "conflate":
+        return ConflatingOutbox(max_logs)
+    if max_events == math.inf:
+        raise ValueError("a lossless outbox must be bounded")
+    return LosslessOutbox(max_events)

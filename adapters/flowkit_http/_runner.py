@@ -1,0 +1,201 @@
+"""The tool runner: runs one ``tools/call`` and turns its output into SSE events.
+
+It runs in the server's long-lived nursery, not in the HTTP handler, because
+the call must outlive the request that started it (a 2025-era client may drop
+its connection and resume). It encodes every event through the call's
+:class:`~flowkit.mcp.OutgoingStream`, which files it in the event store, and
+hands the bytes to the call's :class:`~flowkit_http._outbox.Outbox`, whose
+policy decides what a slow client costs.
+
+Items are consumed a chunk at a time (``receive_some``) and each chunk is
+flushed to the outbox once, so a fast pipeline pays one hop per chunk, not
+per event.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import AsyncIterable, AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+from typing import Any
+
+import orjson
+import trio
+
+from flowkit import open_pipeline
+from flowkit.mcp import LocalProtocolError, OutgoingStream, error_result, tool_result
+
+from ._items import Partial, Progress, Result, ToolPipeline
+from ._outbox import Outbox
+
+__all__ = ["run_call", "to_call_result"]
+
+_MESSAGE_LIMIT = 200
+_CHUNK = 256
+
+
+def _describe(item: Any) -> str:
+    """A short human-readable rendering of an item for a progress message."""
+    if isinstance(item, str):
+        text = item
+    else:
+        try:
+            text = orjson.dumps(item, default=str).decode()
+        except TypeError:
+            text = repr(item)
+    return text if len(text) <= _MESSAGE_LIMIT else text[: _MESSAGE_LIMIT - 1] + "…"
+
+
+def to_call_result(value: Any) -> dict[str, Any]:
+    """The ``CallToolResult`` for what a tool returned or emitted as its result.
+
+    * :class:`Result` → its text, content and structured content;
+    * a mapping with a ``content`` list → taken as a ready ``CallToolResult``;
+    * another mapping → ``structuredContent`` (plus its JSON as text);
+    * a string → one text block; ``None`` → no content;
+    * anything else JSON-serialisable → its JSON as one text block.
+    """
+    if isinstance(value, Result):
+        blocks: list[Mapping[str, Any]] = []
+        if value.text is not None:
+            blocks.append({"type": "text", "text": value.text})
+        blocks.extend(value.content)
+        return tool_result(blocks, structured=value.structured)
+    if isinstance(value, Mapping):
+        if isinstance(value.get("content"), list):
+            return dict(value)
+        return tool_result(structured=value)
+    if value is None:
+        return tool_result()
+    if isinstance(value, str):
+        return tool_result(value)
+    return tool_result(orjson.dumps(value, default=str).decode())
+
+
+class _Emitter:
+    """Maps pipeline items to events on one stream, counting progress."""
+
+    def __init__(self, stream: OutgoingStream, outbox: Outbox, total: float | None) -> None:
+        self.stream = stream
+        self.outbox = outbox
+        self.total = total
+        self.steps = 0
+        self.result: Result | None = None
+
+    def item(self, item: Any) -> None:
+        stream, outbox = self.stream, self.outbox
+        if isinstance(item, Result):
+            self.result = item
+            return
+        self.steps += 1
+        if isinstance(item, Progress):
+            if item.total is not None:
+                self.total = item.total
+            message = item.message
+        elif isinstance(item, Partial):
+            if item.total is not None:
+                self.total = item.total
+            message = item.message if item.message is not None else _describe(item.data)
+            log = stream.log(item.level, item.data, item.logger)
+            if log:
+                outbox.add("log", log)
+        else:
+            message = _describe(item)
+        outbox.add("progress", stream.progress(self.steps, self.total, message))
+
+    async def drain(self, chunks: AsyncIterator[list[Any]]) -> None:
+        async for chunk in chunks:
+            for item in chunk:
+                self.item(item)
+            await self.outbox.flush()
+
+    def final(self, returned: Any) -> dict[str, Any]:
+        if self.result is not None:
+            return to_call_result(self.result)
+        if returned is not None:
+            return to_call_result(returned)
+        return tool_result(f"{self.steps} items", structured={"items": self.steps})
+
+
+async def _chunks_of_iterable(source: AsyncIterable[Any]) -> AsyncIterator[list[Any]]:
+    # One item per chunk: the generator's own pace is the pipeline's pace.
+    # (This generator yields outside any cancel scope or nursery of its own.)
+    iterator = aiter(source)
+    try:
+        async for item in iterator:
+            yield [item]
+    finally:
+        aclose = getattr(iterator, "aclose", None)
+        if aclose is not None:
+            with trio.CancelScope(shield=True):
+                await aclose()
+
+
+@asynccontextmanager
+async def _open_chunks(spec: ToolPipeline) -> AsyncIterator[AsyncIterator[list[Any]]]:
+    async with open_pipeline(spec.source, *spec.stages) as out:
+
+        async def chunks() -> AsyncIterator[list[Any]]:
+            while True:
+                try:
+                    chunk = await out.receive_some(_CHUNK)
+                except trio.EndOfChannel:
+                    return
+                yield chunk
+
+        yield chunks()
+
+
+async def _drive(produced: Any, emitter: _Emitter) -> Any:
+    """Run what the tool function returned; returns its direct result, if any."""
+    if inspect.isawaitable(produced):
+        produced = await produced
+    if isinstance(produced, ToolPipeline):
+        if produced.total is not None:
+            emitter.total = produced.total
+        async with _open_chunks(produced) as chunks:
+            await emitter.drain(chunks)
+        return None
+    if isinstance(produced, AsyncIterable):
+        await emitter.drain(_chunks_of_iterable(produced))
+        return None
+    return produced
+
+
+def _failure(tool: str, exc: BaseException) -> dict[str, Any]:
+    return error_result(f"Tool {tool!r} failed: {type(exc).__name__}: {exc}")
+
+
+async def run_call(
+    stream: OutgoingStream,
+    fn: Any,
+    arguments: Mapping[str, Any],
+    outbox: Outbox,
+) -> None:
+    """Run one tool call to its final event.
+
+    A failure of the tool (an exception from it or its pipeline) becomes a
+    result with ``isError: true`` naming the error, which the model can read;
+    so does a result that breaks the tool's output schema. Cancellation (the
+    client's ``notifications/cancelled``, or a disconnect where that is a
+    cancel) arrives as ``trio.Cancelled`` from the caller's cancel scope; the
+    stream is already marked cancelled by the core and emits nothing more.
+    """
+    assert stream.tool is not None
+    name = stream.tool.name
+    emitter = _Emitter(stream, outbox, None)
+    try:
+        returned = await _drive(fn(**arguments), emitter)
+        result = emitter.final(returned)
+        if outbox.statistics().dropped_logs:
+            meta = result.setdefault("_meta", {})
+            meta["dev.flowkit/droppedLogs"] = outbox.statistics().dropped_logs
+        try:
+            final = stream.result(result)
+        except LocalProtocolError as exc:  # e.g. output schema violated
+            final = stream.result(_failure(name, exc))
+    except Exception as exc:
+        if stream.finished:
+            raise
+        final = stream.result(_failure(name, exc))
+    await outbox.finish(final)

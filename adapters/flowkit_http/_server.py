@@ -1,0 +1,153 @@
+"""The server object users declare tools on.
+
+:class:`MCPServer` is a :class:`flowkit.mcp.ToolSet` (the tools) plus the
+endpoint's configuration and the HTTP-side stream settings. It performs no
+I/O: :class:`~flowkit_http.MCPApp` (bare ASGI), :func:`~flowkit_http.mount`
+(into a Quart app) and ``flowkit serve`` turn it into a running endpoint.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar, overload
+
+import attrs
+import trio
+
+from flowkit.mcp import Endpoint, EndpointConfig, EventStore, Policy, Tool, ToolSet
+
+__all__ = ["MCPServer", "StreamSettings"]
+
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+@attrs.frozen
+class StreamSettings:
+    """How the HTTP adapter writes SSE streams.
+
+    Attributes:
+        keepalive_interval: seconds of silence after which an open stream
+            gets an SSE comment. Keep it below your proxy's read timeout
+            (nginx ``proxy_read_timeout`` defaults to 60 s).
+        max_queued_events: per call, events that may wait for a slow client
+            under the lossless policy before the tool's pipeline is paused.
+        max_queued_logs: per call, log events kept for a slow client under
+            the conflate policy (oldest dropped first).
+        expiry_poll_interval: seconds between idle-session sweeps.
+    """
+
+    keepalive_interval: float = attrs.field(default=15.0, validator=attrs.validators.gt(0))
+    max_queued_events: int = attrs.field(default=256, validator=attrs.validators.ge(1))
+    max_queued_logs: int = attrs.field(default=64, validator=attrs.validators.ge(1))
+    expiry_poll_interval: float = attrs.field(default=1.0, validator=attrs.validators.gt(0))
+
+
+class MCPServer:
+    """Tools plus configuration: what an MCP endpoint serves.
+
+    Example::
+
+        server = MCPServer(name="demo")
+
+        @server.tool()
+        async def count(n: int):
+            \"\"\"Count to n.\"\"\"
+            for i in range(1, n + 1):
+                yield i
+
+    Args:
+        name: ``serverInfo.name``.
+        version: ``serverInfo.version``.
+        instructions: optional ``instructions`` for the model.
+        config: a full :class:`~flowkit.mcp.EndpointConfig`; ``name``,
+            ``version`` and ``instructions`` override its fields when given.
+        settings: stream settings (keepalive, per-call queue bounds).
+        event_store: where events are kept for resumption; bounded
+            in-memory by default.
+    """
+
+    def __init__(
+        self,
+        name: str = "flowkit",
+        *,
+        version: str | None = None,
+        instructions: str | None = None,
+        config: EndpointConfig | None = None,
+        settings: StreamSettings | None = None,
+        event_store: EventStore | None = None,
+    ) -> None:
+        config = config if config is not None else EndpointConfig()
+        changes: dict[str, Any] = {"server_name": name}
+        if version is not None:
+            changes["server_version"] = version
+        if instructions is not None:
+            changes["instructions"] = instructions
+        self.config = attrs.evolve(config, **changes)
+        self.settings = settings if settings is not None else StreamSettings()
+        self.tools = ToolSet()
+        self.event_store = event_store
+
+    @property
+    def name(self) -> str:
+        return self.config.server_name
+
+    @overload
+    def tool(self, fn: _F, /) -> _F: ...
+
+    @overload
+    def tool(
+        self,
+        *,
+        name: str | None = None,
+        description: str | None = None,
+        input_schema: Mapping[str, Any] | None = None,
+        output_schema: Mapping[str, Any] | None = None,
+        title: str | None = None,
+        annotations: Mapping[str, Any] | None = None,
+        policy: Policy = "lossless",
+    ) -> Callable[[_F], _F]: ...
+
+    def tool(
+        self,
+        fn: _F | None = None,
+        *,
+        name: str | None = None,
+        description: str | None = None,
+        input_schema: Mapping[str, Any] | None = None,
+        output_schema: Mapping[str, Any] | None = None,
+        title: str | None = None,
+        annotations: Mapping[str, Any] | None = None,
+        policy: Policy = "lossless",
+    ) -> _F | Callable[[_F], _F]:
+        """Declare a tool (see :meth:`flowkit.mcp.ToolSet.tool`); returns ``fn``.
+
+        The function may be an async generator (each yielded item is a
+        progress step), return a :class:`~flowkit_http.ToolPipeline`, or
+        return the result directly. ``policy="conflate"`` trades delivery of
+        every intermediate event for never pausing the pipeline.
+        """
+        if fn is not None:
+            return self.tools.tool(fn)
+        return self.tools.tool(
+            name=name,
+            description=description,
+            input_schema=input_schema,
+            output_schema=output_schema,
+            title=title,
+            annotations=annotations,
+            policy=policy,
+        )
+
+    def add_tool(self, tool: Tool) -> Tool:
+        """Register a ready :class:`~flowkit.mcp.Tool`."""
+        return self.tools.add(tool)
+
+    def endpoint(self) -> Endpoint:
+        """A new sans-IO endpoint for these tools, on trio's clock.
+
+        trio's clock (not ``time.monotonic``) so that session expiry follows
+        ``MockClock`` in tests; it is only read while serving.
+        """
+        return Endpoint(
+            self.config, self.tools, clock=trio.current_time, event_store=self.event_store
+        )

@@ -1,0 +1,29 @@
+"""Run the official SDK client on asyncio in a worker thread.
+
+The client is anyio-based and does run under trio, but its HTTP layer leaves
+async generators for the garbage collector, which trio reports as
+``ResourceWarning`` (errors under this suite's ``filterwarnings``). On its own
+asyncio loop in a thread it runs cleanly, and the server under test keeps the
+trio thread to itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+import trio
+from mcp import Client
+
+T = TypeVar("T")
+
+
+async def with_client(url: str, body: Callable[[Client], Awaitable[T]], **options: Any) -> T:
+    """``await body(client)`` with a handshake-mode client connected to ``url``."""
+
+    async def main() -> T:
+        async with Client(url, mode="legacy", **options) as client:
+            return await body(client)
+
+    return await trio.to_thread.run_sync(asyncio.run, main(), abandon_on_cancel=True)
