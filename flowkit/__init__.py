@@ -11,6 +11,7 @@ Every operator follows one contract (``docs/operators.md``), which
 for your own.
 """
 
+from ._batching import adaptive_batch, batch
 from ._buffers import buffer
 from ._channel import ChannelStatistics, FlowReceiveChannel, FlowSendChannel, open_channel
 from ._concurrent import concurrent_map
@@ -23,6 +24,7 @@ from ._exceptions import (
     StreamTimeout,
 )
 from ._fan import Branch, balance, branch, broadcast, merge
+from ._lossy import conflate, drop_newest, drop_oldest, latest
 from ._operator import Operator
 from ._pipeline import Pipeline, Stage, open_pipeline, start_pipeline
 from ._stats import OperatorStatistics
@@ -44,16 +46,22 @@ __all__ = [
     "Stage",
     "StreamAborted",
     "StreamTimeout",
+    "adaptive_batch",
     "balance",
+    "batch",
     "branch",
     "broadcast",
     "buffer",
     "completion_timeout",
     "concurrent_map",
+    "conflate",
+    "drop_newest",
+    "drop_oldest",
     "filter",
     "idle_timeout",
     "initial_timeout",
     "keepalive",
+    "latest",
     "map",
     "merge",
     "open_channel",
