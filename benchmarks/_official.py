@@ -10,9 +10,10 @@ uvicorn config), except that the port comes from the command line and access
 logs are off (as they would be for any benchmark). The tools match flowkit's
 demo semantics:
 
-* ``ticker(count, interval_ms=0)`` — ``count`` progress notifications
-  ``1..count`` with ``total=count``, the first at once and the rest on a
-  drift-free schedule ``interval_ms`` apart; result ``{"count": count}``.
+* ``ticker(count, interval_ms=0)`` — as flowkit's demo: sleep
+  ``interval_ms`` before each of ``count`` progress notifications
+  ``1..count`` (``total=count``, message ``tick i/count``); result
+  ``{"count": count}``.
 * ``hold(seconds)`` — sends nothing, returns after ``seconds`` (an idle open
   tool-call stream).
 * ``echo(text)`` — a cheap call.
@@ -34,11 +35,10 @@ server: MCPServer[Any] = MCPServer("official-bench")
 @server.tool()
 async def ticker(count: int, ctx: Context, interval_ms: int = 0) -> dict[str, int]:
     """Emit `count` progress notifications, `interval_ms` apart."""
-    start = anyio.current_time()
     for i in range(1, count + 1):
-        if interval_ms and i > 1:
-            await anyio.sleep_until(start + (i - 1) * interval_ms / 1000)
-        await ctx.report_progress(i, count, f"tick {i}")
+        if interval_ms > 0:
+            await anyio.sleep(interval_ms / 1000)
+        await ctx.report_progress(i, count, f"tick {i}/{count}")
     return {"count": count}
 
 

@@ -1,0 +1,177 @@
+"""C concurrent sessions, each streaming 50 progress notifications 100 ms apart.
+
+For each C (default 200, 500, 1000) and each server (flowkit, official), a
+fresh server process; C sessions are opened (64 handshakes at a time, not
+timed), then every session calls ``ticker(count=50, interval_ms=100)`` with
+a progressToken, the calls' starts spread evenly over one interval (so the
+load asked of the server is a steady ``10 x C`` notifications/s)::
+
+    python -m benchmarks.concurrent [--sessions 200,500,1000] [--quick]
+
+Both tickers sleep ``interval_ms`` before each item, so notification k is
+ideally received at ``sent + k x interval``. Columns: calls completed /
+failed; aggregate notifications/s (all received / first request to last
+response); first-notification delay (received - its ideal time) p50/p99;
+lateness of every notification against its ideal time p50/p99; the server's
+peak RSS; the client's CPU seconds per second.
+
+The last line: ``ratio=<flowkit/official aggregate notif/s at the largest C>
+flowkit=<notif/s> official=<notif/s>``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import math
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import trio
+
+from . import _servers
+from ._client import CallResult, ClientError, cpu_seconds, raise_nofile
+from ._load import close_all, open_sessions
+from ._util import percentile, table
+
+
+@dataclass
+class Outcome:
+    server: str
+    sessions: int
+    completed: int
+    failed: int
+    notif_per_s: float
+    first_p50_ms: float
+    first_p99_ms: float
+    late_p50_ms: float
+    late_p99_ms: float
+    peak_rss_mib: float
+    client_cpu: float
+
+    def row(self) -> list[Any]:
+        return [
+            self.server,
+            self.sessions,
+            self.completed,
+            self.failed,
+            self.notif_per_s,
+            self.first_p50_ms,
+            self.first_p99_ms,
+            self.late_p50_ms,
+            self.late_p99_ms,
+            self.peak_rss_mib,
+            self.client_cpu,
+        ]
+
+
+HEADER = [
+    "server",
+    "C",
+    "completed",
+    "failed",
+    "notif/s",
+    "first p50 ms",
+    "first p99 ms",
+    "late p50 ms",
+    "late p99 ms",
+    "peak RSS MiB",
+    "client CPU s/s",
+]
+
+
+async def _scenario(port: int, c: int, count: int, interval_ms: int) -> tuple[list[Any], float]:
+    sessions = await open_sessions(port, c)
+    results: list[CallResult | None] = [None] * c
+    interval = interval_ms / 1000
+    deadline = count * interval + 30
+
+    async def call(i: int) -> None:
+        s = sessions[i]
+        if s is None:
+            return
+        await trio.sleep(interval * i / c)
+        try:
+            results[i] = await s.call_tool("ticker", {"count": count, "interval_ms": interval_ms})
+        except (OSError, ClientError):
+            results[i] = None
+
+    gc.collect()
+    c0, t0 = cpu_seconds(), time.perf_counter()
+    try:
+        with trio.move_on_after(deadline):
+            async with trio.open_nursery() as nursery:
+                for i in range(c):
+                    nursery.start_soon(call, i)
+    finally:
+        close_all(sessions)
+    wall = time.perf_counter() - t0
+    return results, (cpu_seconds() - c0) / wall
+
+
+def run_one(name: str, c: int, count: int, interval_ms: int) -> Outcome:
+    with _servers.running(name) as srv:
+        _servers.reset_peak(srv.pid)
+        results, client_cpu = trio.run(_scenario, srv.port, c, count, interval_ms)
+        peak = srv.peak_rss_kib()
+    interval = interval_ms / 1000
+    done = [r for r in results if r is not None and r.ok and len(r.progress) == count]
+    firsts: list[float] = []
+    lates: list[float] = []
+    received = 0
+    start, end = math.inf, 0.0
+    for r in results:
+        if r is None:
+            continue
+        received += len(r.times)
+        start = min(start, r.t_sent)
+        end = max(end, r.t_done or (r.times[-1] if r.times else 0.0))
+        for value, t in zip(r.progress, r.times, strict=True):
+            lates.append((t - (r.t_sent + value * interval)) * 1000)
+        if r.times:
+            firsts.append((r.times[0] - r.t_sent - interval) * 1000)
+    return Outcome(
+        name,
+        c,
+        len(done),
+        c - len(done),
+        received / (end - start) if end > start else 0.0,
+        percentile(firsts, 50),
+        percentile(firsts, 99),
+        percentile(lates, 50),
+        percentile(lates, 99),
+        peak / 1024,
+        client_cpu,
+    )
+
+
+def main(argv: list[str] | None = None) -> list[Outcome]:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sessions", default="200,500,1000")
+    parser.add_argument("--count", type=int, default=50)
+    parser.add_argument("--interval-ms", type=int, default=100)
+    parser.add_argument("--servers", default="flowkit,official")
+    parser.add_argument("--quick", action="store_true", help="C=50,100; 10 notifications (CI)")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.sessions, args.count = "50,100", 10
+    sizes = [int(x) for x in args.sessions.split(",")]
+    raise_nofile(2 * max(sizes) + 256)
+    outcomes = [
+        run_one(name, c, args.count, args.interval_ms)
+        for c in sizes
+        for name in args.servers.split(",")
+    ]
+    print(table(HEADER, [o.row() for o in outcomes]))
+    top = {o.server: o.notif_per_s for o in outcomes if o.sessions == sizes[-1]}
+    fk, off = top.get("flowkit", math.nan), top.get("official", math.nan)
+    print(
+        f"ratio={fk / off:.2f} flowkit={fk:.0f} official={off:.0f} "
+        f"(aggregate notif/s at C={sizes[-1]})"
+    )
+    return outcomes
+
+
+if __name__ == "__main__":
+    main()
