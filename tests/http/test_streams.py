@@ -1,0 +1,230 @@
+"""Streams against the real server: resumption, cancellation, keepalive, eras, shutdown."""
+
+from __future__ import annotations
+
+import random
+from typing import Any
+
+import httpx
+import orjson
+import trio
+from quart_trio import QuartTrio
+
+from flowkit_http import create_app, mount
+
+from ._raw import JSON_HEADERS, SSEParser, call, initialize, raw_request, request
+from ._serving import serving
+from ._tools import make_server
+
+
+async def test_resume_after_disconnects_delivers_every_event_exactly_once_in_order() -> None:
+    """ "Resumability and Redelivery": GET + Last-Event-ID replays only that stream's later events."""
+    server, _ = make_server()
+    rng = random.Random(1234)
+    count = 120
+    with trio.fail_after(30):
+        async with serving(create_app(server)) as base, httpx.AsyncClient() as client:
+            url = base + "/mcp"
+            headers = await initialize(client, url)
+            messages: list[dict[str, Any]] = []
+            last_id: str | None = None
+            connections = 0
+            done = False
+            while not done:
+                connections += 1
+                if last_id is None:
+                    body = call(5, "ticker", {"count": count, "interval_ms": 2})
+                    ctx = raw_request(base, "POST", "/mcp", headers, body)
+                else:
+                    resume = {**headers, "accept": "text/event-stream", "last-event-id": last_id}
+                    ctx = raw_request(base, "GET", "/mcp", resume)
+                async with ctx as response:
+                    if response.status == 409:  # the old connection's close not seen yet
+                        await trio.sleep(0.01)
+                        continue
+                    assert response.status == 200
+                    # Disconnect at a random point (or read to the end after a few rounds).
+                    stop = rng.randint(1, 25) if connections < 6 else None
+                    events, done = await response.read(stop)
+                for event in events:
+                    if event.id is not None:
+                        last_id = event.id
+                    if event.data:
+                        messages.append(event.json())
+                if messages and "result" in messages[-1]:
+                    done = True
+            progress = [
+                m["params"]["progress"]
+                for m in messages
+                if m.get("method") == "notifications/progress"
+            ]
+            assert progress == list(range(1, count + 1))
+            assert messages[-1]["id"] == 5
+            assert sum("result" in m for m in messages) == 1
+            assert connections >= 3
+
+
+async def test_resume_never_crosses_sessions() -> None:
+    server, _ = make_server()
+    with trio.fail_after(20):
+        async with serving(create_app(server)) as base, httpx.AsyncClient() as client:
+            url = base + "/mcp"
+            mine = await initialize(client, url)
+            theirs = await initialize(client, url)
+            async with client.stream(
+                "POST", url, content=call(1, "ticker", {"count": 3}), headers=mine
+            ) as r:
+                events = SSEParser().feed(await r.aread())
+            event_id = events[-1].id
+            assert event_id is not None
+            r = await client.get(
+                url, headers={**theirs, "accept": "text/event-stream", "last-event-id": event_id}
+            )
+            assert r.status_code == 404
+
+
+async def test_cancelled_notification_stops_the_pipeline_and_sends_no_response() -> None:
+    """B6: notifications/cancelled -> stop the work, free resources, send no response."""
+    server, probe = make_server()
+    with trio.fail_after(20):
+        async with serving(create_app(server)) as base, httpx.AsyncClient() as client:
+            url = base + "/mcp"
+            headers = await initialize(client, url)
+            body = call(9, "forever", {"interval_ms": 5})
+            async with raw_request(base, "POST", "/mcp", headers, body) as response:
+                before, _ = await response.read(stop=4)
+                cancel = request("notifications/cancelled", id=None, requestId=9, reason="bored")
+                r = await client.post(url, content=cancel, headers=headers)
+                assert r.status_code == 202
+                after, ended = await response.read()
+            assert ended
+            await probe.stopped.wait()
+            assert probe.cancelled
+            messages = [e.json() for e in before + after if e.data]
+            assert messages
+            assert all(m.get("method") == "notifications/progress" for m in messages)  # no response
+            # The id is free again: a new call with it is not "already in flight".
+            async with client.stream(
+                "POST", url, content=call(9, "ticker", {"count": 1}), headers=headers
+            ) as r:
+                assert "result" in (await r.aread()).decode()
+
+
+async def test_keepalive_comment_on_an_idle_stream() -> None:
+    server, _ = make_server(keepalive=0.05)
+    with trio.fail_after(20):
+        async with serving(create_app(server)) as base, httpx.AsyncClient() as client:
+            url = base + "/mcp"
+            headers = await initialize(client, url)
+            body = call(3, "quiet", {"seconds": 0.5})
+            async with raw_request(base, "POST", "/mcp", headers, body) as response:
+                events, _ = await response.read()
+            comments = [e for e in events if e.comment]
+            assert comments, "no keepalive on an idle stream"
+            assert events[-1].json()["result"]["structuredContent"] == {"slept": 0.5}
+            # Keepalives came while the tool was silent, before its result.
+            assert events.index(comments[0]) < len(events) - 1
+
+
+async def test_stateless_era_disconnect_is_a_cancel() -> None:
+    """2026-07-28: closing the response stream IS cancellation (C6)."""
+    server, probe = make_server()
+    meta = {
+        "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+        "io.modelcontextprotocol/clientCapabilities": {},
+        "progressToken": "p",
+    }
+    body = request("tools/call", id=1, name="forever", arguments={"interval_ms": 5}, _meta=meta)
+    headers = {
+        **JSON_HEADERS,
+        "mcp-protocol-version": "2026-07-28",
+        "mcp-method": "tools/call",
+        "mcp-name": "forever",
+    }
+    with trio.fail_after(20):
+        async with serving(create_app(server)) as base:
+            async with raw_request(base, "POST", "/mcp", headers, body) as response:
+                assert response.status == 200
+                events, _ = await response.read(stop=2)
+            assert events[0].json()["method"] == "notifications/progress"
+            await probe.stopped.wait()
+            assert probe.cancelled
+
+
+async def test_handshake_era_disconnect_is_not_a_cancel() -> None:
+    """B6: a dropped connection is not a cancel; the work goes on to completion."""
+    server, _ = make_server()
+    with trio.fail_after(20):
+        async with serving(create_app(server)) as base, httpx.AsyncClient() as client:
+            url = base + "/mcp"
+            headers = await initialize(client, url)
+            body = call(4, "quiet", {"seconds": 0.2})
+            async with raw_request(base, "POST", "/mcp", headers, body) as response:
+                events, _ = await response.read(stop=1)  # just the priming event
+            primed = events[0].id
+            assert primed is not None
+            await trio.sleep(0.4)  # the tool finishes with nobody connected
+            r = await client.get(
+                url, headers={**headers, "accept": "text/event-stream", "last-event-id": primed}
+            )
+            assert r.status_code == 200
+            (event,) = SSEParser().feed(r.content)
+            assert event.json()["result"]["structuredContent"] == {"slept": 0.2}
+
+
+async def test_quart_response_timeout_does_not_cut_streams() -> None:
+    server, _ = make_server()
+    app = QuartTrio("host-app")
+    app.config["RESPONSE_TIMEOUT"] = 0.2
+
+    @app.route("/hello")
+    async def hello() -> str:
+        return "hello"
+
+    mount(app, server)
+    with trio.fail_after(20):
+        async with serving(app) as base, httpx.AsyncClient() as client:
+            assert (await client.get(base + "/hello")).text == "hello"
+            url = base + "/mcp"
+            headers = await initialize(client, url)
+            body = call(2, "ticker", {"count": 40, "interval_ms": 25})  # ~1 s, 5x the timeout
+            async with client.stream("POST", url, content=body, headers=headers) as r:
+                events = SSEParser().feed(await r.aread())
+            last = events[-1].json()
+            assert last["result"]["structuredContent"] == {"count": 40}
+
+
+async def test_graceful_shutdown_closes_open_streams_promptly() -> None:
+    server, probe = make_server()
+    app = create_app(server)
+    mcp = app.extensions["flowkit_mcp"]
+    with trio.fail_after(20):
+        async with serving(app, graceful_timeout=30) as base, httpx.AsyncClient() as client:
+            url = base + "/mcp"
+            headers = await initialize(client, url)
+            async with raw_request(
+                base, "POST", "/mcp", headers, call(1, "forever", {})
+            ) as response:
+                await response.read(stop=2)
+                started = trio.current_time()
+                mcp.close_streams()
+                _, ended = await response.read()
+            assert ended
+            assert trio.current_time() - started < 2
+            await probe.stopped.wait()
+
+
+async def test_payloads_survive_json_round_trip() -> None:
+    server, _ = make_server()
+    text = '# Ünïcode\nÇa va? Oui.\n\n# Quotes\n"x"\ny'
+    with trio.fail_after(20):
+        async with serving(create_app(server)) as base, httpx.AsyncClient() as client:
+            url = base + "/mcp"
+            headers = await initialize(client, url)
+            async with client.stream(
+                "POST", url, content=call(1, "analyze_document", {"text": text}), headers=headers
+            ) as r:
+                events = SSEParser().feed(await r.aread())
+            result = events[-1].json()["result"]
+            assert result["structuredContent"]["sections"] == 2
+            assert orjson.loads(result["content"][-1]["text"]) == result["structuredContent"]
