@@ -22,6 +22,7 @@ been idle for the interval. A second task watches for ``http.disconnect``.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from contextlib import asynccontextmanager
@@ -54,6 +55,8 @@ Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+_LISTEN_QUEUE = 16  # notifications waiting for one listen stream's socket
 
 _NOT_STARTED = Reply(
     503,
@@ -102,6 +105,9 @@ class MCPApp:
         self._nursery: trio.Nursery | None = None
         self._calls: dict[OutgoingStream, _Call] = {}
         self._responses: dict[trio.CancelScope, OutgoingStream] = {}
+        # Open listen streams (GET, subscriptions/listen) and their queues.
+        self._listeners: dict[OutgoingStream, trio.MemorySendChannel[bytes]] = {}
+        self.endpoint.tools.on_change(self._tools_changed)
 
     # -- ASGI -------------------------------------------------------------------
 
@@ -154,6 +160,15 @@ class MCPApp:
             (stream.session_id, stream.request_id): call.outbox.statistics()
             for stream, call in self._calls.items()
         }
+
+    def _tools_changed(self) -> None:
+        """The tool list changed: queue the core's notifications on listen streams."""
+        for stream, data in self.endpoint.list_changed():
+            channel = self._listeners.get(stream)
+            if channel is not None:
+                # Full: list_changed notifications already wait; one more adds nothing.
+                with contextlib.suppress(trio.WouldBlock):
+                    channel.send_nowait(data)
 
     async def _reap_sessions(self) -> None:
         # Polled rather than timed to next_deadline(): a user-supplied Endpoint
@@ -209,7 +224,14 @@ class MCPApp:
                 )
         elif isinstance(action, OpenListenStream):
             status, response_headers, first = action.stream.open()
-            await self._stream(action.stream, None, status, response_headers, first, receive, send)
+            queue, listen = trio.open_memory_channel[bytes](_LISTEN_QUEUE)
+            self._listeners[action.stream] = queue
+            try:
+                await self._stream(
+                    action.stream, None, status, response_headers, first, receive, send, listen
+                )
+            finally:
+                del self._listeners[action.stream]
 
     def _start(self, action: StartCall) -> _Call:
         assert self._nursery is not None
@@ -260,6 +282,7 @@ class MCPApp:
         first: bytes,
         receive: Receive,
         send: Send,
+        listen: trio.MemoryReceiveChannel[bytes] | None = None,
     ) -> None:
         """Write one SSE response until it ends, the client leaves, or shutdown."""
         await send({"type": "http.response.start", "status": status, "headers": list(headers)})
@@ -280,7 +303,7 @@ class MCPApp:
                         nursery.cancel_scope.cancel()
 
                     nursery.start_soon(watch)
-                    await self._write(stream, call, send)
+                    await self._write(stream, call, send, listen)
                     nursery.cancel_scope.cancel()
         finally:
             del self._responses[response]
@@ -291,7 +314,13 @@ class MCPApp:
         if not disconnected:
             await send({"type": "http.response.body", "body": b"", "more_body": False})
 
-    async def _write(self, stream: OutgoingStream, call: _Call | None, send: Send) -> None:
+    async def _write(
+        self,
+        stream: OutgoingStream,
+        call: _Call | None,
+        send: Send,
+        listen: trio.MemoryReceiveChannel[bytes] | None = None,
+    ) -> None:
         # TODO(flowkit.keepalive): the idle timer below is the minimal local
         # logic of that operator (inject only when idle *and* we are waiting;
         # the timer restarts after every write); use it once it lands.
@@ -300,7 +329,10 @@ class MCPApp:
             data = b""
             with trio.move_on_after(interval):
                 if call is None:
-                    await trio.sleep_forever()  # GET stream: nothing but keepalives
+                    # A listen stream: the notifications queued for it, else keepalives.
+                    if listen is None:
+                        await trio.sleep_forever()
+                    data = await listen.receive()  # cancel-safe: a timeout loses nothing
                 else:
                     try:
                         # Outbox receives are cancel-atomic: a timeout loses nothing.

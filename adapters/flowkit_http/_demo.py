@@ -38,9 +38,12 @@ server = MCPServer(
 )
 async def ticker(count: int, interval_ms: int = 0) -> AsyncIterator[Progress | Result]:
     """Emit `count` ticks, one progress notification each, every one delivered."""
+    # Tick i is due at start + i * interval (sleep_until, not sleep: time
+    # spent emitting a tick must not push every later tick back).
+    start = trio.current_time()
     for i in range(1, count + 1):
         if interval_ms > 0:
-            await trio.sleep(interval_ms / 1000)
+            await trio.sleep_until(start + i * interval_ms / 1000)
         yield Progress(f"tick {i}/{count}", total=count)
     yield Result(structured={"count": count}, text=f"ticked {count} times")
 

@@ -56,6 +56,8 @@ class OutboxStatistics:
         queued_peak: the most events ever waiting at once (the memory bound).
         max_queued: the bound ``queued`` can never exceed (``inf``: none).
         delivered: events handed to a writer.
+        writes: batches handed to a writer (one socket write each); fewer
+            than ``delivered`` when events coalesced.
         conflated_progress: progress events replaced by a newer one.
         dropped_logs: log events evicted because the client was slow.
     """
@@ -64,6 +66,7 @@ class OutboxStatistics:
     queued_peak: int
     max_queued: float
     delivered: int
+    writes: int
     conflated_progress: int
     dropped_logs: int
 
@@ -72,7 +75,8 @@ class Outbox:
     """Common interface of both policies (see the module docstring)."""
 
     attached: bool
-    delivered: int
+    delivered: int = 0
+    writes: int = 0
 
     def add(self, kind: EventKind, data: bytes) -> None:
         """Queue one encoded event (``b""`` is ignored)."""
@@ -127,7 +131,6 @@ class LosslessOutbox(Outbox):
         self._pending: list[bytes] = []
         self._max = max_events
         self.attached = True
-        self.delivered = 0
 
     def add(self, kind: EventKind, data: bytes) -> None:
         if data:
@@ -157,6 +160,7 @@ class LosslessOutbox(Outbox):
     async def receive_some(self) -> list[bytes]:
         events = await self._receive.receive_some()
         self.delivered += len(events)
+        self.writes += 1
         return events
 
     def _purge(self) -> None:
@@ -175,6 +179,7 @@ class LosslessOutbox(Outbox):
             queued_peak=s.peak_buffer_used,
             max_queued=s.max_buffer_size,
             delivered=self.delivered,
+            writes=self.writes,
             conflated_progress=0,
             dropped_logs=0,
         )
@@ -196,7 +201,6 @@ class ConflatingOutbox(Outbox):
         self._lot = ParkingLot()
         self._peak = 0
         self.attached = True
-        self.delivered = 0
         self.conflated_progress = 0
         self.dropped_logs = 0
 
@@ -252,6 +256,7 @@ class ConflatingOutbox(Outbox):
         if not events:
             raise trio.EndOfChannel
         self.delivered += len(events)
+        self.writes += 1
         return events
 
     def _purge(self) -> None:
@@ -265,6 +270,7 @@ class ConflatingOutbox(Outbox):
             queued_peak=self._peak,
             max_queued=self._max_logs + 2,
             delivered=self.delivered,
+            writes=self.writes,
             conflated_progress=self.conflated_progress,
             dropped_logs=self.dropped_logs,
         )

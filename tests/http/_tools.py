@@ -74,7 +74,7 @@ def make_server(
         for i in range(1, count + 1):
             yield Partial({"i": i}, message=f"item {i}", total=count)
             if i % 100 == 0:
-                await trio.lowlevel.checkpoint()
+                await trio.sleep(0.001)
         yield Result(structured={"count": count})
 
     return server, probe

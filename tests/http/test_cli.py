@@ -1,0 +1,74 @@
+"""``flowkit serve`` as a subprocess: MODULE:ATTR import, --demo, SIGTERM -> exit 0."""
+
+from __future__ import annotations
+
+import signal
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+import trio
+
+from ._raw import initialize
+
+_USER_MODULE = '''
+from flowkit_http import MCPServer
+
+server = MCPServer(name="from-cwd")
+
+
+@server.tool
+def hello(name: str) -> str:
+    """Greet someone."""
+    return f"hello {name}"
+'''
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+async def _serve_and_stop(args: list[str], cwd: Path, path: str = "/mcp") -> dict[str, object]:
+    port = _free_port()
+    command = [sys.executable, "-m", "flowkit_http._cli", "serve", *args, "--port", str(port)]
+    process = await trio.lowlevel.open_process(
+        command, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+    )
+    try:
+        assert process.stdout is not None
+        output = b""
+        while b"serving MCP at" not in output:
+            chunk = await process.stdout.receive_some()
+            assert chunk, output.decode()
+            output += chunk
+        assert f"http://127.0.0.1:{port}{path}".encode() in output
+        url = f"http://127.0.0.1:{port}{path}"
+        async with httpx.AsyncClient() as client:
+            headers = await initialize(client, url)
+            body = b'{"jsonrpc":"2.0","id":2,"method":"tools/list"}'
+            tools = (await client.post(url, content=body, headers=headers)).json()["result"]
+        process.send_signal(signal.SIGTERM)
+        with trio.fail_after(10):
+            code = await process.wait()
+        return {"tools": [t["name"] for t in tools["tools"]], "code": code}
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+
+
+async def test_serve_module_attr_from_the_current_directory(tmp_path: Path) -> None:
+    (tmp_path / "my_tools.py").write_text(_USER_MODULE)
+    with trio.fail_after(30):
+        outcome = await _serve_and_stop(["my_tools:server", "--path", "/tools"], tmp_path, "/tools")
+    assert outcome == {"tools": ["hello"], "code": 0}
+
+
+async def test_serve_demo(tmp_path: Path) -> None:
+    with trio.fail_after(30):
+        outcome = await _serve_and_stop(["--demo"], tmp_path)
+    assert outcome == {"tools": ["ticker", "analyze_document", "sensor_feed"], "code": 0}
