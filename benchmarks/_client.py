@@ -34,6 +34,7 @@ PROTOCOL_VERSION = "2025-11-25"
 _PROGRESS = re.compile(rb'"progress"\s*:\s*(\d+(?:\.\d+)?)')
 _LOG_METHOD = re.compile(rb'"method"\s*:\s*"notifications/message"')
 _ID_KEY = re.compile(rb'"id"\s*:')
+_STAMP = re.compile(rb'"message"\s*:\s*"t=(\d+\.\d+)"')
 
 
 class ClientError(Exception):
@@ -51,6 +52,7 @@ class CallResult:
     progress: list[float] = field(default_factory=list)
     logs: list[Any] = field(default_factory=list)
     keepalives: int = 0
+    stamps: list[float] = field(default_factory=list)  # (receipt - server stamp) per event
     response: dict[str, Any] | None = None
     bytes_read: int = 0
 
@@ -282,13 +284,18 @@ class Session:
         read_size: int = 65536,
         read_interval: float = 0.0,
         on_read: Any = None,
+        on_open: Any = None,
+        stamps: bool = False,
     ) -> CallResult:
         """Call a tool and read its SSE stream to the final response.
 
         ``read_size``/``read_interval`` make a slow consumer: at most
         ``read_size`` bytes per ``recv``, then a sleep. ``on_read(result)`` is
         called after each read (the slow-consumer benchmark samples server
-        memory from it).
+        memory from it); ``on_open(result)`` once the response head is in.
+        ``stamps``: collect receipt time minus the server's ``t=<monotonic>``
+        progress message per event (``perf_counter`` is ``CLOCK_MONOTONIC``
+        on Linux, the same clock in both processes).
         """
         rid = self._new_id()
         params: dict[str, Any] = {"name": name, "arguments": dict(arguments)}
@@ -302,6 +309,8 @@ class Session:
         await self._send(payload)
         status, headers = await self._read_head()
         res.status = status
+        if on_open is not None:
+            on_open(res)
         body = self._body_for(headers)
         if status != 200 or not headers.get("content-type", "").startswith("text/event-stream"):
             data = await self._read_whole(body)
@@ -332,6 +341,8 @@ class Session:
                         if values:
                             prog.extend(map(float, values))
                             times.extend([now] * len(values))
+                            if stamps:
+                                res.stamps.extend(now - float(v) for v in _STAMP.findall(complete))
                         if b"\n:" in complete or complete.startswith(b":"):
                             res.keepalives += complete.count(b"\n:") + complete.startswith(b":")
                         if _LOG_METHOD.search(complete) or _ID_KEY.search(complete):

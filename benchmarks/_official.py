@@ -10,10 +10,13 @@ uvicorn config), except that the port comes from the command line and access
 logs are off (as they would be for any benchmark). The tools match flowkit's
 demo semantics:
 
-* ``ticker(count, interval_ms=0)`` — as flowkit's demo: sleep
-  ``interval_ms`` before each of ``count`` progress notifications
+* ``ticker(count, interval_ms=0)`` — as flowkit's demo: tick ``i`` due at
+  ``start + i x interval_ms`` (no drift), ``count`` progress notifications
   ``1..count`` (``total=count``, message ``tick i/count``); result
   ``{"count": count}``.
+* ``fast_logs(count)`` — as flowkit's bench tool: a ``notifications/message``
+  (``data={"i": i}``) and a progress step per item, as fast as it goes
+  (the SDK has no delivery policies: this is its only, lossless, behaviour).
 * ``hold(seconds)`` — sends nothing, returns after ``seconds`` (an idle open
   tool-call stream).
 * ``echo(text)`` — a cheap call.
@@ -35,10 +38,20 @@ server: MCPServer[Any] = MCPServer("official-bench")
 @server.tool()
 async def ticker(count: int, ctx: Context, interval_ms: int = 0) -> dict[str, int]:
     """Emit `count` progress notifications, `interval_ms` apart."""
+    start = anyio.current_time()
     for i in range(1, count + 1):
         if interval_ms > 0:
-            await anyio.sleep(interval_ms / 1000)
+            await anyio.sleep_until(start + i * interval_ms / 1000)
         await ctx.report_progress(i, count, f"tick {i}/{count}")
+    return {"count": count}
+
+
+@server.tool()
+async def fast_logs(count: int, ctx: Context) -> dict[str, int]:
+    """`count` partial results as fast as possible: a log and a progress step each."""
+    for i in range(1, count + 1):
+        await ctx.log("info", {"i": i})
+        await ctx.report_progress(i, count, f"item {i}")
     return {"count": count}
 
 

@@ -37,10 +37,18 @@ def free_port() -> int:
 
 
 def flowkit_command(port: int, extra: Sequence[str] = ()) -> list[str]:
-    """``flowkit serve --demo`` on ``port`` (the README's command)."""
+    """``flowkit serve --demo`` on ``port`` (the README's command).
+
+    ``extra`` replaces ``--demo``, e.g. ``["benchmarks._flowkit_tools:server"]``.
+    """
     exe = shutil.which("flowkit", path=os.path.dirname(sys.executable))
     base = [exe] if exe else [sys.executable, "-m", "flowkit_http._cli"]
-    return [*base, "serve", "--demo", "--host", HOST, "--port", str(port), *extra]
+    target = list(extra) or ["--demo"]
+    return [*base, "serve", *target, "--host", HOST, "--port", str(port)]
+
+
+FLOWKIT_TOOLS = ["benchmarks._flowkit_tools:server"]
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def official_command(port: int, extra: Sequence[str] = ()) -> list[str]:
@@ -125,13 +133,22 @@ async def _wait_ready(server: Server, within: float) -> None:
     raise RuntimeError(f"{server.name} server not ready after {within}s: {last}")
 
 
-def start(name: str, extra: Sequence[str] = (), timeout: float = 30.0) -> Server:
+def start(
+    name: str,
+    extra: Sequence[str] = (),
+    timeout: float = 30.0,
+    env: dict[str, str] | None = None,
+) -> Server:
     """Start server ``name`` ("flowkit" or "official") and wait until it serves MCP."""
     port = free_port()
     log = tempfile.TemporaryFile()  # noqa: SIM115 (closed by Server.stop)
-    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    full_env = dict(os.environ, PYTHONUNBUFFERED="1", **(env or {}))
     proc = subprocess.Popen(
-        COMMANDS[name](port, extra), stdout=log, stderr=subprocess.STDOUT, env=env
+        COMMANDS[name](port, extra),
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env=full_env,
+        cwd=ROOT,
     )
     server = Server(name, port, proc, log)
     try:
@@ -145,8 +162,10 @@ def start(name: str, extra: Sequence[str] = (), timeout: float = 30.0) -> Server
 
 
 @contextlib.contextmanager
-def running(name: str, extra: Sequence[str] = ()) -> Iterator[Server]:
-    server = start(name, extra)
+def running(
+    name: str, extra: Sequence[str] = (), env: dict[str, str] | None = None
+) -> Iterator[Server]:
+    server = start(name, extra, env=env)
     try:
         yield server
     finally:

@@ -8,8 +8,8 @@ load asked of the server is a steady ``10 x C`` notifications/s)::
 
     python -m benchmarks.concurrent [--sessions 200,500,1000] [--quick]
 
-Both tickers sleep ``interval_ms`` before each item, so notification k is
-ideally received at ``sent + k x interval``. Columns: calls completed /
+Both tickers schedule item k at ``start + k x interval`` (drift-free), so
+notification k is ideally received at ``sent + k x interval``. Columns: calls completed /
 failed; aggregate notifications/s (all received / first request to last
 response); first-notification delay (received - its ideal time) p50/p99;
 lateness of every notification against its ideal time p50/p99; the server's

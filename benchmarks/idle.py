@@ -1,0 +1,159 @@
+"""C open, idle tool-call streams held for 20 s: what each costs the server.
+
+For each C (default 1000, 3000) and each server, a fresh server process; C
+sessions are opened (64 handshakes at a time), then every session calls
+``ticker(count=1, interval_ms=<hold + 30 s>)`` — a tool call whose SSE
+stream stays open and silent — and the client holds all C streams for
+``--hold`` seconds, reading whatever arrives (keepalive comments)::
+
+    python -m benchmarks.idle [--sessions 1000,3000] [--hold 20] [--quick]
+
+Columns: streams whose response head arrived and that are still open at the
+end; server RSS at start-up, with the C sessions open, and with the C
+streams held; KiB per open stream (held - start-up, so a stream's session
+is included) and the stream alone (held - sessions open); keepalive
+comments seen per stream. The soft ``RLIMIT_NOFILE`` is raised in-process
+for C sockets.
+
+The last line: ``ratio=<official KiB per stream / flowkit KiB per stream at
+the largest C> flowkit=<KiB> official=<KiB>`` (higher is better for flowkit).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import trio
+
+from . import _servers
+from ._client import CallResult, ClientError, raise_nofile
+from ._load import close_all, open_sessions
+from ._util import table
+
+
+@dataclass
+class Outcome:
+    server: str
+    sessions: int
+    opened: int
+    still_open: int
+    idle_mib: float
+    sessions_mib: float
+    held_mib: float
+    kib_per_stream: float
+    kib_stream_only: float
+    keepalives_per_stream: float
+
+    def row(self) -> list[Any]:
+        return [
+            self.server,
+            self.sessions,
+            self.opened,
+            self.still_open,
+            self.idle_mib,
+            self.sessions_mib,
+            self.held_mib,
+            self.kib_per_stream,
+            self.kib_stream_only,
+            self.keepalives_per_stream,
+        ]
+
+
+HEADER = [
+    "server",
+    "C",
+    "opened",
+    "still open",
+    "RSS idle MiB",
+    "RSS sessions MiB",
+    "RSS held MiB",
+    "KiB/stream",
+    "KiB/stream (stream only)",
+    "keepalives/stream",
+]
+
+
+async def _scenario(srv: _servers.Server, c: int, hold: float) -> Outcome:
+    sessions = await open_sessions(srv.port, c)
+    await trio.sleep(0.5)
+    sessions_rss = srv.rss_kib()
+    opened: dict[int, CallResult] = {}
+    ended: set[int] = set()
+    hold_ms = int((hold + 30) * 1000)
+
+    async def call(i: int) -> None:
+        s = sessions[i]
+        if s is None:
+            return
+        with contextlib.suppress(OSError, ClientError):
+            await s.call_tool(
+                "ticker",
+                {"count": 1, "interval_ms": hold_ms},
+                on_open=lambda res: opened.__setitem__(i, res),
+            )
+        ended.add(i)
+
+    try:
+        async with trio.open_nursery() as nursery:
+            for i in range(c):
+                nursery.start_soon(call, i)
+            with trio.move_on_after(30):
+                while len(opened) + len(ended) < c:  # noqa: ASYNC110 (bounded poll)
+                    await trio.sleep(0.05)
+            await trio.sleep(hold)
+            held_rss = srv.rss_kib()
+            still_open = sum(1 for i in opened if i not in ended)
+            keepalives = sum(r.keepalives for i, r in opened.items() if i not in ended)
+            nursery.cancel_scope.cancel()
+    finally:
+        close_all(sessions)
+    n = max(still_open, 1)
+    return Outcome(
+        srv.name,
+        c,
+        len(opened),
+        still_open,
+        srv.started_rss_kib / 1024,
+        sessions_rss / 1024,
+        held_rss / 1024,
+        (held_rss - srv.started_rss_kib) / n,
+        (held_rss - sessions_rss) / n,
+        keepalives / n,
+    )
+
+
+def run_one(name: str, c: int, hold: float) -> Outcome:
+    with _servers.running(name) as srv:
+        return trio.run(_scenario, srv, c, hold)
+
+
+def main(argv: list[str] | None = None) -> list[Outcome]:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sessions", default="1000,3000")
+    parser.add_argument("--hold", type=float, default=20.0)
+    parser.add_argument("--servers", default="flowkit,official")
+    parser.add_argument("--quick", action="store_true", help="C=100,200 held 3 s (CI)")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.sessions, args.hold = "100,200", 3.0
+    sizes = [int(x) for x in args.sessions.split(",")]
+    limit = raise_nofile(max(sizes) + 256)
+    if limit < max(sizes) + 64:
+        raise SystemExit(f"RLIMIT_NOFILE {limit} is too low for {max(sizes)} streams")
+    outcomes = [run_one(name, c, args.hold) for c in sizes for name in args.servers.split(",")]
+    print(table(HEADER, [o.row() for o in outcomes]))
+    top = {o.server: o.kib_per_stream for o in outcomes if o.sessions == sizes[-1]}
+    fk, off = top.get("flowkit", math.nan), top.get("official", math.nan)
+    print(
+        f"ratio={off / fk:.2f} flowkit={fk:.1f} official={off:.1f} "
+        f"(server KiB per open stream at C={sizes[-1]}, official/flowkit)"
+    )
+    return outcomes
+
+
+if __name__ == "__main__":
+    main()
