@@ -40,6 +40,7 @@ from ._errors import (
     INVALID_PARAMS,
     INVALID_REQUEST,
     METHOD_NOT_FOUND,
+    MISSING_REQUIRED_CLIENT_CAPABILITY,
     PARSE_ERROR,
     SERVER_ERROR,
     UNSUPPORTED_PROTOCOL_VERSION,
@@ -71,7 +72,7 @@ from ._sessions import (
 )
 from ._sse import EventId, encode_comment, encode_event, encode_json_event, parse_event_id
 from ._stream import SSE_HEADERS, STREAM_TRANSITIONS, OutgoingStream, StreamInput, StreamState
-from ._tools import Policy, Tool, ToolSet, validate_tool_name
+from ._tools import HeaderParam, Policy, Tool, ToolSet, validate_tool_name
 from ._versions import (
     LATEST_HANDSHAKE_VERSION,
     VERSIONS,
@@ -89,6 +90,7 @@ __all__ = [
     "LOCALHOST_ORIGINS",
     "LOG_LEVELS",
     "METHOD_NOT_FOUND",
+    "MISSING_REQUIRED_CLIENT_CAPABILITY",
     "PARSE_ERROR",
     "SERVER_ERROR",
     "SESSION_TRANSITIONS",
@@ -103,6 +105,7 @@ __all__ = [
     "EndpointConfig",
     "EventId",
     "EventStore",
+    "HeaderParam",
     "Headers",
     "InMemoryEventStore",
     "LocalProtocolError",

@@ -101,14 +101,19 @@ class Cancel:
 
 @attrs.frozen
 class OpenListenStream:
-    """Open the session's standalone GET stream (server-initiated messages).
+    """Open a stream of server-initiated notifications.
 
-    Write ``stream.open()``, then whatever ``stream.notify()`` and
-    ``stream.keepalive()`` produce; call :meth:`Endpoint.stream_finished`
-    when the connection closes, which frees the session's single GET slot.
+    Either a session's standalone GET stream (handshake era) or the response
+    stream of a ``subscriptions/listen`` request (stateless era,
+    ``session_id`` is ``None``; ``stream.open()``'s first bytes are the
+    acknowledgement). Write ``stream.open()``, then whatever
+    :meth:`Endpoint.list_changed` hands out for this stream and
+    ``stream.keepalive()`` produces; call :meth:`Endpoint.stream_finished`
+    when the connection closes, which frees the session's single GET slot or
+    ends the subscription.
     """
 
-    session_id: str
+    session_id: str | None
     stream: OutgoingStream = attrs.field(eq=False)
 
 

@@ -52,8 +52,15 @@ def admit(
     principal: str | None,
     config: EndpointConfig,
     sessions: SessionRegistry,
+    *,
+    before_body: bool = False,
 ) -> tuple[str | None, Session | None]:
     """Decide from the head alone whether a request may proceed.
+
+    With ``before_body`` (the adapter asking before it reads the body), a
+    POST naming an unsupported ``MCP-Protocol-Version`` is let through: its
+    refusal must carry the request's JSON-RPC id, which only the body has
+    ("All error responses carry the request JSON-RPC id", 2026-07-28).
 
     Returns:
         The principal the request acts for, and its session if it named a
@@ -109,6 +116,8 @@ def admit(
         )
     version = head.get("mcp-protocol-version")
     if version is not None and version not in config.versions:
+        if before_body and head.method == "POST":
+            return principal, None
         raise RemoteProtocolError(
             f"Unsupported protocol version: {version}",
             http_status=400,

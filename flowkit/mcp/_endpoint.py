@@ -37,7 +37,9 @@ from ._errors import (
     INVALID_PARAMS,
     INVALID_REQUEST,
     METHOD_NOT_FOUND,
+    MISSING_REQUIRED_CLIENT_CAPABILITY,
     SERVER_ERROR,
+    UNSUPPORTED_PROTOCOL_VERSION,
     RemoteProtocolError,
 )
 from ._events import EventStore, InMemoryEventStore
@@ -48,7 +50,13 @@ from ._headers import (
 from ._jsonrpc import Message, Notification, Request, RequestId, Response, parse_message
 from ._sessions import LOG_LEVELS, Session, SessionEvent, SessionRegistry
 from ._sse import parse_event_id
-from ._stateless import META_PREFIX, RequestMeta, is_modern, validate_modern
+from ._stateless import (
+    META_PREFIX,
+    RequestMeta,
+    is_modern,
+    validate_modern,
+    validate_param_headers,
+)
 from ._stream import SSE_HEADERS, OutgoingStream
 from ._tools import Tool, ToolSet
 from ._versions import VersionPolicy, negotiate_version
@@ -67,9 +75,14 @@ class _Ctx:
     policy: VersionPolicy
     session: Session | None  # handshake era
     meta: RequestMeta | None  # stateless era
+    head: RequestHead
 
 
 _Handler = Callable[[_Ctx], Action]
+
+TOOLS_LIST_CHANGED = "notifications/tools/list_changed"
+# subscriptions/listen filter fields we can honour, and the capability behind each.
+_SUBSCRIBABLE = {"toolsListChanged": "tools"}
 
 
 def _default_session_id() -> str:
@@ -79,6 +92,15 @@ def _default_session_id() -> str:
 
 def _params_error(message: str, request_id: RequestId) -> RemoteProtocolError:
     return RemoteProtocolError(message, http_status=200, code=INVALID_PARAMS, request_id=request_id)
+
+
+def _request_id_of(body: bytes) -> RequestId | None:
+    """The id of the JSON-RPC request in ``body``, if it is one (best effort)."""
+    try:
+        message = parse_message(body)
+    except RemoteProtocolError:
+        return None
+    return message.id if isinstance(message, Request) else None
 
 
 def _progress_token(params: dict[str, Any], request_id: RequestId) -> str | int | None:
@@ -132,6 +154,8 @@ class Endpoint:
             busy_retry_after=self.config.busy_retry_after,
         )
         self._clock = clock
+        # Open subscriptions/listen streams (stateless era).
+        self._subscriptions: dict[OutgoingStream, None] = {}
         # JSON-RPC methods per era, as data.
         self._session_handlers: dict[str, _Handler] = {
             "ping": self._ping,
@@ -143,6 +167,7 @@ class Endpoint:
             "server/discover": self._discover,
             "tools/list": self._tools_list,
             "tools/call": self._tools_call,
+            "subscriptions/listen": self._listen,
         }
 
     # -- public API -------------------------------------------------------------
@@ -158,7 +183,8 @@ class Endpoint:
             calling this first is an optimisation, not a requirement).
         """
         try:
-            admit(parse_head(method, headers), headers, principal, self.config, self.sessions)
+            head = parse_head(method, headers)
+            admit(head, headers, principal, self.config, self.sessions, before_body=True)
         except RemoteProtocolError as exc:
             return error_reply(exc)
         return None
@@ -185,7 +211,12 @@ class Endpoint:
         """
         try:
             head = parse_head(method, headers)
-            principal, session = admit(head, headers, principal, self.config, self.sessions)
+            try:
+                principal, session = admit(head, headers, principal, self.config, self.sessions)
+            except RemoteProtocolError as exc:
+                if exc.code != UNSUPPORTED_PROTOCOL_VERSION or head.method != "POST":
+                    raise
+                raise exc.with_request_id(_request_id_of(body)) from exc
             if head.method == "POST":
                 return self._post(head, body, principal, session)
             assert session is not None  # _check_head insists for GET/DELETE
@@ -212,6 +243,7 @@ class Endpoint:
         stream.attached = False
         session = self.sessions.get_any(stream.session_id) if stream.session_id else None
         if stream.kind == "listen":
+            self._subscriptions.pop(stream, None)
             if session is not None and session.listen is stream:
                 session.listen = None
                 self.sessions.touch(session, self._clock())
@@ -220,6 +252,24 @@ class Endpoint:
             stream.cancel()
             return True
         return False
+
+    def list_changed(self) -> tuple[tuple[OutgoingStream, bytes], ...]:
+        """``notifications/tools/list_changed`` for every stream that wants it.
+
+        Call it after the tool list changed (``ToolSet.on_change``); write
+        each event to the connection carrying its stream. The streams are the
+        sessions' GET streams (handshake era) and the ``subscriptions/listen``
+        streams whose filter asked for ``toolsListChanged`` (stateless era);
+        nothing at all unless ``config.tools_list_changed`` is set.
+        """
+        if not self.config.tools_list_changed:
+            return ()
+        targets = [s.listen for s in self.sessions if s.listen is not None]
+        targets += [
+            s for s in self._subscriptions if (s.subscription or {}).get("toolsListChanged")
+        ]
+        events = ((stream, stream.notify(TOOLS_LIST_CHANGED)) for stream in targets)
+        return tuple((stream, data) for stream, data in events if data)
 
     def close_session(self, session_id: str) -> tuple[OutgoingStream, ...]:
         """End a session from the server side (shutdown, admin action).
@@ -280,7 +330,8 @@ class Endpoint:
         if isinstance(message, Notification):
             return self._notification(session, message)
         session.handle(SessionEvent.REQUEST)
-        return self._dispatch(self._session_handlers, _Ctx(message, session.policy, session, None))
+        ctx = _Ctx(message, session.policy, session, None, head)
+        return self._dispatch(self._session_handlers, ctx)
 
     def _stateless(self, head: RequestHead, message: Message) -> Action:
         """Serve a stateless-era (2026-07-28) message: no session is involved."""
@@ -294,7 +345,8 @@ class Endpoint:
         if isinstance(message, Notification):
             return _ACCEPTED  # cancellation is a disconnect; nothing else is defined
         meta = validate_modern(head, message, self.config.versions)
-        return self._dispatch(self._stateless_handlers, _Ctx(message, meta.policy, None, meta))
+        ctx = _Ctx(message, meta.policy, None, meta, head)
+        return self._dispatch(self._stateless_handlers, ctx)
 
     def _dispatch(self, handlers: Mapping[str, _Handler], ctx: _Ctx) -> Action:
         request = ctx.request
@@ -416,6 +468,22 @@ class Endpoint:
             arguments = {}
         if not isinstance(arguments, dict):
             raise _params_error('"arguments" must be an object', request.id)
+        if policy.method_headers:
+            validate_param_headers(ctx.head, tool, arguments, request.id)
+        declared = (
+            ctx.meta.client_capabilities
+            if ctx.meta
+            else getattr(session, "client_capabilities", None)
+        )
+        missing = tool.missing_capabilities(declared)
+        if missing:
+            raise RemoteProtocolError(
+                f"Tool {name!r} requires client capabilities: {', '.join(sorted(missing))}",
+                http_status=policy.capability_error_status,
+                code=MISSING_REQUIRED_CLIENT_CAPABILITY,
+                data={"requiredCapabilities": missing},
+                request_id=request.id,
+            )
         token = ctx.meta.progress_token if ctx.meta else _progress_token(params, request.id)
         if session is not None and request.id in session.in_flight:
             raise RemoteProtocolError(
@@ -447,6 +515,32 @@ class Endpoint:
             return StartCall(None, request.id, tool, arguments, token, stream)
         session.in_flight[request.id] = stream
         return StartCall(session.id, request.id, tool, arguments, token, stream)
+
+    def _listen(self, ctx: _Ctx) -> Action:
+        """``subscriptions/listen``: a long-lived stream of change notifications.
+
+        The acknowledgement (the stream's first event) reports the subset of
+        the requested filter we honour; we never send a type not in it.
+        """
+        request = ctx.request
+        wanted = request.params.get("notifications")
+        if not isinstance(wanted, dict):
+            raise _params_error('"notifications" must be an object', request.id)
+        capabilities = self._capabilities()
+        agreed = {
+            field: True
+            for field, capability in _SUBSCRIBABLE.items()
+            if wanted.get(field) is True and capabilities.get(capability, {}).get("listChanged")
+        }
+        stream = OutgoingStream(
+            kind="listen",
+            stream_id="0",
+            session=None,
+            request_id=request.id,
+            subscription=agreed,
+        )
+        self._subscriptions[stream] = None
+        return OpenListenStream(None, stream)
 
     def _call_done(self, stream: OutgoingStream) -> None:
         session = self.sessions.get_any(stream.session_id) if stream.session_id else None

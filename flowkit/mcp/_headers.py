@@ -41,6 +41,8 @@ _WANTED = frozenset(
     }
 )
 _JOINABLE = frozenset({b"accept"})
+PARAM_HEADER_PREFIX = b"mcp-param-"
+"""Prefix of the headers mirroring ``x-mcp-header`` tool arguments (2026-07-28)."""
 
 
 @attrs.frozen
@@ -69,7 +71,7 @@ def parse_head(method: str, raw_headers: Sequence[tuple[bytes, bytes]]) -> Reque
     duplicated: set[str] = set()
     for raw_name, raw_value in raw_headers:
         name = raw_name.lower()
-        if name not in _WANTED:
+        if name not in _WANTED and not name.startswith(PARAM_HEADER_PREFIX):
             continue
         key = name.decode("latin-1")
         value = raw_value.decode("latin-1").strip(" \t")

@@ -28,9 +28,17 @@ from ._errors import (
 from ._headers import RequestHead
 from ._jsonrpc import Message, Request, RequestId
 from ._sessions import LOG_LEVELS
+from ._tools import Tool
 from ._versions import VersionPolicy
 
-__all__ = ["META_PREFIX", "RequestMeta", "decode_header_value", "is_modern", "validate_modern"]
+__all__ = [
+    "META_PREFIX",
+    "RequestMeta",
+    "decode_header_value",
+    "is_modern",
+    "validate_modern",
+    "validate_param_headers",
+]
 
 META_PREFIX = "io.modelcontextprotocol/"
 _VERSION = META_PREFIX + "protocolVersion"
@@ -38,6 +46,7 @@ _CAPABILITIES = META_PREFIX + "clientCapabilities"
 _CLIENT_INFO = META_PREFIX + "clientInfo"
 _LOG_LEVEL = META_PREFIX + "logLevel"
 _SENTINEL_START, _SENTINEL_END = "=?base64?", "?="
+_ABSENT = object()
 
 
 @attrs.frozen
@@ -56,14 +65,16 @@ def is_modern(head: RequestHead, message: Message, versions: Mapping[str, Versio
 
     It is if its ``MCP-Protocol-Version`` header names a per-request-metadata
     revision, or if its ``_meta`` carries a protocol version. ``initialize``
-    always selects the handshake era.
+    selects the handshake era unless the header names a stateless revision:
+    then it is a removed method (404, -32601), which is how a dual-era
+    client learns that this server speaks the modern protocol.
     """
-    if isinstance(message, Request) and message.method == "initialize":
-        return False
     header = head.get("mcp-protocol-version")
     policy = versions.get(header) if header is not None else None
     if policy is not None and policy.request_meta:
         return True
+    if isinstance(message, Request) and message.method == "initialize":
+        return False
     params = getattr(message, "params", None)
     meta = params.get("_meta") if isinstance(params, dict) else None
     return isinstance(meta, dict) and _VERSION in meta
@@ -118,6 +129,14 @@ def validate_modern(
             code=INVALID_PARAMS,
             request_id=rid,
         )
+    # The header must mirror the body before the version itself is judged:
+    # a header naming a served revision over a body naming another is a
+    # mismatch (-32020), not an unsupported version.
+    header = head.get("mcp-protocol-version")
+    if header is None:
+        raise _mismatch("MCP-Protocol-Version header is required", rid)
+    if header != version:
+        raise _mismatch(f"MCP-Protocol-Version {header!r} does not match body {version!r}", rid)
     policy = versions.get(version)
     if policy is None or not policy.request_meta:
         raise RemoteProtocolError(
@@ -127,11 +146,6 @@ def validate_modern(
             data={"supported": sorted(versions, reverse=True), "requested": version},
             request_id=rid,
         )
-    header = head.get("mcp-protocol-version")
-    if header is None:
-        raise _mismatch("MCP-Protocol-Version header is required", rid)
-    if header != version:
-        raise _mismatch(f"MCP-Protocol-Version {header!r} does not match body {version!r}", rid)
     if policy.method_headers:
         method = head.get("mcp-method")
         if method is None:
@@ -164,3 +178,62 @@ def validate_modern(
             request_id=rid,
         )
     return RequestMeta(policy, capabilities, meta.get(_CLIENT_INFO), log_level, token)
+
+
+def _header_safe(value: str) -> bool:
+    # RFC 9110 field values: visible ASCII, space and horizontal tab.
+    return all(c == "\t" or " " <= c <= "~" for c in value)
+
+
+def _argument_at(arguments: Mapping[str, Any], path: tuple[str, ...]) -> Any:
+    node: Any = arguments
+    for key in path:
+        if not isinstance(node, Mapping) or key not in node:
+            return _ABSENT
+        node = node[key]
+    return _ABSENT if node is None else node
+
+
+def _header_matches(text: str, value: Any) -> bool:
+    """Does a decoded ``Mcp-Param-*`` value stand for the body's ``value``?"""
+    if isinstance(value, bool):
+        return text == ("true" if value else "false")
+    if isinstance(value, int | float):
+        # Integers compare numerically ("42.0" and 42 are equal).
+        try:
+            return float(text) == value
+        except ValueError:
+            return False
+    return isinstance(value, str) and text == value
+
+
+def validate_param_headers(
+    head: RequestHead, tool: Tool, arguments: Mapping[str, Any], request_id: RequestId
+) -> None:
+    """Check the ``Mcp-Param-*`` headers of a ``tools/call`` against its arguments.
+
+    "Server Behavior for Custom Headers" (2026-07-28 Streamable HTTP): for
+    each argument the tool mirrors into a header (``x-mcp-header``), a value
+    in the body needs the header, the header needs the value, and the header
+    (after Base64 sentinel decoding, which must be strict) must equal it.
+
+    Raises:
+        RemoteProtocolError: 400 / -32020 on any mismatch or malformed value.
+    """
+    for param in tool.header_params:
+        label = f"Mcp-Param-{param.name}"
+        value = _argument_at(arguments, param.path)
+        raw = head.get(param.header)
+        if raw is None:
+            if value is not _ABSENT:
+                raise _mismatch(f"{label} header is required (the argument is set)", request_id)
+            continue
+        if value is _ABSENT:
+            raise _mismatch(f"{label} header given but the argument is absent", request_id)
+        if not _header_safe(raw):
+            raise _mismatch(f"{label} header contains invalid characters", request_id)
+        text = decode_header_value(raw)
+        if text is None:
+            raise _mismatch(f"{label} header is not valid base64 sentinel encoding", request_id)
+        if not _header_matches(text, value):
+            raise _mismatch(f"{label} header does not match the argument", request_id)

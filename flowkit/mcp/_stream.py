@@ -97,7 +97,12 @@ class OutgoingStream:
         kind: ``"call"`` (answers one request) or ``"listen"`` (GET stream,
             server-initiated notifications only, never a response).
         stream_id: id unique within the session; the prefix of event ids.
-        request_id: the request this stream answers (``None`` for listen).
+        request_id: the request this stream answers (``None`` for a GET
+            stream; a ``subscriptions/listen`` stream's is its request's id,
+            which is also the subscription id).
+        subscription: for a ``subscriptions/listen`` stream, the notification
+            filter the server agreed to (``{"toolsListChanged": True}``);
+            ``None`` for every other stream.
         progress_token: the request's ``_meta.progressToken``, or ``None``.
         tool: the tool being called, for output-schema checks.
         attached: an HTTP response is currently carrying this stream.
@@ -122,6 +127,7 @@ class OutgoingStream:
         "request_id",
         "state",
         "stream_id",
+        "subscription",
         "tool",
     )
 
@@ -140,8 +146,10 @@ class OutgoingStream:
         result_type: bool = False,
         disconnect_cancels: bool = False,
         on_done: Callable[[OutgoingStream], None] | None = None,
+        subscription: Mapping[str, Any] | None = None,
     ) -> None:
         self.kind = kind
+        self.subscription = subscription
         self.stream_id = stream_id
         self.request_id = request_id
         self.progress_token = progress_token
@@ -223,6 +231,11 @@ class OutgoingStream:
         self.attached = True
         if not self._step(StreamInput.OPEN):
             return 200, SSE_HEADERS, b""
+        if self.subscription is not None:
+            # "notifications/subscriptions/acknowledged" MUST come first and
+            # reports the filter we agreed to honour.
+            ack = {"notifications": dict(self.subscription)}
+            return 200, SSE_HEADERS, self.notify("notifications/subscriptions/acknowledged", ack)
         if self._store is None:
             return 200, SSE_HEADERS, b""
         assert self._session is not None
@@ -284,12 +297,22 @@ class OutgoingStream:
         return self._emit({"jsonrpc": "2.0", "method": "notifications/message", "params": params})
 
     def notify(self, method: str, params: Mapping[str, Any] | None = None) -> bytes:
-        """Any other server notification (e.g. ``notifications/tools/list_changed``)."""
+        """Any other server notification (e.g. ``notifications/tools/list_changed``).
+
+        On a ``subscriptions/listen`` stream it carries the subscription id in
+        ``params._meta`` (the spec: MUST, on every notification of the stream).
+        """
         if not self._step(StreamInput.SEND):
             return b""
         message: dict[str, Any] = {"jsonrpc": "2.0", "method": method}
-        if params is not None:
-            message["params"] = dict(params)
+        body = dict(params) if params is not None else None
+        if self.subscription is not None:
+            body = body if body is not None else {}
+            meta = dict(body.get("_meta") or {})
+            meta["io.modelcontextprotocol/subscriptionId"] = self.request_id
+            body["_meta"] = meta
+        if body is not None:
+            message["params"] = body
         return self._emit(message)
 
     def result(self, result: Mapping[str, Any]) -> bytes:

@@ -25,7 +25,7 @@ from jsonschema.protocols import Validator
 from ._errors import INVALID_PARAMS, LocalProtocolError, RemoteProtocolError
 from ._schema import schema_from_function
 
-__all__ = ["Policy", "Tool", "ToolSet", "validate_tool_name"]
+__all__ = ["HeaderParam", "Policy", "Tool", "ToolSet", "validate_tool_name"]
 
 Policy = Literal["lossless", "conflate"]
 """How the adapter delivers a tool's intermediate output to a slow client.
@@ -69,6 +69,86 @@ def _check_input_schema(schema: Mapping[str, Any]) -> Mapping[str, Any]:
     return schema
 
 
+_X_MCP_HEADER = "x-mcp-header"
+# RFC 9110 5.1 field-name token: 1*tchar.
+_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+_HEADER_TYPES = frozenset({"string", "integer", "boolean"})
+
+
+@attrs.frozen
+class HeaderParam:
+    """An argument mirrored into an ``Mcp-Param-{name}`` header (2026-07-28).
+
+    Declared by an ``x-mcp-header`` annotation on a property of the input
+    schema ("Custom Headers from Tool Parameters", 2026-07-28 Streamable
+    HTTP); the server checks the header against the argument.
+
+    Attributes:
+        name: the annotation's value, as declared (``Region``).
+        header: the lowercase header name (``mcp-param-region``).
+        path: the chain of ``properties`` keys leading to the argument.
+        type: the property's JSON type: ``string``, ``integer`` or ``boolean``.
+    """
+
+    name: str
+    header: str
+    path: tuple[str, ...]
+    type: str
+
+
+def _count_annotations(node: Any) -> int:
+    if isinstance(node, Mapping):
+        own = 1 if _X_MCP_HEADER in node else 0
+        return own + sum(_count_annotations(v) for v in node.values())
+    if isinstance(node, list | tuple):
+        return sum(_count_annotations(v) for v in node)
+    return 0
+
+
+def _header_params(tool: str, schema: Mapping[str, Any]) -> tuple[HeaderParam, ...]:
+    """The ``x-mcp-header`` annotations of an input schema, checked.
+
+    Raises:
+        LocalProtocolError: an annotation breaks a constraint of the spec
+            ("Schema Extension"): empty or not an HTTP token, not unique
+            (case-insensitively), on a type other than string/integer/boolean,
+            or not reachable from the root through ``properties`` alone.
+    """
+    found: list[HeaderParam] = []
+
+    def walk(node: Mapping[str, Any], path: tuple[str, ...]) -> None:
+        properties = node.get("properties")
+        if not isinstance(properties, Mapping):
+            return
+        for key, child in properties.items():
+            if not isinstance(child, Mapping):
+                continue
+            here = (*path, str(key))
+            if _X_MCP_HEADER in child:
+                name = child[_X_MCP_HEADER]
+                where = f"x-mcp-header of {'.'.join(here)!r} in tool {tool!r}"
+                if not isinstance(name, str) or _TOKEN.fullmatch(name) is None:
+                    raise LocalProtocolError(f"{where} must be an HTTP token, not {name!r}")
+                kind = child.get("type")
+                if not isinstance(kind, str) or kind not in _HEADER_TYPES:
+                    raise LocalProtocolError(
+                        f"{where} needs a property of type string, integer or boolean"
+                    )
+                found.append(HeaderParam(name, "mcp-param-" + name.lower(), here, kind))
+            walk(child, here)
+
+    walk(schema, ())
+    if len(found) != _count_annotations(schema):
+        raise LocalProtocolError(
+            f"tool {tool!r}: x-mcp-header is only allowed on properties reachable from the "
+            "schema root through properties alone"
+        )
+    headers = [p.header for p in found]
+    if len(set(headers)) != len(headers):
+        raise LocalProtocolError(f"tool {tool!r}: x-mcp-header values must be unique")
+    return tuple(found)
+
+
 @attrs.frozen
 class Tool:
     """One tool as MCP clients see it, plus opaque data for the adapter.
@@ -85,6 +165,12 @@ class Tool:
         annotations: optional ``ToolAnnotations`` hints (``readOnlyHint``...),
             published as is.
         policy: delivery policy for intermediate output (see :data:`Policy`).
+        requires: client capabilities the tool cannot work without (e.g.
+            ``{"sampling": {}}``); a call from a client that did not declare
+            each of them is refused with -32021 (2026-07-28 "Client
+            Capabilities": a server MUST NOT rely on undeclared ones).
+        header_params: the arguments mirrored into ``Mcp-Param-*`` headers,
+            from the input schema's ``x-mcp-header`` annotations.
     """
 
     name: str = attrs.field(validator=lambda _i, _a, v: validate_tool_name(v))
@@ -95,6 +181,8 @@ class Tool:
     title: str | None = None
     annotations: Mapping[str, Any] | None = None
     policy: Policy = attrs.field(default="lossless")
+    requires: Mapping[str, Any] | None = None
+    header_params: tuple[HeaderParam, ...] = attrs.field(init=False, eq=False, repr=False)
     _input_validator: Validator = attrs.field(init=False, eq=False, repr=False)
     _output_validator: Validator | None = attrs.field(init=False, eq=False, repr=False)
 
@@ -102,6 +190,10 @@ class Tool:
     def _check_policy(self, _attribute: Any, value: str) -> None:
         if value not in ("lossless", "conflate"):
             raise LocalProtocolError(f'policy must be "lossless" or "conflate", not {value!r}')
+
+    @header_params.default
+    def _make_header_params(self) -> tuple[HeaderParam, ...]:
+        return _header_params(self.name, self.input_schema)
 
     @_input_validator.default
     def _make_input_validator(self) -> Validator:
@@ -127,6 +219,7 @@ class Tool:
         title: str | None = None,
         annotations: Mapping[str, Any] | None = None,
         policy: Policy = "lossless",
+        requires: Mapping[str, Any] | None = None,
     ) -> Tool:
         """Declare a tool from a plain, async or async-generator function.
 
@@ -143,7 +236,20 @@ class Tool:
             title=title,
             annotations=annotations,
             policy=policy,
+            requires=requires,
         )
+
+    def missing_capabilities(self, declared: Any) -> dict[str, Any]:
+        """The required client capabilities absent from ``declared``.
+
+        ``declared`` is what the client sent (``capabilities`` at
+        ``initialize``, or the request's ``clientCapabilities``); anything
+        but an object declares nothing.
+        """
+        if not self.requires:
+            return {}
+        have = declared if isinstance(declared, Mapping) else {}
+        return {name: dict(value) for name, value in self.requires.items() if name not in have}
 
     def validate_arguments(self, arguments: Any) -> str | None:
         """Check call arguments against the input schema.
@@ -201,6 +307,7 @@ class ToolSet:
 
     def __init__(self, tools: Iterator[Tool] | list[Tool] | tuple[Tool, ...] = ()) -> None:
         self._tools: dict[str, Tool] = {}
+        self._listeners: list[Callable[[], None]] = []
         for tool in tools:
             self.add(tool)
 
@@ -209,7 +316,30 @@ class ToolSet:
         if tool.name in self._tools:
             raise LocalProtocolError(f"duplicate tool name {tool.name!r}")
         self._tools[tool.name] = tool
+        self._changed()
         return tool
+
+    def remove(self, name: str) -> Tool:
+        """Unregister and return the tool called ``name`` (KeyError if none).
+
+        Calls already running go on; new calls get "Unknown tool".
+        """
+        tool = self._tools.pop(name)
+        self._changed()
+        return tool
+
+    def on_change(self, listener: Callable[[], None]) -> None:
+        """Call ``listener()`` after every :meth:`add` and :meth:`remove`.
+
+        The endpoint's adapter listens to turn changes into
+        ``notifications/tools/list_changed`` (see
+        :meth:`Endpoint.list_changed <flowkit.mcp.Endpoint.list_changed>`).
+        """
+        self._listeners.append(listener)
+
+    def _changed(self) -> None:
+        for listener in list(self._listeners):
+            listener()
 
     @overload
     def tool(self, fn: _F, /) -> _F: ...  # bare decorator

@@ -43,6 +43,9 @@ class VersionPolicy:
             (``tools/list``, ``server/discover``) also ``ttlMs``/``cacheScope``.
         unknown_method_status: HTTP status of a -32601 reply (the stateless
             era answers 404 so clients can tell a modern server's refusal).
+        capability_error_status: HTTP status of a -32021 reply (a call
+            needing a client capability the client did not declare; the
+            stateless era says 400).
     """
 
     version: str
@@ -55,6 +58,7 @@ class VersionPolicy:
     method_headers: bool = False
     result_type: bool = False
     unknown_method_status: int = 200
+    capability_error_status: int = 200
 
 
 def _handshake_era(version: str) -> VersionPolicy:
@@ -91,6 +95,7 @@ VERSIONS: Mapping[str, VersionPolicy] = MappingProxyType(
             method_headers=True,
             result_type=True,
             unknown_method_status=404,
+            capability_error_status=400,
         ),
     }
 )

@@ -206,14 +206,49 @@ def test_missing_meta_is_400_invalid_params(params: dict[str, Any]) -> None:
 
 
 def test_unsupported_meta_version_is_32022_with_supported_list() -> None:
-    """ "Protocol Version Negotiation": UnsupportedProtocolVersionError."""
+    """ "Protocol Version Negotiation": UnsupportedProtocolVersionError.
+
+    Header and body agree on a revision we do not serve: the refusal lists
+    what we do serve, echoes the request, and carries the request's id
+    ("All error responses carry the request JSON-RPC id"), so the head check
+    that runs before the body must let such a POST through.
+    """
+    endpoint = make_endpoint()
     meta = _meta(**{"io.modelcontextprotocol/protocolVersion": "1900-01-01"})
-    reply = _send(make_endpoint(), "tools/list", {"_meta": meta})
+    headers = {b"mcp-protocol-version": b"1900-01-01"}
+    head = [(b"host", b"localhost:8000"), (b"accept", b"*/*")]
+    head.append((b"content-type", b"application/json"))
+    assert (
+        endpoint.check_request_head("POST", [*head, (b"mcp-protocol-version", b"1900-01-01")])
+        is None
+    )
+    reply = _send(endpoint, "server/discover", {"_meta": meta}, headers=headers, id=301)
     assert reply.status == 400
-    error = body_json(reply)["error"]
+    body = body_json(reply)
+    assert body["id"] == 301
+    error = body["error"]
     assert error["code"] == UNSUPPORTED_PROTOCOL_VERSION
     assert error["data"]["requested"] == "1900-01-01"
     assert V in error["data"]["supported"]
+
+
+def test_served_header_over_unsupported_meta_version_is_a_mismatch() -> None:
+    """ "Protocol Version Header": the header MUST match the _meta version;
+    a header naming a served revision over another body version is -32020."""
+    meta = _meta(**{"io.modelcontextprotocol/protocolVersion": "1900-01-01"})
+    reply = _send(make_endpoint(), "server/discover", {"_meta": meta}, id=302)
+    assert reply.status == 400
+    assert body_json(reply)["error"]["code"] == HEADER_MISMATCH
+    assert body_json(reply)["id"] == 302
+
+
+def test_initialize_in_the_stateless_era_is_a_removed_method() -> None:
+    """initialize with a 2026-07-28 MCP-Protocol-Version header: 404, -32601."""
+    params = {"_meta": _meta(), "protocolVersion": V, "capabilities": {}}
+    reply = _send(make_endpoint(), "initialize", params, id=500)
+    assert reply.status == 404
+    assert body_json(reply)["error"]["code"] == METHOD_NOT_FOUND
+    assert body_json(reply)["id"] == 500
 
 
 @pytest.mark.parametrize(
