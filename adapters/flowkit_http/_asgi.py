@@ -321,9 +321,12 @@ class MCPApp:
         send: Send,
         listen: trio.MemoryReceiveChannel[bytes] | None = None,
     ) -> None:
-        # TODO(flowkit.keepalive): the idle timer below is the minimal local
-        # logic of that operator (inject only when idle *and* we are waiting;
-        # the timer restarts after every write); use it once it lands.
+        # The idle timer below has flowkit.keepalive's semantics (inject only
+        # when idle *and* the writer is waiting; the timer restarts after
+        # every write; heartbeats never queue). That operator (now in flowkit)
+        # works between two channels, so using it here would cost each
+        # stream an extra task and hop for what is a timed receive.
+        # TODO(flowkit.keepalive): revisit if it gains a channel-less form.
         interval = self.settings.keepalive_interval
         while True:
             data = b""
