@@ -138,3 +138,23 @@ async def test_client_response_and_notifications_get_202() -> None:
             r = await client.post(url, content=cancel, headers=headers)
             assert r.status_code == 202
             assert r.content == b""
+
+
+async def test_set_level_silences_partial_results() -> None:
+    """B11: logging/setLevel is honoured on tool-call streams."""
+    server, _ = make_server()
+    text = "# A\nOne. Two.\n\n# B\nThree."
+    with trio.fail_after(20):
+        async with serving(create_app(server)) as base, httpx.AsyncClient() as client:
+            url = base + "/mcp"
+            headers = await initialize(client, url)
+            r = await client.post(
+                url, content=request("logging/setLevel", id=3, level="warning"), headers=headers
+            )
+            assert r.json()["result"] == {}
+            body = call(4, "analyze_document", {"text": text})
+            async with client.stream("POST", url, content=body, headers=headers) as response:
+                events = SSEParser().feed(await response.aread())
+            methods = [e.json().get("method") for e in events if e.data]
+            assert "notifications/message" not in methods
+            assert methods.count("notifications/progress") == 2
