@@ -23,8 +23,9 @@ dropped as the client saw it, dropped as the server reported it, whether they
 match; server RSS at start, max and at the end of the window; calls
 finished within the window.
 
-The last line: ``ratio=<official RSS growth / flowkit's worst RSS growth>
-flowkit_growth_mib=.. official_growth_mib=.. drops_match=<yes|no>``.
+The last line: ``ratio=<official max RSS / flowkit max RSS>`` plus
+``flowkit_late_growth_mib`` (RSS growth over the window's second half, worst
+policy: ~0 means flat) and ``drops_match=<yes|no>``.
 """
 
 from __future__ import annotations
@@ -71,8 +72,13 @@ class Outcome:
     series: list[tuple[float, int]] = field(default_factory=list)
 
     @property
-    def growth_mib(self) -> float:
-        return self.rss_max_mib - self.rss_start_mib
+    def late_growth_mib(self) -> float:
+        """RSS growth over the second half of the window (flat memory: ~0)."""
+        if not self.series:
+            return math.nan
+        half = self.series[-1][0] / 2
+        mid = next(kib for t, kib in self.series if t >= half)
+        return (max(kib for t, kib in self.series if t >= half) - mid) / 1024
 
     def row(self) -> list[Any]:
         return [
@@ -242,12 +248,13 @@ def main(argv: list[str] | None = None) -> list[Outcome]:
             )
         outcomes.append(_summarize(server, policy, tool, args.count, results, series))
     print(table(HEADER, [o.row() for o in outcomes]))
-    fk = max((o.growth_mib for o in outcomes if o.server == "flowkit"), default=math.nan)
-    off = max((o.growth_mib for o in outcomes if o.server == "official"), default=math.nan)
+    fk = max((o.rss_max_mib for o in outcomes if o.server == "flowkit"), default=math.nan)
+    off = max((o.rss_max_mib for o in outcomes if o.server == "official"), default=math.nan)
+    late = max((o.late_growth_mib for o in outcomes if o.server == "flowkit"), default=math.nan)
     matches = all(o.match.startswith("yes") for o in outcomes if o.server == "flowkit")
     print(
-        f"ratio={off / max(fk, 0.1):.1f} flowkit_growth_mib={fk:.1f} "
-        f"official_growth_mib={off:.1f} drops_match={'yes' if matches else 'no'}"
+        f"ratio={off / fk:.2f} flowkit_rss_max_mib={fk:.1f} official_rss_max_mib={off:.1f} "
+        f"flowkit_late_growth_mib={late:.1f} drops_match={'yes' if matches else 'no'}"
     )
     return outcomes
 
