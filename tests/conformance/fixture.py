@@ -1,0 +1,247 @@
+"""The fixture server the official MCP conformance suite runs against.
+
+Serve it from the repository root with::
+
+    flowkit serve tests.conformance.fixture:app --port 8123
+
+and point the suite at ``http://127.0.0.1:8123/mcp``. Each tool is named and
+shaped after what a scenario of ``@modelcontextprotocol/conformance`` calls
+(``src/scenarios/server/*.ts``); the docstrings say which. Everything is
+written against flowkit's public API: the tools are ordinary flowkit tools
+(async generators yielding progress steps and logs, or plain results), so a
+scenario that passes here passes for any flowkit server built the same way.
+"""
+
+from __future__ import annotations
+
+import io
+import struct
+import wave
+import zlib
+from collections.abc import AsyncIterator
+from typing import Any
+
+import trio
+
+from flowkit.mcp import (
+    EndpointConfig,
+    Tool,
+    audio_content,
+    embedded_resource,
+    image_content,
+    text_content,
+    tool_result,
+)
+from flowkit_http import MCPServer, Partial, Progress
+
+__all__ = ["app"]
+
+app = MCPServer(
+    "flowkit-conformance-fixture",
+    version="1.0.0",
+    instructions="Fixture tools for the MCP conformance suite.",
+    # Advertise tools.listChanged: test_trigger_tool_change changes the list, and
+    # subscriptions/listen (2026-07-28) and the GET stream (2025-11-25) carry it.
+    config=EndpointConfig(tools_list_changed=True),
+)
+
+
+def _png_1x1_red() -> bytes:
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        crc = zlib.crc32(kind + data) & 0xFFFFFFFF
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", crc)
+
+    header = struct.pack(">IIBBBBB", 1, 1, 8, 2, 0, 0, 0)  # 1x1, 8-bit RGB
+    pixels = zlib.compress(b"\x00\xff\x00\x00")  # filter byte + one red pixel
+    return (
+        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", pixels) + chunk(b"IEND", b"")
+    )
+
+
+def _wav_silence() -> bytes:
+    buffer = io.BytesIO()
+    with wave.open(buffer, "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(1)
+        out.setframerate(8000)
+        out.writeframes(b"\x80" * 80)  # 10 ms of 8-bit silence
+    return buffer.getvalue()
+
+
+PNG = _png_1x1_red()
+WAV = _wav_silence()
+
+
+# -- content types (tools-call-simple-text, -image, -audio, -embedded-resource, -mixed-content)
+
+
+@app.tool
+def test_simple_text() -> str:
+    """Returns a simple text response (tools-call-simple-text)."""
+    return "This is a simple text response for testing."
+
+
+@app.tool
+def test_image_content() -> dict[str, Any]:
+    """Returns a 1x1 red PNG image (tools-call-image)."""
+    return tool_result([image_content(PNG, "image/png")])
+
+
+@app.tool
+def test_audio_content() -> dict[str, Any]:
+    """Returns a short WAV clip (tools-call-audio)."""
+    return tool_result([audio_content(WAV, "audio/wav")])
+
+
+@app.tool
+def test_embedded_resource() -> dict[str, Any]:
+    """Returns an embedded text resource (tools-call-embedded-resource)."""
+    resource = embedded_resource(
+        "test://embedded-resource",
+        text="This is an embedded resource content.",
+        mime_type="text/plain",
+    )
+    return tool_result([resource])
+
+
+@app.tool
+def test_multiple_content_types() -> dict[str, Any]:
+    """Returns text, an image and an embedded resource (tools-call-mixed-content)."""
+    return tool_result(
+        [
+            text_content("Multiple content types test:"),
+            image_content(PNG, "image/png"),
+            embedded_resource(
+                "test://mixed-content-resource",
+                text='{"test":"data","value":123}',
+                mime_type="application/json",
+            ),
+        ]
+    )
+
+
+# -- logging, errors, progress -------------------------------------------------------
+
+
+@app.tool
+async def test_tool_with_logging() -> AsyncIterator[Any]:
+    """Sends three info logs ~50 ms apart while it runs (tools-call-with-logging)."""
+    yield Partial("Tool execution started", level="info")
+    await trio.sleep(0.05)
+    yield Partial("Tool processing data", level="info")
+    await trio.sleep(0.05)
+    yield Partial("Tool execution completed", level="info")
+
+
+@app.tool
+async def test_logging_tool() -> AsyncIterator[Any]:
+    """Logs while it runs; a request without a logLevel must see none (server-stateless)."""
+    yield Partial("logging tool started", level="info")
+    yield Partial("logging tool finished", level="warning")
+
+
+@app.tool
+def test_error_handling() -> None:
+    """Always fails; the failure is an isError result (tools-call-error)."""
+    raise RuntimeError("This tool intentionally returns an error for testing")
+
+
+@app.tool
+async def test_tool_with_progress() -> AsyncIterator[Any]:
+    """Reports three progress steps of 100, ~50 ms apart (tools-call-with-progress)."""
+    for step in ("started", "halfway", "done"):
+        yield Progress(step, total=100)
+        if step != "done":
+            await trio.sleep(0.05)
+
+
+# -- client capabilities (server-stateless) --------------------------------------------
+
+
+def test_missing_capability() -> str:
+    """Needs the client's sampling capability: undeclared, it is refused with -32021."""
+    return "The client declared sampling; flowkit tools never sample, so nothing more happens."
+
+
+async def test_streaming_elicitation() -> AsyncIterator[Any]:
+    """Needs elicitation; streams progress and a result, never a server request."""
+    yield Progress("working", total=2)
+    yield Progress("finishing", total=2)
+
+
+app.tools.add(Tool.from_function(test_missing_capability, requires={"sampling": {}}))
+app.tools.add(Tool.from_function(test_streaming_elicitation, requires={"elicitation": {}}))
+
+
+# -- tool list changes (server-stateless subscriptions, GET stream) -----------------------
+
+
+def _dynamic_tool() -> str:
+    return "I come and go."
+
+
+@app.tool
+def test_trigger_tool_change() -> str:
+    """Adds or removes the tool ``dynamic_tool``, so the tool list changes."""
+    if "dynamic_tool" in app.tools:
+        app.tools.remove("dynamic_tool")
+        return "removed dynamic_tool"
+    app.tools.add(
+        Tool.from_function(_dynamic_tool, name="dynamic_tool", description="Comes and goes.")
+    )
+    return "added dynamic_tool"
+
+
+# -- headers (http-custom-header-server-validation) -----------------------------------------
+
+
+@app.tool(
+    input_schema={
+        "type": "object",
+        "properties": {
+            "region": {
+                "type": "string",
+                "description": "Mirrored into the Mcp-Param-Region header.",
+                "x-mcp-header": "Region",
+            },
+        },
+        "required": ["region"],
+        "additionalProperties": False,
+    }
+)
+def test_header_param(region: str) -> str:
+    """Echoes an argument the client mirrors into an Mcp-Param-Region header."""
+    return f"region: {region}"
+
+
+# -- JSON Schema 2020-12 (json-schema-2020-12) --------------------------------------------
+
+JSON_SCHEMA_2020_12 = {
+    "$schema": "https://json-schema.org/draft/2020-12/schema",
+    "type": "object",
+    "$defs": {
+        "address": {
+            "$anchor": "addressDef",
+            "type": "object",
+            "properties": {"street": {"type": "string"}, "city": {"type": "string"}},
+        }
+    },
+    "properties": {
+        "name": {"type": "string"},
+        "address": {"$ref": "#/$defs/address"},
+        "contactMethod": {"type": "string", "enum": ["phone", "email"]},
+        "phone": {"type": "string"},
+        "email": {"type": "string"},
+    },
+    "allOf": [{"anyOf": [{"required": ["phone"]}, {"required": ["email"]}]}],
+    "if": {"properties": {"contactMethod": {"const": "phone"}}, "required": ["contactMethod"]},
+    "then": {"required": ["phone"]},
+    "else": {"required": ["email"]},
+    "additionalProperties": False,
+}
+
+
+@app.tool(input_schema=JSON_SCHEMA_2020_12)
+def json_schema_2020_12_tool(**arguments: Any) -> dict[str, Any]:
+    """Tool with JSON Schema 2020-12 features."""
+    return tool_result(structured={"received": arguments})
