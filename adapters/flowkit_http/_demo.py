@@ -11,12 +11,14 @@ Three tools, one per thing worth seeing:
 from __future__ import annotations
 
 import re
-from collections import Counter, deque
+from collections import Counter
 from collections.abc import AsyncIterator
 from typing import Any
 
 import trio
 import trio.lowlevel
+
+import flowkit
 
 from ._items import Partial, Progress, Result, ToolPipeline
 from ._server import MCPServer
@@ -149,60 +151,6 @@ async def analyze_document(text: str) -> AsyncIterator[Partial | Result]:
     )
 
 
-class _DropOldestBatches:
-    """Never blocks upstream; hands downstream everything buffered as one batch.
-
-    TODO(flowkit.drop_oldest, flowkit.adaptive_batch): minimal local logic of
-    those operators for the demo; compose them instead once they land.
-    """
-
-    def __init__(self, capacity: int, max_batch: int) -> None:
-        self.capacity = capacity
-        self.max_batch = max_batch
-        self.dropped = 0
-        self.received = 0
-
-    async def __call__(
-        self,
-        receive: trio.abc.ReceiveChannel[float],
-        send: trio.abc.SendChannel[list[float]],
-        *,
-        task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
-    ) -> None:
-        buffer: deque[float] = deque()
-        ready = trio.Event()
-        ended = False
-
-        async def fill() -> None:
-            nonlocal ready, ended
-            async for item in receive:
-                self.received += 1
-                if len(buffer) >= self.capacity:
-                    buffer.popleft()
-                    self.dropped += 1
-                buffer.append(item)
-                ready.set()
-            ended = True
-            ready.set()
-
-        async with receive, send, trio.open_nursery() as nursery:
-            task_status.started()
-            nursery.start_soon(fill)
-            while True:
-                await ready.wait()
-                ready = trio.Event()
-                if not buffer and ended:
-                    return
-                n = min(self.max_batch, len(buffer))
-                try:
-                    await send.send([buffer.popleft() for _ in range(n)])
-                except trio.BrokenResourceError:
-                    nursery.cancel_scope.cancel()
-                    return
-                if buffer or ended:
-                    ready.set()
-
-
 async def _readings(count: int) -> AsyncIterator[float]:
     for i in range(count):
         yield float((i * 37) % 101)
@@ -210,7 +158,7 @@ async def _readings(count: int) -> AsyncIterator[float]:
             await trio.lowlevel.checkpoint()  # a burst, then let others run
 
 
-def _summarize(dropper: _DropOldestBatches, readings: int, consume_ms: float) -> Any:
+def _summarize(dropper: flowkit.Operator[float, float], readings: int, consume_ms: float) -> Any:
     async def summarize(
         receive: trio.abc.ReceiveChannel[list[float]],
         send: trio.abc.SendChannel[Progress | Result],
@@ -226,13 +174,14 @@ def _summarize(dropper: _DropOldestBatches, readings: int, consume_ms: float) ->
                 mean = sum(batch) / len(batch)
                 await send.send(Progress(f"{len(batch)} readings, mean {mean:.1f}"))
                 await trio.sleep(consume_ms / 1000)  # a slow consumer
+            dropped = dropper.statistics().dropped
             structured = {
                 "readings": readings,
                 "delivered": delivered,
-                "dropped": dropper.dropped,
+                "dropped": dropped,
                 "batches": batches,
             }
-            text = f"{delivered} of {readings} readings in {batches} batches; {dropper.dropped} dropped"
+            text = f"{delivered} of {readings} readings in {batches} batches; {dropped} dropped"
             await send.send(Result(structured=structured, text=text))
 
     return summarize
@@ -241,5 +190,10 @@ def _summarize(dropper: _DropOldestBatches, readings: int, consume_ms: float) ->
 @server.tool(policy="conflate")
 def sensor_feed(readings: int = 10000, consume_ms: float = 1.0) -> ToolPipeline:
     """A fast sensor through drop-oldest and adaptive batching; reports drops."""
-    dropper = _DropOldestBatches(capacity=64, max_batch=32)
-    return ToolPipeline(_readings(readings), dropper, _summarize(dropper, readings, consume_ms))
+    dropper: flowkit.Operator[float, float] = flowkit.drop_oldest(64)
+    return ToolPipeline(
+        _readings(readings),
+        dropper,
+        flowkit.adaptive_batch(32),
+        _summarize(dropper, readings, consume_ms),
+    )

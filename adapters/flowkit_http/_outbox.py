@@ -188,8 +188,11 @@ class LosslessOutbox(Outbox):
 class ConflatingOutbox(Outbox):
     """Latest-wins progress and drop-oldest logs; the runner never waits.
 
-    TODO(flowkit.latest, flowkit.drop_oldest): this is the minimal local
-    logic of those operators; use them once they land in ``flowkit``.
+    This is ``flowkit.latest`` and ``flowkit.drop_oldest`` applied to two
+    kinds of event sharing one ordered write, without a task per stream:
+    the operators each need their own task and channel, which at thousands
+    of open streams costs more memory than the events themselves. The
+    policies are the operators' (see ``docs/ops/buffers.md``).
     """
 
     def __init__(self, max_logs: int) -> None:
