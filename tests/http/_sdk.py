@@ -19,11 +19,18 @@ from mcp import Client
 T = TypeVar("T")
 
 
-async def with_client(url: str, body: Callable[[Client], Awaitable[T]], **options: Any) -> T:
-    """``await body(client)`` with a handshake-mode client connected to ``url``."""
+async def with_client(
+    url: str, body: Callable[[Client], Awaitable[T]], *, mode: str = "legacy", **options: Any
+) -> T:
+    """``await body(client)`` with a client connected to ``url``.
+
+    ``mode`` is the client's era negotiation: ``"legacy"`` (the initialize
+    handshake, the default here), ``"auto"`` (probe ``server/discover`` first)
+    or a modern protocol version.
+    """
 
     async def main() -> T:
-        async with Client(url, mode="legacy", **options) as client:
+        async with Client(url, mode=mode, **options) as client:
             return await body(client)
 
     return await trio.to_thread.run_sync(asyncio.run, main(), abandon_on_cancel=True)
