@@ -305,7 +305,13 @@ class _Throttle(Operator[T, T]):
                 end, run_cost = start, 0.0
                 while end < len(chunk):
                     if end == len(prices):
-                        prices.append(self._price(chunk[end]))
+                        try:
+                            prices.append(self._price(chunk[end]))
+                        except Exception:
+                            if end == start:
+                                raise
+                            break  # send what is paid for, then fail on this item
+
                     if run_cost + prices[end] > tokens + _TOKEN_EPSILON:
                         break
                     run_cost += prices[end]
@@ -351,6 +357,6 @@ def throttle(
             ``burst``; while running, at the first item whose cost is
             negative or above ``burst`` (it could never be sent, so waiting
             would hang the stream forever). The error propagates as the
-            pipeline's error; the items before it have been delivered.
+            pipeline's error; the items before it have been sent on.
     """
     return _Throttle(rate, per, burst, cost, name=name)
