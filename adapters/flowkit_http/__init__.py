@@ -7,12 +7,13 @@ quart-trio app (``mount(app, server)``), serve the bare ASGI app
 """
 
 from ._asgi import MCPApp
-from ._items import Partial, Progress, Result, ToolPipeline
+from ._items import CloseStream, Partial, Progress, Result, ToolPipeline
 from ._outbox import OutboxStatistics
 from ._quart import create_app, mount
 from ._server import MCPServer, StreamSettings
 
 __all__ = [
+    "CloseStream",
     "MCPApp",
     "MCPServer",
     "OutboxStatistics",

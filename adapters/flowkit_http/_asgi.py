@@ -18,6 +18,10 @@ Writing an SSE response is a plain task loop, not an async generator: it
 drains everything ready from the call's outbox (one write for many events
 when the socket is slow) and injects a keepalive comment when the stream has
 been idle for the interval. A second task watches for ``http.disconnect``.
+A tool's :class:`~flowkit_http.CloseStream` ends the response early, between
+two writes, exactly as a client disconnect would in that era (the outbox
+detaches; the client resumes from the event store); whether a stream may be
+closed early is again the core's answer (``OutgoingStream.resumable``).
 """
 
 from __future__ import annotations
@@ -67,11 +71,37 @@ _NOT_STARTED = Reply(
 
 @attrs.define(eq=False)
 class _Call:
-    """A running tool call: its outbox and the scope that cancels it."""
+    """A running tool call: its outbox and the scope that cancels it.
+
+    ``end_response``, ``waiting`` and ``response_ended`` belong to the
+    response carrying the call now: the tool asked to end it
+    (:class:`~flowkit_http.CloseStream`), the scope of its writer's wait for
+    events (cancelled to end the response promptly), and the event set when
+    that response has ended.
+    """
 
     stream: OutgoingStream
     outbox: Outbox
     scope: trio.CancelScope = attrs.Factory(trio.CancelScope)
+    end_response: bool = False
+    waiting: trio.CancelScope | None = None
+    response_ended: trio.Event = attrs.Factory(trio.Event)
+
+    async def close_response(self) -> None:
+        """End the HTTP response carrying the call once it has written what waits.
+
+        The runner waits here (adding nothing), so every event the tool
+        emitted before :class:`~flowkit_http.CloseStream` goes out on this
+        response; the writer then ends it between two writes. A no-op where
+        the client could not resume (see ``OutgoingStream.resumable``).
+        """
+        stream = self.stream
+        if not (stream.resumable and stream.attached) or stream.finished:
+            return
+        self.end_response = True
+        if self.waiting is not None and not self.outbox.statistics().queued:
+            self.waiting.cancel()  # outbox receives are cancel-atomic: nothing is lost
+        await self.response_ended.wait()
 
 
 class MCPApp:
@@ -250,7 +280,13 @@ class MCPApp:
         completed = False
         try:
             with call.scope:
-                await run_call(action.stream, action.tool.fn, action.arguments, call.outbox)
+                await run_call(
+                    action.stream,
+                    action.tool.fn,
+                    action.arguments,
+                    call.outbox,
+                    call.close_response,
+                )
                 completed = True
         except Exception:
             logger.exception("tool %r crashed the runner", action.tool.name)
@@ -285,6 +321,9 @@ class MCPApp:
         listen: trio.MemoryReceiveChannel[bytes] | None = None,
     ) -> None:
         """Write one SSE response until it ends, the client leaves, or shutdown."""
+        if call is not None:
+            call.end_response = False  # a request to end an earlier response is spent
+            call.response_ended = trio.Event()
         await send({"type": "http.response.start", "status": status, "headers": list(headers)})
         if first:
             await send({"type": "http.response.body", "body": first, "more_body": True})
@@ -307,6 +346,8 @@ class MCPApp:
                     nursery.cancel_scope.cancel()
         finally:
             del self._responses[response]
+            if call is not None:
+                call.response_ended.set()
             if self.endpoint.stream_finished(stream, disconnected=disconnected):
                 self._cancel((stream,))  # an era where a disconnect is a cancel
             elif call is not None:
@@ -329,20 +370,25 @@ class MCPApp:
         # TODO(flowkit.keepalive): revisit if it gains a channel-less form.
         interval = self.settings.keepalive_interval
         while True:
+            if call is not None and call.end_response and not call.outbox.statistics().queued:
+                return  # the tool closed the response (CloseStream); the call goes on
             data = b""
-            with trio.move_on_after(interval):
+            with trio.move_on_after(interval) as waiting:
                 if call is None:
                     # A listen stream: the notifications queued for it, else keepalives.
                     if listen is None:
                         await trio.sleep_forever()
                     data = await listen.receive()  # cancel-safe: a timeout loses nothing
                 else:
+                    call.waiting = waiting
                     try:
                         # Outbox receives are cancel-atomic: a timeout loses nothing.
                         data = b"".join(await call.outbox.receive_some())
                     except trio.EndOfChannel:
                         return
-            if not data and not stream.finished:
+                    finally:
+                        call.waiting = None
+            if not data and not stream.finished and not (call is not None and call.end_response):
                 data = stream.keepalive()
             if data:
                 await send({"type": "http.response.body", "body": data, "more_body": True})

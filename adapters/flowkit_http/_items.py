@@ -11,13 +11,19 @@ A tool function returns one of:
 
 Each item the pipeline yields is one step of progress. Plain items become
 ``notifications/progress`` (the message is the item if it is a string, else
-its compact JSON); three marker types say more:
+its compact JSON); four marker types say more:
 
-* :class:`Progress` — a step with an explicit message and/or ``total``;
+* :class:`Progress` — a step with an explicit message, ``total`` and/or
+  ``progress`` value;
 * :class:`Partial` — a partial result: a step *and* a
   ``notifications/message`` log carrying ``data``;
 * :class:`Result` — the reduction, i.e. the final result. A pipeline that
   never emits one ends with ``{"items": <count>}`` as its structured result.
+  Its ``content`` may hold every content type the spec defines (build them
+  with ``flowkit.mcp.text_content``, ``image_content``, ``audio_content``,
+  ``resource_link``, ``embedded_resource``);
+* :class:`CloseStream` — not a step: ask the server to end the HTTP response
+  carrying the call now, while the call goes on ("SSE polling").
 
 These are markers rather than callbacks so that a pipeline stays a pure
 stream of values: operators such as ``map`` can produce them, and a tool's
@@ -33,7 +39,7 @@ import attrs
 
 from flowkit import Stage
 
-__all__ = ["Partial", "Progress", "Result", "ToolPipeline"]
+__all__ = ["CloseStream", "Partial", "Progress", "Result", "ToolPipeline"]
 
 
 @attrs.frozen
@@ -44,10 +50,16 @@ class Progress:
         message: human-readable status (``notifications/progress`` message).
         total: how many steps there will be, if known; it sticks for later
             items that do not give one.
+        progress: the progress value to report, e.g. ``Progress(total=100,
+            progress=50)``. It must exceed the previous value (the spec's
+            rule; breaking it fails the call). Items without one advance
+            the value by 1 from wherever it stands, so by default the value
+            is the step count.
     """
 
     message: str | None = None
     total: float | None = None
+    progress: float | None = None
 
 
 @attrs.frozen
@@ -85,6 +97,25 @@ class Result:
     structured: Mapping[str, Any] | None = None
     text: str | None = None
     content: Sequence[Mapping[str, Any]] = ()
+
+
+@attrs.frozen
+class CloseStream:
+    """Ask the server to close the HTTP response carrying this call, early.
+
+    "SSE polling" (SEP-1699, 2025-11-25): the server may end a call's SSE
+    response before the result, and the client reconnects with ``GET`` and
+    ``Last-Event-ID`` after the ``retry`` interval of the priming event. The
+    call goes on meanwhile: its events are filed in the event store and
+    replayed to the reconnecting client, who then follows the live stream.
+    Useful to free a connection (or a proxy's slot) during a long quiet
+    stretch. Everything the pipeline yielded before this marker is handed to
+    the response first.
+
+    It is a no-op where the stream cannot be resumed: in the 2026-07-28 era,
+    where closing the stream *is* cancellation (the server never closes it
+    early), without an event store, and when no response is attached.
+    """
 
 
 @attrs.frozen(init=False)

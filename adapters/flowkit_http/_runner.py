@@ -9,14 +9,22 @@ policy decides what a slow client costs.
 
 Items are consumed a chunk at a time (``receive_some``) and each chunk is
 flushed to the outbox once, so a fast pipeline pays one hop per chunk, not
-per event.
+per event. A :class:`~flowkit_http.CloseStream` item flushes what came before
+it, then awaits the adapter's ``close_response`` hook.
 """
 
 from __future__ import annotations
 
 import inspect
-from collections.abc import AsyncIterable, AsyncIterator, Mapping
-from contextlib import asynccontextmanager
+from collections.abc import (
+    AsyncGenerator,
+    AsyncIterable,
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Mapping,
+)
+from contextlib import aclosing, asynccontextmanager
 from typing import Any
 
 import orjson
@@ -25,7 +33,7 @@ import trio
 from flowkit import open_pipeline
 from flowkit.mcp import LocalProtocolError, OutgoingStream, error_result, tool_result
 
-from ._items import Partial, Progress, Result, ToolPipeline
+from ._items import CloseStream, Partial, Progress, Result, ToolPipeline
 from ._outbox import Outbox
 
 __all__ = ["run_call", "to_call_result"]
@@ -73,13 +81,26 @@ def to_call_result(value: Any) -> dict[str, Any]:
 
 
 class _Emitter:
-    """Maps pipeline items to events on one stream, counting progress."""
+    """Maps pipeline items to events on one stream, counting progress.
 
-    def __init__(self, stream: OutgoingStream, outbox: Outbox, total: float | None) -> None:
+    ``steps`` counts the items (the default result); ``position`` is the last
+    progress value reported, which an explicit ``Progress.progress`` sets and
+    every other step advances by 1.
+    """
+
+    def __init__(
+        self,
+        stream: OutgoingStream,
+        outbox: Outbox,
+        total: float | None,
+        close_response: Callable[[], Awaitable[None]] | None = None,
+    ) -> None:
         self.stream = stream
         self.outbox = outbox
         self.total = total
+        self.close_response = close_response
         self.steps = 0
+        self.position: float = 0
         self.result: Result | None = None
 
     def item(self, item: Any) -> None:
@@ -88,10 +109,12 @@ class _Emitter:
             self.result = item
             return
         self.steps += 1
+        value: float | None = None
         if isinstance(item, Progress):
             if item.total is not None:
                 self.total = item.total
             message = item.message
+            value = item.progress
         elif isinstance(item, Partial):
             if item.total is not None:
                 self.total = item.total
@@ -101,11 +124,19 @@ class _Emitter:
                 outbox.add("log", log)
         else:
             message = _describe(item)
-        outbox.add("progress", stream.progress(self.steps, self.total, message))
+        self.position = value if value is not None else self.position + 1
+        outbox.add("progress", stream.progress(self.position, self.total, message))
 
     async def drain(self, chunks: AsyncIterator[list[Any]]) -> None:
         async for chunk in chunks:
             for item in chunk:
+                if isinstance(item, CloseStream):
+                    await self.outbox.flush()
+                    if self.close_response is not None:
+                        # Returns once the response carrying the call, having
+                        # written everything before this marker, has ended.
+                        await self.close_response()
+                    continue
                 self.item(item)
             await self.outbox.flush()
 
@@ -117,7 +148,7 @@ class _Emitter:
         return tool_result(f"{self.steps} items", structured={"items": self.steps})
 
 
-async def _chunks_of_iterable(source: AsyncIterable[Any]) -> AsyncIterator[list[Any]]:
+async def _chunks_of_iterable(source: AsyncIterable[Any]) -> AsyncGenerator[list[Any], None]:
     # One item per chunk: the generator's own pace is the pipeline's pace.
     # (This generator yields outside any cancel scope or nursery of its own.)
     iterator = aiter(source)
@@ -157,7 +188,10 @@ async def _drive(produced: Any, emitter: _Emitter) -> Any:
             await emitter.drain(chunks)
         return None
     if isinstance(produced, AsyncIterable):
-        await emitter.drain(_chunks_of_iterable(produced))
+        # aclosing: when the emitter fails (e.g. progress that goes backwards)
+        # the tool's generator is closed here, not left to the GC.
+        async with aclosing(_chunks_of_iterable(produced)) as chunks:
+            await emitter.drain(chunks)
         return None
     return produced
 
@@ -171,8 +205,13 @@ async def run_call(
     fn: Any,
     arguments: Mapping[str, Any],
     outbox: Outbox,
+    close_response: Callable[[], Awaitable[None]] | None = None,
 ) -> None:
     """Run one tool call to its final event.
+
+    ``close_response`` is the adapter's hook for :class:`CloseStream`: end the
+    HTTP response carrying the call after what was emitted so far, returning
+    once it has ended (the call goes on). ``None`` ignores the marker.
 
     A failure of the tool (an exception from it or its pipeline) becomes a
     result with ``isError: true`` naming the error, which the model can read;
@@ -183,7 +222,7 @@ async def run_call(
     """
     assert stream.tool is not None
     name = stream.tool.name
-    emitter = _Emitter(stream, outbox, None)
+    emitter = _Emitter(stream, outbox, None, close_response)
     try:
         returned = await _drive(fn(**arguments), emitter)
         result = emitter.final(returned)

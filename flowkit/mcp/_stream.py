@@ -184,6 +184,19 @@ class OutgoingStream:
         return self.state is StreamState.CANCELLED
 
     @property
+    def resumable(self) -> bool:
+        """The server may end this stream's HTTP response early, and the call goes on.
+
+        True for a tool call's stream whose events are filed in an event
+        store, in a revision where a disconnect is not a cancel (2025-11-25):
+        the client reconnects with GET and ``Last-Event-ID`` after the
+        priming event's ``retry`` and gets the rest ("SSE polling", SEP-1699).
+        False in the stateless era (closing the stream *is* cancellation, and
+        there is nothing to resume from) and without an event store.
+        """
+        return self.kind == "call" and self._store is not None and not self.disconnect_cancels
+
+    @property
     def finished(self) -> bool:
         """Nothing more will ever be emitted (final message sent, or cancelled)."""
         return self.state in (StreamState.DONE, StreamState.CANCELLED)

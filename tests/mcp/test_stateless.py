@@ -151,6 +151,7 @@ def test_tools_call_is_stateless_and_disconnect_cancels() -> None:
     assert first == b""  # no resumability: no priming event, no ids
     event = action.stream.progress(1)
     assert not event.startswith(b"id:")
+    assert not action.stream.resumable  # closing it would be a cancel: never closed early
     assert endpoint.stream_finished(action.stream, disconnected=True) is True
     assert action.stream.cancelled
     assert action.stream.result(tool_result("late")) == b""  # nothing more, ever

@@ -249,3 +249,12 @@ def test_get_needs_event_stream_accept() -> None:
 def test_no_retry_field_when_disabled() -> None:
     _, call = _call(config=EndpointConfig(sse_retry_ms=None))
     assert call.stream.open()[2] == b"id: 1:0\ndata: \n\n"
+
+
+def test_a_call_stream_with_an_event_store_is_resumable() -> None:
+    """SSE polling (SEP-1699): the server may end such a response early; the client resumes."""
+    client, call = _call()
+    assert call.stream.resumable
+    listen = client.get()
+    assert isinstance(listen, OpenListenStream)
+    assert not listen.stream.resumable  # a GET stream never answers a request
