@@ -130,6 +130,7 @@ class LosslessOutbox(Outbox):
         self._send, self._receive = open_channel(max_events)
         self._pending: list[bytes] = []
         self._max = max_events
+        self._aborted = False
         self.attached = True
 
     def add(self, kind: EventKind, data: bytes) -> None:
@@ -140,9 +141,16 @@ class LosslessOutbox(Outbox):
         pending, self._pending = self._pending, []
         sent = 0
         # send_some, not send_all: a detach while we wait must stop the wait.
-        while sent < len(pending) and self.attached:
-            sent += await self._send.send_some(pending[sent:] if sent else pending)
-        if not pending or not self.attached:
+        # An abort (the call was cancelled) may land while this task is already
+        # scheduled to run on: then there is nothing to send, and the
+        # checkpoint below delivers the cancellation, not ClosedResourceError.
+        while sent < len(pending) and self.attached and not self._aborted:
+            try:
+                sent += await self._send.send_some(pending[sent:] if sent else pending)
+            except trio.ClosedResourceError:
+                if not self._aborted:
+                    raise
+        if not pending or not self.attached or self._aborted:
             await trio.lowlevel.checkpoint()
 
     async def finish(self, final: bytes) -> None:
@@ -153,6 +161,7 @@ class LosslessOutbox(Outbox):
             self._send.close()
 
     def abort(self) -> None:
+        self._aborted = True
         self._pending.clear()
         self._send.close()
         self._purge()
