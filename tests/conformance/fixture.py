@@ -32,7 +32,7 @@ from flowkit.mcp import (
     text_content,
     tool_result,
 )
-from flowkit_http import MCPServer, Partial, Progress
+from flowkit_http import CloseStream, MCPServer, Partial, Progress, Result
 
 __all__ = ["app"]
 
@@ -148,11 +148,34 @@ def test_error_handling() -> None:
 
 @app.tool
 async def test_tool_with_progress() -> AsyncIterator[Any]:
-    """Reports three progress steps of 100, ~50 ms apart (tools-call-with-progress)."""
-    for step in ("started", "halfway", "done"):
-        yield Progress(step, total=100)
-        if step != "done":
-            await trio.sleep(0.05)
+    """Reports progress 0, 50 and 100 of 100, ~50 ms apart (tools-call-with-progress)."""
+    yield Progress("started", total=100, progress=0)
+    await trio.sleep(0.05)
+    yield Progress("halfway", progress=50)
+    await trio.sleep(0.05)
+    yield Progress("done", progress=100)
+    yield Result(text="Progress test completed: 0, 50, 100 of 100")
+
+
+# -- SSE polling (server-sse-polling, SEP-1699) ----------------------------------------------
+
+
+@app.tool
+async def test_reconnection() -> AsyncIterator[Any]:
+    """Closes its response stream mid-call; the result comes after the client reconnects.
+
+    The priming event carried an id and ``retry``; after :class:`CloseStream`
+    the client reconnects with GET + ``Last-Event-ID`` and gets the rest
+    (server-sse-polling). The pause after the close lets the reconnection
+    find the call still running, so the live path is exercised, not only the
+    replay of a finished call.
+    """
+    await trio.sleep(0.05)
+    yield Progress("before the close")
+    yield CloseStream()
+    await trio.sleep(0.2)
+    yield Progress("after the close")
+    yield Result(text="Reconnection test completed")
 
 
 # -- client capabilities (server-stateless) --------------------------------------------
