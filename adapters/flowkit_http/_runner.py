@@ -163,10 +163,10 @@ async def _chunks_of_iterable(source: AsyncIterable[Any]) -> AsyncGenerator[list
 
 
 @asynccontextmanager
-async def _open_chunks(spec: ToolPipeline) -> AsyncIterator[AsyncIterator[list[Any]]]:
+async def _open_chunks(spec: ToolPipeline) -> AsyncIterator[AsyncGenerator[list[Any], None]]:
     async with open_pipeline(spec.source, *spec.stages) as out:
 
-        async def chunks() -> AsyncIterator[list[Any]]:
+        async def chunks() -> AsyncGenerator[list[Any], None]:
             while True:
                 try:
                     chunk = await out.receive_some(_CHUNK)
@@ -184,7 +184,9 @@ async def _drive(produced: Any, emitter: _Emitter) -> Any:
     if isinstance(produced, ToolPipeline):
         if produced.total is not None:
             emitter.total = produced.total
-        async with _open_chunks(produced) as chunks:
+        # aclosing: a cancelled call must not leave its chunk generator to the
+        # GC (a ResourceWarning; trio would finalize it in a system task).
+        async with _open_chunks(produced) as chunks, aclosing(chunks):
             await emitter.drain(chunks)
         return None
     if isinstance(produced, AsyncIterable):
