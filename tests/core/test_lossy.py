@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -65,7 +66,7 @@ async def test_conflate_contract_is_lossless() -> None:
 
 
 async def test_conflate_without_merge_is_latest() -> None:
-    op = flowkit.conflate()
+    op: flowkit.Operator[int, int] = flowkit.conflate()
     assert op.statistics().name == "latest"
     await check_operator(flowkit.conflate, INPUTS, lossless=False, max_buffered=1)
 
@@ -132,7 +133,7 @@ async def test_drop_newest_keeps_the_first_and_rejects_the_rest(autojump_clock: 
 
 
 async def test_latest_delivers_only_the_newest(autojump_clock: Any) -> None:
-    op = flowkit.latest()
+    op: flowkit.Operator[int, int] = flowkit.latest()
     outputs, finished = await _stalled(op, list(range(10)))
     assert (outputs, finished) == ([9], 0.0)
     stats = op.statistics()
@@ -205,7 +206,7 @@ async def test_latest_while_busy_delivers_newest_when_consumer_returns(
 ) -> None:
     # Items every 0.3 s; the consumer needs 1 s per item.
     sends = [(0.3 * i, i) for i in range(10)]
-    op = flowkit.latest()
+    op: flowkit.Operator[int, int] = flowkit.latest()
     seen = await _timeline(op, sends, 1.0)
     # 0 passes straight through at t=0; at t=1 the newest is 3 (sent at 0.9),
     # at t=2 it is 6 (1.8), at t=3 it is 9 (2.7, the last).
@@ -282,7 +283,7 @@ async def test_upstream_crash_is_not_a_clean_end() -> None:
 
 # -- properties ---------------------------------------------------------------
 
-LOSSY = {
+LOSSY: dict[str, tuple[Callable[[], Any], int]] = {
     "drop_oldest": (lambda: flowkit.drop_oldest(3), 3),
     "drop_newest": (lambda: flowkit.drop_newest(3), 3),
     "latest": (flowkit.latest, 1),
