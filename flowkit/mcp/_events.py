@@ -103,6 +103,10 @@ class InMemoryEventStore:
         for stream_id in self._by_session.pop(session_id, ()):
             for seq in self._streams.pop((session_id, stream_id)):
                 del self._events[(session_id, stream_id, seq)]
+        if not self._events:
+            # Dicts never shrink on deletion: once empty, let the table sized
+            # for the busiest moment go, so memory returns after a burst.
+            self._events = OrderedDict()
 
     def _drop_stream(self, key: _Key) -> None:
         del self._streams[key]
