@@ -1,0 +1,200 @@
+"""Helpers of the reliability suite, on top of ``tests/http``'s server and raw client.
+
+* :class:`TaskCounter`: live trio tasks, counted by a ``trio.abc.Instrument``;
+* :func:`traced_memory`: Python heap in use (tracemalloc) after a full collection;
+* :func:`eventually`: wait (bounded by the caller's ``fail_after``) for a condition;
+* :func:`make_reliability_server`: ``tests/http``'s test server plus pipeline tools
+  that run forever or fail mid-stream, with a config of the test's choosing;
+* :func:`raw_exchange`: one request written byte for byte (so Host, Content-Length
+  and the HTTP version are the test's), its response read with ``RawResponse``.
+"""
+
+from __future__ import annotations
+
+import gc
+import tracemalloc
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from typing import Any
+
+import attrs
+import trio
+
+import flowkit
+from flowkit.mcp import EndpointConfig
+from flowkit_http import MCPApp, MCPServer, Progress, StreamSettings, ToolPipeline
+
+from ..http._raw import RawResponse
+from ..http._tools import Probe, make_server
+
+
+class TaskCounter(trio.abc.Instrument):
+    """The trio tasks spawned since the instrument was added and still alive."""
+
+    def __init__(self) -> None:
+        self.live: set[trio.lowlevel.Task] = set()
+        self.spawned = 0
+
+    def task_spawned(self, task: trio.lowlevel.Task) -> None:
+        self.live.add(task)
+        self.spawned += 1
+
+    def task_exited(self, task: trio.lowlevel.Task) -> None:
+        self.live.discard(task)
+
+    def __len__(self) -> int:
+        return len(self.live)
+
+    def names(self) -> list[str]:
+        return sorted(task.name for task in self.live)
+
+
+@contextmanager
+def counting_tasks() -> Iterator[TaskCounter]:
+    counter = TaskCounter()
+    trio.lowlevel.add_instrument(counter)
+    try:
+        yield counter
+    finally:
+        trio.lowlevel.remove_instrument(counter)
+
+
+def traced_memory() -> int:
+    """Bytes of Python heap traced now (tracemalloc must be running), after gc."""
+    gc.collect()
+    gc.collect()
+    return tracemalloc.get_traced_memory()[0]
+
+
+@contextmanager
+def tracing_memory() -> Iterator[None]:
+    already = tracemalloc.is_tracing()
+    if not already:
+        tracemalloc.start()
+    try:
+        yield
+    finally:
+        if not already:
+            tracemalloc.stop()
+
+
+async def eventually(condition: Callable[[], bool], poll: float = 0.01) -> None:
+    """Return once ``condition()`` holds; the caller's ``fail_after`` bounds the wait."""
+    while not condition():
+        await trio.sleep(poll)
+
+
+@attrs.define
+class FaultProbe:
+    """Counts what the reliability tools did."""
+
+    calls: int = 0
+    failures: int = 0
+    gate: trio.Event = attrs.Factory(trio.Event)
+
+
+def make_reliability_server(
+    config: EndpointConfig | None = None,
+    *,
+    keepalive: float = 15.0,
+    max_queued_events: int = 256,
+    max_queued_logs: int = 64,
+) -> tuple[MCPServer, Probe, FaultProbe]:
+    """``tests/http``'s test server (demo tools, ``forever``, ``quiet``, ``boom``, ``chatty``)
+    plus ``pipeline_forever`` (a multi-stage flowkit pipeline that never ends),
+    ``faulty`` (a pipeline stage raising mid-stream) and ``gated`` (emits one
+    progress step, then waits for the test to open its gate)."""
+    server, probe = make_server(
+        keepalive=keepalive, max_queued_events=max_queued_events, max_queued_logs=max_queued_logs
+    )
+    if config is not None:
+        server.config = attrs.evolve(config, server_name=server.config.server_name)
+    faults = FaultProbe()
+
+    async def naturals(interval_ms: int) -> AsyncIterator[int]:
+        i = 0
+        while True:
+            i += 1
+            yield i
+            await trio.sleep(interval_ms / 1000)
+
+    @server.tool
+    def pipeline_forever(interval_ms: int = 2) -> ToolPipeline:
+        """An endless source through map, buffer and map stages."""
+        return ToolPipeline(
+            naturals(interval_ms),
+            flowkit.map(lambda x: x * 2),
+            flowkit.buffer(8),
+            flowkit.map(lambda x: f"item {x}"),
+        )
+
+    def explode(x: int, after: int) -> int:
+        if x == after:
+            faults.failures += 1
+            raise ValueError(f"stage failed on item {x}")
+        return x
+
+    @server.tool
+    def faulty(after: int = 5, interval_ms: int = 1) -> ToolPipeline:
+        """A pipeline whose middle stage raises on item ``after``."""
+        faults.calls += 1
+
+        async def source() -> AsyncIterator[int]:
+            for i in range(1, after + 1000):
+                yield i
+                await trio.sleep(interval_ms / 1000)
+
+        return ToolPipeline(
+            source(), flowkit.map(lambda x: explode(x, after)), flowkit.map(lambda x: x)
+        )
+
+    @server.tool
+    async def gated() -> AsyncIterator[Progress | dict[str, Any]]:
+        """One progress step, then wait for the test to open the gate."""
+        yield Progress("before the gate")
+        await faults.gate.wait()
+        yield Progress("after the gate")
+
+    return server, probe, faults
+
+
+def app_for(server: MCPServer, settings: StreamSettings | None = None) -> MCPApp:
+    return MCPApp(server, settings=settings)
+
+
+def live_state(app: MCPApp) -> dict[str, int]:
+    """What the adapter and core hold right now (all zero when nothing is left)."""
+    store = app.endpoint.event_store
+    return {
+        "calls": len(app._calls),
+        "responses": len(app._responses),
+        "listeners": len(app._listeners),
+        "sessions": len(app.endpoint.sessions),
+        "in_flight": sum(len(s.in_flight) for s in app.endpoint.sessions),
+        "stored_events": len(store) if hasattr(store, "__len__") else 0,
+    }
+
+
+@asynccontextmanager
+async def raw_exchange(base: str, head: bytes, body: bytes = b"") -> AsyncIterator[RawResponse]:
+    """Send ``head`` (request line and headers, CRLF-separated, no blank line) and ``body``."""
+    host, port = base.removeprefix("http://").rsplit(":", 1)
+    stream = await trio.open_tcp_stream(host, int(port))
+    await stream.send_all(head + b"\r\n\r\n" + body)
+    response = RawResponse(stream)
+    try:
+        await response._head()
+        yield response
+    finally:
+        await response.aclose()
+
+
+def request_head(
+    method: str,
+    path: str,
+    headers: list[tuple[str, str]],
+    *,
+    version: str = "HTTP/1.1",
+) -> bytes:
+    lines = [f"{method} {path} {version}"] + [f"{name}: {value}" for name, value in headers]
+    return "\r\n".join(lines).encode("latin-1")
