@@ -260,7 +260,12 @@ class Tool:
             results), which models can read and correct ("Error Handling",
             2025-11-25 tools).
         """
-        error = jsonschema.exceptions.best_match(self._input_validator.iter_errors(arguments))
+        try:
+            error = jsonschema.exceptions.best_match(self._input_validator.iter_errors(arguments))
+        except RecursionError:
+            # Nesting orjson accepts (up to 1024 levels) can exhaust Python's
+            # stack in the validator or its error message: refuse, don't crash.
+            return f"Invalid arguments for tool {self.name!r}: nested too deeply"
         if error is None:
             return None
         where = "/".join(str(p) for p in error.absolute_path)

@@ -80,7 +80,7 @@ def tracing_memory() -> Iterator[None]:
 
 async def eventually(condition: Callable[[], bool], poll: float = 0.01) -> None:
     """Return once ``condition()`` holds; the caller's ``fail_after`` bounds the wait."""
-    while not condition():
+    while not condition():  # noqa: ASYNC110 -- the condition has no event to wait on
         await trio.sleep(poll)
 
 
