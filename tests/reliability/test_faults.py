@@ -1,0 +1,89 @@
+"""Issue 6, item 9: a failing operator fails its own call only.
+
+Eight pipeline calls whose middle stage raises at a random item, four async
+generators that raise, and twelve healthy calls all run at once on one
+session. Each failing call ends with an ``isError`` result naming the
+exception (after the items before it were delivered); every healthy call
+completes with its full result; the server then still answers, nothing is
+left running and nothing was logged at ERROR.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from typing import Any
+
+import httpx
+import pytest
+import trio
+
+from flowkit_http import MCPApp
+
+from ..http._raw import call, initialize, raw_request, request
+from ..http._serving import serving
+from ._support import live_state, make_reliability_server
+
+
+async def _run(base: str, headers: dict[str, str], body: bytes) -> list[dict[str, Any]]:
+    async with raw_request(base, "POST", "/mcp", headers, body) as response:
+        assert response.status == 200
+        events, ended = await response.read()
+    assert ended
+    return [e.json() for e in events if e.data]
+
+
+async def test_operator_fault_is_an_error_result_for_that_call_only(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    rng = random.Random(9)
+    server, _, faults = make_reliability_server()
+    app = MCPApp(server)
+    outcomes: dict[str, list[tuple[Any, list[dict[str, Any]]]]] = {
+        "faulty": [],
+        "boom": [],
+        "ticker": [],
+    }
+    with trio.fail_after(60):
+        async with serving(app) as base, httpx.AsyncClient() as client:
+            headers = await initialize(client, base + "/mcp")
+
+            async def one(kind: str, id: int, arguments: dict[str, Any], expect: Any) -> None:
+                messages = await _run(base, headers, call(id, kind, arguments))
+                outcomes[kind].append((expect, messages))
+
+            async with trio.open_nursery() as nursery:
+                for i in range(8):
+                    after = rng.randint(2, 40)
+                    nursery.start_soon(one, "faulty", 100 + i, {"after": after}, after)
+                for i in range(4):
+                    after = rng.randint(0, 10)
+                    nursery.start_soon(one, "boom", 200 + i, {"after": after}, after)
+                for i in range(12):
+                    count = rng.randint(20, 80)
+                    arguments = {"count": count, "interval_ms": 1}
+                    nursery.start_soon(one, "ticker", 300 + i, arguments, count)
+            reply = await client.post(base + "/mcp", content=request("ping", id=1), headers=headers)
+            assert reply.json()["result"] == {}
+            state = live_state(app)
+    assert state["calls"] == 0
+    assert state["in_flight"] == 0
+    assert faults.failures == 8
+    for after, messages in outcomes["faulty"]:
+        *progress, final = messages
+        assert len(progress) == after - 1  # the items before the failing one went out
+        assert final["result"]["isError"] is True
+        assert f"ValueError: stage failed on item {after}" in final["result"]["content"][0]["text"]
+    for after, messages in outcomes["boom"]:
+        *progress, final = messages
+        assert len(progress) == after
+        assert final["result"]["isError"] is True
+        assert "RuntimeError: the sensor caught fire" in final["result"]["content"][0]["text"]
+    for count, messages in outcomes["ticker"]:
+        *progress, final = messages
+        assert [m["params"]["progress"] for m in progress] == list(range(1, count + 1))
+        assert final["result"]["structuredContent"] == {"count": count}
+        assert "isError" not in final["result"] or final["result"]["isError"] is False
+    errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert not errors, [r.getMessage() for r in errors]
