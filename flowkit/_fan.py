@@ -182,6 +182,15 @@ class Branch(Generic[T]):
         counters.set_buffered(len(queue) + self._in_flight)
         self._wakeup.set()
 
+    def _abandon(self) -> None:
+        """The broadcast stopped early: count what is left as lost."""
+        lost = len(self._queue) + self._in_flight
+        if lost:
+            self._queue.clear()
+            self._in_flight = 0
+            self._counters.dropped += lost
+            self._counters.set_buffered(0)
+
     def _end(self) -> None:
         """Upstream ended: deliver what is queued, then close."""
         self._ending = True
@@ -269,9 +278,13 @@ class _Broadcast(Operator[T, T]):
             async with trio.open_nursery() as nursery:
                 for each in queued:
                     nursery.start_soon(each._pump, self._emit)
-                await self._feed(receive, lossless, queued)
-                for each in queued:
-                    each._end()
+                if await self._feed(receive, lossless, queued):
+                    for each in queued:
+                        each._end()  # flush their queues, then the nursery ends
+                else:
+                    nursery.cancel_scope.cancel()  # downstream left: stop the branches
+            for each in queued:
+                each._abandon()  # whatever a branch still holds now is lost
         except BaseExceptionGroup as group:
             error = unwrapped(group)
             raise error from error.__cause__
@@ -287,13 +300,14 @@ class _Broadcast(Operator[T, T]):
         receive: trio.abc.ReceiveChannel[T],
         lossless: list[trio.abc.SendChannel[T]],
         queued: list[Branch[T]],
-    ) -> None:
+    ) -> bool:
+        """Dispatch until upstream ends (True) or downstream leaves (False)."""
         counters = self._counters
         while True:
             try:
                 chunk = await receive_some(receive)
             except trio.EndOfChannel:
-                return
+                return True
             counters.items_in += len(chunk)
             counters.set_buffered(len(chunk))
             for queue in queued:
@@ -305,13 +319,15 @@ class _Broadcast(Operator[T, T]):
                 except trio.BrokenResourceError:
                     if not _is_broken(out):
                         raise
-                    lossless.remove(out)  # detached; the others go on
+                    if out is lossless[0]:  # the stage's own downstream
+                        counters.dropped += len(chunk)
+                        counters.set_buffered(0)
+                        return False
+                    lossless.remove(out)  # a side branch: detach it, go on
                     out.close()  # type: ignore[attr-defined]
             counters.items_out += len(chunk)
             counters.emitted += len(chunk)
             counters.set_buffered(0)
-            if not lossless and all(queue.detached for queue in queued):
-                return  # nobody listens any more: let upstream see that
 
 
 def _close(send: trio.abc.SendChannel[Any], error: BaseException | None) -> None:
@@ -337,9 +353,12 @@ def broadcast(
     overflow policy instead, so it never holds up the others.
 
     * closed branch: detached (its ``send`` is closed; a :class:`Branch`
-      counts its lost queue as ``dropped``); the others continue. When the
-      downstream and every branch are closed, the stage returns and
-      upstream sees ``BrokenResourceError``.
+      counts its lost queue as ``dropped``); the others continue.
+    * closed downstream (the stage's own ``send``): as for any operator,
+      the stage returns normally and closes everything, so upstream sees
+      ``BrokenResourceError``; items still queued on branches are lost
+      (``dropped``). The pipeline's consumer leaving ends the whole
+      pipeline anyway, so the branches cannot outlive it.
     * end: each :class:`Branch` delivers its queue, then every end closes.
     * error: every end is closed; a branch on a flowkit channel gets
       ``StreamAborted`` rather than a clean end.
