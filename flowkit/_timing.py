@@ -220,7 +220,7 @@ class _CompletionTimeout(_Timeout[T]):
         raise self._error()
 
 
-def idle_timeout(seconds: float, *, name: str | None = None) -> Operator[T, T]:
+def idle_timeout(seconds: float, *, name: str | None = None) -> Operator[Any, Any]:
     """Fail with :class:`~flowkit.IdleTimeout` if upstream goes quiet.
 
     The clock starts when the stage starts and restarts each time it has
@@ -232,7 +232,7 @@ def idle_timeout(seconds: float, *, name: str | None = None) -> Operator[T, T]:
     return _IdleTimeout(seconds, name=name)
 
 
-def initial_timeout(seconds: float, *, name: str | None = None) -> Operator[T, T]:
+def initial_timeout(seconds: float, *, name: str | None = None) -> Operator[Any, Any]:
     """Fail with :class:`~flowkit.InitialTimeout` if the first item is late.
 
     Only the first item is timed (from the moment the stage starts); after
@@ -242,7 +242,7 @@ def initial_timeout(seconds: float, *, name: str | None = None) -> Operator[T, T
     return _InitialTimeout(seconds, name=name)
 
 
-def completion_timeout(seconds: float, *, name: str | None = None) -> Operator[T, T]:
+def completion_timeout(seconds: float, *, name: str | None = None) -> Operator[Any, Any]:
     """Fail with :class:`~flowkit.CompletionTimeout` if the stream runs too long.
 
     The whole stream must end within ``seconds`` of the stage starting,
@@ -337,9 +337,9 @@ def throttle(
     *,
     per: float = 1.0,
     burst: float | None = None,
-    cost: Callable[[T], float] | None = None,
+    cost: Callable[[Any], float] | None = None,
     name: str | None = None,
-) -> Operator[T, T]:
+) -> Operator[Any, Any]:
     """Shape the stream to ``rate`` items (or cost units) per ``per`` seconds.
 
     A token bucket holding up to ``burst`` tokens (default ``rate``), full at

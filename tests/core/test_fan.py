@@ -162,6 +162,8 @@ async def test_broadcast_every_lossless_branch_gets_everything(
 ) -> None:
     t0 = trio.current_time()
     a_send, a_receive = trio.open_memory_channel[int](0)
+    b_send: flowkit.FlowSendChannel[int]
+    b_receive: flowkit.FlowReceiveChannel[int]
     b_send, b_receive = flowkit.open_channel(2)
     a: list[int] = []
     b: list[int] = []
@@ -261,6 +263,8 @@ async def test_broadcast_flowkit_branch_sees_abort_not_a_clean_end() -> None:
         yield 1
         raise KeyError("boom")
 
+    side_send: flowkit.FlowSendChannel[int]
+    side_receive: flowkit.FlowReceiveChannel[int]
     side_send, side_receive = flowkit.open_channel(10)
     with pytest.raises(KeyError):
         async with flowkit.open_pipeline(crashing(), flowkit.broadcast(side_send)) as out:
@@ -335,7 +339,7 @@ async def test_balance_worker_error_propagates() -> None:
 
 async def test_balance_closed_downstream_tears_down() -> None:
     up_send, up_receive = trio.open_memory_channel[int](0)
-    down_send, down_receive = trio.open_memory_channel[int](0)
+    down_send, down_receive = trio.open_memory_channel[str](0)
 
     async def produce() -> None:
         with pytest.raises(trio.BrokenResourceError):

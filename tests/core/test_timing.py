@@ -25,7 +25,9 @@ def now(t0: float) -> float:
     return trio.current_time() - t0
 
 
-async def timed_source(t0: float, schedule: Sequence[tuple[float, Any]], *, end: float | None):
+async def timed_source(
+    t0: float, schedule: Sequence[tuple[float, Any]], *, end: float | None
+) -> AsyncIterator[Any]:
     """Yield each value at its (relative) time; end at ``end`` (None: never)."""
     for at, value in schedule:
         await trio.sleep_until(t0 + at)
@@ -119,9 +121,9 @@ async def test_keepalive_heartbeat_factory_is_called_per_heartbeat(
 
 async def test_keepalive_callable_value_and_argument_errors() -> None:
     with pytest.raises(TypeError, match="exactly one"):
-        flowkit.keepalive(1)
+        flowkit.keepalive(1)  # type: ignore[call-overload]
     with pytest.raises(TypeError, match="exactly one"):
-        flowkit.keepalive(1, "x", heartbeat_factory=lambda: "y")
+        flowkit.keepalive(1, "x", heartbeat_factory=lambda: "y")  # type: ignore[call-overload]
     with pytest.raises(ValueError, match="interval"):
         flowkit.keepalive(0, "x")
 
