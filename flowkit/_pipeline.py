@@ -49,8 +49,9 @@ class Pipeline(trio.abc.ReceiveChannel[T], Generic[T]):
     """The running pipeline's output, plus per-stage statistics.
 
     It is a :class:`trio.abc.ReceiveChannel`; ``async for item in pipeline``
-    checkpoints once per received *chunk* rather than once per item, which
-    is what lets a consumer keep up with a fused chain.
+    takes a whole ready chunk (at most ``CHUNK`` items) and checkpoints once
+    per chunk rather than once per item, which is what lets a consumer keep
+    up with a fused chain. ``receive()`` takes exactly one item.
     :meth:`receive_some` hands over whole chunks.
     """
 
@@ -83,9 +84,8 @@ class Pipeline(trio.abc.ReceiveChannel[T], Generic[T]):
 
     async def receive(self) -> T:
         if not self._local:
-            self._local.extend(await self.receive_some())
-        else:
-            await trio.lowlevel.checkpoint()
+            return (await self.receive_some(1))[0]
+        await trio.lowlevel.checkpoint()
         return self._local.popleft()
 
     def __aiter__(self) -> Pipeline[T]:
@@ -295,11 +295,30 @@ async def _pump_async(
     apply: Callable[[list[Any]], list[Any]],
     send: FlowSendChannel[Any],
 ) -> None:
+    """Feed an async iterable in, without a scheduler trip per item.
+
+    An item goes into the hop at once while there is room (the consumer is
+    woken and sees it immediately: no added latency), but the pump yields to
+    the scheduler only every ``CHUNK`` items or when the hop is full. An
+    async generator that never suspends therefore hands over chunks, not
+    single items, while one that sleeps between items still delivers each as
+    soon as it is made.
+    """
     iterator = aiter(source)
+    since_checkpoint = 0
     try:
         async for item in iterator:
-            if chunk := apply([item]):
-                await send.send_all(chunk)
+            for value in apply([item]):
+                try:
+                    send.send_nowait(value)
+                except trio.WouldBlock:
+                    await send.send(value)
+                    since_checkpoint = 0
+                else:
+                    since_checkpoint += 1
+            if since_checkpoint >= CHUNK:
+                since_checkpoint = 0
+                await trio.lowlevel.checkpoint()
     finally:
         aclose = getattr(iterator, "aclose", None)
         if aclose is not None:
