@@ -35,6 +35,7 @@ from flowkit.mcp import (
     tool_result,
 )
 
+from .._budget import examples
 from ._client import Client, FakeClock, make_endpoint
 
 # What each refusal status may carry (docs/mcp.md, "Status codes").
@@ -181,7 +182,7 @@ def _check(action: Any) -> None:
         assert action.status in (200, 202)
 
 
-@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(200), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     method=st.sampled_from(["POST", "GET", "DELETE", "PUT", "post"]),
     headers=header_sets,
@@ -204,7 +205,7 @@ def test_arbitrary_requests_only_produce_documented_actions(
         assert action.status == head.status
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=examples(200), deadline=None)
 @given(body=bodies)
 def test_well_formed_heads_with_arbitrary_bodies(body: bytes) -> None:
     endpoint = make_endpoint()
@@ -231,7 +232,7 @@ mcp_headers = st.lists(
 )
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=examples(200), deadline=None)
 @given(extra=mcp_headers, body=bodies, modern=st.booleans())
 def test_sound_transport_headers_with_arbitrary_mcp_headers_and_bodies(
     extra: list[tuple[bytes, bytes]], body: bytes, modern: bool
@@ -421,5 +422,7 @@ class SessionMachine(RuleBasedStateMachine):
                 assert not stream.finished
 
 
-SessionMachine.TestCase.settings = settings(max_examples=100, stateful_step_count=30, deadline=None)
+SessionMachine.TestCase.settings = settings(
+    max_examples=examples(100, 5_000), stateful_step_count=30, deadline=None
+)
 test_session_machine = SessionMachine.TestCase
