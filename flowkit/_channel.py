@@ -243,8 +243,8 @@ class FlowSendChannel(trio.abc.SendChannel[T]):
 
     def _abort(self, error: BaseException) -> None:
         """Deliver :class:`StreamAborted` after the buffered items."""
+        self._state.end(error)  # first: close() alone would end cleanly
         self.close()
-        self._state.end(error)
 
     def statistics(self) -> ChannelStatistics:
         return _statistics(self._state)

@@ -28,7 +28,7 @@ observation.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import trio
 from trio.lowlevel import ParkingLot
@@ -48,6 +48,8 @@ class _Handoff(Operator[InT, OutT]):
     Subclasses implement the synchronous policy hooks; this class runs the
     two tasks and the reclaim protocol.
     """
+
+    _output_hop = 1  # downstream must look busy as soon as it is
 
     def __init__(self, *, name: str | None) -> None:
         super().__init__(name=name)
@@ -88,18 +90,11 @@ class _Handoff(Operator[InT, OutT]):
     async def _run(
         self, receive: trio.abc.ReceiveChannel[InT], send: trio.abc.SendChannel[OutT]
     ) -> None:
-        try:
-            async with trio.open_nursery() as nursery:
-                nursery.start_soon(self._pull, receive)
-                await self._push(send)
-        except BaseExceptionGroup as group:
-            # Surface the one real error with its own type, so the base class
-            # sees BrokenResourceError and callers see StreamAborted or the
-            # user's exception rather than a group made by our private nursery.
-            error = _sole_error(group)
-            if error is None:
-                raise
-            raise error from error.__cause__
+        # Errors leave the private nursery as a group; the base class
+        # surfaces the one real error with its own type.
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(self._pull, receive)
+            await self._push(send)
 
     async def _pull(self, receive: trio.abc.ReceiveChannel[InT]) -> None:
         while True:
@@ -155,16 +150,3 @@ class _Handoff(Operator[InT, OutT]):
         finally:
             if blocked:
                 self._counters.send_blocked_seconds += trio.current_time() - started
-
-
-def _sole_error(group: BaseExceptionGroup[Any]) -> BaseException | None:
-    """The only non-``Cancelled`` leaf of ``group``, if there is exactly one."""
-    leaves: list[BaseException] = []
-    pending: list[BaseException] = [group]
-    while pending:
-        error = pending.pop()
-        if isinstance(error, BaseExceptionGroup):
-            pending.extend(error.exceptions)
-        elif not isinstance(error, trio.Cancelled):
-            leaves.append(error)
-    return leaves[0] if len(leaves) == 1 else None

@@ -18,6 +18,7 @@ import trio
 
 from ._channel import FlowReceiveChannel, FlowSendChannel
 from ._stats import OperatorStatistics, _Counters
+from ._tasks import unwrapped
 
 __all__ = ["Operator"]
 
@@ -41,6 +42,11 @@ class Operator(Generic[InT, OutT]):
     """
 
     _kind = "operator"
+    #: Capacity of the pipeline hop after this stage when no ``buffer`` sizes
+    #: it (``None``: the pipeline's ``hop_items``). Stages whose semantics
+    #: depend on seeing downstream busy (lossy buffers, adaptive batching,
+    #: keepalive) ask for 1, or a default hop would queue stale items.
+    _output_hop: int | None = None
 
     def __init__(self, *, name: str | None = None) -> None:
         self._counters = _Counters(name or self._kind)
@@ -77,7 +83,15 @@ class Operator(Generic[InT, OutT]):
         async with receive, send:
             task_status.started()
             try:
-                await self._run(receive, send)
+                try:
+                    await self._run(receive, send)
+                except BaseExceptionGroup as group:
+                    # A stage's private nursery must not change what callers
+                    # see: surface the one real error with its own type.
+                    error = unwrapped(group)
+                    if error is group:
+                        raise
+                    raise error from error.__cause__
             except trio.BrokenResourceError:
                 if not _is_broken(send):
                     raise
@@ -98,17 +112,24 @@ class Operator(Generic[InT, OutT]):
                     sent += await send.send_some(values[sent:] if sent else values)
                 else:
                     before = trio.current_time()
-                    sent += await send.send_some(values[sent:] if sent else values)
-                    counters.send_blocked_seconds += trio.current_time() - before
+                    try:
+                        sent += await send.send_some(values[sent:] if sent else values)
+                    finally:
+                        counters.send_blocked_seconds += trio.current_time() - before
             return
         for value in values:
             try:
                 send.send_nowait(value)  # type: ignore[attr-defined]
-                await trio.lowlevel.checkpoint()
             except (trio.WouldBlock, AttributeError):
                 before = trio.current_time()
-                await send.send(value)
-                counters.send_blocked_seconds += trio.current_time() - before
+                try:
+                    await send.send(value)
+                finally:
+                    counters.send_blocked_seconds += trio.current_time() - before
+            else:
+                # Shielded: the value is already sent, so a cancellation
+                # here must not make the caller believe it was not.
+                await trio.lowlevel.cancel_shielded_checkpoint()
 
 
 async def receive_some(receive: trio.abc.ReceiveChannel[T], max_items: int = CHUNK) -> list[T]:

@@ -30,6 +30,7 @@ from ._channel import FlowSendChannel, _open_stage_channel
 from ._exceptions import StreamAborted
 from ._operator import CHUNK, Operator, receive_some
 from ._stats import OperatorStatistics
+from ._tasks import _leaves
 from ._transform import _Fusible
 
 __all__ = ["Pipeline", "Stage", "open_pipeline", "start_pipeline"]
@@ -199,7 +200,10 @@ async def open_pipeline(
                 pipeline.close()
                 nursery.cancel_scope.cancel()
     except BaseExceptionGroup as group:
-        raise _unwrap(group) from None
+        error = _unwrap(group)
+        if error is group:
+            raise
+        raise error from error.__cause__
 
 
 def _unwrap(group: BaseExceptionGroup[BaseException]) -> BaseException:
@@ -218,21 +222,20 @@ def _unwrap(group: BaseExceptionGroup[BaseException]) -> BaseException:
     return rest
 
 
-def _leaves(error: BaseException) -> Iterable[BaseException]:
-    if isinstance(error, BaseExceptionGroup):
-        for inner in error.exceptions:
-            yield from _leaves(inner)
-    else:
-        yield error
-
-
 def _hop_capacity(stages: list[Any], index: int, default: int) -> tuple[int, int]:
-    """Sum the ``buffer`` stages at ``index`` into one hop's capacity."""
+    """The capacity of the hop before ``stages[index]``, and the next index.
+
+    Adjacent ``buffer`` stages at ``index`` add up into the hop; otherwise
+    the stage before the hop may ask for its own size (``_output_hop``).
+    """
     total = 0
     while index < len(stages) and isinstance(stages[index], _Buffer):
         total += stages[index].max_items
         index += 1
-    return (total or default), index
+    if total:
+        return total, index
+    wanted = getattr(stages[index - 1], "_output_hop", None) if index > 0 else None
+    return (wanted or default), index
 
 
 def _bind_buffers(stages: list[Any], end: int, send: FlowSendChannel[Any], capacity: int) -> None:

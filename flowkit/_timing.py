@@ -53,6 +53,7 @@ class _Forwarding(Operator[T, Any]):
 
 class _KeepAlive(_Forwarding[T]):
     _kind = "keepalive"
+    _output_hop = 1  # a heartbeat must not wait behind queued items
 
     def __init__(self, interval: float, make: Callable[[], Any], *, name: str | None) -> None:
         super().__init__(name=name)

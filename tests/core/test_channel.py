@@ -148,3 +148,12 @@ async def test_receiving_on_closed_end_raises_closed() -> None:
     send.close()
     with pytest.raises(trio.ClosedResourceError):
         send.clone()
+
+
+async def test_abort_on_a_plain_channel_is_not_a_clean_end() -> None:
+    send, receive = flowkit.open_channel(2)
+    await send.send(1)
+    send._abort(ValueError("x"))
+    assert receive.receive_nowait() == 1
+    with pytest.raises(flowkit.StreamAborted):
+        receive.receive_nowait()

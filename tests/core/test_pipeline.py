@@ -197,3 +197,31 @@ def test_any_stage_combination_matches_the_reference(stages: list[str], n: int, 
         return result
 
     assert trio.run(main) == reference
+
+
+async def test_original_cause_survives_the_pipeline() -> None:
+    def fail(x: int) -> int:
+        try:
+            raise KeyError(x)
+        except KeyError as error:
+            raise ValueError("wrapped") from error
+
+    with pytest.raises(ValueError, match="wrapped") as info:
+        await _collect(range(3), flowkit.buffer(1), flowkit.map(fail), flowkit.buffer(1))
+    assert isinstance(info.value.__cause__, KeyError)
+
+
+async def test_lossy_stage_gets_a_one_item_hop(autojump_clock: trio.abc.Clock) -> None:
+    """A default 16-item hop after ``latest`` would queue stale values."""
+
+    async def fast() -> AsyncIterator[int]:
+        for i in range(100):
+            yield i
+            await trio.sleep(0.001)
+
+    async with flowkit.open_pipeline(fast(), flowkit.latest(), hop_items=16) as out:
+        assert await out.receive() == 0
+        await trio.sleep(1)  # a stalled consumer
+        late = [await out.receive(), await out.receive()]
+    # the one value that was in the hop, then the newest, held by latest
+    assert late == [1, 99]
