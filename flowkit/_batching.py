@@ -20,7 +20,7 @@ from __future__ import annotations
 import math
 from collections import deque
 from collections.abc import Callable, Sequence
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 import trio
 
@@ -198,7 +198,7 @@ def batch(
     weight: Callable[[T], float] | None = None,
     max_weight: float | None = None,
     name: str | None = None,
-) -> Operator[T, list[T]]:
+) -> Operator[Any, list[Any]]:
     """Group items into lists of up to ``max_size``, or whatever came in ``max_delay``.
 
     A batch is emitted when it holds ``max_size`` items, when its declared
@@ -238,7 +238,7 @@ def adaptive_batch(
     weight: Callable[[T], float] | None = None,
     max_weight: float | None = None,
     name: str | None = None,
-) -> Operator[T, list[T]]:
+) -> Operator[Any, list[Any]]:
     """Batch only while downstream is busy (Akka's ``batch``).
 
     When downstream is waiting, an item goes out at once as a batch of one:

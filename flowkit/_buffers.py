@@ -8,7 +8,7 @@ through an internal channel of that size.
 
 from __future__ import annotations
 
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import trio
 
@@ -85,7 +85,7 @@ class _Buffer(Operator[T, T]):
                 await self._emit(send, chunk)
 
 
-def buffer(max_items: int, *, name: str | None = None) -> Operator[T, T]:
+def buffer(max_items: int, *, name: str | None = None) -> Operator[Any, Any]:
     """A FIFO of at most ``max_items`` items between two stages.
 
     When full, upstream's ``send`` waits (backpressure); nothing is dropped.

@@ -98,7 +98,7 @@ class _Merge(Operator[T, T]):
         counters.set_buffered(counters.items_in - counters.items_out)
 
 
-def merge(*sources: MergeSource[T], name: str | None = None) -> Operator[T, T]:
+def merge(*sources: MergeSource[Any], name: str | None = None) -> Operator[Any, Any]:
     """Merge the upstream with ``sources`` into one stream.
 
     Each input is read by its own task, chunk by chunk, and items go
@@ -344,7 +344,7 @@ def _close(send: trio.abc.SendChannel[Any], error: BaseException | None) -> None
 
 def broadcast(
     *branches: trio.abc.SendChannel[T] | Branch[T], name: str | None = None
-) -> Operator[T, T]:
+) -> Operator[Any, Any]:
     """Send every item downstream and to every branch.
 
     A branch given as a send channel is *lossless*: each item waits until

@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Callable, Sequence
 from itertools import islice
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from ._handoff import _Handoff
 from ._operator import CHUNK, Operator
@@ -165,7 +165,7 @@ class _Conflate(_Handoff[T, T]):
 
 def drop_oldest(
     max_items: int, *, on_drop: Callable[[T], object] | None = None, name: str | None = None
-) -> Operator[T, T]:
+) -> Operator[Any, Any]:
     """Hold up to ``max_items`` items; when full, evict the oldest.
 
     Never blocks upstream: it keeps receiving while downstream is slow, so
@@ -191,7 +191,7 @@ def drop_oldest(
 
 def drop_newest(
     max_items: int, *, on_drop: Callable[[T], object] | None = None, name: str | None = None
-) -> Operator[T, T]:
+) -> Operator[Any, Any]:
     """Hold up to ``max_items`` items; when full, reject the incoming one.
 
     Never blocks upstream. What it already holds is kept and delivered in
@@ -210,7 +210,7 @@ def drop_newest(
     return _DropNewest(max_items, on_drop, name=name)
 
 
-def latest(*, name: str | None = None) -> Operator[T, T]:
+def latest(*, name: str | None = None) -> Operator[Any, Any]:
     """Keep only the newest item while downstream is busy.
 
     When downstream is waiting, an item goes straight through (no added
@@ -224,7 +224,7 @@ def latest(*, name: str | None = None) -> Operator[T, T]:
 
 def conflate(
     merge: Callable[[T, T], T] | None = None, *, name: str | None = None
-) -> Operator[T, T]:
+) -> Operator[Any, Any]:
     """While downstream is busy, fold the items that arrive into one value.
 
     ``merge(acc, new) -> acc`` (Akka's ``conflate``) combines the held value with each new item;
