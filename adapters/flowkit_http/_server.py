@@ -8,13 +8,13 @@ I/O: :class:`~flowkit_http.MCPApp` (bare ASGI), :func:`~flowkit_http.mount`
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from typing import Any, TypeVar, overload
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import attrs
 import trio
 
-from flowkit.mcp import Endpoint, EndpointConfig, EventStore, Policy, Tool, ToolSet
+from flowkit.mcp import Endpoint, EndpointConfig, EventStore, Tool, ToolSet
 
 __all__ = ["MCPServer", "StreamSettings"]
 
@@ -86,57 +86,15 @@ class MCPServer:
         self.settings = settings if settings is not None else StreamSettings()
         self.tools = ToolSet()
         self.event_store = event_store
+        #: Declare a tool: :meth:`flowkit.mcp.ToolSet.tool`, bare or with
+        #: options. The function may be an async generator (each yielded
+        #: item is a progress step), return a
+        #: :class:`~flowkit_http.ToolPipeline`, or return the result directly.
+        self.tool = self.tools.tool
 
     @property
     def name(self) -> str:
         return self.config.server_name
-
-    @overload
-    def tool(self, fn: _F, /) -> _F: ...
-
-    @overload
-    def tool(
-        self,
-        *,
-        name: str | None = None,
-        description: str | None = None,
-        input_schema: Mapping[str, Any] | None = None,
-        output_schema: Mapping[str, Any] | None = None,
-        title: str | None = None,
-        annotations: Mapping[str, Any] | None = None,
-        policy: Policy = "lossless",
-    ) -> Callable[[_F], _F]: ...
-
-    def tool(
-        self,
-        fn: _F | None = None,
-        *,
-        name: str | None = None,
-        description: str | None = None,
-        input_schema: Mapping[str, Any] | None = None,
-        output_schema: Mapping[str, Any] | None = None,
-        title: str | None = None,
-        annotations: Mapping[str, Any] | None = None,
-        policy: Policy = "lossless",
-    ) -> _F | Callable[[_F], _F]:
-        """Declare a tool (see :meth:`flowkit.mcp.ToolSet.tool`); returns ``fn``.
-
-        The function may be an async generator (each yielded item is a
-        progress step), return a :class:`~flowkit_http.ToolPipeline`, or
-        return the result directly. ``policy="conflate"`` trades delivery of
-        every intermediate event for never pausing the pipeline.
-        """
-        if fn is not None:
-            return self.tools.tool(fn)
-        return self.tools.tool(
-            name=name,
-            description=description,
-            input_schema=input_schema,
-            output_schema=output_schema,
-            title=title,
-            annotations=annotations,
-            policy=policy,
-        )
 
     def add_tool(self, tool: Tool) -> Tool:
         """Register a ready :class:`~flowkit.mcp.Tool`."""
