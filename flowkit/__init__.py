@@ -12,6 +12,7 @@ for your own.
 """
 
 from ._batching import adaptive_batch, batch
+from ._broadcast import Branch, branch, broadcast
 from ._buffers import buffer
 from ._channel import ChannelStatistics, FlowReceiveChannel, FlowSendChannel, open_channel
 from ._concurrent import concurrent_map
@@ -23,7 +24,7 @@ from ._exceptions import (
     StreamAborted,
     StreamTimeout,
 )
-from ._fan import Branch, balance, branch, broadcast, merge
+from ._fan import balance, merge
 from ._lossy import conflate, drop_newest, drop_oldest, latest
 from ._operator import Operator
 from ._pipeline import Pipeline, Stage, open_pipeline, start_pipeline
