@@ -148,23 +148,15 @@ class _Emitter:
         return tool_result(f"{self.steps} items", structured={"items": self.steps})
 
 
-async def _chunks_of_iterable(source: AsyncIterable[Any]) -> AsyncGenerator[list[Any], None]:
-    # One item per chunk: the generator's own pace is the pipeline's pace.
-    # (This generator yields outside any cancel scope or nursery of its own.)
-    iterator = aiter(source)
-    try:
-        async for item in iterator:
-            yield [item]
-    finally:
-        aclose = getattr(iterator, "aclose", None)
-        if aclose is not None:
-            with trio.CancelScope(shield=True):
-                await aclose()
-
-
 @asynccontextmanager
-async def _open_chunks(spec: ToolPipeline) -> AsyncIterator[AsyncGenerator[list[Any], None]]:
-    async with open_pipeline(spec.source, *spec.stages) as out:
+async def _open_chunks(
+    source: Any, stages: tuple[Any, ...] = ()
+) -> AsyncIterator[AsyncGenerator[list[Any], None]]:
+    # The first hop holds a whole chunk: a generator that does not suspend
+    # hands over up to _CHUNK items per scheduler trip (one outbox flush, so
+    # one socket write, per chunk); one that sleeps between items still has
+    # each delivered as soon as it is made.
+    async with open_pipeline(source, *stages, hop_items=_CHUNK) as out:
 
         async def chunks() -> AsyncGenerator[list[Any], None]:
             while True:
@@ -186,13 +178,14 @@ async def _drive(produced: Any, emitter: _Emitter) -> Any:
             emitter.total = produced.total
         # aclosing: a cancelled call must not leave its chunk generator to the
         # GC (a ResourceWarning; trio would finalize it in a system task).
-        async with _open_chunks(produced) as chunks, aclosing(chunks):
+        async with _open_chunks(produced.source, produced.stages) as chunks, aclosing(chunks):
             await emitter.drain(chunks)
         return None
     if isinstance(produced, AsyncIterable):
-        # aclosing: when the emitter fails (e.g. progress that goes backwards)
-        # the tool's generator is closed here, not left to the GC.
-        async with aclosing(_chunks_of_iterable(produced)) as chunks:
+        # A one-stage pipeline. When the emitter fails (e.g. progress that
+        # goes backwards) leaving the block stops the pump, which closes the
+        # tool's generator (never left to the GC).
+        async with _open_chunks(produced) as chunks, aclosing(chunks):
             await emitter.drain(chunks)
         return None
     return produced
