@@ -15,7 +15,9 @@ one encode per event. The store only files bytes under ids it is given.
 from __future__ import annotations
 
 import bisect
-from collections import OrderedDict, deque
+import itertools
+from collections import deque
+from collections.abc import Callable
 from typing import Protocol
 
 from ._sse import EventId
@@ -48,11 +50,58 @@ class EventStore(Protocol):
 _Key = tuple[str, str]  # (session_id, stream_id)
 
 
+class _Stream:
+    """One stream's retained events, oldest first, and its appender.
+
+    ``stale`` counts this stream's entries at the front of the store's age
+    order whose events are already gone (evicted by the per-stream bound or
+    forgotten): they are this stream's oldest entries there, because a
+    stream's events leave oldest first.
+    """
+
+    __slots__ = ("dropped", "events", "key", "seqs", "stale", "store")
+
+    def __init__(self, store: InMemoryEventStore, key: _Key) -> None:
+        self.store = store
+        self.key = key
+        self.seqs: deque[int] = deque()
+        self.events: deque[bytes] = deque()
+        self.stale = 0
+        self.dropped = True  # not in the store's tables (yet, or any more)
+
+    def append(self, seq: int, event: bytes) -> None:
+        store = self.store
+        if self.dropped:
+            current = store._streams.get(self.key)
+            if current is not None:  # the key was filed again since we left
+                current.append(seq, event)
+                return
+            store._register(self)
+        seqs = self.seqs
+        seqs.append(seq)
+        self.events.append(event)
+        store._order.append(self)
+        if len(seqs) > store._per_stream:
+            seqs.popleft()
+            self.events.popleft()
+            self.stale += 1
+            store._stale += 1
+            if store._stale > store._max:
+                store._compact()
+        else:
+            store._count += 1
+            if store._count > store._max:
+                store._evict()
+
+
 class InMemoryEventStore:
     """A bounded in-process :class:`EventStore` that evicts oldest first.
 
     Bounded twice: per stream (a long tool call cannot hog the store) and in
     total (many streams cannot exhaust memory). Both bounds count events.
+
+    Besides the protocol it offers :meth:`appender`, the hot path the core
+    uses when a store has it: one bound call per event, no id object.
 
     Args:
         max_events_per_stream: events kept per stream.
@@ -64,53 +113,89 @@ class InMemoryEventStore:
             raise ValueError("bounds must be at least 1")
         self._per_stream = max_events_per_stream
         self._max = max_events
-        # Global age order: (session, stream, seq) -> event bytes.
-        self._events: OrderedDict[tuple[str, str, int], bytes] = OrderedDict()
-        # Per stream: the seqs currently held, increasing.
-        self._streams: dict[_Key, deque[int]] = {}
+        self._streams: dict[_Key, _Stream] = {}
         self._by_session: dict[str, set[str]] = {}
+        # Global age order: one entry per event appended and not yet popped;
+        # ``_stale`` of them name events already gone (see _Stream).
+        self._order: deque[_Stream] = deque()
+        self._count = 0
+        self._stale = 0
 
     def __len__(self) -> int:
-        return len(self._events)
+        return self._count
+
+    def appender(self, session_id: str, stream_id: str) -> Callable[[int, bytes], None]:
+        """``append(seq, event)`` for one stream: :meth:`append` without the lookups."""
+        key = (session_id, stream_id)
+        stream = self._streams.get(key)
+        if stream is None:
+            stream = _Stream(self, key)  # registered by its first append
+        return stream.append
 
     def append(self, session_id: str, event_id: EventId, event: bytes) -> None:
-        key = (session_id, event_id.stream_id)
-        seqs = self._streams.get(key)
-        if seqs is None:
-            seqs = self._streams[key] = deque()
-            self._by_session.setdefault(session_id, set()).add(event_id.stream_id)
-        seqs.append(event_id.seq)
-        self._events[(session_id, event_id.stream_id, event_id.seq)] = event
-        if len(seqs) > self._per_stream:
-            del self._events[(session_id, event_id.stream_id, seqs.popleft())]
-        while len(self._events) > self._max:
-            (old_session, old_stream, _seq), _ = self._events.popitem(last=False)
-            old_key = (old_session, old_stream)
-            old_seqs = self._streams[old_key]
-            old_seqs.popleft()  # per-stream order is global order within a stream
-            if not old_seqs:
-                self._drop_stream(old_key)
+        self.appender(session_id, event_id.stream_id)(event_id.seq, event)
 
     def replay_after(self, session_id: str, event_id: EventId) -> list[bytes] | None:
-        seqs = self._streams.get((session_id, event_id.stream_id))
-        if seqs is None:
+        stream = self._streams.get((session_id, event_id.stream_id))
+        if stream is None:
             return None
-        start = bisect.bisect_right(seqs, event_id.seq)
-        events = self._events
-        return [events[(session_id, event_id.stream_id, seqs[i])] for i in range(start, len(seqs))]
+        start = bisect.bisect_right(stream.seqs, event_id.seq)
+        return list(itertools.islice(stream.events, start, None))
 
     def forget_session(self, session_id: str) -> None:
         for stream_id in self._by_session.pop(session_id, ()):
-            for seq in self._streams.pop((session_id, stream_id)):
-                del self._events[(session_id, stream_id, seq)]
-        if not self._events:
-            # Dicts never shrink on deletion: once empty, let the table sized
+            stream = self._streams.pop((session_id, stream_id))
+            gone = len(stream.seqs)
+            stream.seqs.clear()
+            stream.events.clear()
+            stream.stale += gone
+            stream.dropped = True
+            self._count -= gone
+            self._stale += gone
+        if not self._count:
+            # Every entry left in the age order is stale: let the deque sized
             # for the busiest moment go, so memory returns after a burst.
-            self._events = OrderedDict()
+            for stream in self._order:
+                stream.stale = 0
+            self._order = deque()
+            self._stale = 0
 
-    def _drop_stream(self, key: _Key) -> None:
-        del self._streams[key]
-        streams = self._by_session[key[0]]
-        streams.discard(key[1])
+    def _register(self, stream: _Stream) -> None:
+        session_id, stream_id = stream.key
+        self._streams[stream.key] = stream
+        self._by_session.setdefault(session_id, set()).add(stream_id)
+        stream.dropped = False
+
+    def _evict(self) -> None:
+        order = self._order
+        while self._count > self._max:
+            stream = order.popleft()
+            if stream.stale:
+                stream.stale -= 1
+                self._stale -= 1
+                continue
+            stream.seqs.popleft()
+            stream.events.popleft()
+            self._count -= 1
+            if not stream.seqs:
+                self._drop(stream)
+
+    def _compact(self) -> None:
+        """Remove the stale entries from the age order (amortised: they number > max)."""
+        live: deque[_Stream] = deque()
+        for stream in self._order:
+            if stream.stale:
+                stream.stale -= 1
+            else:
+                live.append(stream)
+        self._order = live
+        self._stale = 0
+
+    def _drop(self, stream: _Stream) -> None:
+        session_id, stream_id = stream.key
+        del self._streams[stream.key]
+        streams = self._by_session[session_id]
+        streams.discard(stream_id)
         if not streams:
-            del self._by_session[key[0]]
+            del self._by_session[session_id]
+        stream.dropped = True

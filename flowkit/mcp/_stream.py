@@ -27,6 +27,8 @@ import math
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, Literal
 
+import orjson
+
 from ._errors import LocalProtocolError
 from ._events import EventStore
 from ._jsonrpc import RequestId
@@ -36,6 +38,9 @@ from ._sse import EventId, encode_comment, encode_event, encode_json_event
 if TYPE_CHECKING:
     from ._sessions import Session
     from ._tools import Tool
+
+_MAX_FAST_INT = 2**63 - 1  # orjson's integer range (it refuses larger ones)
+
 
 __all__ = ["SSE_HEADERS", "STREAM_TRANSITIONS", "OutgoingStream", "StreamInput", "StreamState"]
 
@@ -111,15 +116,19 @@ class OutgoingStream:
     """
 
     __slots__ = (
+        "_append",
         "_log_level",
         "_on_done",
         "_prefix",
         "_progress",
+        "_progress_head",
         "_result_type",
         "_retry_ms",
         "_seq",
         "_session",
+        "_session_id",
         "_store",
+        "_total",
         "attached",
         "disconnect_cancels",
         "kind",
@@ -166,6 +175,31 @@ class OutgoingStream:
         self._prefix = stream_id.encode("ascii") + b":"
         self._seq = 0
         self._progress: float | None = None
+        self._session_id = session.id if session is not None else None
+        # Where this stream's events are filed: the store's per-stream
+        # appender when it offers one (InMemoryEventStore does), else a
+        # generic EventStore.append with an EventId per event.
+        self._append: Callable[[int, bytes], None] | None = None
+        if self._store is not None:
+            appender = getattr(self._store, "appender", None)
+            self._append = (
+                appender(self._session_id, stream_id)
+                if appender is not None
+                else self._append_generic
+            )
+        # The constant bytes of this stream's progress events, the token's
+        # JSON included (None: no token, or one the fast path cannot take).
+        self._progress_head: bytes | None = None
+        if kind == "call" and (
+            type(progress_token) is str
+            or (type(progress_token) is int and -_MAX_FAST_INT <= progress_token <= _MAX_FAST_INT)
+        ):
+            self._progress_head = (
+                b'data: {"jsonrpc":"2.0","method":"notifications/progress",'
+                b'"params":{"progressToken":%s,"progress":' % orjson.dumps(progress_token)
+            )
+        # The last total and its JSON (a tool's total rarely changes).
+        self._total: tuple[float | None, bytes] = (None, b"")
 
     def __repr__(self) -> str:
         return (
@@ -220,15 +254,19 @@ class OutgoingStream:
             self._on_done(self)
         return after is not StreamState.CANCELLED
 
+    def _append_generic(self, seq: int, data: bytes) -> None:
+        assert self._store is not None
+        assert self._session_id is not None
+        self._store.append(self._session_id, EventId(self.stream_id, seq), data)
+
     def _emit(self, message: Mapping[str, Any]) -> bytes:
-        store = self._store
-        if store is None:
+        append = self._append
+        if append is None:
             return encode_json_event(message)
         self._seq += 1
         seq = self._seq
         data = encode_json_event(message, b"%s%d" % (self._prefix, seq))
-        assert self._session is not None
-        store.append(self._session.id, EventId(self.stream_id, seq), data)
+        append(seq, data)
         return data
 
     # -- what the adapter calls -----------------------------------------------
@@ -249,12 +287,11 @@ class OutgoingStream:
             # reports the filter we agreed to honour.
             ack = {"notifications": dict(self.subscription)}
             return 200, SSE_HEADERS, self.notify("notifications/subscriptions/acknowledged", ack)
-        if self._store is None:
+        if self._append is None:
             return 200, SSE_HEADERS, b""
-        assert self._session is not None
         event_id = self._prefix + b"0"
         data = encode_event(b"", event_id=event_id, retry_ms=self._retry_ms)
-        self._store.append(self._session.id, EventId(self.stream_id, 0), data)
+        self._append(0, data)
         return 200, SSE_HEADERS, data
 
     def progress(
@@ -266,6 +303,22 @@ class OutgoingStream:
             LocalProtocolError: ``progress`` does not exceed the previous
                 value, is not a finite number, or the stream is finished.
         """
+        head = self._progress_head
+        if (
+            head is not None  # a call stream with a token the fast path takes
+            and type(progress) is int
+            and self.state is _OPEN
+            and -_MAX_FAST_INT <= progress <= _MAX_FAST_INT
+            and (message is None or type(message) is str)
+        ):
+            # The hot path: the checks below, in the order they would fail.
+            last = self._progress
+            if last is not None and progress <= last:
+                raise LocalProtocolError(
+                    f"progress must strictly increase: {progress!r} after {last!r}"
+                )
+            self._progress = progress
+            return self._emit_progress(head, progress, total, message)
         if self.kind != "call":
             raise LocalProtocolError("progress belongs on a tool call's stream")
         if (
@@ -289,6 +342,33 @@ class OutgoingStream:
         if message is not None:
             params["message"] = message
         return self._emit({"jsonrpc": "2.0", "method": "notifications/progress", "params": params})
+
+    def _emit_progress(
+        self, head: bytes, progress: int, total: float | None, message: str | None
+    ) -> bytes:
+        """The fast path of :meth:`progress`: the same bytes as the generic encoder.
+
+        Only the message (and a changed total) goes through orjson; the
+        envelope and the token are this stream's constants and the event id
+        and the integer progress are formatted in place.
+        """
+        last_total, encoded_total = self._total
+        if total is None:
+            encoded_total = b""
+        elif total is not last_total and not (
+            type(total) is type(last_total) and total == last_total
+        ):
+            encoded_total = b',"total":' + orjson.dumps(total)
+            self._total = (total, encoded_total)
+        tail = b"}}\n\n" if message is None else b',"message":%s}}\n\n' % orjson.dumps(message)
+        append = self._append
+        if append is None:
+            return b"%s%d%s%s" % (head, progress, encoded_total, tail)
+        self._seq += 1
+        seq = self._seq
+        data = b"id: %s%d\n%s%d%s%s" % (self._prefix, seq, head, progress, encoded_total, tail)
+        append(seq, data)
+        return data
 
     def log(self, level: str, data: Any, logger: str | None = None) -> bytes | None:
         """A ``notifications/message`` event, or ``None`` if below the client's level.
