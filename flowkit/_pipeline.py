@@ -273,13 +273,17 @@ class _Fused(_Fusible[Any, Any]):
         return chunk
 
 
+def _no_stages(chunk: list[Any]) -> list[Any]:
+    return chunk
+
+
 async def _pump(
     spec: tuple[AsyncIterable[Any] | Iterable[Any], list[_Fusible[Any, Any]]],
     send: FlowSendChannel[Any],
 ) -> None:
     """Feed a (sync or async) iterable into the first hop, chunk by chunk."""
     source, head = spec
-    apply = _Fused(head)._apply
+    apply = _Fused(head)._apply if head else _no_stages
     try:
         if isinstance(source, AsyncIterable):
             await _pump_async(source, apply, send)
@@ -310,6 +314,19 @@ async def _pump_async(
     iterator = aiter(source)
     since_checkpoint = 0
     try:
+        if apply is _no_stages:  # nothing fused into the pump: no list per item
+            async for item in iterator:
+                try:
+                    send.send_nowait(item)
+                except trio.WouldBlock:
+                    await send.send(item)
+                    since_checkpoint = 0
+                    continue
+                since_checkpoint += 1
+                if since_checkpoint >= CHUNK:
+                    since_checkpoint = 0
+                    await trio.lowlevel.checkpoint()
+            return
         async for item in iterator:
             for value in apply([item]):
                 try:
