@@ -174,6 +174,25 @@ class Session:
         self.close()
         await trio.lowlevel.checkpoint()
 
+    async def delete(self) -> int:
+        """End the session on the server (DELETE); returns the HTTP status.
+
+        A benchmark that opens many sessions on one server ends each one, so
+        the server's session cap is not reached across repetitions.
+        """
+        assert self.session_id is not None
+        head = [
+            f"DELETE {self.path} HTTP/1.1",
+            f"Host: {self.host}:{self.port}",
+            f"Mcp-Session-Id: {self.session_id}",
+            f"MCP-Protocol-Version: {PROTOCOL_VERSION}",
+            "Content-Length: 0",
+        ]
+        await self._send(("\r\n".join(head) + "\r\n\r\n").encode())
+        status, headers = await self._read_head()
+        await self._read_whole(self._body_for(headers))
+        return status
+
     def _request_bytes(self, body: bytes) -> bytes:
         head = [
             f"POST {self.path} HTTP/1.1",

@@ -3,6 +3,7 @@
 Usage::
 
     flowkit serve MODULE:ATTR [--host 127.0.0.1] [--port 8000] [--path /mcp]
+                  [--max-sessions N] [--graceful-timeout S]
     flowkit serve --demo
 
 ``ATTR`` names an :class:`~flowkit_http.MCPServer` (served at ``--path`` by a
@@ -23,6 +24,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
+import attrs
 import trio
 from hypercorn.config import Config
 from hypercorn.trio import serve
@@ -107,6 +109,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     run.add_argument(
         "--graceful-timeout", type=float, default=3.0, help="seconds to let connections close"
     )
+    run.add_argument(
+        "--max-sessions",
+        type=int,
+        default=None,
+        metavar="N",
+        help="cap on live sessions (default: the server's config, 1000); "
+        "initialize beyond it gets 503 + Retry-After",
+    )
     args = parser.parse_args(argv)
     if args.demo == bool(args.target):
         parser.error("serve needs exactly one of MODULE:ATTR and --demo")
@@ -117,6 +127,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         target: Any = server
     else:
         target = load_target(args.target)
+    if args.max_sessions is not None:
+        if args.max_sessions < 1:
+            parser.error("--max-sessions must be at least 1")
+        if not isinstance(target, MCPServer):
+            parser.error("--max-sessions applies to an MCPServer target (or --demo)")
+        target.config = attrs.evolve(target.config, max_sessions=args.max_sessions)
     app, mcp = _app_for(target, args.path)
     config = Config()
     host = f"[{args.host}]" if ":" in args.host else args.host

@@ -11,7 +11,14 @@ from pathlib import Path
 import httpx
 import trio
 
-from ._raw import initialize
+from ._raw import JSON_HEADERS, initialize, request
+
+_INITIALIZE = request(
+    "initialize",
+    protocolVersion="2025-11-25",
+    capabilities={},
+    clientInfo={"name": "raw", "version": "0"},
+)
 
 _USER_MODULE = '''
 from flowkit_http import MCPServer
@@ -32,7 +39,9 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-async def _serve_and_stop(args: list[str], cwd: Path, path: str = "/mcp") -> dict[str, object]:
+async def _serve_and_stop(
+    args: list[str], cwd: Path, path: str = "/mcp", sessions: int = 1
+) -> dict[str, object]:
     port = _free_port()
     command = [sys.executable, "-m", "flowkit_http._cli", "serve", *args, "--port", str(port)]
     process = await trio.lowlevel.open_process(
@@ -48,13 +57,19 @@ async def _serve_and_stop(args: list[str], cwd: Path, path: str = "/mcp") -> dic
         assert f"http://127.0.0.1:{port}{path}".encode() in output
         url = f"http://127.0.0.1:{port}{path}"
         async with httpx.AsyncClient() as client:
-            headers = await initialize(client, url)
+            for _ in range(sessions):
+                headers = await initialize(client, url)
             body = b'{"jsonrpc":"2.0","id":2,"method":"tools/list"}'
             tools = (await client.post(url, content=body, headers=headers)).json()["result"]
+            one_more = await client.post(url, content=_INITIALIZE, headers=JSON_HEADERS)
         process.send_signal(signal.SIGTERM)
         with trio.fail_after(10):
             code = await process.wait()
-        return {"tools": [t["name"] for t in tools["tools"]], "code": code}
+        return {
+            "tools": [t["name"] for t in tools["tools"]],
+            "code": code,
+            "one more session": one_more.status_code,
+        }
     finally:
         if process.returncode is None:
             process.kill()
@@ -65,10 +80,20 @@ async def test_serve_module_attr_from_the_current_directory(tmp_path: Path) -> N
     (tmp_path / "my_tools.py").write_text(_USER_MODULE)
     with trio.fail_after(30):
         outcome = await _serve_and_stop(["my_tools:server", "--path", "/tools"], tmp_path, "/tools")
-    assert outcome == {"tools": ["hello"], "code": 0}
+    assert outcome == {"tools": ["hello"], "code": 0, "one more session": 200}
 
 
 async def test_serve_demo(tmp_path: Path) -> None:
     with trio.fail_after(30):
         outcome = await _serve_and_stop(["--demo"], tmp_path)
-    assert outcome == {"tools": ["ticker", "analyze_document", "sensor_feed"], "code": 0}
+    assert outcome == {
+        "tools": ["ticker", "analyze_document", "sensor_feed"],
+        "code": 0,
+        "one more session": 200,
+    }
+
+
+async def test_serve_max_sessions_caps_live_sessions(tmp_path: Path) -> None:
+    with trio.fail_after(30):
+        outcome = await _serve_and_stop(["--demo", "--max-sessions", "3"], tmp_path, sessions=3)
+    assert outcome["one more session"] == 503  # the 4th initialize is over the cap
