@@ -177,6 +177,10 @@ def _plots(results: dict[str, Any], img_dir: Path) -> dict[str, list[str]]:
     return made
 
 
+def _load(avg: tuple[float, float, float]) -> str:
+    return ", ".join(f"{x:.2f}" for x in avg)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     mode = parser.add_mutually_exclusive_group()
@@ -188,6 +192,7 @@ def main(argv: list[str] | None = None) -> None:
     only = set(filter(None, args.only.split(",")))
     out = Path(args.out)
     started = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    load_before = os.getloadavg()
     texts: dict[str, str] = {}
     results: dict[str, Any] = {}
     took: dict[str, float] = {}
@@ -205,6 +210,7 @@ def main(argv: list[str] | None = None) -> None:
         else:
             argv_ = ["--quick"] if args.quick else []
         texts[name], results[name], took[name] = _run(fn, argv_)
+    load_after = os.getloadavg()
     img_dir = out.parent / "benchmarks"
     plots = _plots(results, img_dir)
     lines = [
@@ -219,6 +225,9 @@ def main(argv: list[str] | None = None) -> None:
         f"* Machine: {_machine()}.",
         "* Client and server share the machine (2 cores: one each, roughly); the client's",
         "  own CPU use is in the tables (`client CPU s/s`).",
+        f"* Load average (1, 5, 15 min) before the run: {_load(load_before)}; after: "
+        f"{_load(load_after)}. Anything much above 0 before the run means other work"
+        " shared the 2 cores: read the figures as a lower bound.",
         "",
     ]
     for name, title, fn in SUITE:
