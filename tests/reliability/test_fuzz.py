@@ -69,7 +69,7 @@ text_values = st.one_of(
 )
 
 
-@settings(max_examples=examples(300, 40_000), deadline=None)
+@settings(max_examples=examples(300, 50_000), deadline=None)
 @given(body=bodies | st.binary(max_size=256), header=text_values, method=st.text(max_size=8))
 def test_core_parsers_only_raise_typed_protocol_errors(
     body: bytes, header: str, method: str
