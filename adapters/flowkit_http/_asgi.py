@@ -30,9 +30,9 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from contextlib import asynccontextmanager
+from functools import partial
 from typing import Any
 
-import attrs
 import trio
 
 from flowkit.mcp import (
@@ -69,23 +69,38 @@ _NOT_STARTED = Reply(
 )
 
 
-@attrs.define(eq=False)
+class _Writer:
+    """One SSE response being written, as the shared keepalive task sees it.
+
+    ``last`` is when it last wrote (trio's clock), ``waiting`` whether it is
+    waiting for events now, and ``wake`` makes that wait return at once.
+    """
+
+    __slots__ = ("last", "waiting", "wake")
+
+    def __init__(self, wake: Callable[[], None]) -> None:
+        self.last = trio.current_time()
+        self.waiting = False
+        self.wake = wake
+
+
 class _Call:
     """A running tool call: its outbox and the scope that cancels it.
 
-    ``end_response``, ``waiting`` and ``response_ended`` belong to the
-    response carrying the call now: the tool asked to end it
-    (:class:`~flowkit_http.CloseStream`), the scope of its writer's wait for
-    events (cancelled to end the response promptly), and the event set when
-    that response has ended.
+    ``end_response`` and ``response_ended`` belong to the response carrying
+    the call now: the tool asked to end it
+    (:class:`~flowkit_http.CloseStream`), and the event set when that
+    response has ended.
     """
 
-    stream: OutgoingStream
-    outbox: Outbox
-    scope: trio.CancelScope = attrs.Factory(trio.CancelScope)
-    end_response: bool = False
-    waiting: trio.CancelScope | None = None
-    response_ended: trio.Event = attrs.Factory(trio.Event)
+    __slots__ = ("end_response", "outbox", "response_ended", "scope", "stream")
+
+    def __init__(self, stream: OutgoingStream, outbox: Outbox) -> None:
+        self.stream = stream
+        self.outbox = outbox
+        self.scope = trio.CancelScope()
+        self.end_response = False
+        self.response_ended = trio.Event()
 
     async def close_response(self) -> None:
         """End the HTTP response carrying the call once it has written what waits.
@@ -99,8 +114,8 @@ class _Call:
         if not (stream.resumable and stream.attached) or stream.finished:
             return
         self.end_response = True
-        if self.waiting is not None and not self.outbox.statistics().queued:
-            self.waiting.cancel()  # outbox receives are cancel-atomic: nothing is lost
+        if not self.outbox.statistics().queued:
+            self.outbox.wake()  # the writer's wait returns; nothing is lost
         await self.response_ended.wait()
 
 
@@ -137,6 +152,8 @@ class MCPApp:
         self._responses: dict[trio.CancelScope, OutgoingStream] = {}
         # Open listen streams (GET, subscriptions/listen) and their queues.
         self._listeners: dict[OutgoingStream, trio.MemorySendChannel[bytes]] = {}
+        # The responses being written, for the shared keepalive task.
+        self._writers: set[_Writer] = set()
         self.endpoint.tools.on_change(self._tools_changed)
 
     # -- ASGI -------------------------------------------------------------------
@@ -166,6 +183,7 @@ class MCPApp:
         async with trio.open_nursery() as nursery:
             self._nursery = nursery
             nursery.start_soon(self._reap_sessions)
+            nursery.start_soon(self._keepalive)
             try:
                 yield
             finally:
@@ -206,6 +224,22 @@ class MCPApp:
         while True:
             await trio.sleep(self.settings.expiry_poll_interval)
             self.endpoint.expire_sessions()
+
+    async def _keepalive(self) -> None:
+        """One task for every stream's keepalive: O(1) per event, not a timer per wait.
+
+        Every half interval it wakes the writers that are waiting and have
+        not written for at least the interval; each then writes an SSE
+        comment. So an idle stream gets one between 1 and 1.5 intervals of
+        silence, and a busy one never does.
+        """
+        interval = self.settings.keepalive_interval
+        while True:
+            await trio.sleep(interval / 2)
+            due = trio.current_time() - interval
+            for writer in self._writers:
+                if writer.waiting and writer.last <= due:
+                    writer.wake()
 
     # -- one request ---------------------------------------------------------------
 
@@ -258,7 +292,15 @@ class MCPApp:
             self._listeners[action.stream] = queue
             try:
                 await self._stream(
-                    action.stream, None, status, response_headers, first, receive, send, listen
+                    action.stream,
+                    None,
+                    status,
+                    response_headers,
+                    first,
+                    receive,
+                    send,
+                    listen,
+                    queue,
                 )
             finally:
                 del self._listeners[action.stream]
@@ -319,6 +361,7 @@ class MCPApp:
         receive: Receive,
         send: Send,
         listen: trio.MemoryReceiveChannel[bytes] | None = None,
+        listen_queue: trio.MemorySendChannel[bytes] | None = None,
     ) -> None:
         """Write one SSE response until it ends, the client leaves, or shutdown."""
         if call is not None:
@@ -330,6 +373,16 @@ class MCPApp:
         disconnected = False
         response = trio.CancelScope()
         self._responses[response] = stream
+        wake: Callable[[], None]
+        if call is not None:
+            wake = call.outbox.wake
+        else:
+            if listen is None or listen_queue is None:
+                # Nothing will come (a resumed call that has ended): keepalives only.
+                listen_queue, listen = trio.open_memory_channel[bytes](1)
+            wake = partial(_poke_queue, listen_queue)
+        writer = _Writer(wake)
+        self._writers.add(writer)
         try:
             with response:
                 async with trio.open_nursery() as nursery:
@@ -342,10 +395,11 @@ class MCPApp:
                         nursery.cancel_scope.cancel()
 
                     nursery.start_soon(watch)
-                    await self._write(stream, call, send, listen)
+                    await self._write(stream, call, send, writer, listen)
                     nursery.cancel_scope.cancel()
         finally:
             del self._responses[response]
+            self._writers.discard(writer)
             if call is not None:
                 call.response_ended.set()
             if self.endpoint.stream_finished(stream, disconnected=disconnected):
@@ -360,38 +414,41 @@ class MCPApp:
         stream: OutgoingStream,
         call: _Call | None,
         send: Send,
+        writer: _Writer,
         listen: trio.MemoryReceiveChannel[bytes] | None = None,
     ) -> None:
-        # The idle timer below has flowkit.keepalive's semantics (inject only
-        # when idle *and* the writer is waiting; the timer restarts after
-        # every write; heartbeats never queue). That operator (now in flowkit)
-        # works between two channels, so using it here would cost each
-        # stream an extra task and hop for what is a timed receive.
-        # TODO(flowkit.keepalive): revisit if it gains a channel-less form.
-        interval = self.settings.keepalive_interval
+        # Keepalive has flowkit.keepalive's semantics (inject only when idle
+        # *and* the writer is waiting; the idle time restarts after every
+        # write; heartbeats never queue), but no timer per wait: the shared
+        # _keepalive task wakes this wait (outbox.wake, or an empty item on a
+        # listen queue) when the stream has been idle for the interval.
         while True:
             if call is not None and call.end_response and not call.outbox.statistics().queued:
                 return  # the tool closed the response (CloseStream); the call goes on
-            data = b""
-            with trio.move_on_after(interval) as waiting:
+            writer.waiting = True
+            try:
                 if call is None:
                     # A listen stream: the notifications queued for it, else keepalives.
-                    if listen is None:
-                        await trio.sleep_forever()
-                    data = await listen.receive()  # cancel-safe: a timeout loses nothing
+                    assert listen is not None
+                    data = await listen.receive()
                 else:
-                    call.waiting = waiting
                     try:
-                        # Outbox receives are cancel-atomic: a timeout loses nothing.
                         data = b"".join(await call.outbox.receive_some())
                     except trio.EndOfChannel:
                         return
-                    finally:
-                        call.waiting = None
+            finally:
+                writer.waiting = False
             if not data and not stream.finished and not (call is not None and call.end_response):
                 data = stream.keepalive()
             if data:
                 await send({"type": "http.response.body", "body": data, "more_body": True})
+                writer.last = trio.current_time()
+
+
+def _poke_queue(queue: trio.MemorySendChannel[bytes]) -> None:
+    """Wake a listen stream's writer: an empty item means "write a keepalive"."""
+    with contextlib.suppress(trio.WouldBlock, trio.ClosedResourceError, trio.BrokenResourceError):
+        queue.send_nowait(b"")
 
 
 async def _read_body(receive: Receive, limit: int) -> bytes | None:

@@ -94,6 +94,15 @@ class Outbox:
         """End the outbox now, discarding what waits (the call was cancelled)."""
         raise NotImplementedError
 
+    def wake(self) -> None:
+        """Make a waiting :meth:`receive_some` return now, with no events if none wait.
+
+        The writer's keepalive and early end use this instead of a cancel
+        scope per wait (a deadline per wait per stream costs more than the
+        event it waits for). Never blocks; a no-op once the outbox ended.
+        """
+        raise NotImplementedError
+
     async def receive_some(self) -> list[bytes]:
         """Wait for events, then take all that are ready.
 
@@ -131,11 +140,23 @@ class LosslessOutbox(Outbox):
         self._pending: list[bytes] = []
         self._max = max_events
         self._aborted = False
+        self._woken = False
         self.attached = True
 
     def add(self, kind: EventKind, data: bytes) -> None:
         if data:
             self._pending.append(data)
+
+    def wake(self) -> None:
+        # An empty marker in the channel: only when it is empty (otherwise a
+        # receive returns at once anyway), so it never takes an event's room.
+        if self._receive.statistics().current_buffer_used:
+            return
+        try:
+            self._send.send_nowait(b"")
+        except (trio.WouldBlock, trio.ClosedResourceError, trio.BrokenResourceError):
+            return
+        self._woken = True
 
     async def flush(self) -> None:
         pending, self._pending = self._pending, []
@@ -168,6 +189,9 @@ class LosslessOutbox(Outbox):
 
     async def receive_some(self) -> list[bytes]:
         events = await self._receive.receive_some()
+        if self._woken:
+            self._woken = False
+            events = [event for event in events if event]
         self.delivered += len(events)
         self.writes += 1
         return events
@@ -184,7 +208,7 @@ class LosslessOutbox(Outbox):
     def statistics(self) -> OutboxStatistics:
         s = self._receive.statistics()
         return OutboxStatistics(
-            queued=s.current_buffer_used,
+            queued=s.current_buffer_used - (self._woken and s.current_buffer_used > 0),
             queued_peak=s.peak_buffer_used,
             max_queued=s.max_buffer_size,
             delivered=self.delivered,
@@ -210,6 +234,7 @@ class ConflatingOutbox(Outbox):
         self._progress: bytes | None = None
         self._final: bytes | None = None
         self._ended = False
+        self._woken = False
         self._lot = ParkingLot()
         self._peak = 0
         self.attached = True
@@ -251,12 +276,20 @@ class ConflatingOutbox(Outbox):
         self._ended = True
         self._lot.unpark_all()
 
+    def wake(self) -> None:
+        if not self._ended:
+            self._woken = True
+            self._lot.unpark_all()
+
     async def receive_some(self) -> list[bytes]:
         await checkpoint_if_cancelled()
-        if self._queued() or self._ended:
+        if self._queued() or self._ended or self._woken:
             await cancel_shielded_checkpoint()
-        while not (self._queued() or self._ended):
+        while not (self._queued() or self._ended or self._woken):
             await self._lot.park()
+        self._woken = False
+        if not self._queued() and not self._ended:
+            return []
         events = list(self._logs)
         self._logs.clear()
         if self._progress is not None:

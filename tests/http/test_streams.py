@@ -10,7 +10,7 @@ import orjson
 import trio
 from quart_trio import QuartTrio
 
-from flowkit_http import create_app, mount
+from flowkit_http import Progress, create_app, mount
 
 from ._raw import JSON_HEADERS, SSEParser, call, initialize, raw_request, request
 from ._serving import serving
@@ -124,6 +124,55 @@ async def test_keepalive_comment_on_an_idle_stream() -> None:
             assert events[-1].json()["result"]["structuredContent"] == {"slept": 0.5}
             # Keepalives came while the tool was silent, before its result.
             assert events.index(comments[0]) < len(events) - 1
+
+
+async def test_no_keepalive_on_a_busy_stream() -> None:
+    """The shared keepalive task pokes only streams idle for the interval."""
+    server, _ = make_server(keepalive=0.2)
+    with trio.fail_after(20):
+        async with serving(create_app(server)) as base, httpx.AsyncClient() as client:
+            url = base + "/mcp"
+            headers = await initialize(client, url)
+            # 40 ticks 25 ms apart: a second of output, never 0.2 s of silence.
+            body = call(4, "ticker", {"count": 40, "interval_ms": 25})
+            async with raw_request(base, "POST", "/mcp", headers, body) as response:
+                events, ended = await response.read()
+            assert ended
+            assert not [e for e in events if e.comment], "keepalive on a busy stream"
+            assert events[-1].json()["result"]["structuredContent"] == {"count": 40}
+
+
+async def test_keepalive_on_idle_conflating_and_listen_streams() -> None:
+    """Both outbox policies and a listen stream get comments when silent."""
+    server, _ = make_server(keepalive=0.05)
+
+    @server.tool(policy="conflate")
+    async def quiet_feed(seconds: float) -> Any:
+        await trio.sleep(seconds)
+        yield Progress("done")
+
+    with trio.fail_after(20):
+        async with serving(create_app(server)) as base, httpx.AsyncClient() as client:
+            url = base + "/mcp"
+            headers = await initialize(client, url)
+            body = call(5, "quiet_feed", {"seconds": 0.4})
+            async with raw_request(base, "POST", "/mcp", headers, body) as response:
+                events, _ = await response.read()
+            comments = [e for e in events if e.comment]
+            assert comments, "no keepalive on an idle conflating stream"
+            assert events.index(comments[0]) < len(events) - 1
+            assert "result" in events[-1].json()
+            listen = {**headers, "accept": "text/event-stream"}
+            async with raw_request(base, "GET", "/mcp", listen) as response:
+                assert response.status == 200
+                received = b""
+                with trio.move_on_after(0.4):
+                    # A priming event may come first; then only comments.
+                    while b"\n:" not in b"\n" + received:
+                        chunk = await response.body_chunk()
+                        assert chunk is not None, "the listen stream ended"
+                        received += chunk
+            assert b"\n:" in b"\n" + received, "no keepalive on an idle listen stream"
 
 
 async def test_stateless_era_disconnect_is_a_cancel() -> None:
