@@ -10,7 +10,8 @@ session deleted afterwards). Checked:
   (``max_queued_events`` lossless, ``max_queued_logs`` + 2 conflate), and the
   lossless pipeline is paused (its produced count stops moving);
 * the traced Python heap does not grow while the conflating pipeline keeps
-  producing (over 20,000 events between the two measurements);
+  producing (over 20,000 events between the two readings, taken with only
+  the stalled streams running);
 * every other call completes, each well within a generous bound (5 s) --
   bounded counts and loose bounds, no tight timings.
 """
@@ -90,8 +91,9 @@ async def test_stalled_readers_are_bounded_and_do_not_slow_other_clients() -> No
                 produced_before = _stats(app, 2)
                 assert produced_before is not None
                 start = produced_before.dropped_logs + produced_before.conflated_progress
-                for round in range(2):
-                    latencies += await _others(base, client, 200 + 100 * round)
+                # Memory: only the stalled streams run between the two readings
+                # (other calls leave trio timers and connection buffers behind,
+                # which is noise here, not the stalled streams' cost).
                 await eventually(
                     lambda: (
                         (s := _stats(app, 2)) is not None
@@ -99,6 +101,10 @@ async def test_stalled_readers_are_bounded_and_do_not_slow_other_clients() -> No
                     )
                 )
                 after = traced_memory()
+                produced_after = _stats(app, 2)
+                # Latency: two more rounds while both readers stay stalled.
+                for round in range(2):
+                    latencies += await _others(base, client, 200 + 100 * round)
                 lossless_stats = _stats(app, 1)
                 conflate_stats = _stats(app, 2)
             assert paused is not None
@@ -109,6 +115,7 @@ async def test_stalled_readers_are_bounded_and_do_not_slow_other_clients() -> No
                 "lossless": lossless_stats,
                 "conflate_before": produced_before,
                 "conflate": conflate_stats,
+                "conflate_after": produced_after,
                 "latencies": latencies,
                 "heap": (before, after),
             }
@@ -120,9 +127,9 @@ async def test_stalled_readers_are_bounded_and_do_not_slow_other_clients() -> No
     paused = result["paused"]
     assert lossless_stats.delivered + lossless_stats.queued == paused.delivered + paused.queued
     assert conflate_stats.queued_peak <= MAX_LOGS + 2
-    produced = (conflate_stats.dropped_logs + conflate_stats.conflated_progress) - (
-        result["conflate_before"].dropped_logs + result["conflate_before"].conflated_progress
-    )
+    produced = (
+        result["conflate_after"].dropped_logs + result["conflate_after"].conflated_progress
+    ) - (result["conflate_before"].dropped_logs + result["conflate_before"].conflated_progress)
     before, after = result["heap"]
     latencies = result["latencies"]
     print(
@@ -132,6 +139,6 @@ async def test_stalled_readers_are_bounded_and_do_not_slow_other_clients() -> No
         f"{len(latencies)} other calls, max latency {max(latencies) * 1000:.0f} ms"
     )
     assert produced > 10_000  # the conflating pipeline really kept going ...
-    assert after - before < 512 * 1024  # ... without the heap growing with it
+    assert after - before < 256 * 1024  # ... without the heap growing with it
     assert len(latencies) == 60
     assert max(latencies) < 5.0
