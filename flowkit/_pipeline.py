@@ -129,6 +129,18 @@ def start_pipeline(
         *stages: operators (``await stage(receive, send, task_status=...)``).
         hop_items: capacity of each hop between tasks not sized by a buffer.
     """
+    return _start(nursery, source, stages, hop_items, failures=None)
+
+
+def _start(
+    nursery: trio.Nursery,
+    source: Source,
+    stages: Sequence[Stage],
+    hop_items: int,
+    *,
+    failures: list[BaseException] | None,
+) -> Pipeline[Any]:
+    """Build the chain; with ``failures``, stage errors are collected there."""
     stage_list = list(stages)
     for stage in stage_list:
         if not callable(stage):
@@ -153,7 +165,7 @@ def start_pipeline(
         capacity, index = _hop_capacity(stage_list, index, hop_items)
         send, upstream = _open_stage_channel(capacity)
         _bind_buffers(stage_list, index, send, capacity)
-        nursery.start_soon(_run_task, _pump, (source, head), send)
+        nursery.start_soon(_run_task, _pump, (source, head), send, failures)
 
     while index < len(stage_list):
         stage = stage_list[index]
@@ -170,14 +182,17 @@ def start_pipeline(
         capacity, index = _hop_capacity(stage_list, index, hop_items)
         send, receive = _open_stage_channel(capacity)
         _bind_buffers(stage_list, index, send, capacity)
-        nursery.start_soon(_run_task, runner, upstream, send)
+        nursery.start_soon(_run_task, runner, upstream, send, failures)
         upstream = receive
     return Pipeline(upstream, tail, stages)
 
 
 @asynccontextmanager
 async def open_pipeline(
-    source: Source, *stages: Stage, hop_items: int = DEFAULT_HOP_ITEMS
+    source: Source,
+    *stages: Stage,
+    hop_items: int = DEFAULT_HOP_ITEMS,
+    drain_on_error: bool = False,
 ) -> AsyncIterator[Pipeline[Any]]:
     """Run a pipeline for the duration of an ``async with`` block.
 
@@ -185,25 +200,47 @@ async def open_pipeline(
     stops the pipeline. An exception from any stage surfaces here with its
     original type (not wrapped in an exception group).
 
+    By default a failure overtakes the items still in flight (as in Akka
+    Streams): the block is cancelled at once and raises the error. With
+    ``drain_on_error=True`` the failure travels *behind* the items instead:
+    the consumer first receives every item that got past the failure point,
+    then :class:`StreamAborted`, and the block raises the original error when
+    it ends. Use it when partial results matter (a tool reporting progress
+    up to its failure) and the body reads until the end; a body that stops
+    reading sees the error only when it leaves the block.
+
+    Args:
+        source: a receive channel, an async iterable or a sync iterable.
+        *stages: operators (``await stage(receive, send, task_status=...)``).
+        hop_items: capacity of each hop between tasks not sized by a buffer.
+        drain_on_error: deliver what preceded a failure before raising it.
+
     Example::
 
         async with flowkit.open_pipeline(range(10), flowkit.map(str)) as out:
             async for item in out:
                 print(item)
     """
+    failures: list[BaseException] = []
+    body_error: BaseException | None = None
     try:
         async with trio.open_nursery() as nursery:
-            pipeline = start_pipeline(nursery, source, *stages, hop_items=hop_items)
+            pipeline = _start(
+                nursery, source, stages, hop_items, failures=failures if drain_on_error else None
+            )
             try:
                 yield pipeline
             finally:
                 pipeline.close()
                 nursery.cancel_scope.cancel()
     except BaseExceptionGroup as group:
-        error = _unwrap(group)
-        if error is group:
+        body_error = _unwrap(group)
+        if body_error is group:
             raise
-        raise error from error.__cause__
+    if failures and (body_error is None or isinstance(body_error, StreamAborted)):
+        body_error = failures[0]
+    if body_error is not None:
+        raise body_error from body_error.__cause__
 
 
 def _unwrap(group: BaseExceptionGroup[BaseException]) -> BaseException:
@@ -246,11 +283,31 @@ def _bind_buffers(stages: list[Any], end: int, send: FlowSendChannel[Any], capac
 
 
 async def _run_task(
-    runner: Callable[..., Awaitable[None]], upstream: Any, send: FlowSendChannel[Any]
+    runner: Callable[..., Awaitable[None]],
+    upstream: Any,
+    send: FlowSendChannel[Any],
+    failures: list[BaseException] | None,
 ) -> None:
-    """Run one task of the chain and deliver its end honestly."""
+    """Run one task of the chain and deliver its end honestly.
+
+    On an error the hop is aborted, so downstream drains what the task sent
+    and then gets :class:`StreamAborted` carrying the original error. With
+    ``failures`` (``open_pipeline``), the error is collected rather than
+    raised into the nursery, so the consumer is not cancelled before it has
+    received the items that preceded the failure; a stage's
+    ``StreamAborted`` is only the echo of an upstream failure already there.
+    """
     try:
         await runner(upstream, send)
+    except Exception as error:
+        original: BaseException = error
+        while isinstance(original, StreamAborted) and original.__cause__ is not None:
+            original = original.__cause__
+        send._abort(original)
+        if failures is None:
+            raise
+        if not isinstance(error, StreamAborted):
+            failures.append(error)
     except BaseException as error:
         send._abort(error)
         raise

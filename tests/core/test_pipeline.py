@@ -225,3 +225,35 @@ async def test_lossy_stage_gets_a_one_item_hop(autojump_clock: trio.abc.Clock) -
         late = [await out.receive(), await out.receive()]
     # the one value that was in the hop, then the newest, held by latest
     assert late == [1, 99]
+
+
+async def test_drain_on_error_delivers_what_preceded_the_failure() -> None:
+    async def agen() -> AsyncIterator[int]:
+        for i in range(5):
+            yield i
+        raise OSError("sensor lost")
+
+    seen: list[int] = []
+    causes: list[BaseException | None] = []
+    with pytest.raises(OSError, match="sensor lost"):
+        async with flowkit.open_pipeline(
+            agen(), flowkit.map(lambda x: x * 10), flowkit.buffer(8), drain_on_error=True
+        ) as out:
+            try:
+                async for item in out:
+                    seen.append(item)
+            except flowkit.StreamAborted as aborted:
+                causes.append(aborted.__cause__)
+    assert seen == [0, 10, 20, 30, 40]
+    assert len(causes) == 1
+    assert isinstance(causes[0], OSError)
+
+
+async def test_drain_on_error_raises_at_exit_when_the_body_stops_reading() -> None:
+    async def crash(receive: Any, send: Any, **_: Any) -> None:
+        async with receive, send:
+            raise LookupError("stage failed")
+
+    with pytest.raises(LookupError):
+        async with flowkit.open_pipeline(range(3), crash, drain_on_error=True):
+            await trio.testing.wait_all_tasks_blocked()
