@@ -86,6 +86,13 @@ class Outbox:
         """Hand what :meth:`add` queued to the writer; may wait (lossless)."""
         raise NotImplementedError
 
+    def offer(self) -> bool:
+        """Hand what :meth:`add` queued to the writer without waiting.
+
+        Returns whether all of it went; if not, :meth:`flush` must follow.
+        """
+        raise NotImplementedError
+
     async def finish(self, final: bytes) -> None:
         """Queue the final event (never dropped) and end the outbox."""
         raise NotImplementedError
@@ -173,6 +180,28 @@ class LosslessOutbox(Outbox):
                     raise
         if not pending or not self.attached or self._aborted:
             await trio.lowlevel.checkpoint()
+
+    def offer(self) -> bool:
+        pending = self._pending
+        if not pending:
+            return True
+        if not self.attached or self._aborted:
+            pending.clear()  # as flush: nobody reads (the event store has them)
+            return True
+        send = self._send
+        sent = 0
+        try:
+            for data in pending:
+                send.send_nowait(data)
+                sent += 1
+        except trio.WouldBlock:
+            del pending[:sent]
+            return False
+        except (trio.ClosedResourceError, trio.BrokenResourceError):
+            del pending[:sent]
+            return False  # flush decides (raises, or the cancellation lands)
+        pending.clear()
+        return True
 
     async def finish(self, final: bytes) -> None:
         self.add("progress", final)
@@ -262,6 +291,11 @@ class ConflatingOutbox(Outbox):
         if self._queued():
             self._lot.unpark_all()
         await trio.lowlevel.checkpoint()
+
+    def offer(self) -> bool:
+        if self._queued():
+            self._lot.unpark_all()
+        return True
 
     async def finish(self, final: bytes) -> None:
         if self.attached and final:

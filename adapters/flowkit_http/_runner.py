@@ -127,6 +127,32 @@ class _Emitter:
         self.position = value if value is not None else self.position + 1
         outbox.add("progress", stream.progress(self.position, self.total, message))
 
+    async def run(self, items: AsyncIterable[Any]) -> None:
+        """Drive a plain async iterable in this task: no pump task, no hop.
+
+        Each event goes to the outbox as soon as it is made (``offer``), so a
+        tool that sleeps between items has each delivered at once; one that
+        does not suspend fills the outbox before the writer runs, so its
+        events coalesce into one write per outbox-full, as with a hop. The
+        runner waits (``flush``) only when the outbox is full (lossless
+        backpressure) and checkpoints every ``_CHUNK`` items.
+        """
+        outbox = self.outbox
+        since = 0
+        async for item in items:
+            if isinstance(item, CloseStream):
+                await outbox.flush()
+                if self.close_response is not None:
+                    await self.close_response()
+                since = 0
+                continue
+            self.item(item)
+            since += 1
+            if since >= _CHUNK or not outbox.offer():
+                await outbox.flush()
+                since = 0
+        await outbox.flush()
+
     async def drain(self, chunks: AsyncIterator[list[Any]]) -> None:
         async for chunk in chunks:
             for item in chunk:
@@ -156,7 +182,7 @@ async def _open_chunks(
     # hands over up to _CHUNK items per scheduler trip (one outbox flush, so
     # one socket write, per chunk); one that sleeps between items still has
     # each delivered as soon as it is made.
-    async with open_pipeline(source, *stages, hop_items=_CHUNK) as out:
+    async with open_pipeline(source, *stages, hop_items=_CHUNK, drain_on_error=True) as out:
 
         async def chunks() -> AsyncGenerator[list[Any], None]:
             while True:
@@ -182,11 +208,18 @@ async def _drive(produced: Any, emitter: _Emitter) -> Any:
             await emitter.drain(chunks)
         return None
     if isinstance(produced, AsyncIterable):
-        # A one-stage pipeline. When the emitter fails (e.g. progress that
-        # goes backwards) leaving the block stops the pump, which closes the
-        # tool's generator (never left to the GC).
-        async with _open_chunks(produced) as chunks, aclosing(chunks):
-            await emitter.drain(chunks)
+        # A one-stage pipeline, run in the runner's own task (a pump task
+        # and hop per open call cost memory and a hand-off per event). When
+        # the emitter fails (e.g. progress that goes backwards) or the call
+        # is cancelled, the tool's generator is closed here, never left to
+        # the GC.
+        aclose = getattr(produced, "aclose", None)
+        try:
+            await emitter.run(produced)
+        finally:
+            if aclose is not None:
+                with trio.CancelScope(shield=True):
+                    await aclose()
         return None
     return produced
 

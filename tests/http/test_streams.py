@@ -175,6 +175,44 @@ async def test_keepalive_on_idle_conflating_and_listen_streams() -> None:
             assert b"\n:" in b"\n" + received, "no keepalive on an idle listen stream"
 
 
+async def test_a_generator_that_never_suspends_runs_in_the_runner_without_starving() -> None:
+    """Plain generators run in the runner's task (no pump): one that never awaits,
+    its client gone (2025 era: the call goes on, detached), still lets the
+    server serve other requests, and notifications/cancelled stops it."""
+    server, _ = make_server()
+    spun = 0
+    closed = trio.Event()
+
+    @server.tool
+    async def spin() -> Any:
+        nonlocal spun
+        try:
+            while True:
+                spun += 1
+                yield spun
+        finally:
+            closed.set()
+
+    with trio.fail_after(20):
+        async with serving(create_app(server)) as base, httpx.AsyncClient() as client:
+            url = base + "/mcp"
+            headers = await initialize(client, url)
+            async with raw_request(base, "POST", "/mcp", headers, call(7, "spin", {})) as response:
+                events, _ = await response.read(stop=300)
+            progress = [e.json()["params"]["progress"] for e in events if e.data]
+            assert progress == list(range(1, len(progress) + 1))
+            # Detached and spinning: other requests are still served...
+            async with client.stream(
+                "POST", url, content=call(8, "ticker", {"count": 2}), headers=headers
+            ) as r:
+                assert "result" in (await r.aread()).decode()
+            before = spun
+            cancel = request("notifications/cancelled", id=None, requestId=7, reason="done")
+            assert (await client.post(url, content=cancel, headers=headers)).status_code == 202
+            await closed.wait()  # ...and the cancel closed the generator
+            assert spun > before
+
+
 async def test_stateless_era_disconnect_is_a_cancel() -> None:
     """2026-07-28: closing the response stream IS cancellation (C6)."""
     server, probe = make_server()
