@@ -3,12 +3,16 @@
 Usage::
 
     flowkit serve MODULE:ATTR [--host 127.0.0.1] [--port 8000] [--path /mcp]
-                  [--max-sessions N] [--graceful-timeout S]
+                  [--max-sessions N] [--graceful-timeout S] [--backlog N]
     flowkit serve --demo
 
 ``ATTR`` names an :class:`~flowkit_http.MCPServer` (served at ``--path`` by a
 standalone app) or a Quart app (served as is: mount the endpoint into it
 yourself). The current directory is importable, as with hypercorn or uvicorn.
+``--backlog`` (default 1024, hypercorn's is 100) is the listen queue: with
+100, a burst of a few hundred clients connecting at once overflows it and the
+kernel drops SYNs, which clients retry after a second or more (connect p99 in
+seconds). The kernel caps it at ``net.core.somaxconn``.
 SIGINT/SIGTERM shut down gracefully: open streams are ended at once, then
 hypercorn closes the connections; the exit status is 0.
 """
@@ -110,6 +114,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--graceful-timeout", type=float, default=3.0, help="seconds to let connections close"
     )
     run.add_argument(
+        "--backlog",
+        type=int,
+        default=1024,
+        metavar="N",
+        help="listen queue length (default 1024; hypercorn's 100 drops connects in bursts)",
+    )
+    run.add_argument(
         "--max-sessions",
         type=int,
         default=None,
@@ -138,6 +149,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     host = f"[{args.host}]" if ":" in args.host else args.host
     config.bind = [f"{host}:{args.port}"]
     config.graceful_timeout = args.graceful_timeout
+    config.backlog = args.backlog
     config.accesslog = None
     trio.run(_serve, app, mcp, config)
     return 0

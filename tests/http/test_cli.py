@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import httpx
+import pytest
 import trio
 
 from ._raw import JSON_HEADERS, initialize, request
@@ -97,3 +98,19 @@ async def test_serve_max_sessions_caps_live_sessions(tmp_path: Path) -> None:
     with trio.fail_after(30):
         outcome = await _serve_and_stop(["--demo", "--max-sessions", "3"], tmp_path, sessions=3)
     assert outcome["one more session"] == 503  # the 4th initialize is over the cap
+
+
+def test_backlog_defaults_above_hypercorns_and_is_configurable(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """hypercorn's backlog of 100 drops connects in a burst; flowkit serve uses 1024."""
+    from types import SimpleNamespace
+
+    from flowkit_http import _cli
+
+    backlogs: list[int] = []
+    fake_trio = SimpleNamespace(run=lambda _fn, _app, _mcp, config: backlogs.append(config.backlog))
+    monkeypatch.setattr(_cli, "trio", fake_trio)
+    assert _cli.main(["serve", "--demo"]) == 0
+    assert _cli.main(["serve", "--demo", "--backlog", "64"]) == 0
+    assert backlogs == [1024, 64]
