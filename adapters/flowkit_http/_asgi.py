@@ -100,7 +100,7 @@ class _Call:
         self.outbox = outbox
         self.scope = trio.CancelScope()
         self.end_response = False
-        self.response_ended = trio.Event()
+        self.response_ended: trio.Event | None = None  # made when a close waits
 
     async def close_response(self) -> None:
         """End the HTTP response carrying the call once it has written what waits.
@@ -114,9 +114,12 @@ class _Call:
         if not (stream.resumable and stream.attached) or stream.finished:
             return
         self.end_response = True
+        if self.response_ended is None:
+            self.response_ended = trio.Event()
+        ended = self.response_ended
         if not self.outbox.statistics().queued:
             self.outbox.wake()  # the writer's wait returns; nothing is lost
-        await self.response_ended.wait()
+        await ended.wait()
 
 
 class MCPApp:
@@ -366,13 +369,11 @@ class MCPApp:
         """Write one SSE response until it ends, the client leaves, or shutdown."""
         if call is not None:
             call.end_response = False  # a request to end an earlier response is spent
-            call.response_ended = trio.Event()
         await send({"type": "http.response.start", "status": status, "headers": list(headers)})
         if first:
             await send({"type": "http.response.body", "body": first, "more_body": True})
         disconnected = False
-        response = trio.CancelScope()
-        self._responses[response] = stream
+        response: trio.CancelScope | None = None
         wake: Callable[[], None]
         if call is not None:
             wake = call.outbox.wake
@@ -384,24 +385,28 @@ class MCPApp:
         writer = _Writer(wake)
         self._writers.add(writer)
         try:
-            with response:
-                async with trio.open_nursery() as nursery:
+            # The nursery's own scope is the response's: shutdown cancels it.
+            async with trio.open_nursery() as nursery:
+                response = nursery.cancel_scope
+                self._responses[response] = stream
 
-                    async def watch() -> None:
-                        nonlocal disconnected
-                        while (await receive())["type"] != "http.disconnect":
-                            pass
-                        disconnected = True
-                        nursery.cancel_scope.cancel()
-
-                    nursery.start_soon(watch)
-                    await self._write(stream, call, send, writer, listen)
+                async def watch() -> None:
+                    nonlocal disconnected
+                    while (await receive())["type"] != "http.disconnect":
+                        pass
+                    disconnected = True
                     nursery.cancel_scope.cancel()
+
+                nursery.start_soon(watch)
+                await self._write(stream, call, send, writer, listen)
+                nursery.cancel_scope.cancel()
         finally:
-            del self._responses[response]
+            if response is not None:
+                del self._responses[response]
             self._writers.discard(writer)
-            if call is not None:
+            if call is not None and call.response_ended is not None:
                 call.response_ended.set()
+                call.response_ended = None
             if self.endpoint.stream_finished(stream, disconnected=disconnected):
                 self._cancel((stream,))  # an era where a disconnect is a cancel
             elif call is not None:
