@@ -438,9 +438,11 @@ class MCPApp:
                     data = await listen.receive()
                 else:
                     try:
-                        data = b"".join(await call.outbox.receive_some())
+                        events = await call.outbox.receive_some()
                     except trio.EndOfChannel:
                         return
+                    # One event (a paced tool): no copy.
+                    data = events[0] if len(events) == 1 else b"".join(events)
             finally:
                 writer.waiting = False
             if not data and not stream.finished and not (call is not None and call.end_response):
