@@ -60,6 +60,7 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
+_KEEPALIVE_GROUP = 8  # writers woken per scheduler pass by the keepalive task
 _LISTEN_QUEUE = 16  # notifications waiting for one listen stream's socket
 
 _NOT_STARTED = Reply(
@@ -231,18 +232,27 @@ class MCPApp:
     async def _keepalive(self) -> None:
         """One task for every stream's keepalive: O(1) per event, not a timer per wait.
 
-        Every half interval it wakes the writers that are waiting and have
-        not written for at least the interval; each then writes an SSE
-        comment. So an idle stream gets one between 1 and 1.5 intervals of
-        silence, and a busy one never does.
+        Every quarter interval it wakes the writers that are waiting and have
+        not written for three quarters of it; each then writes an SSE
+        comment. So an idle stream is never silent longer than the interval
+        (a comment comes after 3/4 to 1 interval of silence, which is what a
+        proxy's read timeout needs), and a busy one never gets one.
         """
         interval = self.settings.keepalive_interval
+        tick = interval / 4
         while True:
-            await trio.sleep(interval / 2)
-            due = trio.current_time() - interval
-            for writer in self._writers:
+            await trio.sleep(tick)
+            due = trio.current_time() - (interval - tick)
+            woken = 0
+            for writer in list(self._writers):
                 if writer.waiting and writer.last <= due:
                     writer.wake()
+                    woken += 1
+                    if woken % _KEEPALIVE_GROUP == 0:
+                        # Let this group write before waking the next: thousands
+                        # of writers mid-write at once would each hold a send
+                        # stack, and the heap keeps that peak (RSS per stream).
+                        await trio.lowlevel.checkpoint()
 
     # -- one request ---------------------------------------------------------------
 

@@ -26,9 +26,11 @@ class StreamSettings:
     """How the HTTP adapter writes SSE streams.
 
     Attributes:
-        keepalive_interval: seconds of silence after which an open stream
-            gets an SSE comment. Keep it below your proxy's read timeout
-            (nginx ``proxy_read_timeout`` defaults to 60 s).
+        keepalive_interval: the longest an open stream stays silent: one
+            server-wide task checks every quarter interval and sends an SSE
+            comment on each stream silent for 3/4 of it or more. Keep it
+            below your proxy's read timeout (nginx ``proxy_read_timeout``
+            defaults to 60 s).
         max_queued_events: per call, events that may wait for a slow client
             under the lossless policy before the tool's pipeline is paused.
         max_queued_logs: per call, log events kept for a slow client under
