@@ -42,6 +42,9 @@ __all__ = ["main"]
 
 logger = logging.getLogger("flowkit_http")
 
+# gc.set_threshold for `flowkit serve` (CPython's default: 700, 10, 10).
+GC_THRESHOLD = (20_000, 50, 10)
+
 
 def load_target(spec: str) -> Any:
     """Import ``MODULE:ATTR`` (``ATTR`` may be dotted) from the current directory."""
@@ -96,6 +99,11 @@ async def _serve(app: Any, mcp: MCPApp | None, config: Config) -> None:
         # short (tail latency) — DESIGN "Performance levers".
         gc.collect()
         gc.freeze()
+        # Young collections every 700 allocations (CPython's default) land in
+        # the event path hundreds of times a second under load; fewer ones cut
+        # the lateness tail at C=500 (p99 ~95 -> ~65 ms, benchmarks.md). Full
+        # collections still come (every 10 middle ones, CPython's heuristic).
+        gc.set_threshold(*GC_THRESHOLD)
         for bind in binds:
             print(f"flowkit: serving MCP at {bind}{mcp.path if mcp else ''}", flush=True)
 
