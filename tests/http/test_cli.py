@@ -7,6 +7,7 @@ import socket
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -114,3 +115,25 @@ def test_backlog_defaults_above_hypercorns_and_is_configurable(
     assert _cli.main(["serve", "--demo"]) == 0
     assert _cli.main(["serve", "--demo", "--backlog", "64"]) == 0
     assert backlogs == [1024, 64]
+
+
+async def test_serve_freezes_and_tunes_the_collector(monkeypatch: pytest.MonkeyPatch) -> None:
+    """After start-up: gc.freeze() and fewer young collections (tail latency)."""
+    import gc
+
+    from hypercorn.config import Config
+
+    from flowkit_http import _cli
+
+    async def fake_serve(app: object, config: Config, **kw: Any) -> None:
+        kw["task_status"].started([])
+
+    monkeypatch.setattr(_cli, "serve", fake_serve)
+    before = gc.get_threshold()
+    try:
+        await _cli._serve(object(), None, Config())
+        assert gc.get_threshold() == _cli.GC_THRESHOLD
+        assert gc.get_freeze_count() > 0
+    finally:
+        gc.set_threshold(*before)
+        gc.unfreeze()
