@@ -13,7 +13,7 @@ import base64
 import inspect
 import re
 from collections.abc import Callable, Iterator, Mapping
-from typing import Any, Literal, TypeVar, overload
+from typing import Any, Literal, TypedDict, TypeVar, Unpack, overload
 
 import attrs
 import jsonschema
@@ -302,6 +302,19 @@ class Tool:
 _CURSOR_PREFIX = b"flowkit-tools:"
 
 
+class ToolOptions(TypedDict, total=False):
+    """The keyword options of :meth:`Tool.from_function` (and ``ToolSet.tool``)."""
+
+    name: str | None
+    description: str | None
+    input_schema: Mapping[str, Any] | None
+    output_schema: Mapping[str, Any] | None
+    title: str | None
+    annotations: Mapping[str, Any] | None
+    policy: Policy
+    requires: Mapping[str, Any] | None
+
+
 class ToolSet:
     """An ordered collection of tools with a ``tool()`` decorator.
 
@@ -350,49 +363,17 @@ class ToolSet:
     def tool(self, fn: _F, /) -> _F: ...  # bare decorator
 
     @overload
-    def tool(
-        self,
-        *,
-        name: str | None = None,
-        description: str | None = None,
-        input_schema: Mapping[str, Any] | None = None,
-        output_schema: Mapping[str, Any] | None = None,
-        title: str | None = None,
-        annotations: Mapping[str, Any] | None = None,
-        policy: Policy = "lossless",
-    ) -> Callable[[_F], _F]: ...
+    def tool(self, /, **options: Unpack[ToolOptions]) -> Callable[[_F], _F]: ...
 
-    def tool(
-        self,
-        fn: _F | None = None,
-        *,
-        name: str | None = None,
-        description: str | None = None,
-        input_schema: Mapping[str, Any] | None = None,
-        output_schema: Mapping[str, Any] | None = None,
-        title: str | None = None,
-        annotations: Mapping[str, Any] | None = None,
-        policy: Policy = "lossless",
-    ) -> _F | Callable[[_F], _F]:
+    def tool(self, fn: _F | None = None, /, **options: Any) -> _F | Callable[[_F], _F]:
         """Decorator registering a function as a tool; returns it unchanged.
 
-        Usable bare (``@tools.tool``) or with options
-        (``@tools.tool(name="x", policy="conflate")``).
+        Usable bare (``@tools.tool``) or with the options of
+        :meth:`Tool.from_function` (``@tools.tool(name="x", policy="conflate")``).
         """
 
         def register(f: _F) -> _F:
-            self.add(
-                Tool.from_function(
-                    f,
-                    name=name,
-                    description=description,
-                    input_schema=input_schema,
-                    output_schema=output_schema,
-                    title=title,
-                    annotations=annotations,
-                    policy=policy,
-                )
-            )
+            self.add(Tool.from_function(f, **options))
             return f
 
         return register(fn) if fn is not None else register
