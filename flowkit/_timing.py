@@ -38,6 +38,17 @@ def _positive(name: str, value: float) -> float:
     return float(value)
 
 
+async def _receive_until(receive: trio.abc.ReceiveChannel[T], deadline: float) -> list[T] | None:
+    """The next chunk, or ``None`` if ``deadline`` passes first.
+
+    Safe because receives are cancel-atomic: a receive the deadline cut
+    short took nothing. Raises :class:`trio.EndOfChannel` at the end.
+    """
+    with trio.move_on_at(deadline):
+        return await receive_some(receive)
+    return None
+
+
 class _Forwarding(Operator[T, Any]):
     """Shared bookkeeping: forward a chunk, keeping conservation exact."""
 
@@ -67,10 +78,8 @@ class _KeepAlive(_Forwarding[T]):
         interval = self._interval
         deadline = trio.current_time() + interval
         while True:
-            chunk: list[T] | None = None
             try:
-                with trio.move_on_at(deadline):
-                    chunk = await receive_some(receive)
+                chunk = await _receive_until(receive, deadline)
             except trio.EndOfChannel:
                 return
             if chunk is not None:
@@ -174,10 +183,8 @@ class _Timeout(_Forwarding[T]):
     ) -> None:
         deadline = trio.current_time() + self._limit
         while True:
-            chunk: list[T] | None = None
             try:
-                with trio.move_on_at(deadline):
-                    chunk = await receive_some(receive)
+                chunk = await _receive_until(receive, deadline)
             except trio.EndOfChannel:
                 return
             if chunk is None:
