@@ -23,6 +23,7 @@ pays latency for batching.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import math
 from dataclasses import dataclass
 from typing import Any
@@ -51,15 +52,7 @@ class Outcome:
     bytes_per_read: float
 
     def row(self) -> list[Any]:
-        return [
-            self.coalescing,
-            self.workload,
-            self.speed,
-            self.delivered_per_s,
-            self.lat_p50_ms,
-            self.lat_p99_ms,
-            self.bytes_per_read,
-        ]
+        return list(dataclasses.astuple(self))
 
 
 HEADER = [

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import math
 import time
 from dataclasses import dataclass
@@ -48,19 +49,7 @@ class Outcome:
     client_cpu: float
 
     def row(self) -> list[Any]:
-        return [
-            self.server,
-            self.sessions,
-            self.completed,
-            self.failed,
-            self.req_per_s,
-            self.init_p50_ms,
-            self.init_p99_ms,
-            self.call_p50_ms,
-            self.call_p99_ms,
-            self.peak_rss_mib,
-            self.client_cpu,
-        ]
+        return list(dataclasses.astuple(self))
 
 
 HEADER = [

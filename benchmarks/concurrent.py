@@ -22,6 +22,7 @@ flowkit=<notif/s> official=<notif/s>``.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import gc
 import math
 import time
@@ -51,19 +52,7 @@ class Outcome:
     client_cpu: float
 
     def row(self) -> list[Any]:
-        return [
-            self.server,
-            self.sessions,
-            self.completed,
-            self.failed,
-            self.notif_per_s,
-            self.first_p50_ms,
-            self.first_p99_ms,
-            self.late_p50_ms,
-            self.late_p99_ms,
-            self.peak_rss_mib,
-            self.client_cpu,
-        ]
+        return list(dataclasses.astuple(self))
 
 
 HEADER = [

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import math
 from dataclasses import dataclass
 from typing import Any
@@ -52,18 +53,7 @@ class Outcome:
     keepalives_per_stream: float
 
     def row(self) -> list[Any]:
-        return [
-            self.server,
-            self.sessions,
-            self.opened,
-            self.still_open,
-            self.idle_mib,
-            self.sessions_mib,
-            self.held_mib,
-            self.kib_per_stream,
-            self.kib_stream_only,
-            self.keepalives_per_stream,
-        ]
+        return list(dataclasses.astuple(self))
 
 
 HEADER = [
