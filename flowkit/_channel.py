@@ -39,6 +39,8 @@ __all__ = ["ChannelStatistics", "FlowReceiveChannel", "FlowSendChannel", "open_c
 
 T = TypeVar("T")
 
+_NO_ITEMS: tuple[()] = ()  # a channel's items while it holds none
+
 
 @attrs.frozen
 class ChannelStatistics:
@@ -75,25 +77,32 @@ class _State(Generic[T]):
 
     def __init__(self, max_items: float, defer_end: bool) -> None:
         self.max_items = max_items
-        self.items: deque[T] = deque()
+        # No deque while empty (see take), no lots until someone waits: an
+        # idle channel is one small object (thousands of open calls each
+        # hold one).
+        self.items: deque[T] | tuple[()] = _NO_ITEMS
         self.open_senders = 1
         self.open_receivers = 1
         self.defer_end = defer_end
         self.finished = False
         self.error: BaseException | None = None
-        self.send_lot = ParkingLot()
-        self.receive_lot = ParkingLot()
+        self.send_lot: ParkingLot | None = None
+        self.receive_lot: ParkingLot | None = None
         self.peak = 0
         self.items_sent = 0
         self.items_received = 0
         self.send_blocked_seconds = 0.0
 
     def put(self, batch: Sequence[T]) -> None:
-        self.items.extend(batch)
+        items = self.items
+        if not isinstance(items, deque):
+            items = self.items = deque(batch)
+        else:
+            items.extend(batch)
         n = len(batch)
         self.items_sent += n
-        if len(self.items) > self.peak:
-            self.peak = len(self.items)
+        if len(items) > self.peak:
+            self.peak = len(items)
         if self.receive_lot:
             self.receive_lot.unpark(count=n)
 
@@ -101,8 +110,9 @@ class _State(Generic[T]):
         items = self.items
         if max_items >= len(items):
             batch = list(items)
-            items.clear()
+            self.items = _NO_ITEMS
         else:
+            assert isinstance(items, deque)
             popleft = items.popleft
             batch = [popleft() for _ in range(max_items)]
         self.items_received += len(batch)
@@ -115,7 +125,8 @@ class _State(Generic[T]):
             return
         self.finished = True
         self.error = error
-        self.receive_lot.unpark_all()
+        if self.receive_lot is not None:
+            self.receive_lot.unpark_all()
 
 
 def open_channel(max_items: float) -> tuple[FlowSendChannel[T], FlowReceiveChannel[T]]:
@@ -187,7 +198,10 @@ class FlowSendChannel(trio.abc.SendChannel[T]):
             started = trio.current_time()
             try:
                 while room < 1:
-                    await state.send_lot.park()
+                    lot = state.send_lot
+                    if lot is None:
+                        lot = state.send_lot = ParkingLot()
+                    await lot.park()
                     state = self._check()
                     room = state.max_items - len(state.items)
             finally:
@@ -228,7 +242,8 @@ class FlowSendChannel(trio.abc.SendChannel[T]):
         self._closed = True
         state = self._state
         state.open_senders -= 1
-        state.send_lot.unpark_all()
+        if state.send_lot is not None:
+            state.send_lot.unpark_all()
         if state.open_senders == 0 and not state.defer_end:
             state.end(None)
 
@@ -293,7 +308,11 @@ class FlowReceiveChannel(trio.abc.ReceiveChannel[T]):
         if self._ready():
             await cancel_shielded_checkpoint()
         while not self._ready():
-            await self._state.receive_lot.park()
+            state = self._state
+            lot = state.receive_lot
+            if lot is None:
+                lot = state.receive_lot = ParkingLot()
+            await lot.park()
         if not self._state.items:
             self._raise_end()
         return self._state.take(max_items if max_items is not None else len(self._state.items))
@@ -312,9 +331,11 @@ class FlowReceiveChannel(trio.abc.ReceiveChannel[T]):
         state = self._state
         state.open_receivers -= 1
         if state.open_receivers == 0:
-            state.items.clear()
-            state.send_lot.unpark_all()
-        state.receive_lot.unpark_all()
+            state.items = _NO_ITEMS
+            if state.send_lot is not None:
+                state.send_lot.unpark_all()
+        if state.receive_lot is not None:
+            state.receive_lot.unpark_all()
 
     async def aclose(self) -> None:
         self.close()
@@ -331,8 +352,8 @@ def _statistics(state: _State[T]) -> ChannelStatistics:
         peak_buffer_used=state.peak,
         open_send_channels=state.open_senders,
         open_receive_channels=state.open_receivers,
-        tasks_waiting_send=len(state.send_lot),
-        tasks_waiting_receive=len(state.receive_lot),
+        tasks_waiting_send=len(state.send_lot) if state.send_lot is not None else 0,
+        tasks_waiting_receive=len(state.receive_lot) if state.receive_lot is not None else 0,
         items_sent=state.items_sent,
         items_received=state.items_received,
         send_blocked_seconds=state.send_blocked_seconds,

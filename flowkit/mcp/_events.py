@@ -57,14 +57,20 @@ class _Stream:
     order whose events are already gone (evicted by the per-stream bound or
     forgotten): they are this stream's oldest entries there, because a
     stream's events leave oldest first.
+
+    A stream's sequence numbers are consecutive (the core numbers them so),
+    so only the first retained one is kept; ``seqs`` is made only if an
+    append breaks the run (one deque per stream, not two, for thousands of
+    open streams).
     """
 
-    __slots__ = ("dropped", "events", "key", "seqs", "stale", "store")
+    __slots__ = ("dropped", "events", "first", "key", "seqs", "stale", "store")
 
     def __init__(self, store: InMemoryEventStore, key: _Key) -> None:
         self.store = store
         self.key = key
-        self.seqs: deque[int] = deque()
+        self.first = 0  # the seq of events[0] while seqs is None
+        self.seqs: deque[int] | None = None
         self.events: deque[bytes] = deque()
         self.stale = 0
         self.dropped = True  # not in the store's tables (yet, or any more)
@@ -77,13 +83,19 @@ class _Stream:
                 current.append(seq, event)
                 return
             store._register(self)
+        events = self.events
         seqs = self.seqs
-        seqs.append(seq)
-        self.events.append(event)
+        if seqs is not None:
+            seqs.append(seq)
+        elif not events:
+            self.first = seq
+        elif seq != self.first + len(events):
+            seqs = self.seqs = deque(range(self.first, self.first + len(events)))
+            seqs.append(seq)
+        events.append(event)
         store._order.append(self)
-        if len(seqs) > store._per_stream:
-            seqs.popleft()
-            self.events.popleft()
+        if len(events) > store._per_stream:
+            self.popleft()
             self.stale += 1
             store._stale += 1
             if store._stale > store._max:
@@ -92,6 +104,24 @@ class _Stream:
             store._count += 1
             if store._count > store._max:
                 store._evict()
+
+    def popleft(self) -> None:
+        """Drop the oldest retained event."""
+        self.events.popleft()
+        if self.seqs is not None:
+            self.seqs.popleft()
+        else:
+            self.first += 1
+
+    def index_after(self, seq: int) -> int:
+        """The index in ``events`` of the first event after ``seq``."""
+        if self.seqs is not None:
+            return bisect.bisect_right(self.seqs, seq)
+        return min(max(seq - self.first + 1, 0), len(self.events))
+
+    def clear(self) -> None:
+        self.events.clear()
+        self.seqs = None
 
 
 class InMemoryEventStore:
@@ -139,15 +169,14 @@ class InMemoryEventStore:
         stream = self._streams.get((session_id, event_id.stream_id))
         if stream is None:
             return None
-        start = bisect.bisect_right(stream.seqs, event_id.seq)
+        start = stream.index_after(event_id.seq)
         return list(itertools.islice(stream.events, start, None))
 
     def forget_session(self, session_id: str) -> None:
         for stream_id in self._by_session.pop(session_id, ()):
             stream = self._streams.pop((session_id, stream_id))
-            gone = len(stream.seqs)
-            stream.seqs.clear()
-            stream.events.clear()
+            gone = len(stream.events)
+            stream.clear()
             stream.stale += gone
             stream.dropped = True
             self._count -= gone
@@ -174,10 +203,9 @@ class InMemoryEventStore:
                 stream.stale -= 1
                 self._stale -= 1
                 continue
-            stream.seqs.popleft()
-            stream.events.popleft()
+            stream.popleft()
             self._count -= 1
-            if not stream.seqs:
+            if not stream.events:
                 self._drop(stream)
 
     def _compact(self) -> None:
