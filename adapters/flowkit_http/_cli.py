@@ -159,6 +159,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     config.graceful_timeout = args.graceful_timeout
     config.backlog = args.backlog
     config.accesslog = None
+    # hypercorn's own stderr handler would print every line twice (its handler
+    # and the root one set up above); hand it a plain logger instead.
+    config.errorlog = logging.getLogger("hypercorn.error")
     trio.run(_serve, app, mcp, config)
     return 0
 
