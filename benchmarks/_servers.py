@@ -128,6 +128,10 @@ async def _wait_ready(server: Server, within: float) -> None:
             last = exc
             await trio.sleep(0.05)
             continue
+        # End the probe's session: left open, it would count against the
+        # server's session cap (1,000 by default) and make the 1,000th
+        # session of a C=1000 run get 503.
+        await s.delete()
         await s.aclose()
         return
     raise RuntimeError(f"{server.name} server not ready after {within}s: {last}")
