@@ -164,7 +164,7 @@ def _start(
             index += 1
         capacity, index = _hop_capacity(stage_list, index, hop_items)
         send, upstream = _open_stage_channel(capacity)
-        _bind_buffers(stage_list, index, send, capacity)
+        _bind_buffers(stage_list, index, send)
         nursery.start_soon(_run_task, _pump, (source, head), send, failures)
 
     while index < len(stage_list):
@@ -181,7 +181,7 @@ def _start(
             index += 1
         capacity, index = _hop_capacity(stage_list, index, hop_items)
         send, receive = _open_stage_channel(capacity)
-        _bind_buffers(stage_list, index, send, capacity)
+        _bind_buffers(stage_list, index, send)
         nursery.start_soon(_run_task, runner, upstream, send, failures)
         upstream = receive
     return Pipeline(upstream, tail, stages)
@@ -275,7 +275,7 @@ def _hop_capacity(stages: list[Any], index: int, default: int) -> tuple[int, int
     return (wanted or default), index
 
 
-def _bind_buffers(stages: list[Any], end: int, send: FlowSendChannel[Any], capacity: int) -> None:
+def _bind_buffers(stages: list[Any], end: int, send: FlowSendChannel[Any]) -> None:
     index = end - 1
     while index >= 0 and isinstance(stages[index], _Buffer):
         stages[index]._bind(send)
