@@ -17,7 +17,6 @@ from typing import Generic, TypeVar
 import trio
 
 from ._operator import CHUNK, Operator, _is_broken, receive_some
-from ._tasks import unwrapped
 
 __all__ = ["concurrent_map"]
 
@@ -62,18 +61,14 @@ class _ConcurrentMap(Operator[InT, OutT]):
         # each call queues its slot when it finishes. Either way the queue
         # never holds more than ``max_concurrent`` slots (one per permit).
         queue_send, queue_receive = trio.open_memory_channel[_Slot[OutT]](math.inf)
-        try:
-            async with trio.open_nursery() as nursery:
-                nursery.start_soon(self._feed, receive, queue_send, permits, nursery)
-                try:
-                    await self._drain(queue_receive, send, permits)
-                except trio.BrokenResourceError:
-                    if not _is_broken(send):
-                        raise
-                    nursery.cancel_scope.cancel()  # downstream left: stop all calls
-        except BaseExceptionGroup as group:
-            error = unwrapped(group)
-            raise error from error.__cause__
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(self._feed, receive, queue_send, permits, nursery)
+            try:
+                await self._drain(queue_receive, send, permits)
+            except trio.BrokenResourceError:
+                if not _is_broken(send):
+                    raise
+                nursery.cancel_scope.cancel()  # downstream left: stop all calls
 
     async def _feed(
         self,

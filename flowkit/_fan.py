@@ -26,7 +26,6 @@ import trio
 
 from ._channel import FlowSendChannel, open_channel
 from ._operator import Operator, _is_broken, receive_some
-from ._tasks import unwrapped
 
 __all__ = ["balance", "merge"]
 
@@ -50,9 +49,6 @@ class _Merge(Operator[T, T]):
             async with trio.open_nursery() as nursery:
                 for source in (receive, *self._sources):
                     nursery.start_soon(self._forward, source, send, nursery.cancel_scope)
-        except BaseExceptionGroup as group:
-            error = unwrapped(group)
-            raise error from error.__cause__
         finally:
             for source in self._sources:  # owned even if its task never ran
                 if isinstance(source, trio.abc.ReceiveChannel):
@@ -135,21 +131,17 @@ class _Balance(Operator[T, Any]):
         work_send, work_receive = trio.open_memory_channel[T](0)
         results_send: FlowSendChannel[Any]
         results_send, results_receive = open_channel(len(self._workers))
-        try:
-            async with trio.open_nursery() as nursery:
-                async with work_receive, results_send:
-                    for worker in self._workers:
-                        nursery.start_soon(worker, work_receive.clone(), results_send.clone())
-                nursery.start_soon(self._distribute, receive, work_send)
-                try:
-                    await self._collect(results_receive, send)
-                except trio.BrokenResourceError:
-                    if not _is_broken(send):
-                        raise
-                    nursery.cancel_scope.cancel()
-        except BaseExceptionGroup as group:
-            error = unwrapped(group)
-            raise error from error.__cause__
+        async with trio.open_nursery() as nursery:
+            async with work_receive, results_send:
+                for worker in self._workers:
+                    nursery.start_soon(worker, work_receive.clone(), results_send.clone())
+            nursery.start_soon(self._distribute, receive, work_send)
+            try:
+                await self._collect(results_receive, send)
+            except trio.BrokenResourceError:
+                if not _is_broken(send):
+                    raise
+                nursery.cancel_scope.cancel()
 
     async def _distribute(
         self, receive: trio.abc.ReceiveChannel[T], work: trio.MemorySendChannel[T]
