@@ -25,7 +25,7 @@ from typing import Any, Generic, TypeVar
 import trio
 
 from ._handoff import _Handoff
-from ._operator import CHUNK, Operator, receive_some
+from ._operator import CHUNK, Operator, receive_until
 
 __all__ = ["adaptive_batch", "batch"]
 
@@ -90,16 +90,14 @@ class _Batch(Operator[T, list[T]]):
         total = 0.0
         deadline = math.inf  # when the current batch is due; inf while empty
         while True:
-            chunk: list[T] = []
             # Cancel-atomic receive: if the window closes while waiting, the
             # receive took nothing, so no item is lost to the timer.
-            with trio.move_on_at(deadline):
-                try:
-                    chunk = await receive_some(receive, limits.max_size - len(batch))
-                except trio.EndOfChannel:
-                    if batch:
-                        await self._send_batch(send, batch)
-                    return
+            try:
+                chunk = await receive_until(receive, deadline, limits.max_size - len(batch)) or []
+            except trio.EndOfChannel:
+                if batch:
+                    await self._send_batch(send, batch)
+                return
             now = trio.current_time()
             counters.items_in += len(chunk)
             counters.set_buffered(counters.buffered + len(chunk))

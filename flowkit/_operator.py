@@ -152,6 +152,19 @@ async def receive_some(receive: trio.abc.ReceiveChannel[T], max_items: int = CHU
     return batch
 
 
+async def receive_until(
+    receive: trio.abc.ReceiveChannel[T], deadline: float, max_items: int = CHUNK
+) -> list[T] | None:
+    """The next chunk (up to ``max_items``), or ``None`` if ``deadline`` passes first.
+
+    Safe because receives are cancel-atomic: a receive the deadline cut
+    short took nothing. Raises :class:`trio.EndOfChannel` at the end.
+    """
+    with trio.move_on_at(deadline):
+        return await receive_some(receive, max_items)
+    return None
+
+
 def waiting_receivers(send: trio.abc.SendChannel[Any]) -> int | None:
     """How many tasks wait to receive from ``send``'s channel, if knowable."""
     statistics = getattr(send, "statistics", None)

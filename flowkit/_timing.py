@@ -19,7 +19,13 @@ from typing import Any, TypeVar, overload
 import trio
 
 from ._exceptions import CompletionTimeout, IdleTimeout, InitialTimeout, StreamTimeout
-from ._operator import Operator, downstream_has_room, receive_some, waiting_receivers
+from ._operator import (
+    Operator,
+    downstream_has_room,
+    receive_some,
+    receive_until,
+    waiting_receivers,
+)
 
 __all__ = ["completion_timeout", "idle_timeout", "initial_timeout", "keepalive", "throttle"]
 
@@ -36,17 +42,6 @@ def _positive(name: str, value: float) -> float:
     if not isinstance(value, int | float) or not value > 0 or math.isinf(value):
         raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
     return float(value)
-
-
-async def _receive_until(receive: trio.abc.ReceiveChannel[T], deadline: float) -> list[T] | None:
-    """The next chunk, or ``None`` if ``deadline`` passes first.
-
-    Safe because receives are cancel-atomic: a receive the deadline cut
-    short took nothing. Raises :class:`trio.EndOfChannel` at the end.
-    """
-    with trio.move_on_at(deadline):
-        return await receive_some(receive)
-    return None
 
 
 class _Forwarding(Operator[T, Any]):
@@ -79,7 +74,7 @@ class _KeepAlive(_Forwarding[T]):
         deadline = trio.current_time() + interval
         while True:
             try:
-                chunk = await _receive_until(receive, deadline)
+                chunk = await receive_until(receive, deadline)
             except trio.EndOfChannel:
                 return
             if chunk is not None:
@@ -184,7 +179,7 @@ class _Timeout(_Forwarding[T]):
         deadline = trio.current_time() + self._limit
         while True:
             try:
-                chunk = await _receive_until(receive, deadline)
+                chunk = await receive_until(receive, deadline)
             except trio.EndOfChannel:
                 return
             if chunk is None:
