@@ -17,6 +17,7 @@ import trio
 from .._channel import FlowReceiveChannel, FlowSendChannel, _open_stage_channel
 from .._exceptions import StreamAborted
 from .._pipeline import open_pipeline
+from .._tasks import _leaves
 
 __all__ = ["ContractViolation", "check_operator"]
 
@@ -285,6 +286,4 @@ async def _check_crash(make: Factory, inputs: Sequence[Any]) -> None:
 
 
 def _contains(error: BaseException, kind: type[BaseException]) -> bool:
-    if isinstance(error, BaseExceptionGroup):
-        return any(_contains(inner, kind) for inner in error.exceptions)
-    return isinstance(error, kind)
+    return any(isinstance(leaf, kind) for leaf in _leaves(error))
