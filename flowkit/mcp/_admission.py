@@ -137,13 +137,13 @@ def admit(
             )
         return principal, None
     session_id = head.get("mcp-session-id")
-    if session_id is None or "mcp-session-id" in head.duplicated:
-        if head.method != "POST" or "mcp-session-id" in head.duplicated:
-            raise RemoteProtocolError(
-                "Bad Request: a valid Mcp-Session-Id header is required",
-                http_status=400,
-                code=SERVER_ERROR,
-            )
+    if "mcp-session-id" in head.duplicated or (session_id is None and head.method != "POST"):
+        raise RemoteProtocolError(
+            "Bad Request: a valid Mcp-Session-Id header is required",
+            http_status=400,
+            code=SERVER_ERROR,
+        )
+    if session_id is None:
         return principal, None
     session = sessions.get(session_id, principal)
     if session is None:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import secrets
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping
 
 from ._actions import (
     Action,
@@ -25,7 +25,7 @@ from ._actions import (
     Resume,
     error_reply,
 )
-from ._admission import admit, too_large
+from ._admission import RawHeaders, admit, too_large
 from ._config import EndpointConfig
 from ._errors import (
     INVALID_REQUEST,
@@ -52,7 +52,6 @@ from ._tools import Tool, ToolSet
 
 __all__ = ["Endpoint"]
 
-RawHeaders = Sequence[tuple[bytes, bytes]]
 _ACCEPTED = Reply(202)
 
 

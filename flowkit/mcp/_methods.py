@@ -50,10 +50,6 @@ class _Ctx:
 
 _Handler = Callable[[_Ctx], Action]
 
-TOOLS_LIST_CHANGED = "notifications/tools/list_changed"
-# subscriptions/listen filter fields we can honour, and the capability behind each.
-_SUBSCRIBABLE = {"toolsListChanged": "tools"}
-
 
 def _params_error(message: str, request_id: RequestId) -> RemoteProtocolError:
     return RemoteProtocolError(message, http_status=200, code=INVALID_PARAMS, request_id=request_id)
@@ -213,10 +209,9 @@ class _Methods:
             disconnect_cancels=policy.disconnect_cancels,
             on_done=self._call_done if session is not None else None,
         )
-        if session is None:
-            return StartCall(None, request.id, tool, arguments, token, stream)
-        session.in_flight[request.id] = stream
-        return StartCall(session.id, request.id, tool, arguments, token, stream)
+        if session is not None:
+            session.in_flight[request.id] = stream
+        return StartCall(stream.session_id, request.id, tool, arguments, token, stream)
 
     def _listen(self, ctx: _Ctx) -> Action:
         """``subscriptions/listen``: a long-lived stream of change notifications.

@@ -51,7 +51,7 @@ class EventId:
 
     def encode(self) -> bytes:
         """The id as it appears on the wire (``b"<stream-id>:<seq>"``)."""
-        return f"{self.stream_id}:{self.seq}".encode("ascii")
+        return str(self).encode("ascii")
 
     def __str__(self) -> str:
         return f"{self.stream_id}:{self.seq}"

@@ -91,6 +91,10 @@ def decode_header_value(value: str) -> str | None:
         return None
 
 
+def _invalid_params(message: str, request_id: RequestId | None) -> RemoteProtocolError:
+    return RemoteProtocolError(message, http_status=400, code=INVALID_PARAMS, request_id=request_id)
+
+
 def _mismatch(message: str, request_id: RequestId | None) -> RemoteProtocolError:
     return RemoteProtocolError(
         f"Header mismatch: {message}",
@@ -114,20 +118,12 @@ def validate_modern(
     rid = request.id
     meta = request.params.get("_meta")
     if not isinstance(meta, dict):
-        raise RemoteProtocolError(
-            'Missing "_meta" with protocol version and client capabilities',
-            http_status=400,
-            code=INVALID_PARAMS,
-            request_id=rid,
-        )
+        raise _invalid_params('Missing "_meta" with protocol version and client capabilities', rid)
     version = meta.get(_VERSION)
     capabilities = meta.get(_CAPABILITIES)
     if not isinstance(version, str) or not isinstance(capabilities, dict):
-        raise RemoteProtocolError(
-            f'"_meta" must carry "{_VERSION}" (string) and "{_CAPABILITIES}" (object)',
-            http_status=400,
-            code=INVALID_PARAMS,
-            request_id=rid,
+        raise _invalid_params(
+            f'"_meta" must carry "{_VERSION}" (string) and "{_CAPABILITIES}" (object)', rid
         )
     # The header must mirror the body before the version itself is judged:
     # a header naming a served revision over a body naming another is a
@@ -163,20 +159,10 @@ def validate_modern(
                 raise _mismatch(f"Mcp-Name {name!r} does not match body", rid)
     log_level = meta.get(_LOG_LEVEL)
     if log_level is not None and (not isinstance(log_level, str) or log_level not in LOG_LEVELS):
-        raise RemoteProtocolError(
-            f"Invalid log level: {log_level!r}",
-            http_status=400,
-            code=INVALID_PARAMS,
-            request_id=rid,
-        )
+        raise _invalid_params(f"Invalid log level: {log_level!r}", rid)
     token = meta.get("progressToken")
     if isinstance(token, bool) or not isinstance(token, str | int | None):
-        raise RemoteProtocolError(
-            '"progressToken" must be a string or an integer',
-            http_status=400,
-            code=INVALID_PARAMS,
-            request_id=rid,
-        )
+        raise _invalid_params('"progressToken" must be a string or an integer', rid)
     return RequestMeta(policy, capabilities, meta.get(_CLIENT_INFO), log_level, token)
 
 

@@ -210,7 +210,7 @@ class OutgoingStream:
     @property
     def session_id(self) -> str | None:
         """The owning session's id (``None`` in the stateless era)."""
-        return None if self._session is None else self._session.id
+        return self._session_id
 
     @property
     def cancelled(self) -> bool:
