@@ -16,21 +16,13 @@ it, then awaits the adapter's ``close_response`` hook.
 from __future__ import annotations
 
 import inspect
-from collections.abc import (
-    AsyncGenerator,
-    AsyncIterable,
-    AsyncIterator,
-    Awaitable,
-    Callable,
-    Mapping,
-)
-from contextlib import aclosing, asynccontextmanager
+from collections.abc import AsyncIterable, Awaitable, Callable, Mapping
 from typing import Any
 
 import orjson
 import trio
 
-from flowkit import open_pipeline
+from flowkit import Pipeline, open_pipeline
 from flowkit.mcp import LocalProtocolError, OutgoingStream, error_result, tool_result
 
 from ._items import CloseStream, Partial, Progress, Result, ToolPipeline
@@ -92,12 +84,11 @@ class _Emitter:
         self,
         stream: OutgoingStream,
         outbox: Outbox,
-        total: float | None,
         close_response: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         self.stream = stream
         self.outbox = outbox
-        self.total = total
+        self.total: float | None = None
         self.close_response = close_response
         self.steps = 0
         self.position: float = 0
@@ -127,6 +118,14 @@ class _Emitter:
         self.position = value if value is not None else self.position + 1
         outbox.add("progress", stream.progress(self.position, self.total, message))
 
+    async def close(self) -> None:
+        """A :class:`CloseStream`: flush what came before, then end the response."""
+        await self.outbox.flush()
+        if self.close_response is not None:
+            # Returns once the response carrying the call, having written
+            # everything before this marker, has ended.
+            await self.close_response()
+
     async def run(self, items: AsyncIterable[Any]) -> None:
         """Drive a plain async iterable in this task: no pump task, no hop.
 
@@ -141,9 +140,7 @@ class _Emitter:
         since = 0
         async for item in items:
             if isinstance(item, CloseStream):
-                await outbox.flush()
-                if self.close_response is not None:
-                    await self.close_response()
+                await self.close()
                 since = 0
                 continue
             self.item(item)
@@ -153,17 +150,18 @@ class _Emitter:
                 since = 0
         await outbox.flush()
 
-    async def drain(self, chunks: AsyncIterator[list[Any]]) -> None:
-        async for chunk in chunks:
+    async def drain(self, pipeline: Pipeline[Any]) -> None:
+        """Drive a started pipeline: one outbox flush per chunk received."""
+        while True:
+            try:
+                chunk = await pipeline.receive_some(_CHUNK)
+            except trio.EndOfChannel:
+                return
             for item in chunk:
                 if isinstance(item, CloseStream):
-                    await self.outbox.flush()
-                    if self.close_response is not None:
-                        # Returns once the response carrying the call, having
-                        # written everything before this marker, has ended.
-                        await self.close_response()
-                    continue
-                self.item(item)
+                    await self.close()
+                else:
+                    self.item(item)
             await self.outbox.flush()
 
     def final(self, returned: Any) -> dict[str, Any]:
@@ -174,27 +172,6 @@ class _Emitter:
         return tool_result(f"{self.steps} items", structured={"items": self.steps})
 
 
-@asynccontextmanager
-async def _open_chunks(
-    source: Any, stages: tuple[Any, ...] = ()
-) -> AsyncIterator[AsyncGenerator[list[Any], None]]:
-    # The first hop holds a whole chunk: a generator that does not suspend
-    # hands over up to _CHUNK items per scheduler trip (one outbox flush, so
-    # one socket write, per chunk); one that sleeps between items still has
-    # each delivered as soon as it is made.
-    async with open_pipeline(source, *stages, hop_items=_CHUNK, drain_on_error=True) as out:
-
-        async def chunks() -> AsyncGenerator[list[Any], None]:
-            while True:
-                try:
-                    chunk = await out.receive_some(_CHUNK)
-                except trio.EndOfChannel:
-                    return
-                yield chunk
-
-        yield chunks()
-
-
 async def _drive(produced: Any, emitter: _Emitter) -> Any:
     """Run what the tool function returned; returns its direct result, if any."""
     if inspect.isawaitable(produced):
@@ -202,10 +179,14 @@ async def _drive(produced: Any, emitter: _Emitter) -> Any:
     if isinstance(produced, ToolPipeline):
         if produced.total is not None:
             emitter.total = produced.total
-        # aclosing: a cancelled call must not leave its chunk generator to the
-        # GC (a ResourceWarning; trio would finalize it in a system task).
-        async with _open_chunks(produced.source, produced.stages) as chunks, aclosing(chunks):
-            await emitter.drain(chunks)
+        # The first hop holds a whole chunk: a generator that does not suspend
+        # hands over up to _CHUNK items per scheduler trip (one outbox flush, so
+        # one socket write, per chunk); one that sleeps between items still has
+        # each delivered as soon as it is made.
+        async with open_pipeline(
+            produced.source, *produced.stages, hop_items=_CHUNK, drain_on_error=True
+        ) as pipeline:
+            await emitter.drain(pipeline)
         return None
     if isinstance(produced, AsyncIterable):
         # A one-stage pipeline, run in the runner's own task (a pump task
@@ -250,13 +231,13 @@ async def run_call(
     """
     assert stream.tool is not None
     name = stream.tool.name
-    emitter = _Emitter(stream, outbox, None, close_response)
+    emitter = _Emitter(stream, outbox, close_response)
     try:
         returned = await _drive(fn(**arguments), emitter)
         result = emitter.final(returned)
-        if outbox.statistics().dropped_logs:
-            meta = result.setdefault("_meta", {})
-            meta["dev.flowkit/droppedLogs"] = outbox.statistics().dropped_logs
+        dropped = outbox.statistics().dropped_logs
+        if dropped:
+            result.setdefault("_meta", {})["dev.flowkit/droppedLogs"] = dropped
         try:
             final = stream.result(result)
         except LocalProtocolError as exc:  # e.g. output schema violated
