@@ -145,7 +145,6 @@ class LosslessOutbox(Outbox):
         self._receive: FlowReceiveChannel[bytes]
         self._send, self._receive = open_channel(max_events)
         self._pending: list[bytes] = []
-        self._max = max_events
         self._aborted = False
         self._woken = False
         self.attached = True
