@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from typing import Any
-
 import trio
 
 from . import _servers
@@ -46,15 +43,3 @@ async def sample_rss(
     while True:
         into.append((trio.current_time() - t0, server.rss_kib()))
         await trio.sleep(every)
-
-
-async def gather(fns: list[Callable[[], Awaitable[Any]]]) -> list[Any]:
-    results: list[Any] = [None] * len(fns)
-
-    async def run(i: int) -> None:
-        results[i] = await fns[i]()
-
-    async with trio.open_nursery() as nursery:
-        for i in range(len(fns)):
-            nursery.start_soon(run, i)
-    return results

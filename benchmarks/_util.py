@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 import statistics
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
 
 
 def median(values: Sequence[float]) -> float:
@@ -20,6 +25,11 @@ def table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
     ]
     lines.insert(1, "|" + "|".join("-" * (w + 2) for w in widths) + "|")
     return "\n".join(lines)
+
+
+def outcome_table(header: Sequence[str], outcomes: Sequence[DataclassInstance]) -> str:
+    """``table`` with one row per outcome dataclass: its fields, in order."""
+    return table(header, [dataclasses.astuple(o) for o in outcomes])
 
 
 def _fmt(value: object) -> str:

@@ -23,16 +23,14 @@ pays latency for batching.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import math
 from dataclasses import dataclass
-from typing import Any
 
 import trio
 
 from . import _servers
 from ._client import CallResult, open_session
-from ._util import percentile, table
+from ._util import outcome_table, percentile
 
 SPEEDS: list[tuple[str, int, float]] = [
     ("fast", 65536, 0.0),
@@ -51,9 +49,6 @@ class Outcome:
     lat_p99_ms: float
     bytes_per_read: float
 
-    def row(self) -> list[Any]:
-        return list(dataclasses.astuple(self))
-
 
 HEADER = [
     "coalescing",
@@ -66,7 +61,10 @@ HEADER = [
 ]
 
 
-async def _one(port: int, count: int, rate: float, size: int, pause: float) -> CallResult:
+async def _one(
+    port: int, count: int, rate: float, size: int, pause: float
+) -> tuple[CallResult, int]:
+    """One ``stamped`` call read at the given speed; its result and number of reads."""
     s = await open_session(_servers.HOST, port, _servers.PATH, rcvbuf=65536 if pause else None)
     reads = 0
 
@@ -87,8 +85,7 @@ async def _one(port: int, count: int, rate: float, size: int, pause: float) -> C
         await s.aclose()
     if not r.ok or len(r.progress) != count:
         raise RuntimeError(f"stamped({count}) delivered {len(r.progress)}: {r.response}")
-    r.keepalives = reads  # reused: number of reads
-    return r
+    return r, reads
 
 
 def main(argv: list[str] | None = None) -> list[Outcome]:
@@ -105,7 +102,7 @@ def main(argv: list[str] | None = None) -> list[Outcome]:
             for workload, rate in (("max", 0.0), ("paced", args.rate)):
                 for speed, size, pause in SPEEDS:
                     count = args.count if rate == 0 else min(args.count, int(rate * 2))
-                    r = trio.run(_one, srv.port, count, rate, size, pause)
+                    r, reads = trio.run(_one, srv.port, count, rate, size, pause)
                     wall = r.t_done - r.t_sent
                     outcomes.append(
                         Outcome(
@@ -115,10 +112,10 @@ def main(argv: list[str] | None = None) -> list[Outcome]:
                             count / wall,
                             percentile(r.stamps, 50) * 1000,
                             percentile(r.stamps, 99) * 1000,
-                            r.bytes_read / max(r.keepalives, 1),
+                            r.bytes_read / max(reads, 1),
                         )
                     )
-    print(table(HEADER, [o.row() for o in outcomes]))
+    print(outcome_table(HEADER, outcomes))
     by = {(o.coalescing, o.workload, o.speed): o.delivered_per_s for o in outcomes}
     on, off = by.get(("on", "max", "fast"), math.nan), by.get(("off", "max", "fast"), math.nan)
     print(f"ratio={on / off:.2f} on={on:.0f} off={off:.0f} (delivered/s, fast client, max)")

@@ -21,17 +21,15 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import dataclasses
 import math
 import time
 from dataclasses import dataclass
-from typing import Any
 
 import trio
 
 from . import _servers
 from ._client import ClientError, Session, cpu_seconds, raise_nofile
-from ._util import median, percentile, table
+from ._util import median, outcome_table, percentile
 
 
 @dataclass
@@ -47,9 +45,6 @@ class Outcome:
     call_p99_ms: float
     peak_rss_mib: float
     client_cpu: float
-
-    def row(self) -> list[Any]:
-        return list(dataclasses.astuple(self))
 
 
 HEADER = [
@@ -159,7 +154,7 @@ def main(argv: list[str] | None = None) -> list[Outcome]:
         args.sessions, args.repeat = 100, 1
     raise_nofile(args.sessions + 256)
     outcomes = [run_one(name, args.sessions, args.repeat) for name in args.servers.split(",")]
-    print(table(HEADER, [o.row() for o in outcomes]))
+    print(outcome_table(HEADER, outcomes))
     by = {o.server: o.req_per_s for o in outcomes}
     fk, off = by.get("flowkit", math.nan), by.get("official", math.nan)
     print(f"ratio={fk / off:.2f} flowkit={fk:.0f} official={off:.0f} (requests/s)")

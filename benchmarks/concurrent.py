@@ -22,7 +22,6 @@ flowkit=<notif/s> official=<notif/s>``.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import gc
 import math
 import time
@@ -34,7 +33,7 @@ import trio
 from . import _servers
 from ._client import CallResult, ClientError, cpu_seconds, raise_nofile
 from ._load import close_all, open_sessions
-from ._util import percentile, table
+from ._util import outcome_table, percentile
 
 
 @dataclass
@@ -50,9 +49,6 @@ class Outcome:
     late_p99_ms: float
     peak_rss_mib: float
     client_cpu: float
-
-    def row(self) -> list[Any]:
-        return list(dataclasses.astuple(self))
 
 
 HEADER = [
@@ -152,7 +148,7 @@ def main(argv: list[str] | None = None) -> list[Outcome]:
         for c in sizes
         for name in args.servers.split(",")
     ]
-    print(table(HEADER, [o.row() for o in outcomes]))
+    print(outcome_table(HEADER, outcomes))
     top = {o.server: o.notif_per_s for o in outcomes if o.sessions == sizes[-1]}
     fk, off = top.get("flowkit", math.nan), top.get("official", math.nan)
     print(

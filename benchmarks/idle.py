@@ -26,17 +26,15 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import dataclasses
 import math
 from dataclasses import dataclass
-from typing import Any
 
 import trio
 
 from . import _servers
 from ._client import CallResult, ClientError, raise_nofile
 from ._load import close_all, open_sessions
-from ._util import table
+from ._util import outcome_table
 
 
 @dataclass
@@ -51,9 +49,6 @@ class Outcome:
     kib_per_stream: float
     kib_stream_only: float
     keepalives_per_stream: float
-
-    def row(self) -> list[Any]:
-        return list(dataclasses.astuple(self))
 
 
 HEADER = [
@@ -152,7 +147,7 @@ def main(argv: list[str] | None = None) -> list[Outcome]:
     if limit < max(sizes) + 64:
         raise SystemExit(f"RLIMIT_NOFILE {limit} is too low for {max(sizes)} streams")
     outcomes = [run_one(name, c, args.hold) for c in sizes for name in args.servers.split(",")]
-    print(table(HEADER, [o.row() for o in outcomes]))
+    print(outcome_table(HEADER, outcomes))
     top = {o.server: o.kib_per_stream for o in outcomes if o.sessions == sizes[-1]}
     fk, off = top.get("flowkit", math.nan), top.get("official", math.nan)
     print(
