@@ -185,14 +185,28 @@ async def raw_request(
 ) -> AsyncIterator[RawResponse]:
     """Send one request on a fresh connection; closing the block disconnects."""
     host, port = base.removeprefix("http://").rsplit(":", 1)
+    lines = [f"{method} {path} HTTP/1.1", f"host: {host}:{port}", f"content-length: {len(body)}"]
+    lines += [f"{name}: {value}" for name, value in headers.items()]
+    head = "\r\n".join(lines).encode("latin-1")
+    async with raw_exchange(base, head, body, receive_buffer=receive_buffer) as response:
+        yield response
+
+
+@asynccontextmanager
+async def raw_exchange(
+    base: str, head: bytes, body: bytes = b"", *, receive_buffer: int | None = None
+) -> AsyncIterator[RawResponse]:
+    """Send ``head`` (request line and headers, CRLF-separated, no blank line) and ``body``.
+
+    Written byte for byte, so Host, Content-Length and the HTTP version are the caller's.
+    """
+    host, port = base.removeprefix("http://").rsplit(":", 1)
     sock = trio.socket.socket()
     if receive_buffer is not None:  # a slow reader's small TCP window
         sock.setsockopt(trio.socket.SOL_SOCKET, trio.socket.SO_RCVBUF, receive_buffer)
     await sock.connect((host, int(port)))
     stream = trio.SocketStream(sock)
-    lines = [f"{method} {path} HTTP/1.1", f"host: {host}:{port}", f"content-length: {len(body)}"]
-    lines += [f"{name}: {value}" for name, value in headers.items()]
-    await stream.send_all(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body)
+    await stream.send_all(head + b"\r\n\r\n" + body)
     response = RawResponse(stream)
     try:
         await response._head()

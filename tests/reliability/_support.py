@@ -4,9 +4,7 @@
 * :func:`traced_memory`: Python heap in use (tracemalloc) after a full collection;
 * :func:`eventually`: wait (bounded by the caller's ``fail_after``) for a condition;
 * :func:`make_reliability_server`: ``tests/http``'s test server plus pipeline tools
-  that run forever or fail mid-stream, with a config of the test's choosing;
-* :func:`raw_exchange`: one request written byte for byte (so Host, Content-Length
-  and the HTTP version are the test's), its response read with ``RawResponse``.
+  that run forever or fail mid-stream, with a config of the test's choosing.
 """
 
 from __future__ import annotations
@@ -14,7 +12,7 @@ from __future__ import annotations
 import gc
 import tracemalloc
 from collections.abc import AsyncIterator, Callable, Iterator
-from contextlib import asynccontextmanager, contextmanager
+from contextlib import contextmanager
 from typing import Any
 
 import attrs
@@ -24,7 +22,6 @@ import flowkit
 from flowkit.mcp import EndpointConfig
 from flowkit_http import MCPApp, MCPServer, Progress, StreamSettings, ToolPipeline
 
-from ..http._raw import RawResponse
 from ..http._tools import Probe, make_server
 
 
@@ -173,20 +170,6 @@ def live_state(app: MCPApp) -> dict[str, int]:
         "in_flight": sum(len(s.in_flight) for s in app.endpoint.sessions),
         "stored_events": len(store) if hasattr(store, "__len__") else 0,
     }
-
-
-@asynccontextmanager
-async def raw_exchange(base: str, head: bytes, body: bytes = b"") -> AsyncIterator[RawResponse]:
-    """Send ``head`` (request line and headers, CRLF-separated, no blank line) and ``body``."""
-    host, port = base.removeprefix("http://").rsplit(":", 1)
-    stream = await trio.open_tcp_stream(host, int(port))
-    await stream.send_all(head + b"\r\n\r\n" + body)
-    response = RawResponse(stream)
-    try:
-        await response._head()
-        yield response
-    finally:
-        await response.aclose()
 
 
 def request_head(

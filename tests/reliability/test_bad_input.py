@@ -8,8 +8,6 @@ number of sessions, calls and stored events is the same before and after.
 
 from __future__ import annotations
 
-from typing import Any
-
 import attrs
 import httpx
 import orjson
@@ -17,24 +15,16 @@ import trio
 
 from flowkit_http import MCPApp
 
-from ..http._raw import ACCEPT, initialize
+from ..http._raw import ACCEPT, initialize, raw_exchange
+from ..http._raw import request as _message
 from ..http._serving import serving
-from ._support import live_state, make_reliability_server, raw_exchange, request_head
+from ._support import live_state, make_reliability_server, request_head
 
 MAX_BODY = 64 * 1024
 STATELESS_META = {
     "io.modelcontextprotocol/protocolVersion": "2026-07-28",
     "io.modelcontextprotocol/clientCapabilities": {},
 }
-
-
-def _message(method: str, id: Any = 1, **params: Any) -> bytes:
-    message: dict[str, Any] = {"jsonrpc": "2.0", "method": method}
-    if id is not None:
-        message["id"] = id
-    if params:
-        message["params"] = params
-    return orjson.dumps(message)
 
 
 @attrs.frozen
