@@ -31,7 +31,7 @@ from ._exceptions import StreamAborted
 from ._operator import CHUNK, Operator, receive_some
 from ._stats import OperatorStatistics
 from ._tasks import _leaves
-from ._transform import _Fusible
+from ._transform import _ChunkFailed, _Fusible, _run_chunk
 
 __all__ = ["Pipeline", "Stage", "open_pipeline", "start_pipeline"]
 
@@ -65,6 +65,9 @@ class Pipeline(trio.abc.ReceiveChannel[T], Generic[T]):
         self._output = output
         self._apply_tail = _Fused(tail)._apply
         self._local: deque[T] = deque()
+        #: A trailing fused stage's error, raised once the items that
+        #: preceded it in its chunk have been handed out.
+        self._failed: Exception | None = None
         self.stages: tuple[object, ...] = tuple(stages)
 
     def statistics(self) -> tuple[OperatorStatistics, ...]:
@@ -79,7 +82,12 @@ class Pipeline(trio.abc.ReceiveChannel[T], Generic[T]):
             await trio.lowlevel.checkpoint()
             return batch
         while True:
-            chunk = self._apply_tail(await receive_some(self._output, max_items))
+            if self._failed is not None:
+                error, self._failed = self._failed, None
+                raise error
+            chunk, self._failed = _run_chunk(
+                self._apply_tail, await receive_some(self._output, max_items)
+            )
             if chunk:
                 return chunk
 
@@ -325,8 +333,16 @@ class _Fused(_Fusible[Any, Any]):
         self._stages = tuple(stages)
 
     def _apply(self, chunk: list[Any]) -> list[Any]:
+        error: Exception | None = None
         for stage in self._stages:
-            chunk = stage._apply(chunk)
+            # After a failure the later stages still get the outputs that
+            # preceded it; if one of them fails too, its failure came first
+            # in item order, so it is the one raised.
+            chunk, failed = _run_chunk(stage._apply, chunk)
+            if failed is not None:
+                error = failed
+        if error is not None:
+            raise _ChunkFailed(chunk, error)
         return chunk
 
 
@@ -347,7 +363,10 @@ async def _pump(
         else:
             iterator = iter(source)
             while chunk := list(itertools.islice(iterator, CHUNK)):
-                await send.send_all(apply(chunk))
+                out, error = _run_chunk(apply, chunk)
+                await send.send_all(out)
+                if error is not None:
+                    raise error
     except trio.BrokenResourceError:
         return  # the consumer left: stop reading the source
     finally:
@@ -385,7 +404,8 @@ async def _pump_async(
                     await trio.lowlevel.checkpoint()
             return
         async for item in iterator:
-            for value in apply([item]):
+            out, error = _run_chunk(apply, [item])
+            for value in out:
                 try:
                     send.send_nowait(value)
                 except trio.WouldBlock:
@@ -393,6 +413,8 @@ async def _pump_async(
                     since_checkpoint = 0
                 else:
                     since_checkpoint += 1
+            if error is not None:
+                raise error
             if since_checkpoint >= CHUNK:
                 since_checkpoint = 0
                 await trio.lowlevel.checkpoint()

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import builtins
 import inspect
+import operator
 from collections.abc import Awaitable, Callable
 from typing import Any, Generic, TypeVar, overload
 
@@ -25,8 +26,27 @@ InT = TypeVar("InT")
 OutT = TypeVar("OutT")
 
 
+class _ChunkFailed(Exception):
+    """A fusible stage's function raised part-way through a chunk.
+
+    ``done`` holds the outputs of the items that preceded the failing one, so
+    whoever runs the chunk delivers them before raising ``error`` (the
+    user's exception, unchanged): a failure travels behind every item that
+    preceded it, fused or not. Never escapes the pipeline runner.
+    """
+
+    def __init__(self, done: list[Any], error: Exception) -> None:
+        super().__init__(done, error)
+        self.done = done
+        self.error = error
+
+
 class _Fusible(Operator[InT, OutT]):
-    """An operator whose work on a chunk is a pure synchronous function."""
+    """An operator whose work on a chunk is a pure synchronous function.
+
+    ``_apply`` raises :class:`_ChunkFailed` (never the bare error) when the
+    function fails, carrying the outputs made before the failure.
+    """
 
     def _apply(self, chunk: list[InT]) -> list[OutT]:
         raise NotImplementedError
@@ -39,7 +59,39 @@ class _Fusible(Operator[InT, OutT]):
                 chunk = await receive_some(receive)
             except trio.EndOfChannel:
                 return
-            await self._emit(send, self._apply(chunk))
+            out, error = _run_chunk(self._apply, chunk)
+            await self._emit(send, out)
+            if error is not None:
+                raise error
+
+
+def _run_chunk(
+    apply: Callable[[list[Any]], list[Any]], chunk: list[Any]
+) -> tuple[list[Any], Exception | None]:
+    """``apply(chunk)``, and the error that cut it short, if one did.
+
+    The outputs are those of the items before the failure; the caller
+    delivers them first, then raises the error.
+    """
+    try:
+        return apply(chunk), None
+    except _ChunkFailed as failed:
+        return failed.done, failed.error
+
+
+def _failed(counters: Any, chunk: list[Any], rest: Any, out: list[Any], error: Exception) -> None:
+    """Count a chunk a function failed on, then raise :class:`_ChunkFailed`.
+
+    The items before the failing one are counted as processed; the failing
+    one stays ``buffered`` (held by the crashed stage), as in an async map.
+    """
+    consumed = len(chunk) - operator.length_hint(rest)
+    counters.items_in += consumed
+    counters.items_out += len(out)
+    counters.emitted += len(out)
+    counters.filtered += consumed - 1 - len(out)
+    counters.set_buffered(1)
+    raise _ChunkFailed(out, error) from None
 
 
 class _SyncMap(_Fusible[InT, OutT]):
@@ -51,8 +103,14 @@ class _SyncMap(_Fusible[InT, OutT]):
 
     def _apply(self, chunk: list[InT]) -> list[OutT]:
         counters = self._counters
+        out: list[OutT] = []
+        rest = iter(chunk)
+        try:
+            # list.extend keeps what it appended when the function raises.
+            out.extend(builtins.map(self._fn, rest))
+        except Exception as error:
+            _failed(counters, chunk, rest, out, error)
         counters.items_in += len(chunk)
-        out = list(builtins.map(self._fn, chunk))
         counters.items_out += len(out)
         counters.emitted += len(out)
         return out
@@ -67,8 +125,13 @@ class _SyncFilter(_Fusible[InT, InT]):
 
     def _apply(self, chunk: list[InT]) -> list[InT]:
         counters = self._counters
+        out: list[InT] = []
+        rest = iter(chunk)
+        try:
+            out.extend(builtins.filter(self._predicate, rest))
+        except Exception as error:
+            _failed(counters, chunk, rest, out, error)
         counters.items_in += len(chunk)
-        out = list(builtins.filter(self._predicate, chunk))
         counters.items_out += len(out)
         counters.emitted += len(out)
         counters.filtered += len(chunk) - len(out)

@@ -257,3 +257,147 @@ async def test_drain_on_error_raises_at_exit_when_the_body_stops_reading() -> No
     with pytest.raises(LookupError):
         async with flowkit.open_pipeline(range(3), crash, drain_on_error=True):
             await trio.testing.wait_all_tasks_blocked()
+
+
+class _Explode(ValueError):
+    pass
+
+
+def _explode_at(bad: int) -> Any:
+    def fn(x: int) -> int:
+        if x == bad:
+            raise _Explode(f"failed on {x}")
+        return x
+
+    return fn
+
+
+async def _drained(
+    source: Any, *stages: Any, hop_items: int = 16
+) -> tuple[list[Any], BaseException | None]:
+    """What a drain_on_error consumer receives, and the error the block raised."""
+    seen: list[Any] = []
+    try:
+        async with flowkit.open_pipeline(
+            source, *stages, hop_items=hop_items, drain_on_error=True
+        ) as out:
+            try:
+                async for item in out:
+                    seen.append(item)
+            except flowkit.StreamAborted:
+                pass
+    except Exception as error:
+        return seen, error
+    return seen, None
+
+
+async def _chunked_source() -> AsyncIterator[int]:
+    """Hands the whole range over in one chunk (never suspends)."""
+    for i in range(100):
+        yield i
+
+
+async def _async_identity(x: int) -> int:
+    return x
+
+
+def _filled(n: int) -> trio.MemoryReceiveChannel[int]:
+    """A channel holding ``range(n)``: a stage reading it takes one whole chunk."""
+    send, receive = trio.open_memory_channel[int](n)
+    for i in range(n):
+        send.send_nowait(i)
+    send.close()
+    return receive
+
+
+# Where a failing sync map can sit, each fed whole chunks: fused into the
+# source's pump (sync or async source), fused in a task of its own (a channel
+# source has no pump), or in the consumer's task at the tail -- behind a
+# filter and before another map.
+_PLACEMENTS: dict[str, Any] = {
+    "pump, sync source": lambda fn: (range(100), flowkit.map(fn), flowkit.map(_async_identity)),
+    "pump, async source": lambda fn: (
+        _chunked_source(),
+        flowkit.map(fn),
+        flowkit.map(_async_identity),
+    ),
+    "own task": lambda fn: (
+        _filled(100),
+        flowkit.filter(lambda x: x >= 0),
+        flowkit.map(fn),
+        flowkit.map(lambda x: x),
+        flowkit.map(_async_identity),
+    ),
+    "tail": lambda fn: (
+        _chunked_source(),
+        flowkit.filter(lambda x: x >= 0),
+        flowkit.map(fn),
+        flowkit.map(lambda x: x),
+    ),
+}
+
+
+@pytest.mark.parametrize("placement", sorted(_PLACEMENTS))
+async def test_fused_failure_travels_behind_every_item_before_it(placement: str) -> None:
+    """Regression: the outputs of a chunk's items before a fused failure were lost."""
+    source, *stages = _PLACEMENTS[placement](_explode_at(60))
+    seen, error = await _drained(source, *stages)
+    assert seen == list(range(60))
+    assert isinstance(error, _Explode)
+    assert str(error) == "failed on 60"
+
+
+async def test_the_first_failure_in_item_order_wins_in_a_fused_chain() -> None:
+    """A later fused stage failing on an earlier item is the error raised."""
+    seen, error = await _drained(
+        range(100), flowkit.map(_explode_at(60)), flowkit.map(_explode_at(30))
+    )
+    assert seen == list(range(30))
+    assert str(error) == "failed on 30"
+
+
+async def test_a_failing_filter_keeps_what_it_passed_and_counts_what_it_took() -> None:
+    def odd_until_51(x: int) -> bool:
+        if x == 51:
+            raise _Explode("filter failed")
+        return bool(x % 2)
+
+    stage = flowkit.filter(odd_until_51)
+    seen, error = await _drained(range(100), stage)
+    assert seen == list(range(1, 51, 2))
+    assert isinstance(error, _Explode)
+    stats = stage.statistics()
+    assert (stats.items_in, stats.items_out, stats.filtered, stats.buffered) == (52, 25, 26, 1)
+    assert stats.items_in == stats.items_out + stats.filtered + stats.buffered
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    bad=st.integers(0, 300),
+    hop=st.integers(1, 40),
+    chunks=st.lists(st.integers(1, 50), min_size=1, max_size=20),
+    placement=st.sampled_from(sorted(_PLACEMENTS)),
+)
+def test_random_chunking_never_loses_an_item_before_a_failure(
+    bad: int, hop: int, chunks: list[int], placement: str
+) -> None:
+    """Whatever the chunking, every item before the failing one arrives."""
+
+    async def main() -> tuple[list[Any], BaseException | None]:
+        async def source() -> AsyncIterator[int]:
+            # items arrive in bursts of random sizes, with a scheduler trip between
+            i = 0
+            for size in itertools.cycle(chunks):
+                for _ in range(size):
+                    yield i
+                    i += 1
+                    if i == 400:
+                        return
+                await trio.lowlevel.checkpoint()
+
+        _, *stages = _PLACEMENTS[placement](_explode_at(bad))
+        return await _drained(source(), *stages, hop_items=hop)
+
+    seen, error = trio.run(main)
+    assert seen == list(range(bad))
+    assert isinstance(error, _Explode)
