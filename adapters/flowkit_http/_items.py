@@ -9,19 +9,24 @@ A tool function returns one of:
   hops and honest error propagation;
 * anything else (from a plain or ``async def`` function): the result itself.
 
-Each item the pipeline yields is one step of progress. Plain items become
-``notifications/progress`` (the message is the item if it is a string, else
-its compact JSON); four marker types say more:
+Each item the pipeline yields, but a ``Result`` or a ``CloseStream``, is
+one step of progress, whatever its type: a plain item, a ``Progress`` and a
+``Partial`` count alike, so the progress value is the number of steps so far
+(unless a ``Progress`` sets it), and a declared ``total`` counts the same
+steps. A step past the total is reported without one, never as "5 of 4".
+Plain items become ``notifications/progress`` (the message is the item if it
+is a string, else its compact JSON); four marker types say more:
 
 * :class:`Progress` — a step with an explicit message, ``total`` and/or
   ``progress`` value;
-* :class:`Partial` — a partial result: a step *and* a
-  ``notifications/message`` log carrying ``data``;
-* :class:`Result` — the reduction, i.e. the final result. A pipeline that
-  never emits one ends with ``{"items": <count>}`` as its structured result.
-  Its ``content`` may hold every content type the spec defines (build them
-  with ``flowkit.mcp.text_content``, ``image_content``, ``audio_content``,
-  ``resource_link``, ``embedded_resource``);
+* :class:`Partial` — a partial result: a step whose progress message is its
+  ``message`` (or a rendering of ``data``), *and* a ``notifications/message``
+  log carrying ``data`` when the client asked for logs;
+* :class:`~flowkit.mcp.Result` — the reduction, i.e. the final result. A
+  pipeline that never emits one ends with ``{"items": <count>}`` as its
+  structured result. Its ``content`` may hold every content type the spec
+  defines (build them with ``flowkit.mcp.text_content``, ``image_content``,
+  ``audio_content``, ``resource_link``, ``embedded_resource``);
 * :class:`CloseStream` — not a step: ask the server to end the HTTP response
   carrying the call now, while the call goes on ("SSE polling").
 
@@ -32,12 +37,12 @@ logic can be tested with :func:`flowkit.open_pipeline` alone, no server.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
 from typing import Any
 
 import attrs
 
 from flowkit import Stage
+from flowkit.mcp import Result
 
 __all__ = ["CloseStream", "Partial", "Progress", "Result", "ToolPipeline"]
 
@@ -48,8 +53,10 @@ class Progress:
 
     Attributes:
         message: human-readable status (``notifications/progress`` message).
-        total: how many steps there will be, if known; it sticks for later
-            items that do not give one.
+        total: how many steps there will be (every item but a ``Result`` or
+            a ``CloseStream`` is one), if known; it sticks for later items
+            that do not give one. A progress value beyond it is reported
+            without a total.
         progress: the progress value to report, e.g. ``Progress(total=100,
             progress=50)``. It must exceed the previous value (the spec's
             rule; breaking it fails the call). Items without one advance
@@ -66,9 +73,17 @@ class Progress:
 class Partial:
     """A partial result: a progress step plus a ``notifications/message``.
 
+    The data travels as a log, which the client must ask for
+    (``logging/setLevel`` in the 2025-11-25 era, the request's
+    ``_meta["io.modelcontextprotocol/logLevel"]`` in the 2026-07-28 era); the
+    message travels as the step's progress message either way. A partial the
+    client asked for neither way is counted in the result's
+    ``_meta["dev.flowkit/undeliveredPartials"]``.
+
     Attributes:
-        data: any JSON-serialisable value (the log's ``data``). Never put
-            secrets here: it goes to the client.
+        data: a value a tool may return (JSON types, dataclasses, datetime,
+            UUID, enums; see :func:`flowkit.mcp.to_call_result`); anything
+            else fails the call. Never put secrets here: it goes to the client.
         message: progress message; defaults to a short rendering of ``data``.
         total: how many steps there will be, if known (as for :class:`Progress`).
         level: log level (``"info"`` passes the default threshold).
@@ -80,23 +95,6 @@ class Partial:
     total: float | None = None
     level: str = "info"
     logger: str | None = None
-
-
-@attrs.frozen
-class Result:
-    """The tool's final result (its reduction); the last one emitted wins.
-
-    Attributes:
-        structured: ``structuredContent``; it must match the tool's output
-            schema when one is declared. It is also appended as a JSON text
-            block, as the spec recommends.
-        text: a text block put first, for humans and text-only clients.
-        content: further content blocks (see ``flowkit.mcp.text_content``...).
-    """
-
-    structured: Mapping[str, Any] | None = None
-    text: str | None = None
-    content: Sequence[Mapping[str, Any]] = ()
 
 
 @attrs.frozen

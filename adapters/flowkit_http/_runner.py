@@ -19,57 +19,27 @@ import inspect
 from collections.abc import AsyncIterable, Awaitable, Callable, Mapping
 from typing import Any
 
-import orjson
 import trio
 
 from flowkit import Pipeline, open_pipeline
-from flowkit.mcp import LocalProtocolError, OutgoingStream, error_result, tool_result
+from flowkit.mcp import (
+    LocalProtocolError,
+    OutgoingStream,
+    Result,
+    describe_item,
+    error_result,
+    json_value,
+    to_call_result,
+    tool_result,
+    with_delivery,
+)
 
-from ._items import CloseStream, Partial, Progress, Result, ToolPipeline
+from ._items import CloseStream, Partial, Progress, ToolPipeline
 from ._outbox import Outbox
 
-__all__ = ["run_call", "to_call_result"]
+__all__ = ["run_call"]
 
-_MESSAGE_LIMIT = 200
 _CHUNK = 256
-
-
-def _describe(item: Any) -> str:
-    """A short human-readable rendering of an item for a progress message."""
-    if isinstance(item, str):
-        text = item
-    else:
-        try:
-            text = orjson.dumps(item, default=str).decode()
-        except TypeError:
-            text = repr(item)
-    return text if len(text) <= _MESSAGE_LIMIT else text[: _MESSAGE_LIMIT - 1] + "…"
-
-
-def to_call_result(value: Any) -> dict[str, Any]:
-    """The ``CallToolResult`` for what a tool returned or emitted as its result.
-
-    * :class:`Result` → its text, content and structured content;
-    * a mapping with a ``content`` list → taken as a ready ``CallToolResult``;
-    * another mapping → ``structuredContent`` (plus its JSON as text);
-    * a string → one text block; ``None`` → no content;
-    * anything else JSON-serialisable → its JSON as one text block.
-    """
-    if isinstance(value, Result):
-        blocks: list[Mapping[str, Any]] = []
-        if value.text is not None:
-            blocks.append({"type": "text", "text": value.text})
-        blocks.extend(value.content)
-        return tool_result(blocks, structured=value.structured)
-    if isinstance(value, Mapping):
-        if isinstance(value.get("content"), list):
-            return dict(value)
-        return tool_result(structured=value)
-    if value is None:
-        return tool_result()
-    if isinstance(value, str):
-        return tool_result(value)
-    return tool_result(orjson.dumps(value, default=str).decode())
 
 
 class _Emitter:
@@ -77,7 +47,10 @@ class _Emitter:
 
     ``steps`` counts the items (the default result); ``position`` is the last
     progress value reported, which an explicit ``Progress.progress`` sets and
-    every other step advances by 1.
+    every other step advances by 1. A value past the declared ``total`` goes
+    out without one: the tool's count proved wrong, and a progress above its
+    total would be a lie. ``undelivered`` counts the partial results that had
+    no carrier (neither a log nor a progress notification).
     """
 
     def __init__(
@@ -92,6 +65,7 @@ class _Emitter:
         self.close_response = close_response
         self.steps = 0
         self.position: float = 0
+        self.undelivered = 0
         self.result: Result | None = None
 
     def item(self, item: Any) -> None:
@@ -101,6 +75,8 @@ class _Emitter:
             return
         self.steps += 1
         value: float | None = None
+        log: bytes | None = None
+        partial = isinstance(item, Partial)
         if isinstance(item, Progress):
             if item.total is not None:
                 self.total = item.total
@@ -109,14 +85,26 @@ class _Emitter:
         elif isinstance(item, Partial):
             if item.total is not None:
                 self.total = item.total
-            message = item.message if item.message is not None else _describe(item.data)
+            # Checked whether or not a log carries it: a tool that returns
+            # something no client could receive fails the same for every client.
+            encoded = json_value(item.data, "Partial data")
+            message = (
+                item.message if item.message is not None else describe_item(item.data, encoded)
+            )
             log = stream.log(item.level, item.data, item.logger)
             if log:
                 outbox.add("log", log)
         else:
-            message = _describe(item)
-        self.position = value if value is not None else self.position + 1
-        outbox.add("progress", stream.progress(self.position, self.total, message))
+            message = describe_item(item)
+        position = self.position = value if value is not None else self.position + 1
+        total = self.total
+        if total is not None and position > total:
+            total = None
+        event = stream.progress(position, total, message)
+        if event:
+            outbox.add("progress", event)
+        elif partial and not log:
+            self.undelivered += 1
 
     async def close(self) -> None:
         """A :class:`CloseStream`: flush what came before, then end the response."""
@@ -166,10 +154,16 @@ class _Emitter:
 
     def final(self, returned: Any) -> dict[str, Any]:
         if self.result is not None:
-            return to_call_result(self.result)
-        if returned is not None:
-            return to_call_result(returned)
-        return tool_result(f"{self.steps} items", structured={"items": self.steps})
+            result = to_call_result(self.result)
+        elif returned is not None:
+            result = to_call_result(returned)
+        else:
+            result = tool_result(f"{self.steps} items", structured={"items": self.steps})
+        return with_delivery(
+            result,
+            dropped_logs=self.outbox.statistics().dropped_logs,
+            undelivered_partials=self.undelivered,
+        )
 
 
 async def _drive(produced: Any, emitter: _Emitter) -> Any:
@@ -235,9 +229,6 @@ async def run_call(
     try:
         returned = await _drive(fn(**arguments), emitter)
         result = emitter.final(returned)
-        dropped = outbox.statistics().dropped_logs
-        if dropped:
-            result.setdefault("_meta", {})["dev.flowkit/droppedLogs"] = dropped
         try:
             final = stream.result(result)
         except LocalProtocolError as exc:  # e.g. output schema violated

@@ -25,13 +25,18 @@ from ._actions import (
 )
 from ._config import LOCALHOST_HOSTS, LOCALHOST_ORIGINS, Authenticator, EndpointConfig
 from ._content import (
+    Result,
     audio_content,
+    describe_item,
     embedded_resource,
     error_result,
     image_content,
+    json_value,
     resource_link,
     text_content,
+    to_call_result,
     tool_result,
+    with_delivery,
 )
 from ._endpoint import Endpoint
 from ._errors import (
@@ -121,6 +126,7 @@ __all__ = [
     "RequestHead",
     "RequestId",
     "Response",
+    "Result",
     "Resume",
     "Session",
     "SessionEvent",
@@ -134,6 +140,7 @@ __all__ = [
     "VersionPolicy",
     "accepts",
     "audio_content",
+    "describe_item",
     "embedded_resource",
     "encode_comment",
     "encode_error",
@@ -146,6 +153,7 @@ __all__ = [
     "host_allowed",
     "image_content",
     "json_reply",
+    "json_value",
     "negotiate_version",
     "origin_allowed",
     "parse_event_id",
@@ -154,6 +162,8 @@ __all__ = [
     "resource_link",
     "schema_from_function",
     "text_content",
+    "to_call_result",
     "tool_result",
     "validate_tool_name",
+    "with_delivery",
 ]
