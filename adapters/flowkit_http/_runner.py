@@ -216,6 +216,9 @@ async def run_call(
     HTTP response carrying the call after what was emitted so far, returning
     once it has ended (the call goes on). ``None`` ignores the marker.
 
+    The arguments are converted to the tool's annotated types first (see
+    :meth:`Tool.convert_arguments <flowkit.mcp.Tool.convert_arguments>`); a
+    value the type refuses is an ``isError`` result, as invalid arguments are.
     A failure of the tool (an exception from it or its pipeline) becomes a
     result with ``isError: true`` naming the error, which the model can read;
     so does a result that breaks the tool's output schema. Cancellation (the
@@ -227,8 +230,12 @@ async def run_call(
     name = stream.tool.name
     emitter = _Emitter(stream, outbox, close_response)
     try:
-        returned = await _drive(fn(**arguments), emitter)
-        result = emitter.final(returned)
+        try:
+            kwargs = stream.tool.convert_arguments(arguments)
+        except ValueError as exc:  # the type refused what the schema let through
+            result = error_result(str(exc))
+        else:
+            result = emitter.final(await _drive(fn(**kwargs), emitter))
         try:
             final = stream.result(result)
         except LocalProtocolError as exc:  # e.g. output schema violated

@@ -23,7 +23,7 @@ from jsonschema import Draft202012Validator
 from jsonschema.protocols import Validator
 
 from ._errors import INVALID_PARAMS, LocalProtocolError, RemoteProtocolError
-from ._schema import schema_from_function
+from ._schema import FORMATS, derive_signature
 
 __all__ = ["HeaderParam", "Policy", "Tool", "ToolSet", "validate_tool_name"]
 
@@ -60,7 +60,7 @@ def _compile(schema: Mapping[str, Any], what: str) -> Validator:
         cls.check_schema(dict(schema))
     except jsonschema.exceptions.SchemaError as exc:
         raise LocalProtocolError(f"{what} is not a valid JSON Schema: {exc.message}") from exc
-    return cls(schema)
+    return cls(schema, format_checker=FORMATS)
 
 
 def _check_input_schema(schema: Mapping[str, Any]) -> Mapping[str, Any]:
@@ -169,6 +169,10 @@ class Tool:
             ``{"sampling": {}}``); a call from a client that did not declare
             each of them is refused with -32021 (2026-07-28 "Client
             Capabilities": a server MUST NOT rely on undeclared ones).
+        converter: turns validated arguments into the values ``fn`` takes
+            (a ``datetime``, an ``Enum`` member, a dataclass...);
+            :meth:`from_function` derives it from the type hints. ``None``:
+            ``fn`` takes the JSON values as they are.
         header_params: the arguments mirrored into ``Mcp-Param-*`` headers,
             from the input schema's ``x-mcp-header`` annotations.
     """
@@ -182,6 +186,9 @@ class Tool:
     annotations: Mapping[str, Any] | None = None
     policy: Policy = attrs.field(default="lossless")
     requires: Mapping[str, Any] | None = None
+    converter: Callable[[Mapping[str, Any]], dict[str, Any]] | None = attrs.field(
+        default=None, eq=False, repr=False
+    )
     header_params: tuple[HeaderParam, ...] = attrs.field(init=False, eq=False, repr=False)
     _input_validator: Validator = attrs.field(init=False, eq=False, repr=False)
     _output_validator: Validator | None = attrs.field(init=False, eq=False, repr=False)
@@ -225,13 +232,23 @@ class Tool:
 
         The name defaults to the function's name, the description to its
         docstring (cleaned), the input schema to one derived from its
-        signature (see :func:`flowkit.mcp.schema_from_function`).
+        signature (see :func:`flowkit.mcp.schema_from_function`), along with
+        the conversion of the arguments to the annotated types. With an
+        explicit ``input_schema``, ``fn`` gets the JSON values as they are.
+
+        Raises:
+            TypeError: a parameter's annotation has no JSON Schema (the
+                message names the parameter): pass ``input_schema``.
         """
+        converter = None
+        if input_schema is None:
+            input_schema, converter = derive_signature(fn)
         return cls(
             name=name if name is not None else fn.__name__,
             description=description if description is not None else inspect.getdoc(fn) or "",
-            input_schema=input_schema if input_schema is not None else schema_from_function(fn),
+            input_schema=input_schema,
             fn=fn,
+            converter=converter,
             output_schema=output_schema,
             title=title,
             annotations=annotations,
@@ -271,6 +288,21 @@ class Tool:
         where = "/".join(str(p) for p in error.absolute_path)
         location = f" at '{where}'" if where else ""
         return f"Invalid arguments for tool {self.name!r}{location}: {error.message}"
+
+    def convert_arguments(self, arguments: Mapping[str, Any]) -> dict[str, Any]:
+        """Valid arguments (see :meth:`validate_arguments`) as the values ``fn`` takes.
+
+        Raises:
+            ValueError: a value the schema admits that the type refuses (a
+                dataclass's ``__post_init__``, a pydantic validator), with a
+                message for the model, as for :meth:`validate_arguments`.
+        """
+        if self.converter is None:
+            return dict(arguments)
+        try:
+            return self.converter(arguments)
+        except ValueError as exc:
+            raise ValueError(f"Invalid arguments for tool {self.name!r} {exc}") from exc
 
     def validate_structured_content(self, structured: Any) -> None:
         """Raise LocalProtocolError if ``structured`` violates the output schema."""

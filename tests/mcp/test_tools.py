@@ -101,7 +101,7 @@ def test_schema_derivation() -> None:
     assert props["g"] == {"anyOf": [{"type": "string"}, {"type": "null"}]}
     assert props["h"] == {"enum": ["x", "y"], "type": "string"}
     assert props["i"] == {"type": "integer", "description": "how many"}
-    assert props["j"] == {"type": "array", "items": {"type": "string"}, "default": ()}
+    assert props["j"] == {"type": "array", "items": {"type": "string"}, "default": []}
     assert props["k"] == {"anyOf": [{"type": "integer"}, {"type": "null"}], "default": None}
     assert props["m"] == {"type": "object", "default": {}}
     assert props["n"] == {"default": 1}
@@ -120,7 +120,7 @@ def test_schema_derivation_refuses_what_json_cannot_carry() -> None:
     def fixed(a: tuple[int, str]) -> None: ...
 
     for fn in (star, kw, pos, weird, keys, fixed):
-        with pytest.raises(LocalProtocolError):
+        with pytest.raises(TypeError, match=r"\((args|kwargs|a)\)"):  # names the parameter
             schema_from_function(fn)
 
 
