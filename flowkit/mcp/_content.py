@@ -229,8 +229,9 @@ def to_call_result(value: Any) -> dict[str, Any]:
     * any other JSON value (a list, a number, a ``datetime``...) → its JSON as
       one text block.
 
-    Content blocks are checked when the result is encoded
-    (:meth:`OutgoingStream.result <flowkit.mcp.OutgoingStream.result>`).
+    Everything is checked here, before the result reaches
+    :meth:`OutgoingStream.result <flowkit.mcp.OutgoingStream.result>`: a
+    result that failed to encode there would leave nothing to answer with.
 
     Raises:
         TypeError: the value, or something inside it, is not one a tool may
@@ -240,15 +241,13 @@ def to_call_result(value: Any) -> dict[str, Any]:
         blocks: list[Mapping[str, Any]] = []
         if value.text is not None:
             blocks.append({"type": "text", "text": value.text})
+        if value.content:
+            json_value(value.content, "a content block")
         blocks.extend(value.content)
         return tool_result(blocks, structured=value.structured)
     if isinstance(value, Mapping):
         if isinstance(value.get("content"), list):
-            ready = dict(value)
-            if "structuredContent" in ready:
-                structured = json_value(ready["structuredContent"], "structuredContent")
-                ready["structuredContent"] = orjson.loads(structured)
-            return ready
+            return dict(orjson.loads(json_value(value, "the tool's CallToolResult")))
         return tool_result(structured=value)
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         return tool_result(structured=orjson.loads(json_value(value, "the tool's result")))

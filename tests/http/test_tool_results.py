@@ -98,6 +98,10 @@ def make_server() -> MCPServer:
         yield Result(structured={"tags": {"a"}})
 
     @server.tool
+    async def content_with_bytes() -> AsyncIterator[Any]:
+        yield Result(content=[{"type": "image", "data": PNG, "mimeType": "image/png"}])
+
+    @server.tool
     async def partial_with_set() -> AsyncIterator[Any]:
         yield Partial({"tags": {"a"}}, message="tags")
         yield Result(structured={"ok": True})
@@ -225,7 +229,14 @@ async def test_progress_that_goes_backwards_fails_the_call() -> None:
 
 
 @pytest.mark.parametrize(
-    "name", ["returns_object", "returns_set_in_dict", "result_with_set", "partial_with_set"]
+    "name",
+    [
+        "returns_object",
+        "returns_set_in_dict",
+        "result_with_set",
+        "content_with_bytes",  # the call used to end with no response at all
+        "partial_with_set",
+    ],
 )
 async def test_a_value_that_is_not_json_is_an_error_result(name: str) -> None:
     """Never the value's repr as a success; a Partial's data fails even with no log asked for."""

@@ -95,7 +95,9 @@ def test_other_values_are_one_text_block(value: Any, text: str) -> None:
         [object()],
         Point(1, {2}),  # type: ignore[arg-type]
         Result(structured={"tags": {"a"}}),
+        Result(content=[{"type": "text", "text": b"raw"}]),
         {"content": [], "structuredContent": {"tags": {"a"}}},
+        {"content": [{"type": "image", "data": b"raw", "mimeType": "image/png"}]},
     ],
     ids=repr,
 )
