@@ -188,6 +188,8 @@ def tool_result(
         # Encoded once, and decoded back: the output schema then checks what
         # the client will see (a dataclass or a datetime inside becomes JSON).
         encoded = json_value(structured, "structuredContent")
+        if not encoded.startswith(b"{"):
+            raise TypeError(f"structuredContent must be a JSON object, not {encoded[:40]!r}")
         blocks.append(text_content(encoded.decode()))
         result["structuredContent"] = orjson.loads(encoded)
     if is_error:

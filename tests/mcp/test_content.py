@@ -153,3 +153,9 @@ def test_with_delivery_reports_only_what_was_missed() -> None:
         "dev.flowkit/droppedLogs": 2,
         "dev.flowkit/undeliveredPartials": 3,
     }
+
+
+@pytest.mark.parametrize("structured", [[1, 2], "text", 3])
+def test_structured_content_is_a_json_object(structured: Any) -> None:
+    with pytest.raises(TypeError, match="structuredContent must be a JSON object"):
+        to_call_result(Result(structured=structured))
