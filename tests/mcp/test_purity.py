@@ -43,8 +43,8 @@ def test_importing_the_core_loads_no_io_module() -> None:
     assert {name.split(".")[0] for name in loaded} & IO_MODULES == set()
 
 
-def test_importing_the_core_loads_nothing_of_flowkit_but_the_exception_base() -> None:
-    """Layers point down: the core needs FlowkitError, never a channel, pipeline or operator."""
+def test_importing_the_core_loads_nothing_of_flowkit_but_its_pure_base() -> None:
+    """Layers point down: the core needs FlowkitError and check_count, never a channel or operator."""
     loaded = loaded_after("import flowkit.mcp")
     flowkit_modules = {name for name in loaded if name == "flowkit" or name.startswith("flowkit.")}
     outside_core = {
@@ -52,7 +52,7 @@ def test_importing_the_core_loads_nothing_of_flowkit_but_the_exception_base() ->
         for name in flowkit_modules
         if name != "flowkit.mcp" and not name.startswith("flowkit.mcp.")
     }
-    assert outside_core == {"flowkit", "flowkit._exceptions"}
+    assert outside_core == {"flowkit", "flowkit._checks", "flowkit._exceptions"}
 
 
 def test_the_probe_sees_what_an_eager_import_loads() -> None:
