@@ -11,7 +11,7 @@ import trio
 
 import flowkit
 from flowkit._checks import check_count
-from flowkit.mcp import InMemoryEventStore
+from flowkit.mcp import InMemoryEventStore, SSEDecoder
 
 
 async def _double(x: int) -> int:
@@ -46,6 +46,7 @@ COUNTED: list[tuple[str, Callable[[Any], object]]] = [
     ("max_items, unless math.inf,", flowkit.open_channel),
     ("max_events_per_stream", lambda n: InMemoryEventStore(max_events_per_stream=n)),
     ("max_events", lambda n: InMemoryEventStore(max_events=n)),
+    ("max_event_size", lambda n: SSEDecoder(max_event_size=n)),
 ]
 
 
