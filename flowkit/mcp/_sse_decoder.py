@@ -17,7 +17,8 @@ it had no ``data`` line; ``id`` persists across events (not with a NUL in
 it) and ``retry`` sets the reconnection delay (ASCII digits only); unknown
 fields are ignored; invalid UTF-8 decodes to U+FFFD. An event cut off by the
 end of the stream is discarded, as the spec says: it was never delivered, so
-its id never became the last one and a resuming client is sent it again.
+its id never became the last one and a resuming client is sent it again;
+:attr:`SSEDecoder.mid_event` tells the caller that it happened.
 
 Comments are events here too (:class:`SSEComment`): the spec's browser API
 hides them, but a client or a test watching keepalives needs to see them.
@@ -145,10 +146,16 @@ class SSEDecoder:
                 return event
         if not self._start:  # else only a BOM's first bytes are held
             self._check_size(len(self._buffer))
-        if self._ended:
-            self._buffer.clear()
-            self._pending = _Pending()  # cut off by the end: never dispatched
-        return None
+        return None  # after the end, what is held is never dispatched
+
+    @property
+    def mid_event(self) -> bool:
+        """Whether the bytes so far end inside an event (a line, or fields not yet dispatched).
+
+        After the end of the stream, whether it was cut off mid-event: the
+        part that :meth:`next_event` never returns.
+        """
+        return self._pos < len(self._buffer) or self._pending != _Pending()
 
     def __iter__(self) -> Iterator[ServerSentEvent | SSEComment]:
         """Every event complete so far (stops where :meth:`next_event` answers ``None``)."""

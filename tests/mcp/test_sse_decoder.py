@@ -156,6 +156,34 @@ def test_an_event_cut_off_by_the_end_is_discarded_with_its_id() -> None:
     ]
     assert decoder.last_event_id == "1"  # a resuming client asks for event 2 again
     assert decoder.next_event() is None
+    assert decoder.mid_event  # and the client can tell the stream was cut
+
+
+@pytest.mark.parametrize(
+    ("received", "mid_event"),
+    [
+        (b"", False),
+        (b"data: a\n\n", False),
+        (b": keepalive\n", False),
+        (b"\xef\xbb", True),
+        (b"data: a", True),
+        (b"data: a\n", True),
+        (b"id: 3\n", True),
+        (b"data: a\n\nretry: 5\r", True),
+        (b"data: a\r\n\r", False),
+    ],
+)
+def test_mid_event_tells_whether_the_bytes_end_inside_an_event(
+    received: bytes, mid_event: bool
+) -> None:
+    decoder = SSEDecoder()
+    if received:
+        decoder.receive_data(received)
+    list(decoder)
+    assert decoder.mid_event is mid_event
+    decoder.receive_data(b"")
+    list(decoder)
+    assert decoder.mid_event is mid_event
 
 
 # -- what the caller and the peer can get wrong ------------------------------------------------
