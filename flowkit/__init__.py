@@ -49,6 +49,7 @@ if TYPE_CHECKING:
     from ._operator import Operator
     from ._pipeline import Pipeline, Stage, open_pipeline, start_pipeline
     from ._stats import OperatorStatistics
+    from ._tasks import aclose_shielded
     from ._timing import completion_timeout, idle_timeout, initial_timeout, keepalive, throttle
     from ._transform import filter, map
 
@@ -67,6 +68,7 @@ __all__ = [
     "Stage",
     "StreamAborted",
     "StreamTimeout",
+    "aclose_shielded",
     "adaptive_batch",
     "balance",
     "batch",
@@ -105,6 +107,7 @@ _LAZY: dict[str, str] = {
         "._operator": ("Operator",),
         "._pipeline": ("Pipeline", "Stage", "open_pipeline", "start_pipeline"),
         "._stats": ("OperatorStatistics",),
+        "._tasks": ("aclose_shielded",),
         "._timing": (
             "completion_timeout",
             "idle_timeout",
