@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import orjson
 import pytest
 
 import flowkit
@@ -22,11 +23,11 @@ def run_fresh(code: str) -> str:
 
 
 def test_import_flowkit_loads_no_trio_and_no_operator() -> None:
-    out = run_fresh(
-        "import sys, flowkit\n"
-        "print(sorted(m for m in sys.modules if m == 'trio' or m.startswith('flowkit')))"
-    )
-    assert out.strip() == "['flowkit', 'flowkit._exceptions']"
+    out = run_fresh("import json, sys, flowkit\nprint(json.dumps(sorted(sys.modules)))")
+    loaded = set(orjson.loads(out))
+    assert {"flowkit", "flowkit._exceptions"} <= loaded  # the probe saw the import
+    lazy = {f"flowkit{module}" for module in flowkit._LAZY.values()}
+    assert loaded & (lazy | {"trio", "flowkit.mcp", "flowkit.testing"}) == set()
 
 
 def test_every_lazy_name_is_its_defining_modules_object() -> None:
