@@ -1,4 +1,4 @@
-"""A thin raw MCP load client: HTTP/1.1 over trio sockets, SSE parsed by hand.
+"""A thin raw MCP load client: HTTP/1.1 over trio sockets, SSE counted by hand.
 
 The same client drives flowkit and the official server. It speaks just what a
 benchmark needs — ``initialize`` → ``notifications/initialized`` →
@@ -12,6 +12,12 @@ session — and parses responses with as little Python per byte as it can:
   moment the bytes reached user space);
 * only the rare events (the final response, logs, keepalive comments) are
   decoded with orjson.
+
+That streaming path is deliberately not :class:`flowkit.mcp.SSEDecoder`: it
+measures the *server*, so it counts progress with one regex per read instead
+of building an event object per line, which would make the client the
+bottleneck of the throughput runs. Single (non-streamed) SSE responses, off the
+measured path, are read with the decoder.
 
 Its own CPU time is measured by the benchmarks (``resource.getrusage``) and
 printed next to the results, so a client-bound result shows up as such.
@@ -29,6 +35,8 @@ from typing import Any
 
 import orjson
 import trio
+
+from flowkit.mcp import ServerSentEvent, SSEDecoder
 
 PROTOCOL_VERSION = "2025-11-25"
 _PROGRESS = re.compile(rb'"progress"\s*:\s*(\d+(?:\.\d+)?)')
@@ -259,13 +267,13 @@ class Session:
     @staticmethod
     def _single_response(headers: Mapping[str, str], data: bytes) -> dict[str, Any]:
         if headers.get("content-type", "").startswith("text/event-stream"):
-            data = data.replace(b"\r\n", b"\n")
-            for event in data.split(b"\n\n"):
-                for line in event.split(b"\n"):
-                    if line.startswith(b"data:"):
-                        msg = orjson.loads(line[5:])
-                        if "id" in msg and ("result" in msg or "error" in msg):
-                            return msg  # type: ignore[no-any-return]
+            decoder = SSEDecoder()
+            decoder.receive_data(data)
+            for event in decoder:
+                if isinstance(event, ServerSentEvent) and event.data:
+                    msg = orjson.loads(event.data)
+                    if "id" in msg and ("result" in msg or "error" in msg):
+                        return msg  # type: ignore[no-any-return]
             raise ClientError(f"no response in SSE body {data[:200]!r}")
         return orjson.loads(data)  # type: ignore[no-any-return]
 
@@ -337,6 +345,7 @@ class Session:
             if status == 200:
                 res.response = orjson.loads(data)
             return res
+        # The measured path: SSE counted by regex, not decoded (see the module docstring).
         pending = b""
         crlf: bool | None = None  # sse-starlette ends lines with CRLF
         raw, self._raw = self._raw, b""

@@ -9,13 +9,24 @@ Compose small operators into pipelines::
 Every operator follows one contract (``docs/operators.md``), which
 :func:`flowkit.testing.check_operator` verifies, for built-in operators and
 for your own.
+
+The package loads lazily (PEP 562, as attrs does): ``import flowkit`` binds
+the exception tree only, and the first access to an operator, channel or
+pipeline name imports the module that defines it. So the sans-IO protocol
+core, ``flowkit.mcp``, whose import runs this file, loads neither trio nor
+any operator. Type checkers read the ``TYPE_CHECKING`` imports below, so
+every public name is as visible to them as an eager import would make it.
+
+Adding a public name takes three lines that tests keep in step: its
+``TYPE_CHECKING`` import, its row in ``_LAZY`` and its entry in ``__all__``.
 """
 
-from ._batching import adaptive_batch, batch
-from ._broadcast import Branch, branch, broadcast
-from ._buffers import buffer
-from ._channel import ChannelStatistics, FlowReceiveChannel, FlowSendChannel, open_channel
-from ._concurrent import concurrent_map
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+# Pure (no trio): bound eagerly, so ``flowkit.mcp`` can derive its errors from them.
 from ._exceptions import (
     CompletionTimeout,
     FlowkitError,
@@ -24,13 +35,23 @@ from ._exceptions import (
     StreamAborted,
     StreamTimeout,
 )
-from ._fan import balance, merge
-from ._lossy import conflate, drop_newest, drop_oldest, latest
-from ._operator import Operator
-from ._pipeline import Pipeline, Stage, open_pipeline, start_pipeline
-from ._stats import OperatorStatistics
-from ._timing import completion_timeout, idle_timeout, initial_timeout, keepalive, throttle
-from ._transform import filter, map
+
+if TYPE_CHECKING:
+    from . import mcp as mcp
+    from . import testing as testing
+    from ._batching import adaptive_batch, batch
+    from ._broadcast import Branch, branch, broadcast
+    from ._buffers import buffer
+    from ._channel import ChannelStatistics, FlowReceiveChannel, FlowSendChannel, open_channel
+    from ._concurrent import concurrent_map
+    from ._fan import balance, merge
+    from ._lossy import conflate, drop_newest, drop_oldest, latest
+    from ._operator import Operator
+    from ._pipeline import Pipeline, Stage, open_pipeline, start_pipeline
+    from ._stats import OperatorStatistics
+    from ._tasks import aclose_shielded
+    from ._timing import completion_timeout, idle_timeout, initial_timeout, keepalive, throttle
+    from ._transform import filter, map
 
 __all__ = [
     "Branch",
@@ -47,6 +68,7 @@ __all__ = [
     "Stage",
     "StreamAborted",
     "StreamTimeout",
+    "aclose_shielded",
     "adaptive_batch",
     "balance",
     "batch",
@@ -70,3 +92,53 @@ __all__ = [
     "start_pipeline",
     "throttle",
 ]
+
+# Defining module of every lazily bound public name.
+_LAZY: dict[str, str] = {
+    name: module
+    for module, names in {
+        "._batching": ("adaptive_batch", "batch"),
+        "._broadcast": ("Branch", "branch", "broadcast"),
+        "._buffers": ("buffer",),
+        "._channel": ("ChannelStatistics", "FlowReceiveChannel", "FlowSendChannel", "open_channel"),
+        "._concurrent": ("concurrent_map",),
+        "._fan": ("balance", "merge"),
+        "._lossy": ("conflate", "drop_newest", "drop_oldest", "latest"),
+        "._operator": ("Operator",),
+        "._pipeline": ("Pipeline", "Stage", "open_pipeline", "start_pipeline"),
+        "._stats": ("OperatorStatistics",),
+        "._tasks": ("aclose_shielded",),
+        "._timing": (
+            "completion_timeout",
+            "idle_timeout",
+            "initial_timeout",
+            "keepalive",
+            "throttle",
+        ),
+        "._transform": ("filter", "map"),
+    }.items()
+    for name in names
+}
+
+# Public subpackages, reachable as attributes after a plain ``import flowkit``
+# (``flowkit.testing.check_operator``), as they would be had they been imported.
+_SUBPACKAGES = frozenset({"mcp", "testing"})
+
+
+# Out of the type checker's sight: a module-level ``__getattr__`` would make it
+# accept any misspelt ``flowkit.name`` as ``Any``; it reads the imports above.
+if not TYPE_CHECKING:
+
+    def __getattr__(name: str) -> Any:
+        """Import the module behind a public name on first access, then bind the name here."""
+        if name in _SUBPACKAGES:
+            return importlib.import_module(f"{__name__}.{name}")  # the import binds it
+        module = _LAZY.get(name)
+        if module is None:
+            raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+        value = getattr(importlib.import_module(module, __name__), name)
+        globals()[name] = value  # later lookups skip this function
+        return value
+
+    def __dir__() -> list[str]:
+        return sorted({*globals(), *__all__, *_SUBPACKAGES})

@@ -24,6 +24,7 @@ from typing import Any, Generic, TypeVar
 
 import trio
 
+from ._checks import check_count
 from ._handoff import _Handoff
 from ._operator import CHUNK, Operator, receive_until
 
@@ -40,8 +41,7 @@ class _Limits(Generic[T]):
     def __init__(
         self, max_size: int, weight: Callable[[T], float] | None, max_weight: float | None
     ) -> None:
-        if not isinstance(max_size, int) or isinstance(max_size, bool) or max_size < 1:
-            raise ValueError(f"max_size must be an int >= 1, got {max_size!r}")
+        check_count(max_size, "max_size")
         if (weight is None) != (max_weight is None):
             raise ValueError("weight and max_weight go together: pass both or neither")
         if max_weight is not None and not max_weight > 0:

@@ -17,6 +17,7 @@ from typing import Any, Generic, Literal, TypeAlias, TypeVar
 import trio
 
 from ._channel import FlowSendChannel
+from ._checks import check_count
 from ._operator import Operator, _is_broken, receive_some
 from ._stats import OperatorStatistics, _Counters
 from ._tasks import unwrapped
@@ -46,8 +47,7 @@ class Branch(Generic[T]):
         on_drop: Callable[[T], object] | None,
         name: str | None,
     ) -> None:
-        if not isinstance(max_items, int) or max_items < 1:
-            raise ValueError(f"branch max_items must be an int >= 1, got {max_items!r}")
+        check_count(max_items, "branch max_items")
         if overflow not in ("drop_oldest", "drop_newest"):
             raise ValueError(f"unknown overflow policy {overflow!r}")
         self.send = send

@@ -13,6 +13,7 @@ from typing import Any, TypeVar
 import trio
 
 from ._channel import FlowReceiveChannel, FlowSendChannel, open_channel
+from ._checks import check_count
 from ._operator import Operator, receive_some
 from ._stats import OperatorStatistics
 
@@ -25,8 +26,7 @@ class _Buffer(Operator[T, T]):
     _kind = "buffer"
 
     def __init__(self, max_items: int, *, name: str | None) -> None:
-        if not isinstance(max_items, int) or max_items < 1:
-            raise ValueError(f"buffer size must be an int >= 1, got {max_items!r}")
+        check_count(max_items, "buffer size")
         super().__init__(name=name)
         self.max_items = max_items
         self._channel: FlowSendChannel[T] | None = None

@@ -33,6 +33,7 @@ import attrs
 import trio
 from trio.lowlevel import ParkingLot, cancel_shielded_checkpoint, checkpoint_if_cancelled
 
+from ._checks import check_count
 from ._exceptions import StreamAborted
 
 __all__ = ["ChannelStatistics", "FlowReceiveChannel", "FlowSendChannel", "open_channel"]
@@ -143,8 +144,8 @@ def open_channel(max_items: float) -> tuple[FlowSendChannel[T], FlowReceiveChann
 
 
 def _open(max_items: float, *, defer_end: bool) -> tuple[FlowSendChannel[T], FlowReceiveChannel[T]]:
-    if max_items != math.inf and (not isinstance(max_items, int) or max_items < 1):
-        raise ValueError(f"max_items must be an int >= 1 or math.inf, got {max_items!r}")
+    if max_items != math.inf:
+        check_count(max_items, "max_items, unless math.inf,")
     state: _State[T] = _State(max_items, defer_end)
     return FlowSendChannel(state), FlowReceiveChannel(state)
 

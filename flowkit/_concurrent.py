@@ -16,6 +16,7 @@ from typing import Generic, TypeVar
 
 import trio
 
+from ._checks import check_count
 from ._operator import CHUNK, Operator, _is_broken, receive_some
 
 __all__ = ["concurrent_map"]
@@ -46,8 +47,7 @@ class _ConcurrentMap(Operator[InT, OutT]):
         *,
         name: str | None,
     ) -> None:
-        if not isinstance(max_concurrent, int) or max_concurrent < 1:
-            raise ValueError(f"max_concurrent must be an int >= 1, got {max_concurrent!r}")
+        check_count(max_concurrent, "max_concurrent")
         super().__init__(name=name)
         self._fn = fn
         self._max = max_concurrent

@@ -26,6 +26,7 @@ import trio
 
 from ._channel import FlowSendChannel, open_channel
 from ._operator import Operator, _is_broken, receive_some
+from ._tasks import aclose_shielded
 
 __all__ = ["balance", "merge"]
 
@@ -72,10 +73,7 @@ class _Merge(Operator[T, T]):
                     async for item in iterator:
                         await self._deliver(send, [item])
                 finally:
-                    aclose = getattr(iterator, "aclose", None)
-                    if aclose is not None:
-                        with trio.CancelScope(shield=True):
-                            await aclose()
+                    await aclose_shielded(iterator)
         except trio.BrokenResourceError:
             if not _is_broken(send):
                 raise

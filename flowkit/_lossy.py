@@ -21,6 +21,7 @@ from collections.abc import Callable, Sequence
 from itertools import islice
 from typing import Any, TypeVar
 
+from ._checks import check_count
 from ._handoff import _Handoff
 from ._operator import CHUNK, Operator
 
@@ -29,18 +30,13 @@ __all__ = ["conflate", "drop_newest", "drop_oldest", "latest"]
 T = TypeVar("T")
 
 
-def _check_size(max_items: int) -> None:
-    if not isinstance(max_items, int) or isinstance(max_items, bool) or max_items < 1:
-        raise ValueError(f"max_items must be an int >= 1, got {max_items!r}")
-
-
 class _Queue(_Handoff[T, T]):
     """A FIFO of at most ``max_items`` not yet accepted downstream."""
 
     def __init__(
         self, max_items: int, on_drop: Callable[[T], object] | None, *, name: str | None
     ) -> None:
-        _check_size(max_items)
+        check_count(max_items, "max_items")
         super().__init__(name=name)
         self.max_items = max_items
         self._on_drop = on_drop

@@ -30,7 +30,7 @@ from ._channel import FlowSendChannel, _open_stage_channel
 from ._exceptions import StreamAborted
 from ._operator import CHUNK, Operator, receive_some
 from ._stats import OperatorStatistics
-from ._tasks import _leaves
+from ._tasks import _leaves, aclose_shielded
 from ._transform import _ChunkFailed, _Fusible, _run_chunk
 
 __all__ = ["Pipeline", "Stage", "open_pipeline", "start_pipeline"]
@@ -419,7 +419,4 @@ async def _pump_async(
                 since_checkpoint = 0
                 await trio.lowlevel.checkpoint()
     finally:
-        aclose = getattr(iterator, "aclose", None)
-        if aclose is not None:
-            with trio.CancelScope(shield=True):
-                await aclose()
+        await aclose_shielded(iterator)

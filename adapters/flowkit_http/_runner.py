@@ -21,7 +21,7 @@ from typing import Any
 
 import trio
 
-from flowkit import Pipeline, open_pipeline
+from flowkit import Pipeline, aclose_shielded, open_pipeline
 from flowkit.mcp import (
     LocalProtocolError,
     OutgoingStream,
@@ -188,13 +188,10 @@ async def _drive(produced: Any, emitter: _Emitter) -> Any:
         # the emitter fails (e.g. progress that goes backwards) or the call
         # is cancelled, the tool's generator is closed here, never left to
         # the GC.
-        aclose = getattr(produced, "aclose", None)
         try:
             await emitter.run(produced)
         finally:
-            if aclose is not None:
-                with trio.CancelScope(shield=True):
-                    await aclose()
+            await aclose_shielded(produced)
         return None
     return produced
 

@@ -76,6 +76,7 @@ from ._sessions import (
     SessionState,
 )
 from ._sse import EventId, encode_comment, encode_event, encode_json_event, parse_event_id
+from ._sse_decoder import ServerSentEvent, SSEComment, SSEDecoder
 from ._stream import SSE_HEADERS, STREAM_TRANSITIONS, OutgoingStream, StreamInput, StreamState
 from ._tools import HeaderParam, Policy, Tool, ToolSet, validate_tool_name
 from ._versions import (
@@ -128,6 +129,9 @@ __all__ = [
     "Response",
     "Result",
     "Resume",
+    "SSEComment",
+    "SSEDecoder",
+    "ServerSentEvent",
     "Session",
     "SessionEvent",
     "SessionRegistry",

@@ -171,7 +171,7 @@ class Endpoint(_Methods):
                 raise exc.with_request_id(_request_id_of(body)) from exc
             if head.method == "POST":
                 return self._post(head, body, principal, session)
-            assert session is not None  # _check_head insists for GET/DELETE
+            assert session is not None  # admit() requires a session for GET/DELETE
             if head.method == "GET":
                 return self._get(head, session)
             return self._delete(session)

@@ -28,7 +28,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from flowkit._exceptions import FlowkitError
+from .._exceptions import FlowkitError  # one pure module: flowkit/__init__.py loads lazily
 
 __all__ = [
     "HEADER_MISMATCH",

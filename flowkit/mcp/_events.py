@@ -20,6 +20,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import Protocol
 
+from .._checks import check_count
 from ._sse import EventId
 
 __all__ = ["EventStore", "InMemoryEventStore"]
@@ -139,8 +140,8 @@ class InMemoryEventStore:
     """
 
     def __init__(self, *, max_events_per_stream: int = 1000, max_events: int = 100_000) -> None:
-        if max_events_per_stream < 1 or max_events < 1:
-            raise ValueError("bounds must be at least 1")
+        check_count(max_events_per_stream, "max_events_per_stream")
+        check_count(max_events, "max_events")
         self._per_stream = max_events_per_stream
         self._max = max_events
         self._streams: dict[_Key, _Stream] = {}

@@ -1,59 +1,38 @@
-"""Raw HTTP helpers: httpx requests and a tiny SSE parser, no MCP SDK involved."""
+"""Raw HTTP helpers: httpx requests and SSE read by flowkit.mcp.SSEDecoder, no MCP SDK involved."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 from typing import Any
 
-import attrs
 import httpx
 import orjson
 import trio
+
+from flowkit.mcp import ServerSentEvent, SSEComment, SSEDecoder
 
 ACCEPT = "application/json, text/event-stream"
 JSON_HEADERS = {"accept": ACCEPT, "content-type": "application/json"}
 
 
-@attrs.define
-class Event:
-    """One parsed SSE event (or comment)."""
-
-    id: str | None = None
-    data: str | None = None
-    retry: int | None = None
-    comment: bool = False
-
-    def json(self) -> Any:
-        assert self.data is not None
-        return orjson.loads(self.data)
+Event = ServerSentEvent | SSEComment
 
 
-class SSEParser:
-    """Incremental SSE parser: feed bytes, get complete events."""
+def sse_events(body: bytes) -> list[Event]:
+    """Every event of a complete SSE body, decoded by the core's decoder."""
+    decoder = SSEDecoder()
+    if body:
+        decoder.receive_data(body)
+    decoder.receive_data(b"")
+    events = list(decoder)
+    assert not decoder.mid_event, f"SSE body cut mid-event: {body[-200:]!r}"
+    return events
 
-    def __init__(self) -> None:
-        self._buffer = b""
 
-    def feed(self, data: bytes) -> list[Event]:
-        self._buffer += data
-        events: list[Event] = []
-        while b"\n\n" in self._buffer:
-            raw, self._buffer = self._buffer.split(b"\n\n", 1)
-            event = Event()
-            for line in raw.decode().split("\n"):
-                name, _, value = line.partition(":")
-                value = value[1:] if value.startswith(" ") else value
-                if name == "":
-                    event.comment = True
-                elif name == "id":
-                    event.id = value
-                elif name == "data":
-                    event.data = value if event.data is None else event.data + "\n" + value
-                elif name == "retry":
-                    event.retry = int(value)
-            events.append(event)
-        return events
+def messages(events: Iterable[Event]) -> list[Any]:
+    """The JSON-RPC messages among ``events``: not comments, not the empty priming event."""
+    return [orjson.loads(e.data) for e in events if isinstance(e, ServerSentEvent) and e.data]
 
 
 def request(method: str, id: int | str | None = 1, **params: Any) -> bytes:
@@ -106,7 +85,7 @@ class RawResponse:
     def __init__(self, stream: trio.SocketStream) -> None:
         self._stream = stream
         self._buffer = b""
-        self._parser = SSEParser()
+        self.decoder = SSEDecoder()
         self._ended = False
         self._chunked = False
         self._remaining: int | None = None
@@ -162,11 +141,12 @@ class RawResponse:
     async def read(self, stop: int | None = None) -> tuple[list[Event], bool]:
         """SSE events until ``stop`` data events were read; and whether the body ended."""
         events: list[Event] = []
-        while stop is None or sum(e.data is not None for e in events) < stop:
+        while stop is None or sum(isinstance(e, ServerSentEvent) for e in events) < stop:
             chunk = await self.body_chunk()
             if chunk is None:
                 return events, True
-            events += self._parser.feed(chunk)
+            self.decoder.receive_data(chunk)
+            events += self.decoder
         return events, False
 
     async def aclose(self) -> None:

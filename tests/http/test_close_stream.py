@@ -19,7 +19,7 @@ import trio
 
 from flowkit_http import CloseStream, MCPApp, MCPServer, Progress, Result
 
-from ._raw import JSON_HEADERS, Event, call, initialize, raw_request, request
+from ._raw import JSON_HEADERS, call, initialize, messages, raw_request, request
 from ._serving import serving
 
 
@@ -47,10 +47,6 @@ def make_server(gate: Gate) -> MCPServer:
     return server
 
 
-def _messages(events: list[Event]) -> list[dict[str, Any]]:
-    return [e.json() for e in events if e.data]
-
-
 async def test_close_stream_then_resume_with_last_event_id() -> None:
     gate = Gate()
     with trio.fail_after(20):
@@ -65,19 +61,22 @@ async def test_close_stream_then_resume_with_last_event_id() -> None:
             assert priming.id is not None
             assert priming.data == ""
             assert priming.retry == 1000
-            before = _messages(first)
+            before = messages(first)
             assert [m["params"]["progress"] for m in before] == [1, 2, 3]
             assert all("result" not in m for m in before)
             await gate.closed.wait()
             # The call goes on while nobody is connected; reconnect mid-call.
-            last_id = [e.id for e in first if e.id is not None][-1]
-            resume = {**headers, "accept": "text/event-stream", "last-event-id": last_id}
+            resume = {
+                **headers,
+                "accept": "text/event-stream",
+                "last-event-id": response.decoder.last_event_id,
+            }
             async with raw_request(base, "GET", "/mcp", resume) as response:
                 assert response.status == 200
                 gate.go_on.set()
                 rest, ended = await response.read()
             assert ended
-            after = _messages(rest)
+            after = messages(rest)
             assert [m["params"]["progress"] for m in after[:-1]] == [4, 5, 6, 7]
             assert after[-1]["id"] == 7
             assert after[-1]["result"]["structuredContent"] == {"steps": 7}
@@ -94,14 +93,17 @@ async def test_everything_before_the_marker_goes_out_on_the_closed_response() ->
             async with raw_request(base, "POST", "/mcp", headers, body) as response:
                 first, ended = await response.read()
             assert ended
-            assert [m["params"]["progress"] for m in _messages(first)] == list(range(1, 201))
-            last_id = [e.id for e in first if e.id is not None][-1]
-            resume = {**headers, "accept": "text/event-stream", "last-event-id": last_id}
+            assert [m["params"]["progress"] for m in messages(first)] == list(range(1, 201))
+            resume = {
+                **headers,
+                "accept": "text/event-stream",
+                "last-event-id": response.decoder.last_event_id,
+            }
             async with raw_request(base, "GET", "/mcp", resume) as response:
                 assert response.status == 200
                 rest, ended = await response.read()
             assert ended
-            after = _messages(rest)
+            after = messages(rest)
             assert [m["params"]["progress"] for m in after[:-1]] == list(range(201, 401))
             assert after[-1]["result"]["structuredContent"] == {"steps": 400}
 
@@ -129,7 +131,7 @@ async def test_close_stream_is_a_no_op_in_the_stateless_era() -> None:
             assert response.status == 200
             events, ended = await response.read()
     assert ended
-    messages = _messages(events)
-    assert [m["params"]["progress"] for m in messages[:-1]] == [1, 2, 3, 4, 5, 6]
-    assert messages[-1]["result"]["structuredContent"] == {"steps": 6}
-    assert messages[-1]["result"]["resultType"] == "complete"
+    sent = messages(events)
+    assert [m["params"]["progress"] for m in sent[:-1]] == [1, 2, 3, 4, 5, 6]
+    assert sent[-1]["result"]["structuredContent"] == {"steps": 6}
+    assert sent[-1]["result"]["resultType"] == "complete"

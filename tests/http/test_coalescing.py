@@ -15,7 +15,7 @@ import trio
 
 from flowkit_http import MCPApp
 
-from ._raw import call, initialize, raw_request
+from ._raw import call, initialize, messages, raw_request
 from ._serving import serving
 from ._tools import make_server
 
@@ -47,9 +47,10 @@ async def test_fast_generator_events_are_coalesced_into_few_writes() -> None:
             ) as response:
                 events, ended = await response.read()
     assert ended
-    progress = [e.json()["params"]["progress"] for e in events if e.data and "params" in e.json()]
+    sent = messages(events)
+    progress = [m["params"]["progress"] for m in sent if "params" in m]
     assert progress == list(range(1, count + 1))
-    assert events[-1].json()["result"]["structuredContent"] == {"count": count}
+    assert sent[-1]["result"]["structuredContent"] == {"count": count}
     # priming event + count progress + the result, in (far) fewer writes than events
     assert sum(bodies) == count + 2
     assert len(bodies) <= count // 16, f"{len(bodies)} writes for {count} events"

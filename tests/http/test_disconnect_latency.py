@@ -18,7 +18,7 @@ import trio
 
 from flowkit_http import MCPApp, MCPServer, Progress
 
-from ._raw import JSON_HEADERS, raw_request, request
+from ._raw import JSON_HEADERS, messages, raw_request, request
 from ._serving import serving
 
 TRIALS = 20
@@ -112,7 +112,9 @@ async def test_stateless_disconnect_cancels_within_50ms(capsys: pytest.CaptureFi
                     assert response.status == 200
                     events, ended = await response.read(stop=3)  # the pipeline is running
                     assert not ended
-                    assert all(e.json()["method"] == "notifications/progress" for e in events)
+                    sent = messages(events)
+                    assert len(sent) == len(events)  # no priming event, no comment
+                    assert all(m["method"] == "notifications/progress" for m in sent)
                     closed_at = trio.current_time()
                     # leaving the block closes the socket
                 await trial.stopped.wait()

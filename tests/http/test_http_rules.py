@@ -11,7 +11,7 @@ import trio
 from flowkit.mcp import EndpointConfig
 from flowkit_http import MCPApp, MCPServer, create_app
 
-from ._raw import JSON_HEADERS, SSEParser, call, initialize, request
+from ._raw import JSON_HEADERS, call, initialize, messages, request, sse_events
 from ._serving import serving
 from ._tools import make_server
 
@@ -97,15 +97,16 @@ async def test_session_lifecycle_202_sse_headers_and_delete() -> None:
                 assert r.headers["content-type"] == "text/event-stream"
                 assert r.headers["cache-control"] == "no-cache, no-transform"
                 assert r.headers["x-accel-buffering"] == "no"
-                events = SSEParser().feed(await r.aread())
+                events = sse_events(await r.aread())
             priming = events[0]
             assert priming.data == ""
             assert priming.id is not None
             assert priming.retry == 1000
-            messages = [e.json() for e in events[1:]]
-            assert [m["params"]["progress"] for m in messages[:-1]] == [1, 2, 3]
-            assert messages[-1]["id"] == 2
-            assert messages[-1]["result"]["structuredContent"] == {"count": 3}
+            sent = messages(events[1:])
+            assert len(sent) == len(events) - 1  # nothing but the messages after the priming
+            assert [m["params"]["progress"] for m in sent[:-1]] == [1, 2, 3]
+            assert sent[-1]["id"] == 2
+            assert sent[-1]["result"]["structuredContent"] == {"count": 3}
             # B4: GET opens the standalone stream; a second one is 409.
             get_headers = {**headers, "accept": "text/event-stream"}
             async with client.stream("GET", url, headers=get_headers) as listen:
@@ -154,7 +155,7 @@ async def test_set_level_silences_partial_results() -> None:
             assert r.json()["result"] == {}
             body = call(4, "analyze_document", {"text": text})
             async with client.stream("POST", url, content=body, headers=headers) as response:
-                events = SSEParser().feed(await response.aread())
-            methods = [e.json().get("method") for e in events if e.data]
+                events = sse_events(await response.aread())
+            methods = [m.get("method") for m in messages(events)]
             assert "notifications/message" not in methods
             assert methods.count("notifications/progress") == 2

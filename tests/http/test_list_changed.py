@@ -15,7 +15,7 @@ import trio
 from flowkit.mcp import EndpointConfig, Tool
 from flowkit_http import MCPServer, create_app
 
-from ._raw import JSON_HEADERS, initialize, raw_request, request
+from ._raw import JSON_HEADERS, initialize, messages, raw_request, request
 from ._serving import serving
 
 V = "2026-07-28"
@@ -54,15 +54,16 @@ async def test_subscription_gets_tools_list_changed() -> None:
             headers = _modern("subscriptions/listen")
             async with raw_request(base, "POST", "/mcp", headers, listen) as stream:
                 assert stream.status == 200
-                (ack,), _ = await stream.read(stop=1)
-                assert ack.json()["method"] == "notifications/subscriptions/acknowledged"
-                assert ack.json()["params"]["notifications"] == {"toolsListChanged": True}
+                acked, _ = await stream.read(stop=1)
+                (ack,) = messages(acked)
+                assert ack["method"] == "notifications/subscriptions/acknowledged"
+                assert ack["params"]["notifications"] == {"toolsListChanged": True}
                 r = await client.post(
                     base + "/mcp", content=grow, headers=_modern("tools/call", "grow")
                 )
                 assert r.status_code == 200
-                (changed,), _ = await stream.read(stop=1)
-            message = changed.json()
+                changed, _ = await stream.read(stop=1)
+            (message,) = messages(changed)
             assert message["method"] == "notifications/tools/list_changed"
             assert message["params"]["_meta"] == {"io.modelcontextprotocol/subscriptionId": 5}
 
@@ -81,7 +82,7 @@ async def test_get_stream_gets_tools_list_changed() -> None:
                 )
                 assert r.status_code == 200
                 events, _ = await stream.read(stop=2)  # the priming event, then the change
-            assert events[-1].json() == {
+            assert messages(events)[-1] == {
                 "jsonrpc": "2.0",
                 "method": "notifications/tools/list_changed",
             }

@@ -14,7 +14,7 @@ import trio
 
 from flowkit_http import MCPApp, OutboxStatistics
 
-from ._raw import call, initialize, raw_request
+from ._raw import call, initialize, messages, raw_request
 from ._serving import serving
 from ._tools import make_server
 
@@ -58,12 +58,11 @@ async def test_lossless_slow_client_pauses_the_pipeline() -> None:
                 events, ended = await response.read()
                 stats = later
             assert ended
-            progress = [
-                e.json()["params"]["progress"] for e in events if e.data and "params" in e.json()
-            ]
+            sent = messages(events)
+            progress = [m["params"]["progress"] for m in sent if "params" in m]
             assert progress[-1] == count
             assert progress == list(range(progress[0], count + 1))
-            assert events[-1].json()["result"]["structuredContent"] == {"count": count}
+            assert sent[-1]["result"]["structuredContent"] == {"count": count}
             assert stats.writes < stats.delivered
 
 
@@ -86,14 +85,12 @@ async def test_conflating_slow_client_keeps_memory_bounded_and_the_result() -> N
                 assert stats.queued_peak <= stats.max_queued
                 events, ended = await response.read()
             assert ended
-            messages = [e.json() for e in events if e.data]
+            sent = messages(events)
             progress = [
-                m["params"]["progress"]
-                for m in messages
-                if m.get("method") == "notifications/progress"
+                m["params"]["progress"] for m in sent if m.get("method") == "notifications/progress"
             ]
             assert progress == sorted(set(progress))  # still strictly increasing
             assert len(progress) < count  # conflated
-            final = messages[-1]["result"]
+            final = sent[-1]["result"]
             assert final["structuredContent"] == {"count": count}  # never dropped
             assert final["_meta"]["dev.flowkit/droppedLogs"] > 0

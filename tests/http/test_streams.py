@@ -10,9 +10,10 @@ import orjson
 import trio
 from quart_trio import QuartTrio
 
+from flowkit.mcp import ServerSentEvent, SSEComment
 from flowkit_http import Progress, create_app, mount
 
-from ._raw import JSON_HEADERS, SSEParser, call, initialize, raw_request, request
+from ._raw import JSON_HEADERS, Event, call, initialize, messages, raw_request, request, sse_events
 from ._serving import serving
 from ._tools import make_server
 
@@ -26,7 +27,7 @@ async def test_resume_after_disconnects_delivers_every_event_exactly_once_in_ord
         async with serving(create_app(server)) as base, httpx.AsyncClient() as client:
             url = base + "/mcp"
             headers = await initialize(client, url)
-            messages: list[dict[str, Any]] = []
+            received: list[dict[str, Any]] = []
             last_id: str | None = None
             connections = 0
             done = False
@@ -47,20 +48,19 @@ async def test_resume_after_disconnects_delivers_every_event_exactly_once_in_ord
                     stop = rng.randint(1, 25) if connections < 6 else None
                     events, done = await response.read(stop)
                 for event in events:
-                    if event.id is not None:
+                    if isinstance(event, ServerSentEvent) and event.id is not None:
                         last_id = event.id
-                    if event.data:
-                        messages.append(event.json())
-                if messages and "result" in messages[-1]:
+                received += messages(events)
+                if received and "result" in received[-1]:
                     done = True
             progress = [
                 m["params"]["progress"]
-                for m in messages
+                for m in received
                 if m.get("method") == "notifications/progress"
             ]
             assert progress == list(range(1, count + 1))
-            assert messages[-1]["id"] == 5
-            assert sum("result" in m for m in messages) == 1
+            assert received[-1]["id"] == 5
+            assert sum("result" in m for m in received) == 1
             assert connections >= 3
 
 
@@ -74,7 +74,7 @@ async def test_resume_never_crosses_sessions() -> None:
             async with client.stream(
                 "POST", url, content=call(1, "ticker", {"count": 3}), headers=mine
             ) as r:
-                events = SSEParser().feed(await r.aread())
+                events = sse_events(await r.aread())
             event_id = events[-1].id
             assert event_id is not None
             r = await client.get(
@@ -100,9 +100,9 @@ async def test_cancelled_notification_stops_the_pipeline_and_sends_no_response()
             assert ended
             await probe.stopped.wait()
             assert probe.cancelled
-            messages = [e.json() for e in before + after if e.data]
-            assert messages
-            assert all(m.get("method") == "notifications/progress" for m in messages)  # no response
+            sent = messages(before + after)
+            assert sent
+            assert all(m.get("method") == "notifications/progress" for m in sent)  # no response
             # The id is free again: a new call with it is not "already in flight".
             async with client.stream(
                 "POST", url, content=call(9, "ticker", {"count": 1}), headers=headers
@@ -119,9 +119,9 @@ async def test_keepalive_comment_on_an_idle_stream() -> None:
             body = call(3, "quiet", {"seconds": 0.5})
             async with raw_request(base, "POST", "/mcp", headers, body) as response:
                 events, _ = await response.read()
-            comments = [e for e in events if e.comment]
+            comments = [e for e in events if isinstance(e, SSEComment)]
             assert comments, "no keepalive on an idle stream"
-            assert events[-1].json()["result"]["structuredContent"] == {"slept": 0.5}
+            assert messages(events)[-1]["result"]["structuredContent"] == {"slept": 0.5}
             # Keepalives came while the tool was silent, before its result.
             assert events.index(comments[0]) < len(events) - 1
 
@@ -138,8 +138,10 @@ async def test_no_keepalive_on_a_busy_stream() -> None:
             async with raw_request(base, "POST", "/mcp", headers, body) as response:
                 events, ended = await response.read()
             assert ended
-            assert not [e for e in events if e.comment], "keepalive on a busy stream"
-            assert events[-1].json()["result"]["structuredContent"] == {"count": 40}
+            assert not [e for e in events if isinstance(e, SSEComment)], (
+                "keepalive on a busy stream"
+            )
+            assert messages(events)[-1]["result"]["structuredContent"] == {"count": 40}
 
 
 async def test_keepalive_on_idle_conflating_and_listen_streams() -> None:
@@ -158,21 +160,24 @@ async def test_keepalive_on_idle_conflating_and_listen_streams() -> None:
             body = call(5, "quiet_feed", {"seconds": 0.4})
             async with raw_request(base, "POST", "/mcp", headers, body) as response:
                 events, _ = await response.read()
-            comments = [e for e in events if e.comment]
+            comments = [e for e in events if isinstance(e, SSEComment)]
             assert comments, "no keepalive on an idle conflating stream"
             assert events.index(comments[0]) < len(events) - 1
-            assert "result" in events[-1].json()
+            assert "result" in messages(events)[-1]
             listen = {**headers, "accept": "text/event-stream"}
             async with raw_request(base, "GET", "/mcp", listen) as response:
                 assert response.status == 200
-                received = b""
+                seen: list[Event] = []
                 with trio.move_on_after(0.4):
                     # A priming event may come first; then only comments.
-                    while b"\n:" not in b"\n" + received:
+                    while not any(isinstance(e, SSEComment) for e in seen):
                         chunk = await response.body_chunk()
                         assert chunk is not None, "the listen stream ended"
-                        received += chunk
-            assert b"\n:" in b"\n" + received, "no keepalive on an idle listen stream"
+                        response.decoder.receive_data(chunk)
+                        seen += response.decoder
+            assert any(isinstance(e, SSEComment) for e in seen), (
+                "no keepalive on an idle listen stream"
+            )
 
 
 async def test_a_generator_that_never_suspends_runs_in_the_runner_without_starving() -> None:
@@ -199,7 +204,7 @@ async def test_a_generator_that_never_suspends_runs_in_the_runner_without_starvi
             headers = await initialize(client, url)
             async with raw_request(base, "POST", "/mcp", headers, call(7, "spin", {})) as response:
                 events, _ = await response.read(stop=300)
-            progress = [e.json()["params"]["progress"] for e in events if e.data]
+            progress = [m["params"]["progress"] for m in messages(events)]
             assert progress == list(range(1, len(progress) + 1))
             # Detached and spinning: other requests are still served...
             async with client.stream(
@@ -233,7 +238,7 @@ async def test_stateless_era_disconnect_is_a_cancel() -> None:
             async with raw_request(base, "POST", "/mcp", headers, body) as response:
                 assert response.status == 200
                 events, _ = await response.read(stop=2)
-            assert events[0].json()["method"] == "notifications/progress"
+            assert messages(events)[0]["method"] == "notifications/progress"
             await probe.stopped.wait()
             assert probe.cancelled
 
@@ -255,8 +260,8 @@ async def test_handshake_era_disconnect_is_not_a_cancel() -> None:
                 url, headers={**headers, "accept": "text/event-stream", "last-event-id": primed}
             )
             assert r.status_code == 200
-            (event,) = SSEParser().feed(r.content)
-            assert event.json()["result"]["structuredContent"] == {"slept": 0.2}
+            (message,) = messages(sse_events(r.content))
+            assert message["result"]["structuredContent"] == {"slept": 0.2}
 
 
 async def test_quart_response_timeout_does_not_cut_streams() -> None:
@@ -276,8 +281,8 @@ async def test_quart_response_timeout_does_not_cut_streams() -> None:
             headers = await initialize(client, url)
             body = call(2, "ticker", {"count": 40, "interval_ms": 25})  # ~1 s, 5x the timeout
             async with client.stream("POST", url, content=body, headers=headers) as r:
-                events = SSEParser().feed(await r.aread())
-            last = events[-1].json()
+                events = sse_events(await r.aread())
+            last = messages(events)[-1]
             assert last["result"]["structuredContent"] == {"count": 40}
 
 
@@ -311,7 +316,7 @@ async def test_payloads_survive_json_round_trip() -> None:
             async with client.stream(
                 "POST", url, content=call(1, "analyze_document", {"text": text}), headers=headers
             ) as r:
-                events = SSEParser().feed(await r.aread())
-            result = events[-1].json()["result"]
+                events = sse_events(await r.aread())
+            result = messages(events)[-1]["result"]
             assert result["structuredContent"]["sections"] == 2
             assert orjson.loads(result["content"][-1]["text"]) == result["structuredContent"]

@@ -36,7 +36,7 @@ from flowkit.mcp import (
 )
 from flowkit_http import MCPApp, MCPServer, Partial, Progress, Result
 
-from ._raw import SSEParser, call, initialize
+from ._raw import call, initialize, messages, sse_events
 from ._sdk import with_client
 from ._serving import serving
 
@@ -165,14 +165,14 @@ async def _call(name: str) -> list[dict[str, Any]]:
         headers = await initialize(client, url)
         async with client.stream("POST", url, content=call(1, name, {}), headers=headers) as r:
             assert r.status_code == 200
-            events = SSEParser().feed(await r.aread())
-    return [e.json() for e in events if e.data]
+            events = sse_events(await r.aread())
+    return messages(events)
 
 
 async def test_one_result_carries_every_content_type() -> None:
     with trio.fail_after(20):
-        messages = await _call("every_content_type")
-    result = messages[-1]["result"]
+        sent = await _call("every_content_type")
+    result = sent[-1]["result"]
     assert not result.get("isError")
     blocks = result["content"]
     assert [b["type"] for b in blocks] == [
@@ -209,21 +209,21 @@ async def test_one_result_carries_every_content_type() -> None:
 
 async def test_explicit_progress_values() -> None:
     with trio.fail_after(20):
-        messages = await _call("percent")
-    progress = [m["params"] for m in messages if m.get("method") == "notifications/progress"]
+        sent = await _call("percent")
+    progress = [m["params"] for m in sent if m.get("method") == "notifications/progress"]
     assert [(p["progress"], p.get("total")) for p in progress] == [
         (0, 100),
         (50, 100),
         (100, 100),
         (101, None),  # a plain item advances by one, past the total: reported without it
     ]
-    assert messages[-1]["result"]["structuredContent"] == {"items": 4}
+    assert sent[-1]["result"]["structuredContent"] == {"items": 4}
 
 
 async def test_progress_that_goes_backwards_fails_the_call() -> None:
     with trio.fail_after(20):
-        messages = await _call("backwards")
-    result = messages[-1]["result"]
+        sent = await _call("backwards")
+    result = sent[-1]["result"]
     assert result["isError"]
     assert "strictly increase" in result["content"][0]["text"]
 

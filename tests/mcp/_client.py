@@ -8,7 +8,16 @@ from typing import Any
 
 import orjson
 
-from flowkit.mcp import Action, Endpoint, EndpointConfig, Reply, StartCall, ToolSet
+from flowkit.mcp import (
+    Action,
+    Endpoint,
+    EndpointConfig,
+    Reply,
+    ServerSentEvent,
+    SSEDecoder,
+    StartCall,
+    ToolSet,
+)
 
 ACCEPT_BOTH = b"application/json, text/event-stream"
 
@@ -71,11 +80,14 @@ def body_json(reply: Reply) -> Any:
 
 
 def sse_data(event: bytes) -> Any:
-    """The JSON in one encoded SSE event."""
-    for line in event.split(b"\n"):
-        if line.startswith(b"data: "):
-            return orjson.loads(line[6:])
-    raise AssertionError(f"no data line in {event!r}")
+    """The JSON in one encoded SSE event, read back by the core's decoder."""
+    decoder = SSEDecoder()
+    decoder.receive_data(event)
+    decoded = list(decoder)
+    assert not decoder.mid_event, event
+    assert len(decoded) == 1, decoded
+    assert isinstance(decoded[0], ServerSentEvent), decoded
+    return orjson.loads(decoded[0].data)
 
 
 class Client:

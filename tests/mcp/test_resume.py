@@ -127,5 +127,5 @@ def test_memory_store_bounds_per_stream_and_total() -> None:
     assert store.replay_after("s", EventId("2", 0)) == [b"b1", b"b2"]
     store.forget_session("s")
     assert len(store) == 0
-    with pytest.raises(ValueError, match="at least 1"):
+    with pytest.raises(ValueError, match="max_events must be an int >= 1"):
         InMemoryEventStore(max_events=0)

@@ -22,7 +22,7 @@ import trio
 from flowkit.mcp import EndpointConfig
 from flowkit_http import MCPApp
 
-from ..http._raw import JSON_HEADERS, SSEParser, call, request
+from ..http._raw import JSON_HEADERS, call, request, sse_events
 from ..http._serving import serving
 from ._support import make_reliability_server
 
@@ -123,7 +123,7 @@ async def test_auth_hook_guards_tools_binds_sessions_and_keeps_credentials_out_o
             async with client.stream(
                 "POST", url, content=call(5, "ticker", {"count": 3}), headers=alice
             ) as r:
-                events = SSEParser().feed(await r.aread())
+                events = sse_events(await r.aread())
             last_id = events[-1].id
             assert last_id is not None
             assert (await post(request("ping", id=6), bob_on_alice)).status_code == 404

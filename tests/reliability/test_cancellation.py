@@ -21,13 +21,12 @@ import random
 from typing import Any
 
 import httpx
-import orjson
 import pytest
 import trio
 
 from flowkit_http import MCPApp
 
-from ..http._raw import JSON_HEADERS, call, initialize, raw_request, request
+from ..http._raw import JSON_HEADERS, call, initialize, messages, raw_request, request
 from ..http._serving import serving
 from ._support import (
     counting_tasks,
@@ -78,8 +77,7 @@ async def _cancel_by_notification(
     if drop_first:
         reply = await client.post(base + "/mcp", content=cancel, headers=headers)
         assert reply.status_code == 202
-    messages = [orjson.loads(e.data) for e in events if e.data]
-    assert all("result" not in m and "error" not in m for m in messages)  # ... unanswered
+    assert all("result" not in m and "error" not in m for m in messages(events))  # ... unanswered
 
 
 async def _cancel_by_disconnect(base: str, id: int, rng: random.Random) -> None:

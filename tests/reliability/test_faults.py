@@ -20,7 +20,7 @@ import trio
 
 from flowkit_http import MCPApp
 
-from ..http._raw import call, initialize, raw_request, request
+from ..http._raw import call, initialize, messages, raw_request, request
 from ..http._serving import serving
 from ._support import live_state, make_reliability_server
 
@@ -30,7 +30,7 @@ async def _run(base: str, headers: dict[str, str], body: bytes) -> list[dict[str
         assert response.status == 200
         events, ended = await response.read()
     assert ended
-    return [e.json() for e in events if e.data]
+    return messages(events)
 
 
 async def test_operator_fault_is_an_error_result_for_that_call_only(
@@ -50,8 +50,8 @@ async def test_operator_fault_is_an_error_result_for_that_call_only(
             headers = await initialize(client, base + "/mcp")
 
             async def one(kind: str, id: int, arguments: dict[str, Any], expect: Any) -> None:
-                messages = await _run(base, headers, call(id, kind, arguments))
-                outcomes[kind].append((expect, messages))
+                sent = await _run(base, headers, call(id, kind, arguments))
+                outcomes[kind].append((expect, sent))
 
             async with trio.open_nursery() as nursery:
                 for i in range(8):
@@ -70,18 +70,18 @@ async def test_operator_fault_is_an_error_result_for_that_call_only(
     assert state["calls"] == 0
     assert state["in_flight"] == 0
     assert faults.failures == 8
-    for after, messages in outcomes["faulty"]:
-        *progress, final = messages
+    for after, sent in outcomes["faulty"]:
+        *progress, final = sent
         assert len(progress) == after - 1  # the items before the failing one went out
         assert final["result"]["isError"] is True
         assert f"ValueError: stage failed on item {after}" in final["result"]["content"][0]["text"]
-    for after, messages in outcomes["boom"]:
-        *progress, final = messages
+    for after, sent in outcomes["boom"]:
+        *progress, final = sent
         assert len(progress) == after
         assert final["result"]["isError"] is True
         assert "RuntimeError: the sensor caught fire" in final["result"]["content"][0]["text"]
-    for count, messages in outcomes["ticker"]:
-        *progress, final = messages
+    for count, sent in outcomes["ticker"]:
+        *progress, final = sent
         assert [m["params"]["progress"] for m in progress] == list(range(1, count + 1))
         assert final["result"]["structuredContent"] == {"count": count}
         assert "isError" not in final["result"] or final["result"]["isError"] is False

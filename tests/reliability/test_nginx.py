@@ -27,9 +27,10 @@ from pathlib import Path
 import httpx
 import trio
 
+from flowkit.mcp import SSEComment
 from flowkit_http import MCPApp
 
-from ..http._raw import SSEParser, call, initialize, raw_request
+from ..http._raw import call, initialize, messages, raw_request
 from ..http._serving import serving
 from ._support import make_reliability_server
 
@@ -152,11 +153,11 @@ async def test_streams_through_nginx_are_incremental_and_survive_its_read_timeou
                 assert response.headers["content-type"] == "text/event-stream"
                 with trio.fail_after(5):
                     events, _ = await response.read(stop=2)  # priming + first progress
-                assert events[-1].json()["params"]["message"] == "before the gate"
+                assert messages(events)[-1]["params"]["message"] == "before the gate"
                 gates.gate.set()
                 rest, ended = await response.read()
             assert ended
-            assert "result" in rest[-1].json()
+            assert "result" in messages(rest)[-1]
 
             # 2. Idle for twice proxy_read_timeout: kept alive vs. cut.
             control = await initialize(client, proxy + "/control/mcp")
@@ -166,14 +167,19 @@ async def test_streams_through_nginx_are_incremental_and_survive_its_read_timeou
                 body = call(2, "quiet", {"seconds": 2 * PROXY_READ_TIMEOUT})
                 async with raw_request(proxy, "POST", path, session, body) as response:
                     assert response.status == 200
-                    parser = SSEParser()
                     kinds: list[str] = []
                     try:
                         while (chunk := await response.body_chunk()) is not None:
-                            for event in parser.feed(chunk):
-                                kinds.append("comment" if event.comment else "data")
-                                if event.data and "result" in event.json():
-                                    kinds[-1] = "result"
+                            response.decoder.receive_data(chunk)
+                            for event in response.decoder:
+                                sent = messages([event])
+                                kinds.append(
+                                    "comment"
+                                    if isinstance(event, SSEComment)
+                                    else "result"
+                                    if sent and "result" in sent[0]
+                                    else "data"
+                                )
                     except ConnectionError:
                         pass
                     outcomes[name] = (kinds[-1:] == ["result"], kinds)

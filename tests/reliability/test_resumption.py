@@ -18,12 +18,12 @@ import random
 from typing import Any
 
 import httpx
-import orjson
 import trio
 
+from flowkit.mcp import ServerSentEvent
 from flowkit_http import MCPApp
 
-from ..http._raw import SSEParser, call, initialize, raw_request
+from ..http._raw import call, initialize, messages, raw_request, sse_events
 from ..http._serving import serving
 from ._support import make_reliability_server
 
@@ -65,7 +65,6 @@ async def _follow(base: str, headers: dict[str, str], stream: Stream, rng: rando
                 await trio.sleep(0.005)
                 continue
             assert response.status == 200, response.status
-            parser = SSEParser()
             # The priming event is ~30 bytes: the first cut falls after it.
             low = 1 if stream.ids else 40
             cut = rng.randint(low, 2500) if stream.cuts < MAX_CUTS else None
@@ -81,16 +80,17 @@ async def _follow(base: str, headers: dict[str, str], stream: Stream, rng: rando
                     received = cut
                 else:
                     received += len(chunk)
-                for event in parser.feed(chunk):
-                    if event.id is not None:
-                        stream.ids.append(event.id)
-                    if event.data:
-                        stream.messages.append(orjson.loads(event.data))
+                response.decoder.receive_data(chunk)
+                events = list(response.decoder)
+                stream.ids += [
+                    e.id for e in events if isinstance(e, ServerSentEvent) and e.id is not None
+                ]
+                stream.messages += messages(events)
                 if received == cut:
                     break
             if not ended:
                 stream.cuts += 1
-                stream.mid_event_cuts += bool(parser._buffer)
+                stream.mid_event_cuts += response.decoder.mid_event
         # (leaving the block closes the socket: the disconnect)
         if stream.messages and "result" in stream.messages[-1]:
             return
@@ -154,11 +154,9 @@ async def test_disconnects_at_random_bytes_then_resume_deliver_each_event_exactl
                                 },
                             )
                             assert reply.status_code in (200, 404)
-                            for event in SSEParser().feed(reply.content):
-                                if event.data:
-                                    message = event.json()
-                                    if "id" in message:
-                                        assert message["id"] in own, (s, other, message)
+                            for message in messages(sse_events(reply.content)):
+                                if "id" in message:
+                                    assert message["id"] in own, (s, other, message)
             # A fresh session's guesses get nothing at all.
             fresh = await initialize(client, url)
             for guess in ("1:0", "1:5", "2:1", "99:1", "0:0", "garbage", "1:-1"):

@@ -25,7 +25,7 @@ import trio
 
 from flowkit_http import MCPApp, OutboxStatistics
 
-from ..http._raw import call, initialize, raw_request
+from ..http._raw import call, initialize, messages, raw_request
 from ..http._serving import serving
 from ._support import eventually, make_reliability_server, traced_memory, tracing_memory
 
@@ -52,7 +52,7 @@ async def _others(base: str, client: httpx.AsyncClient, first_id: int) -> list[f
         ) as response:
             events, ended = await response.read()
         assert ended
-        assert events[-1].json()["result"]["structuredContent"] == {"count": 20}
+        assert messages(events)[-1]["result"]["structuredContent"] == {"count": 20}
         latencies.append(trio.current_time() - started)
 
     async with trio.open_nursery() as nursery:
