@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import AsyncIterable, Awaitable, Callable, Mapping
+from functools import partial
 from typing import Any
 
 import orjson
@@ -222,6 +223,10 @@ async def run_call(
     HTTP response carrying the call after what was emitted so far, returning
     once it has ended (the call goes on). ``None`` ignores the marker.
 
+    A tool declared with ``thread=True`` is called in a worker thread
+    (``trio.to_thread.run_sync``, trio's default limit of 40 at once); what
+    it returns is then run like any other tool's.
+
     A failure of the tool (an exception from it or its pipeline) becomes a
     result with ``isError: true`` naming the error, which the model can read;
     so does a result that breaks the tool's output schema. Cancellation (the
@@ -233,7 +238,14 @@ async def run_call(
     name = stream.tool.name
     emitter = _Emitter(stream, outbox, close_response)
     try:
-        returned = await _drive(fn(**arguments), emitter)
+        if stream.tool.thread:
+            # Abandoned on cancel: a thread cannot be interrupted, so a
+            # cancelled call stops waiting and the thread's result is dropped.
+            call = partial(fn, **arguments)
+            produced = await trio.to_thread.run_sync(call, abandon_on_cancel=True)
+        else:
+            produced = fn(**arguments)
+        returned = await _drive(produced, emitter)
         result = emitter.final(returned)
         dropped = outbox.statistics().dropped_logs
         if dropped:

@@ -169,6 +169,9 @@ class Tool:
             ``{"sampling": {}}``); a call from a client that did not declare
             each of them is refused with -32021 (2026-07-28 "Client
             Capabilities": a server MUST NOT rely on undeclared ones).
+        thread: run the (plain, synchronous) function in a worker thread
+            (``trio.to_thread.run_sync``) so that blocking I/O in it does
+            not stall the event loop; opaque to the core, like ``fn``.
         header_params: the arguments mirrored into ``Mcp-Param-*`` headers,
             from the input schema's ``x-mcp-header`` annotations.
     """
@@ -182,6 +185,7 @@ class Tool:
     annotations: Mapping[str, Any] | None = None
     policy: Policy = attrs.field(default="lossless")
     requires: Mapping[str, Any] | None = None
+    thread: bool = attrs.field(default=False)
     header_params: tuple[HeaderParam, ...] = attrs.field(init=False, eq=False, repr=False)
     _input_validator: Validator = attrs.field(init=False, eq=False, repr=False)
     _output_validator: Validator | None = attrs.field(init=False, eq=False, repr=False)
@@ -190,6 +194,13 @@ class Tool:
     def _check_policy(self, _attribute: Any, value: str) -> None:
         if value not in ("lossless", "conflate"):
             raise LocalProtocolError(f'policy must be "lossless" or "conflate", not {value!r}')
+
+    @thread.validator
+    def _check_thread(self, _attribute: Any, value: bool) -> None:
+        if value and (inspect.iscoroutinefunction(self.fn) or inspect.isasyncgenfunction(self.fn)):
+            raise LocalProtocolError(
+                f"tool {self.name!r}: thread=True runs a plain function; this one is async"
+            )
 
     @header_params.default
     def _make_header_params(self) -> tuple[HeaderParam, ...]:
@@ -220,6 +231,7 @@ class Tool:
         annotations: Mapping[str, Any] | None = None,
         policy: Policy = "lossless",
         requires: Mapping[str, Any] | None = None,
+        thread: bool = False,
     ) -> Tool:
         """Declare a tool from a plain, async or async-generator function.
 
@@ -237,6 +249,7 @@ class Tool:
             annotations=annotations,
             policy=policy,
             requires=requires,
+            thread=thread,
         )
 
     def missing_capabilities(self, declared: Any) -> dict[str, Any]:
@@ -313,6 +326,7 @@ class ToolOptions(TypedDict, total=False):
     annotations: Mapping[str, Any] | None
     policy: Policy
     requires: Mapping[str, Any] | None
+    thread: bool
 
 
 class ToolSet:
