@@ -104,14 +104,14 @@ class RequestGate:
         chunked = _header(headers, b"transfer-encoding") is not None
         if length is not None and chunked:
             self._bad_framing += 1
-            await _refuse(scope, send, 400, b"Content-Length and Transfer-Encoding together")
+            await _refuse(scope, send, 400, b"")
             return
         path: str = scope["path"]
         if not path.startswith("/") and "://" in path:
             origin_form = _origin_form(scope)
             if origin_form is None:
                 self._bad_framing += 1
-                await _refuse(scope, send, 400, b"Invalid absolute-form request target")
+                await _refuse(scope, send, 400, b"")
                 return
             scope = origin_form
         if not chunked and (length is None or length.strip() == b"0"):
@@ -245,6 +245,13 @@ def _origin_form(scope: Scope) -> Scope | None:
 async def _refuse(
     scope: Scope, send: Send, status: int, text: bytes, retry_after: bytes | None = None
 ) -> None:
+    """Answer ``status`` with ``Connection: close``.
+
+    Framing refusals (400) carry no body: once h11 has seen ``close`` from
+    us, more bytes from the client (the smuggled request) make hypercorn
+    drop the connection at once, between our head and a body; a head alone
+    always arrives whole.
+    """
     headers = [(b"content-type", b"text/plain"), (b"content-length", str(len(text)).encode())]
     if retry_after is not None:
         headers.append((b"retry-after", retry_after))

@@ -41,6 +41,7 @@ from typing import Any, cast
 import attrs
 import trio
 from hypercorn.config import Config
+from hypercorn.events import Closed, Event
 from hypercorn.trio.lifespan import Lifespan
 from hypercorn.trio.statsd import StatsdLogger
 from hypercorn.trio.tcp_server import TCPServer
@@ -64,6 +65,7 @@ _BUSY = (
     b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: text/plain\r\nretry-after: 1\r\n"
     b"content-length: 24\r\nconnection: close\r\n\r\nserver at capacity: retry"
 )
+_DRAIN = 1024 * 1024  # bytes read and dropped at most when closing a connection
 _NO_FD_WAIT = 0.1  # seconds to wait for descriptors when not even the reserve is left
 
 
@@ -126,12 +128,71 @@ def _refuse(conn: socket.socket) -> None:
         conn.send(_BUSY)
 
 
-def _abort(stream: trio.SocketStream) -> None:
+def _abort(stream: _Stream) -> None:
     """Reset a connection now: a shielded send blocked on it ends at once."""
     sock = stream.socket
     with contextlib.suppress(OSError):
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
     sock.close()
+
+
+class _Stream(trio.abc.HalfCloseableStream):
+    """A connection that reads what already arrived before it closes.
+
+    Closing a socket whose receive queue holds unread bytes makes the kernel
+    answer with a reset instead of a FIN, and a reset can destroy the
+    response the client has not read yet: every early answer (408, 503 for
+    the budget, 400 for bad framing, hypercorn's 413) is sent while the
+    request's body is still unread. So before closing, the bytes already
+    queued are read and dropped, without waiting (at most ``_DRAIN``).
+    (A wrapper: ``trio.SocketStream`` can not be subclassed.)
+    """
+
+    def __init__(self, raw: socket.socket) -> None:
+        self._stream = trio.SocketStream(trio.socket.from_stdlib_socket(raw))
+        self._raw = raw
+        self.socket = self._stream.socket  # hypercorn reads the addresses off it
+
+    async def send_all(self, data: bytes | bytearray | memoryview) -> None:
+        await self._stream.send_all(data)
+
+    async def wait_send_all_might_not_block(self) -> None:
+        await self._stream.wait_send_all_might_not_block()
+
+    async def send_eof(self) -> None:
+        await self._stream.send_eof()
+
+    async def receive_some(self, max_bytes: int | None = None) -> bytes | bytearray:
+        return await self._stream.receive_some(max_bytes)
+
+    async def aclose(self) -> None:
+        raw = self._raw
+        with contextlib.suppress(OSError):
+            drained = 0
+            while drained < _DRAIN and (data := raw.recv(65536, socket.MSG_DONTWAIT)):
+                drained += len(data)
+        await self._stream.aclose()
+
+
+class _TCPServer(TCPServer):
+    """hypercorn's connection driver, closing only after the send in progress.
+
+    hypercorn closes a connection on a protocol ``Closed`` event at once,
+    while another task may hold the send lock with a response head not yet
+    written: after a ``Connection: close`` answer sent before the request
+    was read (the gate's 400/408/503), the client's next bytes are an h11
+    error in the reading task, which closed the socket under the head (the
+    client saw the connection end with no response, four times in five).
+    Taking the send lock first lets that head out.
+    """
+
+    async def protocol_send(self, event: Event) -> None:
+        if isinstance(event, Closed):
+            async with self.send_lock:
+                await self._close()
+            await self.protocol.handle(Closed())
+        else:
+            await super().protocol_send(event)
 
 
 class _Server:
@@ -143,7 +204,7 @@ class _Server:
         self.context = WorkerContext(None)
         self.state = state
         self.limits = limits
-        self.live: set[trio.SocketStream] = set()
+        self.live: set[_Stream] = set()
         self.reserve = _open_reserve()
         self.over_cap = _Every(limits.log_interval, "connection refused: at max_connections")
         self.no_fds = _Every(
@@ -168,7 +229,7 @@ class _Server:
                 self.over_cap()
                 _refuse(conn)
                 continue
-            stream = trio.SocketStream(trio.socket.from_stdlib_socket(conn))
+            stream = _Stream(conn)
             self.live.add(stream)
             nursery.start_soon(self._connection, stream)
 
@@ -189,10 +250,10 @@ class _Server:
         await trio.sleep(_NO_FD_WAIT)
         self.reserve = _open_reserve()
 
-    async def _connection(self, stream: trio.SocketStream) -> None:
+    async def _connection(self, stream: _Stream) -> None:
         try:
             state = ConnectionState(self.state.copy())
-            server = TCPServer(self.app, self.config, self.context, state, stream)  # type: ignore[arg-type]
+            server = _TCPServer(self.app, self.config, self.context, state, stream)  # type: ignore[arg-type]
             await server.run()
         finally:
             self.live.discard(stream)

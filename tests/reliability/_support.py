@@ -4,23 +4,29 @@
 * :func:`traced_memory`: Python heap in use (tracemalloc) after a full collection;
 * :func:`eventually`: wait (bounded by the caller's ``fail_after``) for a condition;
 * :func:`make_reliability_server`: ``tests/http``'s test server plus pipeline tools
-  that run forever or fail mid-stream, with a config of the test's choosing.
+  that run forever or fail mid-stream, with a config of the test's choosing;
+* :func:`flowkit_serving`: serve an app in-process as ``flowkit serve`` does
+  (``flowkit_http._serve``: its accept loop, request gate and limits);
+* :func:`open_fds`: this process's open file descriptors.
 """
 
 from __future__ import annotations
 
 import gc
+import os
 import tracemalloc
 from collections.abc import AsyncIterator, Callable, Iterator
-from contextlib import contextmanager
+from contextlib import asynccontextmanager, contextmanager
 from typing import Any
 
 import attrs
 import trio
+from hypercorn.config import Config
 
 import flowkit
 from flowkit.mcp import EndpointConfig
 from flowkit_http import MCPApp, MCPServer, Progress, StreamSettings, ToolPipeline
+from flowkit_http._serve import ServeLimits, serve
 
 from ..http._tools import Probe, make_server
 
@@ -181,3 +187,32 @@ def request_head(
 ) -> bytes:
     lines = [f"{method} {path} {version}"] + [f"{name}: {value}" for name, value in headers]
     return "\r\n".join(lines).encode("latin-1")
+
+
+@asynccontextmanager
+async def flowkit_serving(
+    app: Any, limits: ServeLimits | None = None, *, graceful_timeout: float = 2.0
+) -> AsyncIterator[str]:
+    """Serve ``app`` as ``flowkit serve`` does (its accept loop, gate and limits)
+    until the block ends; yields the base URL."""
+    config = Config()
+    config.bind = ["127.0.0.1:0"]
+    config.graceful_timeout = graceful_timeout
+    config.accesslog = None
+    config.errorlog = None
+    stop = trio.Event()
+    async with trio.open_nursery() as nursery:
+        binds: list[str] = await nursery.start(
+            lambda task_status: serve(
+                app, config, limits=limits, shutdown_trigger=stop.wait, task_status=task_status
+            )
+        )
+        try:
+            yield binds[0]
+        finally:
+            stop.set()
+
+
+def open_fds() -> int:
+    """File descriptors this process has open now."""
+    return len(os.listdir("/proc/self/fd"))
