@@ -66,12 +66,16 @@ class Watchdog(trio.abc.Instrument):
         self.stretches = 0
         self.longest = 0.0
         self._clock = clock
-        self._started = 0.0
+        # None until a step starts: an instrument added by a running task
+        # sees that task's step end without having seen it start.
+        self._started: float | None = None
 
     def before_task_step(self, task: trio.lowlevel.Task) -> None:
         self._started = self._clock()
 
     def after_task_step(self, task: trio.lowlevel.Task) -> None:
+        if self._started is None:
+            return
         took = self._clock() - self._started
         if took <= self.threshold:
             return

@@ -94,7 +94,8 @@ async def test_a_duplicated_singleton_header_is_refused_with_400(
         assert answer == b""  # h11's refusal
         head = [(b"host", host.encode()), (b"host", b"127.0.0.1:1")]
         reply = server.endpoint().check_request_head("POST", head)
-        assert reply is not None and reply.status == 400
+        assert reply is not None
+        assert reply.status == 400
         answer = reply.body
     error = orjson.loads(answer or b"{}")["error"]
     assert error["code"] == code
