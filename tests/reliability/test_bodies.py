@@ -14,10 +14,10 @@ from contextlib import AsyncExitStack, asynccontextmanager
 import httpx
 import trio
 
-from flowkit_http import MCPApp
-from flowkit_http._serve import ServeLimits
+from flowkit_http import GateStatistics, MCPApp, RequestGate, ServeLimits
 
 from ..http._raw import initialize, raw_exchange, request
+from ..http._serving import serving
 from ._support import (
     eventually,
     flowkit_serving,
@@ -92,15 +92,16 @@ async def test_many_slow_bodies_stay_within_the_budget_and_the_rest_get_503() ->
     The budget (1 MiB; large bodies may take 3/4 of it) admits three; the others
     get 503 with Retry-After before their body is read and are closed. The heap
     grows by about what the three hold, not by the 10 MiB the attack sent, and
-    a small request is still served meanwhile.
+    a small request is still served meanwhile. The gate wraps the app under
+    plain hypercorn here, as a user serving the adapter themselves would.
     """
     server, _probe, _faults = make_reliability_server()
     budget = 1024 * 1024
     size = 256 * 1024
-    limits = ServeLimits(body_timeout=30.0, body_budget=budget)
+    gate = RequestGate(MCPApp(server), body_timeout=30.0, body_budget=budget)
     refused: list[bytes] = []
     with tracing_memory(), trio.fail_after(60):
-        async with flowkit_serving(MCPApp(server), limits) as base:
+        async with serving(gate) as base:
             assert await _served(base) == 200  # warm-up
             before = traced_memory()
             async with AsyncExitStack() as stack:
@@ -120,8 +121,13 @@ async def test_many_slow_bodies_stay_within_the_budget_and_the_rest_get_503() ->
                         nursery.start_soon(read_refusal, stream)
                     await eventually(lambda: len(refused) == 37)
                     during = traced_memory()
+                    held = gate.statistics()
                     assert await _served(base) == 200  # small bodies keep their share
                     nursery.cancel_scope.cancel()
+            await eventually(lambda: gate.statistics().held_bytes == 0)  # released on close
+    assert held == GateStatistics(
+        held_bytes=3 * size, held_bodies=3, timed_out=0, over_budget=37, bad_framing=0
+    )
     assert len(refused) == 37
     for answer in refused:
         assert answer.startswith(b"HTTP/1.1 503 "), answer[:200]

@@ -18,7 +18,10 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
 
 import httpx
+import pytest
 import trio
+
+from flowkit_http import ServeLimits
 
 from ..http._raw import JSON_HEADERS, call, initialize, raw_request, request
 from ._support import eventually, flowkit_serve_process
@@ -157,3 +160,22 @@ async def test_running_out_of_file_descriptors_refuses_new_connections_and_recov
     lines = [line for line in text.splitlines() if "out of file descriptors" in line]
     assert 1 <= len(lines) <= 2, lines  # one per 10 s interval, not one per refusal
     print(f"\nEMFILE: 20 probes refused at once; log lines: {lines}")
+
+
+def test_the_limits_are_flags_of_flowkit_serve(monkeypatch: pytest.MonkeyPatch) -> None:
+    from types import SimpleNamespace
+
+    from flowkit_http import _cli
+
+    runs: list[dict[str, object]] = []
+    fake_trio = SimpleNamespace(run=lambda fn, *_args: runs.append(fn.keywords))
+    monkeypatch.setattr(_cli, "trio", fake_trio)
+    assert _cli.main(["serve", "--demo"]) == 0
+    flags = ["--max-connections", "7", "--body-timeout", "3", "--body-budget", "4096"]
+    assert _cli.main(["serve", "--demo", *flags, "--watchdog", "0"]) == 0
+    assert runs == [
+        {"limits": ServeLimits(), "watchdog": 0.25},
+        {"limits": ServeLimits(7, 3.0, 4096), "watchdog": 0.0},
+    ]
+    with pytest.raises(SystemExit):
+        _cli.main(["serve", "--demo", "--max-connections", "0"])
