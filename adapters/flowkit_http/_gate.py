@@ -32,7 +32,8 @@ or the request ends.
 from __future__ import annotations
 
 import math
-from collections.abc import MutableMapping
+from collections.abc import AsyncIterator, MutableMapping
+from contextlib import asynccontextmanager
 from typing import Any
 
 import attrs
@@ -43,6 +44,7 @@ from ._asgi import ASGIApp, Message, Receive, Scope, Send
 __all__ = ["GateStatistics", "RequestGate"]
 
 _DISCONNECT: Message = {"type": "http.disconnect"}
+_DISCARD_GRACE = 1.0  # seconds a drain may outlive the answer that started it
 
 
 @attrs.frozen
@@ -104,14 +106,14 @@ class RequestGate:
         chunked = _header(headers, b"transfer-encoding") is not None
         if length is not None and chunked:
             self._bad_framing += 1
-            await _refuse(scope, send, 400, b"")
+            await _answer_unread(scope, receive, send, 400, b"")
             return
         path: str = scope["path"]
         if not path.startswith("/") and "://" in path:
             origin_form = _origin_form(scope)
             if origin_form is None:
                 self._bad_framing += 1
-                await _refuse(scope, send, 400, b"")
+                await _answer_unread(scope, receive, send, 400, b"")
                 return
             scope = origin_form
         if not chunked and (length is None or length.strip() == b"0"):
@@ -201,6 +203,17 @@ class _Body:
         if self.refused:
             return
         self.started = True
+        if (
+            not self.done
+            and message["type"] == "http.response.body"
+            and not message.get("more_body", False)
+        ):
+            # The app answered without reading the whole body (413 from the
+            # head, say): hypercorn closes the connection next, see
+            # _answer_unread for why its queue must keep moving meanwhile.
+            async with _discarding(self._receive):
+                await self._send(message)
+            return
         await self._send(message)
 
     async def _refuse_over_budget(self) -> Message:
@@ -216,7 +229,7 @@ class _Body:
             self.refused = True
             return
         self.refused = True
-        await _refuse(self.scope, self._send, status, text, retry_after)
+        await _answer_unread(self.scope, self._receive, self._send, status, text, retry_after)
 
     def release(self) -> None:
         gate = self.gate
@@ -240,6 +253,44 @@ def _origin_form(scope: Scope) -> Scope | None:
     new: MutableMapping[str, Any] = dict(scope)
     new.update(path="/" + path if slash else "/", raw_path=b"/" + raw_path, headers=headers)
     return new
+
+
+@asynccontextmanager
+async def _discarding(receive: Receive) -> AsyncIterator[None]:
+    """Receive and drop the request's messages until ``http.disconnect``, around the block.
+
+    hypercorn hands body chunks to the app through a bounded queue
+    (``max_app_queue_size``) and, when the response ends, puts
+    ``http.disconnect`` on it too, in the task sending the response. An app
+    that answered without reading the body reads nothing more, so with the
+    queue full that put would wait for ever, the connection never closes
+    and its slot, descriptor and buffers are lost. Draining while the
+    answer goes out lets the put through; once the disconnect is seen (the
+    response ended), the drain stops; it is bounded by ``_DISCARD_GRACE``
+    after the block regardless.
+    """
+
+    async def discard() -> None:
+        while (await receive())["type"] != "http.disconnect":
+            pass
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(discard)
+        yield
+        nursery.cancel_scope.deadline = trio.current_time() + _DISCARD_GRACE
+
+
+async def _answer_unread(
+    scope: Scope,
+    receive: Receive,
+    send: Send,
+    status: int,
+    text: bytes,
+    retry_after: bytes | None = None,
+) -> None:
+    """Refuse a request whose body is unread (see :func:`_discarding`)."""
+    async with _discarding(receive):
+        await _refuse(scope, send, status, text, retry_after)
 
 
 async def _refuse(

@@ -197,11 +197,18 @@ def request_head(
 
 @asynccontextmanager
 async def flowkit_serving(
-    app: Any, limits: ServeLimits | None = None, *, graceful_timeout: float = 2.0
+    app: Any,
+    limits: ServeLimits | None = None,
+    *,
+    graceful_timeout: float = 2.0,
+    app_queue: int | None = None,
 ) -> AsyncIterator[str]:
     """Serve ``app`` as ``flowkit serve`` does (its accept loop, gate and limits)
-    until the block ends; yields the base URL."""
+    until the block ends; yields the base URL. ``app_queue`` sets hypercorn's
+    ``max_app_queue_size`` (body chunks queued ahead of the app)."""
     config = Config()
+    if app_queue is not None:
+        config.max_app_queue_size = app_queue
     config.bind = ["127.0.0.1:0"]
     config.graceful_timeout = graceful_timeout
     config.accesslog = None

@@ -8,6 +8,7 @@ hypercorn's connection code, with the request gate in front of the app) on
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 
@@ -84,6 +85,34 @@ _INITIALIZE = request(
     capabilities={},
     clientInfo={"name": "raw", "version": "0"},
 )
+
+
+async def test_an_answer_to_an_unread_body_closes_the_connection_even_with_hypercorns_queue_full() -> (
+    None
+):
+    """A 413 from the head while the client keeps sending: hypercorn queues body
+    chunks for the app, and with the queue full its end-of-response
+    ``http.disconnect`` waited for ever (the connection never closed). The gate
+    drains the queue while such an answer goes out. A queue of one chunk makes
+    the race certain."""
+    server, _probe, _faults = make_reliability_server()
+    with trio.fail_after(20):
+        async with flowkit_serving(MCPApp(server), app_queue=1) as base, _connected(base) as stream:
+            too_large = server.config.max_body_size + 1
+            head = _post_head(base, too_large) + b"\r\n\r\n"
+
+            async def blast() -> None:
+                with contextlib.suppress(trio.BrokenResourceError):
+                    await stream.send_all(head + b"x" * (2 * 1024 * 1024))
+
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(blast)
+                received = b""
+                with contextlib.suppress(trio.BrokenResourceError):
+                    while data := await stream.receive_some(65536):
+                        received += data
+                nursery.cancel_scope.cancel()
+            assert received.startswith(b"HTTP/1.1 413 "), received[:100]
 
 
 async def test_many_slow_bodies_stay_within_the_budget_and_the_rest_get_503() -> None:
