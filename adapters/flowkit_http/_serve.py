@@ -36,6 +36,7 @@ import logging
 import os
 import socket
 import struct
+from collections.abc import Awaitable, Callable
 from typing import Any, cast
 
 import attrs
@@ -279,7 +280,7 @@ async def serve(
     config: Config,
     *,
     limits: ServeLimits | None = None,
-    shutdown_trigger: Any = None,
+    shutdown_trigger: Callable[[], Awaitable[None]] | None = None,
     task_status: trio.TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Serve the ASGI ``app`` with hypercorn's protocol code and flowkit's limits.

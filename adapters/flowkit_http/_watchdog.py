@@ -12,9 +12,11 @@ blocking spends, not trio's) and, when a step took longer than
 belongs to (tool calls run in tasks named ``tool <name>``; a pipeline
 stage's task is found under its call's task).
 
-``flowkit serve`` installs one (``--watchdog``, seconds; 0 turns it off);
-a server of your own adds it with ``trio.lowlevel.add_instrument``. Each
-step costs two clock reads.
+``flowkit serve --watchdog S`` installs one; a server of your own adds it
+with ``trio.lowlevel.add_instrument``. It is off by default: with any
+instrument hooking task steps, trio dispatches two calls per step, ~1.5 µs
+each here, against ~5 µs for a bare step (measured on 200,000 checkpoints;
+5-25 % on a 60,000-event ``ticker`` run in one process).
 """
 
 from __future__ import annotations

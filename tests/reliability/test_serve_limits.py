@@ -172,10 +172,10 @@ def test_the_limits_are_flags_of_flowkit_serve(monkeypatch: pytest.MonkeyPatch) 
     monkeypatch.setattr(_cli, "trio", fake_trio)
     assert _cli.main(["serve", "--demo"]) == 0
     flags = ["--max-connections", "7", "--body-timeout", "3", "--body-budget", "4096"]
-    assert _cli.main(["serve", "--demo", *flags, "--watchdog", "0"]) == 0
+    assert _cli.main(["serve", "--demo", *flags, "--watchdog", "0.1"]) == 0
     assert runs == [
-        {"limits": ServeLimits(), "watchdog": 0.25},
-        {"limits": ServeLimits(7, 3.0, 4096), "watchdog": 0.0},
+        {"limits": ServeLimits(), "watchdog": 0.0},
+        {"limits": ServeLimits(7, 3.0, 4096), "watchdog": 0.1},
     ]
     with pytest.raises(SystemExit):
         _cli.main(["serve", "--demo", "--max-connections", "0"])
