@@ -19,7 +19,8 @@ HTTP's, not MCP's, so they live in the adapter and not in the core:
   asks for it (so requests the app refuses from the head alone reserve
   nothing), a chunked one reserves as its chunks arrive; beyond the budget
   the request gets 503 with ``Retry-After`` (when the oldest held body times
-  out at the latest) and the connection closes, before the body is read.
+  out at the latest) and the connection closes, before the body is read;
+  a body that would not fit even an empty budget gets 413 instead.
   Bodies over ``small_body`` may take only three quarters of the budget, so
   slow large uploads can not lock out small requests (a ``tools/call``).
 
@@ -126,11 +127,13 @@ class RequestGate:
         finally:
             body.release()
 
+    def _limit(self, total: int) -> int:
+        return self.body_budget if total <= self.small_body else self.body_budget * 3 // 4
+
     def reserve(self, body: _Body, size: int) -> bool:
         """Take ``size`` more bytes of the budget for ``body``, if they fit."""
         total = body.reserved + size
-        limit = self.body_budget if total <= self.small_body else self.body_budget * 3 // 4
-        if self.held + size > limit:
+        if self.held + size > self._limit(total):
             return False
         self.held += size
         body.reserved = total
@@ -180,7 +183,7 @@ class _Body:
             return _DISCONNECT
         gate = self.gate
         if self.declared and not self.reserved and not gate.reserve(self, self.declared):
-            return await self._refuse_over_budget()
+            return await self._refuse_over_budget(self.declared)
         message: Message | None = None
         with trio.move_on_at(self.deadline):
             message = await self._receive()
@@ -193,7 +196,7 @@ class _Body:
             return message
         size = len(message.get("body", b""))
         if self.declared is None and size and not gate.reserve(self, size):
-            return await self._refuse_over_budget()
+            return await self._refuse_over_budget(size)
         if not message.get("more_body", False):
             self.done = True
             self.release()
@@ -216,9 +219,13 @@ class _Body:
             return
         await self._send(message)
 
-    async def _refuse_over_budget(self) -> Message:
+    async def _refuse_over_budget(self, size: int) -> Message:
         gate = self.gate
         gate._over_budget += 1
+        if self.reserved + size > gate._limit(self.reserved + size):
+            # It would not fit an empty budget either: retrying can not help.
+            await self._refuse(413, b"Request body larger than the server's body budget")
+            return _DISCONNECT
         retry = str(gate.retry_after()).encode("ascii")
         await self._refuse(503, b"Too many request bodies in progress", retry)
         return _DISCONNECT

@@ -199,3 +199,15 @@ async def test_connections_beyond_the_cap_get_503_and_fds_come_back() -> None:
 
 def _initialize_head(base: str) -> bytes:
     return _post_head(base, len(_INITIALIZE))
+
+
+async def test_a_body_larger_than_the_whole_budget_gets_413_not_a_retry() -> None:
+    """503 + Retry-After would send the client back for ever: it can never fit."""
+    server, _probe, _faults = make_reliability_server()
+    gate = RequestGate(MCPApp(server), body_budget=64 * 1024)
+    with trio.fail_after(20):
+        async with serving(gate) as base, _connected(base) as stream:
+            await stream.send_all(_post_head(base, 100 * 1024) + b"\r\n\r\n")
+            received = await _until_closed(stream)
+    assert received.startswith(b"HTTP/1.1 413 "), received
+    assert b"retry-after" not in received.lower()
