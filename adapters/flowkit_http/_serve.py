@@ -208,9 +208,7 @@ class _Server:
         self.live: set[_Stream] = set()
         self.reserve = _open_reserve()
         self.over_cap = _Every(limits.log_interval, "connection refused: at max_connections")
-        self.no_fds = _Every(
-            limits.log_interval, "connection refused: out of file descriptors (EMFILE)"
-        )
+        self.no_fds = _Every(limits.log_interval, "connection refused: out of file descriptors")
 
     async def accept(self, listener: socket.socket, nursery: trio.Nursery) -> None:
         while True:
@@ -224,7 +222,7 @@ class _Server:
                     continue
                 if exc.errno not in _CAPACITY:
                     raise
-                await self._out_of_descriptors(listener)
+                await self._out_of_descriptors(listener, exc.errno)
                 continue
             if len(self.live) >= self.limits.max_connections:
                 self.over_cap()
@@ -234,22 +232,31 @@ class _Server:
             self.live.add(stream)
             nursery.start_soon(self._connection, stream)
 
-    async def _out_of_descriptors(self, listener: socket.socket) -> None:
+    async def _out_of_descriptors(self, listener: socket.socket, code: int) -> None:
+        """Refuse the waiting connection with the reserve descriptor, or wait a moment.
+
+        The wait is for when the reserve can not help (no memory or buffers,
+        or another thread took the descriptor): accepting again at once
+        would spin.
+        """
         self.no_fds()
-        if self.reserve is not None:
+        if code in (errno.EMFILE, errno.ENFILE) and self.reserve is not None:
             os.close(self.reserve)
             self.reserve = None
+            refused = False
             try:
                 conn, _ = listener.accept()
             except OSError:
-                pass  # gone, or another task took the descriptor first
+                pass  # gone, or another thread took the descriptor first
             else:
-                _refuse(conn)
+                _refuse(conn)  # closes it: the descriptor is free again
+                refused = True
             self.reserve = _open_reserve()
-            if self.reserve is not None:
+            if refused and self.reserve is not None:
                 return
         await trio.sleep(_NO_FD_WAIT)
-        self.reserve = _open_reserve()
+        if self.reserve is None:
+            self.reserve = _open_reserve()
 
     async def _connection(self, stream: _Stream) -> None:
         try:
