@@ -23,7 +23,11 @@ What the loop adds:
   deadline every connection still open is aborted (``SO_LINGER`` 0, then
   closed: an RST), which ends the shielded send with ``ClosedResourceError``;
 * the :class:`~flowkit_http._gate.RequestGate` in front of the app (body
-  timeout and budget, framing, absolute-form targets).
+  timeout and budget, framing, absolute-form targets);
+* two fixes to hypercorn's connection handling that early answers need
+  (:class:`_TCPServer`: close only after the send in progress;
+  :class:`_Stream`: read what already arrived before closing, so the kernel
+  sends a FIN, not a reset that destroys the answer).
 
 TLS and QUIC, which ``flowkit serve`` does not offer, are not supported here.
 """
