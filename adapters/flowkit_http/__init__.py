@@ -7,21 +7,29 @@ quart-trio app (``mount(app, server)``), serve the bare ASGI app
 """
 
 from ._asgi import MCPApp
+from ._gate import GateStatistics, RequestGate
 from ._items import CloseStream, Partial, Progress, Result, ToolPipeline
 from ._outbox import OutboxStatistics
 from ._quart import create_app, mount
+from ._serve import ServeLimits, serve
 from ._server import MCPServer, StreamSettings
+from ._watchdog import Watchdog
 
 __all__ = [
     "CloseStream",
+    "GateStatistics",
     "MCPApp",
     "MCPServer",
     "OutboxStatistics",
     "Partial",
     "Progress",
+    "RequestGate",
     "Result",
+    "ServeLimits",
     "StreamSettings",
     "ToolPipeline",
+    "Watchdog",
     "create_app",
     "mount",
+    "serve",
 ]

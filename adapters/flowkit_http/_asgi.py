@@ -328,7 +328,8 @@ class MCPApp:
         )
         call = _Call(action.stream, outbox)
         self._calls[action.stream] = call
-        self._nursery.start_soon(self._run, action, call)
+        # Named after the tool: the watchdog (_watchdog.py) reports blocking by it.
+        self._nursery.start_soon(self._run, action, call, name=f"tool {action.tool.name}")
         return call
 
     async def _run(self, action: StartCall, call: _Call) -> None:

@@ -14,7 +14,11 @@ yourself). The current directory is importable, as with hypercorn or uvicorn.
 kernel drops SYNs, which clients retry after a second or more (connect p99 in
 seconds). The kernel caps it at ``net.core.somaxconn``.
 SIGINT/SIGTERM shut down gracefully: open streams are ended at once, then
-hypercorn closes the connections; the exit status is 0.
+hypercorn closes the connections; those still open after
+``--graceful-timeout`` (a client that stopped reading) are aborted, and the
+exit status is 0. ``--max-connections``, ``--body-timeout``,
+``--body-budget`` and ``--watchdog`` are the limits of
+``flowkit_http._serve`` and ``_watchdog`` (see docs/serving.md, "Limits").
 """
 
 from __future__ import annotations
@@ -26,17 +30,19 @@ import logging
 import signal
 import sys
 from collections.abc import Sequence
+from functools import partial
 from typing import Any
 
 import attrs
 import trio
 from hypercorn.config import Config
-from hypercorn.trio import serve
 from quart import Quart
 
 from ._asgi import MCPApp
 from ._quart import create_app
+from ._serve import ServeLimits, serve
 from ._server import MCPServer
+from ._watchdog import Watchdog
 
 __all__ = ["main"]
 
@@ -79,7 +85,13 @@ def _app_for(target: Any, path: str) -> tuple[Any, MCPApp | None]:
     )
 
 
-async def _serve(app: Any, mcp: MCPApp | None, config: Config) -> None:
+async def _serve(
+    app: Any,
+    mcp: MCPApp | None,
+    config: Config,
+    limits: ServeLimits | None = None,
+    watchdog: float = 0.0,
+) -> None:
     async def shutdown_trigger() -> None:
         with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
             async for signum in signals:
@@ -88,10 +100,16 @@ async def _serve(app: Any, mcp: MCPApp | None, config: Config) -> None:
         if mcp is not None:
             mcp.close_streams()  # don't make clients wait out the graceful timeout
 
+    if watchdog > 0:
+        trio.lowlevel.add_instrument(Watchdog(watchdog))
     async with trio.open_nursery() as nursery:
         binds = await nursery.start(
             lambda task_status: serve(
-                app, config, shutdown_trigger=shutdown_trigger, task_status=task_status
+                app,
+                config,
+                limits=limits,
+                shutdown_trigger=shutdown_trigger,
+                task_status=task_status,
             )
         )
         # Everything imported and built at start-up lives as long as the
@@ -136,6 +154,35 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="cap on live sessions (default: the server's config, 1000); "
         "initialize beyond it gets 503 + Retry-After",
     )
+    run.add_argument(
+        "--max-connections",
+        type=int,
+        default=ServeLimits().max_connections,
+        metavar="N",
+        help="open connections at most (default 1000); more get 503 and are closed",
+    )
+    run.add_argument(
+        "--body-timeout",
+        type=float,
+        default=ServeLimits().body_timeout,
+        metavar="S",
+        help="seconds a request body may take to arrive (default 20); else 408",
+    )
+    run.add_argument(
+        "--body-budget",
+        type=int,
+        default=ServeLimits().body_budget,
+        metavar="BYTES",
+        help="bytes all unfinished request bodies may hold (default 64 MiB); else 503",
+    )
+    run.add_argument(
+        "--watchdog",
+        type=float,
+        default=0.0,
+        metavar="S",
+        help="log task steps holding the event loop longer than S seconds "
+        "(default 0: off; each task step then costs ~1.5 us more)",
+    )
     args = parser.parse_args(argv)
     if args.demo == bool(args.target):
         parser.error("serve needs exactly one of MODULE:ATTR and --demo")
@@ -162,7 +209,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     # hypercorn's own stderr handler would print every line twice (its handler
     # and the root one set up above); hand it a plain logger instead.
     config.errorlog = logging.getLogger("hypercorn.error")
-    trio.run(_serve, app, mcp, config)
+    try:
+        limits = ServeLimits(args.max_connections, args.body_timeout, args.body_budget)
+    except ValueError as exc:
+        parser.error(f"invalid limit: {exc}")
+    trio.run(partial(_serve, limits=limits, watchdog=args.watchdog), app, mcp, config)
     return 0
 
 

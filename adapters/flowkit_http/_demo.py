@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from collections.abc import AsyncIterator
-from typing import Any
+from collections.abc import AsyncIterator, Callable
+from functools import partial
+from typing import Any, TypeVar
 
 import trio
 import trio.lowlevel
@@ -24,6 +25,8 @@ from ._items import Partial, Progress, Result, ToolPipeline
 from ._server import MCPServer
 
 __all__ = ["server"]
+
+_T = TypeVar("_T")
 
 server = MCPServer(
     name="flowkit-demo",
@@ -51,7 +54,12 @@ async def ticker(count: int, interval_ms: int = 0) -> AsyncIterator[Progress | R
 
 
 _WORD = re.compile(r"[A-Za-z][A-Za-z'-]*")
-_SENTENCE_END = re.compile(r"[.!?]+(?:\s|$)")
+# Runs of terminators; a run ends a sentence when whitespace or the end
+# follows. Matching that in one pattern (``[.!?]+(?:\s|$)``) backtracks
+# through the whole run at every start position: quadratic, 32 s of frozen
+# server on 80 KB of "." followed by a letter. Maximal runs are found once
+# each (the scan resumes after a run), so this is linear.
+_TERMINATORS = re.compile(r"[.!?]+")
 _STOPWORDS = frozenset(
     [
         "a",
@@ -97,6 +105,14 @@ def _sections(text: str) -> list[tuple[str, str]]:
     return [(f"section {i}", block) for i, block in enumerate(blocks, 1)]
 
 
+def _sentences(text: str) -> int:
+    """Sentence ends: runs of ``.!?`` followed by whitespace or the end of ``text``."""
+    end = len(text)
+    return sum(
+        1 for run in _TERMINATORS.finditer(text) if run.end() == end or text[run.end()].isspace()
+    )
+
+
 def _findings(index: int, title: str, body: str) -> dict[str, Any]:
     words = [w.lower() for w in _WORD.findall(body)]
     top = Counter(w for w in words if w not in _STOPWORDS).most_common(5)
@@ -104,9 +120,28 @@ def _findings(index: int, title: str, body: str) -> dict[str, Any]:
         "section": index,
         "title": title,
         "words": len(words),
-        "sentences": len(_SENTENCE_END.findall(body.strip() + " ")) if body.strip() else 0,
+        "sentences": _sentences(body.strip()),
         "top_words": [[word, n] for word, n in top],
     }
+
+
+_INLINE = 64 * 1024  # characters analysed on the event loop; more go to a thread
+
+
+async def _off_loop(fn: Callable[..., _T], *args: Any) -> _T:
+    """``fn(*args)``, in a worker thread when a text among ``args`` is large.
+
+    A thread shares the GIL, but the interpreter hands it back to the event
+    loop every few milliseconds (``sys.getswitchinterval``) between
+    bytecodes, so a long analysis no longer freezes the server; only one C
+    call (a single ``findall``) still runs uninterrupted, ~0.1 s on the
+    largest body accepted. Small texts stay on the loop: a thread hop costs
+    more than analysing them.
+    """
+    if not any(isinstance(a, str) and len(a) > _INLINE for a in args):
+        await trio.lowlevel.checkpoint()
+        return fn(*args)
+    return await trio.to_thread.run_sync(partial(fn, *args), abandon_on_cancel=True)
 
 
 @server.tool(
@@ -124,12 +159,12 @@ def _findings(index: int, title: str, body: str) -> dict[str, Any]:
 )
 async def analyze_document(text: str) -> AsyncIterator[Partial | Result]:
     """Analyse a document section by section, streaming per-section findings."""
-    sections = _sections(text)
+    sections = await _off_loop(_sections, text)
     totals: Counter[str] = Counter()
     words = sentences = 0
     longest: tuple[int, str] | None = None
     for i, (title, body) in enumerate(sections, 1):
-        found = _findings(i, title, body)
+        found = await _off_loop(_findings, i, title, body)
         words += found["words"]
         sentences += found["sentences"]
         totals.update({w: n for w, n in found["top_words"]})
@@ -137,7 +172,6 @@ async def analyze_document(text: str) -> AsyncIterator[Partial | Result]:
             longest = (found["words"], title)
         message = f"{title}: {found['words']} words, {found['sentences']} sentences"
         yield Partial(found, message=message, total=len(sections), logger="analyze_document")
-        await trio.lowlevel.checkpoint()
     summary = {
         "sections": len(sections),
         "words": words,

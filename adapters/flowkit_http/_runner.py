@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import AsyncIterable, Awaitable, Callable, Mapping
+from functools import partial
 from typing import Any
 
 import trio
@@ -216,6 +217,10 @@ async def run_call(
     The arguments are converted to the tool's annotated types first (see
     :meth:`Tool.convert_arguments <flowkit.mcp.Tool.convert_arguments>`); a
     value the type refuses is an ``isError`` result, as invalid arguments are.
+    A tool declared with ``thread=True`` is called in a worker thread
+    (``trio.to_thread.run_sync``, trio's default limit of 40 at once); what
+    it returns is then run like any other tool's.
+
     A failure of the tool (an exception from it or its pipeline) becomes a
     result with ``isError: true`` naming the error, which the model can read;
     so does a result that breaks the tool's output schema. Cancellation (the
@@ -232,7 +237,14 @@ async def run_call(
         except ValueError as exc:  # the type refused what the schema let through
             result = error_result(str(exc))
         else:
-            result = emitter.final(await _drive(fn(**kwargs), emitter))
+            if stream.tool.thread:
+                # Abandoned on cancel: a thread cannot be interrupted, so a
+                # cancelled call stops waiting and the thread's result is dropped.
+                call = partial(fn, **kwargs)
+                produced = await trio.to_thread.run_sync(call, abandon_on_cancel=True)
+            else:
+                produced = fn(**kwargs)
+            result = emitter.final(await _drive(produced, emitter))
         try:
             final = stream.result(result)
         except LocalProtocolError as exc:  # e.g. output schema violated

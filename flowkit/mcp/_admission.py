@@ -5,6 +5,10 @@ buffering and never touches session state (a rejected request can not create
 a session). Order, security first so a hostile request learns nothing else:
 
 1. HTTP method (405 with ``Allow``);
+   a singleton header sent twice (``Host``, ``Origin``, ``MCP-Protocol-Version``,
+   ``Mcp-Session-Id``, ``Mcp-Method``, ``Mcp-Name``) is 400: which copy would
+   win differs between a gateway and this server, so it answers for neither
+   (-32020 for the headers that mirror the body, else -32000);
 2. ``Host`` allow-list, DNS-rebinding protection (403);
 3. ``Origin`` allow-list (403);
 4. authentication hook (401 with ``WWW-Authenticate``);
@@ -20,7 +24,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from ._config import EndpointConfig
-from ._errors import SERVER_ERROR, UNSUPPORTED_PROTOCOL_VERSION, RemoteProtocolError
+from ._errors import (
+    HEADER_MISMATCH,
+    SERVER_ERROR,
+    UNSUPPORTED_PROTOCOL_VERSION,
+    RemoteProtocolError,
+)
 from ._headers import (
     RequestHead,
     accepts,
@@ -34,6 +43,10 @@ from ._sessions import Session, SessionRegistry
 __all__ = ["admit", "allowed_methods", "too_large"]
 
 RawHeaders = Sequence[tuple[bytes, bytes]]
+
+# Singleton headers refused when repeated, in the order they are named.
+_SINGLETONS = ("host", "origin", "mcp-protocol-version", "mcp-session-id", "mcp-method", "mcp-name")
+_MIRRORED = frozenset({"mcp-protocol-version", "mcp-method", "mcp-name"})
 
 
 def allowed_methods(config: EndpointConfig) -> tuple[str, ...]:
@@ -78,6 +91,13 @@ def admit(
             code=SERVER_ERROR,
             headers=[(b"allow", ", ".join(methods).encode("ascii"))],
         )
+    for name in _SINGLETONS:
+        if name in head.duplicated:
+            raise RemoteProtocolError(
+                f"Bad Request: the {name} header appears more than once",
+                http_status=400,
+                code=HEADER_MISMATCH if name in _MIRRORED else SERVER_ERROR,
+            )
     if not host_allowed(head.get("host"), config.allowed_hosts):
         raise RemoteProtocolError("Host not allowed", http_status=403, code=SERVER_ERROR)
     if not origin_allowed(head.get("origin"), config.allowed_origins):
@@ -137,7 +157,7 @@ def admit(
             )
         return principal, None
     session_id = head.get("mcp-session-id")
-    if "mcp-session-id" in head.duplicated or (session_id is None and head.method != "POST"):
+    if session_id is None and head.method != "POST":
         raise RemoteProtocolError(
             "Bad Request: a valid Mcp-Session-Id header is required",
             http_status=400,

@@ -173,6 +173,9 @@ class Tool:
             (a ``datetime``, an ``Enum`` member, a dataclass...);
             :meth:`from_function` derives it from the type hints. ``None``:
             ``fn`` takes the JSON values as they are.
+        thread: run the (plain, synchronous) function in a worker thread
+            (``trio.to_thread.run_sync``) so that blocking I/O in it does
+            not stall the event loop; opaque to the core, like ``fn``.
         header_params: the arguments mirrored into ``Mcp-Param-*`` headers,
             from the input schema's ``x-mcp-header`` annotations.
     """
@@ -189,6 +192,7 @@ class Tool:
     converter: Callable[[Mapping[str, Any]], dict[str, Any]] | None = attrs.field(
         default=None, eq=False, repr=False
     )
+    thread: bool = attrs.field(default=False)
     header_params: tuple[HeaderParam, ...] = attrs.field(init=False, eq=False, repr=False)
     _input_validator: Validator = attrs.field(init=False, eq=False, repr=False)
     _output_validator: Validator | None = attrs.field(init=False, eq=False, repr=False)
@@ -197,6 +201,13 @@ class Tool:
     def _check_policy(self, _attribute: Any, value: str) -> None:
         if value not in ("lossless", "conflate"):
             raise LocalProtocolError(f'policy must be "lossless" or "conflate", not {value!r}')
+
+    @thread.validator
+    def _check_thread(self, _attribute: Any, value: bool) -> None:
+        if value and (inspect.iscoroutinefunction(self.fn) or inspect.isasyncgenfunction(self.fn)):
+            raise LocalProtocolError(
+                f"tool {self.name!r}: thread=True runs a plain function; this one is async"
+            )
 
     @header_params.default
     def _make_header_params(self) -> tuple[HeaderParam, ...]:
@@ -227,6 +238,7 @@ class Tool:
         annotations: Mapping[str, Any] | None = None,
         policy: Policy = "lossless",
         requires: Mapping[str, Any] | None = None,
+        thread: bool = False,
     ) -> Tool:
         """Declare a tool from a plain, async or async-generator function.
 
@@ -254,6 +266,7 @@ class Tool:
             annotations=annotations,
             policy=policy,
             requires=requires,
+            thread=thread,
         )
 
     def missing_capabilities(self, declared: Any) -> dict[str, Any]:
@@ -345,6 +358,7 @@ class ToolOptions(TypedDict, total=False):
     annotations: Mapping[str, Any] | None
     policy: Policy
     requires: Mapping[str, Any] | None
+    thread: bool
 
 
 class ToolSet:

@@ -4,23 +4,35 @@
 * :func:`traced_memory`: Python heap in use (tracemalloc) after a full collection;
 * :func:`eventually`: wait (bounded by the caller's ``fail_after``) for a condition;
 * :func:`make_reliability_server`: ``tests/http``'s test server plus pipeline tools
-  that run forever or fail mid-stream, with a config of the test's choosing.
+  that run forever or fail mid-stream, with a config of the test's choosing;
+* :func:`flowkit_serving`: serve an app in-process as ``flowkit serve`` does
+  (``flowkit_http._serve``: its accept loop, request gate and limits);
+* :func:`open_fds`: this process's open file descriptors;
+* :func:`flowkit_serve_process`: ``flowkit serve`` as a subprocess (optionally
+  under a low ``RLIMIT_NOFILE``), its output collected.
 """
 
 from __future__ import annotations
 
 import gc
+import os
+import socket
+import subprocess
+import sys
 import tracemalloc
 from collections.abc import AsyncIterator, Callable, Iterator
-from contextlib import contextmanager
+from contextlib import asynccontextmanager, contextmanager
+from pathlib import Path
 from typing import Any
 
 import attrs
 import trio
+from hypercorn.config import Config
 
 import flowkit
 from flowkit.mcp import EndpointConfig
 from flowkit_http import MCPApp, MCPServer, Progress, StreamSettings, ToolPipeline
+from flowkit_http._serve import ServeLimits, serve
 
 from ..http._tools import Probe, make_server
 
@@ -181,3 +193,106 @@ def request_head(
 ) -> bytes:
     lines = [f"{method} {path} {version}"] + [f"{name}: {value}" for name, value in headers]
     return "\r\n".join(lines).encode("latin-1")
+
+
+@asynccontextmanager
+async def flowkit_serving(
+    app: Any,
+    limits: ServeLimits | None = None,
+    *,
+    graceful_timeout: float = 2.0,
+    app_queue: int | None = None,
+) -> AsyncIterator[str]:
+    """Serve ``app`` as ``flowkit serve`` does (its accept loop, gate and limits)
+    until the block ends; yields the base URL. ``app_queue`` sets hypercorn's
+    ``max_app_queue_size`` (body chunks queued ahead of the app)."""
+    config = Config()
+    if app_queue is not None:
+        config.max_app_queue_size = app_queue
+    config.bind = ["127.0.0.1:0"]
+    config.graceful_timeout = graceful_timeout
+    config.accesslog = None
+    config.errorlog = None
+    stop = trio.Event()
+    async with trio.open_nursery() as nursery:
+        binds: list[str] = await nursery.start(
+            lambda task_status: serve(
+                app, config, limits=limits, shutdown_trigger=stop.wait, task_status=task_status
+            )
+        )
+        try:
+            yield binds[0]
+        finally:
+            stop.set()
+
+
+def open_fds() -> int:
+    """File descriptors this process has open now."""
+    return len(os.listdir("/proc/self/fd"))
+
+
+# ``flowkit serve`` in a subprocess, its log records showing their level; with
+# FLOWKIT_TEST_NOFILE set, under that RLIMIT_NOFILE.
+_SERVE_MAIN = (
+    "import logging, os, resource, sys\n"
+    "limit = os.environ.get('FLOWKIT_TEST_NOFILE')\n"
+    "if limit:\n"
+    "    resource.setrlimit(resource.RLIMIT_NOFILE, (int(limit), int(limit)))\n"
+    "logging.basicConfig(level=logging.INFO, format='%(levelname)s %(name)s: %(message)s')\n"
+    "from flowkit_http._cli import main\n"
+    "sys.exit(main(sys.argv[1:]))\n"
+)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@attrs.define
+class ServeProcess:
+    """A running ``flowkit serve`` subprocess and everything it printed so far."""
+
+    process: trio.Process
+    base: str
+    output: bytearray = attrs.Factory(bytearray)
+
+    def text(self) -> str:
+        return self.output.decode(errors="replace")
+
+
+@asynccontextmanager
+async def flowkit_serve_process(
+    args: list[str], cwd: Path, *, nofile: int | None = None
+) -> AsyncIterator[ServeProcess]:
+    """Run ``flowkit serve ARGS`` on a free port until it has exited (or kill it)."""
+    port = free_port()
+    command = [sys.executable, "-c", _SERVE_MAIN, "serve", *args, "--port", str(port)]
+    env = dict(os.environ)
+    if nofile is not None:
+        env["FLOWKIT_TEST_NOFILE"] = str(nofile)
+    process = await trio.lowlevel.open_process(
+        command, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env
+    )
+    served = ServeProcess(process, f"http://127.0.0.1:{port}")
+    stdout = process.stdout
+    assert stdout is not None
+    try:
+        while b"serving MCP at" not in served.output:
+            chunk = await stdout.receive_some()
+            assert chunk, served.text()
+            served.output += chunk
+
+        async def drain() -> None:
+            while chunk := await stdout.receive_some():
+                served.output += chunk
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(drain)
+            yield served
+            await process.wait()
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()

@@ -1,0 +1,347 @@
+"""``flowkit serve``'s server: hypercorn's HTTP machinery under flowkit's own accept loop.
+
+hypercorn's trio worker (``hypercorn.trio.run.worker_serve``) accepts with
+``trio.serve_listeners`` and offers no hook for what flowkit must hold at the
+listening socket, so :func:`serve` is that worker with its accept loop
+replaced; each accepted connection is still driven by hypercorn's own
+``TCPServer`` (h11/h2, keep-alive, the ASGI plumbing), which is why
+``pyproject.toml`` pins hypercorn to the versions this was tested with.
+What the loop adds:
+
+* **a connection cap** (``ServeLimits.max_connections``): a connection
+  beyond it is accepted, answered ``503`` with ``Retry-After`` and closed at
+  once, so a client learns it was refused instead of waiting in the backlog;
+* **running out of file descriptors** (``EMFILE``/``ENFILE``) degrades to
+  refusing new connections the same way: one descriptor is kept in reserve,
+  released to accept (and refuse) the waiting connection, then taken back.
+  It is logged once per ``ServeLimits.log_interval`` with a count, never
+  with a traceback (``trio.serve_listeners`` logs a traceback ten times a
+  second instead and leaves the client in the backlog);
+* **a hard end at the shutdown deadline**: hypercorn shields every socket
+  send from cancellation, so a client that stopped reading would hold its
+  connection (and the process) past ``graceful_timeout`` forever. At the
+  deadline every connection still open is aborted (``SO_LINGER`` 0, then
+  closed: an RST), which ends the shielded send with ``ClosedResourceError``;
+* the :class:`~flowkit_http._gate.RequestGate` in front of the app (body
+  timeout and budget, framing, absolute-form targets);
+* two fixes to hypercorn's connection handling that early answers need
+  (:class:`_TCPServer`: close only after the send in progress;
+  :class:`_Stream`: read what already arrived before closing, so the kernel
+  sends a FIN, not a reset that destroys the answer).
+
+TLS and QUIC, which ``flowkit serve`` does not offer, are not supported here.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import logging
+import os
+import socket
+import struct
+from collections.abc import Awaitable, Callable
+from typing import Any, cast
+
+import attrs
+import trio
+from hypercorn.config import Config
+from hypercorn.events import Closed, Event
+from hypercorn.trio.lifespan import Lifespan
+from hypercorn.trio.statsd import StatsdLogger
+from hypercorn.trio.tcp_server import TCPServer
+from hypercorn.trio.worker_context import WorkerContext
+from hypercorn.typing import ConnectionState
+from hypercorn.utils import repr_socket_addr, wrap_app
+
+from ._gate import RequestGate
+
+__all__ = ["ServeLimits", "serve"]
+
+logger = logging.getLogger("flowkit_http")
+
+# Accept errors that mean "no descriptor (or buffer) for a new connection".
+_CAPACITY = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM})
+# Accept errors about one connection that died in the backlog: skip it.
+_SKIPPED = frozenset(
+    {errno.ECONNABORTED, errno.EPROTO, errno.EPERM, errno.ETIMEDOUT, errno.EHOSTUNREACH}
+)
+_BUSY = (
+    b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: text/plain\r\nretry-after: 1\r\n"
+    b"content-length: 24\r\nconnection: close\r\n\r\nserver at capacity: retry"
+)
+_DRAIN = 1024 * 1024  # bytes read and dropped at most when closing a connection
+_NO_FD_WAIT = 0.1  # seconds to wait for descriptors when not even the reserve is left
+
+
+@attrs.frozen
+class ServeLimits:
+    """What ``flowkit serve`` bounds, beyond hypercorn's own settings.
+
+    Attributes:
+        max_connections: open connections at most; more get 503 and are closed.
+        body_timeout: seconds a request body may take to arrive (else 408).
+        body_budget: bytes all unfinished request bodies may hold together
+            (else 503 with ``Retry-After``).
+        log_interval: at most one log line per this many seconds for each
+            kind of refusal, with a count.
+    """
+
+    max_connections: int = attrs.field(default=1000, validator=attrs.validators.ge(1))
+    body_timeout: float = attrs.field(default=20.0, validator=attrs.validators.gt(0))
+    body_budget: int = attrs.field(default=64 * 1024 * 1024, validator=attrs.validators.ge(1))
+    log_interval: float = attrs.field(default=10.0, validator=attrs.validators.gt(0))
+
+
+class _Every:
+    """One log line per interval for a repeated event, with the count since the last.
+
+    Minimal on purpose: ``flowkit_http._logging`` (rate-limited summaries
+    by reason) supersedes it.
+    """
+
+    def __init__(self, interval: float, message: str) -> None:
+        self.interval = interval
+        self.message = message
+        self.count = 0
+        self.next = -float("inf")
+
+    def __call__(self) -> None:
+        self.count += 1
+        now = trio.current_time()
+        if now >= self.next:
+            logger.warning("%s (%d since the last report)", self.message, self.count)
+            self.count = 0
+            self.next = now + self.interval
+
+
+def _open_reserve() -> int | None:
+    try:
+        return os.open(os.devnull, os.O_RDONLY)
+    except OSError:
+        return None
+
+
+def _refuse(conn: socket.socket) -> None:
+    """Answer 503 on a just-accepted socket and close it, never blocking."""
+    with conn, contextlib.suppress(OSError):
+        conn.setblocking(False)
+        # Read what the request already sent: closing a socket with unread
+        # data answers with a reset, which would hide the 503.
+        with contextlib.suppress(BlockingIOError):
+            conn.recv(65536)
+        conn.send(_BUSY)
+
+
+def _abort(stream: _Stream) -> None:
+    """Reset a connection now: a shielded send blocked on it ends at once."""
+    sock = stream.socket
+    with contextlib.suppress(OSError):
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    sock.close()
+
+
+class _Stream(trio.abc.HalfCloseableStream):
+    """A connection that reads what already arrived before it closes.
+
+    Closing a socket whose receive queue holds unread bytes makes the kernel
+    answer with a reset instead of a FIN, and a reset can destroy the
+    response the client has not read yet: every early answer (408, 503 for
+    the budget, 400 for bad framing, hypercorn's 413) is sent while the
+    request's body is still unread. So before closing, the bytes already
+    queued are read and dropped, without waiting (at most ``_DRAIN``).
+    (A wrapper: ``trio.SocketStream`` can not be subclassed.)
+    """
+
+    def __init__(self, raw: socket.socket) -> None:
+        self._stream = trio.SocketStream(trio.socket.from_stdlib_socket(raw))
+        self._raw = raw
+        self.socket = self._stream.socket  # hypercorn reads the addresses off it
+
+    async def send_all(self, data: bytes | bytearray | memoryview) -> None:
+        await self._stream.send_all(data)
+
+    async def wait_send_all_might_not_block(self) -> None:
+        await self._stream.wait_send_all_might_not_block()
+
+    async def send_eof(self) -> None:
+        await self._stream.send_eof()
+
+    async def receive_some(self, max_bytes: int | None = None) -> bytes | bytearray:
+        return await self._stream.receive_some(max_bytes)
+
+    async def aclose(self) -> None:
+        raw = self._raw
+        with contextlib.suppress(OSError):
+            drained = 0
+            while drained < _DRAIN and (data := raw.recv(65536, socket.MSG_DONTWAIT)):
+                drained += len(data)
+        await self._stream.aclose()
+
+
+class _TCPServer(TCPServer):
+    """hypercorn's connection driver, closing only after the send in progress.
+
+    hypercorn closes a connection on a protocol ``Closed`` event at once,
+    while another task may hold the send lock with a response head not yet
+    written: after a ``Connection: close`` answer sent before the request
+    was read (the gate's 400/408/503), the client's next bytes are an h11
+    error in the reading task, which closed the socket under the head (the
+    client saw the connection end with no response, four times in five).
+    Taking the send lock first lets that head out.
+    """
+
+    async def protocol_send(self, event: Event) -> None:
+        if isinstance(event, Closed):
+            async with self.send_lock:
+                await self._close()
+            await self.protocol.handle(Closed())
+        else:
+            await super().protocol_send(event)
+
+
+class _Server:
+    """The accept loops and the live connections of one :func:`serve`."""
+
+    def __init__(self, app: Any, config: Config, state: dict[str, Any], limits: ServeLimits):
+        self.app = app
+        self.config = config
+        self.context = WorkerContext(None)
+        self.state = state
+        self.limits = limits
+        self.live: set[_Stream] = set()
+        self.reserve = _open_reserve()
+        self.over_cap = _Every(limits.log_interval, "connection refused: at max_connections")
+        self.no_fds = _Every(limits.log_interval, "connection refused: out of file descriptors")
+
+    async def accept(self, listener: socket.socket, nursery: trio.Nursery) -> None:
+        while True:
+            await trio.lowlevel.wait_readable(listener)
+            try:
+                conn, _ = listener.accept()
+            except BlockingIOError:
+                continue
+            except OSError as exc:
+                if exc.errno in _SKIPPED:
+                    continue
+                if exc.errno not in _CAPACITY:
+                    raise
+                await self._out_of_descriptors(listener, exc.errno)
+                continue
+            if len(self.live) >= self.limits.max_connections:
+                self.over_cap()
+                _refuse(conn)
+                continue
+            stream = _Stream(conn)
+            self.live.add(stream)
+            nursery.start_soon(self._connection, stream)
+
+    async def _out_of_descriptors(self, listener: socket.socket, code: int) -> None:
+        """Refuse the waiting connection with the reserve descriptor, or wait a moment.
+
+        The wait is for when the reserve can not help (no memory or buffers,
+        or another thread took the descriptor): accepting again at once
+        would spin.
+        """
+        self.no_fds()
+        if code in (errno.EMFILE, errno.ENFILE) and self.reserve is not None:
+            os.close(self.reserve)
+            self.reserve = None
+            refused = False
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                pass  # gone, or another thread took the descriptor first
+            else:
+                _refuse(conn)  # closes it: the descriptor is free again
+                refused = True
+            self.reserve = _open_reserve()
+            if refused and self.reserve is not None:
+                return
+        await trio.sleep(_NO_FD_WAIT)
+        if self.reserve is None:
+            self.reserve = _open_reserve()
+
+    async def _connection(self, stream: _Stream) -> None:
+        try:
+            state = ConnectionState(self.state.copy())
+            server = _TCPServer(self.app, self.config, self.context, state, stream)  # type: ignore[arg-type]
+            await server.run()
+        finally:
+            self.live.discard(stream)
+
+    async def abort_at(self, deadline: float) -> None:
+        await trio.sleep_until(deadline)
+        if self.live:
+            logger.warning(
+                "shutdown: aborting %d connection(s) still open at the graceful deadline",
+                len(self.live),
+            )
+        for stream in list(self.live):
+            _abort(stream)
+
+    def close(self) -> None:
+        if self.reserve is not None:
+            os.close(self.reserve)
+            self.reserve = None
+
+
+async def serve(
+    app: Any,
+    config: Config,
+    *,
+    limits: ServeLimits | None = None,
+    shutdown_trigger: Callable[[], Awaitable[None]] | None = None,
+    task_status: trio.TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """Serve the ASGI ``app`` with hypercorn's protocol code and flowkit's limits.
+
+    Like ``hypercorn.trio.serve``: ``task_status.started`` gets the bound
+    URLs; a graceful shutdown starts when ``shutdown_trigger()`` returns (no
+    new connections; open ones get ``config.graceful_timeout`` seconds) and
+    the connections left at that deadline are aborted.
+    """
+    limits = limits if limits is not None else ServeLimits()
+    if config.ssl_enabled:
+        raise ValueError("flowkit_http._serve.serve does not serve TLS; use hypercorn directly")
+    gate = RequestGate(app, body_timeout=limits.body_timeout, body_budget=limits.body_budget)
+    # hypercorn types ASGI callables with its TypedDicts, ours are plain
+    # mappings: same protocol, cast at the seam (as _quart.mount does).
+    wrapped = wrap_app(cast(Any, gate), config.wsgi_max_body_size, "asgi")
+    config.set_statsd_logger_class(StatsdLogger)
+    state: dict[str, Any] = {}
+    lifespan = Lifespan(wrapped, config, state)
+    server = _Server(wrapped, config, state, limits)
+    try:
+        async with trio.open_nursery() as lifespan_nursery:
+            await lifespan_nursery.start(lifespan.handle_lifespan)
+            await lifespan.wait_for_startup()
+            listeners = config.create_sockets().insecure_sockets
+            try:
+                for sock in listeners:
+                    sock.listen(config.backlog)
+                    sock.setblocking(False)
+                binds = [f"http://{repr_socket_addr(s.family, s.getsockname())}" for s in listeners]
+                async with trio.open_nursery() as connections:
+                    async with trio.open_nursery() as accepting:
+                        for sock in listeners:
+                            accepting.start_soon(server.accept, sock, connections)
+                        task_status.started(binds)
+                        if shutdown_trigger is None:
+                            await trio.sleep_forever()
+                        await shutdown_trigger()
+                        accepting.cancel_scope.cancel()
+                    for sock in listeners:
+                        trio.lowlevel.notify_closing(sock)
+                        sock.close()
+                    await server.context.terminated.set()  # idle keep-alives close now
+                    deadline = trio.current_time() + config.graceful_timeout
+                    connections.cancel_scope.deadline = deadline
+                    lifespan_nursery.start_soon(server.abort_at, deadline)
+            finally:
+                for sock in listeners:
+                    sock.close()
+            await lifespan.wait_for_shutdown()
+            lifespan_nursery.cancel_scope.cancel()
+    finally:
+        server.close()
