@@ -19,7 +19,7 @@ import trio
 from ._channel import FlowSendChannel
 from ._operator import Operator, _is_broken, receive_some
 from ._stats import OperatorStatistics, _Counters
-from ._tasks import unwrapped
+from ._tasks import ungrouped
 
 __all__ = ["Branch", "branch", "broadcast"]
 
@@ -181,19 +181,17 @@ class _Broadcast(Operator[T, T]):
                 lossless.append(each)
         error: BaseException | None = None
         try:
-            async with trio.open_nursery() as nursery:
-                for each in queued:
-                    nursery.start_soon(each._pump, self._emit)
-                if await self._feed(receive, lossless, queued):
+            with ungrouped():
+                async with trio.open_nursery() as nursery:
                     for each in queued:
-                        each._end()  # flush their queues, then the nursery ends
-                else:
-                    nursery.cancel_scope.cancel()  # downstream left: stop the branches
+                        nursery.start_soon(each._pump, self._emit)
+                    if await self._feed(receive, lossless, queued):
+                        for each in queued:
+                            each._end()  # flush their queues, then the nursery ends
+                    else:
+                        nursery.cancel_scope.cancel()  # downstream left: stop the branches
             for each in queued:
                 each._abandon()  # whatever a branch still holds now is lost
-        except BaseExceptionGroup as group:
-            error = unwrapped(group)
-            raise error from error.__cause__
         except BaseException as caught:
             error = caught
             raise

@@ -10,6 +10,7 @@ by the same number, and a stalled downstream stops the reading.
 
 from __future__ import annotations
 
+import inspect
 import math
 from collections.abc import Awaitable, Callable
 from typing import Generic, TypeVar
@@ -35,6 +36,25 @@ class _Slot(Generic[OutT]):
         self.done = trio.Event()
 
 
+def _is_async(fn: object) -> bool:
+    """Whether calling ``fn`` is known to return a coroutine.
+
+    True for an ``async def``, a :func:`functools.partial` of one, and an
+    object whose ``__call__`` is an ``async def``. A plain function that
+    merely returns an awaitable (``lambda x: fetch(x)``) cannot be told from
+    a sync one before it is called, so it is refused too: refusing it when
+    the operator is built beats a ``TypeError`` from inside a running
+    pipeline, the first time an item arrives.
+    """
+    if inspect.iscoroutinefunction(fn):
+        return True
+    return (
+        callable(fn)
+        and not inspect.isroutine(fn)
+        and inspect.iscoroutinefunction(type(fn).__call__)
+    )
+
+
 class _ConcurrentMap(Operator[InT, OutT]):
     _kind = "concurrent_map"
 
@@ -46,6 +66,13 @@ class _ConcurrentMap(Operator[InT, OutT]):
         *,
         name: str | None,
     ) -> None:
+        if not _is_async(fn):
+            raise TypeError(
+                f"concurrent_map() needs an async function (async def), got {fn!r}: "
+                "for a sync function use flowkit.map (fused, no task per item); "
+                "a plain function or lambda that returns a coroutine is not recognised, "
+                "write it as an async def"
+            )
         if not isinstance(max_concurrent, int) or max_concurrent < 1:
             raise ValueError(f"max_concurrent must be an int >= 1, got {max_concurrent!r}")
         super().__init__(name=name)
@@ -153,7 +180,8 @@ def concurrent_map(
     """Run the async ``fn`` on up to ``max_concurrent`` items at once.
 
     Args:
-        fn: an ``async def`` taking one item.
+        fn: an ``async def`` taking one item (or an object whose
+            ``__call__`` is one, or a ``functools.partial`` of one).
         max_concurrent: the bound on calls in flight *plus* results waiting
             to be sent, in items. It is also the stage's ``buffered`` bound.
         ordered: ``True`` emits results in input order (a finished result
@@ -163,10 +191,17 @@ def concurrent_map(
         name: label for statistics.
 
     When ``fn`` raises, the other calls are cancelled and the error
-    propagates with its original type. When downstream closes, the calls are
+    propagates with its original type, never as an exception group (if
+    several calls raise at once, the first is raised with a note naming the
+    others). When downstream closes, the calls are
     cancelled and the stage returns normally. At the end of upstream every
     started call finishes and is delivered before the end.
 
     Statistics: ``buffered`` = calls in flight + results not yet sent.
+
+    Raises:
+        TypeError: ``fn`` is not an async function (a sync one belongs in
+            :func:`~flowkit.map`), raised here rather than mid-stream.
+        ValueError: ``max_concurrent`` is not an int >= 1.
     """
     return _ConcurrentMap(fn, max_concurrent, ordered, name=name)

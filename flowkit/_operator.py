@@ -18,7 +18,7 @@ import trio
 
 from ._channel import FlowReceiveChannel, FlowSendChannel
 from ._stats import OperatorStatistics, _Counters
-from ._tasks import unwrapped
+from ._tasks import ungrouped
 
 __all__ = ["Operator"]
 
@@ -83,15 +83,10 @@ class Operator(Generic[InT, OutT]):
         async with receive, send:
             task_status.started()
             try:
-                try:
+                # A stage's private nursery must not change what callers
+                # see: surface one real error with its own type.
+                with ungrouped():
                     await self._run(receive, send)
-                except BaseExceptionGroup as group:
-                    # A stage's private nursery must not change what callers
-                    # see: surface the one real error with its own type.
-                    error = unwrapped(group)
-                    if error is group:
-                        raise
-                    raise error from error.__cause__
             except trio.BrokenResourceError:
                 if not _is_broken(send):
                     raise
