@@ -150,7 +150,8 @@ def branch(
             new one (freshest data wins); ``"drop_newest"`` rejects the new
             item.
         on_drop: called with every item lost to overflow.
-        name: label for :meth:`Branch.statistics`.
+        name: the branch's label in :meth:`Branch.statistics` (default
+            ``"branch[<overflow>]"``, such as ``"branch[drop_oldest]"``).
     """
     return Branch(send, max_items, overflow, on_drop, name)
 
@@ -270,5 +271,8 @@ def broadcast(
     Statistics: ``items_out`` counts items handed to every output (queued
     on a :class:`Branch` counts as handed); per-branch drops are in
     :meth:`Branch.statistics`.
+
+    ``name=`` labels the stage in its statistics, repr and error messages
+    (default ``"broadcast"``; see "Naming a stage" in ``docs/operators.md``).
     """
     return _Broadcast(branches, name=name)

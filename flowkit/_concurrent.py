@@ -188,7 +188,8 @@ def concurrent_map(
             waits for earlier ones, holding its permit, so a slow call
             stalls the reading once the window is full); ``False`` emits
             them as they finish.
-        name: label for statistics.
+        name: the stage's label in its statistics, repr and error messages
+            (default: the operator's kind, ``"concurrent_map"``).
 
     When ``fn`` raises, the other calls are cancelled and the error
     propagates with its original type, never as an exception group (if

@@ -132,7 +132,8 @@ def keepalive(
             timestamps). Give exactly one of ``heartbeat`` and
             ``heartbeat_factory``; two spellings, because a callable can be
             a legitimate heartbeat value.
-        name: label for statistics.
+        name: the stage's label in its statistics, repr and error messages
+            (default: the operator's kind, ``"keepalive"``).
 
     Statistics: heartbeats count in ``injected`` and ``emitted``, never in
     ``items_in``/``items_out``.
@@ -231,6 +232,9 @@ def idle_timeout(seconds: float, *, name: str | None = None) -> Operator[Any, An
     stage raises. Time blocked on a slow downstream does not count. The
     error propagates like any other: downstream sees ``StreamAborted``,
     ``open_pipeline`` raises the ``IdleTimeout``.
+
+    ``name=`` labels the stage in its statistics, repr and error messages
+    (default ``"idle_timeout"``; see "Naming a stage" in ``docs/operators.md``).
     """
     return _IdleTimeout(seconds, name=name)
 
@@ -241,6 +245,9 @@ def initial_timeout(seconds: float, *, name: str | None = None) -> Operator[Any,
     Only the first item is timed (from the moment the stage starts); after
     it the stage is a plain pass-through. An empty stream that ends in time
     is fine.
+
+    ``name=`` labels the stage in its statistics, repr and error messages
+    (default ``"initial_timeout"``; see "Naming a stage" in ``docs/operators.md``).
     """
     return _InitialTimeout(seconds, name=name)
 
@@ -251,6 +258,9 @@ def completion_timeout(seconds: float, *, name: str | None = None) -> Operator[A
     The whole stream must end within ``seconds`` of the stage starting,
     including any time spent waiting on a slow downstream. The stage raises
     at that moment, whatever it is doing.
+
+    ``name=`` labels the stage in its statistics, repr and error messages
+    (default ``"completion_timeout"``; see "Naming a stage" in ``docs/operators.md``).
     """
     return _CompletionTimeout(seconds, name=name)
 
@@ -354,6 +364,10 @@ def throttle(
     So in any window of ``t`` seconds at most ``burst + rate * t / per``
     cost units go out, and items are never delayed more than the bucket
     requires.
+
+    ``name=`` labels the stage in its statistics, repr and error messages
+    (a refused cost names it; default ``"throttle"``; see "Naming a stage"
+    in ``docs/operators.md``).
 
     Raises:
         ValueError: at construction for a non-positive ``rate``/``per``/
