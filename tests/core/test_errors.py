@@ -208,3 +208,18 @@ def test_async_callables_of_every_kind_are_accepted() -> None:
     flowkit.concurrent_map(raise_now, max_concurrent=2)
     flowkit.concurrent_map(Fetcher(), max_concurrent=2)
     flowkit.concurrent_map(functools.partial(scaled, factor=3), max_concurrent=2)
+
+
+async def test_a_standalone_buffer_raises_the_original_type(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    # Inside a pipeline a buffer is a hop, not a task; awaited on its own it
+    # pumps through a nursery, and a failing downstream must not come out
+    # of it as a group.
+    up_send, up_receive = trio.open_memory_channel[Any](len(ITEMS))
+    for item in ITEMS:
+        up_send.send_nowait(item)
+    up_send.close()
+    with pytest.raises(ValueError, match="boom") as info:
+        await flowkit.buffer(4)(up_receive, ExplodingChannel())
+    assert not isinstance(info.value, BaseExceptionGroup)
