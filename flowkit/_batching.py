@@ -222,7 +222,8 @@ def batch(
         weight: the declared weight of an item (for example its byte size);
             must be given together with ``max_weight``.
         max_weight: total weight per batch at most.
-        name: a label for :meth:`~Operator.statistics`.
+        name: the stage's label in its statistics, repr and error messages
+            (default: the operator's kind, ``"batch"``).
 
     Statistics: ``batch_sizes`` is the histogram of emitted batch sizes;
     ``emitted`` counts batches, ``items_out`` the items in them.
@@ -254,7 +255,8 @@ def adaptive_batch(
         weight: the declared weight of an item; with ``max_weight``.
         max_weight: total weight per batch at most (an item heavier than
             that travels alone).
-        name: a label for :meth:`~Operator.statistics`.
+        name: the stage's label in its statistics, repr and error messages
+            (default: the operator's kind, ``"adaptive_batch"``).
 
     Statistics: ``batch_sizes`` shows how much batching the consumer's pace
     caused; ``send_blocked_seconds`` how long batches waited for it.

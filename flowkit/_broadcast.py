@@ -20,7 +20,7 @@ from ._channel import FlowSendChannel
 from ._checks import check_count
 from ._operator import Operator, _is_broken, receive_some
 from ._stats import OperatorStatistics, _Counters
-from ._tasks import unwrapped
+from ._tasks import ungrouped
 
 __all__ = ["Branch", "branch", "broadcast"]
 
@@ -150,7 +150,8 @@ def branch(
             new one (freshest data wins); ``"drop_newest"`` rejects the new
             item.
         on_drop: called with every item lost to overflow.
-        name: label for :meth:`Branch.statistics`.
+        name: the branch's label in :meth:`Branch.statistics` (default
+            ``"branch[<overflow>]"``, such as ``"branch[drop_oldest]"``).
     """
     return Branch(send, max_items, overflow, on_drop, name)
 
@@ -181,19 +182,17 @@ class _Broadcast(Operator[T, T]):
                 lossless.append(each)
         error: BaseException | None = None
         try:
-            async with trio.open_nursery() as nursery:
-                for each in queued:
-                    nursery.start_soon(each._pump, self._emit)
-                if await self._feed(receive, lossless, queued):
+            with ungrouped():
+                async with trio.open_nursery() as nursery:
                     for each in queued:
-                        each._end()  # flush their queues, then the nursery ends
-                else:
-                    nursery.cancel_scope.cancel()  # downstream left: stop the branches
+                        nursery.start_soon(each._pump, self._emit)
+                    if await self._feed(receive, lossless, queued):
+                        for each in queued:
+                            each._end()  # flush their queues, then the nursery ends
+                    else:
+                        nursery.cancel_scope.cancel()  # downstream left: stop the branches
             for each in queued:
                 each._abandon()  # whatever a branch still holds now is lost
-        except BaseExceptionGroup as group:
-            error = unwrapped(group)
-            raise error from error.__cause__
         except BaseException as caught:
             error = caught
             raise
@@ -272,5 +271,8 @@ def broadcast(
     Statistics: ``items_out`` counts items handed to every output (queued
     on a :class:`Branch` counts as handed); per-branch drops are in
     :meth:`Branch.statistics`.
+
+    ``name=`` labels the stage in its statistics, repr and error messages
+    (default ``"broadcast"``; see "Naming a stage" in ``docs/operators.md``).
     """
     return _Broadcast(branches, name=name)

@@ -92,5 +92,8 @@ def buffer(max_items: int, *, name: str | None = None) -> Operator[Any, Any]:
     At end, every buffered item is delivered before the end. Statistics:
     ``buffered``/``buffered_peak`` (never above ``max_items``) and the time
     upstream spent blocked on the full buffer.
+
+    ``name=`` labels the stage in its statistics, repr and error messages
+    (default ``"buffer"``; see "Naming a stage" in ``docs/operators.md``).
     """
     return _Buffer(max_items, name=name)

@@ -305,6 +305,18 @@ class FlowReceiveChannel(trio.abc.ReceiveChannel[T]):
             trio.EndOfChannel: the stream ended cleanly and is drained.
             StreamAborted: the producing stage crashed (after draining).
         """
+        await self._wait_ready()
+        if not self._state.items:
+            self._raise_end()
+        return self._state.take(max_items if max_items is not None else len(self._state.items))
+
+    async def _wait_ready(self) -> None:
+        """Wait, as a receiver, until a receive would return at once; take nothing.
+
+        A full checkpoint. For an operator that looks at what is ready
+        before deciding how much to take (``throttle`` leaves what it cannot
+        afford yet upstream, so the stage before it sees it busy).
+        """
         await checkpoint_if_cancelled()
         if self._ready():
             await cancel_shielded_checkpoint()
@@ -314,9 +326,6 @@ class FlowReceiveChannel(trio.abc.ReceiveChannel[T]):
             if lot is None:
                 lot = state.receive_lot = ParkingLot()
             await lot.park()
-        if not self._state.items:
-            self._raise_end()
-        return self._state.take(max_items if max_items is not None else len(self._state.items))
 
     def clone(self) -> FlowReceiveChannel[T]:
         """Another receive end; each item goes to exactly one receiver."""

@@ -10,6 +10,7 @@ by the same number, and a stalled downstream stops the reading.
 
 from __future__ import annotations
 
+import inspect
 import math
 from collections.abc import Awaitable, Callable
 from typing import Generic, TypeVar
@@ -36,6 +37,25 @@ class _Slot(Generic[OutT]):
         self.done = trio.Event()
 
 
+def _is_async(fn: object) -> bool:
+    """Whether calling ``fn`` is known to return a coroutine.
+
+    True for an ``async def``, a :func:`functools.partial` of one, and an
+    object whose ``__call__`` is an ``async def``. A plain function that
+    merely returns an awaitable (``lambda x: fetch(x)``) cannot be told from
+    a sync one before it is called, so it is refused too: refusing it when
+    the operator is built beats a ``TypeError`` from inside a running
+    pipeline, the first time an item arrives.
+    """
+    if inspect.iscoroutinefunction(fn):
+        return True
+    return (
+        callable(fn)
+        and not inspect.isroutine(fn)
+        and inspect.iscoroutinefunction(type(fn).__call__)
+    )
+
+
 class _ConcurrentMap(Operator[InT, OutT]):
     _kind = "concurrent_map"
 
@@ -47,6 +67,13 @@ class _ConcurrentMap(Operator[InT, OutT]):
         *,
         name: str | None,
     ) -> None:
+        if not _is_async(fn):
+            raise TypeError(
+                f"concurrent_map() needs an async function (async def), got {fn!r}: "
+                "for a sync function use flowkit.map (fused, no task per item); "
+                "a plain function or lambda that returns a coroutine is not recognised, "
+                "write it as an async def"
+            )
         check_count(max_concurrent, "max_concurrent")
         super().__init__(name=name)
         self._fn = fn
@@ -153,20 +180,29 @@ def concurrent_map(
     """Run the async ``fn`` on up to ``max_concurrent`` items at once.
 
     Args:
-        fn: an ``async def`` taking one item.
+        fn: an ``async def`` taking one item (or an object whose
+            ``__call__`` is one, or a ``functools.partial`` of one).
         max_concurrent: the bound on calls in flight *plus* results waiting
             to be sent, in items. It is also the stage's ``buffered`` bound.
         ordered: ``True`` emits results in input order (a finished result
             waits for earlier ones, holding its permit, so a slow call
             stalls the reading once the window is full); ``False`` emits
             them as they finish.
-        name: label for statistics.
+        name: the stage's label in its statistics, repr and error messages
+            (default: the operator's kind, ``"concurrent_map"``).
 
     When ``fn`` raises, the other calls are cancelled and the error
-    propagates with its original type. When downstream closes, the calls are
+    propagates with its original type, never as an exception group (if
+    several calls raise at once, the first is raised with a note naming the
+    others). When downstream closes, the calls are
     cancelled and the stage returns normally. At the end of upstream every
     started call finishes and is delivered before the end.
 
     Statistics: ``buffered`` = calls in flight + results not yet sent.
+
+    Raises:
+        TypeError: ``fn`` is not an async function (a sync one belongs in
+            :func:`~flowkit.map`), raised here rather than mid-stream.
+        ValueError: ``max_concurrent`` is not an int >= 1.
     """
     return _ConcurrentMap(fn, max_concurrent, ordered, name=name)

@@ -109,6 +109,9 @@ def merge(*sources: MergeSource[Any], name: str | None = None) -> Operator[Any, 
       ``BrokenResourceError``.
 
     Statistics: ``items_in``/``items_out`` summed over all inputs.
+
+    ``name=`` labels the stage in its statistics, repr and error messages
+    (default ``"merge"``; see "Naming a stage" in ``docs/operators.md``).
     """
     return _Merge(sources, name=name)
 
@@ -198,5 +201,8 @@ def balance(*workers: Callable[..., Any], name: str | None = None) -> Operator[A
 
     Statistics: ``items_out`` counts items handed to a worker, ``emitted``
     the values forwarded from the workers; each worker keeps its own.
+
+    ``name=`` labels the stage in its statistics, repr and error messages
+    (default ``"balance"``; see "Naming a stage" in ``docs/operators.md``).
     """
     return _Balance(workers, name=name)

@@ -177,7 +177,8 @@ def drop_oldest(
         on_drop: called with each evicted item, in order, as it is evicted
             (Reactor's ``onBufferOverflow``); an exception from it crashes
             the stage.
-        name: a label for :meth:`~Operator.statistics`.
+        name: the stage's label in its statistics, repr and error messages
+            (default: the operator's kind, ``"drop_oldest"``).
 
     Statistics: ``dropped`` counts evictions; ``buffered``/``buffered_peak``
     never exceed ``max_items``.
@@ -198,7 +199,8 @@ def drop_newest(
     Args:
         max_items: the bound, in items (>= 1).
         on_drop: called with each rejected item, in order.
-        name: a label for :meth:`~Operator.statistics`.
+        name: the stage's label in its statistics, repr and error messages
+            (default: the operator's kind, ``"drop_newest"``).
 
     Statistics: ``dropped`` counts rejections; ``buffered`` never exceeds
     ``max_items``.
@@ -214,6 +216,9 @@ def latest(*, name: str | None = None) -> Operator[Any, Any]:
     replaced one counts as ``dropped``), and the consumer gets the newest
     when it asks again. Ideal for monotonic state such as progress. At the
     end the held item is delivered. Equivalent to ``drop_oldest(1)``.
+
+    ``name=`` labels the stage in its statistics, repr and error messages
+    (default ``"latest"``; see "Naming a stage" in ``docs/operators.md``).
     """
     return _Latest(name=name)
 
@@ -231,6 +236,10 @@ def conflate(
     ``merge=None`` it is :func:`latest`.
 
     An exception from ``merge`` crashes the stage with that exception.
+
+    ``name=`` labels the stage in its statistics, repr and error messages
+    (default ``"conflate"``, or ``"latest"`` without ``merge``; see "Naming a
+    stage" in ``docs/operators.md``).
     """
     if merge is None:
         return _Latest(name=name)

@@ -11,6 +11,7 @@ written out in ``docs/operators.md`` and checked by
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Sequence
 from typing import Any, Generic, TypeVar
 
@@ -18,7 +19,7 @@ import trio
 
 from ._channel import FlowReceiveChannel, FlowSendChannel
 from ._stats import OperatorStatistics, _Counters
-from ._tasks import unwrapped
+from ._tasks import ungrouped
 
 __all__ = ["Operator"]
 
@@ -83,15 +84,10 @@ class Operator(Generic[InT, OutT]):
         async with receive, send:
             task_status.started()
             try:
-                try:
+                # A stage's private nursery must not change what callers
+                # see: surface one real error with its own type.
+                with ungrouped():
                     await self._run(receive, send)
-                except BaseExceptionGroup as group:
-                    # A stage's private nursery must not change what callers
-                    # see: surface the one real error with its own type.
-                    error = unwrapped(group)
-                    if error is group:
-                        raise
-                    raise error from error.__cause__
             except trio.BrokenResourceError:
                 if not _is_broken(send):
                     raise
@@ -163,6 +159,58 @@ async def receive_until(
     with trio.move_on_at(deadline):
         return await receive_some(receive, max_items)
     return None
+
+
+class Lookahead(Generic[T]):
+    """What is ready upstream, seen before it is taken.
+
+    On a flowkit channel (any hop inside a pipeline) the ready items stay in
+    the channel until :meth:`take`: an operator not ready for them yet (a
+    throttle waiting for tokens) leaves them there, so the hop stays full and
+    the stage before it sees a busy downstream, as it would if this stage
+    were a plain consumer still at work. On any other channel items must be
+    received to be seen, so they wait here instead. Either way they count as
+    received (``items_in``) only once they have left the channel.
+    """
+
+    __slots__ = ("_counters", "_held", "_receive")
+
+    def __init__(self, receive: trio.abc.ReceiveChannel[T], counters: _Counters) -> None:
+        self._receive = receive
+        self._counters = counters
+        self._held: deque[T] = deque()
+
+    async def ready(self) -> Sequence[T]:
+        """Wait for at least one item: the ready ones, oldest first, not taken.
+
+        Raises :class:`trio.EndOfChannel` (or ``StreamAborted``) at the end.
+        """
+        receive = self._receive
+        if isinstance(receive, FlowReceiveChannel):
+            await receive._wait_ready()
+            items = receive._state.items
+            if not items:
+                receive._raise_end()
+            return items
+        if not self._held:
+            chunk = await receive_some(receive)
+            self._received(len(chunk))
+            self._held.extend(chunk)
+        return self._held
+
+    def take(self, count: int) -> list[T]:
+        """Take the first ``count`` items :meth:`ready` showed (never a checkpoint)."""
+        receive = self._receive
+        if isinstance(receive, FlowReceiveChannel):
+            self._received(count)
+            return receive._state.take(count)
+        held = self._held
+        return [held.popleft() for _ in range(count)]
+
+    def _received(self, count: int) -> None:
+        counters = self._counters
+        counters.items_in += count
+        counters.set_buffered(counters.items_in - counters.items_out)
 
 
 def waiting_receivers(send: trio.abc.SendChannel[Any]) -> int | None:

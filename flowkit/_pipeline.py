@@ -30,7 +30,7 @@ from ._channel import FlowSendChannel, _open_stage_channel
 from ._exceptions import StreamAborted
 from ._operator import CHUNK, Operator, receive_some
 from ._stats import OperatorStatistics
-from ._tasks import _leaves, aclose_shielded
+from ._tasks import _leaves, aclose_shielded, ungrouped, unwrapped
 from ._transform import _ChunkFailed, _Fusible, _run_chunk
 
 __all__ = ["Pipeline", "Stage", "open_pipeline", "start_pipeline"]
@@ -252,7 +252,11 @@ async def open_pipeline(
 
 
 def _unwrap(group: BaseExceptionGroup[BaseException]) -> BaseException:
-    """The one original error in ``group``, if there is exactly one."""
+    """The original error to raise for ``group`` (never a group unless cancelled).
+
+    ``StreamAborted`` leaves are echoes of a failure that is in the group
+    too; among the real errors the first wins (see :func:`unwrapped`).
+    """
     _, rest = group.split((StreamAborted, trio.Cancelled))
     if rest is None:
         cancelled, _ = group.split(trio.Cancelled)
@@ -261,10 +265,7 @@ def _unwrap(group: BaseExceptionGroup[BaseException]) -> BaseException:
         leaves = list(_leaves(group))
         cause = leaves[0].__cause__ if leaves else None
         return cause if cause is not None else group
-    leaves = list(_leaves(rest))
-    if len(leaves) == 1 and not isinstance(leaves[0], trio.Cancelled):
-        return leaves[0]
-    return rest
+    return unwrapped(rest)
 
 
 def _hop_capacity(stages: list[Any], index: int, default: int) -> tuple[int, int]:
@@ -306,7 +307,8 @@ async def _run_task(
     ``StreamAborted`` is only the echo of an upstream failure already there.
     """
     try:
-        await runner(upstream, send)
+        with ungrouped():  # a hand-written stage's nursery keeps the promise too
+            await runner(upstream, send)
     except Exception as error:
         original: BaseException = error
         while isinstance(original, StreamAborted) and original.__cause__ is not None:

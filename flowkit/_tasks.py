@@ -2,33 +2,74 @@
 
 Trio wraps every error that leaves a nursery in an exception group, but the
 operator contract promises the *original* exception (a failing user
-function, :class:`~flowkit.StreamAborted` from upstream, a timeout). Stages
-with internal tasks funnel their nursery's group through
-:func:`unwrapped` so callers see the same error a single-task stage
-would raise. And whoever iterates an async iterator closes it, shielded,
-with :func:`aclose_shielded`.
+function, :class:`~flowkit.StreamAborted` from upstream, a timeout), never a
+group. Stages with internal tasks run their nursery inside
+:func:`ungrouped`, so callers see the same error a single-task stage would
+raise, even when several tasks failed at once (three concurrent calls of a
+``concurrent_map`` raising together): ``except ValueError`` must work. The
+pipeline runner does the same for every stage, so a hand-written operator
+with a nursery of its own keeps the promise too. And whoever iterates an
+async iterator closes it, shielded, with :func:`aclose_shielded`.
 """
 
 from __future__ import annotations
 
+import reprlib
 from collections.abc import Iterator
+from contextlib import contextmanager
 
 import trio
 
-__all__ = ["aclose_shielded", "unwrapped"]
+__all__ = ["aclose_shielded", "ungrouped", "unwrapped"]
+
+#: How many of the other errors a note names (the count is always exact).
+_NAMED_OTHERS = 3
 
 
 def unwrapped(group: BaseExceptionGroup[BaseException]) -> BaseException:
-    """The one real error in ``group`` (to ``raise``), or ``group`` itself.
+    """The one error to raise for ``group``: never a group, unless all were cancelled.
 
     ``Cancelled`` leaves are ignored: they are the other tasks being torn
-    down because of the real error. The error is returned untouched, so
-    ``raise error from error.__cause__`` keeps its cause (the original
-    error behind a ``StreamAborted``) and its traceback, while hiding the
-    group from the printed context.
+    down because of the real error. A group of ``Cancelled`` only is
+    returned as it is, for the enclosing cancel scope to absorb.
+
+    When several tasks failed, the first failure wins, as in Akka Streams
+    and Reactor: trio lists a nursery's errors in the order its tasks
+    ended, so that is the one that happened first (an error that is not an
+    ``Exception``, such as ``KeyboardInterrupt``, wins over any that is).
+    The others are not silently dropped: a note on the raised error counts
+    and names them, and the group stays reachable as ``__context__``.
+
+    The error is returned untouched otherwise, so ``raise error from
+    error.__cause__`` keeps its cause (the original error behind a
+    ``StreamAborted``) and its traceback, while hiding the group from the
+    printed context.
     """
     real = [leaf for leaf in _leaves(group) if not isinstance(leaf, trio.Cancelled)]
-    return real[0] if len(real) == 1 else group
+    if not real:
+        return group
+    first = next((leaf for leaf in real if not isinstance(leaf, Exception)), real[0])
+    others = [leaf for leaf in real if leaf is not first]
+    if others:
+        named = ", ".join(reprlib.repr(leaf) for leaf in others[:_NAMED_OTHERS])
+        more = f" and {len(others) - _NAMED_OTHERS} more" if len(others) > _NAMED_OTHERS else ""
+        first.add_note(
+            f"flowkit: {len(others)} other error(s) raised at the same time by "
+            f"concurrent tasks were not propagated: {named}{more}"
+        )
+    return first
+
+
+@contextmanager
+def ungrouped() -> Iterator[None]:
+    """Re-raise an exception group leaving the block as :func:`unwrapped` says."""
+    try:
+        yield
+    except BaseExceptionGroup as group:
+        error = unwrapped(group)
+        if error is group:
+            raise
+        raise error from error.__cause__
 
 
 async def aclose_shielded(iterator: object) -> None:

@@ -20,6 +20,8 @@ import trio
 
 from ._exceptions import CompletionTimeout, IdleTimeout, InitialTimeout, StreamTimeout
 from ._operator import (
+    CHUNK,
+    Lookahead,
     Operator,
     downstream_has_room,
     receive_some,
@@ -132,7 +134,8 @@ def keepalive(
             timestamps). Give exactly one of ``heartbeat`` and
             ``heartbeat_factory``; two spellings, because a callable can be
             a legitimate heartbeat value.
-        name: label for statistics.
+        name: the stage's label in its statistics, repr and error messages
+            (default: the operator's kind, ``"keepalive"``).
 
     Statistics: heartbeats count in ``injected`` and ``emitted``, never in
     ``items_in``/``items_out``.
@@ -231,6 +234,9 @@ def idle_timeout(seconds: float, *, name: str | None = None) -> Operator[Any, An
     stage raises. Time blocked on a slow downstream does not count. The
     error propagates like any other: downstream sees ``StreamAborted``,
     ``open_pipeline`` raises the ``IdleTimeout``.
+
+    ``name=`` labels the stage in its statistics, repr and error messages
+    (default ``"idle_timeout"``; see "Naming a stage" in ``docs/operators.md``).
     """
     return _IdleTimeout(seconds, name=name)
 
@@ -241,6 +247,9 @@ def initial_timeout(seconds: float, *, name: str | None = None) -> Operator[Any,
     Only the first item is timed (from the moment the stage starts); after
     it the stage is a plain pass-through. An empty stream that ends in time
     is fine.
+
+    ``name=`` labels the stage in its statistics, repr and error messages
+    (default ``"initial_timeout"``; see "Naming a stage" in ``docs/operators.md``).
     """
     return _InitialTimeout(seconds, name=name)
 
@@ -251,6 +260,9 @@ def completion_timeout(seconds: float, *, name: str | None = None) -> Operator[A
     The whole stream must end within ``seconds`` of the stage starting,
     including any time spent waiting on a slow downstream. The stage raises
     at that moment, whatever it is doing.
+
+    ``name=`` labels the stage in its statistics, repr and error messages
+    (default ``"completion_timeout"``; see "Naming a stage" in ``docs/operators.md``).
     """
     return _CompletionTimeout(seconds, name=name)
 
@@ -291,48 +303,49 @@ class _Throttle(Operator[T, T]):
         capacity = self._capacity
         tokens = capacity  # full at start
         stamp = trio.current_time()
+        # Items are priced where they are ready and taken only once paid
+        # for: a throttle waiting for tokens leaves them upstream, so the
+        # stage before it sees it busy (an adaptive_batch grows its batch
+        # meanwhile instead of committing a batch of one to the hop).
+        upstream = Lookahead(receive, counters)
+        prices: list[float] = []  # of the first len(prices) ready items
         while True:
             try:
-                chunk = await receive_some(receive)
+                ready = await upstream.ready()
             except trio.EndOfChannel:
                 return
-            counters.items_in += len(chunk)
+            now = trio.current_time()
+            tokens = min(capacity, tokens + (now - stamp) * fill)
+            stamp = now
+            # The longest affordable run goes out in one send.
+            end, run_cost = 0, 0.0
+            while end < min(len(ready), CHUNK):
+                if end == len(prices):
+                    try:
+                        prices.append(self._price(ready[end]))
+                    except Exception:
+                        if end == 0:
+                            raise
+                        break  # send what is paid for, then fail on this item
+                if run_cost + prices[end] > tokens + _TOKEN_EPSILON:
+                    break
+                run_cost += prices[end]
+                end += 1
+            if end == 0:
+                await trio.sleep_until(stamp + (prices[0] - tokens) / fill)
+                continue
+            chunk = upstream.take(end)
+            del prices[:end]
+            await self._emit(send, chunk)
+            # Pay at the moment of sending: had the send blocked, the refill
+            # during the block must not let the next items burst past the
+            # bucket's capacity.
+            now = trio.current_time()
+            tokens = min(capacity, tokens + (now - stamp) * fill) - run_cost
+            stamp = now
+            counters.items_out += end
+            counters.emitted += end
             counters.set_buffered(counters.items_in - counters.items_out)
-            prices: list[float] = []
-            start = 0
-            while start < len(chunk):
-                now = trio.current_time()
-                tokens = min(capacity, tokens + (now - stamp) * fill)
-                stamp = now
-                # The longest affordable run goes out in one send.
-                end, run_cost = start, 0.0
-                while end < len(chunk):
-                    if end == len(prices):
-                        try:
-                            prices.append(self._price(chunk[end]))
-                        except Exception:
-                            if end == start:
-                                raise
-                            break  # send what is paid for, then fail on this item
-
-                    if run_cost + prices[end] > tokens + _TOKEN_EPSILON:
-                        break
-                    run_cost += prices[end]
-                    end += 1
-                if end == start:
-                    await trio.sleep_until(stamp + (prices[start] - tokens) / fill)
-                    continue
-                await self._emit(send, chunk[start:end])
-                # Pay at the moment of sending: had the send blocked, the
-                # refill during the block must not let the next items burst
-                # past the bucket's capacity.
-                now = trio.current_time()
-                tokens = min(capacity, tokens + (now - stamp) * fill) - run_cost
-                stamp = now
-                counters.items_out += end - start
-                counters.emitted += end - start
-                counters.set_buffered(counters.items_in - counters.items_out)
-                start = end
 
 
 def throttle(
@@ -350,10 +363,19 @@ def throttle(
     Sending an item takes ``cost(item)`` tokens (default 1); when the bucket
     is short the stage waits exactly until it has refilled enough. It never
     drops: a waiting throttle stops reading, so upstream is backpressured.
+    Inside a pipeline it prices items where they wait in the hop before it
+    and takes only what it can send now, so while it waits for tokens it
+    holds nothing and counts as busy downstream: the stage before it sees a
+    full hop (an ``adaptive_batch`` grows its batch, a ``latest`` keeps the
+    newest value). Over other channels it must receive an item to price it.
 
     So in any window of ``t`` seconds at most ``burst + rate * t / per``
     cost units go out, and items are never delayed more than the bucket
     requires.
+
+    ``name=`` labels the stage in its statistics, repr and error messages
+    (a refused cost names it; default ``"throttle"``; see "Naming a stage"
+    in ``docs/operators.md``).
 
     Raises:
         ValueError: at construction for a non-positive ``rate``/``per``/

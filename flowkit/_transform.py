@@ -197,6 +197,9 @@ def map(fn: Callable[[InT], Any], *, name: str | None = None) -> Operator[InT, A
     its own inside a pipeline) or an ``async def`` (one item at a time; use
     :func:`concurrent_map` to run several at once). An exception from
     ``fn`` crashes the stage and propagates with its original type.
+
+    ``name=`` labels the stage in its statistics, repr and error messages
+    (default ``"map"``; see "Naming a stage" in ``docs/operators.md``).
     """
     if inspect.iscoroutinefunction(fn):
         return _AsyncMap(fn, name=name)
@@ -216,6 +219,9 @@ def filter(predicate: Callable[[InT], Any], *, name: str | None = None) -> Opera
 
     Rejected items are counted in ``statistics().filtered``. Sync predicates
     are fusible like :func:`map`.
+
+    ``name=`` labels the stage in its statistics, repr and error messages
+    (default ``"filter"``; see "Naming a stage" in ``docs/operators.md``).
     """
     if inspect.iscoroutinefunction(predicate):
         return _AsyncFilter(predicate, name=name)

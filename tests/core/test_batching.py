@@ -286,3 +286,46 @@ def test_batching_properties(kind: str, plan: _scenario.Plan, n: int) -> None:
     final = outcome.final
     assert final.emitted == len(outcome.outputs)
     assert sum(size * count for size, count in final.batch_sizes) == n
+
+
+# -- adaptive_batch before a throttle (docs/ops/batching.md) ----------------
+
+
+async def _batch_sizes_before_a_throttle(burst: float | None) -> tuple[list[int], Any]:
+    """200 items at 100/s -> adaptive_batch(10) -> throttle(20 per second)."""
+
+    async def paced() -> Any:
+        for i in range(200):
+            yield i
+            await trio.sleep(0.01)
+
+    op = flowkit.adaptive_batch(10)
+    async with flowkit.open_pipeline(paced(), op, flowkit.throttle(20, burst=burst)) as out:
+        sizes = [len(batch) async for batch in out]
+    return sizes, op.statistics().batch_sizes
+
+
+async def test_before_a_throttle_the_burst_goes_out_as_single_items(
+    autojump_clock: Any,
+) -> None:
+    # The measured effect the docs describe. With the default burst (= rate,
+    # 20) the throttle is not busy until its bucket is empty, so the first
+    # batches are single items (no latency added, as adaptive_batch
+    # promises): a third or more of a short stream's batches.
+    sizes, histogram = await _batch_sizes_before_a_throttle(burst=None)
+    leading = next(i for i, size in enumerate(sizes) if size > 1)
+    assert 20 <= leading <= 30
+    assert dict(histogram)[1] == leading
+    # Once the bucket is empty, each batch holds what came in one token
+    # interval (100/s over 20/s: 5 items), never a single one.
+    assert all(size >= 4 for size in sizes[leading:])
+    assert sum(sizes) == 200
+
+
+async def test_before_a_throttle_burst_1_batches_from_the_start(autojump_clock: Any) -> None:
+    sizes, histogram = await _batch_sizes_before_a_throttle(burst=1)
+    # Only the very first item (a full bucket of one) and the one right
+    # after go alone; from then on each batch holds about an interval's worth.
+    assert dict(histogram).get(1, 0) <= 2
+    assert all(size >= 3 for size in sizes[2:])
+    assert sum(sizes) == 200

@@ -315,9 +315,62 @@ async def test_throttle_item_dearer_than_burst_is_a_value_error(
             async for _ in out:
                 pass
     stats = op.statistics()
-    assert (stats.items_out, stats.buffered) == (2, 2)  # 1 and 2 went out first
+    # 1 and 2 went out first; 9 was priced where it waited upstream, so
+    # neither it nor 3 was ever taken from the hop.
+    assert (stats.items_in, stats.items_out, stats.buffered) == (2, 2, 0)
     with pytest.raises(ValueError, match="burst"):
         flowkit.throttle(1, burst=0)
+
+
+async def test_a_waiting_throttle_leaves_items_upstream(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    # While it waits for tokens the throttle holds nothing: the items it
+    # cannot afford stay in the hop before it, so buffer(4) really is the
+    # only room. It used to take a chunk and hold it, four more items in all.
+    produced = 0
+
+    async def source() -> AsyncIterator[int]:
+        nonlocal produced
+        for i in range(100):
+            produced += 1
+            yield i
+
+    op = flowkit.throttle(1, burst=1)
+    peaks: list[int] = []
+    async with flowkit.open_pipeline(source(), flowkit.buffer(4), op) as out:
+        for _ in range(5):
+            await out.receive()
+            await trio.sleep(0.5)  # half-way to the next token
+            stats = op.statistics()
+            peaks.append(produced - stats.items_out)
+            assert stats.buffered == 0
+    # Waiting beyond what was sent: 4 in the buffer, 1 in the source's pump.
+    assert peaks == [5] * 5
+
+
+@pytest.mark.parametrize("first", ["latest", "adaptive_batch"])
+async def test_what_waits_for_a_throttle_stays_fresh(
+    first: str, autojump_clock: trio.testing.MockClock
+) -> None:
+    # A throttle waiting for time counts as busy downstream: the stage
+    # before it keeps replacing (latest) or growing (adaptive_batch) what it
+    # offers, instead of one more value going stale inside the throttle.
+    async def stamped() -> AsyncIterator[float]:
+        for _ in range(1000):
+            yield trio.current_time()
+            await trio.sleep(0.01)
+
+    stage = flowkit.latest() if first == "latest" else flowkit.adaptive_batch(100)
+    ages: list[float] = []
+    async with flowkit.open_pipeline(stamped(), stage, flowkit.throttle(2, burst=1)) as out:
+        async for value in out:
+            stamps = value if isinstance(value, list) else [value]
+            ages.extend(trio.current_time() - stamp for stamp in stamps)
+    # latest: one token interval (0.5 s) plus the source's 10 ms pacing;
+    # a batch's oldest item: two intervals. It used to be 1.0 s and 1.5 s.
+    limit = 0.51 if first == "latest" else 1.0
+    assert max(ages) <= limit + 1e-9
 
 
 @settings(max_examples=100, deadline=None)

@@ -1,0 +1,86 @@
+"""``name=``: every operator factory takes it, documents it, and uses it."""
+
+from __future__ import annotations
+
+import inspect
+import re
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+import trio
+
+import flowkit
+
+
+async def identity(x: Any) -> Any:
+    return x
+
+
+#: Each public factory with the smallest valid arguments (name aside).
+FACTORIES: dict[str, Callable[..., Any]] = {
+    "adaptive_batch": lambda **kw: flowkit.adaptive_batch(4, **kw),
+    "balance": lambda **kw: flowkit.balance(identity, **kw),
+    "batch": lambda **kw: flowkit.batch(4, **kw),
+    "broadcast": lambda **kw: flowkit.broadcast(**kw),
+    "buffer": lambda **kw: flowkit.buffer(4, **kw),
+    "completion_timeout": lambda **kw: flowkit.completion_timeout(1, **kw),
+    "concurrent_map": lambda **kw: flowkit.concurrent_map(identity, max_concurrent=2, **kw),
+    "conflate": lambda **kw: flowkit.conflate(lambda a, b: b, **kw),
+    "drop_newest": lambda **kw: flowkit.drop_newest(2, **kw),
+    "drop_oldest": lambda **kw: flowkit.drop_oldest(2, **kw),
+    "filter": lambda **kw: flowkit.filter(bool, **kw),
+    "idle_timeout": lambda **kw: flowkit.idle_timeout(1, **kw),
+    "initial_timeout": lambda **kw: flowkit.initial_timeout(1, **kw),
+    "keepalive": lambda **kw: flowkit.keepalive(1, "beat", **kw),
+    "latest": lambda **kw: flowkit.latest(**kw),
+    "map": lambda **kw: flowkit.map(str, **kw),
+    "merge": lambda **kw: flowkit.merge(**kw),
+    "throttle": lambda **kw: flowkit.throttle(1, **kw),
+}
+
+
+def test_every_factory_with_a_name_parameter_is_listed() -> None:
+    with_name = {
+        name
+        for name in flowkit.__all__
+        if inspect.isfunction(factory := getattr(flowkit, name))
+        and "name" in inspect.signature(factory).parameters
+        and name != "branch"  # not an operator: tested below
+    }
+    assert with_name == set(FACTORIES)
+
+
+@pytest.mark.parametrize("factory", sorted(FACTORIES))
+def test_name_is_documented_and_its_default_is_the_documented_one(factory: str) -> None:
+    doc = inspect.getdoc(getattr(flowkit, factory)) or ""
+    said = re.search(r'(?:^\s*name:|``name=``)[^`]*?default[^`]*``"([^"]+)"``', doc, re.M | re.S)
+    assert said is not None, f"flowkit.{factory}'s docstring does not document name="
+    assert FACTORIES[factory]().statistics().name == said.group(1)
+
+
+@pytest.mark.parametrize("factory", sorted(FACTORIES))
+def test_name_labels_the_statistics_and_the_repr(factory: str) -> None:
+    op = FACTORIES[factory](name="my stage")
+    assert op.statistics().name == "my stage"
+    assert "'my stage'" in repr(op)
+
+
+def test_branch_names_its_statistics() -> None:
+    send, _ = trio.open_memory_channel[Any](0)
+    assert "name:" in (inspect.getdoc(flowkit.branch) or "")
+    assert flowkit.branch(send, max_items=1).statistics().name == "branch[drop_oldest]"
+    assert flowkit.branch(send, max_items=1, name="audit").statistics().name == "audit"
+
+
+async def test_a_stage_error_names_its_stage(autojump_clock: trio.testing.MockClock) -> None:
+    async def stalls() -> Any:
+        await trio.sleep_forever()
+        yield
+
+    with pytest.raises(flowkit.IdleTimeout, match=r"\(upstream watch\)"):
+        async with flowkit.open_pipeline(
+            stalls(), flowkit.idle_timeout(1, name="upstream watch")
+        ) as out:
+            async for _ in out:
+                pass
