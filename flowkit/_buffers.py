@@ -66,23 +66,31 @@ class _Buffer(Operator[T, T]):
                 # Downstream is gone: stop filling, then return normally.
                 nursery.cancel_scope.cancel()
 
+    # The inner ends are closed synchronously (``close()``, not ``async
+    # with``): an ``aclose`` checkpoint while an error is leaving would let
+    # the sibling's resulting BrokenResourceError cancel this task, and the
+    # Cancelled would replace the real error.
     async def _fill(self, receive: trio.abc.ReceiveChannel[T], inner: FlowSendChannel[T]) -> None:
-        async with inner:
+        try:
             while True:
                 try:
                     chunk = await receive_some(receive, self.max_items)
                 except trio.EndOfChannel:
                     return
                 await inner.send_all(chunk)
+        finally:
+            inner.close()
 
     async def _drain(self, inner: FlowReceiveChannel[T], send: trio.abc.SendChannel[T]) -> None:
-        async with inner:
+        try:
             while True:
                 try:
                     chunk = await inner.receive_some()
                 except trio.EndOfChannel:
                     return
                 await self._emit(send, chunk)
+        finally:
+            inner.close()
 
 
 def buffer(max_items: int, *, name: str | None = None) -> Operator[Any, Any]:

@@ -37,6 +37,11 @@ def unwrapped(group: BaseExceptionGroup[BaseException]) -> BaseException:
     and Reactor: trio lists a nursery's errors in the order its tasks
     ended, so that is the one that happened first (an error that is not an
     ``Exception``, such as ``KeyboardInterrupt``, wins over any that is).
+    A ``BrokenResourceError`` loses to any other error: it is the echo of a
+    sibling that failed and closed its end of a channel, and since the
+    contract reads it as "downstream left, return normally", letting it win
+    would swallow the real failure (trio does not promise which of two
+    tasks failing in one scheduler batch ends first).
     The others are not silently dropped: a note on the raised error counts
     and names them, and the group stays reachable as ``__context__``.
 
@@ -48,7 +53,7 @@ def unwrapped(group: BaseExceptionGroup[BaseException]) -> BaseException:
     real = [leaf for leaf in _leaves(group) if not isinstance(leaf, trio.Cancelled)]
     if not real:
         return group
-    first = next((leaf for leaf in real if not isinstance(leaf, Exception)), real[0])
+    first = min(real, key=_rank)  # min is stable: the earliest of the best rank
     others = [leaf for leaf in real if leaf is not first]
     if others:
         named = ", ".join(reprlib.repr(leaf) for leaf in others[:_NAMED_OTHERS])
@@ -58,6 +63,12 @@ def unwrapped(group: BaseExceptionGroup[BaseException]) -> BaseException:
             f"concurrent tasks were not propagated: {named}{more}"
         )
     return first
+
+
+def _rank(error: BaseException) -> int:
+    if not isinstance(error, Exception):
+        return 0
+    return 2 if isinstance(error, trio.BrokenResourceError) else 1
 
 
 @contextmanager
