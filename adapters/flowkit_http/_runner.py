@@ -26,6 +26,7 @@ from flowkit import Pipeline, open_pipeline
 from flowkit.mcp import LocalProtocolError, OutgoingStream, error_result, tool_result
 
 from ._items import CloseStream, Partial, Progress, Result, ToolPipeline
+from ._logging import log_tool_failure
 from ._outbox import Outbox
 
 __all__ = ["run_call", "to_call_result"]
@@ -241,9 +242,11 @@ async def run_call(
         try:
             final = stream.result(result)
         except LocalProtocolError as exc:  # e.g. output schema violated
+            log_tool_failure(name, exc)
             final = stream.result(_failure(name, exc))
     except Exception as exc:
         if stream.finished:
             raise
+        log_tool_failure(name, exc)
         final = stream.result(_failure(name, exc))
     await outbox.finish(final)
