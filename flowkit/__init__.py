@@ -31,6 +31,7 @@ from ._pipeline import Pipeline, Stage, open_pipeline, start_pipeline
 from ._stats import OperatorStatistics
 from ._timing import completion_timeout, idle_timeout, initial_timeout, keepalive, throttle
 from ._transform import filter, map
+from ._version import __version__
 
 __all__ = [
     "Branch",
@@ -47,6 +48,7 @@ __all__ = [
     "Stage",
     "StreamAborted",
     "StreamTimeout",
+    "__version__",
     "adaptive_batch",
     "balance",
     "batch",
