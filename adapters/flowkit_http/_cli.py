@@ -43,6 +43,7 @@ from quart import Quart
 
 from flowkit._version import __version__
 
+from ._access import AccessLog
 from ._asgi import MCPApp
 from ._quart import create_app
 from ._server import MCPServer
@@ -55,9 +56,6 @@ logger = logging.getLogger("flowkit_http")
 GC_THRESHOLD = (20_000, 50, 10)
 
 LOG_FORMAT = "%(levelname)s %(name)s: %(message)s"
-# hypercorn's access-log atoms: client, request line, status, body bytes, seconds.
-# No header is logged (an Authorization header must never reach a log).
-ACCESS_LOG_FORMAT = '%(h)s "%(r)s" %(s)s %(b)s %(L)ss'
 
 _DESCRIPTION = "Serve flowkit pipelines as MCP tools over Streamable HTTP."
 _SERVE_EPILOG = """\
@@ -259,11 +257,10 @@ def _config(args: argparse.Namespace) -> Config:
     config.bind = [f"{host}:{args.port}"]
     config.graceful_timeout = args.graceful_timeout
     config.backlog = args.backlog
-    # hypercorn's own stderr handlers would print every line twice (theirs and
-    # the root one main() sets up): hand it plain loggers instead.
+    # hypercorn's own stderr handler would print every line twice (its handler
+    # and the root one main() sets up): hand it a plain logger instead.
     config.errorlog = logging.getLogger("hypercorn.error")
-    config.accesslog = logging.getLogger("hypercorn.access") if args.access_log else None
-    config.access_log_format = ACCESS_LOG_FORMAT
+    config.accesslog = None  # ours, when asked for: one line per request (_access.py)
     return config
 
 
@@ -287,9 +284,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             _fail("--max-sessions applies to an MCPServer target (or --demo)")
         target.config = attrs.evolve(target.config, max_sessions=args.max_sessions)
     app = _app_for(target, args.path)
+    endpoints = _endpoints(app)
+    if args.access_log:
+        app = AccessLog(app)
     config = _config(args)
     try:
-        trio.run(_serve, app, _endpoints(app), config)
+        trio.run(_serve, app, endpoints, config)
     except BaseException as exc:
         error = _unwrap(exc)
         if not isinstance(error, _CannotListen):

@@ -7,9 +7,6 @@ import re
 import signal
 import socket
 import subprocess
-import sys
-from collections.abc import AsyncIterator, Callable, Sequence
-from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -17,14 +14,8 @@ import httpx
 import pytest
 import trio
 
-from ._raw import JSON_HEADERS, call, initialize, request
-
-_INITIALIZE = request(
-    "initialize",
-    protocolVersion="2025-11-25",
-    capabilities={},
-    clientInfo={"name": "raw", "version": "0"},
-)
+from ._flowkit_serve import FLOWKIT, free_port, running, serve_and_stop, stop
+from ._raw import call, initialize
 
 _USER_MODULE = '''
 from flowkit_http import MCPServer
@@ -39,91 +30,16 @@ def hello(name: str) -> str:
 '''
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-FLOWKIT = [sys.executable, "-m", "flowkit_http"]
-"""The public command from this interpreter (the ``flowkit`` script runs the same ``main``)."""
-
-
-@asynccontextmanager
-async def running(
-    args: list[str], cwd: Path, *, ready: int = 1, command: Sequence[str] = FLOWKIT
-) -> AsyncIterator[tuple[trio.Process, bytearray]]:
-    """``flowkit serve ARGS`` until ``ready`` "serving" lines are out; killed if left running.
-
-    Yields the process and its output so far (stdout and stderr), which grows
-    as :func:`read_until` reads more.
-    """
-    process = await trio.lowlevel.open_process(
-        [*command, "serve", *args], cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
-    )
-    try:
-        output = bytearray()
-        await read_until(process, output, lambda: output.count(b"flowkit: serving") >= ready)
-        yield process, output
-    finally:
-        if process.returncode is None:
-            process.kill()
-            await process.wait()
-
-
-async def read_until(process: trio.Process, output: bytearray, done: Callable[[], bool]) -> None:
-    assert process.stdout is not None
-    while not done():
-        chunk = await process.stdout.receive_some()
-        assert chunk, output.decode()
-        output += chunk
-
-
-async def stop(process: trio.Process, output: bytearray) -> int:
-    """SIGTERM; the exit status, with the rest of the output read."""
-    process.send_signal(signal.SIGTERM)
-    assert process.stdout is not None
-    with trio.fail_after(10):
-        async for chunk in process.stdout:
-            output += chunk
-        return await process.wait()
-
-
-async def _serve_and_stop(
-    args: list[str],
-    cwd: Path,
-    path: str = "/mcp",
-    sessions: int = 1,
-    command: Sequence[str] = FLOWKIT,
-) -> dict[str, object]:
-    port = _free_port()
-    async with running([*args, "--port", str(port)], cwd, command=command) as (process, output):
-        url = f"http://127.0.0.1:{port}{path}"
-        assert f"serving MCP at {url}".encode() in output
-        async with httpx.AsyncClient() as client:
-            for _ in range(sessions):
-                headers = await initialize(client, url)
-            body = b'{"jsonrpc":"2.0","id":2,"method":"tools/list"}'
-            tools = (await client.post(url, content=body, headers=headers)).json()["result"]
-            one_more = await client.post(url, content=_INITIALIZE, headers=JSON_HEADERS)
-        code = await stop(process, output)
-    return {
-        "tools": [t["name"] for t in tools["tools"]],
-        "code": code,
-        "one more session": one_more.status_code,
-    }
-
-
 async def test_serve_module_attr_from_the_current_directory(tmp_path: Path) -> None:
     (tmp_path / "my_tools.py").write_text(_USER_MODULE)
     with trio.fail_after(30):
-        outcome = await _serve_and_stop(["my_tools:server", "--path", "/tools"], tmp_path, "/tools")
+        outcome = await serve_and_stop(["my_tools:server", "--path", "/tools"], tmp_path, "/tools")
     assert outcome == {"tools": ["hello"], "code": 0, "one more session": 200}
 
 
 async def test_serve_demo(tmp_path: Path) -> None:
     with trio.fail_after(30):
-        outcome = await _serve_and_stop(["--demo"], tmp_path)
+        outcome = await serve_and_stop(["--demo"], tmp_path)
     assert outcome == {
         "tools": ["ticker", "analyze_document", "sensor_feed"],
         "code": 0,
@@ -133,7 +49,7 @@ async def test_serve_demo(tmp_path: Path) -> None:
 
 async def test_serve_max_sessions_caps_live_sessions(tmp_path: Path) -> None:
     with trio.fail_after(30):
-        outcome = await _serve_and_stop(["--demo", "--max-sessions", "3"], tmp_path, sessions=3)
+        outcome = await serve_and_stop(["--demo", "--max-sessions", "3"], tmp_path, sessions=3)
     assert outcome["one more session"] == 503  # the 4th initialize is over the cap
 
 
@@ -285,7 +201,7 @@ mount(app, admin, "/admin/mcp")
 
 async def test_every_mounted_endpoint_is_printed_and_served(tmp_path: Path) -> None:
     (tmp_path / "my_app.py").write_text(_TWO_MOUNTS)
-    port = _free_port()
+    port = free_port()
     with trio.fail_after(30):
         async with running(["my_app:app", "--port", str(port)], tmp_path, ready=2) as (
             process,
@@ -340,7 +256,7 @@ async def test_sigterm_is_handled_from_the_moment_the_server_starts(
 
 async def test_sigterm_right_after_start_exits_0(tmp_path: Path) -> None:
     with trio.fail_after(30):
-        async with running(["--demo", "--port", str(_free_port())], tmp_path) as (process, output):
+        async with running(["--demo", "--port", str(free_port())], tmp_path) as (process, output):
             assert await stop(process, output) == 0
 
 
@@ -360,7 +276,7 @@ def explode() -> str:
 
 
 async def _call_and_stop(args: list[str], cwd: Path, tool: str) -> tuple[int, str]:
-    port = _free_port()
+    port = free_port()
     async with running([*args, "--port", str(port)], cwd) as (process, output):
         url = f"http://127.0.0.1:{port}/mcp"
         async with httpx.AsyncClient() as client:
@@ -389,8 +305,13 @@ async def test_access_log_and_log_level(tmp_path: Path) -> None:
         _, quiet = await _call_and_stop(
             ["my_tools:server", "--access-log", "--log-level", "error"], tmp_path, "explode"
         )
-    access = [line for line in output.splitlines() if line.startswith("INFO hypercorn.access")]
-    assert len(access) == 3, output  # initialize, initialized, tools/call
-    assert all(re.search(r' "POST /mcp 1\.1" (200|202) \S+ \d+\.\d+s$', line) for line in access)
+    access = [line for line in output.splitlines() if "flowkit_http.access" in line]
+    # One line per request (initialize, initialized, tools/call), the streamed one too.
+    assert len(access) == 3, output
+    for line in access:
+        assert re.fullmatch(
+            r'INFO flowkit_http.access: 127\.0\.0\.1:\d+ "POST /mcp HTTP/1\.1" (200|202) \d+ \d+\.\d{6}s',
+            line,
+        ), line
     assert "INFO" not in quiet  # neither access lines nor "SIGTERM: shutting down"
     assert "ERROR flowkit_http: tool 'explode' failed" in quiet

@@ -1,8 +1,12 @@
-"""RateLimitedLog: first line in full, repeats folded into one summary per interval (MockClock)."""
+"""RateLimitedLog: first line in full, repeats folded into one summary per interval (MockClock).
+
+Also: tool failures reach the log, and the access log writes one line per request.
+"""
 
 from __future__ import annotations
 
 import logging
+import re
 from typing import Any
 
 import httpx
@@ -11,6 +15,7 @@ import trio
 import trio.testing
 
 from flowkit_http import MCPApp, MCPServer
+from flowkit_http._access import AccessLog
 from flowkit_http._logging import RateLimitedLog
 
 from ._raw import SSEParser, call, initialize
@@ -170,3 +175,33 @@ async def test_a_failing_tool_is_logged_with_its_traceback_once(
     assert errors[0].exc_info is not None
     assert isinstance(errors[0].exc_info[1], KeyError)
     assert "raise KeyError" in logging.Formatter().formatException(errors[0].exc_info)
+
+
+async def test_access_log_one_line_per_request_with_the_bytes_sent(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.INFO, logger="flowkit_http.access")
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and scope["path"] == "/stream":
+            await send({"type": "http.response.start", "status": 200, "headers": []})
+            for chunk in (b"data: 1\n\n", b"data: 2\n\n"):
+                await send({"type": "http.response.body", "body": chunk, "more_body": True})
+            await send({"type": "http.response.body", "body": b""})
+        # "/gone": the client left before any response (a stateless-era cancel)
+
+    async def send(message: Any) -> None:
+        pass
+
+    async def receive() -> Any:
+        return {"type": "http.request", "body": b""}
+
+    logged = AccessLog(app)
+    for path in ("/stream", "/gone"):
+        scope = {"type": "http", "method": "POST", "path": path, "http_version": "1.1"}
+        await logged({**scope, "client": ("127.0.0.1", 5000)}, receive, send)
+    await logged({"type": "lifespan"}, receive, send)  # not a request: not logged
+    lines = [r.getMessage() for r in caplog.records]
+    assert len(lines) == 2
+    assert re.fullmatch(r'127\.0\.0\.1:5000 "POST /stream HTTP/1\.1" 200 18 \d\.\d{6}s', lines[0])
+    assert re.fullmatch(r'127\.0\.0\.1:5000 "POST /gone HTTP/1\.1" - 0 \d\.\d{6}s', lines[1])
