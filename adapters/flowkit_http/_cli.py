@@ -201,7 +201,9 @@ async def _serve(app: Any, endpoints: Sequence[MCPApp], config: Config) -> None:
 def _parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="flowkit", description=_DESCRIPTION)
     parser.add_argument("--version", action="version", version=f"flowkit {__version__}")
-    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    commands = parser.add_subparsers(
+        dest="command", metavar="COMMAND", required=True, parser_class=_Parser
+    )
     run = commands.add_parser(
         "serve",
         help="serve an MCP server over Streamable HTTP",

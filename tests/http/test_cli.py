@@ -148,6 +148,18 @@ def test_bad_targets_are_one_line_and_exit_1(tmp_path: Path) -> None:
         assert line.startswith(f"flowkit serve: error: {message}"), line
 
 
+def test_usage_errors_are_one_line_and_exit_1() -> None:
+    cases = {
+        (): "the following arguments are required: COMMAND",
+        ("bogus",): "argument COMMAND: invalid choice: 'bogus'",
+        ("serve", "--demo", "--bogus"): "unrecognized arguments: --bogus",
+    }
+    for args, message in cases.items():
+        line = _one_line_failure(_flowkit(*args))
+        assert line.startswith(f"flowkit: error: {message}"), line
+        assert line.endswith("(see flowkit --help)")
+
+
 def test_version() -> None:
     import importlib.metadata
 
