@@ -35,6 +35,10 @@ __all__ = ["RateLimitedLog", "adapter_log", "log_tool_failure"]
 class RateLimitedLog:
     """Log through ``logger``, folding repeats of a reason within ``interval``.
 
+    Example (a refusal; the reason names the kind, the message the case)::
+
+        adapter_log.log(logging.WARNING, "refused (503)", "MCP request refused: %s", error)
+
     Args:
         logger: where every line goes (the summary too).
         interval: seconds a window lasts; at most one summary line per window.
