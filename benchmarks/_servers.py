@@ -42,7 +42,7 @@ def flowkit_command(port: int, extra: Sequence[str] = ()) -> list[str]:
     ``extra`` replaces ``--demo``, e.g. ``["benchmarks._flowkit_tools:server"]``.
     """
     exe = shutil.which("flowkit", path=os.path.dirname(sys.executable))
-    base = [exe] if exe else [sys.executable, "-m", "flowkit_http._cli"]
+    base = [exe] if exe else [sys.executable, "-m", "flowkit_http"]
     target = list(extra) or ["--demo"]
     return [*base, "serve", *target, "--host", HOST, "--port", str(port)]
 

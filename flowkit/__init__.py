@@ -52,6 +52,7 @@ if TYPE_CHECKING:
     from ._tasks import aclose_shielded
     from ._timing import completion_timeout, idle_timeout, initial_timeout, keepalive, throttle
     from ._transform import filter, map
+    from ._version import __version__
 
 __all__ = [
     "Branch",
@@ -68,6 +69,7 @@ __all__ = [
     "Stage",
     "StreamAborted",
     "StreamTimeout",
+    "__version__",
     "aclose_shielded",
     "adaptive_batch",
     "balance",
@@ -116,6 +118,8 @@ _LAZY: dict[str, str] = {
             "throttle",
         ),
         "._transform": ("filter", "map"),
+        # Lazy too: importlib.metadata loads socket, which the pure core must not.
+        "._version": ("__version__",),
     }.items()
     for name in names
 }

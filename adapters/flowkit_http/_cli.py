@@ -4,21 +4,29 @@ Usage::
 
     flowkit serve MODULE:ATTR [--host 127.0.0.1] [--port 8000] [--path /mcp]
                   [--max-sessions N] [--graceful-timeout S] [--backlog N]
+                  [--max-connections N] [--body-timeout S] [--body-budget BYTES]
+                  [--watchdog S] [--log-level info] [--access-log]
     flowkit serve --demo
+    flowkit --version
 
 ``ATTR`` names an :class:`~flowkit_http.MCPServer` (served at ``--path`` by a
-standalone app) or a Quart app (served as is: mount the endpoint into it
-yourself). The current directory is importable, as with hypercorn or uvicorn.
+standalone app) or a Quart app or :class:`~flowkit_http.MCPApp` (served as
+is: mount the endpoint into it yourself; every mounted path is printed at
+start-up). The current directory is importable, as with hypercorn or uvicorn.
 ``--backlog`` (default 1024, hypercorn's is 100) is the listen queue: with
 100, a burst of a few hundred clients connecting at once overflows it and the
 kernel drops SYNs, which clients retry after a second or more (connect p99 in
 seconds). The kernel caps it at ``net.core.somaxconn``.
-SIGINT/SIGTERM shut down gracefully: open streams are ended at once, then
-hypercorn closes the connections; those still open after
+
+Every error (a bad option, an import that fails, a port in use) is one line
+on stderr and exit status 1, never a traceback. SIGINT/SIGTERM shut down
+gracefully from the moment the "serving" line is printed: open streams are
+ended at once, then hypercorn closes the connections; those still open after
 ``--graceful-timeout`` (a client that stopped reading) are aborted, and the
 exit status is 0. ``--max-connections``, ``--body-timeout``,
 ``--body-budget`` and ``--watchdog`` are the limits of
 ``flowkit_http._serve`` and ``_watchdog`` (see docs/serving.md, "Limits").
+``python -m flowkit_http`` runs the same command.
 """
 
 from __future__ import annotations
@@ -31,13 +39,16 @@ import signal
 import sys
 from collections.abc import Sequence
 from functools import partial
-from typing import Any
+from typing import Any, NoReturn
 
 import attrs
 import trio
 from hypercorn.config import Config
 from quart import Quart
 
+from flowkit._version import __version__
+
+from ._access import AccessLog
 from ._asgi import MCPApp
 from ._quart import create_app
 from ._serve import ServeLimits, serve
@@ -51,91 +62,184 @@ logger = logging.getLogger("flowkit_http")
 # gc.set_threshold for `flowkit serve` (CPython's default: 700, 10, 10).
 GC_THRESHOLD = (20_000, 50, 10)
 
+LOG_FORMAT = "%(levelname)s %(name)s: %(message)s"
+
+_DESCRIPTION = "Serve flowkit pipelines as MCP tools over Streamable HTTP."
+_SERVE_EPILOG = """\
+examples:
+  flowkit serve --demo                   the demo tools at http://127.0.0.1:8000/mcp
+  flowkit serve my_tools:server          an MCPServer in ./my_tools.py
+  flowkit serve my_app:app --port 9000   a Quart app with the endpoint mounted in it
+
+TARGET is MODULE:ATTR, imported with the current directory on sys.path; ATTR
+is an MCPServer (served at --path), a Quart app or an MCPApp (served as they
+are). SIGINT/SIGTERM end open streams at once and exit 0. Errors are one line
+on stderr, exit status 1. See docs/serving.md.
+"""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, with a usage error as one line and exit status 1 (no usage dump)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(1, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+class _CannotListen(Exception):
+    """The server could not start listening (port in use, bad address, no permission)."""
+
+
+def _fail(message: str) -> NoReturn:
+    raise SystemExit(f"flowkit serve: error: {message}")
+
+
+def _port(text: str) -> int:
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number") from None
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"{port} is not a port (0-65535; 0 picks a free one)")
+    return port
+
+
+def _path(text: str) -> str:
+    if not text.startswith("/") or any(c in text for c in "?# \t\r\n"):
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not an endpoint path: it starts with '/' and has no query, "
+            "fragment or spaces (e.g. /mcp)"
+        )
+    return text
+
 
 def load_target(spec: str) -> Any:
     """Import ``MODULE:ATTR`` (``ATTR`` may be dotted) from the current directory."""
     module_name, sep, attr = spec.partition(":")
     if not sep or not module_name or not attr:
-        raise SystemExit(f"flowkit serve: expected MODULE:ATTR, got {spec!r}")
+        _fail(f"expected MODULE:ATTR, got {spec!r}")
     if "" not in sys.path:
         sys.path.insert(0, "")
     try:
         target: Any = importlib.import_module(module_name)
     except ImportError as exc:
-        raise SystemExit(f"flowkit serve: cannot import {module_name!r}: {exc}") from exc
+        _fail(f"cannot import {module_name!r}: {exc}")
     for part in attr.split("."):
         try:
             target = getattr(target, part)
         except AttributeError:
-            raise SystemExit(f"flowkit serve: {module_name!r} has no attribute {attr!r}") from None
+            _fail(f"{module_name!r} has no attribute {attr!r}")
     return target
 
 
-def _app_for(target: Any, path: str) -> tuple[Any, MCPApp | None]:
-    """The ASGI app to serve, and the MCP endpoint inside it if we can find it."""
+def _endpoints(app: Any) -> list[MCPApp]:
+    """Every MCPApp in front of ``app``, outermost last: one per ``mount()``.
+
+    ``mount`` puts an MCPApp in front of the app's ASGI callable, with the
+    previous one as its fallback; walking the fallbacks finds them all.
+    """
+    layer = app.asgi_app if isinstance(app, Quart) else app
+    found: list[MCPApp] = []
+    while isinstance(layer, MCPApp):
+        found.append(layer)
+        layer = layer.fallback
+    return found[::-1]
+
+
+def _app_for(target: Any, path: str | None) -> Any:
+    """The ASGI app to serve."""
     if isinstance(target, MCPServer):
-        app = create_app(target, path)
-        return app, app.extensions["flowkit_mcp"]
-    if isinstance(target, Quart):
-        return target, target.extensions.get("flowkit_mcp")
-    if isinstance(target, MCPApp):
-        return target, target
-    raise SystemExit(
-        f"flowkit serve: {type(target).__name__} is neither an MCPServer, a Quart app nor an MCPApp"
-    )
+        return create_app(target, path or "/mcp")
+    if not isinstance(target, Quart | MCPApp):
+        _fail(f"{type(target).__name__} is neither an MCPServer, a Quart app nor an MCPApp")
+    if path is not None:
+        _fail("--path applies to an MCPServer target (or --demo); an app has its own paths")
+    return target
+
+
+def _unwrap(exc: BaseException) -> BaseException:
+    """The one exception inside (nested) single-member groups, else ``exc``."""
+    while isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
+        exc = exc.exceptions[0]
+    return exc
 
 
 async def _serve(
     app: Any,
-    mcp: MCPApp | None,
+    endpoints: Sequence[MCPApp],
     config: Config,
     limits: ServeLimits | None = None,
     watchdog: float = 0.0,
 ) -> None:
-    async def shutdown_trigger() -> None:
-        with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+    # The signal receiver is open before the server starts, so a SIGTERM sent
+    # as soon as the "serving" line is out is a graceful shutdown, never the
+    # default action (death by signal, exit status -15).
+    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+
+        async def shutdown_trigger() -> None:
             async for signum in signals:
                 logger.info("%s: shutting down", signal.Signals(signum).name)
                 break
-        if mcp is not None:
-            mcp.close_streams()  # don't make clients wait out the graceful timeout
+            for mcp in endpoints:
+                mcp.close_streams()  # don't make clients wait out the graceful timeout
 
-    if watchdog > 0:
-        trio.lowlevel.add_instrument(Watchdog(watchdog))
-    async with trio.open_nursery() as nursery:
-        binds = await nursery.start(
-            lambda task_status: serve(
-                app,
-                config,
-                limits=limits,
-                shutdown_trigger=shutdown_trigger,
-                task_status=task_status,
-            )
-        )
-        # Everything imported and built at start-up lives as long as the
-        # process: move it out of the collector's sight so collections stay
-        # short (tail latency) — DESIGN "Performance levers".
-        gc.collect()
-        gc.freeze()
-        # Young collections every 700 allocations (CPython's default) land in
-        # the event path hundreds of times a second under load; fewer ones cut
-        # the lateness tail at C=500 (p99 ~95 -> ~65 ms, benchmarks.md). Full
-        # collections still come (every 10 middle ones, CPython's heuristic).
-        gc.set_threshold(*GC_THRESHOLD)
-        for bind in binds:
-            print(f"flowkit: serving MCP at {bind}{mcp.path if mcp else ''}", flush=True)
+        if watchdog > 0:
+            trio.lowlevel.add_instrument(Watchdog(watchdog))
+        async with trio.open_nursery() as nursery:
+            try:
+                binds = await nursery.start(
+                    lambda task_status: serve(
+                        app,
+                        config,
+                        limits=limits,
+                        shutdown_trigger=shutdown_trigger,
+                        task_status=task_status,
+                    )
+                )
+            except BaseException as exc:
+                error = _unwrap(exc)
+                if not isinstance(error, OSError | OverflowError):
+                    raise
+                raise _CannotListen(f"cannot listen on {' '.join(config.bind)}: {error}") from None
+            # Everything imported and built at start-up lives as long as the
+            # process: move it out of the collector's sight so collections stay
+            # short (tail latency; docs/serving.md, "flowkit serve").
+            gc.collect()
+            gc.freeze()
+            # Young collections every 700 allocations (CPython's default) land in
+            # the event path hundreds of times a second under load; fewer ones cut
+            # the lateness tail at C=500 (p99 ~95 -> ~65 ms, benchmarks.md). Full
+            # collections still come (every 10 middle ones, CPython's heuristic).
+            gc.set_threshold(*GC_THRESHOLD)
+            for bind in binds:
+                if not endpoints:
+                    print(f"flowkit: serving {bind} (no MCP endpoint mounted)", flush=True)
+                for mcp in endpoints:
+                    print(f"flowkit: serving MCP at {bind}{mcp.path}", flush=True)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``flowkit`` console script."""
-    parser = argparse.ArgumentParser(prog="flowkit", description=__doc__.split("\n")[0])
-    commands = parser.add_subparsers(dest="command", required=True)
-    run = commands.add_parser("serve", help="serve an MCP server over Streamable HTTP")
-    run.add_argument("target", nargs="?", help="MODULE:ATTR of an MCPServer or a Quart app")
+def _parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="flowkit", description=_DESCRIPTION)
+    parser.add_argument("--version", action="version", version=f"flowkit {__version__}")
+    commands = parser.add_subparsers(
+        dest="command", metavar="COMMAND", required=True, parser_class=_Parser
+    )
+    run = commands.add_parser(
+        "serve",
+        help="serve an MCP server over Streamable HTTP",
+        description="Serve an MCPServer, or a Quart app with the MCP endpoint mounted,\n"
+        "on hypercorn's trio worker.",
+        epilog=_SERVE_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    run.add_argument(
+        "target", nargs="?", metavar="TARGET", help="MODULE:ATTR of an MCPServer or a Quart app"
+    )
     run.add_argument("--demo", action="store_true", help="serve the demo tools")
     run.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1)")
-    run.add_argument("--port", type=int, default=8000, help="port (default 8000)")
-    run.add_argument("--path", default="/mcp", help="endpoint path (default /mcp)")
+    run.add_argument("--port", type=_port, default=8000, help="port (default 8000)")
+    run.add_argument(
+        "--path", type=_path, default=None, help="endpoint path of an MCPServer (default /mcp)"
+    )
     run.add_argument(
         "--graceful-timeout", type=float, default=3.0, help="seconds to let connections close"
     )
@@ -183,10 +287,40 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="log task steps holding the event loop longer than S seconds "
         "(default 0: off; each task step then costs ~1.5 us more)",
     )
+    run.add_argument(
+        "--log-level",
+        choices=["debug", "info", "warning", "error"],
+        default="info",
+        help="lowest level logged to stderr (default info)",
+    )
+    run.add_argument(
+        "--access-log",
+        action="store_true",
+        help="log one line per HTTP request at INFO (default off)",
+    )
+    return parser
+
+
+def _config(args: argparse.Namespace) -> Config:
+    config = Config()
+    host = f"[{args.host}]" if ":" in args.host else args.host
+    config.bind = [f"{host}:{args.port}"]
+    config.graceful_timeout = args.graceful_timeout
+    config.backlog = args.backlog
+    # hypercorn's own stderr handler would print every line twice (its handler
+    # and the root one main() sets up): hand it a plain logger instead.
+    config.errorlog = logging.getLogger("hypercorn.error")
+    config.accesslog = None  # ours, when asked for: one line per request (_access.py)
+    return config
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``flowkit`` console script (and ``python -m flowkit_http``)."""
+    parser = _parser()
     args = parser.parse_args(argv)
     if args.demo == bool(args.target):
-        parser.error("serve needs exactly one of MODULE:ATTR and --demo")
-    logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s")
+        _fail("give exactly one of TARGET (MODULE:ATTR) and --demo")
+    logging.basicConfig(level=args.log_level.upper(), format=LOG_FORMAT)
     if args.demo:
         from ._demo import server
 
@@ -195,27 +329,24 @@ def main(argv: Sequence[str] | None = None) -> int:
         target = load_target(args.target)
     if args.max_sessions is not None:
         if args.max_sessions < 1:
-            parser.error("--max-sessions must be at least 1")
+            _fail("--max-sessions must be at least 1")
         if not isinstance(target, MCPServer):
-            parser.error("--max-sessions applies to an MCPServer target (or --demo)")
+            _fail("--max-sessions applies to an MCPServer target (or --demo)")
         target.config = attrs.evolve(target.config, max_sessions=args.max_sessions)
-    app, mcp = _app_for(target, args.path)
-    config = Config()
-    host = f"[{args.host}]" if ":" in args.host else args.host
-    config.bind = [f"{host}:{args.port}"]
-    config.graceful_timeout = args.graceful_timeout
-    config.backlog = args.backlog
-    config.accesslog = None
-    # hypercorn's own stderr handler would print every line twice (its handler
-    # and the root one set up above); hand it a plain logger instead.
-    config.errorlog = logging.getLogger("hypercorn.error")
+    app = _app_for(target, args.path)
+    endpoints = _endpoints(app)
+    if args.access_log:
+        app = AccessLog(app)
+    config = _config(args)
     try:
         limits = ServeLimits(args.max_connections, args.body_timeout, args.body_budget)
     except ValueError as exc:
-        parser.error(f"invalid limit: {exc}")
-    trio.run(partial(_serve, limits=limits, watchdog=args.watchdog), app, mcp, config)
+        _fail(f"invalid limit: {exc}")
+    try:
+        trio.run(partial(_serve, limits=limits, watchdog=args.watchdog), app, endpoints, config)
+    except BaseException as exc:
+        error = _unwrap(exc)
+        if not isinstance(error, _CannotListen):
+            raise
+        _fail(str(error))
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

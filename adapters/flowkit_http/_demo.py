@@ -152,7 +152,9 @@ async def _off_loop(fn: Callable[..., _T], *args: Any) -> _T:
             "words": {"type": "integer"},
             "sentences": {"type": "integer"},
             "top_words": {"type": "array"},
-            "longest_section": {"type": ["string", "null"]},
+            # One `type` per property (absent, not null, for an empty document):
+            # MCP Inspector 2.x flags type arrays as unportable.
+            "longest_section": {"type": "string"},
         },
         "required": ["sections", "words", "sentences", "top_words"],
     }
@@ -177,8 +179,9 @@ async def analyze_document(text: str) -> AsyncIterator[Partial | Result]:
         "words": words,
         "sentences": sentences,
         "top_words": [[w, n] for w, n in totals.most_common(5)],
-        "longest_section": longest[1] if longest else None,
     }
+    if longest is not None:
+        summary["longest_section"] = longest[1]
     yield Result(
         structured=summary,
         text=f"{len(sections)} sections, {words} words, {sentences} sentences",

@@ -36,6 +36,7 @@ from flowkit.mcp import (
 )
 
 from ._items import CloseStream, Partial, Progress, ToolPipeline
+from ._logging import log_tool_failure
 from ._outbox import Outbox
 
 __all__ = ["run_call"]
@@ -248,9 +249,11 @@ async def run_call(
         try:
             final = stream.result(result)
         except LocalProtocolError as exc:  # e.g. output schema violated
+            log_tool_failure(name, exc)
             final = stream.result(_failure(name, exc))
     except Exception as exc:
         if stream.finished:
             raise
+        log_tool_failure(name, exc)
         final = stream.result(_failure(name, exc))
     await outbox.finish(final)

@@ -173,7 +173,7 @@ def _flowkit_command() -> list[str]:
     script = Path(sys.executable).with_name("flowkit")
     if script.exists():
         return [str(script)]
-    return [sys.executable, "-c", "import sys, flowkit_http._cli as c; sys.exit(c.main())"]
+    return [sys.executable, "-m", "flowkit_http"]
 
 
 def _answers(url: str) -> bool:

@@ -187,7 +187,7 @@ def demo_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[int,
     log = tmp_path_factory.mktemp("fuzz") / "server.log"
     with log.open("wb") as sink:
         process = subprocess.Popen(
-            [sys.executable, "-m", "flowkit_http._cli", "serve", "--demo", "--port", str(port)],
+            [sys.executable, "-m", "flowkit_http", "serve", "--demo", "--port", str(port)],
             stdout=sink,
             stderr=subprocess.STDOUT,
         )
