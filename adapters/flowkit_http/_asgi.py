@@ -21,7 +21,10 @@ been idle for the interval. A second task watches for ``http.disconnect``.
 A tool's :class:`~flowkit_http.CloseStream` ends the response early, between
 two writes, exactly as a client disconnect would in that era (the outbox
 detaches; the client resumes from the event store); whether a stream may be
-closed early is again the core's answer (``OutgoingStream.resumable``).
+closed early, and whether an idle one gets a keepalive, are again the core's
+answers (``OutgoingStream.end_response`` and ``keepalive``). A runner that
+dies is reported too (``OutgoingStream.abort``): the client gets the core's
+JSON-RPC error and the session is not left busy.
 """
 
 from __future__ import annotations
@@ -88,19 +91,16 @@ class _Writer:
 class _Call:
     """A running tool call: its outbox and the scope that cancels it.
 
-    ``end_response`` and ``response_ended`` belong to the response carrying
-    the call now: the tool asked to end it
-    (:class:`~flowkit_http.CloseStream`), and the event set when that
-    response has ended.
+    ``response_ended`` is set when the response carrying the call has ended,
+    made only while a :class:`~flowkit_http.CloseStream` waits for that.
     """
 
-    __slots__ = ("end_response", "outbox", "response_ended", "scope", "stream")
+    __slots__ = ("outbox", "response_ended", "scope", "stream")
 
     def __init__(self, stream: OutgoingStream, outbox: Outbox) -> None:
         self.stream = stream
         self.outbox = outbox
         self.scope = trio.CancelScope()
-        self.end_response = False
         self.response_ended: trio.Event | None = None  # made when a close waits
 
     async def close_response(self) -> None:
@@ -108,13 +108,12 @@ class _Call:
 
         The runner waits here (adding nothing), so every event the tool
         emitted before :class:`~flowkit_http.CloseStream` goes out on this
-        response; the writer then ends it between two writes. A no-op where
-        the client could not resume (see ``OutgoingStream.resumable``).
+        response; the writer then ends it between two writes. Whether the
+        response may end early is the core's answer
+        (``OutgoingStream.end_response``); where it may not, this is a no-op.
         """
-        stream = self.stream
-        if not (stream.resumable and stream.attached) or stream.finished:
+        if not self.stream.end_response():
             return
-        self.end_response = True
         if self.response_ended is None:
             self.response_ended = trio.Event()
         ended = self.response_ended
@@ -332,23 +331,31 @@ class MCPApp:
         return call
 
     async def _run(self, action: StartCall, call: _Call) -> None:
-        completed = False
+        stream, outbox = action.stream, call.outbox
+        delivered = False
         try:
             with call.scope:
                 await run_call(
-                    action.stream,
-                    action.tool.fn,
-                    action.arguments,
-                    call.outbox,
-                    call.close_response,
+                    stream, action.tool.fn, action.arguments, outbox, call.close_response
                 )
-                completed = True
+                delivered = True
         except Exception:
             logger.exception("tool %r crashed the runner", action.tool.name)
+            # The runner died without a final message: the core answers the
+            # request with its error, so the client is not left waiting.
+            final = stream.abort()
+            if final:
+                try:
+                    await outbox.finish(final)
+                    delivered = True
+                except Exception:
+                    logger.exception("could not deliver the error of tool %r", action.tool.name)
         finally:
-            if not completed:
-                call.outbox.abort()
-            del self._calls[action.stream]
+            if not stream.finished:
+                stream.abort()  # shutdown: the stream ends, so its session is not busy
+            if not delivered:
+                outbox.abort()
+            del self._calls[stream]
 
     def _cancel(self, streams: tuple[OutgoingStream, ...]) -> None:
         """Stop the work behind ``streams`` and end the responses carrying them."""
@@ -377,8 +384,6 @@ class MCPApp:
         listen_queue: trio.MemorySendChannel[bytes] | None = None,
     ) -> None:
         """Write one SSE response until it ends, the client leaves, or shutdown."""
-        if call is not None:
-            call.end_response = False  # a request to end an earlier response is spent
         await send({"type": "http.response.start", "status": status, "headers": list(headers)})
         if first:
             await send({"type": "http.response.body", "body": first, "more_body": True})
@@ -438,7 +443,7 @@ class MCPApp:
         # _keepalive task wakes this wait (outbox.wake, or an empty item on a
         # listen queue) when the stream has been idle for the interval.
         while True:
-            if call is not None and call.end_response and not call.outbox.statistics().queued:
+            if stream.closing and call is not None and not call.outbox.statistics().queued:
                 return  # the tool closed the response (CloseStream); the call goes on
             writer.waiting = True
             try:
@@ -455,8 +460,8 @@ class MCPApp:
                     data = events[0] if len(events) == 1 else b"".join(events)
             finally:
                 writer.waiting = False
-            if not data and not stream.finished and not (call is not None and call.end_response):
-                data = stream.keepalive()
+            if not data:
+                data = stream.keepalive()  # b"" where the core says none is due
             if data:
                 await send({"type": "http.response.body", "body": data, "more_body": True})
                 writer.last = trio.current_time()

@@ -40,8 +40,9 @@ from ._headers import (
     parse_head,
 )
 from ._jsonrpc import Message, Notification, Request, RequestId, Response, parse_message
+from ._levels import LOG_LEVELS
 from ._methods import TOOLS_LIST_CHANGED, _Ctx, _Handler, _Methods
-from ._sessions import LOG_LEVELS, Session, SessionEvent, SessionRegistry
+from ._sessions import Session, SessionEvent, SessionRegistry
 from ._sse import parse_event_id
 from ._stateless import (
     is_modern,
@@ -192,17 +193,18 @@ class Endpoint(_Methods):
             client cancelling its request"): the work goes on, its events go
             to the event store, and the client may resume.
         """
-        stream.attached = False
-        session = self.sessions.get_any(stream.session_id) if stream.session_id else None
+        if disconnected and stream.disconnect_cancels:
+            if stream.finished:
+                return False
+            stream.cancel()
+            return True
+        stream.detach()
         if stream.kind == "listen":
             self._subscriptions.pop(stream, None)
+            session = self.sessions.get_any(stream.session_id) if stream.session_id else None
             if session is not None and session.listen is stream:
                 session.listen = None
                 self.sessions.touch(session, self._clock())
-            return False
-        if disconnected and not stream.finished and stream.disconnect_cancels:
-            stream.cancel()
-            return True
         return False
 
     def list_changed(self) -> tuple[tuple[OutgoingStream, bytes], ...]:
@@ -355,7 +357,7 @@ class Endpoint(_Methods):
         stream = OutgoingStream(
             kind="listen",
             stream_id=session.new_stream_id(),
-            session=session,
+            session_id=session.id,
             store=self.event_store if policy.resumable else None,
             retry_ms=self.config.sse_retry_ms,
         )
@@ -378,13 +380,7 @@ class Endpoint(_Methods):
                 raise unknown
             replay = []
         if live is not None:
-            if live.attached:
-                raise RemoteProtocolError(
-                    "Conflict: this stream is already connected",
-                    http_status=409,
-                    code=SERVER_ERROR,
-                )
-            live.attached = True
+            live.attach()  # 409 while a response still carries it
         return Resume(session.id, event_id.stream_id, 200, SSE_HEADERS, tuple(replay), live)
 
     def _delete(self, session: Session) -> Reply:

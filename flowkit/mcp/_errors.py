@@ -123,3 +123,10 @@ class RemoteProtocolError(ProtocolError):
             f"RemoteProtocolError({self.message!r}, http_status={self.http_status}, "
             f"code={self.code})"
         )
+
+
+def stream_conflict() -> RemoteProtocolError:
+    """409: a client resumes a stream that a connection still carries."""
+    return RemoteProtocolError(
+        "Conflict: this stream is already connected", http_status=409, code=SERVER_ERROR
+    )

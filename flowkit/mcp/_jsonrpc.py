@@ -26,7 +26,10 @@ __all__ = [
     "encode_error",
     "encode_notification",
     "encode_result",
+    "error_message",
+    "notification_message",
     "parse_message",
+    "result_message",
 ]
 
 RequestId: TypeAlias = str | int
@@ -122,13 +125,15 @@ def parse_message(body: bytes) -> Message:
     raise _invalid("Invalid request: neither a request, a notification nor a response", request_id)
 
 
-def encode_result(request_id: RequestId, result: Any) -> bytes:
-    """Encode a successful JSON-RPC response."""
-    return orjson.dumps({"jsonrpc": "2.0", "id": request_id, "result": result})
+def result_message(request_id: RequestId, result: Any) -> dict[str, Any]:
+    """The envelope of a successful JSON-RPC response (the one place it is written)."""
+    return {"jsonrpc": "2.0", "id": request_id, "result": result}
 
 
-def encode_error(request_id: RequestId | None, code: int, message: str, data: Any = None) -> bytes:
-    """Encode a JSON-RPC error response.
+def error_message(
+    request_id: RequestId | None, code: int, message: str, data: Any = None
+) -> dict[str, Any]:
+    """The envelope of a JSON-RPC error response.
 
     Without a request id the ``id`` member is omitted, as MCP 2025-11-25's
     ``JSONRPCErrorResponse`` allows; strict MCP clients reject ``"id": null``.
@@ -137,12 +142,27 @@ def encode_error(request_id: RequestId | None, code: int, message: str, data: An
     if data is not None:
         error["data"] = data
     if request_id is None:
-        return orjson.dumps({"jsonrpc": "2.0", "error": error})
-    return orjson.dumps({"jsonrpc": "2.0", "id": request_id, "error": error})
+        return {"jsonrpc": "2.0", "error": error}
+    return {"jsonrpc": "2.0", "id": request_id, "error": error}
+
+
+def notification_message(method: str, params: Any = None) -> dict[str, Any]:
+    """The envelope of a JSON-RPC notification (``params`` omitted when ``None``)."""
+    if params is None:
+        return {"jsonrpc": "2.0", "method": method}
+    return {"jsonrpc": "2.0", "method": method, "params": params}
+
+
+def encode_result(request_id: RequestId, result: Any) -> bytes:
+    """Encode a successful JSON-RPC response."""
+    return orjson.dumps(result_message(request_id, result))
+
+
+def encode_error(request_id: RequestId | None, code: int, message: str, data: Any = None) -> bytes:
+    """Encode a JSON-RPC error response (see :func:`error_message`)."""
+    return orjson.dumps(error_message(request_id, code, message, data))
 
 
 def encode_notification(method: str, params: dict[str, Any] | None = None) -> bytes:
     """Encode a JSON-RPC notification."""
-    if params is None:
-        return orjson.dumps({"jsonrpc": "2.0", "method": method})
-    return orjson.dumps({"jsonrpc": "2.0", "method": method, "params": params})
+    return orjson.dumps(notification_message(method, params))

@@ -24,7 +24,8 @@ from ._errors import (
 from ._events import EventStore
 from ._headers import RequestHead
 from ._jsonrpc import Request, RequestId
-from ._sessions import LOG_LEVELS, Session, SessionRegistry
+from ._levels import LOG_LEVELS, LogThreshold
+from ._sessions import Session, SessionRegistry
 from ._stateless import META_PREFIX, RequestMeta, validate_param_headers
 from ._stream import OutgoingStream
 from ._tools import ToolSet
@@ -67,6 +68,14 @@ def _progress_token(params: dict[str, Any], request_id: RequestId) -> str | int 
     if isinstance(token, bool) or not isinstance(token, str | int):
         raise _params_error('"progressToken" must be a string or an integer', request_id)
     return token
+
+
+def _log_threshold(ctx: _Ctx) -> LogThreshold | None:
+    """The session's threshold, or a stateless request's own (``None``: no logs)."""
+    if ctx.session is not None:
+        return ctx.session.log_threshold
+    level = ctx.meta.log_level if ctx.meta is not None else None
+    return LogThreshold(level) if level is not None else None
 
 
 class _Methods:
@@ -149,7 +158,7 @@ class _Methods:
         level = ctx.request.params.get("level")
         if not isinstance(level, str) or level not in LOG_LEVELS:
             raise _params_error(f"Invalid log level: {level!r}", ctx.request.id)
-        ctx.session.log_level = LOG_LEVELS[level]
+        ctx.session.log_threshold.set(level)
         return json_reply(ctx.request.id, {})
 
     def _tools_call(self, ctx: _Ctx) -> Action:
@@ -198,13 +207,13 @@ class _Methods:
         stream = OutgoingStream(
             kind="call",
             stream_id=session.new_stream_id() if session is not None else "0",
-            session=session,
+            session_id=session.id if session is not None else None,
             request_id=request.id,
             progress_token=token,
             tool=tool,
             store=self.event_store if policy.resumable else None,
             retry_ms=self.config.sse_retry_ms,
-            log_level=ctx.meta.log_level if ctx.meta else None,
+            log_threshold=_log_threshold(ctx),
             result_type=policy.result_type,
             disconnect_cancels=policy.disconnect_cancels,
             on_done=self._call_done if session is not None else None,
@@ -232,7 +241,6 @@ class _Methods:
         stream = OutgoingStream(
             kind="listen",
             stream_id="0",
-            session=None,
             request_id=request.id,
             subscription=agreed,
         )

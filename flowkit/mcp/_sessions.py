@@ -22,20 +22,13 @@ from typing import TYPE_CHECKING, Any
 
 from ._errors import SERVER_ERROR, LocalProtocolError, RemoteProtocolError
 from ._jsonrpc import RequestId
+from ._levels import LogThreshold
 from ._versions import VersionPolicy
 
 if TYPE_CHECKING:
     from ._stream import OutgoingStream
 
-__all__ = ["LOG_LEVELS", "Session", "SessionEvent", "SessionRegistry", "SessionState"]
-
-LOG_LEVELS: dict[str, int] = {
-    name: rank
-    for rank, name in enumerate(
-        ("debug", "info", "notice", "warning", "error", "critical", "alert", "emergency")
-    )
-}
-"""RFC 5424 severities in increasing order, as ``logging/setLevel`` names them."""
+__all__ = ["Session", "SessionEvent", "SessionRegistry", "SessionState"]
 
 
 class SessionState(enum.Enum):
@@ -81,7 +74,7 @@ class Session:
         "in_flight",
         "last_active",
         "listen",
-        "log_level",
+        "log_threshold",
         "policy",
         "principal",
         "state",
@@ -101,7 +94,7 @@ class Session:
         self.id = session_id
         self.principal = principal
         self.policy = policy
-        self.log_level = LOG_LEVELS[log_level]
+        self.log_threshold = LogThreshold(log_level)
         self.state = SessionState.INITIALIZING
         self.last_active = now
         self.client_info = client_info

@@ -27,7 +27,7 @@ from ._errors import (
 )
 from ._headers import RequestHead
 from ._jsonrpc import Message, Request, RequestId
-from ._sessions import LOG_LEVELS
+from ._levels import LOG_LEVELS
 from ._tools import Tool
 from ._versions import VersionPolicy
 
