@@ -34,7 +34,7 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from contextlib import asynccontextmanager
 from functools import partial
-from typing import Any
+from typing import Any, NamedTuple
 
 import trio
 
@@ -53,7 +53,7 @@ from ._outbox import Outbox, OutboxStatistics, open_outbox
 from ._runner import run_call
 from ._server import MCPServer, StreamSettings
 
-__all__ = ["ASGIApp", "MCPApp"]
+__all__ = ["ASGIApp", "CallKey", "MCPApp"]
 
 logger = logging.getLogger("flowkit_http")
 
@@ -88,6 +88,18 @@ class _Writer:
         self.wake = wake
 
 
+class CallKey(NamedTuple):
+    """Which running call an :meth:`MCPApp.statistics` entry describes.
+
+    ``serial`` tells apart calls that share the rest: stateless-era clients
+    have no session, and two of them may use the same request id at once.
+    """
+
+    session_id: str | None
+    request_id: RequestId | None
+    serial: int
+
+
 class _Call:
     """A running tool call: its outbox and the scope that cancels it.
 
@@ -95,9 +107,10 @@ class _Call:
     made only while a :class:`~flowkit_http.CloseStream` waits for that.
     """
 
-    __slots__ = ("outbox", "response_ended", "scope", "stream")
+    __slots__ = ("key", "outbox", "response_ended", "scope", "stream")
 
-    def __init__(self, stream: OutgoingStream, outbox: Outbox) -> None:
+    def __init__(self, stream: OutgoingStream, outbox: Outbox, serial: int) -> None:
+        self.key = CallKey(stream.session_id, stream.request_id, serial)
         self.stream = stream
         self.outbox = outbox
         self.scope = trio.CancelScope()
@@ -152,6 +165,7 @@ class MCPApp:
         self.fallback = fallback
         self._nursery: trio.Nursery | None = None
         self._calls: dict[OutgoingStream, _Call] = {}
+        self._serial = 0  # numbers the calls (see CallKey)
         self._responses: dict[trio.CancelScope, OutgoingStream] = {}
         # Open listen streams (GET, subscriptions/listen) and their queues.
         self._listeners: dict[OutgoingStream, trio.MemorySendChannel[bytes]] = {}
@@ -205,12 +219,9 @@ class MCPApp:
         for call in list(self._calls.values()):
             call.scope.cancel()
 
-    def statistics(self) -> dict[tuple[str | None, RequestId | None], OutboxStatistics]:
-        """Outbox statistics of the calls running now, by (session, request id)."""
-        return {
-            (stream.session_id, stream.request_id): call.outbox.statistics()
-            for stream, call in self._calls.items()
-        }
+    def statistics(self) -> dict[CallKey, OutboxStatistics]:
+        """Outbox statistics of the calls running now, by (session, request id, serial)."""
+        return {call.key: call.outbox.statistics() for call in self._calls.values()}
 
     def _tools_changed(self) -> None:
         """The tool list changed: queue the core's notifications on listen streams."""
@@ -325,7 +336,8 @@ class MCPApp:
             max_events=settings.max_queued_events,
             max_logs=settings.max_queued_logs,
         )
-        call = _Call(action.stream, outbox)
+        self._serial += 1
+        call = _Call(action.stream, outbox, self._serial)
         self._calls[action.stream] = call
         self._nursery.start_soon(self._run, action, call)
         return call
