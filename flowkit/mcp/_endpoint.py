@@ -7,8 +7,10 @@ given, or raises for anything the peer did. Refusals are data
 (:class:`~flowkit.mcp.Reply` with the status the spec asks for), so the whole
 surface can be fuzzed without an event loop.
 
-Request routing is tables too: JSON-RPC methods map to handler methods, and
-the per-revision differences come from :class:`~flowkit.mcp.VersionPolicy`.
+Request routing is tables too: JSON-RPC methods map to plain handler
+functions (``_methods``), and the per-revision differences come from
+:class:`~flowkit.mcp.VersionPolicy`. Everything the endpoint keeps between
+requests is one :class:`~flowkit.mcp._state.EndpointState` (``state``).
 """
 
 from __future__ import annotations
@@ -41,15 +43,24 @@ from ._headers import (
 )
 from ._jsonrpc import Message, Notification, Request, RequestId, Response, parse_message
 from ._levels import LOG_LEVELS
-from ._methods import TOOLS_LIST_CHANGED, _Ctx, _Handler, _Methods
+from ._methods import (
+    HANDSHAKE_METHODS,
+    OPENS_SESSION,
+    STATELESS_METHODS,
+    TOOLS_LIST_CHANGED,
+    Handler,
+    RequestContext,
+)
 from ._sessions import Session, SessionEvent, SessionRegistry
 from ._sse import parse_event_id
+from ._state import EndpointState
 from ._stateless import (
     is_modern,
     validate_modern,
 )
 from ._stream import SSE_HEADERS, OutgoingStream
 from ._tools import Tool, ToolSet
+from ._versions import LATEST_HANDSHAKE_VERSION, VERSIONS, VersionPolicy
 
 __all__ = ["Endpoint"]
 
@@ -70,7 +81,7 @@ def _request_id_of(body: bytes) -> RequestId | None:
     return message.id if isinstance(message, Request) else None
 
 
-class Endpoint(_Methods):
+class Endpoint:
     """The sans-IO MCP server for one endpoint path.
 
     Args:
@@ -93,35 +104,41 @@ class Endpoint(_Methods):
         new_session_id: Callable[[], str] = _default_session_id,
         event_store: EventStore | None = None,
     ) -> None:
-        self.config = config if config is not None else EndpointConfig()
-        if self.config.default_log_level not in LOG_LEVELS:
-            raise ValueError(f"unknown log level {self.config.default_log_level!r}")
-        self.tools = tools if isinstance(tools, ToolSet) else ToolSet(list(tools))
-        self.event_store: EventStore = (
-            event_store if event_store is not None else InMemoryEventStore()
+        config = config if config is not None else EndpointConfig()
+        if config.default_log_level not in LOG_LEVELS:
+            raise ValueError(f"unknown log level {config.default_log_level!r}")
+        self.state = EndpointState(
+            config=config,
+            tools=tools if isinstance(tools, ToolSet) else ToolSet(list(tools)),
+            event_store=event_store if event_store is not None else InMemoryEventStore(),
+            sessions=SessionRegistry(
+                new_session_id=new_session_id,
+                idle_timeout=config.session_idle_timeout,
+                max_sessions=config.max_sessions,
+                busy_retry_after=config.busy_retry_after,
+            ),
+            clock=clock,
         )
-        self.sessions = SessionRegistry(
-            new_session_id=new_session_id,
-            idle_timeout=self.config.session_idle_timeout,
-            max_sessions=self.config.max_sessions,
-            busy_retry_after=self.config.busy_retry_after,
-        )
-        self._clock = clock
-        # Open subscriptions/listen streams (stateless era).
-        self._subscriptions: dict[OutgoingStream, None] = {}
-        # JSON-RPC methods per era, as data.
-        self._session_handlers: dict[str, _Handler] = {
-            "ping": self._ping,
-            "tools/list": self._tools_list,
-            "tools/call": self._tools_call,
-            "logging/setLevel": self._set_level,
-        }
-        self._stateless_handlers: dict[str, _Handler] = {
-            "server/discover": self._discover,
-            "tools/list": self._tools_list,
-            "tools/call": self._tools_call,
-            "subscriptions/listen": self._listen,
-        }
+
+    @property
+    def config(self) -> EndpointConfig:
+        """Behaviour and limits."""
+        return self.state.config
+
+    @property
+    def tools(self) -> ToolSet:
+        """The tools offered."""
+        return self.state.tools
+
+    @property
+    def sessions(self) -> SessionRegistry:
+        """The live sessions (handshake era)."""
+        return self.state.sessions
+
+    @property
+    def event_store(self) -> EventStore:
+        """Where resumable streams' events are kept."""
+        return self.state.event_store
 
     # -- public API -------------------------------------------------------------
 
@@ -200,11 +217,7 @@ class Endpoint(_Methods):
             return True
         stream.detach()
         if stream.kind == "listen":
-            self._subscriptions.pop(stream, None)
-            session = self.sessions.get_any(stream.session_id) if stream.session_id else None
-            if session is not None and session.listen is stream:
-                session.listen = None
-                self.sessions.touch(session, self._clock())
+            self.state.listen_done(stream)
         return False
 
     def list_changed(self) -> tuple[tuple[OutgoingStream, bytes], ...]:
@@ -220,7 +233,7 @@ class Endpoint(_Methods):
             return ()
         targets = [s.listen for s in self.sessions if s.listen is not None]
         targets += [
-            s for s in self._subscriptions if (s.subscription or {}).get("toolsListChanged")
+            s for s in self.state.subscriptions if (s.subscription or {}).get("toolsListChanged")
         ]
         events = ((stream, stream.notify(TOOLS_LIST_CHANGED)) for stream in targets)
         return tuple((stream, data) for stream, data in events if data)
@@ -234,7 +247,7 @@ class Endpoint(_Methods):
         session = self.sessions.close(session_id)
         if session is None:
             return ()
-        return self._discard(session)
+        return self.state.discard(session)
 
     def expire_sessions(self) -> list[str]:
         """Reap sessions idle for longer than the timeout; returns their ids.
@@ -242,9 +255,9 @@ class Endpoint(_Methods):
         Call it periodically (at :meth:`next_deadline`). Sessions with calls
         in flight or an open GET stream are not idle and never expire.
         """
-        expired = self.sessions.expire(self._clock())
+        expired = self.sessions.expire(self.state.clock())
         for session in expired:
-            self._discard(session)
+            self.state.discard(session)
         return [s.id for s in expired]
 
     def next_deadline(self) -> float | None:
@@ -261,15 +274,9 @@ class Endpoint(_Methods):
         message = parse_message(body)
         if is_modern(head, message, self.config.versions):
             return self._stateless(head, message)
-        if isinstance(message, Request) and message.method == "initialize":
-            if session is not None or head.get("mcp-session-id") is not None:
-                raise RemoteProtocolError(
-                    "initialize must not carry Mcp-Session-Id",
-                    http_status=400,
-                    code=INVALID_REQUEST,
-                    request_id=message.id,
-                )
-            return self._initialize(message, principal)
+        if isinstance(message, Request) and message.method in OPENS_SESSION:
+            ctx = RequestContext(message, self._policy_of(session), session, None, head, principal)
+            return self._dispatch(HANDSHAKE_METHODS, ctx)
         if session is None:
             request_id = message.id if isinstance(message, Request) else None
             raise RemoteProtocolError(
@@ -278,14 +285,20 @@ class Endpoint(_Methods):
                 code=SERVER_ERROR,
                 request_id=request_id,
             )
-        self.sessions.touch(session, self._clock())
+        self.sessions.touch(session, self.state.clock())
         if isinstance(message, Response):
             return _ACCEPTED  # we never send requests, so nothing awaits a response
         if isinstance(message, Notification):
             return self._notification(session, message)
         session.handle(SessionEvent.REQUEST)
-        ctx = _Ctx(message, session.policy, session, None, head)
-        return self._dispatch(self._session_handlers, ctx)
+        ctx = RequestContext(message, session.policy, session, None, head, principal)
+        return self._dispatch(HANDSHAKE_METHODS, ctx)
+
+    def _policy_of(self, session: Session | None) -> VersionPolicy:
+        """The revision in force before a session negotiated one (initialize)."""
+        if session is not None:
+            return session.policy
+        return VERSIONS[LATEST_HANDSHAKE_VERSION]
 
     def _stateless(self, head: RequestHead, message: Message) -> Action:
         """Serve a stateless-era (2026-07-28) message: no session is involved."""
@@ -299,10 +312,10 @@ class Endpoint(_Methods):
         if isinstance(message, Notification):
             return _ACCEPTED  # cancellation is a disconnect; nothing else is defined
         meta = validate_modern(head, message, self.config.versions)
-        ctx = _Ctx(message, meta.policy, None, meta, head)
-        return self._dispatch(self._stateless_handlers, ctx)
+        ctx = RequestContext(message, meta.policy, None, meta, head)
+        return self._dispatch(STATELESS_METHODS, ctx)
 
-    def _dispatch(self, handlers: Mapping[str, _Handler], ctx: _Ctx) -> Action:
+    def _dispatch(self, handlers: Mapping[str, Handler], ctx: RequestContext) -> Action:
         request = ctx.request
         handler = handlers.get(request.method)
         try:
@@ -312,7 +325,7 @@ class Endpoint(_Methods):
                     http_status=ctx.policy.unknown_method_status,
                     code=METHOD_NOT_FOUND,
                 )
-            return handler(ctx)
+            return handler(self.state, ctx)
         except RemoteProtocolError as exc:
             if exc.request_id is None:
                 raise exc.with_request_id(request.id) from exc
@@ -344,7 +357,7 @@ class Endpoint(_Methods):
                 code=SERVER_ERROR,
                 headers=[(b"allow", b"POST")],
             )
-        self.sessions.touch(session, self._clock())
+        self.sessions.touch(session, self.state.clock())
         last_event_id = head.get("last-event-id")
         if last_event_id is not None and policy.resumable:
             return self._resume(session, last_event_id)
@@ -385,17 +398,5 @@ class Endpoint(_Methods):
 
     def _delete(self, session: Session) -> Reply:
         self.sessions.close(session.id)
-        cancelled = self._discard(session)
+        cancelled = self.state.discard(session)
         return Reply(200, ends_session=session.id, cancelled=cancelled)
-
-    def _discard(self, session: Session) -> tuple[OutgoingStream, ...]:
-        """Cancel what a closed session had running and drop its events."""
-        streams = tuple(session.in_flight.values())
-        if session.listen is not None:
-            streams += (session.listen,)
-        for stream in streams:
-            stream.cancel()
-        session.in_flight.clear()
-        session.listen = None
-        self.event_store.forget_session(session.id)
-        return streams
