@@ -27,14 +27,18 @@ from ._actions import (
     Resume,
     error_reply,
 )
-from ._admission import RawHeaders, admit, too_large
+from ._admission import RawHeaders, admit
 from ._config import EndpointConfig
 from ._errors import (
-    INVALID_REQUEST,
-    METHOD_NOT_FOUND,
-    SERVER_ERROR,
     UNSUPPORTED_PROTOCOL_VERSION,
     RemoteProtocolError,
+    invalid_request,
+    listen_conflict,
+    method_not_allowed,
+    method_not_found,
+    session_required,
+    too_large,
+    unknown_event_id,
 )
 from ._events import EventStore, InMemoryEventStore
 from ._headers import (
@@ -270,7 +274,7 @@ class Endpoint:
         self, head: RequestHead, body: bytes, principal: str | None, session: Session | None
     ) -> Action:
         if len(body) > self.config.max_body_size:
-            raise too_large(self.config)
+            raise too_large(self.config.max_body_size)
         message = parse_message(body)
         if is_modern(head, message, self.config.versions):
             return self._stateless(head, message)
@@ -279,12 +283,7 @@ class Endpoint:
             return self._dispatch(HANDSHAKE_METHODS, ctx)
         if session is None:
             request_id = message.id if isinstance(message, Request) else None
-            raise RemoteProtocolError(
-                "Bad Request: Mcp-Session-Id header is required",
-                http_status=400,
-                code=SERVER_ERROR,
-                request_id=request_id,
-            )
+            raise session_required(request_id)
         self.sessions.touch(session, self.state.clock())
         if isinstance(message, Response):
             return _ACCEPTED  # we never send requests, so nothing awaits a response
@@ -303,11 +302,8 @@ class Endpoint:
     def _stateless(self, head: RequestHead, message: Message) -> Action:
         """Serve a stateless-era (2026-07-28) message: no session is involved."""
         if isinstance(message, Response):
-            raise RemoteProtocolError(
-                "Clients must not send JSON-RPC responses in this protocol revision",
-                http_status=400,
-                code=INVALID_REQUEST,
-                request_id=message.id,
+            raise invalid_request(
+                "Clients must not send JSON-RPC responses in this protocol revision", message.id
             )
         if isinstance(message, Notification):
             return _ACCEPTED  # cancellation is a disconnect; nothing else is defined
@@ -320,11 +316,7 @@ class Endpoint:
         handler = handlers.get(request.method)
         try:
             if handler is None:
-                raise RemoteProtocolError(
-                    f"Method not found: {request.method}",
-                    http_status=ctx.policy.unknown_method_status,
-                    code=METHOD_NOT_FOUND,
-                )
+                raise method_not_found(request.method, ctx.policy.unknown_method_status)
             return handler(self.state, ctx)
         except RemoteProtocolError as exc:
             if exc.request_id is None:
@@ -351,22 +343,13 @@ class Endpoint:
     def _get(self, head: RequestHead, session: Session) -> Action:
         policy = session.policy
         if not policy.get_stream:
-            raise RemoteProtocolError(
-                "Method GET not allowed",
-                http_status=405,
-                code=SERVER_ERROR,
-                headers=[(b"allow", b"POST")],
-            )
+            raise method_not_allowed("GET", ("POST",))
         self.sessions.touch(session, self.state.clock())
         last_event_id = head.get("last-event-id")
         if last_event_id is not None and policy.resumable:
             return self._resume(session, last_event_id)
         if session.listen is not None:
-            raise RemoteProtocolError(
-                "Conflict: this session already has an open GET stream",
-                http_status=409,
-                code=SERVER_ERROR,
-            )
+            raise listen_conflict()
         stream = OutgoingStream(
             kind="listen",
             stream_id=session.new_stream_id(),
@@ -379,18 +362,15 @@ class Endpoint:
 
     def _resume(self, session: Session, last_event_id: str) -> Action:
         event_id = parse_event_id(last_event_id)
-        unknown = RemoteProtocolError(
-            "Unknown Last-Event-ID for this session", http_status=404, code=SERVER_ERROR
-        )
         if event_id is None:
-            raise unknown
+            raise unknown_event_id()
         live = next(
             (s for s in session.in_flight.values() if s.stream_id == event_id.stream_id), None
         )
         replay = self.event_store.replay_after(session.id, event_id)
         if replay is None:
             if live is None:
-                raise unknown
+                raise unknown_event_id()
             replay = []
         if live is not None:
             live.attach()  # 409 while a response still carries it

@@ -15,7 +15,7 @@ from typing import Any, TypeAlias
 import attrs
 import orjson
 
-from ._errors import INVALID_REQUEST, PARSE_ERROR, RemoteProtocolError
+from ._errors import invalid_request, parse_error
 
 __all__ = [
     "Message",
@@ -70,12 +70,6 @@ class Response:
 Message: TypeAlias = Request | Notification | Response
 
 
-def _invalid(message: str, request_id: RequestId | None = None) -> RemoteProtocolError:
-    return RemoteProtocolError(
-        message, http_status=400, code=INVALID_REQUEST, request_id=request_id
-    )
-
-
 def _valid_id(value: Any) -> bool:
     return (isinstance(value, int) and not isinstance(value, bool)) or isinstance(value, str)
 
@@ -93,36 +87,36 @@ def parse_message(body: bytes) -> Message:
         # orjson rejects invalid UTF-8 (including lone surrogates) itself.
         value = orjson.loads(body)
     except orjson.JSONDecodeError:
-        raise RemoteProtocolError(
-            "Parse error: body is not valid UTF-8 JSON", http_status=400, code=PARSE_ERROR
-        ) from None
+        raise parse_error() from None
     if isinstance(value, list):
-        raise _invalid("Invalid request: batches (JSON arrays) are not supported")
+        raise invalid_request("Invalid request: batches (JSON arrays) are not supported")
     if not isinstance(value, dict):
-        raise _invalid("Invalid request: body must be a JSON-RPC object")
+        raise invalid_request("Invalid request: body must be a JSON-RPC object")
     raw_id = value.get("id")
     request_id = raw_id if _valid_id(raw_id) else None
     if value.get("jsonrpc") != "2.0":
-        raise _invalid('Invalid request: "jsonrpc" must be "2.0"', request_id)
+        raise invalid_request('Invalid request: "jsonrpc" must be "2.0"', request_id)
     if "method" in value:
         method = value["method"]
         if not isinstance(method, str):
-            raise _invalid('Invalid request: "method" must be a string', request_id)
+            raise invalid_request('Invalid request: "method" must be a string', request_id)
         params = value.get("params", {})
         if params is None:
             params = {}
         if not isinstance(params, dict):
-            raise _invalid('Invalid request: "params" must be an object', request_id)
+            raise invalid_request('Invalid request: "params" must be an object', request_id)
         if "id" not in value:
             return Notification(method, params)
         if request_id is None:
-            raise _invalid('Invalid request: "id" must be a string or an integer')
+            raise invalid_request('Invalid request: "id" must be a string or an integer')
         return Request(request_id, method, params)
     if "result" in value or "error" in value:
         if "id" in value and raw_id is not None and request_id is None:
-            raise _invalid('Invalid response: "id" must be a string or an integer')
+            raise invalid_request('Invalid response: "id" must be a string or an integer')
         return Response(request_id, value.get("result"), value.get("error"))
-    raise _invalid("Invalid request: neither a request, a notification nor a response", request_id)
+    raise invalid_request(
+        "Invalid request: neither a request, a notification nor a response", request_id
+    )
 
 
 def result_message(request_id: RequestId, result: Any) -> dict[str, Any]:

@@ -19,10 +19,11 @@ import attrs
 from ._actions import Action, OpenListenStream, StartCall, json_reply
 from ._content import error_result
 from ._errors import (
-    INVALID_PARAMS,
-    INVALID_REQUEST,
-    MISSING_REQUIRED_CLIENT_CAPABILITY,
-    RemoteProtocolError,
+    method_params,
+    missing_capabilities,
+    request_in_flight,
+    request_params,
+    session_forbidden,
 )
 from ._headers import RequestHead
 from ._jsonrpc import Request, RequestId
@@ -63,21 +64,17 @@ class RequestContext:
 Handler = Callable[[EndpointState, RequestContext], Action]
 
 
-def _params_error(message: str, request_id: RequestId) -> RemoteProtocolError:
-    return RemoteProtocolError(message, http_status=200, code=INVALID_PARAMS, request_id=request_id)
-
-
 def _progress_token(params: dict[str, Any], request_id: RequestId) -> str | int | None:
     meta = params.get("_meta")
     if meta is None:
         return None
     if not isinstance(meta, dict):
-        raise _params_error('"_meta" must be an object', request_id)
+        raise method_params('"_meta" must be an object', request_id)
     token = meta.get("progressToken")
     if token is None:
         return None
     if isinstance(token, bool) or not isinstance(token, str | int):
-        raise _params_error('"progressToken" must be a string or an integer', request_id)
+        raise method_params('"progressToken" must be a string or an integer', request_id)
     return token
 
 
@@ -110,21 +107,11 @@ def initialize(state: EndpointState, ctx: RequestContext) -> Action:
     """``initialize``: negotiate the revision and open a session bound to the principal."""
     request = ctx.request
     if ctx.session is not None or ctx.head.get("mcp-session-id") is not None:
-        raise RemoteProtocolError(
-            "initialize must not carry Mcp-Session-Id",
-            http_status=400,
-            code=INVALID_REQUEST,
-            request_id=request.id,
-        )
+        raise session_forbidden(request.id)
     params = request.params
     requested = params.get("protocolVersion")
     if not isinstance(requested, str):
-        raise RemoteProtocolError(
-            '"protocolVersion" must be a string',
-            http_status=400,
-            code=INVALID_PARAMS,
-            request_id=request.id,
-        )
+        raise request_params('"protocolVersion" must be a string', request.id)
     policy = negotiate_version(requested, state.config.versions)
     session = state.sessions.create(
         state.clock(),
@@ -165,7 +152,7 @@ def tools_list(state: EndpointState, ctx: RequestContext) -> Action:
     """``tools/list``: one page of tools."""
     cursor = ctx.request.params.get("cursor")
     if cursor is not None and not isinstance(cursor, str):
-        raise _params_error("Invalid cursor", ctx.request.id)
+        raise method_params("Invalid cursor", ctx.request.id)
     page, next_cursor = state.tools.page(cursor, state.config.page_size)
     result: dict[str, Any] = {"tools": [tool.to_json() for tool in page]}
     if next_cursor is not None:
@@ -178,7 +165,7 @@ def set_level(state: EndpointState, ctx: RequestContext) -> Action:
     assert ctx.session is not None
     level = ctx.request.params.get("level")
     if not isinstance(level, str) or level not in LOG_LEVELS:
-        raise _params_error(f"Invalid log level: {level!r}", ctx.request.id)
+        raise method_params(f"Invalid log level: {level!r}", ctx.request.id)
     ctx.session.log_threshold.set(level)
     return json_reply(ctx.request.id, {})
 
@@ -189,15 +176,15 @@ def tools_call(state: EndpointState, ctx: RequestContext) -> Action:
     params = request.params
     name = params.get("name")
     if not isinstance(name, str):
-        raise _params_error('"name" must be a string', request.id)
+        raise method_params('"name" must be a string', request.id)
     tool = state.tools.get(name)
     if tool is None:
-        raise _params_error(f"Unknown tool: {name}", request.id)
+        raise method_params(f"Unknown tool: {name}", request.id)
     arguments = params.get("arguments")
     if arguments is None:
         arguments = {}
     if not isinstance(arguments, dict):
-        raise _params_error('"arguments" must be an object', request.id)
+        raise method_params('"arguments" must be an object', request.id)
     if policy.method_headers:
         validate_param_headers(ctx.head, tool, arguments, request.id)
     declared = (
@@ -205,21 +192,10 @@ def tools_call(state: EndpointState, ctx: RequestContext) -> Action:
     )
     missing = tool.missing_capabilities(declared)
     if missing:
-        raise RemoteProtocolError(
-            f"Tool {name!r} requires client capabilities: {', '.join(sorted(missing))}",
-            http_status=policy.capability_error_status,
-            code=MISSING_REQUIRED_CLIENT_CAPABILITY,
-            data={"requiredCapabilities": missing},
-            request_id=request.id,
-        )
+        raise missing_capabilities(name, missing, policy.capability_error_status, request.id)
     token = ctx.meta.progress_token if ctx.meta else _progress_token(params, request.id)
     if session is not None and request.id in session.in_flight:
-        raise RemoteProtocolError(
-            f"Request id {request.id!r} is already in flight in this session",
-            http_status=200,
-            code=INVALID_REQUEST,
-            request_id=request.id,
-        )
+        raise request_in_flight(request.id)
     problem = tool.validate_arguments(arguments)
     if problem is not None:
         # A tool execution error, not a protocol error: the model can read
@@ -253,7 +229,7 @@ def listen(state: EndpointState, ctx: RequestContext) -> Action:
     request = ctx.request
     wanted = request.params.get("notifications")
     if not isinstance(wanted, dict):
-        raise _params_error('"notifications" must be an object', request.id)
+        raise method_params('"notifications" must be an object', request.id)
     offered = capabilities(state)
     agreed = {
         field: True

@@ -20,7 +20,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
-from ._errors import SERVER_ERROR, LocalProtocolError, RemoteProtocolError
+from ._errors import LocalProtocolError, too_many_sessions
 from ._jsonrpc import RequestId
 from ._levels import LogThreshold
 from ._versions import VersionPolicy
@@ -180,12 +180,7 @@ class SessionRegistry:
                     if deadline is not None
                     else self._busy_retry_after
                 )
-                raise RemoteProtocolError(
-                    "Too many sessions; retry later",
-                    http_status=503,
-                    code=SERVER_ERROR,
-                    headers=[(b"retry-after", str(retry).encode("ascii"))],
-                )
+                raise too_many_sessions(retry)
         for _ in range(8):
             session_id = self._new_id()
             if not _visible_ascii(session_id):
