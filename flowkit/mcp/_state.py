@@ -2,7 +2,8 @@
 
 The endpoint itself holds nothing else: a request is handled by plain
 functions (``_methods``, ``_endpoint``) that read and change this state. It
-is also the boundary a shared store has to cover, piece by piece:
+is all in this process's memory today; it is also exactly what a store shared
+between instances has to cover, piece by piece:
 
 * ``sessions``: session lookup by id *and principal* (ids leaked across users
   are useless), the cap, idle expiry, and each session's running calls

@@ -63,7 +63,6 @@ __all__ = [
     "OutgoingStream",
     "StreamInput",
     "StreamState",
-    "stream_table",
 ]
 
 SSE_HEADERS: tuple[tuple[bytes, bytes], ...] = (
@@ -177,11 +176,6 @@ STREAM_TRANSITIONS: Mapping[tuple[StreamKind, bool], Table] = {
 }
 """``(kind, resumable) -> {(state, input): outcome}``; a pair not listed is a
 LocalProtocolError."""
-
-
-def stream_table(kind: StreamKind, resumable: bool) -> Table:
-    """The transition table of a stream of this kind."""
-    return STREAM_TRANSITIONS[kind, resumable and kind == "call"]
 
 
 def _rows(table: Table) -> dict[StreamState, tuple[Answer | None, ...]]:
