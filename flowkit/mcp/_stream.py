@@ -51,7 +51,7 @@ from ._errors import INTERNAL_ERROR, LocalProtocolError, stream_conflict
 from ._events import EventStore
 from ._jsonrpc import RequestId, error_message, notification_message, result_message
 from ._levels import LOG_LEVELS, LogThreshold
-from ._sse import EventId, encode_comment, encode_event
+from ._sse import EventId, encode_comment, encode_event, event_template
 
 if TYPE_CHECKING:
     from ._tools import Tool
@@ -222,6 +222,7 @@ class OutgoingStream:
 
     __slots__ = (
         "_append",
+        "_frame",
         "_log",
         "_on_done",
         "_prefix",
@@ -293,20 +294,24 @@ class OutgoingStream:
             self._append = (
                 appender(session_id, stream_id) if appender is not None else self._append_generic
             )
-        # The constant bytes of this stream's progress payloads, the token's
-        # JSON included (None: no token, or one the fast path cannot take).
+        # This stream's data events as a %-format (with ids when stored).
+        self._frame = event_template(self._prefix if self._append is not None else None)
+        # The same for its progress events, the envelope and the token's JSON
+        # included (None: no token, or one the fast path cannot take).
         self._progress_head: bytes | None = None
         if kind == "call" and (
             type(progress_token) is str
             or (type(progress_token) is int and -_MAX_FAST_INT <= progress_token <= _MAX_FAST_INT)
         ):
-            # Cut from the one writer of the envelope: everything before the
-            # progress value of `{"progressToken": token, "progress": 0}`.
+            # One format per event, made of the one writer of the envelope
+            # (everything before the value in `{"progressToken": token,
+            # "progress": 0}`) inside the one writer of SSE framing.
             template = orjson.dumps(
                 notification_message(_PROGRESS, {"progressToken": progress_token, "progress": 0})
             )
             assert template.endswith(b"0}}")
-            self._progress_head = template[:-3]
+            payload = template[:-3].replace(b"%", b"%%") + b"%d%s%s"
+            self._progress_head = self._frame.replace(b"%s", payload, 1)
         # The last total and its JSON (a tool's total rarely changes).
         self._total: tuple[float | None, bytes] = (None, b"")
 
@@ -363,10 +368,10 @@ class OutgoingStream:
         """Frame one JSON payload as this stream's next event and file it."""
         append = self._append
         if append is None:
-            return encode_event(payload)
+            return self._frame % payload
         self._seq += 1
         seq = self._seq
-        data = encode_event(payload, event_id=b"%s%d" % (self._prefix, seq))
+        data = self._frame % (seq, payload)
         append(seq, data)
         return data
 
@@ -489,7 +494,14 @@ class OutgoingStream:
             encoded_total = b',"total":' + orjson.dumps(total)
             self._total = (total, encoded_total)
         tail = b"}}" if message is None else b',"message":%s}}' % orjson.dumps(message)
-        return self._file(b"%s%d%s%s" % (head, progress, encoded_total, tail))
+        append = self._append
+        if append is None:
+            return head % (progress, encoded_total, tail)
+        self._seq += 1
+        seq = self._seq
+        data = head % (seq, progress, encoded_total, tail)
+        append(seq, data)
+        return data
 
     def log(self, level: str, data: Any, logger: str | None = None) -> bytes | None:
         """A ``notifications/message`` event, or ``None`` if below the client's level.
