@@ -61,7 +61,7 @@ def admit(
     headers: RawHeaders,
     principal: str | None,
     config: EndpointConfig,
-    sessions: SessionRegistry,
+    sessions: SessionRegistry | None,
     *,
     before_body: bool = False,
 ) -> tuple[str | None, Session | None]:
@@ -117,7 +117,7 @@ def admit(
     session_id = head.get("mcp-session-id")
     if "mcp-session-id" in head.duplicated or (session_id is None and head.method != "POST"):
         raise session_required()
-    if session_id is None:
+    if session_id is None or sessions is None:  # None: the caller looks it up later
         return principal, None
     session = sessions.get(session_id, principal)
     if session is None:

@@ -56,6 +56,7 @@ from ._methods import (
     RequestContext,
 )
 from ._sessions import Session, SessionEvent, SessionRegistry
+from ._shared import Change, EventJournal, Loaded, StateKeys
 from ._sse import parse_event_id
 from ._state import EndpointState
 from ._stateless import (
@@ -97,6 +98,11 @@ class Endpoint:
         new_session_id: CSPRNG session-id factory.
         event_store: where SSE events are kept for resumption; a bounded
             :class:`~flowkit.mcp.InMemoryEventStore` by default.
+        instance: makes the endpoint *shared*: its state lives in a store
+            the adapter drives (see ``flowkit.mcp._shared``), and this id,
+            unique among the instances sharing the store, keeps their stream
+            ids apart. ``None`` (the default): this process's memory is the
+            truth.
     """
 
     def __init__(
@@ -107,10 +113,15 @@ class Endpoint:
         clock: Callable[[], float] = time.monotonic,
         new_session_id: Callable[[], str] = _default_session_id,
         event_store: EventStore | None = None,
+        instance: str | None = None,
     ) -> None:
         config = config if config is not None else EndpointConfig()
         if config.default_log_level not in LOG_LEVELS:
             raise ValueError(f"unknown log level {config.default_log_level!r}")
+        journal: list[Change] | None = None
+        if instance is not None:
+            journal = []
+            event_store = EventJournal(journal)
         self.state = EndpointState(
             config=config,
             tools=tools if isinstance(tools, ToolSet) else ToolSet(list(tools)),
@@ -120,8 +131,11 @@ class Endpoint:
                 idle_timeout=config.session_idle_timeout,
                 max_sessions=config.max_sessions,
                 busy_retry_after=config.busy_retry_after,
+                journal=journal,
             ),
             clock=clock,
+            instance=instance,
+            journal=journal,
         )
 
     @property
@@ -158,7 +172,9 @@ class Endpoint:
         """
         try:
             head = parse_head(method, headers)
-            admit(head, headers, principal, self.config, self.sessions, before_body=True)
+            # A shared endpoint learns its sessions from what the adapter loads.
+            sessions = self.sessions if self.state.journal is None else None
+            admit(head, headers, principal, self.config, sessions, before_body=True)
         except RemoteProtocolError as exc:
             return error_reply(exc)
         return None
@@ -169,6 +185,7 @@ class Endpoint:
         headers: RawHeaders,
         body: bytes = b"",
         principal: str | None = None,
+        loaded: Loaded | None = None,
     ) -> Action:
         """Handle one HTTP request to the MCP endpoint.
 
@@ -179,12 +196,15 @@ class Endpoint:
             principal: who the adapter authenticated, if it does so itself;
                 sessions are bound to it. Ignored when the config has an
                 ``authenticate`` hook, whose result wins.
+            loaded: a shared endpoint's state for this request, read by the
+                adapter for :meth:`state_keys`.
 
         Returns:
             What to do. Never raises for anything the peer sent.
         """
         try:
             head = parse_head(method, headers)
+            self._adopt(head, loaded if loaded is not None else Loaded())
             try:
                 principal, session = admit(head, headers, principal, self.config, self.sessions)
             except RemoteProtocolError as exc:
@@ -199,6 +219,52 @@ class Endpoint:
             return self._delete(session)
         except RemoteProtocolError as exc:
             return error_reply(exc)
+
+    def state_keys(self, method: str, headers: RawHeaders) -> StateKeys | None:
+        """What a shared endpoint needs read before :meth:`receive_request`.
+
+        Returns:
+            The session, resumed stream and cap the request touches, for the
+            adapter to load from its store and pass as ``loaded``; ``None``
+            when the endpoint is not shared or the head is refused anyway.
+        """
+        if self.state.journal is None:
+            return None
+        try:
+            head = parse_head(method, headers)
+        except RemoteProtocolError:
+            return None
+        session_id = head.get("mcp-session-id")
+        last_event_id = head.get("last-event-id") if head.method == "GET" else None
+        return StateKeys(
+            session_id=session_id,
+            resume=parse_event_id(last_event_id) if last_event_id is not None else None,
+            count_sessions=head.method == "POST" and session_id is None,
+        )
+
+    def take_changes(self) -> tuple[Change, ...]:
+        """A shared endpoint's changes since the last call, for the adapter to write.
+
+        Take them after every request and before writing bytes a stream
+        produced: an event is stored before any client can see it.
+        """
+        journal = self.state.journal
+        if not journal:
+            return ()
+        changes = tuple(journal)
+        journal.clear()
+        return changes
+
+    def _adopt(self, head: RequestHead, loaded: Loaded) -> None:
+        self.state.loaded = loaded  # what this request is served from, and only this one
+        session_id = head.get("mcp-session-id")
+        if session_id is None or self.state.journal is None:
+            return
+        record = loaded.session
+        policy = self.config.versions.get(record.version) if record is not None else None
+        if record is not None and policy is None:
+            record = None  # a revision this instance does not serve: unknown here
+        self.sessions.adopt(session_id, record, policy or VERSIONS[LATEST_HANDSHAKE_VERSION])
 
     def stream_finished(self, stream: OutgoingStream, *, disconnected: bool = False) -> bool:
         """Report that the HTTP response carrying ``stream`` has ended.
@@ -326,6 +392,7 @@ class Endpoint:
     def _notification(self, session: Session, message: Notification) -> Action:
         if message.method == "notifications/initialized":
             session.handle(SessionEvent.INITIALIZED)
+            self.sessions.saved(session)
         elif message.method == "notifications/cancelled":
             # Malformed or unknown cancellations are ignored ("Error Handling").
             request_id = message.params.get("requestId")
@@ -352,7 +419,7 @@ class Endpoint:
             raise listen_conflict()
         stream = OutgoingStream(
             kind="listen",
-            stream_id=session.new_stream_id(),
+            stream_id=session.new_stream_id(self.state.instance),
             session_id=session.id,
             store=self.event_store if policy.resumable else None,
             retry_ms=self.config.sse_retry_ms,
@@ -367,7 +434,11 @@ class Endpoint:
         live = next(
             (s for s in session.in_flight.values() if s.stream_id == event_id.stream_id), None
         )
-        replay = self.event_store.replay_after(session.id, event_id)
+        replay = (
+            self.event_store.replay_after(session.id, event_id)
+            if self.state.journal is None
+            else self.state.loaded.replay
+        )
         if replay is None:
             if live is None:
                 raise unknown_event_id()

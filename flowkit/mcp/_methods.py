@@ -115,6 +115,7 @@ def initialize(state: EndpointState, ctx: RequestContext) -> Action:
     policy = negotiate_version(requested, state.config.versions)
     session = state.sessions.create(
         state.clock(),
+        live_elsewhere=state.loaded.live_sessions,
         principal=ctx.principal,
         policy=policy,
         log_level=state.config.default_log_level,
@@ -167,6 +168,7 @@ def set_level(state: EndpointState, ctx: RequestContext) -> Action:
     if not isinstance(level, str) or level not in LOG_LEVELS:
         raise method_params(f"Invalid log level: {level!r}", ctx.request.id)
     ctx.session.log_threshold.set(level)
+    state.sessions.saved(ctx.session)
     return json_reply(ctx.request.id, {})
 
 
@@ -194,7 +196,9 @@ def tools_call(state: EndpointState, ctx: RequestContext) -> Action:
     if missing:
         raise missing_capabilities(name, missing, policy.capability_error_status, request.id)
     token = ctx.meta.progress_token if ctx.meta else _progress_token(params, request.id)
-    if session is not None and request.id in session.in_flight:
+    if session is not None and (
+        request.id in session.in_flight or request.id in session.running_elsewhere
+    ):
         raise request_in_flight(request.id)
     problem = tool.validate_arguments(arguments)
     if problem is not None:
@@ -203,7 +207,7 @@ def tools_call(state: EndpointState, ctx: RequestContext) -> Action:
         return json_reply(request.id, _complete(state, policy, error_result(problem)))
     stream = OutgoingStream(
         kind="call",
-        stream_id=session.new_stream_id() if session is not None else "0",
+        stream_id=session.new_stream_id(state.instance) if session is not None else "0",
         session_id=session.id if session is not None else None,
         request_id=request.id,
         progress_token=token,
@@ -216,7 +220,7 @@ def tools_call(state: EndpointState, ctx: RequestContext) -> Action:
         on_done=state.call_done if session is not None else None,
     )
     if session is not None:
-        session.in_flight[request.id] = stream
+        state.call_started(session, stream)
     return StartCall(stream.session_id, request.id, tool, arguments, token, stream)
 
 

@@ -25,6 +25,7 @@ import attrs
 from ._config import EndpointConfig
 from ._events import EventStore
 from ._sessions import Session, SessionRegistry
+from ._shared import CallEnded, CallStarted, Change, Loaded
 from ._stream import OutgoingStream
 from ._tools import ToolSet
 
@@ -42,6 +43,9 @@ class EndpointState:
         sessions: the live sessions of the handshake era.
         clock: monotonic seconds, for session activity and expiry.
         subscriptions: open ``subscriptions/listen`` streams (stateless era).
+        instance: a shared endpoint's id among the instances (``None``: not shared).
+        journal: a shared endpoint's changes not yet taken (see ``_shared``).
+        loaded: what the adapter read for the request being served.
     """
 
     config: EndpointConfig
@@ -50,6 +54,16 @@ class EndpointState:
     sessions: SessionRegistry
     clock: Callable[[], float]
     subscriptions: dict[OutgoingStream, None] = attrs.Factory(dict)
+    instance: str | None = None
+    journal: list[Change] | None = None
+    loaded: Loaded = attrs.Factory(Loaded)
+
+    def call_started(self, session: Session, stream: OutgoingStream) -> None:
+        """A call now runs in ``session``: its request id is taken."""
+        assert stream.request_id is not None
+        session.in_flight[stream.request_id] = stream
+        if self.journal is not None:
+            self.journal.append(CallStarted(session.id, stream.request_id, stream.stream_id))
 
     def session_of(self, stream: OutgoingStream) -> Session | None:
         """The live session a stream belongs to, if any."""
@@ -63,6 +77,8 @@ class EndpointState:
         assert stream.request_id is not None
         if session.in_flight.get(stream.request_id) is stream:
             del session.in_flight[stream.request_id]
+            if self.journal is not None:
+                self.journal.append(CallEnded(session.id, stream.request_id))
             # Idle time starts now, not at the request that started the call.
             self.sessions.touch(session, self.clock())
 
