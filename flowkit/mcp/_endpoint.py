@@ -37,6 +37,7 @@ from ._errors import (
     method_not_allowed,
     method_not_found,
     session_required,
+    stream_conflict,
     too_large,
     unknown_event_id,
 )
@@ -286,6 +287,7 @@ class Endpoint:
             stream.cancel()
             return True
         stream.detach()
+        self.state.detached(stream)
         if stream.kind == "listen":
             self.state.listen_done(stream)
         return False
@@ -425,6 +427,7 @@ class Endpoint:
             retry_ms=self.config.sse_retry_ms,
         )
         session.listen = stream
+        self.state.attached(session, stream)
         return OpenListenStream(session.id, stream)
 
     def _resume(self, session: Session, last_event_id: str) -> Action:
@@ -439,12 +442,15 @@ class Endpoint:
             if self.state.journal is None
             else self.state.loaded.replay
         )
+        if live is None and event_id.stream_id in session.attached_elsewhere:
+            raise stream_conflict()  # a response on another instance carries it
         if replay is None:
             if live is None:
                 raise unknown_event_id()
             replay = []
         if live is not None:
             live.attach()  # 409 while a response still carries it
+            self.state.attached(session, live)
         return Resume(session.id, event_id.stream_id, 200, SSE_HEADERS, tuple(replay), live)
 
     def _delete(self, session: Session) -> Reply:

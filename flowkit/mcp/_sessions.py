@@ -69,6 +69,7 @@ class Session:
 
     __slots__ = (
         "_next_stream",
+        "attached_elsewhere",
         "client_capabilities",
         "client_info",
         "id",
@@ -105,6 +106,7 @@ class Session:
         self.listen: OutgoingStream | None = None
         # Request ids running on other instances (a shared endpoint's view).
         self.running_elsewhere: frozenset[RequestId] = frozenset()
+        self.attached_elsewhere: frozenset[str] = frozenset()  # stream ids
         self._next_stream = 0
 
     @property
@@ -150,6 +152,7 @@ class Session:
             client_capabilities=self.client_capabilities,
             last_active=self.last_active,
             running=frozenset(self.in_flight) | self.running_elsewhere,
+            attached=self.attached_elsewhere,
         )
 
     def update(self, record: SessionRecord) -> None:
@@ -159,6 +162,10 @@ class Session:
         self.log_threshold.set(record.log_level)
         self.last_active = max(self.last_active, record.last_active)
         self.running_elsewhere = record.running - set(self.in_flight)
+        local = {s.stream_id for s in self.in_flight.values()}
+        if self.listen is not None:
+            local.add(self.listen.stream_id)
+        self.attached_elsewhere = record.attached - local
 
 
 def _visible_ascii(value: str) -> bool:

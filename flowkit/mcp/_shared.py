@@ -17,7 +17,8 @@ local view and the adapter keeps that view in step with the store:
 Every piece of shared state crosses here: session lookup and its principal
 binding (:class:`SessionRecord`), the session cap (``Loaded.live_sessions``),
 the running calls (``SessionRecord.running``, :class:`CallStarted` /
-:class:`CallEnded`), stored events and their replay (:class:`EventAppended`,
+:class:`CallEnded`), which streams a response carries (``SessionRecord.attached``,
+:class:`StreamAttached` / :class:`StreamDetached`), stored events and their replay (:class:`EventAppended`,
 ``Loaded.replay``), and expiry (:class:`SessionTouched` refreshes; the store
 expires). Without ``shared`` none of this runs: the endpoint's own memory is
 the truth, at full speed.
@@ -46,6 +47,8 @@ __all__ = [
     "SessionTouched",
     "SharedStore",
     "StateKeys",
+    "StreamAttached",
+    "StreamDetached",
 ]
 
 
@@ -63,6 +66,7 @@ class SessionRecord:
         client_capabilities: ``capabilities`` from ``initialize``.
         last_active: clock time of the last activity.
         running: request ids of the calls running on any instance.
+        attached: ids of the streams a response carries, on any instance.
     """
 
     id: str
@@ -74,6 +78,7 @@ class SessionRecord:
     client_capabilities: Any = attrs.field(default=None, eq=False)
     last_active: float = 0.0
     running: frozenset[RequestId] = frozenset()
+    attached: frozenset[str] = frozenset()
 
 
 @attrs.frozen
@@ -147,6 +152,22 @@ class CallEnded:
 
 
 @attrs.frozen
+class StreamAttached:
+    """A response now carries the stream (a resume elsewhere is a conflict, 409)."""
+
+    session_id: str
+    stream_id: str
+
+
+@attrs.frozen
+class StreamDetached:
+    """The response carrying the stream ended (it may be resumed anywhere)."""
+
+    session_id: str
+    stream_id: str
+
+
+@attrs.frozen
 class EventAppended:
     """A resumable stream's event: keep it for replay (in order per stream)."""
 
@@ -157,7 +178,14 @@ class EventAppended:
 
 
 Change: TypeAlias = (
-    SessionSaved | SessionTouched | SessionClosed | CallStarted | CallEnded | EventAppended
+    SessionSaved
+    | SessionTouched
+    | SessionClosed
+    | CallStarted
+    | CallEnded
+    | StreamAttached
+    | StreamDetached
+    | EventAppended
 )
 """Everything :meth:`Endpoint.take_changes` hands out."""
 

@@ -25,7 +25,7 @@ import attrs
 from ._config import EndpointConfig
 from ._events import EventStore
 from ._sessions import Session, SessionRegistry
-from ._shared import CallEnded, CallStarted, Change, Loaded
+from ._shared import CallEnded, CallStarted, Change, Loaded, StreamAttached, StreamDetached
 from ._stream import OutgoingStream
 from ._tools import ToolSet
 
@@ -59,11 +59,22 @@ class EndpointState:
     loaded: Loaded = attrs.Factory(Loaded)
 
     def call_started(self, session: Session, stream: OutgoingStream) -> None:
-        """A call now runs in ``session``: its request id is taken."""
+        """A call now runs in ``session`` and its POST response will carry it."""
         assert stream.request_id is not None
         session.in_flight[stream.request_id] = stream
         if self.journal is not None:
             self.journal.append(CallStarted(session.id, stream.request_id, stream.stream_id))
+            self.journal.append(StreamAttached(session.id, stream.stream_id))
+
+    def attached(self, session: Session, stream: OutgoingStream) -> None:
+        """A response now carries ``stream`` (a GET stream, or a resumed call)."""
+        if self.journal is not None:
+            self.journal.append(StreamAttached(session.id, stream.stream_id))
+
+    def detached(self, stream: OutgoingStream) -> None:
+        """The response carrying ``stream`` ended."""
+        if self.journal is not None and stream.session_id is not None:
+            self.journal.append(StreamDetached(stream.session_id, stream.stream_id))
 
     def session_of(self, stream: OutgoingStream) -> Session | None:
         """The live session a stream belongs to, if any."""

@@ -38,6 +38,8 @@ from flowkit.mcp._shared import (
     SessionTouched,
     SharedStore,
     StateKeys,
+    StreamAttached,
+    StreamDetached,
 )
 
 from ._client import Client, FakeClock, make_endpoint, sse_data
@@ -50,12 +52,14 @@ class DictStore:
         self.sessions: dict[str, SessionRecord] = {}
         self.calls: dict[tuple[str, RequestId], str] = {}
         self.events: dict[tuple[str, str], list[tuple[int, bytes]]] = {}
+        self.attached: set[tuple[str, str]] = set()
 
     def load_now(self, keys: StateKeys) -> Loaded:
         session = self.sessions.get(keys.session_id) if keys.session_id else None
         if session is not None:
             running = frozenset(rid for sid, rid in self.calls if sid == session.id)
-            session = attrs.evolve(session, running=running)
+            attached = frozenset(st for sid, st in self.attached if sid == session.id)
+            session = attrs.evolve(session, running=running, attached=attached)
         replay = None
         if keys.resume is not None and keys.session_id is not None:
             stored = self.events.get((keys.session_id, keys.resume.stream_id))
@@ -78,6 +82,10 @@ class DictStore:
                 self.calls[change.session_id, change.request_id] = change.stream_id
             elif isinstance(change, CallEnded):
                 self.calls.pop((change.session_id, change.request_id), None)
+            elif isinstance(change, StreamAttached):
+                self.attached.add((change.session_id, change.stream_id))
+            elif isinstance(change, StreamDetached):
+                self.attached.discard((change.session_id, change.stream_id))
             elif isinstance(change, EventAppended):
                 key = (change.session_id, change.stream_id)
                 self.events.setdefault(key, []).append((change.seq, change.data))
@@ -199,6 +207,8 @@ def test_events_stored_on_one_instance_are_replayed_on_another() -> None:
         sent.append(call.stream.progress(i))
     sent.append(call.stream.result(tool_result("done")))
     b.sync()  # stored before the bytes are written
+    b.endpoint.stream_finished(call.stream)  # B's response ended after the result
+    b.sync()
     assert store.calls == {}  # the call ended: its request id is free
     assert call.stream.stream_id.startswith("b.")  # ids of B's streams are B's
     last_seen = sent[1].split(b"\n", 1)[0].removeprefix(b"id: ")
@@ -258,3 +268,21 @@ def test_an_endpoint_that_is_not_shared_needs_nothing_read_or_written() -> None:
     client.start()
     assert endpoint.take_changes() == ()
     assert isinstance(endpoint.event_store, InMemoryEventStore)
+
+
+def test_a_stream_carried_on_one_instance_cannot_be_resumed_on_another() -> None:
+    _, a, b = _cluster()
+    client = _client(a)
+    client.initialize()
+    call = _on(client, b).start("count", {"n": 3}, progress_token="p")
+    sent = [call.stream.open()[2], call.stream.progress(1)]
+    b.sync()
+    last_seen = sent[0].split(b"\n", 1)[0].removeprefix(b"id: ")
+    busy = client.get(last_event_id=last_seen)  # on A, while B's response carries it
+    assert isinstance(busy, Reply)
+    assert busy.status == 409
+    b.endpoint.stream_finished(call.stream, disconnected=True)
+    b.sync()
+    resume = client.get(last_event_id=last_seen)
+    assert isinstance(resume, Resume)
+    assert list(resume.replay) == sent[1:]
