@@ -145,6 +145,8 @@ def test_any_instance_serves_any_request_of_a_session() -> None:
     client = _client(a)
     assert client.initialize().status == 200  # initialize and initialized on A
     on_b = _on(client, b)
+    # B has never seen the session: its head check must not refuse it before the load.
+    assert b.endpoint.check_request_head("POST", on_b.headers()) is None
     listed = on_b.request("tools/list")
     assert isinstance(listed, Reply)
     assert listed.status == 200
