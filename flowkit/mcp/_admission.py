@@ -71,6 +71,8 @@ def admit(
     POST naming an unsupported ``MCP-Protocol-Version`` is let through: its
     refusal must carry the request's JSON-RPC id, which only the body has
     ("All error responses carry the request JSON-RPC id", 2026-07-28).
+    Without ``sessions`` (a shared endpoint before its state is loaded) the
+    session is not looked up: every other check still runs.
 
     Returns:
         The principal the request acts for, and its session if it named a
