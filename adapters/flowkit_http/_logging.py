@@ -135,12 +135,16 @@ adapter_log = RateLimitedLog(logging.getLogger("flowkit_http"))
 def log_tool_failure(tool: str, exc: BaseException) -> None:
     """A tool call failed (its answer is an ``isError`` result): ERROR, with the traceback."""
     kind = type(exc).__name__
+    try:
+        text = str(exc)
+    except Exception:  # an exception that cannot describe itself still gets its line
+        text = f"<unprintable {kind}>"
     adapter_log.log(
         logging.ERROR,
         f"tool {tool!r} failed: {kind}",
         "tool %r failed: %s: %s",
         tool,
         kind,
-        exc,
+        text,
         exc_info=exc,
     )

@@ -24,7 +24,6 @@ import trio
 
 from flowkit import Pipeline, aclose_shielded, open_pipeline
 from flowkit.mcp import (
-    LocalProtocolError,
     OutgoingStream,
     Result,
     describe_item,
@@ -32,7 +31,6 @@ from flowkit.mcp import (
     json_value,
     to_call_result,
     tool_result,
-    with_delivery,
 )
 
 from ._items import CloseStream, Partial, Progress, ToolPipeline
@@ -161,11 +159,7 @@ class _Emitter:
             result = to_call_result(returned)
         else:
             result = tool_result(f"{self.steps} items", structured={"items": self.steps})
-        return with_delivery(
-            result,
-            dropped_logs=self.outbox.statistics().dropped_logs,
-            undelivered_partials=self.undelivered,
-        )
+        return result
 
 
 async def _drive(produced: Any, emitter: _Emitter) -> Any:
@@ -198,10 +192,6 @@ async def _drive(produced: Any, emitter: _Emitter) -> Any:
     return produced
 
 
-def _failure(tool: str, exc: BaseException) -> dict[str, Any]:
-    return error_result(f"Tool {tool!r} failed: {type(exc).__name__}: {exc}")
-
-
 async def run_call(
     stream: OutgoingStream,
     fn: Any,
@@ -229,16 +219,16 @@ async def run_call(
     cancel) arrives as ``trio.Cancelled`` from the caller's cancel scope; the
     stream is already marked cancelled by the core and emits nothing more.
     """
-    assert stream.tool is not None
-    name = stream.tool.name
+    tool = stream.tool
+    assert tool is not None
     emitter = _Emitter(stream, outbox, close_response)
     try:
         try:
-            kwargs = stream.tool.convert_arguments(arguments)
+            kwargs = tool.convert_arguments(arguments)
         except ValueError as exc:  # the type refused what the schema let through
             result = error_result(str(exc))
         else:
-            if stream.tool.thread:
+            if tool.thread:
                 # Abandoned on cancel: a thread cannot be interrupted, so a
                 # cancelled call stops waiting and the thread's result is dropped.
                 call = partial(fn, **kwargs)
@@ -246,14 +236,14 @@ async def run_call(
             else:
                 produced = fn(**kwargs)
             result = emitter.final(await _drive(produced, emitter))
-        try:
-            final = stream.result(result)
-        except LocalProtocolError as exc:  # e.g. output schema violated
-            log_tool_failure(name, exc)
-            final = stream.result(_failure(name, exc))
+        final = stream.complete(
+            result,
+            dropped_logs=outbox.statistics().dropped_logs,
+            undelivered_partials=emitter.undelivered,
+        )
     except Exception as exc:
         if stream.finished:
             raise
-        log_tool_failure(name, exc)
-        final = stream.result(_failure(name, exc))
+        log_tool_failure(tool.name, exc)
+        final = stream.fail(exc)
     await outbox.finish(final)

@@ -36,7 +36,7 @@ from collections.abc import Iterator
 import attrs
 
 from .._checks import check_count
-from ._errors import LocalProtocolError, RemoteProtocolError
+from ._errors import LocalProtocolError, event_too_large
 
 __all__ = ["SSEComment", "SSEDecoder", "ServerSentEvent"]
 
@@ -189,10 +189,7 @@ class SSEDecoder:
     def _check_size(self, line_size: int) -> None:
         size = self._pending.data_size + line_size
         if size > self.max_event_size:
-            raise RemoteProtocolError(
-                f"SSE event of over {size} bytes without its end "
-                f"(max_event_size is {self.max_event_size})"
-            )
+            raise event_too_large(size, self.max_event_size)
 
     def _process(self, raw: bytes) -> ServerSentEvent | SSEComment | None:
         pending = self._pending

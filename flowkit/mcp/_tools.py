@@ -22,7 +22,7 @@ import jsonschema.validators
 from jsonschema import Draft202012Validator
 from jsonschema.protocols import Validator
 
-from ._errors import INVALID_PARAMS, LocalProtocolError, RemoteProtocolError
+from ._errors import LocalProtocolError, RemoteProtocolError, method_params
 from ._schema import FORMATS, derive_signature
 
 __all__ = ["HeaderParam", "Policy", "Tool", "ToolSet", "validate_tool_name"]
@@ -454,7 +454,7 @@ class ToolSet:
 
 
 def _bad_cursor() -> RemoteProtocolError:
-    return RemoteProtocolError("Invalid cursor", http_status=200, code=INVALID_PARAMS)
+    return method_params("Invalid cursor", None)
 
 
 def _encode_cursor(position: int) -> str:
