@@ -8,6 +8,7 @@ quart-trio app (``mount(app, server)``), serve the bare ASGI app
 
 from ._asgi import MCPApp
 from ._items import CloseStream, Partial, Progress, Result, ToolPipeline
+from ._observe import Observability, ObservedApp
 from ._outbox import OutboxStatistics
 from ._quart import create_app, mount
 from ._server import MCPServer, StreamSettings
@@ -16,6 +17,8 @@ __all__ = [
     "CloseStream",
     "MCPApp",
     "MCPServer",
+    "Observability",
+    "ObservedApp",
     "OutboxStatistics",
     "Partial",
     "Progress",

@@ -35,6 +35,7 @@ from typing import Any
 
 import trio
 
+from flowkit import Pipeline
 from flowkit.mcp import (
     Cancel,
     Endpoint,
@@ -49,6 +50,8 @@ from flowkit.mcp import (
 from ._outbox import Outbox, OutboxStatistics, open_outbox
 from ._runner import run_call
 from ._server import MCPServer, StreamSettings
+from ._telemetry import Telemetry
+from ._tracing import call_span
 
 __all__ = ["ASGIApp", "MCPApp"]
 
@@ -75,14 +78,18 @@ class _Writer:
 
     ``last`` is when it last wrote (trio's clock), ``waiting`` whether it is
     waiting for events now, and ``wake`` makes that wait return at once.
+    ``sent`` counts the bytes written (one addition per write, not per
+    event) and ``tool`` names the tool whose call it carries, if any.
     """
 
-    __slots__ = ("last", "waiting", "wake")
+    __slots__ = ("last", "sent", "tool", "waiting", "wake")
 
-    def __init__(self, wake: Callable[[], None]) -> None:
+    def __init__(self, wake: Callable[[], None], tool: str | None) -> None:
         self.last = trio.current_time()
         self.waiting = False
         self.wake = wake
+        self.sent = 0
+        self.tool = tool
 
 
 class _Call:
@@ -94,11 +101,23 @@ class _Call:
     response has ended.
     """
 
-    __slots__ = ("end_response", "outbox", "response_ended", "scope", "stream")
+    __slots__ = (
+        "end_response",
+        "outbox",
+        "pipeline",
+        "response_ended",
+        "scope",
+        "started",
+        "stream",
+        "tool",
+    )
 
-    def __init__(self, stream: OutgoingStream, outbox: Outbox) -> None:
+    def __init__(self, stream: OutgoingStream, outbox: Outbox, tool: str) -> None:
         self.stream = stream
         self.outbox = outbox
+        self.tool = tool
+        self.started = trio.current_time()
+        self.pipeline: Pipeline[Any] | None = None  # a ToolPipeline tool's, once open
         self.scope = trio.CancelScope()
         self.end_response = False
         self.response_ended: trio.Event | None = None  # made when a close waits
@@ -158,6 +177,8 @@ class MCPApp:
         self._listeners: dict[OutgoingStream, trio.MemorySendChannel[bytes]] = {}
         # The responses being written, for the shared keepalive task.
         self._writers: set[_Writer] = set()
+        #: Outcomes and totals for ``/metrics`` and ``/dashboard``.
+        self.telemetry = Telemetry()
         self.endpoint.tools.on_change(self._tools_changed)
 
     # -- ASGI -------------------------------------------------------------------
@@ -194,6 +215,11 @@ class MCPApp:
                 self.close_streams()
                 self._nursery = None
                 nursery.cancel_scope.cancel()
+
+    @property
+    def serving(self) -> bool:
+        """The lifespan has started: tool calls can run (``/readyz``)."""
+        return self._nursery is not None
 
     def close_streams(self) -> None:
         """Graceful shutdown: end every open SSE response and cancel every call.
@@ -262,6 +288,7 @@ class MCPApp:
         endpoint = self.endpoint
         refusal = endpoint.check_request_head(method, headers)
         if refusal is not None:
+            self.telemetry.refused(refusal.status)
             await _send_reply(send, refusal)
             return
         body = b""
@@ -277,6 +304,8 @@ class MCPApp:
         # Synchronous until the first await below: a Resume attaches to its
         # call before the call can emit another event.
         if isinstance(action, Reply):
+            if action.status >= 400:
+                self.telemetry.refused(action.status)
             self._cancel(action.cancelled)
             if action.error is not None and action.status >= 500:
                 logger.warning("MCP request refused: %s", action.error)
@@ -289,6 +318,7 @@ class MCPApp:
             self._cancel((action.stream,))
             await _send_reply(send, action.reply)
         elif isinstance(action, Resume):
+            self.telemetry.resumes += 1
             live = self._calls.get(action.live) if action.live is not None else None
             if live is not None:
                 live.outbox.attach()
@@ -326,29 +356,36 @@ class MCPApp:
             max_events=settings.max_queued_events,
             max_logs=settings.max_queued_logs,
         )
-        call = _Call(action.stream, outbox)
+        call = _Call(action.stream, outbox, action.tool.name)
         self._calls[action.stream] = call
         self._nursery.start_soon(self._run, action, call)
         return call
 
     async def _run(self, action: StartCall, call: _Call) -> None:
         completed = False
-        try:
-            with call.scope:
-                await run_call(
-                    action.stream,
-                    action.tool.fn,
-                    action.arguments,
-                    call.outbox,
-                    call.close_response,
-                )
-                completed = True
-        except Exception:
-            logger.exception("tool %r crashed the runner", action.tool.name)
-        finally:
-            if not completed:
-                call.outbox.abort()
-            del self._calls[action.stream]
+        outcome, kind = "cancelled", None
+        with call_span(action) as span:
+            try:
+                with call.scope:
+                    kind = await run_call(
+                        action.stream,
+                        action.tool.fn,
+                        action.arguments,
+                        call.outbox,
+                        call.close_response,
+                        partial(setattr, call, "pipeline"),
+                    )
+                    completed = True
+                    outcome = "ok" if kind is None else "error"
+            except Exception as exc:
+                outcome, kind = "crashed", type(exc).__name__
+                logger.exception("tool %r crashed the runner", action.tool.name)
+            finally:
+                if not completed:
+                    call.outbox.abort()
+                del self._calls[action.stream]
+                self.telemetry.call_ended(call, outcome, kind)
+                span.ended(outcome, kind)
 
     def _cancel(self, streams: tuple[OutgoingStream, ...]) -> None:
         """Stop the work behind ``streams`` and end the responses carrying them."""
@@ -392,7 +429,8 @@ class MCPApp:
                 # Nothing will come (a resumed call that has ended): keepalives only.
                 listen_queue, listen = trio.open_memory_channel[bytes](1)
             wake = partial(_poke_queue, listen_queue)
-        writer = _Writer(wake)
+        writer = _Writer(wake, call.tool if call is not None else None)
+        writer.sent = len(first)
         self._writers.add(writer)
         try:
             # The nursery's own scope is the response's: shutdown cancels it.
@@ -421,6 +459,8 @@ class MCPApp:
                 self._cancel((stream,))  # an era where a disconnect is a cancel
             elif call is not None:
                 call.outbox.detach()  # events go on to the event store only
+            if call is not None:
+                self.telemetry.response_ended(call, writer.sent)
         if not disconnected:
             await send({"type": "http.response.body", "body": b"", "more_body": False})
 
@@ -457,9 +497,11 @@ class MCPApp:
                 writer.waiting = False
             if not data and not stream.finished and not (call is not None and call.end_response):
                 data = stream.keepalive()
+                self.telemetry.keepalives += 1
             if data:
                 await send({"type": "http.response.body", "body": data, "more_body": True})
                 writer.last = trio.current_time()
+                writer.sent += len(data)
 
 
 def _poke_queue(queue: trio.MemorySendChannel[bytes]) -> None:

@@ -5,6 +5,8 @@ Usage::
     flowkit serve MODULE:ATTR [--host 127.0.0.1] [--port 8000] [--path /mcp]
                   [--max-sessions N] [--graceful-timeout S] [--backlog N]
     flowkit serve --demo
+    observability: [--no-metrics] [--metrics-path P] [--no-dashboard]
+                   [--dashboard-path P] [--observe-bind HOST:PORT]
 
 ``ATTR`` names an :class:`~flowkit_http.MCPServer` (served at ``--path`` by a
 standalone app) or a Quart app (served as is: mount the endpoint into it
@@ -13,6 +15,9 @@ yourself). The current directory is importable, as with hypercorn or uvicorn.
 100, a burst of a few hundred clients connecting at once overflows it and the
 kernel drops SYNs, which clients retry after a second or more (connect p99 in
 seconds). The kernel caps it at ``net.core.somaxconn``.
+``/metrics``, ``/dashboard``, ``/healthz`` and ``/readyz`` are served beside
+the endpoint (``docs/observability.md``); ``--observe-bind`` moves the first
+two to an address of their own.
 SIGINT/SIGTERM shut down gracefully: open streams are ended at once, then
 hypercorn closes the connections; the exit status is 0.
 """
@@ -34,7 +39,9 @@ from hypercorn.config import Config
 from hypercorn.trio import serve
 from quart import Quart
 
+from . import _observe
 from ._asgi import MCPApp
+from ._observe import Observability, ObservedApp
 from ._quart import create_app
 from ._server import MCPServer
 
@@ -65,30 +72,51 @@ def load_target(spec: str) -> Any:
     return target
 
 
-def _app_for(target: Any, path: str) -> tuple[Any, MCPApp | None]:
-    """The ASGI app to serve, and the MCP endpoint inside it if we can find it."""
+def _app_for(target: Any, path: str, observe: Observability) -> tuple[Any, MCPApp | None]:
+    """The ASGI app to serve, and the MCP endpoint inside it if we can find it.
+
+    A Quart app is served as is (its own ``mount(..., observe=...)`` decides).
+    """
     if isinstance(target, MCPServer):
-        app = create_app(target, path)
+        app = create_app(target, path, observe=observe)
         return app, app.extensions["flowkit_mcp"]
     if isinstance(target, Quart):
         return target, target.extensions.get("flowkit_mcp")
     if isinstance(target, MCPApp):
-        return target, target
+        return ObservedApp(target, observe, target), target
     raise SystemExit(
         f"flowkit serve: {type(target).__name__} is neither an MCPServer, a Quart app nor an MCPApp"
     )
 
 
-async def _serve(app: Any, mcp: MCPApp | None, config: Config) -> None:
+async def _serve(
+    app: Any, mcp: MCPApp | None, config: Config, observer: tuple[Any, Config] | None = None
+) -> None:
+    stopping = trio.Event()
+
     async def shutdown_trigger() -> None:
         with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
             async for signum in signals:
                 logger.info("%s: shutting down", signal.Signals(signum).name)
                 break
+        stopping.set()
         if mcp is not None:
             mcp.close_streams()  # don't make clients wait out the graceful timeout
+        for front in (app, observer[0] if observer else None):
+            if isinstance(front, ObservedApp):
+                front.close_streams()  # dashboard feeds
 
     async with trio.open_nursery() as nursery:
+        if observer is not None:
+            for bind in await nursery.start(
+                lambda task_status: serve(
+                    observer[0],
+                    observer[1],
+                    shutdown_trigger=stopping.wait,
+                    task_status=task_status,
+                )
+            ):
+                print(f"flowkit: serving metrics and dashboard at {bind}", flush=True)
         binds = await nursery.start(
             lambda task_status: serve(
                 app, config, shutdown_trigger=shutdown_trigger, task_status=task_status
@@ -136,7 +164,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="cap on live sessions (default: the server's config, 1000); "
         "initialize beyond it gets 503 + Retry-After",
     )
+    _observe.add_arguments(run)
     args = parser.parse_args(argv)
+    observe, separate, observe_bind = _observe.from_arguments(run, args)
     if args.demo == bool(args.target):
         parser.error("serve needs exactly one of MODULE:ATTR and --demo")
     logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s")
@@ -152,7 +182,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if not isinstance(target, MCPServer):
             parser.error("--max-sessions applies to an MCPServer target (or --demo)")
         target.config = attrs.evolve(target.config, max_sessions=args.max_sessions)
-    app, mcp = _app_for(target, args.path)
+    app, mcp = _app_for(target, args.path, observe)
     config = Config()
     host = f"[{args.host}]" if ":" in args.host else args.host
     config.bind = [f"{host}:{args.port}"]
@@ -162,7 +192,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     # hypercorn's own stderr handler would print every line twice (its handler
     # and the root one set up above); hand it a plain logger instead.
     config.errorlog = logging.getLogger("hypercorn.error")
-    trio.run(_serve, app, mcp, config)
+    observer = None
+    if separate is not None and observe_bind is not None:
+        if mcp is None:
+            parser.error("--observe-bind needs an MCP endpoint mounted in the app")
+        observer_config = Config()
+        observer_config.bind = [observe_bind]
+        observer_config.accesslog = None
+        observer_config.errorlog = config.errorlog
+        observer = (ObservedApp(mcp, separate, None), observer_config)
+    trio.run(_serve, app, mcp, config, observer)
     return 0
 
 

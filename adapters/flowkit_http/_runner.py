@@ -172,7 +172,9 @@ class _Emitter:
         return tool_result(f"{self.steps} items", structured={"items": self.steps})
 
 
-async def _drive(produced: Any, emitter: _Emitter) -> Any:
+async def _drive(
+    produced: Any, emitter: _Emitter, opened: Callable[[Pipeline[Any]], None] | None
+) -> Any:
     """Run what the tool function returned; returns its direct result, if any."""
     if inspect.isawaitable(produced):
         produced = await produced
@@ -186,6 +188,8 @@ async def _drive(produced: Any, emitter: _Emitter) -> Any:
         async with open_pipeline(
             produced.source, *produced.stages, hop_items=_CHUNK, drain_on_error=True
         ) as pipeline:
+            if opened is not None:
+                opened(pipeline)
             await emitter.drain(pipeline)
         return None
     if isinstance(produced, AsyncIterable):
@@ -209,18 +213,36 @@ def _failure(tool: str, exc: BaseException) -> dict[str, Any]:
     return error_result(f"Tool {tool!r} failed: {type(exc).__name__}: {exc}")
 
 
+def _error_kind(result: Mapping[str, Any], exc: BaseException | None) -> str | None:
+    """What went wrong, in a word fit for a metric label or the dashboard.
+
+    Never the message: it may quote the tool's arguments.
+    """
+    if exc is not None:
+        return type(exc).__name__
+    return "ToolError" if result.get("isError") else None
+
+
 async def run_call(
     stream: OutgoingStream,
     fn: Any,
     arguments: Mapping[str, Any],
     outbox: Outbox,
     close_response: Callable[[], Awaitable[None]] | None = None,
-) -> None:
-    """Run one tool call to its final event.
+    opened: Callable[[Pipeline[Any]], None] | None = None,
+) -> str | None:
+    """Run one tool call to its final event; returns what failed, if anything.
 
     ``close_response`` is the adapter's hook for :class:`CloseStream`: end the
     HTTP response carrying the call after what was emitted so far, returning
     once it has ended (the call goes on). ``None`` ignores the marker.
+    ``opened`` is handed the running :class:`~flowkit.Pipeline` of a
+    :class:`ToolPipeline` tool, so its stages' statistics can be read while
+    it runs (``/metrics``, ``/dashboard``).
+
+    The return value is ``None`` for a successful result, else the kind of
+    failure (an exception's type name, ``"ToolError"`` for a result the tool
+    marked ``isError``) -- never its message, which may quote the arguments.
 
     A failure of the tool (an exception from it or its pipeline) becomes a
     result with ``isError: true`` naming the error, which the model can read;
@@ -232,8 +254,9 @@ async def run_call(
     assert stream.tool is not None
     name = stream.tool.name
     emitter = _Emitter(stream, outbox, close_response)
+    failure: BaseException | None = None
     try:
-        returned = await _drive(fn(**arguments), emitter)
+        returned = await _drive(fn(**arguments), emitter, opened)
         result = emitter.final(returned)
         dropped = outbox.statistics().dropped_logs
         if dropped:
@@ -241,9 +264,13 @@ async def run_call(
         try:
             final = stream.result(result)
         except LocalProtocolError as exc:  # e.g. output schema violated
+            failure = exc
             final = stream.result(_failure(name, exc))
     except Exception as exc:
         if stream.finished:
             raise
-        final = stream.result(_failure(name, exc))
+        failure = exc
+        result = _failure(name, exc)
+        final = stream.result(result)
     await outbox.finish(final)
+    return _error_kind(result, failure)

@@ -35,6 +35,8 @@ __all__ = ["TOOLS_LIST_CHANGED", "_Ctx", "_Handler", "_Methods"]
 TOOLS_LIST_CHANGED = "notifications/tools/list_changed"
 # subscriptions/listen filter fields we can honour, and the capability behind each.
 _SUBSCRIBABLE = {"toolsListChanged": "tools"}
+# W3C trace context carried in params._meta (MCP semantic conventions).
+_TRACE_KEYS = ("traceparent", "tracestate")
 
 
 @attrs.frozen
@@ -67,6 +69,14 @@ def _progress_token(params: dict[str, Any], request_id: RequestId) -> str | int 
     if isinstance(token, bool) or not isinstance(token, str | int):
         raise _params_error('"progressToken" must be a string or an integer', request_id)
     return token
+
+
+def _trace_context(params: dict[str, Any]) -> dict[str, str]:
+    """``traceparent``/``tracestate`` from ``params._meta`` (already checked to be an object)."""
+    meta = params.get("_meta")
+    if not isinstance(meta, dict):
+        return {}
+    return {key: meta[key] for key in _TRACE_KEYS if isinstance(meta.get(key), str)}
 
 
 class _Methods:
@@ -211,7 +221,15 @@ class _Methods:
         )
         if session is not None:
             session.in_flight[request.id] = stream
-        return StartCall(stream.session_id, request.id, tool, arguments, token, stream)
+        return StartCall(
+            stream.session_id,
+            request.id,
+            tool,
+            arguments,
+            token,
+            stream,
+            _trace_context(params),
+        )
 
     def _listen(self, ctx: _Ctx) -> Action:
         """``subscriptions/listen``: a long-lived stream of change notifications.
