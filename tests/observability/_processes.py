@@ -1,0 +1,69 @@
+"""Real processes for the system tests: ``flowkit serve`` and its neighbours, stopped by PID."""
+
+from __future__ import annotations
+
+import signal
+import socket
+import subprocess
+import sys
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import trio
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@asynccontextmanager
+async def process(
+    command: Sequence[str], *, ready: bytes, cwd: Path | None = None
+) -> AsyncIterator[bytes]:
+    """Run ``command`` until the block ends; yields its output up to ``ready``.
+
+    Stopped with SIGTERM by its PID (SIGKILL if it does not exit in 10 s).
+    """
+    proc = await trio.lowlevel.open_process(
+        list(command), cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+    )
+    try:
+        assert proc.stdout is not None
+        output = b""
+        with trio.fail_after(60):
+            while ready not in output:
+                chunk = await proc.stdout.receive_some()
+                assert chunk, f"{command[0]} exited before it was ready:\n{output.decode()}"
+                output += chunk
+        async with trio.open_nursery() as nursery:
+            # Keep reading so a chatty process never blocks on a full pipe.
+            nursery.start_soon(_drain, proc.stdout)
+            try:
+                yield output
+            finally:
+                nursery.cancel_scope.cancel()
+    finally:
+        if proc.returncode is None:
+            proc.send_signal(signal.SIGTERM)
+            with trio.move_on_after(10):
+                await proc.wait()
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+
+
+async def _drain(stream: trio.abc.ReceiveStream) -> None:
+    while await stream.receive_some():
+        pass
+
+
+@asynccontextmanager
+async def flowkit_serve(*args: str) -> AsyncIterator[str]:
+    """``flowkit serve --demo ARGS`` on a free port; yields its base URL."""
+    port = free_port()
+    command = [sys.executable, "-m", "flowkit_http._cli", "serve", "--port", str(port), *args]
+    async with process(command, ready=b"serving MCP at"):
+        yield f"http://127.0.0.1:{port}"
