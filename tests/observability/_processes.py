@@ -60,10 +60,13 @@ async def _drain(stream: trio.abc.ReceiveStream) -> None:
         pass
 
 
+ROOT = Path(__file__).resolve().parents[2]
+
+
 @asynccontextmanager
 async def flowkit_serve(*args: str) -> AsyncIterator[str]:
-    """``flowkit serve --demo ARGS`` on a free port; yields its base URL."""
+    """``flowkit serve ARGS`` on a free port, from the repository root; yields its URL."""
     port = free_port()
     command = [sys.executable, "-m", "flowkit_http._cli", "serve", "--port", str(port), *args]
-    async with process(command, ready=b"serving MCP at"):
+    async with process(command, ready=b"serving MCP at", cwd=ROOT):
         yield f"http://127.0.0.1:{port}"

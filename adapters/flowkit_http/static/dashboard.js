@@ -16,7 +16,7 @@
     if (a >= 1e9) return (v / 1e9).toFixed(1) + "G";
     if (a >= 1e6) return (v / 1e6).toFixed(1) + "M";
     if (a >= 1e3) return (v / 1e3).toFixed(1) + "k";
-    return a >= 10 || v === 0 ? v.toFixed(0) : v.toFixed(1);
+    return a >= 10 || Number.isInteger(v) ? v.toFixed(0) : v.toFixed(1);
   };
   const seconds = (s) => (s === null || !isFinite(s) ? "–" : s < 1 ? (s * 1000).toFixed(1) + " ms" : s.toFixed(2) + " s");
   const sum = (xs, f) => xs.reduce((a, x) => a + f(x), 0);
