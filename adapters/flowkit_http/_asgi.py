@@ -65,6 +65,7 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 _KEEPALIVE_GROUP = 8  # writers woken per scheduler pass by the keepalive task
 _LISTEN_QUEUE = 16  # notifications waiting for one listen stream's socket
+_COLON = ord(":")
 
 _NOT_STARTED = Reply(
     503,
@@ -110,6 +111,7 @@ class _Call:
         "started",
         "stream",
         "tool",
+        "writers",
     )
 
     def __init__(self, stream: OutgoingStream, outbox: Outbox, tool: str) -> None:
@@ -118,6 +120,9 @@ class _Call:
         self.tool = tool
         self.started = trio.current_time()
         self.pipeline: Pipeline[Any] | None = None  # a ToolPipeline tool's, once open
+        # Responses writing it (telemetry: its outbox numbers are final at 0).
+        # The response to its request carries it from the start.
+        self.writers = 1
         self.scope = trio.CancelScope()
         self.end_response = False
         self.response_ended: trio.Event | None = None  # made when a close waits
@@ -322,6 +327,7 @@ class MCPApp:
             live = self._calls.get(action.live) if action.live is not None else None
             if live is not None:
                 live.outbox.attach()
+                live.writers += 1
             replay = b"".join(action.replay)
             if action.live is None:
                 await _send_reply(send, Reply(action.status, action.headers, replay))
@@ -460,6 +466,7 @@ class MCPApp:
             elif call is not None:
                 call.outbox.detach()  # events go on to the event store only
             if call is not None:
+                call.writers -= 1
                 self.telemetry.response_ended(call, writer.sent)
         if not disconnected:
             await send({"type": "http.response.body", "body": b"", "more_body": False})
@@ -497,11 +504,12 @@ class MCPApp:
                 writer.waiting = False
             if not data and not stream.finished and not (call is not None and call.end_response):
                 data = stream.keepalive()
-                self.telemetry.keepalives += 1
             if data:
                 await send({"type": "http.response.body", "body": data, "more_body": True})
                 writer.last = trio.current_time()
                 writer.sent += len(data)
+                if data[0] == _COLON:  # an SSE comment: events start with a field name
+                    self.telemetry.keepalives += 1
 
 
 def _poke_queue(queue: trio.MemorySendChannel[bytes]) -> None:

@@ -256,7 +256,7 @@ class Telemetry:
             _add_stages(totals.stages, call.pipeline.statistics())
         if kind is not None and outcome in ("error", "crashed"):
             self.errors.append(CallError(now, tool, outcome, kind))
-        if call.stream.attached:
+        if call.writers:
             self._draining.add(call)
         else:
             self._fold_outbox(call)
@@ -264,7 +264,7 @@ class Telemetry:
     def response_ended(self, call: _Call, sent: int) -> None:
         """A response carrying ``call`` ended, having written ``sent`` bytes."""
         self._totals(call.tool).bytes_sent += sent
-        if call in self._draining and not call.stream.attached:
+        if call in self._draining and not call.writers:
             self._draining.discard(call)
             self._fold_outbox(call)
 

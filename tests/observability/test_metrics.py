@@ -11,7 +11,8 @@ import orjson
 import trio
 
 from flowkit_http import Observability
-from tests.http._raw import JSON_HEADERS, call, request
+from tests.http._raw import JSON_HEADERS, call, raw_request, request
+from tests.http._tools import make_server
 
 from ._app import observed, run_call, scrape, session, value
 
@@ -180,3 +181,30 @@ async def test_metrics_can_move_and_be_turned_off() -> None:
         assert "flowkit_ready" in await scrape(client, "/internal/metrics")
     async with observed(observe=Observability(metrics=False)) as (_b, client, _p):
         assert (await client.get("/metrics")).status_code == 404
+
+
+async def test_keepalives_and_resumes_are_counted() -> None:
+    server, probe = make_server(keepalive=0.2)
+    async with observed(server) as (base, client, _probe):
+        headers = await session(client)
+        quiet = await run_call(client, headers, 1, "quiet", {"seconds": 0.7})
+        comments = sum(1 for line in quiet.content.split(b"\n") if line.startswith(b":"))
+        assert comments >= 1
+        # A stream cut by the client, then resumed with Last-Event-ID.
+        body = call(2, "forever", {"interval_ms": 5})
+        async with raw_request(base, "POST", "/mcp", headers, body) as response:
+            events, _ended = await response.read(stop=2)  # the priming event, a progress
+        event_id = events[-1].id
+        assert event_id is not None
+        resume = {**headers, "last-event-id": event_id, "accept": "text/event-stream"}
+        async with raw_request(base, "GET", "/mcp", resume) as response:
+            assert response.status == 200
+            await response.read(stop=1)
+        cancel = request("notifications/cancelled", id=None, requestId=2, reason="enough")
+        assert (await client.post("/mcp", content=cancel, headers=headers)).status_code == 202
+        await probe.stopped.wait()
+        families = await scrape(client)
+    assert value(families, "flowkit_resumes_total") == 1
+    # Every comment the client saw was a keepalive (the forever call's busy
+    # streams may add one if the machine stalls).
+    assert value(families, "flowkit_keepalives_total") >= comments
