@@ -47,6 +47,7 @@ from flowkit.mcp import (
     StartCall,
 )
 
+from ._logformat import correlate
 from ._outbox import Outbox, OutboxStatistics, open_outbox
 from ._runner import run_call
 from ._server import MCPServer, StreamSettings
@@ -368,6 +369,7 @@ class MCPApp:
         return call
 
     async def _run(self, action: StartCall, call: _Call) -> None:
+        correlate(action.session_id, action.request_id)  # this call's log lines
         completed = False
         outcome, kind = "cancelled", None
         with call_span(action) as span:

@@ -7,6 +7,7 @@ Usage::
     flowkit serve --demo
     observability: [--no-metrics] [--metrics-path P] [--no-dashboard]
                    [--dashboard-path P] [--observe-bind HOST:PORT]
+                   [--log-format text|json]
 
 ``ATTR`` names an :class:`~flowkit_http.MCPServer` (served at ``--path`` by a
 standalone app) or a Quart app (served as is: mount the endpoint into it
@@ -39,7 +40,7 @@ from hypercorn.config import Config
 from hypercorn.trio import serve
 from quart import Quart
 
-from . import _observe
+from . import _logformat, _observe
 from ._asgi import MCPApp
 from ._observe import Observability, ObservedApp
 from ._quart import create_app
@@ -192,6 +193,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     # hypercorn's own stderr handler would print every line twice (its handler
     # and the root one set up above); hand it a plain logger instead.
     config.errorlog = logging.getLogger("hypercorn.error")
+    _logformat.configure(args.log_format)
     observer = None
     if separate is not None and observe_bind is not None:
         if mcp is None:

@@ -32,6 +32,7 @@ from flowkit.mcp import SSE_HEADERS, Reply, host_allowed, origin_allowed, parse_
 from ._asgi import ASGIApp, MCPApp, Receive, Scope, Send, _bare_lifespan, _send_reply
 from ._dashboard import asset, open_feed
 from ._health import healthz, readyz
+from ._logformat import LOG_FORMATS
 from ._metrics import metrics_registry, render_metrics
 
 __all__ = ["Observability", "ObservedApp"]
@@ -205,6 +206,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     group.add_argument(
         "--dashboard-path", default="/dashboard", metavar="PATH", help="default /dashboard"
+    )
+    group.add_argument(
+        "--log-format",
+        choices=LOG_FORMATS,
+        default="text",
+        help="log lines as text (default) or one JSON object each",
     )
     group.add_argument(
         "--observe-bind",

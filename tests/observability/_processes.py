@@ -19,45 +19,55 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+class Output:
+    """What a process printed (stdout and stderr), growing while it runs."""
+
+    def __init__(self) -> None:
+        self.data = b""
+
+    def text(self) -> str:
+        return self.data.decode(errors="replace")
+
+
 @asynccontextmanager
 async def process(
     command: Sequence[str], *, ready: bytes, cwd: Path | None = None
-) -> AsyncIterator[bytes]:
-    """Run ``command`` until the block ends; yields its output up to ``ready``.
+) -> AsyncIterator[Output]:
+    """Run ``command`` until the block ends, once it printed ``ready``.
 
+    Yields its output, which keeps growing (read after the block: all of it).
     Stopped with SIGTERM by its PID (SIGKILL if it does not exit in 10 s).
     """
     proc = await trio.lowlevel.open_process(
         list(command), cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
     )
+    output = Output()
     try:
         assert proc.stdout is not None
-        output = b""
         with trio.fail_after(60):
-            while ready not in output:
+            while ready not in output.data:
                 chunk = await proc.stdout.receive_some()
-                assert chunk, f"{command[0]} exited before it was ready:\n{output.decode()}"
-                output += chunk
+                assert chunk, f"{command[0]} exited before it was ready:\n{output.text()}"
+                output.data += chunk
         async with trio.open_nursery() as nursery:
             # Keep reading so a chatty process never blocks on a full pipe.
-            nursery.start_soon(_drain, proc.stdout)
+            nursery.start_soon(_drain, proc.stdout, output)
             try:
                 yield output
             finally:
+                proc.send_signal(signal.SIGTERM)
+                with trio.move_on_after(10):
+                    await proc.wait()
                 nursery.cancel_scope.cancel()
     finally:
-        if proc.returncode is None:
-            proc.send_signal(signal.SIGTERM)
-            with trio.move_on_after(10):
-                await proc.wait()
         if proc.returncode is None:
             proc.kill()
             await proc.wait()
 
 
-async def _drain(stream: trio.abc.ReceiveStream) -> None:
-    while await stream.receive_some():
-        pass
+async def _drain(stream: trio.abc.ReceiveStream, output: Output) -> None:
+    while chunk := await stream.receive_some():
+        output.data += chunk
 
 
 ROOT = Path(__file__).resolve().parents[2]
