@@ -10,6 +10,7 @@ from __future__ import annotations
 import subprocess
 import sys
 from collections.abc import AsyncIterator, Iterator
+from typing import Any
 
 import pytest
 import trio
@@ -17,6 +18,7 @@ from opentelemetry import trace
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.sdk.trace.sampling import ALWAYS_ON, Decision, Sampler, SamplingResult
 
 from flowkit_http import MCPServer
 
@@ -26,19 +28,44 @@ TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
 PARENT_ID = "00f067aa0ba902b7"
 TRACEPARENT = f"00-{TRACE_ID}-{PARENT_ID}-01"
 
+
+class _Switch(Sampler):
+    """Records spans only during this module's tests.
+
+    OpenTelemetry allows one global tracer provider per process: once set, it
+    stays for the rest of the run, and recording every later test's calls
+    would grow the heap (the reliability suite measures it).
+    """
+
+    def __init__(self) -> None:
+        self.on = False
+
+    def should_sample(self, *args: Any, **kwargs: Any) -> SamplingResult:
+        return ALWAYS_ON.should_sample(*args, **kwargs) if self.on else _DROP
+
+    def get_description(self) -> str:
+        return "on only inside tests/observability/test_tracing.py"
+
+
+_DROP = SamplingResult(Decision.DROP)
 _EXPORTER = InMemorySpanExporter()
+_SWITCH = _Switch()
 
 
 @pytest.fixture
 def spans() -> Iterator[InMemorySpanExporter]:
-    """The process's tracer provider (set once: OpenTelemetry allows one) records here."""
+    """Spans recorded during one test (the process's tracer provider, set once)."""
     if not isinstance(trace.get_tracer_provider(), TracerProvider):
-        provider = TracerProvider()
+        provider = TracerProvider(sampler=_SWITCH)
         provider.add_span_processor(SimpleSpanProcessor(_EXPORTER))
         trace.set_tracer_provider(provider)
     _EXPORTER.clear()
-    yield _EXPORTER
-    _EXPORTER.clear()
+    _SWITCH.on = True
+    try:
+        yield _EXPORTER
+    finally:
+        _SWITCH.on = False
+        _EXPORTER.clear()
 
 
 def _server() -> MCPServer:
