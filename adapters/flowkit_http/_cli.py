@@ -90,6 +90,13 @@ def _app_for(target: Any, path: str, observe: Observability) -> tuple[Any, MCPAp
     )
 
 
+def _observed(app: Any, observer: tuple[Any, Config] | None) -> list[ObservedApp]:
+    """The :class:`ObservedApp` fronts being served (their feeds end at shutdown)."""
+    extensions = app.extensions if isinstance(app, Quart) else {}
+    found = [app, extensions.get("flowkit_observe"), observer[0] if observer else None]
+    return [front for front in found if isinstance(front, ObservedApp)]
+
+
 async def _serve(
     app: Any, mcp: MCPApp | None, config: Config, observer: tuple[Any, Config] | None = None
 ) -> None:
@@ -103,9 +110,8 @@ async def _serve(
         stopping.set()
         if mcp is not None:
             mcp.close_streams()  # don't make clients wait out the graceful timeout
-        for front in (app, observer[0] if observer else None):
-            if isinstance(front, ObservedApp):
-                front.close_streams()  # dashboard feeds
+        for front in _observed(app, observer):
+            front.close_streams()  # dashboard feeds
 
     async with trio.open_nursery() as nursery:
         if observer is not None:

@@ -20,13 +20,20 @@ def free_port() -> int:
 
 
 class Output:
-    """What a process printed (stdout and stderr), growing while it runs."""
+    """A running process: what it printed (stdout and stderr), growing while it runs."""
 
-    def __init__(self) -> None:
+    def __init__(self, proc: trio.Process) -> None:
         self.data = b""
+        self._proc = proc
 
     def text(self) -> str:
         return self.data.decode(errors="replace")
+
+    def signal(self, signum: int) -> None:
+        self._proc.send_signal(signum)
+
+    async def wait(self) -> int:
+        return await self._proc.wait()
 
 
 @asynccontextmanager
@@ -41,7 +48,7 @@ async def process(
     proc = await trio.lowlevel.open_process(
         list(command), cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
     )
-    output = Output()
+    output = Output(proc)
     try:
         assert proc.stdout is not None
         with trio.fail_after(60):
@@ -55,7 +62,8 @@ async def process(
             try:
                 yield output
             finally:
-                proc.send_signal(signal.SIGTERM)
+                if proc.returncode is None:
+                    proc.send_signal(signal.SIGTERM)
                 with trio.move_on_after(10):
                     await proc.wait()
                 nursery.cancel_scope.cancel()

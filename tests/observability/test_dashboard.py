@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -24,9 +25,9 @@ import trio
 from flowkit_http import MCPServer
 from flowkit_http._asgi import MCPApp
 from flowkit_http._dashboard import open_feed
-from tests.http._raw import call, initialize
+from tests.http._raw import call, initialize, raw_request
 
-from ._processes import ROOT, flowkit_serve
+from ._processes import ROOT, flowkit_serve, free_port, process
 
 # (tool, arguments, how many calls)
 CALLS = [
@@ -134,3 +135,39 @@ async def test_a_reader_that_stops_reading_costs_one_observation(autojump_clock:
         waited, newest = await feed.receive(), await feed.receive()
         assert json.loads(waited[6:])["at"] < json.loads(newest[6:])["at"]
         assert json.loads(newest[6:])["at"] >= json.loads(first[6:])["at"] + 59
+
+
+async def test_sigterm_ends_open_dashboard_feeds_cleanly_and_at_once() -> None:
+    """Shutdown ends the feeds like the MCP streams, not after the graceful timeout."""
+    grace = 10.0
+    port = free_port()
+    command = [sys.executable, "-m", "flowkit_http._cli", "serve", "--demo"]
+    command += ["--port", str(port), "--graceful-timeout", str(grace)]
+    base = f"http://127.0.0.1:{port}"
+    ended_after: list[float] = []
+    async with process(command, ready=b"serving MCP at", cwd=ROOT) as output:
+        opened = trio.Semaphore(0)
+        signalled_at: list[float] = []
+
+        async def hold() -> None:
+            async with raw_request(base, "GET", "/dashboard/events", {}) as response:
+                assert response.status == 200
+                await response.read(stop=1)
+                opened.release()
+                _, ended = await response.read()  # ConnectionError if reset
+                assert ended
+                ended_after.append(trio.current_time() - signalled_at[0])
+
+        with trio.fail_after(30):
+            async with trio.open_nursery() as nursery:
+                for _ in range(3):
+                    nursery.start_soon(hold)
+                for _ in range(3):
+                    await opened.acquire()
+                signalled_at.append(trio.current_time())
+                output.signal(signal.SIGTERM)
+            code = await output.wait()
+    assert code == 0, output.text()
+    assert len(ended_after) == 3
+    assert max(ended_after) < grace / 2, ended_after
+    assert "Traceback" not in output.text()
