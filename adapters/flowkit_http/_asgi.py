@@ -66,7 +66,6 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 _KEEPALIVE_GROUP = 8  # writers woken per scheduler pass by the keepalive task
 _LISTEN_QUEUE = 16  # notifications waiting for one listen stream's socket
-_COLON = ord(":")
 
 _NOT_STARTED = Reply(
     503,
@@ -506,12 +505,11 @@ class MCPApp:
                 writer.waiting = False
             if not data and not stream.finished and not (call is not None and call.end_response):
                 data = stream.keepalive()
+                self.telemetry.keepalives += bool(data)
             if data:
                 await send({"type": "http.response.body", "body": data, "more_body": True})
                 writer.last = trio.current_time()
                 writer.sent += len(data)
-                if data[0] == _COLON:  # an SSE comment: events start with a field name
-                    self.telemetry.keepalives += 1
 
 
 def _poke_queue(queue: trio.MemorySendChannel[bytes]) -> None:
