@@ -97,6 +97,12 @@ class Server:
     def peak_rss_kib(self) -> int:
         return _proc_status(self.pid).get("VmHWM", 0)
 
+    def cpu_seconds(self) -> float:
+        """User + system CPU the server process has used (``/proc/PID/stat``)."""
+        with open(f"/proc/{self.pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
     def alive(self) -> bool:
         return self.proc.poll() is None
 

@@ -9,6 +9,7 @@ quart-trio app (``mount(app, server)``), serve the bare ASGI app
 from ._asgi import MCPApp
 from ._gate import GateStatistics, RequestGate
 from ._items import CloseStream, Partial, Progress, Result, ToolPipeline
+from ._observe import Observability, ObservedApp
 from ._outbox import OutboxStatistics
 from ._quart import create_app, mount
 from ._serve import ServeLimits, serve
@@ -20,6 +21,8 @@ __all__ = [
     "GateStatistics",
     "MCPApp",
     "MCPServer",
+    "Observability",
+    "ObservedApp",
     "OutboxStatistics",
     "Partial",
     "Progress",

@@ -38,6 +38,7 @@ from typing import Any, NamedTuple
 
 import trio
 
+from flowkit import Pipeline
 from flowkit.mcp import (
     Cancel,
     Endpoint,
@@ -49,9 +50,12 @@ from flowkit.mcp import (
     StartCall,
 )
 
+from ._logformat import correlate
 from ._outbox import Outbox, OutboxStatistics, open_outbox
 from ._runner import run_call
 from ._server import MCPServer, StreamSettings
+from ._telemetry import Telemetry
+from ._tracing import call_span
 
 __all__ = ["ASGIApp", "CallKey", "MCPApp"]
 
@@ -78,14 +82,18 @@ class _Writer:
 
     ``last`` is when it last wrote (trio's clock), ``waiting`` whether it is
     waiting for events now, and ``wake`` makes that wait return at once.
+    ``sent`` counts the bytes written (one addition per write, not per
+    event) and ``tool`` names the tool whose call it carries, if any.
     """
 
-    __slots__ = ("last", "waiting", "wake")
+    __slots__ = ("last", "sent", "tool", "waiting", "wake")
 
-    def __init__(self, wake: Callable[[], None]) -> None:
+    def __init__(self, wake: Callable[[], None], tool: str | None) -> None:
         self.last = trio.current_time()
         self.waiting = False
         self.wake = wake
+        self.sent = 0
+        self.tool = tool
 
 
 class CallKey(NamedTuple):
@@ -107,12 +115,28 @@ class _Call:
     made only while a :class:`~flowkit_http.CloseStream` waits for that.
     """
 
-    __slots__ = ("key", "outbox", "response_ended", "scope", "stream")
+    __slots__ = (
+        "key",
+        "outbox",
+        "pipeline",
+        "response_ended",
+        "scope",
+        "started",
+        "stream",
+        "tool",
+        "writers",
+    )
 
-    def __init__(self, stream: OutgoingStream, outbox: Outbox, serial: int) -> None:
+    def __init__(self, stream: OutgoingStream, outbox: Outbox, serial: int, tool: str) -> None:
         self.key = CallKey(stream.session_id, stream.request_id, serial)
         self.stream = stream
         self.outbox = outbox
+        self.tool = tool
+        self.started = trio.current_time()
+        self.pipeline: Pipeline[Any] | None = None  # a ToolPipeline tool's, once open
+        # Responses writing it (telemetry: its outbox numbers are final at 0).
+        # The response to its request carries it from the start.
+        self.writers = 1
         self.scope = trio.CancelScope()
         self.response_ended: trio.Event | None = None  # made when a close waits
 
@@ -171,6 +195,8 @@ class MCPApp:
         self._listeners: dict[OutgoingStream, trio.MemorySendChannel[bytes]] = {}
         # The responses being written, for the shared keepalive task.
         self._writers: set[_Writer] = set()
+        #: Outcomes and totals for ``/metrics`` and ``/dashboard``.
+        self.telemetry = Telemetry()
         self.endpoint.tools.on_change(self._tools_changed)
 
     # -- ASGI -------------------------------------------------------------------
@@ -207,6 +233,11 @@ class MCPApp:
                 self.close_streams()
                 self._nursery = None
                 nursery.cancel_scope.cancel()
+
+    @property
+    def serving(self) -> bool:
+        """The lifespan has started: tool calls can run (``/readyz``)."""
+        return self._nursery is not None
 
     def close_streams(self) -> None:
         """Graceful shutdown: end every open SSE response and cancel every call.
@@ -272,6 +303,7 @@ class MCPApp:
         endpoint = self.endpoint
         refusal = endpoint.check_request_head(method, headers)
         if refusal is not None:
+            self.telemetry.refused(refusal.status)
             await _send_reply(send, refusal)
             return
         body = b""
@@ -287,6 +319,8 @@ class MCPApp:
         # Synchronous until the first await below: a Resume attaches to its
         # call before the call can emit another event.
         if isinstance(action, Reply):
+            if action.status >= 400:
+                self.telemetry.refused(action.status)
             self._cancel(action.cancelled)
             if action.error is not None and action.status >= 500:
                 logger.warning("MCP request refused: %s", action.error)
@@ -299,9 +333,11 @@ class MCPApp:
             self._cancel((action.stream,))
             await _send_reply(send, action.reply)
         elif isinstance(action, Resume):
+            self.telemetry.resumes += 1
             live = self._calls.get(action.live) if action.live is not None else None
             if live is not None:
                 live.outbox.attach()
+                live.writers += 1
             replay = b"".join(action.replay)
             if action.live is None:
                 await _send_reply(send, Reply(action.status, action.headers, replay))
@@ -337,7 +373,7 @@ class MCPApp:
             max_logs=settings.max_queued_logs,
         )
         self._serial += 1
-        call = _Call(action.stream, outbox, self._serial)
+        call = _Call(action.stream, outbox, self._serial, action.tool.name)
         self._calls[action.stream] = call
         # Named after the tool: the watchdog (_watchdog.py) reports blocking by it.
         self._nursery.start_soon(self._run, action, call, name=f"tool {action.tool.name}")
@@ -345,30 +381,42 @@ class MCPApp:
 
     async def _run(self, action: StartCall, call: _Call) -> None:
         stream, outbox = action.stream, call.outbox
+        correlate(action.session_id, action.request_id)  # this call's log lines
         delivered = False
-        try:
-            with call.scope:
-                await run_call(
-                    stream, action.tool.fn, action.arguments, outbox, call.close_response
-                )
-                delivered = True
-        except Exception:
-            logger.exception("tool %r crashed the runner", action.tool.name)
-            # The runner died without a final message: the core answers the
-            # request with its error, so the client is not left waiting.
-            final = stream.abort()
-            if final:
-                try:
-                    await outbox.finish(final)
+        outcome, kind = "cancelled", None
+        with call_span(action) as span:
+            try:
+                with call.scope:
+                    kind = await run_call(
+                        stream,
+                        action.tool.fn,
+                        action.arguments,
+                        outbox,
+                        call.close_response,
+                        partial(setattr, call, "pipeline"),
+                    )
                     delivered = True
-                except Exception:
-                    logger.exception("could not deliver the error of tool %r", action.tool.name)
-        finally:
-            if not stream.finished:
-                stream.abort()  # shutdown: the stream ends, so its session is not busy
-            if not delivered:
-                outbox.abort()
-            del self._calls[stream]
+                    outcome = "ok" if kind is None else "error"
+            except Exception as exc:
+                outcome, kind = "crashed", type(exc).__name__
+                logger.exception("tool %r crashed the runner", action.tool.name)
+                # The runner died without a final message: the core answers the
+                # request with its error, so the client is not left waiting.
+                final = stream.abort()
+                if final:
+                    try:
+                        await outbox.finish(final)
+                        delivered = True
+                    except Exception:
+                        logger.exception("could not deliver the error of tool %r", action.tool.name)
+            finally:
+                if not stream.finished:
+                    stream.abort()  # shutdown: the stream ends, so its session is not busy
+                if not delivered:
+                    outbox.abort()
+                del self._calls[stream]
+                self.telemetry.call_ended(call, outcome, kind)
+                span.ended(outcome, kind)
 
     def _cancel(self, streams: tuple[OutgoingStream, ...]) -> None:
         """Stop the work behind ``streams`` and end the responses carrying them."""
@@ -410,7 +458,8 @@ class MCPApp:
                 # Nothing will come (a resumed call that has ended): keepalives only.
                 listen_queue, listen = trio.open_memory_channel[bytes](1)
             wake = partial(_poke_queue, listen_queue)
-        writer = _Writer(wake)
+        writer = _Writer(wake, call.tool if call is not None else None)
+        writer.sent = len(first)
         self._writers.add(writer)
         try:
             # The nursery's own scope is the response's: shutdown cancels it.
@@ -439,6 +488,9 @@ class MCPApp:
                 self._cancel((stream,))  # an era where a disconnect is a cancel
             elif call is not None:
                 call.outbox.detach()  # events go on to the event store only
+            if call is not None:
+                call.writers -= 1
+                self.telemetry.response_ended(call, writer.sent)
         if not disconnected:
             await send({"type": "http.response.body", "body": b"", "more_body": False})
 
@@ -475,9 +527,11 @@ class MCPApp:
                 writer.waiting = False
             if not data:
                 data = stream.keepalive()  # b"" where the core says none is due
+                self.telemetry.keepalives += bool(data)
             if data:
                 await send({"type": "http.response.body", "body": data, "more_body": True})
                 writer.last = trio.current_time()
+                writer.sent += len(data)
 
 
 def _poke_queue(queue: trio.MemorySendChannel[bytes]) -> None:

@@ -8,6 +8,9 @@ Usage::
                   [--watchdog S] [--log-level info] [--access-log]
     flowkit serve --demo
     flowkit --version
+    observability: [--no-metrics] [--metrics-path P] [--no-dashboard]
+                   [--dashboard-path P] [--observe-bind HOST:PORT]
+                   [--log-format text|json]
 
 ``ATTR`` names an :class:`~flowkit_http.MCPServer` (served at ``--path`` by a
 standalone app) or a Quart app or :class:`~flowkit_http.MCPApp` (served as
@@ -17,6 +20,10 @@ start-up). The current directory is importable, as with hypercorn or uvicorn.
 100, a burst of a few hundred clients connecting at once overflows it and the
 kernel drops SYNs, which clients retry after a second or more (connect p99 in
 seconds). The kernel caps it at ``net.core.somaxconn``.
+
+``/metrics``, ``/dashboard``, ``/healthz`` and ``/readyz`` are served beside
+the endpoint (``docs/observability.md``); ``--observe-bind`` moves the first
+two to an address of their own.
 
 Every error (a bad option, an import that fails, a port in use) is one line
 on stderr and exit status 1, never a traceback. SIGINT/SIGTERM shut down
@@ -48,8 +55,10 @@ from quart import Quart
 
 from flowkit._version import __version__
 
+from . import _logformat, _observe
 from ._access import AccessLog
 from ._asgi import MCPApp
+from ._observe import Observability, ObservedApp
 from ._quart import create_app
 from ._serve import ServeLimits, serve
 from ._server import MCPServer
@@ -61,8 +70,6 @@ logger = logging.getLogger("flowkit_http")
 
 # gc.set_threshold for `flowkit serve` (CPython's default: 700, 10, 10).
 GC_THRESHOLD = (20_000, 50, 10)
-
-LOG_FORMAT = "%(levelname)s %(name)s: %(message)s"
 
 _DESCRIPTION = "Serve flowkit pipelines as MCP tools over Streamable HTTP."
 _SERVE_EPILOG = """\
@@ -135,25 +142,41 @@ def _endpoints(app: Any) -> list[MCPApp]:
     """Every MCPApp in front of ``app``, outermost last: one per ``mount()``.
 
     ``mount`` puts an MCPApp in front of the app's ASGI callable, with the
-    previous one as its fallback; walking the fallbacks finds them all.
+    previous one as its fallback (and maybe an :class:`ObservedApp` before
+    it); walking the fallbacks finds them all.
     """
     layer = app.asgi_app if isinstance(app, Quart) else app
     found: list[MCPApp] = []
-    while isinstance(layer, MCPApp):
+    while isinstance(layer, MCPApp | ObservedApp):
+        if isinstance(layer, ObservedApp):
+            layer = layer.inner
+            continue
         found.append(layer)
         layer = layer.fallback
     return found[::-1]
 
 
-def _app_for(target: Any, path: str | None) -> Any:
-    """The ASGI app to serve."""
+def _app_for(target: Any, path: str | None, observe: Observability) -> Any:
+    """The ASGI app to serve.
+
+    A Quart app is served as is (its own ``mount(..., observe=...)`` decides).
+    """
     if isinstance(target, MCPServer):
-        return create_app(target, path or "/mcp")
+        return create_app(target, path or "/mcp", observe=observe)
     if not isinstance(target, Quart | MCPApp):
         _fail(f"{type(target).__name__} is neither an MCPServer, a Quart app nor an MCPApp")
     if path is not None:
         _fail("--path applies to an MCPServer target (or --demo); an app has its own paths")
+    if isinstance(target, MCPApp):
+        return ObservedApp(target, observe, target)
     return target
+
+
+def _observed(app: Any, observer: tuple[Any, Config] | None) -> list[ObservedApp]:
+    """The :class:`ObservedApp` fronts being served (their feeds end at shutdown)."""
+    extensions = app.extensions if isinstance(app, Quart) else {}
+    found = [app, extensions.get("flowkit_observe"), observer[0] if observer else None]
+    return [front for front in found if isinstance(front, ObservedApp)]
 
 
 def _unwrap(exc: BaseException) -> BaseException:
@@ -169,22 +192,37 @@ async def _serve(
     config: Config,
     limits: ServeLimits | None = None,
     watchdog: float = 0.0,
+    observer: tuple[Any, Config] | None = None,
 ) -> None:
     # The signal receiver is open before the server starts, so a SIGTERM sent
     # as soon as the "serving" line is out is a graceful shutdown, never the
     # default action (death by signal, exit status -15).
     with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        stopping = trio.Event()
 
         async def shutdown_trigger() -> None:
             async for signum in signals:
                 logger.info("%s: shutting down", signal.Signals(signum).name)
                 break
+            stopping.set()
             for mcp in endpoints:
                 mcp.close_streams()  # don't make clients wait out the graceful timeout
+            for front in _observed(app, observer):
+                front.close_streams()  # dashboard feeds
 
         if watchdog > 0:
             trio.lowlevel.add_instrument(Watchdog(watchdog))
         async with trio.open_nursery() as nursery:
+            if observer is not None:
+                for bind in await nursery.start(
+                    lambda task_status: serve(
+                        observer[0],
+                        observer[1],
+                        shutdown_trigger=stopping.wait,
+                        task_status=task_status,
+                    )
+                ):
+                    print(f"flowkit: serving metrics and dashboard at {bind}", flush=True)
             try:
                 binds = await nursery.start(
                     lambda task_status: serve(
@@ -298,6 +336,7 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="log one line per HTTP request at INFO (default off)",
     )
+    _observe.add_arguments(run)
     return parser
 
 
@@ -318,9 +357,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``flowkit`` console script (and ``python -m flowkit_http``)."""
     parser = _parser()
     args = parser.parse_args(argv)
+    observe, separate, observe_bind = _observe.from_arguments(parser, args)
     if args.demo == bool(args.target):
         _fail("give exactly one of TARGET (MODULE:ATTR) and --demo")
-    logging.basicConfig(level=args.log_level.upper(), format=LOG_FORMAT)
+    logging.basicConfig(level=args.log_level.upper())
+    _logformat.configure(args.log_format)
     if args.demo:
         from ._demo import server
 
@@ -333,17 +374,31 @@ def main(argv: Sequence[str] | None = None) -> int:
         if not isinstance(target, MCPServer):
             _fail("--max-sessions applies to an MCPServer target (or --demo)")
         target.config = attrs.evolve(target.config, max_sessions=args.max_sessions)
-    app = _app_for(target, args.path)
+    app = _app_for(target, args.path, observe)
     endpoints = _endpoints(app)
     if args.access_log:
         app = AccessLog(app)
     config = _config(args)
+    observer = None
+    if separate is not None and observe_bind is not None:
+        if not endpoints:
+            _fail("--observe-bind needs an MCP endpoint mounted in the app")
+        observer_config = Config()
+        observer_config.bind = [observe_bind]
+        observer_config.accesslog = None
+        observer_config.errorlog = config.errorlog
+        observer = (ObservedApp(endpoints[-1], separate, None), observer_config)
     try:
         limits = ServeLimits(args.max_connections, args.body_timeout, args.body_budget)
     except ValueError as exc:
         _fail(f"invalid limit: {exc}")
     try:
-        trio.run(partial(_serve, limits=limits, watchdog=args.watchdog), app, endpoints, config)
+        trio.run(
+            partial(_serve, limits=limits, watchdog=args.watchdog, observer=observer),
+            app,
+            endpoints,
+            config,
+        )
     except BaseException as exc:
         error = _unwrap(exc)
         if not isinstance(error, _CannotListen):

@@ -162,7 +162,9 @@ class _Emitter:
         return result
 
 
-async def _drive(produced: Any, emitter: _Emitter) -> Any:
+async def _drive(
+    produced: Any, emitter: _Emitter, opened: Callable[[Pipeline[Any]], None] | None
+) -> Any:
     """Run what the tool function returned; returns its direct result, if any."""
     if inspect.isawaitable(produced):
         produced = await produced
@@ -176,6 +178,8 @@ async def _drive(produced: Any, emitter: _Emitter) -> Any:
         async with open_pipeline(
             produced.source, *produced.stages, hop_items=_CHUNK, drain_on_error=True
         ) as pipeline:
+            if opened is not None:
+                opened(pipeline)
             await emitter.drain(pipeline)
         return None
     if isinstance(produced, AsyncIterable):
@@ -192,18 +196,36 @@ async def _drive(produced: Any, emitter: _Emitter) -> Any:
     return produced
 
 
+def _error_kind(result: Mapping[str, Any], exc: BaseException | None) -> str | None:
+    """What went wrong, in a word fit for a metric label or the dashboard.
+
+    Never the message: it may quote the tool's arguments.
+    """
+    if exc is not None:
+        return type(exc).__name__
+    return "ToolError" if result.get("isError") else None
+
+
 async def run_call(
     stream: OutgoingStream,
     fn: Any,
     arguments: Mapping[str, Any],
     outbox: Outbox,
     close_response: Callable[[], Awaitable[None]] | None = None,
-) -> None:
-    """Run one tool call to its final event.
+    opened: Callable[[Pipeline[Any]], None] | None = None,
+) -> str | None:
+    """Run one tool call to its final event; returns what failed, if anything.
 
     ``close_response`` is the adapter's hook for :class:`CloseStream`: end the
     HTTP response carrying the call after what was emitted so far, returning
     once it has ended (the call goes on). ``None`` ignores the marker.
+    ``opened`` is handed the running :class:`~flowkit.Pipeline` of a
+    :class:`ToolPipeline` tool, so its stages' statistics can be read while
+    it runs (``/metrics``, ``/dashboard``).
+
+    The return value is ``None`` for a successful result, else the kind of
+    failure (an exception's type name, ``"ToolError"`` for a result the tool
+    marked ``isError``) -- never its message, which may quote the arguments.
 
     The arguments are converted to the tool's annotated types first (see
     :meth:`Tool.convert_arguments <flowkit.mcp.Tool.convert_arguments>`); a
@@ -222,6 +244,7 @@ async def run_call(
     tool = stream.tool
     assert tool is not None
     emitter = _Emitter(stream, outbox, close_response)
+    failure: BaseException | None = None
     try:
         try:
             kwargs = tool.convert_arguments(arguments)
@@ -235,7 +258,7 @@ async def run_call(
                 produced = await trio.to_thread.run_sync(call, abandon_on_cancel=True)
             else:
                 produced = fn(**kwargs)
-            result = emitter.final(await _drive(produced, emitter))
+            result = emitter.final(await _drive(produced, emitter, opened))
         final = stream.complete(
             result,
             dropped_logs=outbox.statistics().dropped_logs,
@@ -244,6 +267,9 @@ async def run_call(
     except Exception as exc:
         if stream.finished:
             raise
+        failure = exc
         log_tool_failure(tool.name, exc)
+        result = {"isError": True}
         final = stream.fail(exc)
     await outbox.finish(final)
+    return _error_kind(result, failure)

@@ -8,6 +8,7 @@ JSON-RPC message itself.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, TypeAlias
 
 import attrs
@@ -75,6 +76,9 @@ class StartCall:
         arguments: arguments validated against ``tool.input_schema``.
         progress_token: ``params._meta.progressToken`` or ``None``.
         stream: produces the response stream's bytes.
+        trace_context: the W3C trace context the client sent in
+            ``params._meta`` (``traceparent``, ``tracestate``; string values
+            only), for the adapter's span of the call.
     """
 
     session_id: str | None
@@ -83,6 +87,7 @@ class StartCall:
     arguments: dict[str, Any]
     progress_token: str | int | None
     stream: OutgoingStream = attrs.field(eq=False)
+    trace_context: Mapping[str, str] = attrs.field(factory=dict, eq=False)
 
 
 @attrs.frozen

@@ -47,6 +47,8 @@ __all__ = [
 TOOLS_LIST_CHANGED = "notifications/tools/list_changed"
 # subscriptions/listen filter fields we can honour, and the capability behind each.
 _SUBSCRIBABLE = {"toolsListChanged": "tools"}
+# W3C trace context carried in params._meta (MCP semantic conventions).
+_TRACE_KEYS = ("traceparent", "tracestate")
 
 
 @attrs.frozen
@@ -84,6 +86,14 @@ def _log_threshold(ctx: RequestContext) -> LogThreshold | None:
         return ctx.session.log_threshold
     level = ctx.meta.log_level if ctx.meta is not None else None
     return LogThreshold(level) if level is not None else None
+
+
+def _trace_context(params: dict[str, Any]) -> dict[str, str]:
+    """``traceparent``/``tracestate`` from ``params._meta`` (already checked to be an object)."""
+    meta = params.get("_meta")
+    if not isinstance(meta, dict):
+        return {}
+    return {key: meta[key] for key in _TRACE_KEYS if isinstance(meta.get(key), str)}
 
 
 def capabilities(state: EndpointState) -> dict[str, Any]:
@@ -221,7 +231,9 @@ def tools_call(state: EndpointState, ctx: RequestContext) -> Action:
     )
     if session is not None:
         state.call_started(session, stream)
-    return StartCall(stream.session_id, request.id, tool, arguments, token, stream)
+    return StartCall(
+        stream.session_id, request.id, tool, arguments, token, stream, _trace_context(params)
+    )
 
 
 def listen(state: EndpointState, ctx: RequestContext) -> Action:

@@ -62,7 +62,9 @@ def test_backlog_defaults_above_hypercorns_and_is_configurable(
     from flowkit_http import _cli
 
     backlogs: list[int] = []
-    fake_trio = SimpleNamespace(run=lambda _fn, _app, _mcp, config: backlogs.append(config.backlog))
+    fake_trio = SimpleNamespace(
+        run=lambda _fn, _app, _mcp, config, *_: backlogs.append(config.backlog)
+    )
     monkeypatch.setattr(_cli, "trio", fake_trio)
     assert _cli.main(["serve", "--demo"]) == 0
     assert _cli.main(["serve", "--demo", "--backlog", "64"]) == 0

@@ -1,4 +1,4 @@
-"""Issue 6, item 7: behind a real nginx (Debian's package, installed by ``.ci/nginx.sh``).
+"""Issue 6, item 7: behind a real nginx (Debian's package, installed by ``.ci/debian.sh``).
 
 nginx runs on 127.0.0.1 with a generated config: proxy buffering at its
 defaults (on), ``proxy_read_timeout 2s``, HTTP/1.1 to the upstream; pid and
