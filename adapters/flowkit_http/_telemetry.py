@@ -66,6 +66,7 @@ class _AppView(Protocol):
     @property
     def endpoint(self) -> Endpoint: ...
 
+
 #: Upper bounds (seconds) of the call-duration histogram; the last is +Inf.
 #: Tool calls stream: minutes are as normal as milliseconds.
 DURATION_BUCKETS: tuple[float, ...] = (
