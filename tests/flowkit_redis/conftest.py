@@ -1,0 +1,55 @@
+"""Fixtures: one real redis-server per test session, and one per test that breaks it.
+
+Tests sharing the session's server stay apart by a key prefix of their own
+(``keys``), so no test sees another's keys and none needs FLUSHALL.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+
+from flowkit_redis import RedisClient
+
+from .._system import installed_binary
+from ._server import RedisServer
+
+
+@pytest.fixture(scope="session")
+def redis_binary() -> str:
+    """Path of redis-server; installs Debian's package via ``.ci/redis.sh``."""
+    return installed_binary("redis.sh", "tests/flowkit_redis")
+
+
+@pytest.fixture(scope="session")
+def redis_server(
+    redis_binary: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[RedisServer]:
+    """A redis-server for the whole session (tests must not kill it: use ``own_redis``)."""
+    server = RedisServer(redis_binary, tmp_path_factory.mktemp("redis"))
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def own_redis(redis_binary: str, tmp_path: Path) -> Iterator[RedisServer]:
+    """A redis-server for one test, which it may kill, restart or pause."""
+    server = RedisServer(redis_binary, tmp_path)
+    server.start()
+    try:
+        yield server
+    finally:
+        if server.process is not None:
+            server.resume()
+        server.stop()
+
+
+@pytest.fixture
+async def client(redis_server: RedisServer) -> AsyncIterator[RedisClient]:
+    async with RedisClient.connect(redis_server.url) as connected:
+        yield connected
