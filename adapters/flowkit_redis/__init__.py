@@ -12,10 +12,19 @@ See docs/scaling.md for the picture, the guarantees and the failure modes.
 """
 
 from ._client import RedisClient, StoreUnavailable
+from ._events import EventTooLarge, RedisEventStore, Replay
+from ._keys import Keys
 from ._url import RedisURL
+from ._wakeups import Wakeups, Watch
 
 __all__ = [
+    "EventTooLarge",
+    "Keys",
     "RedisClient",
+    "RedisEventStore",
     "RedisURL",
+    "Replay",
     "StoreUnavailable",
+    "Wakeups",
+    "Watch",
 ]

@@ -6,12 +6,14 @@ Tests sharing the session's server stay apart by a key prefix of their own
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
+import trio
 
-from flowkit_redis import RedisClient
+from flowkit_redis import Keys, RedisClient, RedisEventStore, Wakeups
 
 from .._system import installed_binary
 from ._server import RedisServer
@@ -53,3 +55,22 @@ def own_redis(redis_binary: str, tmp_path: Path) -> Iterator[RedisServer]:
 async def client(redis_server: RedisServer) -> AsyncIterator[RedisClient]:
     async with RedisClient.connect(redis_server.url) as connected:
         yield connected
+
+
+@pytest.fixture
+def keys() -> Keys:
+    """A key prefix no other test uses."""
+    return Keys(prefix=f"t{uuid.uuid4().hex[:12]}")
+
+
+@pytest.fixture
+async def wakeups(client: RedisClient, nursery: trio.Nursery) -> Wakeups:
+    """The instance's wake-up subscriber, running for the test."""
+    subscriber = Wakeups(client)
+    await nursery.start(subscriber.run)
+    return subscriber
+
+
+@pytest.fixture
+def events(client: RedisClient, wakeups: Wakeups, keys: Keys) -> RedisEventStore:
+    return RedisEventStore(client, wakeups, keys=keys, ttl=60, replay_chunk=4)
