@@ -14,6 +14,7 @@ See docs/scaling.md for the picture, the guarantees and the failure modes.
 from ._client import RedisClient, StoreUnavailable
 from ._events import EventTooLarge, RedisEventStore, Replay
 from ._keys import Keys
+from ._sessions import RedisSessionStore, SessionCapReached, SessionRecord
 from ._url import RedisURL
 from ._wakeups import Wakeups, Watch
 
@@ -22,8 +23,11 @@ __all__ = [
     "Keys",
     "RedisClient",
     "RedisEventStore",
+    "RedisSessionStore",
     "RedisURL",
     "Replay",
+    "SessionCapReached",
+    "SessionRecord",
     "StoreUnavailable",
     "Wakeups",
     "Watch",
