@@ -46,6 +46,7 @@ _UNAVAILABLE: tuple[type[BaseException], ...] = (
     coredis.exceptions.ConnectionError,  # refused, reset, BusyLoadingError
     coredis.exceptions.ReadOnlyError,  # a replica during failover
     coredis.exceptions.ClusterDownError,
+    coredis.exceptions.ClusterError,  # no node reachable, slots not covered
     coredis.exceptions.TryAgainError,
     coredis.exceptions.AuthenticationError,  # a rotated password is an outage too
     TimeoutError,
@@ -54,7 +55,17 @@ _UNAVAILABLE: tuple[type[BaseException], ...] = (
 )
 
 
-class _Connection(coredis.TCPConnection):
+_BUFFERS = (
+    "_write_buffer_in",
+    "_write_buffer_out",
+    "_push_message_buffer_in",
+    "_push_message_buffer_out",
+    "_streamed_message_buffer_in",
+    "_streamed_message_buffer_out",
+)
+
+
+class _ClosesBuffersOnFailure(coredis.TCPConnection):
     """coredis's TCP connection, minus a leak: closes its buffers when connecting fails.
 
     coredis 6.9 opens six memory streams per connection object and closes them
@@ -67,21 +78,28 @@ class _Connection(coredis.TCPConnection):
         try:
             return await super()._connect()
         except BaseException:
-            for name in (
-                "_write_buffer_in",
-                "_write_buffer_out",
-                "_push_message_buffer_in",
-                "_push_message_buffer_out",
-                "_streamed_message_buffer_in",
-                "_streamed_message_buffer_out",
-            ):
+            for name in _BUFFERS:
                 getattr(self, name).close()
             raise
+
+
+class _Connection(_ClosesBuffersOnFailure):
+    pass
+
+
+class _ClusterConnection(_ClosesBuffersOnFailure, coredis.ClusterConnection):
+    pass
 
 
 class _Pool(coredis.ConnectionPool[_Connection]):
     def __init__(self, **kwargs: Any) -> None:
         kwargs["connection_class"] = _Connection
+        super().__init__(**kwargs)
+
+
+class _ClusterPool(coredis.ClusterConnectionPool):
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs["connection_class"] = _ClusterConnection
         super().__init__(**kwargs)
 
 
@@ -116,7 +134,11 @@ class RedisClient:
         timeout: the deadline of one operation, connection included.
         backoff_base: first reconnect delay bound, seconds.
         backoff_cap: largest reconnect delay bound, seconds.
-        max_connections: the pool's size.
+        max_connections: the pool's size (per node on a Cluster).
+        cluster: ``url`` is one node of a Redis Cluster: the client learns
+            the others and routes each key to its slot's master (coredis's
+            cluster client). The stores' keys are hash-tagged by session,
+            so their scripts never cross slots.
     """
 
     def __init__(
@@ -127,6 +149,7 @@ class RedisClient:
         backoff_base: float = 0.05,
         backoff_cap: float = 2.0,
         max_connections: int = 64,
+        cluster: bool = False,
     ) -> None:
         if not timeout > 0 or not backoff_base > 0 or not backoff_cap >= backoff_base:
             raise ValueError("timeout and backoff_base must be > 0, backoff_cap >= backoff_base")
@@ -134,22 +157,30 @@ class RedisClient:
         self.timeout = timeout
         self._backoff_base = backoff_base
         self._backoff_cap = backoff_cap
-        self.redis: coredis.Redis[bytes] = coredis.Redis(
-            host=self.url.host,
-            port=self.url.port,
-            db=self.url.db,
-            username=self.url.username,
-            password=self.url.password,
-            ssl=self.url.tls,
-            connect_timeout=timeout,
-            stream_timeout=timeout,
-            pool_timeout=timeout,
-            max_connections=max_connections,
-            connection_pool_cls=_Pool,
+        common: dict[str, Any] = {
+            "username": self.url.username,
+            "password": self.url.password,
+            "ssl": self.url.tls,
+            "connect_timeout": timeout,
+            "stream_timeout": timeout,
+            "pool_timeout": timeout,
+            "max_connections": max_connections,
             # Retries are ours (fail fast, then back off in the background):
             # coredis's default would retry inside the request's deadline.
-            retry_policy=coredis.retry.NoRetryPolicy(),
-        )
+            "retry_policy": coredis.retry.NoRetryPolicy(),
+        }
+        self.cluster = cluster
+        self.redis: coredis.Redis[bytes] | coredis.RedisCluster[bytes]
+        if cluster:
+            if self.url.db:
+                raise ValueError("a Redis Cluster has only database 0")
+            self.redis = coredis.RedisCluster(
+                self.url.host, self.url.port, connection_pool_cls=_ClusterPool, **common
+            )
+        else:
+            self.redis = coredis.Redis(
+                self.url.host, self.url.port, self.url.db, connection_pool_cls=_Pool, **common
+            )
         self._up = True
         self._went_down = trio.Event()
         self._came_up = trio.Event()
@@ -168,21 +199,27 @@ class RedisClient:
 
     @classmethod
     @asynccontextmanager
-    async def connect(cls, url: RedisURL | str, **kwargs: float) -> AsyncIterator[RedisClient]:
+    async def connect(cls, url: RedisURL | str, **kwargs: Any) -> AsyncIterator[RedisClient]:
         """Open the pool and the reconnect task; close both on exit.
 
         Redis need not be reachable at entry: the client starts up, and the
         first failing operation turns it down like any later one.
         """
-        client = cls(url, **kwargs)  # type: ignore[arg-type]
-        async with client.redis, trio.open_nursery() as nursery:
-            nursery.start_soon(client._heal)
-            try:
-                yield client
-            finally:
-                nursery.cancel_scope.cancel()
+        client = cls(url, **kwargs)
+        try:
+            async with client.redis, trio.open_nursery() as nursery:
+                nursery.start_soon(client._heal)
+                try:
+                    yield client
+                finally:
+                    nursery.cancel_scope.cancel()
+        finally:
+            if isinstance(client.redis, coredis.RedisCluster):
+                # coredis 6.9's cluster layout never closes its error stream.
+                for end in client.redis.connection_pool.cluster_layout._error_stream:
+                    end.close()
 
-    async def run(self, operation: Callable[[coredis.Redis[bytes]], Awaitable[_T]]) -> _T:
+    async def run(self, operation: Callable[[Any], Awaitable[_T]]) -> _T:
         """Run ``operation(redis)`` within :attr:`timeout`.
 
         Raises:

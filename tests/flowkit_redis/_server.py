@@ -30,6 +30,7 @@ class RedisServer:
         self.password = password
         self.port = free_port()
         self.process: subprocess.Popen[bytes] | None = None
+        self.extra: list[str] = []  # more redis-server arguments (cluster mode)
 
     @property
     def url(self) -> str:
@@ -49,6 +50,7 @@ class RedisServer:
         ]  # fmt: skip
         if self.password:
             args += ["--requirepass", self.password]
+        args += self.extra
         self.process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + 10
         while True:  # ready once it accepts connections (bounded, not a timing guess)
@@ -78,3 +80,85 @@ class RedisServer:
     def resume(self) -> None:
         assert self.process is not None
         os.kill(self.process.pid, signal.SIGCONT)
+
+
+def free_cluster_port() -> int:
+    """A free port whose cluster-bus port (port + 10000) is free too."""
+    while True:
+        port = free_port()
+        if port + 10000 > 65535:
+            continue
+        try:
+            with socket.socket() as sock:
+                sock.bind(("127.0.0.1", port + 10000))
+        except OSError:
+            continue
+        return port
+
+
+class RedisClusterServers:
+    """Three masters, no replicas, on 127.0.0.1: a Redis Cluster the test starts itself.
+
+    Each node is a :class:`RedisServer` with cluster mode on; ``redis-cli
+    --cluster create`` assigns the 16384 slots; ready once every node reports
+    ``cluster_state:ok``.
+    """
+
+    def __init__(self, binary: str, workdir: Path, masters: int = 3) -> None:
+        self.nodes: list[RedisServer] = []
+        for index in range(masters):
+            node_dir = workdir / f"node{index}"
+            node_dir.mkdir()
+            node = RedisServer(binary, node_dir)
+            node.port = free_cluster_port()
+            node.extra = [
+                "--cluster-enabled",
+                "yes",
+                "--cluster-config-file",
+                str(node_dir / "nodes.conf"),
+            ]
+            self.nodes.append(node)
+        self.cli = str(Path(binary).with_name("redis-cli"))
+
+    @property
+    def url(self) -> str:
+        return self.nodes[0].url
+
+    def start(self) -> None:
+        for node in self.nodes:
+            node.start()
+        addresses = [f"127.0.0.1:{node.port}" for node in self.nodes]
+        subprocess.run(
+            [
+                self.cli,
+                "--cluster",
+                "create",
+                *addresses,
+                "--cluster-replicas",
+                "0",
+                "--cluster-yes",
+            ],
+            check=True,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            timeout=30,
+        )
+        deadline = time.monotonic() + 20
+        for node in self.nodes:
+            while True:  # slots are gossiped: wait (bounded) until each node agrees
+                info = subprocess.run(
+                    [self.cli, "-p", str(node.port), "cluster", "info"],
+                    capture_output=True,
+                    text=True,
+                    timeout=5,
+                    check=True,
+                ).stdout
+                if "cluster_state:ok" in info:
+                    break
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"the cluster did not become ok: {info}")
+                time.sleep(0.05)
+
+    def stop(self) -> None:
+        for node in self.nodes:
+            node.stop()

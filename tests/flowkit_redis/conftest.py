@@ -16,7 +16,7 @@ import trio
 from flowkit_redis import Keys, RedisClient, RedisEventStore, Wakeups
 
 from .._system import installed_binary
-from ._server import RedisServer
+from ._server import RedisClusterServers, RedisServer
 
 
 @pytest.fixture(scope="session")
@@ -36,6 +36,19 @@ def redis_server(
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="session")
+def redis_cluster(
+    redis_binary: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[RedisClusterServers]:
+    """A 3-master Redis Cluster for the whole session, started by the test suite itself."""
+    cluster = RedisClusterServers(redis_binary, tmp_path_factory.mktemp("cluster"))
+    try:
+        cluster.start()
+        yield cluster
+    finally:
+        cluster.stop()
 
 
 @pytest.fixture
