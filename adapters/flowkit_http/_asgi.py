@@ -21,7 +21,10 @@ been idle for the interval. A second task watches for ``http.disconnect``.
 A tool's :class:`~flowkit_http.CloseStream` ends the response early, between
 two writes, exactly as a client disconnect would in that era (the outbox
 detaches; the client resumes from the event store); whether a stream may be
-closed early is again the core's answer (``OutgoingStream.resumable``).
+closed early, and whether an idle one gets a keepalive, are again the core's
+answers (``OutgoingStream.end_response`` and ``keepalive``). A runner that
+dies is reported too (``OutgoingStream.abort``): the client gets the core's
+JSON-RPC error and the session is not left busy.
 """
 
 from __future__ import annotations
@@ -31,7 +34,7 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from contextlib import asynccontextmanager
 from functools import partial
-from typing import Any
+from typing import Any, NamedTuple
 
 import trio
 
@@ -50,7 +53,7 @@ from ._outbox import Outbox, OutboxStatistics, open_outbox
 from ._runner import run_call
 from ._server import MCPServer, StreamSettings
 
-__all__ = ["ASGIApp", "MCPApp"]
+__all__ = ["ASGIApp", "CallKey", "MCPApp"]
 
 logger = logging.getLogger("flowkit_http")
 
@@ -85,22 +88,32 @@ class _Writer:
         self.wake = wake
 
 
+class CallKey(NamedTuple):
+    """Which running call an :meth:`MCPApp.statistics` entry describes.
+
+    ``serial`` tells apart calls that share the rest: stateless-era clients
+    have no session, and two of them may use the same request id at once.
+    """
+
+    session_id: str | None
+    request_id: RequestId | None
+    serial: int
+
+
 class _Call:
     """A running tool call: its outbox and the scope that cancels it.
 
-    ``end_response`` and ``response_ended`` belong to the response carrying
-    the call now: the tool asked to end it
-    (:class:`~flowkit_http.CloseStream`), and the event set when that
-    response has ended.
+    ``response_ended`` is set when the response carrying the call has ended,
+    made only while a :class:`~flowkit_http.CloseStream` waits for that.
     """
 
-    __slots__ = ("end_response", "outbox", "response_ended", "scope", "stream")
+    __slots__ = ("key", "outbox", "response_ended", "scope", "stream")
 
-    def __init__(self, stream: OutgoingStream, outbox: Outbox) -> None:
+    def __init__(self, stream: OutgoingStream, outbox: Outbox, serial: int) -> None:
+        self.key = CallKey(stream.session_id, stream.request_id, serial)
         self.stream = stream
         self.outbox = outbox
         self.scope = trio.CancelScope()
-        self.end_response = False
         self.response_ended: trio.Event | None = None  # made when a close waits
 
     async def close_response(self) -> None:
@@ -108,13 +121,12 @@ class _Call:
 
         The runner waits here (adding nothing), so every event the tool
         emitted before :class:`~flowkit_http.CloseStream` goes out on this
-        response; the writer then ends it between two writes. A no-op where
-        the client could not resume (see ``OutgoingStream.resumable``).
+        response; the writer then ends it between two writes. Whether the
+        response may end early is the core's answer
+        (``OutgoingStream.end_response``); where it may not, this is a no-op.
         """
-        stream = self.stream
-        if not (stream.resumable and stream.attached) or stream.finished:
+        if not self.stream.end_response():
             return
-        self.end_response = True
         if self.response_ended is None:
             self.response_ended = trio.Event()
         ended = self.response_ended
@@ -153,6 +165,7 @@ class MCPApp:
         self.fallback = fallback
         self._nursery: trio.Nursery | None = None
         self._calls: dict[OutgoingStream, _Call] = {}
+        self._serial = 0  # numbers the calls (see CallKey)
         self._responses: dict[trio.CancelScope, OutgoingStream] = {}
         # Open listen streams (GET, subscriptions/listen) and their queues.
         self._listeners: dict[OutgoingStream, trio.MemorySendChannel[bytes]] = {}
@@ -206,12 +219,9 @@ class MCPApp:
         for call in list(self._calls.values()):
             call.scope.cancel()
 
-    def statistics(self) -> dict[tuple[str | None, RequestId | None], OutboxStatistics]:
-        """Outbox statistics of the calls running now, by (session, request id)."""
-        return {
-            (stream.session_id, stream.request_id): call.outbox.statistics()
-            for stream, call in self._calls.items()
-        }
+    def statistics(self) -> dict[CallKey, OutboxStatistics]:
+        """Outbox statistics of the calls running now, by (session, request id, serial)."""
+        return {call.key: call.outbox.statistics() for call in self._calls.values()}
 
     def _tools_changed(self) -> None:
         """The tool list changed: queue the core's notifications on listen streams."""
@@ -326,29 +336,38 @@ class MCPApp:
             max_events=settings.max_queued_events,
             max_logs=settings.max_queued_logs,
         )
-        call = _Call(action.stream, outbox)
+        self._serial += 1
+        call = _Call(action.stream, outbox, self._serial)
         self._calls[action.stream] = call
         self._nursery.start_soon(self._run, action, call)
         return call
 
     async def _run(self, action: StartCall, call: _Call) -> None:
-        completed = False
+        stream, outbox = action.stream, call.outbox
+        delivered = False
         try:
             with call.scope:
                 await run_call(
-                    action.stream,
-                    action.tool.fn,
-                    action.arguments,
-                    call.outbox,
-                    call.close_response,
+                    stream, action.tool.fn, action.arguments, outbox, call.close_response
                 )
-                completed = True
+                delivered = True
         except Exception:
             logger.exception("tool %r crashed the runner", action.tool.name)
+            # The runner died without a final message: the core answers the
+            # request with its error, so the client is not left waiting.
+            final = stream.abort()
+            if final:
+                try:
+                    await outbox.finish(final)
+                    delivered = True
+                except Exception:
+                    logger.exception("could not deliver the error of tool %r", action.tool.name)
         finally:
-            if not completed:
-                call.outbox.abort()
-            del self._calls[action.stream]
+            if not stream.finished:
+                stream.abort()  # shutdown: the stream ends, so its session is not busy
+            if not delivered:
+                outbox.abort()
+            del self._calls[stream]
 
     def _cancel(self, streams: tuple[OutgoingStream, ...]) -> None:
         """Stop the work behind ``streams`` and end the responses carrying them."""
@@ -377,8 +396,6 @@ class MCPApp:
         listen_queue: trio.MemorySendChannel[bytes] | None = None,
     ) -> None:
         """Write one SSE response until it ends, the client leaves, or shutdown."""
-        if call is not None:
-            call.end_response = False  # a request to end an earlier response is spent
         await send({"type": "http.response.start", "status": status, "headers": list(headers)})
         if first:
             await send({"type": "http.response.body", "body": first, "more_body": True})
@@ -438,7 +455,7 @@ class MCPApp:
         # _keepalive task wakes this wait (outbox.wake, or an empty item on a
         # listen queue) when the stream has been idle for the interval.
         while True:
-            if call is not None and call.end_response and not call.outbox.statistics().queued:
+            if stream.closing and call is not None and not call.outbox.statistics().queued:
                 return  # the tool closed the response (CloseStream); the call goes on
             writer.waiting = True
             try:
@@ -455,8 +472,8 @@ class MCPApp:
                     data = events[0] if len(events) == 1 else b"".join(events)
             finally:
                 writer.waiting = False
-            if not data and not stream.finished and not (call is not None and call.end_response):
-                data = stream.keepalive()
+            if not data:
+                data = stream.keepalive()  # b"" where the core says none is due
             if data:
                 await send({"type": "http.response.body", "body": data, "more_body": True})
                 writer.last = trio.current_time()

@@ -23,7 +23,7 @@ import orjson
 import trio
 
 from flowkit import Pipeline, open_pipeline
-from flowkit.mcp import LocalProtocolError, OutgoingStream, error_result, tool_result
+from flowkit.mcp import OutgoingStream, tool_result
 
 from ._items import CloseStream, Partial, Progress, Result, ToolPipeline
 from ._outbox import Outbox
@@ -205,10 +205,6 @@ async def _drive(produced: Any, emitter: _Emitter) -> Any:
     return produced
 
 
-def _failure(tool: str, exc: BaseException) -> dict[str, Any]:
-    return error_result(f"Tool {tool!r} failed: {type(exc).__name__}: {exc}")
-
-
 async def run_call(
     stream: OutgoingStream,
     fn: Any,
@@ -229,21 +225,13 @@ async def run_call(
     cancel) arrives as ``trio.Cancelled`` from the caller's cancel scope; the
     stream is already marked cancelled by the core and emits nothing more.
     """
-    assert stream.tool is not None
-    name = stream.tool.name
     emitter = _Emitter(stream, outbox, close_response)
     try:
         returned = await _drive(fn(**arguments), emitter)
         result = emitter.final(returned)
-        dropped = outbox.statistics().dropped_logs
-        if dropped:
-            result.setdefault("_meta", {})["dev.flowkit/droppedLogs"] = dropped
-        try:
-            final = stream.result(result)
-        except LocalProtocolError as exc:  # e.g. output schema violated
-            final = stream.result(_failure(name, exc))
+        final = stream.complete(result, dropped_logs=outbox.statistics().dropped_logs)
     except Exception as exc:
         if stream.finished:
             raise
-        final = stream.result(_failure(name, exc))
+        final = stream.fail(exc)
     await outbox.finish(final)

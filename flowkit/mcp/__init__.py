@@ -61,9 +61,9 @@ from ._jsonrpc import (
     encode_result,
     parse_message,
 )
+from ._levels import LOG_LEVELS
 from ._schema import schema_from_function
 from ._sessions import (
-    LOG_LEVELS,
     SESSION_TRANSITIONS,
     Session,
     SessionEvent,

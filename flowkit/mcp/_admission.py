@@ -20,7 +20,17 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from ._config import EndpointConfig
-from ._errors import SERVER_ERROR, UNSUPPORTED_PROTOCOL_VERSION, RemoteProtocolError
+from ._errors import (
+    forbidden,
+    method_not_allowed,
+    not_acceptable,
+    session_not_found,
+    session_required,
+    too_large,
+    unauthorized,
+    unsupported_media_type,
+    unsupported_version,
+)
 from ._headers import (
     RequestHead,
     accepts,
@@ -31,7 +41,7 @@ from ._headers import (
 )
 from ._sessions import Session, SessionRegistry
 
-__all__ = ["admit", "allowed_methods", "too_large"]
+__all__ = ["admit", "allowed_methods"]
 
 RawHeaders = Sequence[tuple[bytes, bytes]]
 
@@ -51,7 +61,7 @@ def admit(
     headers: RawHeaders,
     principal: str | None,
     config: EndpointConfig,
-    sessions: SessionRegistry,
+    sessions: SessionRegistry | None,
     *,
     before_body: bool = False,
 ) -> tuple[str | None, Session | None]:
@@ -72,89 +82,44 @@ def admit(
     """
     methods = allowed_methods(config)
     if head.method not in methods:
-        raise RemoteProtocolError(
-            f"Method {head.method} not allowed",
-            http_status=405,
-            code=SERVER_ERROR,
-            headers=[(b"allow", ", ".join(methods).encode("ascii"))],
-        )
+        raise method_not_allowed(head.method, methods)
     if not host_allowed(head.get("host"), config.allowed_hosts):
-        raise RemoteProtocolError("Host not allowed", http_status=403, code=SERVER_ERROR)
+        raise forbidden("Host")
     if not origin_allowed(head.get("origin"), config.allowed_origins):
-        raise RemoteProtocolError("Origin not allowed", http_status=403, code=SERVER_ERROR)
+        raise forbidden("Origin")
     if config.authenticate is not None:
         principal = config.authenticate(headers)
         if principal is None:
-            raise RemoteProtocolError(
-                "Authentication required",
-                http_status=401,
-                code=SERVER_ERROR,
-                headers=[(b"www-authenticate", config.www_authenticate.encode("latin-1"))],
-            )
+            raise unauthorized(config.www_authenticate)
     accept = head.get("accept")
     if head.method == "POST":
         if not (accepts(accept, "application/json") and accepts(accept, "text/event-stream")):
-            raise RemoteProtocolError(
-                "Not Acceptable: Accept must cover application/json and text/event-stream",
-                http_status=406,
-                code=SERVER_ERROR,
-            )
+            raise not_acceptable("application/json and text/event-stream")
         if not content_type_is_json(head.get("content-type")):
-            raise RemoteProtocolError(
-                "Unsupported Media Type: Content-Type must be application/json",
-                http_status=415,
-                code=SERVER_ERROR,
-            )
+            raise unsupported_media_type()
         length = content_length(head)
         if length is not None and length > config.max_body_size:
-            raise too_large(config)
+            raise too_large(config.max_body_size)
     elif head.method == "GET" and not accepts(accept, "text/event-stream"):
-        raise RemoteProtocolError(
-            "Not Acceptable: Accept must cover text/event-stream",
-            http_status=406,
-            code=SERVER_ERROR,
-        )
+        raise not_acceptable("text/event-stream")
     version = head.get("mcp-protocol-version")
     if version is not None and version not in config.versions:
         if before_body and head.method == "POST":
             return principal, None
-        raise RemoteProtocolError(
-            f"Unsupported protocol version: {version}",
-            http_status=400,
-            code=UNSUPPORTED_PROTOCOL_VERSION,
-            data={"supported": sorted(config.versions, reverse=True), "requested": version},
-        )
+        raise unsupported_version(version, list(config.versions))
     policy = config.versions.get(version) if version is not None else None
     if policy is not None and not policy.sessions:
         # Stateless era: no GET stream, no DELETE, Mcp-Session-Id ignored
         # ("Backward Compatibility", 2026-07-28 Streamable HTTP).
         if head.method != "POST":
-            raise RemoteProtocolError(
-                f"Method {head.method} not allowed in protocol version {version}",
-                http_status=405,
-                code=SERVER_ERROR,
-                headers=[(b"allow", b"POST")],
-            )
+            raise method_not_allowed(head.method, ("POST",), f" in protocol version {version}")
         return principal, None
     session_id = head.get("mcp-session-id")
     if "mcp-session-id" in head.duplicated or (session_id is None and head.method != "POST"):
-        raise RemoteProtocolError(
-            "Bad Request: a valid Mcp-Session-Id header is required",
-            http_status=400,
-            code=SERVER_ERROR,
-        )
-    if session_id is None:
+        raise session_required()
+    if session_id is None or sessions is None:  # None: the caller looks it up later
         return principal, None
     session = sessions.get(session_id, principal)
     if session is None:
-        raise RemoteProtocolError("Session not found", http_status=404, code=SERVER_ERROR)
+        raise session_not_found()
     return principal, session
-
-
-def too_large(config: EndpointConfig) -> RemoteProtocolError:
-    """The 413 refusal for a body over ``config.max_body_size``."""
-    return RemoteProtocolError(
-        f"Payload Too Large: the limit is {config.max_body_size} bytes",
-        http_status=413,
-        code=SERVER_ERROR,
-    )

@@ -7,8 +7,10 @@ given, or raises for anything the peer did. Refusals are data
 (:class:`~flowkit.mcp.Reply` with the status the spec asks for), so the whole
 surface can be fuzzed without an event loop.
 
-Request routing is tables too: JSON-RPC methods map to handler methods, and
-the per-revision differences come from :class:`~flowkit.mcp.VersionPolicy`.
+Request routing is tables too: JSON-RPC methods map to plain handler
+functions (``_methods``), and the per-revision differences come from
+:class:`~flowkit.mcp.VersionPolicy`. Everything the endpoint keeps between
+requests is one :class:`~flowkit.mcp._state.EndpointState` (``state``).
 """
 
 from __future__ import annotations
@@ -25,14 +27,19 @@ from ._actions import (
     Resume,
     error_reply,
 )
-from ._admission import RawHeaders, admit, too_large
+from ._admission import RawHeaders, admit
 from ._config import EndpointConfig
 from ._errors import (
-    INVALID_REQUEST,
-    METHOD_NOT_FOUND,
-    SERVER_ERROR,
     UNSUPPORTED_PROTOCOL_VERSION,
     RemoteProtocolError,
+    invalid_request,
+    listen_conflict,
+    method_not_allowed,
+    method_not_found,
+    session_required,
+    stream_conflict,
+    too_large,
+    unknown_event_id,
 )
 from ._events import EventStore, InMemoryEventStore
 from ._headers import (
@@ -40,15 +47,26 @@ from ._headers import (
     parse_head,
 )
 from ._jsonrpc import Message, Notification, Request, RequestId, Response, parse_message
-from ._methods import TOOLS_LIST_CHANGED, _Ctx, _Handler, _Methods
-from ._sessions import LOG_LEVELS, Session, SessionEvent, SessionRegistry
+from ._levels import LOG_LEVELS
+from ._methods import (
+    HANDSHAKE_METHODS,
+    OPENS_SESSION,
+    STATELESS_METHODS,
+    TOOLS_LIST_CHANGED,
+    Handler,
+    RequestContext,
+)
+from ._sessions import Session, SessionEvent, SessionRegistry
+from ._shared import Change, EventJournal, Loaded, StateKeys
 from ._sse import parse_event_id
+from ._state import EndpointState
 from ._stateless import (
     is_modern,
     validate_modern,
 )
 from ._stream import SSE_HEADERS, OutgoingStream
 from ._tools import Tool, ToolSet
+from ._versions import LATEST_HANDSHAKE_VERSION, VERSIONS, VersionPolicy
 
 __all__ = ["Endpoint"]
 
@@ -69,7 +87,7 @@ def _request_id_of(body: bytes) -> RequestId | None:
     return message.id if isinstance(message, Request) else None
 
 
-class Endpoint(_Methods):
+class Endpoint:
     """The sans-IO MCP server for one endpoint path.
 
     Args:
@@ -81,6 +99,11 @@ class Endpoint(_Methods):
         new_session_id: CSPRNG session-id factory.
         event_store: where SSE events are kept for resumption; a bounded
             :class:`~flowkit.mcp.InMemoryEventStore` by default.
+        instance: makes the endpoint *shared*: its state lives in a store
+            the adapter drives (see ``flowkit.mcp._shared``), and this id,
+            unique among the instances sharing the store, keeps their stream
+            ids apart. ``None`` (the default): this process's memory is the
+            truth.
     """
 
     def __init__(
@@ -91,36 +114,50 @@ class Endpoint(_Methods):
         clock: Callable[[], float] = time.monotonic,
         new_session_id: Callable[[], str] = _default_session_id,
         event_store: EventStore | None = None,
+        instance: str | None = None,
     ) -> None:
-        self.config = config if config is not None else EndpointConfig()
-        if self.config.default_log_level not in LOG_LEVELS:
-            raise ValueError(f"unknown log level {self.config.default_log_level!r}")
-        self.tools = tools if isinstance(tools, ToolSet) else ToolSet(list(tools))
-        self.event_store: EventStore = (
-            event_store if event_store is not None else InMemoryEventStore()
+        config = config if config is not None else EndpointConfig()
+        if config.default_log_level not in LOG_LEVELS:
+            raise ValueError(f"unknown log level {config.default_log_level!r}")
+        journal: list[Change] | None = None
+        if instance is not None:
+            journal = []
+            event_store = EventJournal(journal)
+        self.state = EndpointState(
+            config=config,
+            tools=tools if isinstance(tools, ToolSet) else ToolSet(list(tools)),
+            event_store=event_store if event_store is not None else InMemoryEventStore(),
+            sessions=SessionRegistry(
+                new_session_id=new_session_id,
+                idle_timeout=config.session_idle_timeout,
+                max_sessions=config.max_sessions,
+                busy_retry_after=config.busy_retry_after,
+                journal=journal,
+            ),
+            clock=clock,
+            instance=instance,
+            journal=journal,
         )
-        self.sessions = SessionRegistry(
-            new_session_id=new_session_id,
-            idle_timeout=self.config.session_idle_timeout,
-            max_sessions=self.config.max_sessions,
-            busy_retry_after=self.config.busy_retry_after,
-        )
-        self._clock = clock
-        # Open subscriptions/listen streams (stateless era).
-        self._subscriptions: dict[OutgoingStream, None] = {}
-        # JSON-RPC methods per era, as data.
-        self._session_handlers: dict[str, _Handler] = {
-            "ping": self._ping,
-            "tools/list": self._tools_list,
-            "tools/call": self._tools_call,
-            "logging/setLevel": self._set_level,
-        }
-        self._stateless_handlers: dict[str, _Handler] = {
-            "server/discover": self._discover,
-            "tools/list": self._tools_list,
-            "tools/call": self._tools_call,
-            "subscriptions/listen": self._listen,
-        }
+
+    @property
+    def config(self) -> EndpointConfig:
+        """Behaviour and limits."""
+        return self.state.config
+
+    @property
+    def tools(self) -> ToolSet:
+        """The tools offered."""
+        return self.state.tools
+
+    @property
+    def sessions(self) -> SessionRegistry:
+        """The live sessions (handshake era)."""
+        return self.state.sessions
+
+    @property
+    def event_store(self) -> EventStore:
+        """Where resumable streams' events are kept."""
+        return self.state.event_store
 
     # -- public API -------------------------------------------------------------
 
@@ -136,7 +173,9 @@ class Endpoint(_Methods):
         """
         try:
             head = parse_head(method, headers)
-            admit(head, headers, principal, self.config, self.sessions, before_body=True)
+            # A shared endpoint learns its sessions from what the adapter loads.
+            sessions = self.sessions if self.state.journal is None else None
+            admit(head, headers, principal, self.config, sessions, before_body=True)
         except RemoteProtocolError as exc:
             return error_reply(exc)
         return None
@@ -147,6 +186,7 @@ class Endpoint(_Methods):
         headers: RawHeaders,
         body: bytes = b"",
         principal: str | None = None,
+        loaded: Loaded | None = None,
     ) -> Action:
         """Handle one HTTP request to the MCP endpoint.
 
@@ -157,12 +197,15 @@ class Endpoint(_Methods):
             principal: who the adapter authenticated, if it does so itself;
                 sessions are bound to it. Ignored when the config has an
                 ``authenticate`` hook, whose result wins.
+            loaded: a shared endpoint's state for this request, read by the
+                adapter for :meth:`state_keys`.
 
         Returns:
             What to do. Never raises for anything the peer sent.
         """
         try:
             head = parse_head(method, headers)
+            self._adopt(head, loaded if loaded is not None else Loaded())
             try:
                 principal, session = admit(head, headers, principal, self.config, self.sessions)
             except RemoteProtocolError as exc:
@@ -178,6 +221,52 @@ class Endpoint(_Methods):
         except RemoteProtocolError as exc:
             return error_reply(exc)
 
+    def state_keys(self, method: str, headers: RawHeaders) -> StateKeys | None:
+        """What a shared endpoint needs read before :meth:`receive_request`.
+
+        Returns:
+            The session, resumed stream and cap the request touches, for the
+            adapter to load from its store and pass as ``loaded``; ``None``
+            when the endpoint is not shared or the head is refused anyway.
+        """
+        if self.state.journal is None:
+            return None
+        try:
+            head = parse_head(method, headers)
+        except RemoteProtocolError:
+            return None
+        session_id = head.get("mcp-session-id")
+        last_event_id = head.get("last-event-id") if head.method == "GET" else None
+        return StateKeys(
+            session_id=session_id,
+            resume=parse_event_id(last_event_id) if last_event_id is not None else None,
+            count_sessions=head.method == "POST" and session_id is None,
+        )
+
+    def take_changes(self) -> tuple[Change, ...]:
+        """A shared endpoint's changes since the last call, for the adapter to write.
+
+        Take them after every request and before writing bytes a stream
+        produced: an event is stored before any client can see it.
+        """
+        journal = self.state.journal
+        if not journal:
+            return ()
+        changes = tuple(journal)
+        journal.clear()
+        return changes
+
+    def _adopt(self, head: RequestHead, loaded: Loaded) -> None:
+        self.state.loaded = loaded  # what this request is served from, and only this one
+        session_id = head.get("mcp-session-id")
+        if session_id is None or self.state.journal is None:
+            return
+        record = loaded.session
+        policy = self.config.versions.get(record.version) if record is not None else None
+        if record is not None and policy is None:
+            record = None  # a revision this instance does not serve: unknown here
+        self.sessions.adopt(session_id, record, policy or VERSIONS[LATEST_HANDSHAKE_VERSION])
+
     def stream_finished(self, stream: OutgoingStream, *, disconnected: bool = False) -> bool:
         """Report that the HTTP response carrying ``stream`` has ended.
 
@@ -192,17 +281,15 @@ class Endpoint(_Methods):
             client cancelling its request"): the work goes on, its events go
             to the event store, and the client may resume.
         """
-        stream.attached = False
-        session = self.sessions.get_any(stream.session_id) if stream.session_id else None
-        if stream.kind == "listen":
-            self._subscriptions.pop(stream, None)
-            if session is not None and session.listen is stream:
-                session.listen = None
-                self.sessions.touch(session, self._clock())
-            return False
-        if disconnected and not stream.finished and stream.disconnect_cancels:
+        if disconnected and stream.disconnect_cancels:
+            if stream.finished:
+                return False
             stream.cancel()
             return True
+        stream.detach()
+        self.state.detached(stream)
+        if stream.kind == "listen":
+            self.state.listen_done(stream)
         return False
 
     def list_changed(self) -> tuple[tuple[OutgoingStream, bytes], ...]:
@@ -218,7 +305,7 @@ class Endpoint(_Methods):
             return ()
         targets = [s.listen for s in self.sessions if s.listen is not None]
         targets += [
-            s for s in self._subscriptions if (s.subscription or {}).get("toolsListChanged")
+            s for s in self.state.subscriptions if (s.subscription or {}).get("toolsListChanged")
         ]
         events = ((stream, stream.notify(TOOLS_LIST_CHANGED)) for stream in targets)
         return tuple((stream, data) for stream, data in events if data)
@@ -232,7 +319,7 @@ class Endpoint(_Methods):
         session = self.sessions.close(session_id)
         if session is None:
             return ()
-        return self._discard(session)
+        return self.state.discard(session)
 
     def expire_sessions(self) -> list[str]:
         """Reap sessions idle for longer than the timeout; returns their ids.
@@ -240,9 +327,9 @@ class Endpoint(_Methods):
         Call it periodically (at :meth:`next_deadline`). Sessions with calls
         in flight or an open GET stream are not idle and never expire.
         """
-        expired = self.sessions.expire(self._clock())
+        expired = self.sessions.expire(self.state.clock())
         for session in expired:
-            self._discard(session)
+            self.state.discard(session)
         return [s.id for s in expired]
 
     def next_deadline(self) -> float | None:
@@ -255,62 +342,50 @@ class Endpoint(_Methods):
         self, head: RequestHead, body: bytes, principal: str | None, session: Session | None
     ) -> Action:
         if len(body) > self.config.max_body_size:
-            raise too_large(self.config)
+            raise too_large(self.config.max_body_size)
         message = parse_message(body)
         if is_modern(head, message, self.config.versions):
             return self._stateless(head, message)
-        if isinstance(message, Request) and message.method == "initialize":
-            if session is not None or head.get("mcp-session-id") is not None:
-                raise RemoteProtocolError(
-                    "initialize must not carry Mcp-Session-Id",
-                    http_status=400,
-                    code=INVALID_REQUEST,
-                    request_id=message.id,
-                )
-            return self._initialize(message, principal)
+        if isinstance(message, Request) and message.method in OPENS_SESSION:
+            ctx = RequestContext(message, self._policy_of(session), session, None, head, principal)
+            return self._dispatch(HANDSHAKE_METHODS, ctx)
         if session is None:
             request_id = message.id if isinstance(message, Request) else None
-            raise RemoteProtocolError(
-                "Bad Request: Mcp-Session-Id header is required",
-                http_status=400,
-                code=SERVER_ERROR,
-                request_id=request_id,
-            )
-        self.sessions.touch(session, self._clock())
+            raise session_required(request_id)
+        self.sessions.touch(session, self.state.clock())
         if isinstance(message, Response):
             return _ACCEPTED  # we never send requests, so nothing awaits a response
         if isinstance(message, Notification):
             return self._notification(session, message)
         session.handle(SessionEvent.REQUEST)
-        ctx = _Ctx(message, session.policy, session, None, head)
-        return self._dispatch(self._session_handlers, ctx)
+        ctx = RequestContext(message, session.policy, session, None, head, principal)
+        return self._dispatch(HANDSHAKE_METHODS, ctx)
+
+    def _policy_of(self, session: Session | None) -> VersionPolicy:
+        """The revision in force before a session negotiated one (initialize)."""
+        if session is not None:
+            return session.policy
+        return VERSIONS[LATEST_HANDSHAKE_VERSION]
 
     def _stateless(self, head: RequestHead, message: Message) -> Action:
         """Serve a stateless-era (2026-07-28) message: no session is involved."""
         if isinstance(message, Response):
-            raise RemoteProtocolError(
-                "Clients must not send JSON-RPC responses in this protocol revision",
-                http_status=400,
-                code=INVALID_REQUEST,
-                request_id=message.id,
+            raise invalid_request(
+                "Clients must not send JSON-RPC responses in this protocol revision", message.id
             )
         if isinstance(message, Notification):
             return _ACCEPTED  # cancellation is a disconnect; nothing else is defined
         meta = validate_modern(head, message, self.config.versions)
-        ctx = _Ctx(message, meta.policy, None, meta, head)
-        return self._dispatch(self._stateless_handlers, ctx)
+        ctx = RequestContext(message, meta.policy, None, meta, head)
+        return self._dispatch(STATELESS_METHODS, ctx)
 
-    def _dispatch(self, handlers: Mapping[str, _Handler], ctx: _Ctx) -> Action:
+    def _dispatch(self, handlers: Mapping[str, Handler], ctx: RequestContext) -> Action:
         request = ctx.request
         handler = handlers.get(request.method)
         try:
             if handler is None:
-                raise RemoteProtocolError(
-                    f"Method not found: {request.method}",
-                    http_status=ctx.policy.unknown_method_status,
-                    code=METHOD_NOT_FOUND,
-                )
-            return handler(ctx)
+                raise method_not_found(request.method, ctx.policy.unknown_method_status)
+            return handler(self.state, ctx)
         except RemoteProtocolError as exc:
             if exc.request_id is None:
                 raise exc.with_request_id(request.id) from exc
@@ -319,6 +394,7 @@ class Endpoint(_Methods):
     def _notification(self, session: Session, message: Notification) -> Action:
         if message.method == "notifications/initialized":
             session.handle(SessionEvent.INITIALIZED)
+            self.sessions.saved(session)
         elif message.method == "notifications/cancelled":
             # Malformed or unknown cancellations are ignored ("Error Handling").
             request_id = message.params.get("requestId")
@@ -336,70 +412,48 @@ class Endpoint(_Methods):
     def _get(self, head: RequestHead, session: Session) -> Action:
         policy = session.policy
         if not policy.get_stream:
-            raise RemoteProtocolError(
-                "Method GET not allowed",
-                http_status=405,
-                code=SERVER_ERROR,
-                headers=[(b"allow", b"POST")],
-            )
-        self.sessions.touch(session, self._clock())
+            raise method_not_allowed("GET", ("POST",))
+        self.sessions.touch(session, self.state.clock())
         last_event_id = head.get("last-event-id")
         if last_event_id is not None and policy.resumable:
             return self._resume(session, last_event_id)
         if session.listen is not None:
-            raise RemoteProtocolError(
-                "Conflict: this session already has an open GET stream",
-                http_status=409,
-                code=SERVER_ERROR,
-            )
+            raise listen_conflict()
         stream = OutgoingStream(
             kind="listen",
-            stream_id=session.new_stream_id(),
-            session=session,
+            stream_id=session.new_stream_id(self.state.instance),
+            session_id=session.id,
             store=self.event_store if policy.resumable else None,
             retry_ms=self.config.sse_retry_ms,
         )
         session.listen = stream
+        self.state.attached(session, stream)
         return OpenListenStream(session.id, stream)
 
     def _resume(self, session: Session, last_event_id: str) -> Action:
         event_id = parse_event_id(last_event_id)
-        unknown = RemoteProtocolError(
-            "Unknown Last-Event-ID for this session", http_status=404, code=SERVER_ERROR
-        )
         if event_id is None:
-            raise unknown
+            raise unknown_event_id()
         live = next(
             (s for s in session.in_flight.values() if s.stream_id == event_id.stream_id), None
         )
-        replay = self.event_store.replay_after(session.id, event_id)
+        replay = (
+            self.event_store.replay_after(session.id, event_id)
+            if self.state.journal is None
+            else self.state.loaded.replay
+        )
+        if live is None and event_id.stream_id in session.attached_elsewhere:
+            raise stream_conflict()  # a response on another instance carries it
         if replay is None:
             if live is None:
-                raise unknown
+                raise unknown_event_id()
             replay = []
         if live is not None:
-            if live.attached:
-                raise RemoteProtocolError(
-                    "Conflict: this stream is already connected",
-                    http_status=409,
-                    code=SERVER_ERROR,
-                )
-            live.attached = True
+            live.attach()  # 409 while a response still carries it
+            self.state.attached(session, live)
         return Resume(session.id, event_id.stream_id, 200, SSE_HEADERS, tuple(replay), live)
 
     def _delete(self, session: Session) -> Reply:
         self.sessions.close(session.id)
-        cancelled = self._discard(session)
+        cancelled = self.state.discard(session)
         return Reply(200, ends_session=session.id, cancelled=cancelled)
-
-    def _discard(self, session: Session) -> tuple[OutgoingStream, ...]:
-        """Cancel what a closed session had running and drop its events."""
-        streams = tuple(session.in_flight.values())
-        if session.listen is not None:
-            streams += (session.listen,)
-        for stream in streams:
-            stream.cancel()
-        session.in_flight.clear()
-        session.listen = None
-        self.event_store.forget_session(session.id)
-        return streams

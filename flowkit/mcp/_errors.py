@@ -21,11 +21,19 @@ lets a ``RemoteProtocolError`` escape: it converts it into a
 :class:`~flowkit.mcp.Reply` (whose ``error`` attribute keeps the exception for
 logging). Lower-level helpers such as :func:`~flowkit.mcp.parse_message` raise
 it directly.
+
+Every refusal is built here, by a named constructor (``session_not_found()``,
+``too_large(limit)``, ...), and every constructor takes its HTTP status and
+JSON-RPC code from one table, :data:`REFUSALS`, which is also the table of
+``docs/mcp.md``. The two statuses that differ by protocol revision (an unknown
+method, a missing client capability) come from the revision's
+:class:`~flowkit.mcp.VersionPolicy` and are passed in.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from types import MappingProxyType
 from typing import Any
 
 from flowkit._exceptions import FlowkitError
@@ -38,6 +46,7 @@ __all__ = [
     "METHOD_NOT_FOUND",
     "MISSING_REQUIRED_CLIENT_CAPABILITY",
     "PARSE_ERROR",
+    "REFUSALS",
     "SERVER_ERROR",
     "UNSUPPORTED_PROTOCOL_VERSION",
     "LocalProtocolError",
@@ -123,3 +132,208 @@ class RemoteProtocolError(ProtocolError):
             f"RemoteProtocolError({self.message!r}, http_status={self.http_status}, "
             f"code={self.code})"
         )
+
+
+REFUSALS: Mapping[str, tuple[int, int]] = MappingProxyType(
+    {
+        # The body is not one JSON-RPC message.
+        "parse_error": (400, PARSE_ERROR),
+        "invalid_request": (400, INVALID_REQUEST),
+        # A well-formed request whose method refuses it: a JSON-RPC error in a 200.
+        "method_params": (200, INVALID_PARAMS),
+        "request_in_flight": (200, INVALID_REQUEST),
+        # The request's own metadata is wrong (initialize, the stateless _meta).
+        "request_params": (400, INVALID_PARAMS),
+        "header_mismatch": (400, HEADER_MISMATCH),
+        "unsupported_version": (400, UNSUPPORTED_PROTOCOL_VERSION),
+        # Transport-level refusals: -32000, the status says what went wrong.
+        "bad_header": (400, SERVER_ERROR),
+        "unauthorized": (401, SERVER_ERROR),
+        "forbidden": (403, SERVER_ERROR),
+        "not_found": (404, SERVER_ERROR),
+        "method_not_allowed": (405, SERVER_ERROR),
+        "not_acceptable": (406, SERVER_ERROR),
+        "conflict": (409, SERVER_ERROR),
+        "too_large": (413, SERVER_ERROR),
+        "unsupported_media_type": (415, SERVER_ERROR),
+        "busy": (503, SERVER_ERROR),
+    }
+)
+"""Refusal kind -> (HTTP status, JSON-RPC code): where every status comes from."""
+
+RequestIdOrNone = str | int | None
+
+
+def _refuse(
+    kind: str,
+    message: str,
+    request_id: RequestIdOrNone = None,
+    *,
+    data: Any = None,
+    headers: Sequence[tuple[bytes, bytes]] = (),
+) -> RemoteProtocolError:
+    status, code = REFUSALS[kind]
+    return RemoteProtocolError(
+        message, http_status=status, code=code, data=data, headers=headers, request_id=request_id
+    )
+
+
+# -- the JSON-RPC envelope -----------------------------------------------------
+
+
+def parse_error() -> RemoteProtocolError:
+    """The body is not UTF-8 JSON."""
+    return _refuse("parse_error", "Parse error: body is not valid UTF-8 JSON")
+
+
+def invalid_request(message: str, request_id: RequestIdOrNone = None) -> RemoteProtocolError:
+    """JSON, but not one valid JSON-RPC message; or a message this era refuses."""
+    return _refuse("invalid_request", message, request_id)
+
+
+# -- a request's parameters and metadata -----------------------------------------
+
+
+def method_params(message: str, request_id: RequestIdOrNone) -> RemoteProtocolError:
+    """A method's ``params`` are malformed (unknown tool, bad cursor, level)."""
+    return _refuse("method_params", message, request_id)
+
+
+def request_params(message: str, request_id: RequestIdOrNone) -> RemoteProtocolError:
+    """The request's own metadata is malformed (``protocolVersion``, ``_meta``)."""
+    return _refuse("request_params", message, request_id)
+
+
+def request_in_flight(request_id: RequestIdOrNone) -> RemoteProtocolError:
+    """A ``tools/call`` reuses an id still in flight in its session."""
+    return _refuse(
+        "request_in_flight",
+        f"Request id {request_id!r} is already in flight in this session",
+        request_id,
+    )
+
+
+def header_mismatch(message: str, request_id: RequestIdOrNone) -> RemoteProtocolError:
+    """A mirrored header (stateless era) is missing, malformed or disagrees with the body."""
+    return _refuse("header_mismatch", f"Header mismatch: {message}", request_id)
+
+
+def unsupported_version(
+    version: str, supported: Sequence[str], request_id: RequestIdOrNone = None
+) -> RemoteProtocolError:
+    """A revision we do not serve; ``data`` names those we do."""
+    return _refuse(
+        "unsupported_version",
+        f"Unsupported protocol version: {version}",
+        request_id,
+        data={"supported": sorted(supported, reverse=True), "requested": version},
+    )
+
+
+def method_not_found(method: str, http_status: int) -> RemoteProtocolError:
+    """An unknown JSON-RPC method; the status is the revision's (200 or 404)."""
+    return RemoteProtocolError(
+        f"Method not found: {method}", http_status=http_status, code=METHOD_NOT_FOUND
+    )
+
+
+def missing_capabilities(
+    tool: str, missing: Mapping[str, Any], http_status: int, request_id: RequestIdOrNone
+) -> RemoteProtocolError:
+    """A tool needs client capabilities the client did not declare (status per revision)."""
+    return RemoteProtocolError(
+        f"Tool {tool!r} requires client capabilities: {', '.join(sorted(missing))}",
+        http_status=http_status,
+        code=MISSING_REQUIRED_CLIENT_CAPABILITY,
+        data={"requiredCapabilities": missing},
+        request_id=request_id,
+    )
+
+
+# -- the HTTP transport ------------------------------------------------------------
+
+
+def method_not_allowed(method: str, allow: Sequence[str], why: str = "") -> RemoteProtocolError:
+    """An HTTP method the endpoint (or this revision) does not answer; ``Allow`` lists those."""
+    return _refuse(
+        "method_not_allowed",
+        f"Method {method} not allowed{why}",
+        headers=[(b"allow", ", ".join(allow).encode("ascii"))],
+    )
+
+
+def forbidden(what: str) -> RemoteProtocolError:
+    """``Host`` or ``Origin`` not allowed."""
+    return _refuse("forbidden", f"{what} not allowed")
+
+
+def unauthorized(www_authenticate: str) -> RemoteProtocolError:
+    """The authentication hook refused the request."""
+    return _refuse(
+        "unauthorized",
+        "Authentication required",
+        headers=[(b"www-authenticate", www_authenticate.encode("latin-1"))],
+    )
+
+
+def not_acceptable(needs: str) -> RemoteProtocolError:
+    """``Accept`` does not cover what the response may be."""
+    return _refuse("not_acceptable", f"Not Acceptable: Accept must cover {needs}")
+
+
+def unsupported_media_type() -> RemoteProtocolError:
+    """A POST body that is not ``application/json``."""
+    return _refuse(
+        "unsupported_media_type", "Unsupported Media Type: Content-Type must be application/json"
+    )
+
+
+def too_large(limit: int) -> RemoteProtocolError:
+    """A body (or its ``Content-Length``) over the size limit."""
+    return _refuse("too_large", f"Payload Too Large: the limit is {limit} bytes")
+
+
+def invalid_content_length() -> RemoteProtocolError:
+    """A ``Content-Length`` that is not one decimal number."""
+    return _refuse("bad_header", "Invalid Content-Length header")
+
+
+def session_required(request_id: RequestIdOrNone = None) -> RemoteProtocolError:
+    """No (or a repeated) ``Mcp-Session-Id`` where one is needed."""
+    return _refuse(
+        "bad_header", "Bad Request: a valid Mcp-Session-Id header is required", request_id
+    )
+
+
+def session_forbidden(request_id: RequestIdOrNone) -> RemoteProtocolError:
+    """``initialize`` carrying ``Mcp-Session-Id``."""
+    return invalid_request("initialize must not carry Mcp-Session-Id", request_id)
+
+
+def session_not_found() -> RemoteProtocolError:
+    """An unknown, expired, deleted or other principal's session id."""
+    return _refuse("not_found", "Session not found")
+
+
+def unknown_event_id() -> RemoteProtocolError:
+    """A ``Last-Event-ID`` naming no stream of this session."""
+    return _refuse("not_found", "Unknown Last-Event-ID for this session")
+
+
+def listen_conflict() -> RemoteProtocolError:
+    """A second concurrent GET stream in one session."""
+    return _refuse("conflict", "Conflict: this session already has an open GET stream")
+
+
+def stream_conflict() -> RemoteProtocolError:
+    """A client resumes a stream that a connection still carries."""
+    return _refuse("conflict", "Conflict: this stream is already connected")
+
+
+def too_many_sessions(retry_after: int) -> RemoteProtocolError:
+    """The session cap is reached; ``Retry-After`` says when one may be free."""
+    return _refuse(
+        "busy",
+        "Too many sessions; retry later",
+        headers=[(b"retry-after", str(retry_after).encode("ascii"))],
+    )

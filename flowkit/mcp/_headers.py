@@ -16,7 +16,7 @@ from collections.abc import Iterable, Sequence
 
 import attrs
 
-from ._errors import SERVER_ERROR, RemoteProtocolError
+from ._errors import invalid_content_length
 
 __all__ = [
     "RequestHead",
@@ -212,7 +212,5 @@ def content_length(head: RequestHead) -> int | None:
     if value is None:
         return None
     if not value.isdigit() or not value.isascii() or "content-length" in head.duplicated:
-        raise RemoteProtocolError(
-            "Invalid Content-Length header", http_status=400, code=SERVER_ERROR
-        )
+        raise invalid_content_length()
     return int(value)

@@ -15,7 +15,7 @@ from typing import Any, TypeAlias
 import attrs
 import orjson
 
-from ._errors import INVALID_REQUEST, PARSE_ERROR, RemoteProtocolError
+from ._errors import invalid_request, parse_error
 
 __all__ = [
     "Message",
@@ -26,7 +26,10 @@ __all__ = [
     "encode_error",
     "encode_notification",
     "encode_result",
+    "error_message",
+    "notification_message",
     "parse_message",
+    "result_message",
 ]
 
 RequestId: TypeAlias = str | int
@@ -67,12 +70,6 @@ class Response:
 Message: TypeAlias = Request | Notification | Response
 
 
-def _invalid(message: str, request_id: RequestId | None = None) -> RemoteProtocolError:
-    return RemoteProtocolError(
-        message, http_status=400, code=INVALID_REQUEST, request_id=request_id
-    )
-
-
 def _valid_id(value: Any) -> bool:
     return (isinstance(value, int) and not isinstance(value, bool)) or isinstance(value, str)
 
@@ -90,45 +87,47 @@ def parse_message(body: bytes) -> Message:
         # orjson rejects invalid UTF-8 (including lone surrogates) itself.
         value = orjson.loads(body)
     except orjson.JSONDecodeError:
-        raise RemoteProtocolError(
-            "Parse error: body is not valid UTF-8 JSON", http_status=400, code=PARSE_ERROR
-        ) from None
+        raise parse_error() from None
     if isinstance(value, list):
-        raise _invalid("Invalid request: batches (JSON arrays) are not supported")
+        raise invalid_request("Invalid request: batches (JSON arrays) are not supported")
     if not isinstance(value, dict):
-        raise _invalid("Invalid request: body must be a JSON-RPC object")
+        raise invalid_request("Invalid request: body must be a JSON-RPC object")
     raw_id = value.get("id")
     request_id = raw_id if _valid_id(raw_id) else None
     if value.get("jsonrpc") != "2.0":
-        raise _invalid('Invalid request: "jsonrpc" must be "2.0"', request_id)
+        raise invalid_request('Invalid request: "jsonrpc" must be "2.0"', request_id)
     if "method" in value:
         method = value["method"]
         if not isinstance(method, str):
-            raise _invalid('Invalid request: "method" must be a string', request_id)
+            raise invalid_request('Invalid request: "method" must be a string', request_id)
         params = value.get("params", {})
         if params is None:
             params = {}
         if not isinstance(params, dict):
-            raise _invalid('Invalid request: "params" must be an object', request_id)
+            raise invalid_request('Invalid request: "params" must be an object', request_id)
         if "id" not in value:
             return Notification(method, params)
         if request_id is None:
-            raise _invalid('Invalid request: "id" must be a string or an integer')
+            raise invalid_request('Invalid request: "id" must be a string or an integer')
         return Request(request_id, method, params)
     if "result" in value or "error" in value:
         if "id" in value and raw_id is not None and request_id is None:
-            raise _invalid('Invalid response: "id" must be a string or an integer')
+            raise invalid_request('Invalid response: "id" must be a string or an integer')
         return Response(request_id, value.get("result"), value.get("error"))
-    raise _invalid("Invalid request: neither a request, a notification nor a response", request_id)
+    raise invalid_request(
+        "Invalid request: neither a request, a notification nor a response", request_id
+    )
 
 
-def encode_result(request_id: RequestId, result: Any) -> bytes:
-    """Encode a successful JSON-RPC response."""
-    return orjson.dumps({"jsonrpc": "2.0", "id": request_id, "result": result})
+def result_message(request_id: RequestId, result: Any) -> dict[str, Any]:
+    """The envelope of a successful JSON-RPC response (the one place it is written)."""
+    return {"jsonrpc": "2.0", "id": request_id, "result": result}
 
 
-def encode_error(request_id: RequestId | None, code: int, message: str, data: Any = None) -> bytes:
-    """Encode a JSON-RPC error response.
+def error_message(
+    request_id: RequestId | None, code: int, message: str, data: Any = None
+) -> dict[str, Any]:
+    """The envelope of a JSON-RPC error response.
 
     Without a request id the ``id`` member is omitted, as MCP 2025-11-25's
     ``JSONRPCErrorResponse`` allows; strict MCP clients reject ``"id": null``.
@@ -137,12 +136,27 @@ def encode_error(request_id: RequestId | None, code: int, message: str, data: An
     if data is not None:
         error["data"] = data
     if request_id is None:
-        return orjson.dumps({"jsonrpc": "2.0", "error": error})
-    return orjson.dumps({"jsonrpc": "2.0", "id": request_id, "error": error})
+        return {"jsonrpc": "2.0", "error": error}
+    return {"jsonrpc": "2.0", "id": request_id, "error": error}
+
+
+def notification_message(method: str, params: Any = None) -> dict[str, Any]:
+    """The envelope of a JSON-RPC notification (``params`` omitted when ``None``)."""
+    if params is None:
+        return {"jsonrpc": "2.0", "method": method}
+    return {"jsonrpc": "2.0", "method": method, "params": params}
+
+
+def encode_result(request_id: RequestId, result: Any) -> bytes:
+    """Encode a successful JSON-RPC response."""
+    return orjson.dumps(result_message(request_id, result))
+
+
+def encode_error(request_id: RequestId | None, code: int, message: str, data: Any = None) -> bytes:
+    """Encode a JSON-RPC error response (see :func:`error_message`)."""
+    return orjson.dumps(error_message(request_id, code, message, data))
 
 
 def encode_notification(method: str, params: dict[str, Any] | None = None) -> bytes:
     """Encode a JSON-RPC notification."""
-    if params is None:
-        return orjson.dumps({"jsonrpc": "2.0", "method": method})
-    return orjson.dumps({"jsonrpc": "2.0", "method": method, "params": params})
+    return orjson.dumps(notification_message(method, params))

@@ -1,36 +1,48 @@
 """The JSON-RPC methods an :class:`~flowkit.mcp.Endpoint` answers.
 
-Each handler takes the request context and returns an action; the endpoint
-routes to them through per-era tables (``method name -> handler``), so which
-methods exist in which protocol revision is data, not branches.
+Each handler is a plain function of the endpoint's state and the request
+context, returning an action; the endpoint routes to them through per-era
+tables (``method name -> handler``, :data:`HANDSHAKE_METHODS` and
+:data:`STATELESS_METHODS`), so which methods exist in which protocol revision
+is data, not branches. ``initialize`` is a row like the others; it is the one
+method that opens a session (:data:`OPENS_SESSION`) instead of needing one.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from types import MappingProxyType
 from typing import Any
 
 import attrs
 
-from ._actions import Action, OpenListenStream, Reply, StartCall, json_reply
-from ._config import EndpointConfig
+from ._actions import Action, OpenListenStream, StartCall, json_reply
 from ._content import error_result
 from ._errors import (
-    INVALID_PARAMS,
-    INVALID_REQUEST,
-    MISSING_REQUIRED_CLIENT_CAPABILITY,
-    RemoteProtocolError,
+    method_params,
+    missing_capabilities,
+    request_in_flight,
+    request_params,
+    session_forbidden,
 )
-from ._events import EventStore
 from ._headers import RequestHead
 from ._jsonrpc import Request, RequestId
-from ._sessions import LOG_LEVELS, Session, SessionRegistry
+from ._levels import LOG_LEVELS, LogThreshold
+from ._sessions import Session
+from ._state import EndpointState
 from ._stateless import META_PREFIX, RequestMeta, validate_param_headers
 from ._stream import OutgoingStream
-from ._tools import ToolSet
 from ._versions import VersionPolicy, negotiate_version
 
-__all__ = ["TOOLS_LIST_CHANGED", "_Ctx", "_Handler", "_Methods"]
+__all__ = [
+    "HANDSHAKE_METHODS",
+    "OPENS_SESSION",
+    "STATELESS_METHODS",
+    "TOOLS_LIST_CHANGED",
+    "Handler",
+    "RequestContext",
+    "capabilities",
+]
 
 TOOLS_LIST_CHANGED = "notifications/tools/list_changed"
 # subscriptions/listen filter fields we can honour, and the capability behind each.
@@ -38,21 +50,18 @@ _SUBSCRIBABLE = {"toolsListChanged": "tools"}
 
 
 @attrs.frozen
-class _Ctx:
+class RequestContext:
     """One request being handled, in either era."""
 
     request: Request
     policy: VersionPolicy
-    session: Session | None  # handshake era
+    session: Session | None  # handshake era, but for initialize
     meta: RequestMeta | None  # stateless era
     head: RequestHead
+    principal: str | None = None
 
 
-_Handler = Callable[[_Ctx], Action]
-
-
-def _params_error(message: str, request_id: RequestId) -> RemoteProtocolError:
-    return RemoteProtocolError(message, http_status=200, code=INVALID_PARAMS, request_id=request_id)
+Handler = Callable[[EndpointState, RequestContext], Action]
 
 
 def _progress_token(params: dict[str, Any], request_id: RequestId) -> str | int | None:
@@ -60,191 +69,204 @@ def _progress_token(params: dict[str, Any], request_id: RequestId) -> str | int 
     if meta is None:
         return None
     if not isinstance(meta, dict):
-        raise _params_error('"_meta" must be an object', request_id)
+        raise method_params('"_meta" must be an object', request_id)
     token = meta.get("progressToken")
     if token is None:
         return None
     if isinstance(token, bool) or not isinstance(token, str | int):
-        raise _params_error('"progressToken" must be a string or an integer', request_id)
+        raise method_params('"progressToken" must be a string or an integer', request_id)
     return token
 
 
-class _Methods:
-    """Request handlers, mixed into :class:`~flowkit.mcp.Endpoint`."""
+def _log_threshold(ctx: RequestContext) -> LogThreshold | None:
+    """The session's threshold, or a stateless request's own (``None``: no logs)."""
+    if ctx.session is not None:
+        return ctx.session.log_threshold
+    level = ctx.meta.log_level if ctx.meta is not None else None
+    return LogThreshold(level) if level is not None else None
 
-    config: EndpointConfig
-    tools: ToolSet
-    sessions: SessionRegistry
-    event_store: EventStore
-    _clock: Callable[[], float]
-    _subscriptions: dict[OutgoingStream, None]
 
-    def _capabilities(self) -> dict[str, Any]:
-        return {"tools": {"listChanged": self.config.tools_list_changed}, "logging": {}}
+def capabilities(state: EndpointState) -> dict[str, Any]:
+    """The server capabilities both eras announce."""
+    return {"tools": {"listChanged": state.config.tools_list_changed}, "logging": {}}
 
-    def _complete(
-        self, policy: VersionPolicy, result: dict[str, Any], *, cacheable: bool = False
-    ) -> dict[str, Any]:
-        """Add the stateless era's ``resultType`` and caching hints."""
-        if policy.result_type:
-            result["resultType"] = "complete"
-            if cacheable:
-                result["ttlMs"] = self.config.cache_ttl_ms
-                result["cacheScope"] = self.config.cache_scope
-        return result
 
-    def _initialize(self, request: Request, principal: str | None) -> Reply:
-        params = request.params
-        requested = params.get("protocolVersion")
-        if not isinstance(requested, str):
-            raise RemoteProtocolError(
-                '"protocolVersion" must be a string',
-                http_status=400,
-                code=INVALID_PARAMS,
-                request_id=request.id,
-            )
-        policy = negotiate_version(requested, self.config.versions)
-        session = self.sessions.create(
-            self._clock(),
-            principal=principal,
-            policy=policy,
-            log_level=self.config.default_log_level,
-            client_info=params.get("clientInfo"),
-            client_capabilities=params.get("capabilities"),
-        )
-        result: dict[str, Any] = {
-            "protocolVersion": policy.version,
-            "capabilities": self._capabilities(),
-            "serverInfo": self.config.server_info(),
-        }
-        if self.config.instructions is not None:
-            result["instructions"] = self.config.instructions
-        return json_reply(request.id, result, ((b"mcp-session-id", session.id.encode("ascii")),))
+def _complete(
+    state: EndpointState, policy: VersionPolicy, result: dict[str, Any], *, cacheable: bool = False
+) -> dict[str, Any]:
+    """Add the stateless era's ``resultType`` and caching hints."""
+    if policy.result_type:
+        result["resultType"] = "complete"
+        if cacheable:
+            result["ttlMs"] = state.config.cache_ttl_ms
+            result["cacheScope"] = state.config.cache_scope
+    return result
 
-    def _ping(self, ctx: _Ctx) -> Action:
-        return json_reply(ctx.request.id, {})
 
-    def _discover(self, ctx: _Ctx) -> Action:
-        result: dict[str, Any] = {
-            "supportedVersions": sorted(self.config.versions, reverse=True),
-            "capabilities": self._capabilities(),
-            "_meta": {META_PREFIX + "serverInfo": self.config.server_info()},
-        }
-        if self.config.instructions is not None:
-            result["instructions"] = self.config.instructions
-        return json_reply(ctx.request.id, self._complete(ctx.policy, result, cacheable=True))
+def initialize(state: EndpointState, ctx: RequestContext) -> Action:
+    """``initialize``: negotiate the revision and open a session bound to the principal."""
+    request = ctx.request
+    if ctx.session is not None or ctx.head.get("mcp-session-id") is not None:
+        raise session_forbidden(request.id)
+    params = request.params
+    requested = params.get("protocolVersion")
+    if not isinstance(requested, str):
+        raise request_params('"protocolVersion" must be a string', request.id)
+    policy = negotiate_version(requested, state.config.versions)
+    session = state.sessions.create(
+        state.clock(),
+        live_elsewhere=state.loaded.live_sessions,
+        principal=ctx.principal,
+        policy=policy,
+        log_level=state.config.default_log_level,
+        client_info=params.get("clientInfo"),
+        client_capabilities=params.get("capabilities"),
+    )
+    result: dict[str, Any] = {
+        "protocolVersion": policy.version,
+        "capabilities": capabilities(state),
+        "serverInfo": state.config.server_info(),
+    }
+    if state.config.instructions is not None:
+        result["instructions"] = state.config.instructions
+    return json_reply(request.id, result, ((b"mcp-session-id", session.id.encode("ascii")),))
 
-    def _tools_list(self, ctx: _Ctx) -> Action:
-        cursor = ctx.request.params.get("cursor")
-        if cursor is not None and not isinstance(cursor, str):
-            raise _params_error("Invalid cursor", ctx.request.id)
-        page, next_cursor = self.tools.page(cursor, self.config.page_size)
-        result: dict[str, Any] = {"tools": [tool.to_json() for tool in page]}
-        if next_cursor is not None:
-            result["nextCursor"] = next_cursor
-        return json_reply(ctx.request.id, self._complete(ctx.policy, result, cacheable=True))
 
-    def _set_level(self, ctx: _Ctx) -> Action:
-        assert ctx.session is not None
-        level = ctx.request.params.get("level")
-        if not isinstance(level, str) or level not in LOG_LEVELS:
-            raise _params_error(f"Invalid log level: {level!r}", ctx.request.id)
-        ctx.session.log_level = LOG_LEVELS[level]
-        return json_reply(ctx.request.id, {})
+def ping(state: EndpointState, ctx: RequestContext) -> Action:
+    """``ping``: an empty result."""
+    return json_reply(ctx.request.id, {})
 
-    def _tools_call(self, ctx: _Ctx) -> Action:
-        request, session, policy = ctx.request, ctx.session, ctx.policy
-        params = request.params
-        name = params.get("name")
-        if not isinstance(name, str):
-            raise _params_error('"name" must be a string', request.id)
-        tool = self.tools.get(name)
-        if tool is None:
-            raise _params_error(f"Unknown tool: {name}", request.id)
-        arguments = params.get("arguments")
-        if arguments is None:
-            arguments = {}
-        if not isinstance(arguments, dict):
-            raise _params_error('"arguments" must be an object', request.id)
-        if policy.method_headers:
-            validate_param_headers(ctx.head, tool, arguments, request.id)
-        declared = (
-            ctx.meta.client_capabilities
-            if ctx.meta
-            else getattr(session, "client_capabilities", None)
-        )
-        missing = tool.missing_capabilities(declared)
-        if missing:
-            raise RemoteProtocolError(
-                f"Tool {name!r} requires client capabilities: {', '.join(sorted(missing))}",
-                http_status=policy.capability_error_status,
-                code=MISSING_REQUIRED_CLIENT_CAPABILITY,
-                data={"requiredCapabilities": missing},
-                request_id=request.id,
-            )
-        token = ctx.meta.progress_token if ctx.meta else _progress_token(params, request.id)
-        if session is not None and request.id in session.in_flight:
-            raise RemoteProtocolError(
-                f"Request id {request.id!r} is already in flight in this session",
-                http_status=200,
-                code=INVALID_REQUEST,
-                request_id=request.id,
-            )
-        problem = tool.validate_arguments(arguments)
-        if problem is not None:
-            # A tool execution error, not a protocol error: the model can read
-            # it and retry ("Error Handling", 2025-11-25 tools).
-            return json_reply(request.id, self._complete(policy, error_result(problem)))
-        stream = OutgoingStream(
-            kind="call",
-            stream_id=session.new_stream_id() if session is not None else "0",
-            session=session,
-            request_id=request.id,
-            progress_token=token,
-            tool=tool,
-            store=self.event_store if policy.resumable else None,
-            retry_ms=self.config.sse_retry_ms,
-            log_level=ctx.meta.log_level if ctx.meta else None,
-            result_type=policy.result_type,
-            disconnect_cancels=policy.disconnect_cancels,
-            on_done=self._call_done if session is not None else None,
-        )
-        if session is not None:
-            session.in_flight[request.id] = stream
-        return StartCall(stream.session_id, request.id, tool, arguments, token, stream)
 
-    def _listen(self, ctx: _Ctx) -> Action:
-        """``subscriptions/listen``: a long-lived stream of change notifications.
+def discover(state: EndpointState, ctx: RequestContext) -> Action:
+    """``server/discover`` (stateless era): versions, capabilities, server info."""
+    result: dict[str, Any] = {
+        "supportedVersions": sorted(state.config.versions, reverse=True),
+        "capabilities": capabilities(state),
+        "_meta": {META_PREFIX + "serverInfo": state.config.server_info()},
+    }
+    if state.config.instructions is not None:
+        result["instructions"] = state.config.instructions
+    return json_reply(ctx.request.id, _complete(state, ctx.policy, result, cacheable=True))
 
-        The acknowledgement (the stream's first event) reports the subset of
-        the requested filter we honour; we never send a type not in it.
-        """
-        request = ctx.request
-        wanted = request.params.get("notifications")
-        if not isinstance(wanted, dict):
-            raise _params_error('"notifications" must be an object', request.id)
-        capabilities = self._capabilities()
-        agreed = {
-            field: True
-            for field, capability in _SUBSCRIBABLE.items()
-            if wanted.get(field) is True and capabilities.get(capability, {}).get("listChanged")
-        }
-        stream = OutgoingStream(
-            kind="listen",
-            stream_id="0",
-            session=None,
-            request_id=request.id,
-            subscription=agreed,
-        )
-        self._subscriptions[stream] = None
-        return OpenListenStream(None, stream)
 
-    def _call_done(self, stream: OutgoingStream) -> None:
-        session = self.sessions.get_any(stream.session_id) if stream.session_id else None
-        if session is None:
-            return
-        assert stream.request_id is not None
-        if session.in_flight.get(stream.request_id) is stream:
-            del session.in_flight[stream.request_id]
-            # Idle time starts now, not at the request that started the call.
-            self.sessions.touch(session, self._clock())
+def tools_list(state: EndpointState, ctx: RequestContext) -> Action:
+    """``tools/list``: one page of tools."""
+    cursor = ctx.request.params.get("cursor")
+    if cursor is not None and not isinstance(cursor, str):
+        raise method_params("Invalid cursor", ctx.request.id)
+    page, next_cursor = state.tools.page(cursor, state.config.page_size)
+    result: dict[str, Any] = {"tools": [tool.to_json() for tool in page]}
+    if next_cursor is not None:
+        result["nextCursor"] = next_cursor
+    return json_reply(ctx.request.id, _complete(state, ctx.policy, result, cacheable=True))
+
+
+def set_level(state: EndpointState, ctx: RequestContext) -> Action:
+    """``logging/setLevel``: move the session's threshold, for running calls too."""
+    assert ctx.session is not None
+    level = ctx.request.params.get("level")
+    if not isinstance(level, str) or level not in LOG_LEVELS:
+        raise method_params(f"Invalid log level: {level!r}", ctx.request.id)
+    ctx.session.log_threshold.set(level)
+    state.sessions.saved(ctx.session)
+    return json_reply(ctx.request.id, {})
+
+
+def tools_call(state: EndpointState, ctx: RequestContext) -> Action:
+    """``tools/call``: validate, then hand the adapter a stream to run the tool on."""
+    request, session, policy = ctx.request, ctx.session, ctx.policy
+    params = request.params
+    name = params.get("name")
+    if not isinstance(name, str):
+        raise method_params('"name" must be a string', request.id)
+    tool = state.tools.get(name)
+    if tool is None:
+        raise method_params(f"Unknown tool: {name}", request.id)
+    arguments = params.get("arguments")
+    if arguments is None:
+        arguments = {}
+    if not isinstance(arguments, dict):
+        raise method_params('"arguments" must be an object', request.id)
+    if policy.method_headers:
+        validate_param_headers(ctx.head, tool, arguments, request.id)
+    declared = (
+        ctx.meta.client_capabilities if ctx.meta else getattr(session, "client_capabilities", None)
+    )
+    missing = tool.missing_capabilities(declared)
+    if missing:
+        raise missing_capabilities(name, missing, policy.capability_error_status, request.id)
+    token = ctx.meta.progress_token if ctx.meta else _progress_token(params, request.id)
+    if session is not None and (
+        request.id in session.in_flight or request.id in session.running_elsewhere
+    ):
+        raise request_in_flight(request.id)
+    problem = tool.validate_arguments(arguments)
+    if problem is not None:
+        # A tool execution error, not a protocol error: the model can read
+        # it and retry ("Error Handling", 2025-11-25 tools).
+        return json_reply(request.id, _complete(state, policy, error_result(problem)))
+    stream = OutgoingStream(
+        kind="call",
+        stream_id=session.new_stream_id(state.instance) if session is not None else "0",
+        session_id=session.id if session is not None else None,
+        request_id=request.id,
+        progress_token=token,
+        tool=tool,
+        store=state.event_store if policy.resumable else None,
+        retry_ms=state.config.sse_retry_ms,
+        log_threshold=_log_threshold(ctx),
+        result_type=policy.result_type,
+        disconnect_cancels=policy.disconnect_cancels,
+        on_done=state.call_done if session is not None else None,
+    )
+    if session is not None:
+        state.call_started(session, stream)
+    return StartCall(stream.session_id, request.id, tool, arguments, token, stream)
+
+
+def listen(state: EndpointState, ctx: RequestContext) -> Action:
+    """``subscriptions/listen``: a long-lived stream of change notifications.
+
+    The acknowledgement (the stream's first event) reports the subset of
+    the requested filter we honour; we never send a type not in it.
+    """
+    request = ctx.request
+    wanted = request.params.get("notifications")
+    if not isinstance(wanted, dict):
+        raise method_params('"notifications" must be an object', request.id)
+    offered = capabilities(state)
+    agreed = {
+        field: True
+        for field, capability in _SUBSCRIBABLE.items()
+        if wanted.get(field) is True and offered.get(capability, {}).get("listChanged")
+    }
+    stream = OutgoingStream(
+        kind="listen", stream_id="0", request_id=request.id, subscription=agreed
+    )
+    state.subscriptions[stream] = None
+    return OpenListenStream(None, stream)
+
+
+OPENS_SESSION = frozenset({"initialize"})
+"""Handshake-era methods served without a session (they create one)."""
+
+HANDSHAKE_METHODS: Mapping[str, Handler] = MappingProxyType(
+    {
+        "initialize": initialize,
+        "ping": ping,
+        "tools/list": tools_list,
+        "tools/call": tools_call,
+        "logging/setLevel": set_level,
+    }
+)
+"""The requests a session answers (2025-03-26 .. 2025-11-25)."""
+
+STATELESS_METHODS: Mapping[str, Handler] = MappingProxyType(
+    {
+        "server/discover": discover,
+        "tools/list": tools_list,
+        "tools/call": tools_call,
+        "subscriptions/listen": listen,
+    }
+)
+"""The requests the stateless era answers (2026-07-28)."""

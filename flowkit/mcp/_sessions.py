@@ -20,22 +20,16 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
-from ._errors import SERVER_ERROR, LocalProtocolError, RemoteProtocolError
+from ._errors import LocalProtocolError, too_many_sessions
 from ._jsonrpc import RequestId
+from ._levels import LOG_LEVELS, LogThreshold
+from ._shared import Change, SessionClosed, SessionRecord, SessionSaved, SessionTouched
 from ._versions import VersionPolicy
 
 if TYPE_CHECKING:
     from ._stream import OutgoingStream
 
-__all__ = ["LOG_LEVELS", "Session", "SessionEvent", "SessionRegistry", "SessionState"]
-
-LOG_LEVELS: dict[str, int] = {
-    name: rank
-    for rank, name in enumerate(
-        ("debug", "info", "notice", "warning", "error", "critical", "alert", "emergency")
-    )
-}
-"""RFC 5424 severities in increasing order, as ``logging/setLevel`` names them."""
+__all__ = ["Session", "SessionEvent", "SessionRegistry", "SessionState"]
 
 
 class SessionState(enum.Enum):
@@ -75,15 +69,17 @@ class Session:
 
     __slots__ = (
         "_next_stream",
+        "attached_elsewhere",
         "client_capabilities",
         "client_info",
         "id",
         "in_flight",
         "last_active",
         "listen",
-        "log_level",
+        "log_threshold",
         "policy",
         "principal",
+        "running_elsewhere",
         "state",
     )
 
@@ -101,13 +97,16 @@ class Session:
         self.id = session_id
         self.principal = principal
         self.policy = policy
-        self.log_level = LOG_LEVELS[log_level]
+        self.log_threshold = LogThreshold(log_level)
         self.state = SessionState.INITIALIZING
         self.last_active = now
         self.client_info = client_info
         self.client_capabilities = client_capabilities
         self.in_flight: dict[RequestId, OutgoingStream] = {}
         self.listen: OutgoingStream | None = None
+        # Request ids running on other instances (a shared endpoint's view).
+        self.running_elsewhere: frozenset[RequestId] = frozenset()
+        self.attached_elsewhere: frozenset[str] = frozenset()  # stream ids
         self._next_stream = 0
 
     @property
@@ -129,10 +128,44 @@ class Session:
                 f"session event {event.value} is invalid in state {self.state.value}"
             ) from None
 
-    def new_stream_id(self) -> str:
-        """A stream id unique within this session (so event ids are too)."""
+    def new_stream_id(self, instance: str | None = None) -> str:
+        """A stream id unique within this session (so event ids are too).
+
+        ``instance`` (a shared endpoint's id) keeps ids of streams started on
+        different instances apart.
+        """
         self._next_stream += 1
-        return str(self._next_stream)
+        if instance is None:
+            return str(self._next_stream)
+        return f"{instance}.{self._next_stream}"
+
+    def to_record(self) -> SessionRecord:
+        """The session as a shared store keeps it."""
+        rank = self.log_threshold.rank
+        return SessionRecord(
+            id=self.id,
+            principal=self.principal,
+            version=self.policy.version,
+            state=self.state.value,
+            log_level=next(name for name, r in LOG_LEVELS.items() if r == rank),
+            client_info=self.client_info,
+            client_capabilities=self.client_capabilities,
+            last_active=self.last_active,
+            running=frozenset(self.in_flight) | self.running_elsewhere,
+            attached=self.attached_elsewhere,
+        )
+
+    def update(self, record: SessionRecord) -> None:
+        """Take what a shared store says (another instance may have changed it)."""
+        if record.state == SessionState.READY.value and self.state is SessionState.INITIALIZING:
+            self.handle(SessionEvent.INITIALIZED)  # notifications/initialized went elsewhere
+        self.log_threshold.set(record.log_level)
+        self.last_active = max(self.last_active, record.last_active)
+        self.running_elsewhere = record.running - set(self.in_flight)
+        local = {s.stream_id for s in self.in_flight.values()}
+        if self.listen is not None:
+            local.add(self.listen.stream_id)
+        self.attached_elsewhere = record.attached - local
 
 
 def _visible_ascii(value: str) -> bool:
@@ -158,8 +191,11 @@ class SessionRegistry:
         idle_timeout: float,
         max_sessions: int,
         busy_retry_after: int = 30,
+        journal: list[Change] | None = None,
     ) -> None:
         self._new_id = new_session_id
+        # A shared endpoint's record of what changed (see _shared); None: none kept.
+        self.journal = journal
         self.idle_timeout = idle_timeout
         self.max_sessions = max_sessions
         self._busy_retry_after = busy_retry_after
@@ -172,27 +208,25 @@ class SessionRegistry:
     def __contains__(self, session_id: object) -> bool:
         return session_id in self._sessions
 
-    def create(self, now: float, **kwargs: Any) -> Session:
+    def create(self, now: float, *, live_elsewhere: int = 0, **kwargs: Any) -> Session:
         """Register a new session, reaping expired ones first if full.
+
+        ``live_elsewhere`` is a shared store's count of live sessions, which
+        the cap counts instead when it is larger than the local one.
 
         Raises:
             RemoteProtocolError: 503 with ``Retry-After`` when at the cap.
         """
-        if len(self._sessions) >= self.max_sessions:
+        if max(len(self._sessions), live_elsewhere) >= self.max_sessions:
             self.expire(now)
-            if len(self._sessions) >= self.max_sessions:
+            if max(len(self._sessions), live_elsewhere) >= self.max_sessions:
                 deadline = self.next_deadline()
                 retry = (
                     max(1, math.ceil(deadline - now))
                     if deadline is not None
                     else self._busy_retry_after
                 )
-                raise RemoteProtocolError(
-                    "Too many sessions; retry later",
-                    http_status=503,
-                    code=SERVER_ERROR,
-                    headers=[(b"retry-after", str(retry).encode("ascii"))],
-                )
+                raise too_many_sessions(retry)
         for _ in range(8):
             session_id = self._new_id()
             if not _visible_ascii(session_id):
@@ -203,7 +237,39 @@ class SessionRegistry:
             raise LocalProtocolError("new_session_id keeps returning ids already in use")
         session = Session(session_id, now=now, **kwargs)
         self._sessions[session_id] = session
+        self.saved(session)
         return session
+
+    def saved(self, session: Session) -> None:
+        """Note a changed session for a shared store."""
+        if self.journal is not None:
+            self.journal.append(SessionSaved(session.to_record()))
+
+    def adopt(self, session_id: str, record: SessionRecord | None, policy: VersionPolicy) -> None:
+        """Bring the local view of one session in line with a shared store's record.
+
+        ``None``: the store has no such session (deleted or expired anywhere),
+        so an idle local copy goes too and the request is refused as for an
+        unknown session. A record unknown here becomes a local session.
+        """
+        session = self._sessions.get(session_id)
+        if record is None:
+            if session is not None and not session.busy:
+                del self._sessions[session_id]
+                session.handle(SessionEvent.CLOSE)
+            return
+        if session is None:
+            session = Session(
+                record.id,
+                principal=record.principal,
+                policy=policy,
+                log_level=record.log_level,
+                now=record.last_active,
+                client_info=record.client_info,
+                client_capabilities=record.client_capabilities,
+            )
+            self._sessions[record.id] = session
+        session.update(record)
 
     def get(self, session_id: str, principal: str | None) -> Session | None:
         """The live session with this id *owned by this principal*, or None.
@@ -224,12 +290,16 @@ class SessionRegistry:
         """Record activity, postponing idle expiry."""
         session.last_active = now
         self._sessions.move_to_end(session.id)
+        if self.journal is not None:
+            self.journal.append(SessionTouched(session.id, now))
 
     def close(self, session_id: str) -> Session | None:
         """Remove a session (DELETE, expiry, shutdown); None if unknown."""
         session = self._sessions.pop(session_id, None)
         if session is not None:
             session.handle(SessionEvent.CLOSE)
+            if self.journal is not None:
+                self.journal.append(SessionClosed(session_id))
         return session
 
     def expire(self, now: float) -> list[Session]:
@@ -242,7 +312,13 @@ class SessionRegistry:
             if not session.busy:
                 expired.append(session)
         for session in expired:
-            self.close(session.id)
+            if self.journal is None:
+                self.close(session.id)
+            else:
+                # Shared: the store expires sessions (a copy idle here may be
+                # busy elsewhere); the local copy is only dropped.
+                del self._sessions[session.id]
+                session.handle(SessionEvent.CLOSE)
         return expired
 
     def next_deadline(self) -> float | None:

@@ -25,6 +25,7 @@ __all__ = [
     "encode_comment",
     "encode_event",
     "encode_json_event",
+    "event_template",
     "parse_event_id",
 ]
 
@@ -83,7 +84,7 @@ def encode_event(
     event: bytes | None = None,
     retry_ms: int | None = None,
 ) -> bytes:
-    """Encode one SSE event from pre-encoded parts.
+    """Encode one SSE event from pre-encoded parts: the one writer of SSE framing.
 
     Args:
         data: the payload, which must not contain ``\\n`` or ``\\r`` (one
@@ -93,6 +94,11 @@ def encode_event(
         event: the ``event:`` field (event type); MCP does not use it.
         retry_ms: the ``retry:`` field, the client's reconnection delay.
     """
+    if data is not None and event is None and retry_ms is None:
+        # What every message a stream emits looks like: one join.
+        if event_id is None:
+            return b"".join((_DATA, data, _END))
+        return b"".join((_ID, event_id, _NL, _DATA, data, _END))
     parts: list[bytes] = []
     if event_id is not None:
         parts += (_ID, event_id, _NL)
@@ -106,15 +112,24 @@ def encode_event(
     return b"".join(parts)
 
 
+def event_template(event_id_prefix: bytes | None = None) -> bytes:
+    """The framing of one stream's data events as a ``%``-format, for the hot path.
+
+    ``template % (seq, data)`` is ``encode_event(data, event_id=prefix + seq)``
+    (without a prefix, ``template % data`` has no id), built by one format
+    instead of a join per event.
+    """
+    if event_id_prefix is None:
+        return _DATA + b"%s" + _END
+    return _ID + event_id_prefix.replace(b"%", b"%%") + b"%d" + _NL + _DATA + b"%s" + _END
+
+
 def encode_json_event(message: Any, event_id: bytes | None = None) -> bytes:
     """Encode a JSON-RPC message (a ``dict``) straight to one SSE event.
 
-    This is the fast path used for every progress notification, log and
-    response: one orjson call and one join.
+    orjson never emits a raw newline, so the JSON is always one ``data:`` line.
     """
-    if event_id is None:
-        return b"".join((_DATA, orjson.dumps(message), _END))
-    return b"".join((_ID, event_id, _NL, _DATA, orjson.dumps(message), _END))
+    return encode_event(orjson.dumps(message), event_id=event_id)
 
 
 def encode_comment(text: bytes = b"") -> bytes:

@@ -19,15 +19,10 @@ from typing import Any
 
 import attrs
 
-from ._errors import (
-    HEADER_MISMATCH,
-    INVALID_PARAMS,
-    UNSUPPORTED_PROTOCOL_VERSION,
-    RemoteProtocolError,
-)
+from ._errors import header_mismatch, request_params, unsupported_version
 from ._headers import RequestHead
 from ._jsonrpc import Message, Request, RequestId
-from ._sessions import LOG_LEVELS
+from ._levels import LOG_LEVELS
 from ._tools import Tool
 from ._versions import VersionPolicy
 
@@ -91,19 +86,6 @@ def decode_header_value(value: str) -> str | None:
         return None
 
 
-def _invalid_params(message: str, request_id: RequestId | None) -> RemoteProtocolError:
-    return RemoteProtocolError(message, http_status=400, code=INVALID_PARAMS, request_id=request_id)
-
-
-def _mismatch(message: str, request_id: RequestId | None) -> RemoteProtocolError:
-    return RemoteProtocolError(
-        f"Header mismatch: {message}",
-        http_status=400,
-        code=HEADER_MISMATCH,
-        request_id=request_id,
-    )
-
-
 def validate_modern(
     head: RequestHead, request: Request, versions: Mapping[str, VersionPolicy]
 ) -> RequestMeta:
@@ -118,11 +100,11 @@ def validate_modern(
     rid = request.id
     meta = request.params.get("_meta")
     if not isinstance(meta, dict):
-        raise _invalid_params('Missing "_meta" with protocol version and client capabilities', rid)
+        raise request_params('Missing "_meta" with protocol version and client capabilities', rid)
     version = meta.get(_VERSION)
     capabilities = meta.get(_CAPABILITIES)
     if not isinstance(version, str) or not isinstance(capabilities, dict):
-        raise _invalid_params(
+        raise request_params(
             f'"_meta" must carry "{_VERSION}" (string) and "{_CAPABILITIES}" (object)', rid
         )
     # The header must mirror the body before the version itself is judged:
@@ -130,39 +112,37 @@ def validate_modern(
     # mismatch (-32020), not an unsupported version.
     header = head.get("mcp-protocol-version")
     if header is None:
-        raise _mismatch("MCP-Protocol-Version header is required", rid)
+        raise header_mismatch("MCP-Protocol-Version header is required", rid)
     if header != version:
-        raise _mismatch(f"MCP-Protocol-Version {header!r} does not match body {version!r}", rid)
+        raise header_mismatch(
+            f"MCP-Protocol-Version {header!r} does not match body {version!r}", rid
+        )
     policy = versions.get(version)
     if policy is None or not policy.request_meta:
-        raise RemoteProtocolError(
-            "Unsupported protocol version",
-            http_status=400,
-            code=UNSUPPORTED_PROTOCOL_VERSION,
-            data={"supported": sorted(versions, reverse=True), "requested": version},
-            request_id=rid,
-        )
+        raise unsupported_version(version, list(versions), rid)
     if policy.method_headers:
         method = head.get("mcp-method")
         if method is None:
-            raise _mismatch("Mcp-Method header is required", rid)
+            raise header_mismatch("Mcp-Method header is required", rid)
         if method != request.method:
-            raise _mismatch(f"Mcp-Method {method!r} does not match body {request.method!r}", rid)
+            raise header_mismatch(
+                f"Mcp-Method {method!r} does not match body {request.method!r}", rid
+            )
         if request.method == "tools/call":
             raw = head.get("mcp-name")
             if raw is None:
-                raise _mismatch("Mcp-Name header is required for tools/call", rid)
+                raise header_mismatch("Mcp-Name header is required for tools/call", rid)
             name = decode_header_value(raw)
             if name is None:
-                raise _mismatch("Mcp-Name header is not valid base64 sentinel encoding", rid)
+                raise header_mismatch("Mcp-Name header is not valid base64 sentinel encoding", rid)
             if name != request.params.get("name"):
-                raise _mismatch(f"Mcp-Name {name!r} does not match body", rid)
+                raise header_mismatch(f"Mcp-Name {name!r} does not match body", rid)
     log_level = meta.get(_LOG_LEVEL)
     if log_level is not None and (not isinstance(log_level, str) or log_level not in LOG_LEVELS):
-        raise _invalid_params(f"Invalid log level: {log_level!r}", rid)
+        raise request_params(f"Invalid log level: {log_level!r}", rid)
     token = meta.get("progressToken")
     if isinstance(token, bool) or not isinstance(token, str | int | None):
-        raise _invalid_params('"progressToken" must be a string or an integer', rid)
+        raise request_params('"progressToken" must be a string or an integer', rid)
     return RequestMeta(policy, capabilities, meta.get(_CLIENT_INFO), log_level, token)
 
 
@@ -212,14 +192,18 @@ def validate_param_headers(
         raw = head.get(param.header)
         if raw is None:
             if value is not _ABSENT:
-                raise _mismatch(f"{label} header is required (the argument is set)", request_id)
+                raise header_mismatch(
+                    f"{label} header is required (the argument is set)", request_id
+                )
             continue
         if value is _ABSENT:
-            raise _mismatch(f"{label} header given but the argument is absent", request_id)
+            raise header_mismatch(f"{label} header given but the argument is absent", request_id)
         if not _header_safe(raw):
-            raise _mismatch(f"{label} header contains invalid characters", request_id)
+            raise header_mismatch(f"{label} header contains invalid characters", request_id)
         text = decode_header_value(raw)
         if text is None:
-            raise _mismatch(f"{label} header is not valid base64 sentinel encoding", request_id)
+            raise header_mismatch(
+                f"{label} header is not valid base64 sentinel encoding", request_id
+            )
         if not _header_matches(text, value):
-            raise _mismatch(f"{label} header does not match the argument", request_id)
+            raise header_mismatch(f"{label} header does not match the argument", request_id)

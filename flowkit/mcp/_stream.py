@@ -15,9 +15,26 @@ MCP server keeps on that stream:
 * every event with an id is filed in the event store so a reconnecting client
   can have it replayed ("Resumability and Redelivery").
 
-The lifecycle is the table :data:`STREAM_TRANSITIONS`. Breaking a rule is our
-bug, so it raises :class:`~flowkit.mcp.LocalProtocolError`; emitting after a
-cancel is a race the adapter cannot avoid, so it quietly yields ``b""``.
+Theory of operation: the stream's whole life is one table per kind of stream,
+``(state, input) -> outcome`` (:data:`STREAM_TRANSITIONS`), and every method
+steps it, the progress hot path included. The adapter reports everything that
+happens to the stream as an input, and the table's answer is the only truth:
+
+* an HTTP response starts carrying it (``OPEN``, then ``ATTACH`` when a client
+  resumes) or stops (``DETACH``);
+* the tool asks to end the response early (``CLOSE``, SEP-1699): only a
+  resumable stream may, and the answer says whether this one does;
+* the work emits (``SEND``), asks for a keepalive (``KEEPALIVE``), ends
+  (``FINAL``: its result, or its failure as an ``isError`` result), or the
+  runner dies without a word (``ABORT``: the core's JSON-RPC error goes out,
+  so the client is answered and the session is not left busy);
+* the client cancels (``CANCEL``): nothing more goes out.
+
+An outcome is the next state (the input's bytes are produced), ``IGNORED``
+(accepted, nothing produced: a cancel after completion, anything after a
+cancel), ``REFUSED`` (the peer's fault: resuming a stream a connection still
+carries, :class:`~flowkit.mcp.RemoteProtocolError` 409), or absent (our bug:
+:class:`~flowkit.mcp.LocalProtocolError`).
 """
 
 from __future__ import annotations
@@ -25,24 +42,28 @@ from __future__ import annotations
 import enum
 import math
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, TypeAlias
 
 import orjson
 
-from ._errors import LocalProtocolError
+from ._content import error_result
+from ._errors import INTERNAL_ERROR, LocalProtocolError, stream_conflict
 from ._events import EventStore
-from ._jsonrpc import RequestId
-from ._sessions import LOG_LEVELS
-from ._sse import EventId, encode_comment, encode_event, encode_json_event
+from ._jsonrpc import RequestId, error_message, notification_message, result_message
+from ._levels import LOG_LEVELS, LogThreshold
+from ._sse import EventId, encode_comment, encode_event, event_template
 
 if TYPE_CHECKING:
-    from ._sessions import Session
     from ._tools import Tool
 
-_MAX_FAST_INT = 2**63 - 1  # orjson's integer range (it refuses larger ones)
-
-
-__all__ = ["SSE_HEADERS", "STREAM_TRANSITIONS", "OutgoingStream", "StreamInput", "StreamState"]
+__all__ = [
+    "SSE_HEADERS",
+    "STREAM_TRANSITIONS",
+    "Outcome",
+    "OutgoingStream",
+    "StreamInput",
+    "StreamState",
+]
 
 SSE_HEADERS: tuple[tuple[bytes, bytes], ...] = (
     (b"content-type", b"text/event-stream"),
@@ -53,43 +74,120 @@ SSE_HEADERS: tuple[tuple[bytes, bytes], ...] = (
 )
 """Response headers of every SSE stream the core opens."""
 
+_MAX_FAST_INT = 2**63 - 1  # orjson's integer range (it refuses larger ones)
+_PROGRESS = "notifications/progress"
+DROPPED_LOGS = "dev.flowkit/droppedLogs"
+"""``_meta`` key of a result whose stream dropped logs for a slow client."""
+
 
 class StreamState(enum.Enum):
     """Where a stream is in its life."""
 
     CREATED = "created"  # handed to the adapter, headers not produced yet
-    OPEN = "open"  # headers produced; notifications may flow
+    ATTACHED = "attached"  # an HTTP response carries it
+    CLOSING = "closing"  # attached, and that response is to end early (SEP-1699)
+    DETACHED = "detached"  # open, but no response carries it (the client may resume)
     DONE = "done"  # the final message was produced
     CANCELLED = "cancelled"  # the client cancelled: nothing more goes out
 
 
-class StreamInput(enum.Enum):
-    """What the adapter asks of a stream."""
+class StreamInput(enum.IntEnum):
+    """What the adapter reports to, or asks of, a stream (an int: rows are tuples)."""
 
-    OPEN = "open"
-    SEND = "send"  # a notification or a keepalive
-    FINAL = "final"  # the response (result or error)
-    CANCEL = "cancel"
+    OPEN = 0  # the response that answers the request starts
+    ATTACH = 1  # a resuming response starts carrying it
+    SEND = 2  # a notification
+    KEEPALIVE = 3  # the writer has been idle: may it write a comment?
+    CLOSE = 4  # the tool asks to end the response early
+    DETACH = 5  # the response carrying it ended
+    FINAL = 6  # the work ended (result, or failure as a result)
+    ABORT = 7  # the runner died without a final message
+    CANCEL = 8  # the client cancelled
 
 
-_S, _I = StreamState, StreamInput
-STREAM_TRANSITIONS: dict[tuple[StreamState, StreamInput], StreamState] = {
-    (_S.CREATED, _I.OPEN): _S.OPEN,
-    (_S.CREATED, _I.CANCEL): _S.CANCELLED,
-    (_S.OPEN, _I.SEND): _S.OPEN,
-    (_S.OPEN, _I.FINAL): _S.DONE,
-    (_S.OPEN, _I.CANCEL): _S.CANCELLED,
-    (_S.DONE, _I.CANCEL): _S.DONE,  # cancel after completion: ignored
-    # After a cancel every input is accepted and produces nothing.
-    (_S.CANCELLED, _I.OPEN): _S.CANCELLED,
-    (_S.CANCELLED, _I.SEND): _S.CANCELLED,
-    (_S.CANCELLED, _I.FINAL): _S.CANCELLED,
-    (_S.CANCELLED, _I.CANCEL): _S.CANCELLED,
-}
-"""(state, input) -> next state; a pair not listed is a LocalProtocolError."""
-_OPEN, _SEND = StreamState.OPEN, StreamInput.SEND
+class Outcome(enum.Enum):
+    """A table answer that is not a next state."""
 
+    IGNORED = "ignored"  # accepted, nothing produced, state kept
+    REFUSED = "refused"  # the peer's fault: RemoteProtocolError (409)
+
+
+Answer: TypeAlias = StreamState | Outcome
+Table: TypeAlias = Mapping[tuple[StreamState, StreamInput], Answer]
 StreamKind = Literal["call", "listen"]
+
+_S, _I, _X = StreamState, StreamInput, Outcome.IGNORED
+_OPEN = (_S.ATTACHED, _S.DETACHED)
+
+# A GET or subscriptions/listen stream: attached, detached, cancelled. It never
+# carries a response and has no runner, so FINAL, ABORT and CLOSE are our
+# misuse, and it never reaches CLOSING or DONE.
+_LISTEN: dict[tuple[StreamState, StreamInput], Answer] = {
+    (_S.CREATED, _I.OPEN): _S.ATTACHED,
+    (_S.CREATED, _I.CANCEL): _S.CANCELLED,
+    (_S.ATTACHED, _I.ATTACH): Outcome.REFUSED,  # already connected
+    (_S.DETACHED, _I.ATTACH): _S.ATTACHED,
+    **{(state, _I.SEND): state for state in _OPEN},
+    (_S.ATTACHED, _I.KEEPALIVE): _S.ATTACHED,
+    (_S.DETACHED, _I.KEEPALIVE): _X,  # no response to keep alive
+    (_S.ATTACHED, _I.DETACH): _S.DETACHED,
+    **{(state, _I.CANCEL): _S.CANCELLED for state in _OPEN},
+    # After a cancel every input is accepted and produces nothing.
+    **{(_S.CANCELLED, event): _X for event in StreamInput},
+}
+# A tool call's stream adds one final message (or the core's error when the
+# runner dies) and the early close of its response.
+_CALL: dict[tuple[StreamState, StreamInput], Answer] = {
+    **_LISTEN,
+    (_S.CREATED, _I.ABORT): _S.DONE,
+    **{(state, _I.FINAL): _S.DONE for state in _OPEN},
+    **{(state, _I.ABORT): _S.DONE for state in _OPEN},
+    (_S.ATTACHED, _I.CLOSE): _S.CLOSING,
+    (_S.DETACHED, _I.CLOSE): _X,  # no response to end
+    # CLOSING: attached, its response ending once what waits is written.
+    (_S.CLOSING, _I.ATTACH): Outcome.REFUSED,  # that response still carries it
+    (_S.CLOSING, _I.SEND): _S.CLOSING,
+    (_S.CLOSING, _I.KEEPALIVE): _X,  # the response is ending: nothing to keep
+    (_S.CLOSING, _I.CLOSE): _X,
+    (_S.CLOSING, _I.DETACH): _S.DETACHED,
+    (_S.CLOSING, _I.FINAL): _S.DONE,
+    (_S.CLOSING, _I.ABORT): _S.DONE,
+    (_S.CLOSING, _I.CANCEL): _S.CANCELLED,
+    # DONE: the final message is on its way; the response ends after it.
+    (_S.DONE, _I.KEEPALIVE): _X,
+    (_S.DONE, _I.CLOSE): _X,
+    (_S.DONE, _I.DETACH): _X,
+    (_S.DONE, _I.ABORT): _X,  # the runner failed after its final message
+    (_S.DONE, _I.CANCEL): _X,  # "Cancellation": a finished request's cancel is ignored
+}
+# A call stream the server may not end early: in the stateless era closing the
+# response *is* the cancellation, and without an event store there is nothing
+# to resume from. Asking is not wrong; the answer is no (and CLOSING is never
+# reached).
+_CALL_NOT_RESUMABLE = {
+    **{key: answer for key, answer in _CALL.items() if key[0] is not _S.CLOSING},
+    (_S.ATTACHED, _I.CLOSE): _X,
+}
+
+STREAM_TRANSITIONS: Mapping[tuple[StreamKind, bool], Table] = {
+    ("call", True): _CALL,
+    ("call", False): _CALL_NOT_RESUMABLE,
+    ("listen", False): _LISTEN,
+}
+"""``(kind, resumable) -> {(state, input): outcome}``; a pair not listed is a
+LocalProtocolError."""
+
+
+def _rows(table: Table) -> dict[StreamState, tuple[Answer | None, ...]]:
+    """The table as one tuple per state, indexed by input (the hot path's form)."""
+    return {
+        state: tuple(table.get((state, event)) for event in StreamInput) for state in StreamState
+    }
+
+
+_ROWS = {key: _rows(table) for key, table in STREAM_TRANSITIONS.items()}
+_ENDED = (StreamState.DONE, StreamState.CANCELLED)
+_SEND = StreamInput.SEND
 
 
 class OutgoingStream:
@@ -102,6 +200,7 @@ class OutgoingStream:
         kind: ``"call"`` (answers one request) or ``"listen"`` (GET stream,
             server-initiated notifications only, never a response).
         stream_id: id unique within the session; the prefix of event ids.
+        session_id: the owning session's id (``None`` in the stateless era).
         request_id: the request this stream answers (``None`` for a GET
             stream; a ``subscriptions/listen`` stream's is its request's id,
             which is also the subscription id).
@@ -110,30 +209,38 @@ class OutgoingStream:
             ``None`` for every other stream.
         progress_token: the request's ``_meta.progressToken``, or ``None``.
         tool: the tool being called, for output-schema checks.
-        attached: an HTTP response is currently carrying this stream.
+        state: where the stream is in :data:`STREAM_TRANSITIONS`.
         disconnect_cancels: the revision in force treats a disconnect as a
             cancel (see :meth:`Endpoint.stream_finished`).
+        resumable: the server may end this stream's HTTP response early and
+            the call goes on: a tool call's stream whose events are filed in
+            an event store, in a revision where a disconnect is not a cancel
+            (2025-11-25). The client reconnects with GET and
+            ``Last-Event-ID`` after the priming event's ``retry`` ("SSE
+            polling", SEP-1699).
     """
 
     __slots__ = (
         "_append",
-        "_log_level",
+        "_frame",
+        "_log",
         "_on_done",
         "_prefix",
         "_progress",
         "_progress_head",
         "_result_type",
         "_retry_ms",
+        "_row",
+        "_rows",
         "_seq",
-        "_session",
-        "_session_id",
         "_store",
         "_total",
-        "attached",
         "disconnect_cancels",
         "kind",
         "progress_token",
         "request_id",
+        "resumable",
+        "session_id",
         "state",
         "stream_id",
         "subscription",
@@ -145,13 +252,13 @@ class OutgoingStream:
         *,
         kind: StreamKind,
         stream_id: str,
-        session: Session | None,
+        session_id: str | None = None,
         request_id: RequestId | None = None,
         progress_token: str | int | None = None,
         tool: Tool | None = None,
         store: EventStore | None = None,
         retry_ms: int | None = None,
-        log_level: str | None = None,
+        log_threshold: LogThreshold | None = None,
         result_type: bool = False,
         disconnect_cancels: bool = False,
         on_done: Callable[[OutgoingStream], None] | None = None,
@@ -160,44 +267,51 @@ class OutgoingStream:
         self.kind = kind
         self.subscription = subscription
         self.stream_id = stream_id
+        self.session_id = session_id
         self.request_id = request_id
         self.progress_token = progress_token
         self.tool = tool
-        self.state = StreamState.CREATED
-        self.attached = False
-        self._session = session
-        self._store = store if session is not None else None
+        self._store = store if session_id is not None else None
         self._retry_ms = retry_ms
-        self._log_level = None if log_level is None else LOG_LEVELS[log_level]
+        self._log = log_threshold
         self._result_type = result_type
         self.disconnect_cancels = disconnect_cancels
+        self.resumable = kind == "call" and self._store is not None and not disconnect_cancels
+        self._rows = _ROWS[kind, self.resumable]
+        self.state = StreamState.CREATED
+        self._row = self._rows[self.state]
         self._on_done = on_done
         self._prefix = stream_id.encode("ascii") + b":"
         self._seq = 0
         self._progress: float | None = None
-        self._session_id = session.id if session is not None else None
         # Where this stream's events are filed: the store's per-stream
         # appender when it offers one (InMemoryEventStore does), else a
         # generic EventStore.append with an EventId per event.
         self._append: Callable[[int, bytes], None] | None = None
         if self._store is not None:
+            assert session_id is not None
             appender = getattr(self._store, "appender", None)
             self._append = (
-                appender(self._session_id, stream_id)
-                if appender is not None
-                else self._append_generic
+                appender(session_id, stream_id) if appender is not None else self._append_generic
             )
-        # The constant bytes of this stream's progress events, the token's
-        # JSON included (None: no token, or one the fast path cannot take).
+        # This stream's data events as a %-format (with ids when stored).
+        self._frame = event_template(self._prefix if self._append is not None else None)
+        # The same for its progress events, the envelope and the token's JSON
+        # included (None: no token, or one the fast path cannot take).
         self._progress_head: bytes | None = None
         if kind == "call" and (
             type(progress_token) is str
             or (type(progress_token) is int and -_MAX_FAST_INT <= progress_token <= _MAX_FAST_INT)
         ):
-            self._progress_head = (
-                b'data: {"jsonrpc":"2.0","method":"notifications/progress",'
-                b'"params":{"progressToken":%s,"progress":' % orjson.dumps(progress_token)
+            # One format per event, made of the one writer of the envelope
+            # (everything before the value in `{"progressToken": token,
+            # "progress": 0}`) inside the one writer of SSE framing.
+            template = orjson.dumps(
+                notification_message(_PROGRESS, {"progressToken": progress_token, "progress": 0})
             )
+            assert template.endswith(b"0}}")
+            payload = template[:-3].replace(b"%", b"%%") + b"%d%s%s"
+            self._progress_head = self._frame.replace(b"%s", payload, 1)
         # The last total and its JSON (a tool's total rarely changes).
         self._total: tuple[float | None, bytes] = (None, b"")
 
@@ -208,68 +322,60 @@ class OutgoingStream:
         )
 
     @property
-    def session_id(self) -> str | None:
-        """The owning session's id (``None`` in the stateless era)."""
-        return self._session_id
-
-    @property
     def cancelled(self) -> bool:
         """The client cancelled: stop the work; every emitter now yields b""."""
         return self.state is StreamState.CANCELLED
 
     @property
-    def resumable(self) -> bool:
-        """The server may end this stream's HTTP response early, and the call goes on.
-
-        True for a tool call's stream whose events are filed in an event
-        store, in a revision where a disconnect is not a cancel (2025-11-25):
-        the client reconnects with GET and ``Last-Event-ID`` after the
-        priming event's ``retry`` and gets the rest ("SSE polling", SEP-1699).
-        False in the stateless era (closing the stream *is* cancellation, and
-        there is nothing to resume from) and without an event store.
-        """
-        return self.kind == "call" and self._store is not None and not self.disconnect_cancels
-
-    @property
     def finished(self) -> bool:
         """Nothing more will ever be emitted (final message sent, or cancelled)."""
-        return self.state in (StreamState.DONE, StreamState.CANCELLED)
+        return self.state in _ENDED
+
+    @property
+    def closing(self) -> bool:
+        """The response carrying the stream is to end once it has written what waits."""
+        return self.state is StreamState.CLOSING
 
     # -- state machine --------------------------------------------------------
 
     def _step(self, event: StreamInput) -> bool:
         """Apply ``event``; True if its bytes should be produced."""
-        before = self.state
-        if before is _OPEN and event is _SEND:  # the hot path: OPEN stays OPEN
-            return True
-        try:
-            after = STREAM_TRANSITIONS[before, event]
-        except KeyError:
+        after = self._row[event]
+        if after is None:
             raise LocalProtocolError(
-                f"cannot {event.value} a stream that is {before.value} ({self!r})"
-            ) from None
-        self.state = after
-        finished = after is not before and after in (StreamState.DONE, StreamState.CANCELLED)
-        if finished and self._on_done is not None:
-            self._on_done(self)
+                f"cannot {event.name.lower()} a stream that is {self.state.value} ({self!r})"
+            )
+        if after is Outcome.IGNORED:
+            return False
+        if after is Outcome.REFUSED:
+            raise stream_conflict()
+        if after is not self.state:
+            self.state = after
+            self._row = self._rows[after]
+            if after in _ENDED and self._on_done is not None:
+                self._on_done(self)
         return after is not StreamState.CANCELLED
 
     def _append_generic(self, seq: int, data: bytes) -> None:
         assert self._store is not None
-        assert self._session_id is not None
-        self._store.append(self._session_id, EventId(self.stream_id, seq), data)
+        assert self.session_id is not None
+        self._store.append(self.session_id, EventId(self.stream_id, seq), data)
 
     def _emit(self, message: Mapping[str, Any]) -> bytes:
+        return self._file(orjson.dumps(message))
+
+    def _file(self, payload: bytes) -> bytes:
+        """Frame one JSON payload as this stream's next event and file it."""
         append = self._append
         if append is None:
-            return encode_json_event(message)
+            return self._frame % payload
         self._seq += 1
         seq = self._seq
-        data = encode_json_event(message, b"%s%d" % (self._prefix, seq))
+        data = self._frame % (seq, payload)
         append(seq, data)
         return data
 
-    # -- what the adapter calls -----------------------------------------------
+    # -- what the adapter reports and asks ------------------------------------
 
     def open(self) -> tuple[int, tuple[tuple[bytes, bytes], ...], bytes]:
         """Status, headers and first bytes of the SSE response.
@@ -279,7 +385,6 @@ class OutgoingStream:
         resume even if nothing else arrives), plus ``retry`` so a client whose
         connection we close knows when to come back.
         """
-        self.attached = True
         if not self._step(StreamInput.OPEN):
             return 200, SSE_HEADERS, b""
         if self.subscription is not None:
@@ -294,6 +399,34 @@ class OutgoingStream:
         self._append(0, data)
         return 200, SSE_HEADERS, data
 
+    def attach(self) -> None:
+        """A resuming response (GET + ``Last-Event-ID``) now carries the stream.
+
+        Raises:
+            RemoteProtocolError: 409, a response still carries it.
+        """
+        self._step(StreamInput.ATTACH)
+
+    def detach(self) -> None:
+        """The response carrying the stream ended; the work (if any) goes on.
+
+        The adapter reports this through :meth:`Endpoint.stream_finished`,
+        which also decides whether the end is a cancel.
+        """
+        self._step(StreamInput.DETACH)
+
+    def end_response(self) -> bool:
+        """May the response carrying the stream end now, before the work does?
+
+        A tool asks this (``CloseStream``). True moves the stream to
+        ``CLOSING``: the adapter ends the response once it has written what
+        waits, then reports :meth:`detach`, and the client resumes from the
+        event store. False where the client could not resume (see
+        ``resumable``), where no response carries the stream, or when it has
+        finished.
+        """
+        return self._step(StreamInput.CLOSE)
+
     def progress(
         self, progress: float, total: float | None = None, message: str | None = None
     ) -> bytes:
@@ -307,7 +440,7 @@ class OutgoingStream:
         if (
             head is not None  # a call stream with a token the fast path takes
             and type(progress) is int
-            and self.state is _OPEN
+            and self._row[_SEND] is self.state  # the table: SEND emits, state kept
             and -_MAX_FAST_INT <= progress <= _MAX_FAST_INT
             and (message is None or type(message) is str)
         ):
@@ -341,7 +474,7 @@ class OutgoingStream:
             params["total"] = total
         if message is not None:
             params["message"] = message
-        return self._emit({"jsonrpc": "2.0", "method": "notifications/progress", "params": params})
+        return self._emit(notification_message(_PROGRESS, params))
 
     def _emit_progress(
         self, head: bytes, progress: int, total: float | None, message: str | None
@@ -349,8 +482,8 @@ class OutgoingStream:
         """The fast path of :meth:`progress`: the same bytes as the generic encoder.
 
         Only the message (and a changed total) goes through orjson; the
-        envelope and the token are this stream's constants and the event id
-        and the integer progress are formatted in place.
+        envelope and the token are this stream's constants and the integer
+        progress is formatted in place.
         """
         last_total, encoded_total = self._total
         if total is None:
@@ -360,13 +493,13 @@ class OutgoingStream:
         ):
             encoded_total = b',"total":' + orjson.dumps(total)
             self._total = (total, encoded_total)
-        tail = b"}}\n\n" if message is None else b',"message":%s}}\n\n' % orjson.dumps(message)
+        tail = b"}}" if message is None else b',"message":%s}}' % orjson.dumps(message)
         append = self._append
         if append is None:
-            return b"%s%d%s%s" % (head, progress, encoded_total, tail)
+            return head % (progress, encoded_total, tail)
         self._seq += 1
         seq = self._seq
-        data = b"id: %s%d\n%s%d%s%s" % (self._prefix, seq, head, progress, encoded_total, tail)
+        data = head % (seq, progress, encoded_total, tail)
         append(seq, data)
         return data
 
@@ -376,18 +509,16 @@ class OutgoingStream:
         The threshold is read at each call, so a ``logging/setLevel`` arriving
         mid-stream takes effect at once. Never pass secrets in ``data``.
         """
-        rank = LOG_LEVELS.get(level)
-        if rank is None:
+        if level not in LOG_LEVELS:
             raise LocalProtocolError(f"unknown log level {level!r}")
-        threshold = self._session.log_level if self._session is not None else self._log_level
-        if threshold is None or rank < threshold:
+        if self._log is None or not self._log.admits(level):
             return None
         if not self._step(StreamInput.SEND):
             return None
         params: dict[str, Any] = {"level": level, "data": data}
         if logger is not None:
             params["logger"] = logger
-        return self._emit({"jsonrpc": "2.0", "method": "notifications/message", "params": params})
+        return self._emit(notification_message("notifications/message", params))
 
     def notify(self, method: str, params: Mapping[str, Any] | None = None) -> bytes:
         """Any other server notification (e.g. ``notifications/tools/list_changed``).
@@ -397,16 +528,13 @@ class OutgoingStream:
         """
         if not self._step(StreamInput.SEND):
             return b""
-        message: dict[str, Any] = {"jsonrpc": "2.0", "method": method}
         body = dict(params) if params is not None else None
         if self.subscription is not None:
             body = body if body is not None else {}
             meta = dict(body.get("_meta") or {})
             meta["io.modelcontextprotocol/subscriptionId"] = self.request_id
             body["_meta"] = meta
-        if body is not None:
-            message["params"] = body
-        return self._emit(message)
+        return self._emit(notification_message(method, body))
 
     def result(self, result: Mapping[str, Any]) -> bytes:
         """The final response carrying a ``CallToolResult``; ends the stream.
@@ -416,7 +544,6 @@ class OutgoingStream:
                 ``structuredContent`` missing or violating the tool's output
                 schema (the spec's "Output Schema": servers MUST conform).
         """
-        self._check_final()
         if self.tool is not None and not result.get("isError"):
             if self.tool.output_schema is not None and "structuredContent" not in result:
                 raise LocalProtocolError(
@@ -425,33 +552,77 @@ class OutgoingStream:
                 )
             if "structuredContent" in result:
                 self.tool.validate_structured_content(result["structuredContent"])
-        if not self._step(StreamInput.FINAL):
-            return b""
         body = dict(result)
         if self._result_type:
             body.setdefault("resultType", "complete")
+        assert self.request_id is not None or self.kind != "call"
         try:
-            return self._emit({"jsonrpc": "2.0", "id": self.request_id, "result": body})
+            # Encoded before the step, so a refusal leaves the stream open.
+            payload = orjson.dumps(result_message(self.request_id, body))  # type: ignore[arg-type]
         except TypeError as exc:  # orjson: not JSON-serialisable
             raise LocalProtocolError(f"result is not JSON-serialisable: {exc}") from exc
+        if not self._step(StreamInput.FINAL):
+            return b""
+        return self._file(payload)
+
+    def complete(self, result: Mapping[str, Any], *, dropped_logs: int = 0) -> bytes:
+        """The work ended with ``result``: the final response, whatever the result.
+
+        A result the rules refuse (output schema, not serialisable) is
+        answered as the tool's failure instead, which the model can read.
+        ``dropped_logs`` (logs a slow client never saw) is reported in the
+        result's ``_meta``.
+        """
+        if dropped_logs:
+            meta = dict(result.get("_meta") or {})
+            meta[DROPPED_LOGS] = dropped_logs
+            result = {**result, "_meta": meta}
+        try:
+            return self.result(result)
+        except LocalProtocolError as exc:
+            if self.finished:
+                raise
+            return self.fail(exc)
+
+    def fail(self, exc: BaseException) -> bytes:
+        """The work failed with ``exc``: a result with ``isError: true`` naming it.
+
+        A tool's failure is a result, not a protocol error, so the model can
+        read it ("Error Handling", 2025-11-25 tools).
+        """
+        name = self.tool.name if self.tool is not None else "?"
+        return self.result(error_result(f"Tool {name!r} failed: {type(exc).__name__}: {exc}"))
+
+    def abort(self) -> bytes:
+        """The runner died without a final message: the core's JSON-RPC error.
+
+        Ends the stream (so its session is not left busy). ``b""`` when
+        nothing is owed: the stream had finished or was cancelled.
+        """
+        if not self._step(StreamInput.ABORT):
+            return b""
+        return self._emit(
+            error_message(self.request_id, INTERNAL_ERROR, "Internal error: the tool runner failed")
+        )
 
     def error(self, code: int, message: str, data: Any = None) -> bytes:
         """The final response as a JSON-RPC error; ends the stream.
 
-        For failures *of the tool* use :meth:`result` with
+        For failures *of the tool* use :meth:`fail` or :meth:`result` with
         :func:`~flowkit.mcp.error_result` instead: the model can read those.
         """
-        self._check_final()
         if not self._step(StreamInput.FINAL):
             return b""
-        error: dict[str, Any] = {"code": code, "message": message}
-        if data is not None:
-            error["data"] = data
-        return self._emit({"jsonrpc": "2.0", "id": self.request_id, "error": error})
+        return self._emit(error_message(self.request_id, code, message, data))
 
     def keepalive(self) -> bytes:
-        """An SSE comment keeping an idle connection (and its proxies) alive."""
-        if not self._step(StreamInput.SEND):
+        """An SSE comment keeping an idle connection alive, or ``b""`` if none is due.
+
+        The writer asks when it has been idle; the table answers: nothing
+        while the response is ending early, after the final message, or after
+        a cancel.
+        """
+        if not self._step(StreamInput.KEEPALIVE):
             return b""
         return encode_comment()
 
@@ -462,7 +633,3 @@ class OutgoingStream:
         the session, and (stateless era) when the client disconnects.
         """
         self._step(StreamInput.CANCEL)
-
-    def _check_final(self) -> None:
-        if self.kind != "call":
-            raise LocalProtocolError("a GET stream never carries a response")

@@ -32,11 +32,14 @@ from flowkit.mcp import (
     Reply,
     Resume,
     StartCall,
+    StreamState,
     tool_result,
 )
 
 from .._budget import examples
 from ._client import Client, FakeClock, make_endpoint
+
+CARRIED = (StreamState.ATTACHED, StreamState.CLOSING)
 
 # What each refusal status may carry (docs/mcp.md, "Status codes").
 DOCUMENTED: dict[int, set[int]] = {
@@ -338,7 +341,8 @@ class SessionMachine(RuleBasedStateMachine):
     @rule(call=calls)
     def disconnect(self, call: Any) -> None:
         _, action = call
-        if action is not None:
+        # Only a response that carries the stream can end (one end per start).
+        if action is not None and action.stream.state in CARRIED:
             assert self.endpoint.stream_finished(action.stream, disconnected=True) is False
 
     @rule(call=calls, back=st.integers(0, 3))
@@ -356,7 +360,7 @@ class SessionMachine(RuleBasedStateMachine):
             return
         if isinstance(result, Reply):
             assert result.status == 409  # still attached to its POST response
-            assert action.stream.attached
+            assert action.stream.state is StreamState.ATTACHED
             return
         assert isinstance(result, Resume)
         # Exactly this stream's later events, in order; nothing from elsewhere.

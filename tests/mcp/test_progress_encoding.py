@@ -19,12 +19,6 @@ from hypothesis import strategies as st
 from flowkit.mcp import EventId, InMemoryEventStore, LocalProtocolError, OutgoingStream
 from flowkit.mcp._sse import encode_json_event
 
-
-class _Session:
-    id = "session-1"
-    log_level = None
-
-
 tokens = st.one_of(
     st.text(max_size=20),
     st.integers(min_value=-(2**70), max_value=2**70),
@@ -40,7 +34,7 @@ def _stream(token: Any, store: InMemoryEventStore | None) -> OutgoingStream:
     stream = OutgoingStream(
         kind="call",
         stream_id="7",
-        session=_Session() if store is not None else None,
+        session_id="session-1" if store is not None else None,
         request_id=1,
         progress_token=token,
         store=store,
@@ -93,7 +87,7 @@ def test_progress_bytes_equal_the_generic_encoder(
         assert stream.progress(position, total, message) == expected
         filed.append(expected)
     if store is not None:
-        assert store.replay_after(_Session.id, EventId("7", 0)) == filed
+        assert store.replay_after("session-1", EventId("7", 0)) == filed
 
 
 def test_fast_path_keeps_the_checks() -> None:

@@ -8,6 +8,7 @@ from flowkit.mcp import (
     SESSION_TRANSITIONS,
     EndpointConfig,
     LocalProtocolError,
+    OpenListenStream,
     Reply,
     SessionEvent,
     SessionState,
@@ -203,9 +204,11 @@ def test_open_get_stream_keeps_a_session_alive() -> None:
     client = Client(endpoint)
     client.initialize()
     listen = client.get()
+    assert isinstance(listen, OpenListenStream)
+    listen.stream.open()
     clock.advance(1_000_000)
     assert endpoint.expire_sessions() == []
-    endpoint.stream_finished(listen.stream, disconnected=True)  # type: ignore[union-attr]
+    endpoint.stream_finished(listen.stream, disconnected=True)
     clock.advance(1800)
     assert endpoint.expire_sessions() == [client.session_id]
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import orjson
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -13,6 +14,7 @@ from flowkit.mcp import (
     encode_json_event,
     parse_event_id,
 )
+from flowkit.mcp._sse import event_template
 
 
 def test_encode_event_fields() -> None:
@@ -60,3 +62,13 @@ def test_parse_event_id_rejects_foreign_ids() -> None:
     ]
     for value in values:
         assert parse_event_id(value) is None
+
+
+@pytest.mark.parametrize("prefix", [None, b"1:", b"a%d:"])
+def test_event_template_frames_as_encode_event(prefix: bytes | None) -> None:
+    template = event_template(prefix)
+    payload = b'{"x":"100%"}'
+    if prefix is None:
+        assert template % payload == encode_event(payload)
+    else:
+        assert template % (7, payload) == encode_event(payload, event_id=prefix + b"7")

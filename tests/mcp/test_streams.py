@@ -41,7 +41,7 @@ def test_open_gives_sse_headers_and_priming_event() -> None:
         b"x-accel-buffering": b"no",
     }
     assert first == b"id: 1:0\nretry: 1000\ndata: \n\n"
-    assert call.stream.state is StreamState.OPEN
+    assert call.stream.state is StreamState.ATTACHED
 
 
 def test_progress_only_with_a_token_and_strictly_increasing() -> None:
@@ -87,12 +87,12 @@ def test_exactly_one_response_then_nothing() -> None:
         lambda: call.stream.log("error", "x"),
         lambda: call.stream.result(tool_result("again")),
         lambda: call.stream.error(-32603, "x"),
-        lambda: call.stream.keepalive(),
         lambda: call.stream.notify("n"),
         lambda: call.stream.open(),
     ):
         with pytest.raises(LocalProtocolError):
             emit()
+    assert call.stream.keepalive() == b""  # the final message is on its way: none due
 
 
 def test_nothing_before_open() -> None:

@@ -34,8 +34,8 @@ MAX_LOGS = 16
 
 
 def _stats(app: MCPApp, request_id: int) -> OutboxStatistics | None:
-    for (_, rid), stats in app.statistics().items():
-        if rid == request_id:
+    for key, stats in app.statistics().items():
+        if key.request_id == request_id:
             return stats
     return None
 

@@ -1,0 +1,230 @@
+"""State shared between instances: what the core needs read, and what it changed.
+
+The core does no I/O, so it can neither fetch a session from a shared store
+nor write one back. Instead, with ``Endpoint(shared=True)``, it works on a
+local view and the adapter keeps that view in step with the store:
+
+1. before a request, :meth:`Endpoint.state_keys <flowkit.mcp.Endpoint.state_keys>`
+   names what the request touches (:class:`StateKeys`: the session, the
+   stream a ``Last-Event-ID`` resumes, whether the session cap matters);
+2. the adapter reads those from its store (:meth:`SharedStore.load`) and
+   passes them in (``receive_request(..., loaded=...)``, a :class:`Loaded`);
+3. after a request, and after a stream emitted, the adapter takes the core's
+   changes (:meth:`Endpoint.take_changes`, :data:`Change` values) and writes
+   them (:meth:`SharedStore.apply`), before sending the bytes they belong to,
+   so no event a client has seen can be missing from a replay.
+
+Every piece of shared state crosses here: session lookup and its principal
+binding (:class:`SessionRecord`), the session cap (``Loaded.live_sessions``),
+the running calls (``SessionRecord.running``, :class:`CallStarted` /
+:class:`CallEnded`), which streams a response carries (``SessionRecord.attached``,
+:class:`StreamAttached` / :class:`StreamDetached`), stored events and their replay (:class:`EventAppended`,
+``Loaded.replay``), and expiry (:class:`SessionTouched` refreshes; the store
+expires). Without ``shared`` none of this runs: the endpoint's own memory is
+the truth, at full speed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any, Protocol, TypeAlias
+
+import attrs
+
+from ._jsonrpc import RequestId
+from ._sse import EventId
+
+__all__ = [
+    "CallEnded",
+    "CallStarted",
+    "Change",
+    "EventAppended",
+    "EventJournal",
+    "Loaded",
+    "SessionClosed",
+    "SessionRecord",
+    "SessionSaved",
+    "SessionTouched",
+    "SharedStore",
+    "StateKeys",
+    "StreamAttached",
+    "StreamDetached",
+]
+
+
+@attrs.frozen
+class SessionRecord:
+    """A session as a store keeps it: everything another instance needs to serve it.
+
+    Attributes:
+        id: the session id.
+        principal: who it is bound to (``None``: no authentication).
+        version: the negotiated protocol revision.
+        state: ``SessionState`` value (``"initializing"``, ``"ready"``).
+        log_level: the ``logging/setLevel`` threshold's name.
+        client_info: ``clientInfo`` from ``initialize``.
+        client_capabilities: ``capabilities`` from ``initialize``.
+        last_active: clock time of the last activity.
+        running: request ids of the calls running on any instance.
+        attached: ids of the streams a response carries, on any instance.
+    """
+
+    id: str
+    principal: str | None
+    version: str
+    state: str
+    log_level: str
+    client_info: Any = attrs.field(default=None, eq=False)
+    client_capabilities: Any = attrs.field(default=None, eq=False)
+    last_active: float = 0.0
+    running: frozenset[RequestId] = frozenset()
+    attached: frozenset[str] = frozenset()
+
+
+@attrs.frozen
+class StateKeys:
+    """What a request touches, named from its head before the core runs.
+
+    Attributes:
+        session_id: the ``Mcp-Session-Id`` to load.
+        resume: the ``Last-Event-ID`` of a GET, whose later events to load.
+        count_sessions: the request may create a session (the cap counts).
+    """
+
+    session_id: str | None = None
+    resume: EventId | None = None
+    count_sessions: bool = False
+
+
+@attrs.frozen
+class Loaded:
+    """What the adapter read for a request's :class:`StateKeys`.
+
+    Attributes:
+        session: the stored session, ``None`` if the store has none.
+        replay: the resumed stream's events after the id, ``None`` if the
+            store has no such stream of this session.
+        live_sessions: how many sessions are live across instances.
+    """
+
+    session: SessionRecord | None = None
+    replay: Sequence[bytes] | None = None
+    live_sessions: int = 0
+
+
+@attrs.frozen
+class SessionSaved:
+    """A session was created or changed (state, log level): store the record."""
+
+    record: SessionRecord
+
+
+@attrs.frozen
+class SessionTouched:
+    """A session was used at ``now``: postpone its expiry."""
+
+    session_id: str
+    now: float
+
+
+@attrs.frozen
+class SessionClosed:
+    """A session ended (DELETE, server close): forget it, its calls and its events."""
+
+    session_id: str
+
+
+@attrs.frozen
+class CallStarted:
+    """A call now runs in the session (its request id is taken)."""
+
+    session_id: str
+    request_id: RequestId
+    stream_id: str
+
+
+@attrs.frozen
+class CallEnded:
+    """A call finished or was cancelled (its request id is free again)."""
+
+    session_id: str
+    request_id: RequestId
+
+
+@attrs.frozen
+class StreamAttached:
+    """A response now carries the stream (a resume elsewhere is a conflict, 409)."""
+
+    session_id: str
+    stream_id: str
+
+
+@attrs.frozen
+class StreamDetached:
+    """The response carrying the stream ended (it may be resumed anywhere)."""
+
+    session_id: str
+    stream_id: str
+
+
+@attrs.frozen
+class EventAppended:
+    """A resumable stream's event: keep it for replay (in order per stream)."""
+
+    session_id: str
+    stream_id: str
+    seq: int
+    data: bytes
+
+
+Change: TypeAlias = (
+    SessionSaved
+    | SessionTouched
+    | SessionClosed
+    | CallStarted
+    | CallEnded
+    | StreamAttached
+    | StreamDetached
+    | EventAppended
+)
+"""Everything :meth:`Endpoint.take_changes` hands out."""
+
+
+class SharedStore(Protocol):
+    """The store an adapter drives for a shared endpoint (never called by the core)."""
+
+    async def load(self, keys: StateKeys) -> Loaded:
+        """Read what ``keys`` name."""
+
+    async def apply(self, changes: Sequence[Change]) -> None:
+        """Write ``changes``, in order."""
+
+
+class EventJournal:
+    """A shared endpoint's event store: it records each append as a change.
+
+    Replay comes from the shared store (``Loaded.replay``), and a closed
+    session's events go with its :class:`SessionClosed`, so this keeps
+    nothing itself.
+    """
+
+    def __init__(self, journal: list[Change]) -> None:
+        self._journal = journal
+
+    def appender(self, session_id: str, stream_id: str) -> Callable[[int, bytes], None]:
+        """``append(seq, event)`` for one stream."""
+        journal = self._journal
+
+        def append(seq: int, data: bytes) -> None:
+            journal.append(EventAppended(session_id, stream_id, seq, data))
+
+        return append
+
+    def append(self, session_id: str, event_id: EventId, event: bytes) -> None:
+        self.appender(session_id, event_id.stream_id)(event_id.seq, event)
+
+    def replay_after(self, session_id: str, event_id: EventId) -> list[bytes] | None:
+        return None  # read by the adapter: Loaded.replay
+
+    def forget_session(self, session_id: str) -> None:
+        return None  # written by the adapter: SessionClosed

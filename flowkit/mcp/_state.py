@@ -1,0 +1,114 @@
+"""Everything an :class:`~flowkit.mcp.Endpoint` keeps between requests, in one place.
+
+The endpoint itself holds nothing else: a request is handled by plain
+functions (``_methods``, ``_endpoint``) that read and change this state. It
+is all in this process's memory today; it is also exactly what a store shared
+between instances has to cover, piece by piece:
+
+* ``sessions``: session lookup by id *and principal* (ids leaked across users
+  are useless), the cap, idle expiry, and each session's running calls
+  (``Session.in_flight``) and GET stream;
+* ``event_store``: stored events and their replay after ``Last-Event-ID``;
+* ``subscriptions``: the stateless era's open ``subscriptions/listen`` streams;
+* each stream's own life (attached to a response, detached, done), which is
+  its transition table (``_stream``).
+
+Time is injected (``clock``): nothing here reads a clock of its own.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import attrs
+
+from ._config import EndpointConfig
+from ._events import EventStore
+from ._sessions import Session, SessionRegistry
+from ._shared import CallEnded, CallStarted, Change, Loaded, StreamAttached, StreamDetached
+from ._stream import OutgoingStream
+from ._tools import ToolSet
+
+__all__ = ["EndpointState"]
+
+
+@attrs.define(eq=False)
+class EndpointState:
+    """The state one endpoint serves from (see the module docstring).
+
+    Attributes:
+        config: behaviour and limits.
+        tools: the tools offered (shared: tools added later are listed too).
+        event_store: where resumable streams' events are kept.
+        sessions: the live sessions of the handshake era.
+        clock: monotonic seconds, for session activity and expiry.
+        subscriptions: open ``subscriptions/listen`` streams (stateless era).
+        instance: a shared endpoint's id among the instances (``None``: not shared).
+        journal: a shared endpoint's changes not yet taken (see ``_shared``).
+        loaded: what the adapter read for the request being served.
+    """
+
+    config: EndpointConfig
+    tools: ToolSet
+    event_store: EventStore
+    sessions: SessionRegistry
+    clock: Callable[[], float]
+    subscriptions: dict[OutgoingStream, None] = attrs.Factory(dict)
+    instance: str | None = None
+    journal: list[Change] | None = None
+    loaded: Loaded = attrs.Factory(Loaded)
+
+    def call_started(self, session: Session, stream: OutgoingStream) -> None:
+        """A call now runs in ``session`` and its POST response will carry it."""
+        assert stream.request_id is not None
+        session.in_flight[stream.request_id] = stream
+        if self.journal is not None:
+            self.journal.append(CallStarted(session.id, stream.request_id, stream.stream_id))
+            self.journal.append(StreamAttached(session.id, stream.stream_id))
+
+    def attached(self, session: Session, stream: OutgoingStream) -> None:
+        """A response now carries ``stream`` (a GET stream, or a resumed call)."""
+        if self.journal is not None:
+            self.journal.append(StreamAttached(session.id, stream.stream_id))
+
+    def detached(self, stream: OutgoingStream) -> None:
+        """The response carrying ``stream`` ended."""
+        if self.journal is not None and stream.session_id is not None:
+            self.journal.append(StreamDetached(stream.session_id, stream.stream_id))
+
+    def session_of(self, stream: OutgoingStream) -> Session | None:
+        """The live session a stream belongs to, if any."""
+        return self.sessions.get_any(stream.session_id) if stream.session_id else None
+
+    def call_done(self, stream: OutgoingStream) -> None:
+        """A call's stream finished: it no longer keeps its session busy."""
+        session = self.session_of(stream)
+        if session is None:
+            return
+        assert stream.request_id is not None
+        if session.in_flight.get(stream.request_id) is stream:
+            del session.in_flight[stream.request_id]
+            if self.journal is not None:
+                self.journal.append(CallEnded(session.id, stream.request_id))
+            # Idle time starts now, not at the request that started the call.
+            self.sessions.touch(session, self.clock())
+
+    def listen_done(self, stream: OutgoingStream) -> None:
+        """A listen stream's response ended: free the session's GET slot."""
+        self.subscriptions.pop(stream, None)
+        session = self.session_of(stream)
+        if session is not None and session.listen is stream:
+            session.listen = None
+            self.sessions.touch(session, self.clock())
+
+    def discard(self, session: Session) -> tuple[OutgoingStream, ...]:
+        """Cancel what a closed session had running and drop its events."""
+        streams = tuple(session.in_flight.values())
+        if session.listen is not None:
+            streams += (session.listen,)
+        for stream in streams:
+            stream.cancel()
+        session.in_flight.clear()
+        session.listen = None
+        self.event_store.forget_session(session.id)
+        return streams

@@ -1,0 +1,129 @@
+"""The outbox alone, no server: both policies' bounds, coalescing and attachment.
+
+Each test plays the runner (``add``/``offer``/``flush``/``finish``) and the
+writer (``receive_some``) in one trio run on the mock clock.
+"""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import trio
+import trio.testing
+
+from flowkit_http._outbox import ConflatingOutbox, LosslessOutbox, open_outbox
+
+
+async def test_lossless_flush_waits_for_the_writer_and_loses_nothing(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    outbox = LosslessOutbox(max_events=2)
+    received: list[bytes] = []
+
+    async def writer() -> None:
+        while True:
+            try:
+                received.extend(await outbox.receive_some())
+            except trio.EndOfChannel:
+                return
+            await trio.sleep(1)  # a slow socket
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(writer)
+        for i in range(6):
+            outbox.add("progress", b"e%d" % i)
+            await outbox.flush()
+            assert outbox.statistics().queued <= 2
+        await outbox.finish(b"final")
+    assert trio.current_time() >= 4  # the runner went at the writer's pace
+    assert received == [b"e0", b"e1", b"e2", b"e3", b"e4", b"e5", b"final"]
+    stats = outbox.statistics()
+    assert stats.queued_peak <= stats.max_queued == 2
+    assert stats.delivered == 7
+
+
+async def test_lossless_coalesces_what_waits_into_one_batch() -> None:
+    outbox = LosslessOutbox(max_events=8)
+    for i in range(5):
+        outbox.add("progress", b"e%d" % i)
+    assert outbox.offer()
+    assert await outbox.receive_some() == [b"e%d" % i for i in range(5)]
+    assert outbox.statistics().writes == 1
+
+
+async def test_lossless_offer_refuses_when_full_and_flush_finishes_the_job() -> None:
+    outbox = LosslessOutbox(max_events=2)
+    for i in range(3):
+        outbox.add("progress", b"e%d" % i)
+    assert not outbox.offer()  # two went, one waits
+    assert outbox.statistics().queued == 2
+    with trio.testing.assert_checkpoints():
+        assert await outbox.receive_some() == [b"e0", b"e1"]
+    await outbox.flush()
+    assert await outbox.receive_some() == [b"e2"]
+
+
+async def test_detached_discards_without_blocking_and_attach_purges() -> None:
+    outbox = LosslessOutbox(max_events=1)
+    outbox.add("progress", b"stale")
+    assert outbox.offer()
+    outbox.detach()
+    for i in range(10):  # nobody reads: never blocks (the event store has them)
+        outbox.add("progress", b"e%d" % i)
+        await outbox.flush()
+    assert outbox.statistics().queued == 0
+    outbox.attach()
+    outbox.add("progress", b"fresh")
+    await outbox.flush()
+    assert await outbox.receive_some() == [b"fresh"]
+
+
+async def test_wake_returns_an_empty_batch_and_takes_no_room() -> None:
+    for outbox in (LosslessOutbox(max_events=1), ConflatingOutbox(max_logs=1)):
+        outbox.wake()
+        assert await outbox.receive_some() == []
+        assert outbox.statistics().queued == 0
+        outbox.add("progress", b"p")
+        await outbox.flush()
+        assert await outbox.receive_some() == [b"p"]
+
+
+async def test_abort_ends_the_outbox_and_drops_what_waits() -> None:
+    for outbox in (LosslessOutbox(max_events=4), ConflatingOutbox(max_logs=4)):
+        outbox.add("progress", b"lost")
+        outbox.offer()
+        outbox.abort()
+        with pytest.raises(trio.EndOfChannel):
+            await outbox.receive_some()
+
+
+async def test_conflating_keeps_the_latest_progress_and_the_newest_logs() -> None:
+    outbox = ConflatingOutbox(max_logs=2)
+    for i in range(5):
+        outbox.add("progress", b"p%d" % i)
+        outbox.add("log", b"l%d" % i)
+        await outbox.flush()  # never waits
+    await outbox.finish(b"final")
+    assert await outbox.receive_some() == [b"l3", b"l4", b"p4", b"final"]
+    with pytest.raises(trio.EndOfChannel):
+        await outbox.receive_some()
+    stats = outbox.statistics()
+    assert (stats.conflated_progress, stats.dropped_logs) == (4, 3)
+    assert stats.queued_peak <= stats.max_queued == 4
+
+
+async def test_conflating_detached_queues_nothing_not_even_the_final() -> None:
+    outbox = ConflatingOutbox(max_logs=2)
+    outbox.detach()
+    outbox.add("log", b"l")
+    await outbox.finish(b"final")  # a resuming client reads it from the store
+    with pytest.raises(trio.EndOfChannel):
+        await outbox.receive_some()
+
+
+def test_open_outbox_picks_the_policy_and_insists_on_a_bound() -> None:
+    assert isinstance(open_outbox("conflate", max_events=8, max_logs=2), ConflatingOutbox)
+    assert isinstance(open_outbox("lossless", max_events=8, max_logs=2), LosslessOutbox)
+    with pytest.raises(ValueError, match="bounded"):
+        open_outbox("lossless", max_events=math.inf, max_logs=2)  # type: ignore[arg-type]

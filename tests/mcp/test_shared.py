@@ -1,0 +1,288 @@
+"""Two endpoints share one store through the core's state boundary (``_shared``).
+
+The test plays the adapter: before each request it loads what
+``state_keys`` names from a dict-backed store, and after it (and after a
+stream emitted) it writes ``take_changes``. Any instance then serves any
+request of any session: lookup with its principal, the cap, running calls,
+stored events and their replay, DELETE.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Sequence
+from typing import Any
+
+import attrs
+
+from flowkit.mcp import (
+    Action,
+    EndpointConfig,
+    InMemoryEventStore,
+    Reply,
+    Resume,
+    SessionState,
+    StartCall,
+    tool_result,
+)
+from flowkit.mcp._jsonrpc import RequestId
+from flowkit.mcp._shared import (
+    CallEnded,
+    CallStarted,
+    Change,
+    EventAppended,
+    Loaded,
+    SessionClosed,
+    SessionRecord,
+    SessionSaved,
+    SessionTouched,
+    SharedStore,
+    StateKeys,
+    StreamAttached,
+    StreamDetached,
+)
+
+from ._client import Client, FakeClock, make_endpoint, sse_data
+
+
+class DictStore:
+    """A shared store in one dict per kind of state (what Redis would hold)."""
+
+    def __init__(self) -> None:
+        self.sessions: dict[str, SessionRecord] = {}
+        self.calls: dict[tuple[str, RequestId], str] = {}
+        self.events: dict[tuple[str, str], list[tuple[int, bytes]]] = {}
+        self.attached: set[tuple[str, str]] = set()
+
+    def load_now(self, keys: StateKeys) -> Loaded:
+        session = self.sessions.get(keys.session_id) if keys.session_id else None
+        if session is not None:
+            running = frozenset(rid for sid, rid in self.calls if sid == session.id)
+            attached = frozenset(st for sid, st in self.attached if sid == session.id)
+            session = attrs.evolve(session, running=running, attached=attached)
+        replay = None
+        if keys.resume is not None and keys.session_id is not None:
+            stored = self.events.get((keys.session_id, keys.resume.stream_id))
+            if stored is not None:
+                replay = [data for seq, data in stored if seq > keys.resume.seq]
+        return Loaded(session=session, replay=replay, live_sessions=len(self.sessions))
+
+    def apply_now(self, changes: Sequence[Change]) -> None:
+        for change in changes:
+            if isinstance(change, SessionSaved):
+                self.sessions[change.record.id] = change.record
+            elif isinstance(change, SessionTouched):
+                record = self.sessions[change.session_id]
+                self.sessions[change.session_id] = attrs.evolve(record, last_active=change.now)
+            elif isinstance(change, SessionClosed):
+                self.sessions.pop(change.session_id, None)
+                self.calls = {k: v for k, v in self.calls.items() if k[0] != change.session_id}
+                self.events = {k: v for k, v in self.events.items() if k[0] != change.session_id}
+            elif isinstance(change, CallStarted):
+                self.calls[change.session_id, change.request_id] = change.stream_id
+            elif isinstance(change, CallEnded):
+                self.calls.pop((change.session_id, change.request_id), None)
+            elif isinstance(change, StreamAttached):
+                self.attached.add((change.session_id, change.stream_id))
+            elif isinstance(change, StreamDetached):
+                self.attached.discard((change.session_id, change.stream_id))
+            elif isinstance(change, EventAppended):
+                key = (change.session_id, change.stream_id)
+                self.events.setdefault(key, []).append((change.seq, change.data))
+
+    async def load(self, keys: StateKeys) -> Loaded:
+        return self.load_now(keys)
+
+    async def apply(self, changes: Sequence[Change]) -> None:
+        self.apply_now(changes)
+
+
+class Instance:
+    """One server instance: its endpoint, kept in step with the store around each request."""
+
+    def __init__(self, name: str, store: DictStore, clock: FakeClock, **config: Any) -> None:
+        self.store = store
+        ids = itertools.count(1)
+        self.endpoint = make_endpoint(
+            EndpointConfig(**config),
+            clock=clock,
+            instance=name,
+            new_session_id=lambda: f"{name}-{next(ids)}",
+        )
+
+    def receive_request(
+        self, method: str, headers: Any, body: bytes = b"", principal: str | None = None
+    ) -> Action:
+        keys = self.endpoint.state_keys(method, headers)
+        loaded = self.store.load_now(keys) if keys is not None else None
+        action = self.endpoint.receive_request(method, headers, body, principal, loaded=loaded)
+        self.sync()
+        return action
+
+    def sync(self) -> None:
+        """What the adapter does before writing bytes a stream produced."""
+        self.store.apply_now(self.endpoint.take_changes())
+
+
+def _cluster(**config: Any) -> tuple[DictStore, Instance, Instance]:
+    store, clock = DictStore(), FakeClock()
+    return store, Instance("a", store, clock, **config), Instance("b", store, clock, **config)
+
+
+def _client(instance: Instance, **kw: Any) -> Client:
+    return Client(instance, **kw)  # type: ignore[arg-type]
+
+
+def _on(client: Client, instance: Instance) -> Client:
+    """The same client, its next requests landing on another instance."""
+    moved = _client(instance, principal=client.principal, version=client.version)
+    moved.session_id = client.session_id
+    return moved
+
+
+def test_any_instance_serves_any_request_of_a_session() -> None:
+    _, a, b = _cluster()
+    client = _client(a)
+    assert client.initialize().status == 200  # initialize and initialized on A
+    on_b = _on(client, b)
+    listed = on_b.request("tools/list")
+    assert isinstance(listed, Reply)
+    assert listed.status == 200
+    assert isinstance(on_b.start("count", {"n": 1}), StartCall)
+    copy = b.endpoint.sessions.get_any(client.session_id or "")
+    assert copy is not None
+    assert copy.state is SessionState.READY  # initialized on A, stepped through B's table
+
+
+def test_the_principal_binding_holds_on_every_instance() -> None:
+    _, a, b = _cluster()
+    alice = _client(a, principal="alice")
+    alice.initialize()
+    mallory = _on(alice, b)
+    mallory.principal = "mallory"
+    reply = mallory.request("ping")
+    assert isinstance(reply, Reply)
+    assert reply.status == 404
+    assert _on(alice, b).request("ping").status == 200  # type: ignore[union-attr]
+
+
+def test_delete_on_one_instance_is_404_on_the_others() -> None:
+    store, a, b = _cluster()
+    client = _client(a)
+    client.initialize()
+    assert _on(client, b).request("ping").status == 200  # type: ignore[union-attr]
+    assert client.delete().status == 200  # type: ignore[union-attr]
+    assert store.sessions == {}
+    reply = _on(client, b).request("ping")
+    assert isinstance(reply, Reply)
+    assert reply.status == 404
+
+
+def test_the_session_cap_counts_every_instance() -> None:
+    _, a, b = _cluster(max_sessions=2)
+    assert _client(a).initialize().status == 200
+    assert _client(b).initialize().status == 200
+    assert _client(b).initialize().status == 503
+    assert _client(a).initialize().status == 503
+
+
+def test_a_request_id_running_elsewhere_is_in_flight_here() -> None:
+    _, a, b = _cluster()
+    client = _client(a)
+    client.initialize()
+    assert isinstance(client.start(id=5), StartCall)
+    reply = _on(client, b).call("count", {"n": 1}, id=5)
+    assert isinstance(reply, Reply)
+    assert sse_data(b"data: " + reply.body)["error"]["code"] == -32600
+
+
+def test_events_stored_on_one_instance_are_replayed_on_another() -> None:
+    store, a, b = _cluster()
+    client = _client(a)
+    client.initialize()
+    on_b = _on(client, b)
+    call = on_b.start("count", {"n": 3}, id=7, progress_token="p")
+    sent = [call.stream.open()[2]]
+    for i in (1, 2, 3):
+        sent.append(call.stream.progress(i))
+    sent.append(call.stream.result(tool_result("done")))
+    b.sync()  # stored before the bytes are written
+    b.endpoint.stream_finished(call.stream)  # B's response ended after the result
+    b.sync()
+    assert store.calls == {}  # the call ended: its request id is free
+    assert call.stream.stream_id.startswith("b.")  # ids of B's streams are B's
+    last_seen = sent[1].split(b"\n", 1)[0].removeprefix(b"id: ")
+    resume = client.get(last_event_id=last_seen)  # on A
+    assert isinstance(resume, Resume)
+    assert list(resume.replay) == sent[2:]
+    assert resume.live is None
+    assert sse_data(resume.replay[-1])["id"] == 7
+
+
+def test_log_level_set_on_one_instance_holds_on_another() -> None:
+    _, a, b = _cluster()
+    client = _client(a)
+    client.initialize()
+    assert client.request("logging/setLevel", {"level": "error"}).status == 200  # type: ignore[union-attr]
+    call = _on(client, b).start("count", {"n": 1})
+    call.stream.open()
+    assert call.stream.log("warning", "quiet") is None
+    assert call.stream.log("error", "loud") is not None
+
+
+def test_local_expiry_only_drops_the_local_copy() -> None:
+    store, a, _ = _cluster(session_idle_timeout=10)
+    client = _client(a)
+    client.initialize()
+    a.endpoint.state.clock.advance(11)  # type: ignore[attr-defined]
+    assert a.endpoint.expire_sessions() == [client.session_id]
+    assert client.session_id in store.sessions  # the store's TTL decides, not A
+    assert client.request("ping").status == 200  # type: ignore[union-attr]
+
+
+async def test_the_store_is_driven_through_the_async_interface() -> None:
+    store: SharedStore = DictStore()
+    a = make_endpoint(instance="a")
+    headers = Client(a).headers()
+    keys = a.state_keys("POST", headers)
+    assert keys == StateKeys(count_sessions=True)
+    loaded = await store.load(keys)
+    init = Client(a).headers()
+    body = (
+        b'{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25"}}'
+    )
+    reply = a.receive_request("POST", init, body, loaded=loaded)
+    assert isinstance(reply, Reply)
+    assert reply.status == 200
+    changes = a.take_changes()
+    assert [type(c) for c in changes] == [SessionSaved]
+    await store.apply(changes)
+    assert a.take_changes() == ()
+
+
+def test_an_endpoint_that_is_not_shared_needs_nothing_read_or_written() -> None:
+    endpoint = make_endpoint()
+    client = Client(endpoint)
+    client.initialize()
+    assert endpoint.state_keys("GET", client.headers()) is None
+    client.start()
+    assert endpoint.take_changes() == ()
+    assert isinstance(endpoint.event_store, InMemoryEventStore)
+
+
+def test_a_stream_carried_on_one_instance_cannot_be_resumed_on_another() -> None:
+    _, a, b = _cluster()
+    client = _client(a)
+    client.initialize()
+    call = _on(client, b).start("count", {"n": 3}, progress_token="p")
+    sent = [call.stream.open()[2], call.stream.progress(1)]
+    b.sync()
+    last_seen = sent[0].split(b"\n", 1)[0].removeprefix(b"id: ")
+    busy = client.get(last_event_id=last_seen)  # on A, while B's response carries it
+    assert isinstance(busy, Reply)
+    assert busy.status == 409
+    b.endpoint.stream_finished(call.stream, disconnected=True)
+    b.sync()
+    resume = client.get(last_event_id=last_seen)
+    assert isinstance(resume, Resume)
+    assert list(resume.replay) == sent[1:]
