@@ -25,14 +25,8 @@ import uuid
 
 import trio
 
-from flowkit_redis import (
-    Keys,
-    RedisClient,
-    RedisEventStore,
-    RedisSessionStore,
-    SessionRecord,
-    Wakeups,
-)
+from flowkit.mcp._shared import SessionRecord
+from flowkit_redis import Keys, RedisClient, RedisEventStore, RedisSessionStore, Wakeups
 
 EVENT = b'id: 1:%d\ndata: {"jsonrpc":"2.0","method":"notifications/progress","params":{"progressToken":1,"progress":%d}}\n\n'
 
@@ -89,11 +83,13 @@ async def _session_memory(client: RedisClient, keys: Keys, sessions: int) -> flo
     store = RedisSessionStore(client, keys=keys, max_sessions=sessions + 1)
     before = (await client.redis.info("memory"))["used_memory"]
     for _ in range(sessions):
-        await store.create(
+        await store.save(
             SessionRecord(
                 uuid.uuid4().hex,
                 None,
                 "2025-11-25",
+                "ready",
+                "info",
                 client_info={"name": "bench-client", "version": "1.0.0"},
                 client_capabilities={},
             )

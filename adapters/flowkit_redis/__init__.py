@@ -1,7 +1,9 @@
 """flowkit's shared state in Redis, through coredis on trio (issue 10).
 
 Several flowkit instances behind a balancer share sessions and resumable
-streams through one Redis: :class:`RedisEventStore` keeps every MCP stream's
+streams through one Redis. :class:`RedisSharedStore` is what the adapter
+drives for a shared ``flowkit.mcp.Endpoint`` (the core's ``SharedStore``
+boundary): :class:`RedisEventStore` keeps every MCP stream's
 events (one Redis stream each), :class:`RedisSessionStore` the sessions (a
 hash each, with a cluster-wide cap), :class:`Wakeups` the one pub/sub
 connection per instance that wakes live tails. :class:`RedisClient` is the one
@@ -14,7 +16,8 @@ See docs/scaling.md for the picture, the guarantees and the failure modes.
 from ._client import RedisClient, StoreUnavailable
 from ._events import EventTooLarge, RedisEventStore, Replay
 from ._keys import Keys
-from ._sessions import RedisSessionStore, SessionCapReached, SessionRecord
+from ._sessions import RedisSessionStore, SessionCapReached
+from ._shared import RedisSharedStore
 from ._url import RedisURL
 from ._wakeups import Wakeups, Watch
 
@@ -24,10 +27,10 @@ __all__ = [
     "RedisClient",
     "RedisEventStore",
     "RedisSessionStore",
+    "RedisSharedStore",
     "RedisURL",
     "Replay",
     "SessionCapReached",
-    "SessionRecord",
     "StoreUnavailable",
     "Wakeups",
     "Watch",

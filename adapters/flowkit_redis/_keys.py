@@ -3,7 +3,9 @@
 ``<prefix>:{<session>}:...`` -- Redis Cluster hashes only the part between the
 first ``{`` and ``}``, so all of one session's keys (its hash, its streams'
 logs and their index) share a slot: the store's Lua scripts may touch several
-of them at once, and a session never spans shards. The one cluster-wide key
+of them at once, and a session never spans shards. A ``}`` inside a session
+id (a client may send anything) only shortens the tag, identically for all of
+that id's keys, which therefore still share a slot and stay distinct. The one cluster-wide key
 is the session cap's sorted set, which is touched on its own.
 """
 
@@ -23,6 +25,14 @@ class Keys:
     def session(self, session_id: str) -> str:
         """The session's hash."""
         return f"{self.prefix}:{{{session_id}}}:session"
+
+    def running(self, session_id: str) -> str:
+        """The session's running calls (a hash: request id as JSON -> stream id)."""
+        return f"{self.prefix}:{{{session_id}}}:running"
+
+    def attached(self, session_id: str) -> str:
+        """The session's streams that a response carries right now (a set)."""
+        return f"{self.prefix}:{{{session_id}}}:attached"
 
     def stream(self, session_id: str, stream_id: str) -> str:
         """One MCP stream's event log (a Redis stream)."""

@@ -1,26 +1,28 @@
 """The Redis session store: any instance serves any request of any session.
 
-Each session is a hash (``Keys.session``) whose TTL is the idle timeout and
-is refreshed by every use, so idle expiry holds across the cluster with no
-reaper: Redis forgets a session nobody touched for ``idle_timeout`` seconds.
-An instance that holds a session busy (a call running, a GET stream open)
-keeps it alive with :meth:`RedisSessionStore.touch` from its expiry poll, as
-the in-memory registry never expires a busy session.
+A session is three keys tagged by its id (one Cluster slot): a hash of its
+record (principal, revision, state, log level, client info and capabilities),
+a hash of its running calls (request id -> stream id) and a set of the
+streams a response carries right now. All three share one TTL, the idle
+timeout, refreshed by :meth:`RedisSessionStore.touch`; so idle expiry holds
+across the cluster with no reaper: Redis forgets a session nobody used for
+``idle_timeout`` seconds. An instance that holds a session busy (a call
+running, a GET open) keeps touching it, as the in-memory registry never
+expires a busy session.
 
-* **Lookup checks Redis on every request** (one round trip): a DELETE on any
-  instance therefore makes the session unknown (404) on every instance at
-  once. No instance caches "this session exists".
-* **Principal binding**: the hash records the principal that initialized the
-  session; a lookup by another principal is a miss and does not refresh it,
-  on every instance (session-hijacking mitigation, as in memory).
+* **Lookup reads Redis on every request** (:meth:`load`, one script, one
+  round trip): a DELETE on any instance therefore makes the session unknown
+  (404) on every instance at once. No instance caches "this session exists".
+* **Principal binding**: the record keeps the principal that initialized the
+  session; the core refuses every other principal (404), on every instance,
+  since every instance reads the same record.
 * **The cap is cluster-wide**: a sorted set (``Keys.live_sessions``) of live
-  ids scored by their deadline on Redis's clock (``TIME``, so instances'
-  clocks do not matter). Admission is one script on that one key: drop the
-  members whose deadline passed, refuse when ``max_sessions`` remain (with
-  ``Retry-After`` until the earliest deadline), else add. It is the only key
-  not tagged by session, so a Cluster keeps it on one slot and the session's
-  own keys on theirs; the two are written in two steps (admit, then create;
-  a failed create gives its place back).
+  ids scored by their deadline on Redis's clock (``TIME``, so the instances'
+  clocks do not matter). Creating a session is admitted by one script on
+  that one key: drop the members whose deadline passed, refuse when
+  ``max_sessions`` remain (``Retry-After`` until the earliest deadline), else
+  add. It is the one key not tagged by session, so admitting and creating
+  are two steps on two slots; a failed create gives its place back.
 """
 
 from __future__ import annotations
@@ -29,13 +31,15 @@ import contextlib
 import math
 from typing import Any
 
-import attrs
 import orjson
+
+from flowkit.mcp._jsonrpc import RequestId
+from flowkit.mcp._shared import SessionRecord
 
 from ._client import RedisClient, StoreUnavailable
 from ._keys import Keys
 
-__all__ = ["RedisSessionStore", "SessionCapReached", "SessionRecord"]
+__all__ = ["RedisSessionStore", "SessionCapReached"]
 
 # KEYS: the live-session set. ARGV: id, ttl_ms, cap.
 # Returns {1, 0} when admitted, {2, 0} when the id holds a place already (its
@@ -54,25 +58,30 @@ redis.call('PEXPIRE', KEYS[1], ARGV[2])
 return {1, 0}
 """
 
-# KEYS: the session hash. ARGV: ttl_ms, then field, value pairs.
-# Creates the session; 0 if the id is taken (never overwritten).
-_CREATE = """
-if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
-redis.call('HSET', KEYS[1], unpack(ARGV, 2))
-redis.call('PEXPIRE', KEYS[1], ARGV[1])
+# KEYS: the session hash. ARGV: mode ('create' | 'update'), ttl_ms, field/value pairs.
+# create: 0 if the id is taken (never overwritten). update: 0 if it is gone.
+_SAVE = """
+local exists = redis.call('EXISTS', KEYS[1]) == 1
+if (ARGV[1] == 'create') == exists then return 0 end
+redis.call('HSET', KEYS[1], unpack(ARGV, 3))
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
 return 1
 """
 
-# KEYS: the session hash. ARGV: ttl_ms, principal ('' for none).
-# The session's fields if it exists and is bound to that principal (then its
-# TTL is refreshed), else an empty list.
-_GET = """
+# KEYS: session hash, running hash, attached set.
+# Returns {record fields, running fields, attached members}, or {} if no session.
+_LOAD = """
 local fields = redis.call('HGETALL', KEYS[1])
 if #fields == 0 then return {} end
-local principal = redis.call('HGET', KEYS[1], 'p') or ''
-if principal ~= ARGV[2] then return {} end
-redis.call('PEXPIRE', KEYS[1], ARGV[1])
-return fields
+return {fields, redis.call('HGETALL', KEYS[2]), redis.call('SMEMBERS', KEYS[3])}
+"""
+
+# KEYS: session hash, running hash, attached set. ARGV: ttl_ms. Only if it exists.
+_TOUCH = """
+if redis.call('PEXPIRE', KEYS[1], ARGV[1]) == 0 then return 0 end
+redis.call('PEXPIRE', KEYS[2], ARGV[1])
+redis.call('PEXPIRE', KEYS[3], ARGV[1])
+return 1
 """
 
 # KEYS: the live-session set. ARGV: ttl_ms, then ids. Pushes their deadlines.
@@ -84,15 +93,6 @@ redis.call('PEXPIRE', KEYS[1], ARGV[1])
 return 0
 """
 
-# KEYS: the session hash. ARGV: ttl_ms, then field, value pairs. Only if it exists.
-_UPDATE = """
-if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
-redis.call('HSET', KEYS[1], unpack(ARGV, 2))
-redis.call('PEXPIRE', KEYS[1], ARGV[1])
-return 1
-"""
-
-
 # KEYS: the live-session set. Drops passed deadlines, returns how many remain.
 _COUNT = """
 local t = redis.call('TIME')
@@ -100,61 +100,48 @@ redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', t[1] * 1000 + math.floor(t[2] / 
 return redis.call('ZCARD', KEYS[1])
 """
 
+# KEYS: a set or hash of the session, the session hash. ARGV: ttl_ms, command, args...
+# Runs the command only while the session exists (a late write never revives it).
+_MEMBER = """
+if redis.call('EXISTS', KEYS[2]) == 0 then return 0 end
+redis.call(ARGV[2], KEYS[1], unpack(ARGV, 3))
+redis.call('PEXPIRE', KEYS[1], ARGV[1])
+return 1
+"""
+
 
 class SessionCapReached(StoreUnavailable):
     """The cluster-wide session cap is reached: ``503`` with ``Retry-After`` (as in memory)."""
 
 
-@attrs.frozen
-class SessionRecord:
-    """What every instance must know of a session to serve its requests.
+def _fields(record: SessionRecord) -> list[str | bytes]:
+    """The record's hash fields, flattened for HSET (no field for a ``None`` principal)."""
+    out: list[str | bytes] = ["v", record.version, "s", record.state, "l", record.log_level]
+    if record.principal is not None:
+        out += ("p", record.principal)
+    out += ("ci", orjson.dumps(record.client_info), "cc", orjson.dumps(record.client_capabilities))
+    return out
 
-    Attributes:
-        session_id: the ``MCP-Session-Id``.
-        principal: the auth principal it is bound to (``None``: no auth).
-        version: the negotiated protocol revision.
-        log_level: the level set by ``logging/setLevel``.
-        ready: ``notifications/initialized`` was received.
-        client_info: ``clientInfo`` of the ``initialize`` request.
-        client_capabilities: the client's ``capabilities``.
-    """
 
-    session_id: str
-    principal: str | None
-    version: str
-    log_level: str = "info"
-    ready: bool = False
-    client_info: Any = None
-    client_capabilities: Any = None
+def _pairs(flat: Any) -> dict[bytes, bytes]:
+    flat = list(flat)
+    return dict(zip(flat[::2], flat[1::2], strict=True))
 
-    def fields(self) -> list[str | bytes]:
-        """The hash's fields, flattened for HSET (no field for a ``None`` principal)."""
-        out: list[str | bytes] = [
-            "v",
-            self.version,
-            "l",
-            self.log_level,
-            "r",
-            "1" if self.ready else "0",
-        ]
-        if self.principal is not None:
-            out += ("p", self.principal)
-        out += ("ci", orjson.dumps(self.client_info), "cc", orjson.dumps(self.client_capabilities))
-        return out
 
-    @classmethod
-    def from_fields(cls, session_id: str, flat: list[bytes]) -> SessionRecord:
-        fields = dict(zip(flat[::2], flat[1::2], strict=True))
-        principal = fields.get(b"p")
-        return cls(
-            session_id=session_id,
-            principal=principal.decode() if principal is not None else None,
-            version=fields[b"v"].decode(),
-            log_level=fields[b"l"].decode(),
-            ready=fields[b"r"] == b"1",
-            client_info=orjson.loads(fields[b"ci"]),
-            client_capabilities=orjson.loads(fields[b"cc"]),
-        )
+def _record(session_id: str, loaded: Any) -> SessionRecord:
+    fields = _pairs(loaded[0])
+    principal = fields.get(b"p")
+    return SessionRecord(
+        id=session_id,
+        principal=principal.decode() if principal is not None else None,
+        version=fields[b"v"].decode(),
+        state=fields[b"s"].decode(),
+        log_level=fields[b"l"].decode(),
+        client_info=orjson.loads(fields[b"ci"]),
+        client_capabilities=orjson.loads(fields[b"cc"]),
+        running=frozenset(orjson.loads(request_id) for request_id in _pairs(loaded[1])),
+        attached=frozenset(stream.decode() for stream in loaded[2]),
+    )
 
 
 class RedisSessionStore:
@@ -186,41 +173,59 @@ class RedisSessionStore:
         self._ttl_ms = str(max(1, round(idle_timeout * 1000)))
         redis = client.redis
         self._admit = redis.register_script(_ADMIT)
-        self._create = redis.register_script(_CREATE)
-        self._get = redis.register_script(_GET)
+        self._save = redis.register_script(_SAVE)
+        self._load = redis.register_script(_LOAD)
+        self._touch = redis.register_script(_TOUCH)
         self._refresh = redis.register_script(_REFRESH)
-        self._update = redis.register_script(_UPDATE)
         self._count = redis.register_script(_COUNT)
+        self._member = redis.register_script(_MEMBER)
 
-    async def create(self, record: SessionRecord) -> bool:
-        """Store a new session; ``False`` if its id is already taken.
+    def _session_keys(self, session_id: str) -> list[str]:
+        keys = self.keys
+        return [keys.session(session_id), keys.running(session_id), keys.attached(session_id)]
+
+    async def load(self, session_id: str) -> SessionRecord | None:
+        """The session with its running calls and carried streams; ``None`` if not live.
+
+        One round trip; reading does not postpone expiry (:meth:`touch` does).
+        """
+        keys = self._session_keys(session_id)
+        loaded: Any = await self._client.run(lambda _: self._load(keys=keys))
+        return _record(session_id, loaded) if loaded else None
+
+    async def save(self, record: SessionRecord) -> None:
+        """Store a session's record: update it if live, else create it (admitted by the cap).
 
         Raises:
-            SessionCapReached: the cluster already holds ``max_sessions``.
+            SessionCapReached: a new session while the cluster holds ``max_sessions``.
             StoreUnavailable: Redis cannot be reached.
         """
+        key = [self.keys.session(record.id)]
+        fields = _fields(record)
+        updated: Any = await self._client.run(
+            lambda _: self._save(keys=key, args=["update", self._ttl_ms, *fields])
+        )
+        if updated:
+            return
         live = [self.keys.live_sessions()]
-        sid = record.session_id
         answer: Any = await self._client.run(
-            lambda _: self._admit(keys=live, args=[sid, self._ttl_ms, self.max_sessions])
+            lambda _: self._admit(keys=live, args=[record.id, self._ttl_ms, self.max_sessions])
         )
         admitted, wait_ms = answer
         if not admitted:
             raise SessionCapReached(
                 "Too many sessions; retry later", retry_after=max(1, math.ceil(wait_ms / 1000))
             )
-        hash_key = [self.keys.session(sid)]
         try:
             created: Any = await self._client.run(
-                lambda _: self._create(keys=hash_key, args=[self._ttl_ms, *record.fields()])
+                lambda _: self._save(keys=key, args=["create", self._ttl_ms, *fields])
             )
         except BaseException:
             if admitted == 1:
-                await self._give_back(sid)
+                await self._give_back(record.id)
             raise
-        if not created and admitted == 1:
-            await self._give_back(sid)
-        return bool(created)
+        if not created and admitted == 1:  # created meanwhile by another instance
+            await self._give_back(record.id)
 
     async def _give_back(self, session_id: str) -> None:
         live = self.keys.live_sessions()
@@ -228,66 +233,55 @@ class RedisSessionStore:
         with contextlib.suppress(StoreUnavailable):
             await self._client.run(lambda redis: redis.zrem(live, [session_id]))
 
-    async def get(self, session_id: str, principal: str | None) -> SessionRecord | None:
-        """The session if it exists *and is bound to this principal*; refreshes its TTL.
-
-        One round trip. ``None`` for an unknown, expired, deleted or another
-        principal's session: the caller answers 404 as for any unknown id.
-        """
-        keys = self.keys
-
-        async def lookup(redis: Any) -> Any:
-            async with redis.pipeline(transaction=False) as pipe:
-                fields: Any = self._get(
-                    keys=[keys.session(session_id)],
-                    args=[self._ttl_ms, principal or ""],
-                    client=pipe,
-                )
-                self._refresh(
-                    keys=[keys.live_sessions()], args=[self._ttl_ms, session_id], client=pipe
-                )
-            return await fields
-
-        flat = await self._client.run(lookup)
-        if not flat:
-            return None
-        return SessionRecord.from_fields(session_id, list(flat))
-
-    async def update(self, record: SessionRecord) -> bool:
-        """Overwrite a live session's fields (ready, log level); ``False`` if it is gone."""
-        key = [self.keys.session(record.session_id)]
-        updated: Any = await self._client.run(
-            lambda _: self._update(keys=key, args=[self._ttl_ms, *record.fields()])
-        )
-        return bool(updated)
-
     async def touch(self, session_ids: list[str]) -> None:
-        """Keep sessions this instance holds busy alive (from the expiry poll). One round trip."""
+        """Postpone the expiry of sessions in use (or held busy here). One round trip."""
         if not session_ids:
             return
-        keys = self.keys
 
         async def refresh(redis: Any) -> None:
             async with redis.pipeline(transaction=False) as pipe:
                 for sid in session_ids:
-                    pipe.pexpire(keys.session(sid), int(self._ttl_ms))
+                    self._touch(keys=self._session_keys(sid), args=[self._ttl_ms], client=pipe)
                 self._refresh(
-                    keys=[keys.live_sessions()], args=[self._ttl_ms, *session_ids], client=pipe
+                    keys=[self.keys.live_sessions()], args=[self._ttl_ms, *session_ids], client=pipe
                 )
 
         await self._client.run(refresh)
 
-    async def delete(self, session_id: str) -> bool:
+    async def close(self, session_id: str) -> bool:
         """End a session everywhere at once; ``False`` if it was not live."""
-        keys = self.keys
+        keys = self._session_keys(session_id)
+        live = self.keys.live_sessions()
 
         async def remove(redis: Any) -> Any:
             async with redis.pipeline(transaction=False) as pipe:
-                deleted = pipe.delete([keys.session(session_id)])
-                pipe.zrem(keys.live_sessions(), [session_id])
+                deleted = pipe.delete(keys)
+                pipe.zrem(live, [session_id])
             return await deleted
 
         return bool(await self._client.run(remove))
+
+    async def call_started(self, session_id: str, request_id: RequestId, stream_id: str) -> None:
+        """A call runs in the session: its request id is taken on every instance."""
+        await self._member_command(
+            self.keys.running(session_id), session_id, "HSET", orjson.dumps(request_id), stream_id
+        )
+
+    async def call_ended(self, session_id: str, request_id: RequestId) -> None:
+        await self._member_command(
+            self.keys.running(session_id), session_id, "HDEL", orjson.dumps(request_id)
+        )
+
+    async def attach(self, session_id: str, stream_id: str) -> None:
+        """A response carries the stream now: resuming it elsewhere is a conflict."""
+        await self._member_command(self.keys.attached(session_id), session_id, "SADD", stream_id)
+
+    async def detach(self, session_id: str, stream_id: str) -> None:
+        await self._member_command(self.keys.attached(session_id), session_id, "SREM", stream_id)
+
+    async def _member_command(self, key: str, session_id: str, *command: str | bytes) -> None:
+        keys = [key, self.keys.session(session_id)]
+        await self._client.run(lambda _: self._member(keys=keys, args=[self._ttl_ms, *command]))
 
     async def count(self) -> int:
         """Live sessions across the cluster (members whose deadline has not passed)."""

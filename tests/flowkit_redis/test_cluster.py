@@ -16,13 +16,13 @@ import pytest
 import trio
 from coredis._utils import hash_slot
 
+from flowkit.mcp._shared import SessionRecord
 from flowkit_redis import (
     Keys,
     RedisClient,
     RedisEventStore,
     RedisSessionStore,
     SessionCapReached,
-    SessionRecord,
     Wakeups,
 )
 
@@ -71,9 +71,10 @@ async def test_events_written_on_one_instance_replay_and_tail_on_the_other(
                 replay = await reader.replay(sid, "1", 3)
                 assert replay is not None
                 assert await collect(replay) == b"".join(events_of(range(4, 10)))
-            tail = await reader.tail(SESSIONS[0], "1", 9)
+            tail = await reader.tail(SESSIONS[0], "1", 8)
             assert tail is not None
             chunks = await follow(tail, nursery)
+            assert await chunks.receive() == event(9)  # read after subscribing
             for seq in range(10, 15):
                 await writer.append(SESSIONS[0], "1", seq, [event(seq)], final=seq == 14)
                 assert await chunks.receive() == event(seq)
@@ -90,15 +91,17 @@ async def test_sessions_and_the_cap_across_instances_on_a_cluster(
             on_a = RedisSessionStore(a, keys=keys, max_sessions=len(SESSIONS))
             on_b = RedisSessionStore(b, keys=keys, max_sessions=len(SESSIONS))
             for sid in SESSIONS:
-                assert await on_a.create(SessionRecord(sid, "alice", "2025-11-25"))
+                await on_a.save(SessionRecord(sid, "alice", "2025-11-25", "ready", "info"))
+                await on_a.call_started(sid, 1, "a.1")
             with pytest.raises(SessionCapReached):
-                await on_b.create(SessionRecord("one-more", None, "2025-11-25"))
+                await on_b.save(SessionRecord("one-more", None, "2025-11-25", "ready", "info"))
             for sid in SESSIONS:
-                assert await on_b.get(sid, "alice") == SessionRecord(sid, "alice", "2025-11-25")
-                assert await on_b.get(sid, "mallory") is None
+                found = await on_b.load(sid)
+                assert found is not None
+                assert (found.principal, found.running) == ("alice", frozenset({1}))
             await on_b.touch(SESSIONS)
-            assert await on_b.delete(SESSIONS[0])
-            assert await on_a.get(SESSIONS[0], "alice") is None
+            assert await on_b.close(SESSIONS[0])
+            assert await on_a.load(SESSIONS[0]) is None
             assert await on_a.count() == len(SESSIONS) - 1
 
 

@@ -2,23 +2,26 @@
 
 An instance here is its own RedisClient and RedisSessionStore on the same
 Redis: what two flowkit processes would have. The TTLs are short (real Redis
-time), the waits bounded by ``fail_after``.
+time), the waits bounded by ``fail_after``. The principal binding is the
+core's (it reads the stored principal): tests/flowkit_redis/test_shared.py.
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
+import attrs
 import pytest
 import trio
 
+from flowkit.mcp._shared import SessionRecord
 from flowkit_redis import (
     Keys,
     RedisClient,
     RedisSessionStore,
     SessionCapReached,
-    SessionRecord,
     StoreUnavailable,
 )
 
@@ -30,6 +33,8 @@ def record(sid: str, principal: str | None = None) -> SessionRecord:
         sid,
         principal,
         "2025-11-25",
+        "initializing",
+        "info",
         client_info={"name": "t", "version": "1"},
         client_capabilities={"elicitation": {}},
     )
@@ -37,82 +42,85 @@ def record(sid: str, principal: str | None = None) -> SessionRecord:
 
 @asynccontextmanager
 async def instances(
-    server: RedisServer, keys: Keys, n: int, **settings: float
+    server: RedisServer, keys: Keys, n: int, **settings: Any
 ) -> AsyncIterator[list[RedisSessionStore]]:
     async with (
         RedisClient.connect(server.url) as a,
         RedisClient.connect(server.url) as b,
         RedisClient.connect(server.url) as c,
     ):
-        clients = [a, b, c][:n]
-        yield [RedisSessionStore(client, keys=keys, **settings) for client in clients]  # type: ignore[arg-type]
+        yield [RedisSessionStore(client, keys=keys, **settings) for client in [a, b, c][:n]]
 
 
-async def test_created_on_one_instance_found_on_another(
+async def test_saved_on_one_instance_loaded_on_another(
     redis_server: RedisServer, keys: Keys
 ) -> None:
     async with instances(redis_server, keys, 2) as (a, b):
-        assert await a.create(record("s1"))
-        found = await b.get("s1", None)
-        assert found == record("s1")
-        ready = SessionRecord("s1", None, "2025-11-25", log_level="debug", ready=True)
-        assert await b.update(ready)
-        assert await a.get("s1", None) == ready
-        assert await a.get("nope", None) is None
-        assert not await a.update(SessionRecord("nope", None, "2025-11-25"))
+        await a.save(record("s1", "alice"))
+        found = await b.load("s1")
+        assert found == record("s1", "alice")
+        assert found is not None
+        assert found.client_info == {"name": "t", "version": "1"}  # (eq=False fields)
+        assert found.client_capabilities == {"elicitation": {}}
+        ready = attrs.evolve(record("s1", "alice"), state="ready", log_level="debug")
+        await b.save(ready)
+        assert await a.load("s1") == ready
+        assert await a.count() == 1  # an update takes no second place
+        assert await a.load("nope") is None
 
 
-async def test_an_id_is_never_overwritten(redis_server: RedisServer, keys: Keys) -> None:
+async def test_running_calls_and_carried_streams_are_seen_everywhere(
+    redis_server: RedisServer, keys: Keys
+) -> None:
     async with instances(redis_server, keys, 2) as (a, b):
-        assert await a.create(record("s1", "alice"))
-        assert not await b.create(record("s1", "mallory"))
-        assert await a.get("s1", "alice") == record("s1", "alice")
-        assert await a.count() == 1
+        await a.save(record("s1"))
+        await a.call_started("s1", 7, "a.1")
+        await a.call_started("s1", "req-x", "a.2")
+        await a.attach("s1", "a.1")
+        found = await b.load("s1")
+        assert found is not None
+        assert (found.running, found.attached) == (frozenset({7, "req-x"}), frozenset({"a.1"}))
+        await b.call_ended("s1", 7)
+        await b.detach("s1", "a.1")
+        found = await a.load("s1")
+        assert found is not None
+        assert (found.running, found.attached) == (frozenset({"req-x"}), frozenset())
+        await a.call_started("gone", 1, "a.9")  # a late write never revives a session
+        assert await a.load("gone") is None
+        assert not await a._client.redis.exists([keys.running("gone")])
 
 
-async def test_delete_on_one_instance_is_unknown_everywhere_at_once(
+async def test_close_on_one_instance_is_unknown_everywhere_at_once(
     redis_server: RedisServer, keys: Keys
 ) -> None:
     async with instances(redis_server, keys, 3) as (a, b, c):
-        await a.create(record("s1"))
-        assert await c.get("s1", None) is not None
-        assert await b.delete("s1")
-        assert await a.get("s1", None) is None
-        assert await c.get("s1", None) is None
-        assert not await c.delete("s1")
+        await a.save(record("s1"))
+        await a.call_started("s1", 1, "a.1")
+        assert await c.load("s1") is not None
+        assert await b.close("s1")
+        assert await a.load("s1") is None
+        assert await c.load("s1") is None
+        assert not await c.close("s1")
+        assert not await a._client.redis.exists([keys.running("s1")])
         assert await a.count() == 0
 
 
-async def test_a_session_stays_bound_to_its_principal_on_every_instance(
-    redis_server: RedisServer, keys: Keys
-) -> None:
-    async with instances(redis_server, keys, 2) as (a, b):
-        await a.create(record("s1", "alice"))
-        assert await b.get("s1", "mallory") is None
-        assert await b.get("s1", None) is None
-        assert await b.get("s1", "alice") == record("s1", "alice")
-        await a.create(record("s2"))
-        assert await b.get("s2", "alice") is None  # an unauthenticated session is nobody's
-
-
-async def test_idle_expiry_holds_across_instances_and_use_postpones_it(
+async def test_idle_expiry_holds_across_instances_and_touch_postpones_it(
     redis_server: RedisServer, keys: Keys
 ) -> None:
     async with instances(redis_server, keys, 2, idle_timeout=0.3) as (a, b):
-        await a.create(record("used"))
-        await a.create(record("idle"))
-        await a.create(record("busy"))
-        idle = keys.session("idle")
+        for sid in ("used", "idle"):
+            await a.save(record(sid))
+            await a.call_started(sid, 1, "a.1")
         with trio.fail_after(5):
-            while await a._client.redis.exists([idle]):  # a raw look: get() would refresh it
-                # b uses one session; a holds another busy (a call running)
-                assert await b.get("used", None) is not None
-                await a.touch(["busy"])
+            while await a.load("idle") is not None:  # load does not refresh
+                await b.touch(["used"])  # b serves requests of "used"
                 await trio.sleep(0.05)
-        # "idle" was untouched for 0.3 s; its ghost in the cap's set is gone too
-        assert await a.get("used", None) is not None
-        assert await b.get("busy", None) is not None
-        assert await b.count() == 2
+        found = await a.load("used")
+        assert found is not None
+        assert found.running == frozenset({1})  # its calls' registry lives as long
+        assert not await a._client.redis.exists([keys.running("idle")])
+        assert await b.count() == 1  # "idle"'s place in the cap is free too
 
 
 async def test_the_cap_is_cluster_wide_with_retry_after(
@@ -120,14 +128,14 @@ async def test_the_cap_is_cluster_wide_with_retry_after(
 ) -> None:
     async with instances(redis_server, keys, 3, idle_timeout=2.5, max_sessions=3) as stores:
         for index, store in enumerate(stores):
-            assert await store.create(record(f"s{index}"))
+            await store.save(record(f"s{index}"))
         for store in stores:
             with pytest.raises(SessionCapReached) as info:
-                await store.create(record("one-too-many"))
+                await store.save(record("one-too-many"))
             assert info.value.http_status == 503
             assert 1 <= info.value.retry_after <= 3
-        await stores[1].delete("s0")
-        assert await stores[2].create(record("s3"))  # the freed place is usable anywhere
+        await stores[1].close("s0")
+        await stores[2].save(record("s3"))  # the freed place is usable anywhere
         assert await stores[0].count() == 3
 
 
@@ -135,17 +143,17 @@ async def test_an_expired_session_frees_its_place_in_the_cap(
     redis_server: RedisServer, keys: Keys
 ) -> None:
     async with instances(redis_server, keys, 2, idle_timeout=0.2, max_sessions=1) as (a, b):
-        await a.create(record("s1"))
+        await a.save(record("s1"))
         with pytest.raises(SessionCapReached):
-            await b.create(record("s2"))
+            await b.save(record("s2"))
         with trio.fail_after(5):
             while True:
                 try:
-                    assert await b.create(record("s2"))
+                    await b.save(record("s2"))
                     break
                 except SessionCapReached:
                     await trio.sleep(0.05)
-        assert await a.get("s1", None) is None
+        assert await a.load("s1") is None
 
 
 async def test_sessions_while_redis_is_down_are_503_then_usable_again(
@@ -154,13 +162,14 @@ async def test_sessions_while_redis_is_down_are_503_then_usable_again(
     with trio.fail_after(20):
         async with RedisClient.connect(own_redis.url) as client:
             store = RedisSessionStore(client, keys=keys)
-            await store.create(record("s1"))
+            await store.save(record("s1"))
             own_redis.stop()
             for operation in (
-                store.get("s1", None),
-                store.create(record("s2")),
-                store.delete("s1"),
+                store.load("s1"),
+                store.save(record("s2")),
+                store.close("s1"),
                 store.touch(["s1"]),
+                store.count(),
             ):
                 start = trio.current_time()
                 with pytest.raises(StoreUnavailable):
@@ -168,9 +177,9 @@ async def test_sessions_while_redis_is_down_are_503_then_usable_again(
                 assert trio.current_time() - start < 2
             own_redis.start()  # empty (no persistence): the session is gone, as after any loss
             await client.wait_up()
-            assert await store.get("s1", None) is None
-            assert await store.create(record("s2"))  # scripts are loaded again by themselves
-            assert await store.get("s2", None) == record("s2")
+            assert await store.load("s1") is None
+            await store.save(record("s2"))  # the scripts are loaded again by themselves
+            assert await store.load("s2") == record("s2")
 
 
 def test_settings_are_checked() -> None:
