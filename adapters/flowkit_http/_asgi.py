@@ -52,6 +52,7 @@ from flowkit.mcp import (
 from ._outbox import Outbox, OutboxStatistics, open_outbox
 from ._runner import run_call
 from ._server import MCPServer, StreamSettings
+from ._shared import SharedState, SharedStoreOpener, StoreFailed
 
 __all__ = ["ASGIApp", "CallKey", "MCPApp"]
 
@@ -155,12 +156,15 @@ class MCPApp:
         fallback: ASGIApp | None = None,
         settings: StreamSettings | None = None,
     ) -> None:
+        self._opener: SharedStoreOpener | None = None
         if isinstance(target, MCPServer):
             self.endpoint = target.endpoint()
             self.settings = settings if settings is not None else target.settings
+            self._opener = target.shared
         else:
             self.endpoint = target
             self.settings = settings if settings is not None else StreamSettings()
+        self._shared: SharedState | None = None  # while running, with a shared store
         self.path = path.rstrip("/") or "/"
         self.fallback = fallback
         self._nursery: trio.Nursery | None = None
@@ -197,15 +201,22 @@ class MCPApp:
         The ASGI lifespan enters this; tests and embedders may too. On exit
         every open stream is ended and every call cancelled.
         """
-        async with trio.open_nursery() as nursery:
+        async with contextlib.AsyncExitStack() as stack:
+            if self._opener is not None:
+                store = await stack.enter_async_context(self._opener.open(self.endpoint.config))
+                self._shared = SharedState(store)
+            nursery = await stack.enter_async_context(trio.open_nursery())
             self._nursery = nursery
             nursery.start_soon(self._reap_sessions)
             nursery.start_soon(self._keepalive)
+            if self._shared is not None:
+                nursery.start_soon(self._shared.flush, self.endpoint)
             try:
                 yield
             finally:
                 self.close_streams()
                 self._nursery = None
+                self._shared = None
                 nursery.cancel_scope.cancel()
 
     def close_streams(self) -> None:
@@ -238,6 +249,8 @@ class MCPApp:
         while True:
             await trio.sleep(self.settings.expiry_poll_interval)
             self.endpoint.expire_sessions()
+            if self._shared is not None:
+                await self._shared.heartbeat(self.endpoint)
 
     async def _keepalive(self) -> None:
         """One task for every stream's keepalive: O(1) per event, not a timer per wait.
@@ -283,7 +296,17 @@ class MCPApp:
         if self._nursery is None:
             await _send_reply(send, _NOT_STARTED)
             return
-        action = endpoint.receive_request(method, headers, body)
+        shared = self._shared
+        if shared is None:
+            action = endpoint.receive_request(method, headers, body)
+        else:
+            try:
+                loaded = await shared.load(endpoint, method, headers)
+                action = endpoint.receive_request(method, headers, body, loaded=loaded)
+                await shared.sync(endpoint)  # stored before the reply or first event goes out
+            except StoreFailed as failed:
+                await _send_reply(send, failed.reply)
+                return
         # Synchronous until the first await below: a Resume attaches to its
         # call before the call can emit another event.
         if isinstance(action, Reply):
@@ -396,6 +419,14 @@ class MCPApp:
         listen_queue: trio.MemorySendChannel[bytes] | None = None,
     ) -> None:
         """Write one SSE response until it ends, the client leaves, or shutdown."""
+        if self._shared is not None:
+            try:
+                await self._shared.sync(self.endpoint)  # the first event is stored first
+            except StoreFailed as failed:
+                self._cancel((stream,))
+                self.endpoint.stream_finished(stream, disconnected=True)
+                await _send_reply(send, failed.reply)
+                return
         await send({"type": "http.response.start", "status": status, "headers": list(headers)})
         if first:
             await send({"type": "http.response.body", "body": first, "more_body": True})
@@ -438,6 +469,9 @@ class MCPApp:
                 self._cancel((stream,))  # an era where a disconnect is a cancel
             elif call is not None:
                 call.outbox.detach()  # events go on to the event store only
+            if self._shared is not None:
+                with contextlib.suppress(StoreFailed):  # logged; the TTLs clean up
+                    await self._shared.sync(self.endpoint)
         if not disconnected:
             await send({"type": "http.response.body", "body": b"", "more_body": False})
 
@@ -474,6 +508,11 @@ class MCPApp:
                 writer.waiting = False
             if not data:
                 data = stream.keepalive()  # b"" where the core says none is due
+            elif self._shared is not None:
+                try:
+                    await self._shared.sync(self.endpoint)  # append before send
+                except StoreFailed:
+                    return  # ends the response: no event the store lacks reaches a client
             if data:
                 await send({"type": "http.response.body", "body": data, "more_body": True})
                 writer.last = trio.current_time()

@@ -17,7 +17,7 @@ from ._client import RedisClient, StoreUnavailable
 from ._events import EventTooLarge, RedisEventStore, Replay
 from ._keys import Keys
 from ._sessions import RedisSessionStore, SessionCapReached
-from ._shared import RedisSharedStore
+from ._shared import RedisShared, RedisSharedStore
 from ._url import RedisURL
 from ._wakeups import Wakeups, Watch
 
@@ -27,6 +27,7 @@ __all__ = [
     "RedisClient",
     "RedisEventStore",
     "RedisSessionStore",
+    "RedisShared",
     "RedisSharedStore",
     "RedisURL",
     "Replay",

@@ -15,8 +15,13 @@ entry, one round trip.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from typing import Any
 
+import trio
+
+from flowkit.mcp import EndpointConfig
 from flowkit.mcp._shared import (
     CallEnded,
     CallStarted,
@@ -31,10 +36,71 @@ from flowkit.mcp._shared import (
     StreamDetached,
 )
 
+from ._client import RedisClient
 from ._events import RedisEventStore
+from ._keys import Keys
 from ._sessions import RedisSessionStore
+from ._url import RedisURL
+from ._wakeups import Wakeups
 
-__all__ = ["RedisSharedStore"]
+__all__ = ["RedisShared", "RedisSharedStore"]
+
+
+class RedisShared:
+    """Share an ``MCPServer``'s state through Redis: ``MCPServer(shared=RedisShared(url))``.
+
+    The server opens it for as long as it serves (:meth:`open`): one
+    connection pool, one wake-up subscriber, and the stores sized by the
+    endpoint's config (its idle timeout is the sessions' TTL, its
+    ``max_sessions`` the cluster-wide cap).
+
+    Args:
+        url: ``redis://`` or ``rediss://``, with ``user:password@`` if needed.
+        prefix: the key prefix (one per deployment sharing a Redis).
+        cluster: ``url`` is one node of a Redis Cluster.
+        timeout: the deadline of one Redis operation (the 503 comes within it).
+        events: settings for :class:`RedisEventStore` (``ttl``,
+            ``max_entries_per_stream``, ``max_entry_bytes``, ...).
+    """
+
+    def __init__(
+        self,
+        url: RedisURL | str,
+        *,
+        prefix: str = "flowkit",
+        cluster: bool = False,
+        timeout: float = 1.0,
+        **events: Any,
+    ) -> None:
+        self.url = url if isinstance(url, RedisURL) else RedisURL.parse(url)
+        self.keys = Keys(prefix)
+        self.cluster = cluster
+        self.timeout = timeout
+        self.events = events
+
+    def __repr__(self) -> str:
+        return f"RedisShared({self.url.redacted()!r}, prefix={self.keys.prefix!r})"
+
+    @asynccontextmanager
+    async def open(self, config: EndpointConfig) -> AsyncIterator[RedisSharedStore]:
+        """Connect, start the wake-up subscriber, and yield the store."""
+        async with (
+            RedisClient.connect(self.url, timeout=self.timeout, cluster=self.cluster) as client,
+            trio.open_nursery() as nursery,
+        ):
+            wakeups = Wakeups(client)
+            await nursery.start(wakeups.run)
+            sessions = RedisSessionStore(
+                client,
+                keys=self.keys,
+                idle_timeout=config.session_idle_timeout,
+                max_sessions=config.max_sessions,
+            )
+            events = RedisEventStore(client, wakeups, keys=self.keys, **self.events)
+            try:
+                yield RedisSharedStore(sessions, events)
+            finally:
+                nursery.cancel_scope.cancel()
 
 
 class RedisSharedStore:

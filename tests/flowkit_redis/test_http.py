@@ -1,0 +1,132 @@
+"""Three real HTTP instances (hypercorn + MCPApp) sharing one Redis: ``MCPServer(shared=RedisShared(url))``.
+
+A client's requests land on a different instance each time, as behind a
+balancer without stickiness: initialize on A, tools/list on B, tools/call on
+C (the stream is cut after a few events), the resumed GETs on A and B,
+DELETE on B, then every instance answers 404. Each resume asks from the last
+id it saw, and every event arrives exactly once, in order.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+from typing import Any
+
+import httpx
+import orjson
+import trio
+
+from flowkit_http import MCPApp, MCPServer
+from flowkit_http._demo import ticker
+from flowkit_redis import Keys, RedisShared
+
+from ..http._raw import SSEParser, call, initialize, raw_request, request
+from ..http._serving import serving
+from ._server import RedisServer
+
+
+def make_server(url: str, keys: Keys, name: str) -> MCPServer:
+    server = MCPServer(name="shared", shared=RedisShared(url, prefix=keys.prefix), instance=name)
+    server.tool(ticker)
+    return server
+
+
+@asynccontextmanager
+async def instances(url: str, keys: Keys, n: int = 3) -> AsyncIterator[list[str]]:
+    async with AsyncExitStack() as stack:
+        bases = [
+            await stack.enter_async_context(serving(MCPApp(make_server(url, keys, name))))
+            for name in "abc"[:n]
+        ]
+        yield bases
+
+
+async def resume(client: httpx.AsyncClient, base: str, headers: dict[str, str], last: str) -> Any:
+    get_headers = {**headers, "accept": "text/event-stream", "last-event-id": last}
+    get_headers.pop("content-type")
+    return await client.get(base + "/mcp", headers=get_headers)
+
+
+async def test_any_instance_serves_any_request_and_resumes_exactly_once(
+    redis_server: RedisServer, keys: Keys
+) -> None:
+    with trio.fail_after(30):
+        async with instances(redis_server.url, keys) as (a, b, c), httpx.AsyncClient() as client:
+            headers = await initialize(client, a + "/mcp")
+            listed = await client.post(
+                b + "/mcp", content=request("tools/list", id=2), headers=headers
+            )
+            assert listed.status_code == 200
+            assert [t["name"] for t in listed.json()["result"]["tools"]] == ["ticker"]
+
+            seen: list[Any] = []
+            last = ""
+            async with raw_request(
+                c, "POST", "/mcp", headers, call(3, "ticker", {"count": 20, "interval_ms": 20})
+            ) as response:
+                assert response.status == 200
+                events, _ = await response.read(stop=6)  # priming + 5 ticks, then cut
+                for event in events:
+                    if event.data:
+                        seen.append(event.json())
+                    last = event.id or last
+            # Resume on A, then B, ... from the last id seen, until the result came.
+            for base in [a, b] * 100:
+                answer = await resume(client, base, headers, last)
+                if answer.status_code == 409:  # C has not seen the disconnect yet
+                    await trio.sleep(0.02)
+                    continue
+                assert answer.status_code == 200, answer.text
+                for event in SSEParser().feed(answer.content):
+                    if event.data:
+                        seen.append(event.json())
+                    last = event.id or last
+                if seen and "result" in seen[-1]:
+                    break
+                await trio.sleep(0.05)
+            ticks = [
+                m["params"]["progress"] for m in seen if m.get("method") == "notifications/progress"
+            ]
+            assert ticks == list(range(1, 21))  # every event exactly once, in order
+            assert seen[-1]["id"] == 3
+            assert seen[-1]["result"]["structuredContent"] == {"count": 20}
+
+            deleted = await client.delete(b + "/mcp", headers=headers)
+            assert deleted.status_code == 200
+            for base in (a, b, c):
+                gone = await client.post(
+                    base + "/mcp", content=request("ping", id=9), headers=headers
+                )
+                assert gone.status_code == 404
+
+
+async def test_with_redis_down_requests_get_503_with_retry_after_then_work_again(
+    own_redis: RedisServer, keys: Keys
+) -> None:
+    with trio.fail_after(30):
+        async with instances(own_redis.url, keys, 2) as (a, b), httpx.AsyncClient() as client:
+            headers = await initialize(client, a + "/mcp")
+            own_redis.stop()
+            start = trio.current_time()
+            refused = await client.post(b + "/mcp", content=request("ping", id=2), headers=headers)
+            assert trio.current_time() - start < 2
+            assert refused.status_code == 503
+            assert int(refused.headers["retry-after"]) >= 1
+            assert orjson.loads(refused.content)["error"]["code"] == -32000
+            own_redis.start()
+            while True:  # back within seconds, no restart (fail_after bounds it)
+                fresh = await client.post(
+                    a + "/mcp",
+                    content=request(
+                        "initialize",
+                        protocolVersion="2025-11-25",
+                        capabilities={},
+                        clientInfo={"name": "raw", "version": "0"},
+                    ),
+                    headers={k: v for k, v in headers.items() if not k.startswith("mcp-")},
+                )
+                if fresh.status_code == 200:
+                    break
+                assert fresh.status_code == 503
+                await trio.sleep(0.1)
