@@ -4,6 +4,7 @@ Usage::
 
     flowkit serve MODULE:ATTR [--host 127.0.0.1] [--port 8000] [--path /mcp]
                   [--max-sessions N] [--graceful-timeout S] [--backlog N]
+                  [--redis URL]
     flowkit serve --demo
 
 ``ATTR`` names an :class:`~flowkit_http.MCPServer` (served at ``--path`` by a
@@ -23,6 +24,7 @@ import argparse
 import gc
 import importlib
 import logging
+import os
 import signal
 import sys
 from collections.abc import Sequence
@@ -108,6 +110,22 @@ async def _serve(app: Any, mcp: MCPApp | None, config: Config) -> None:
             print(f"flowkit: serving MCP at {bind}{mcp.path if mcp else ''}", flush=True)
 
 
+def _redis(parser: argparse.ArgumentParser, target: Any, url: str) -> Any:
+    """``--redis URL``: the shared store for an MCPServer (one-line errors)."""
+    if not isinstance(target, MCPServer):
+        parser.error("--redis applies to an MCPServer target (or --demo)")
+    try:
+        from flowkit_redis import RedisShared
+    except ImportError:
+        parser.error("--redis needs the redis extra: pip install 'flowkit[redis]'")
+    try:
+        shared = RedisShared(url)
+    except ValueError as exc:
+        parser.error(f"--redis: {exc}")
+    logger.info("sharing state through Redis at %s", shared.url.redacted())
+    return shared
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``flowkit`` console script."""
     parser = argparse.ArgumentParser(prog="flowkit", description=__doc__.split("\n")[0])
@@ -136,6 +154,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="cap on live sessions (default: the server's config, 1000); "
         "initialize beyond it gets 503 + Retry-After",
     )
+    run.add_argument(
+        "--redis",
+        default=os.environ.get("FLOWKIT_REDIS_URL"),
+        metavar="URL",
+        help="share sessions and resumable streams with other instances through Redis "
+        "(redis[s]://[user:password@]host:port/db; default $FLOWKIT_REDIS_URL; docs/scaling.md)",
+    )
     args = parser.parse_args(argv)
     if args.demo == bool(args.target):
         parser.error("serve needs exactly one of MODULE:ATTR and --demo")
@@ -152,6 +177,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if not isinstance(target, MCPServer):
             parser.error("--max-sessions applies to an MCPServer target (or --demo)")
         target.config = attrs.evolve(target.config, max_sessions=args.max_sessions)
+    if args.redis:
+        target.shared = _redis(parser, target, args.redis)
     app, mcp = _app_for(target, args.path)
     config = Config()
     host = f"[{args.host}]" if ":" in args.host else args.host

@@ -1,0 +1,133 @@
+"""``flowkit serve --redis URL``: three processes, one Redis, any instance serves any request.
+
+Real ``flowkit serve --demo`` processes on free ports, each started with
+``--redis`` (or ``FLOWKIT_REDIS_URL``), stopped by PID (SIGTERM). A client's
+requests rotate over the instances as a balancer without stickiness would
+send them: initialize on A, tools/list on B, the call on C, the resumed GET
+on A, DELETE on B. Bad ``--redis`` values are one-line CLI errors.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+from typing import Any
+
+import httpx
+import trio
+
+from ..http._raw import SSEParser, call, initialize, raw_request, request
+from ._server import RedisServer, free_port
+
+
+@asynccontextmanager
+async def flowkit_serve(redis_url: str, *, env_url: bool = False) -> AsyncIterator[str]:
+    """One ``flowkit serve --demo`` process sharing state through ``redis_url``; yields its base URL."""
+    port = free_port()
+    command = [sys.executable, "-m", "flowkit_http._cli", "serve", "--demo", "--port", str(port)]
+    env = dict(os.environ)
+    if env_url:
+        env["FLOWKIT_REDIS_URL"] = redis_url
+    else:
+        command += ["--redis", redis_url]
+    process = await trio.lowlevel.open_process(
+        command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env
+    )
+    try:
+        assert process.stdout is not None
+        output = b""
+        with trio.fail_after(20):
+            while b"serving MCP at" not in output:
+                chunk = await process.stdout.receive_some()
+                assert chunk, output.decode()
+                output += chunk
+        assert b"sharing state through Redis at redis://127.0.0.1" in output
+        yield f"http://127.0.0.1:{port}"
+        process.send_signal(signal.SIGTERM)
+        with trio.fail_after(10):
+            assert await process.wait() == 0
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+
+
+async def test_three_processes_serve_one_session_and_resume_exactly_once(
+    redis_server: RedisServer,
+) -> None:
+    with trio.fail_after(60):
+        async with AsyncExitStack() as stack:
+            a, b, c = [
+                await stack.enter_async_context(flowkit_serve(redis_server.url, env_url=index == 2))
+                for index in range(3)
+            ]
+            client = await stack.enter_async_context(httpx.AsyncClient())
+            headers = await initialize(client, a + "/mcp")
+            listed = await client.post(
+                b + "/mcp", content=request("tools/list", id=2), headers=headers
+            )
+            assert [t["name"] for t in listed.json()["result"]["tools"]] == [
+                "ticker",
+                "analyze_document",
+                "sensor_feed",
+            ]
+            seen: list[Any] = []
+            last = ""
+            body = call(3, "ticker", {"count": 30, "interval_ms": 20})
+            async with raw_request(c, "POST", "/mcp", headers, body) as response:
+                assert response.status == 200
+                events, _ = await response.read(stop=4)
+                for event in events:
+                    if event.data:
+                        seen.append(event.json())
+                    last = event.id or last
+            get_headers = {k: v for k, v in headers.items() if k != "content-type"}
+            get_headers["accept"] = "text/event-stream"
+            for base in [a, b] * 200:
+                answer = await client.get(
+                    base + "/mcp", headers={**get_headers, "last-event-id": last}
+                )
+                if answer.status_code == 409:  # C has not yet seen the disconnect
+                    await trio.sleep(0.02)
+                    continue
+                assert answer.status_code == 200, answer.text
+                for event in SSEParser().feed(answer.content):
+                    if event.data:
+                        seen.append(event.json())
+                    last = event.id or last
+                if seen and "result" in seen[-1]:
+                    break
+                await trio.sleep(0.05)
+            ticks = [
+                m["params"]["progress"] for m in seen if m.get("method") == "notifications/progress"
+            ]
+            assert ticks == list(range(1, 31))
+            assert seen[-1]["result"]["structuredContent"] == {"count": 30}
+            assert (await client.delete(b + "/mcp", headers=headers)).status_code == 200
+            for base in (a, b, c):
+                ping = await client.post(
+                    base + "/mcp", content=request("ping", id=9), headers=headers
+                )
+                assert ping.status_code == 404
+
+
+def test_bad_redis_urls_are_one_line_cli_errors() -> None:
+    for url, message in (
+        ("http://127.0.0.1:6379", "redis:// or rediss://"),
+        ("redis://:hunter2@/0", "names no host"),
+    ):
+        done = subprocess.run(
+            [sys.executable, "-m", "flowkit_http._cli", "serve", "--demo", "--redis", url],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        )
+        assert done.returncode == 2
+        assert message in done.stderr
+        assert "hunter2" not in done.stderr
+        assert "Traceback" not in done.stderr
