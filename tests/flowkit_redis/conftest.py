@@ -15,14 +15,7 @@ import trio
 
 from flowkit_redis import Keys, RedisClient, RedisEventStore, Wakeups
 
-from .._system import installed_binary
 from ._server import RedisClusterServers, RedisServer
-
-
-@pytest.fixture(scope="session")
-def redis_binary() -> str:
-    """Path of redis-server; installs Debian's package via ``.ci/redis.sh``."""
-    return installed_binary("redis.sh", "tests/flowkit_redis")
 
 
 @pytest.fixture(scope="session")

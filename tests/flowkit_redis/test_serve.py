@@ -15,24 +15,32 @@ import subprocess
 import sys
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 import trio
+from mcp import Client
 
+from .._system import free_port, running_nginx
 from ..http._raw import SSEParser, call, initialize, raw_request, request
-from ._server import RedisServer, free_port
+from ..http._sdk import with_client
+from ._server import RedisServer
 
 
 @asynccontextmanager
-async def flowkit_serve(redis_url: str, *, env_url: bool = False) -> AsyncIterator[str]:
-    """One ``flowkit serve --demo`` process sharing state through ``redis_url``; yields its base URL."""
+async def flowkit_serve(redis_url: str | None, *, env_url: bool = False) -> AsyncIterator[str]:
+    """One ``flowkit serve --demo`` process sharing state through ``redis_url``; yields its base URL.
+
+    ``None``: the in-memory default (the control: instances share nothing).
+    """
     port = free_port()
     command = [sys.executable, "-m", "flowkit_http._cli", "serve", "--demo", "--port", str(port)]
-    env = dict(os.environ)
-    if env_url:
+    env = {k: v for k, v in os.environ.items() if k != "FLOWKIT_REDIS_URL"}
+    if redis_url is not None and env_url:
         env["FLOWKIT_REDIS_URL"] = redis_url
-    else:
+    elif redis_url is not None:
         command += ["--redis", redis_url]
     process = await trio.lowlevel.open_process(
         command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env
@@ -45,7 +53,8 @@ async def flowkit_serve(redis_url: str, *, env_url: bool = False) -> AsyncIterat
                 chunk = await process.stdout.receive_some()
                 assert chunk, output.decode()
                 output += chunk
-        assert b"sharing state through Redis at redis://127.0.0.1" in output
+        shared = b"sharing state through Redis at redis://127.0.0.1" in output
+        assert shared == (redis_url is not None)
         yield f"http://127.0.0.1:{port}"
         process.send_signal(signal.SIGTERM)
         with trio.fail_after(10):
@@ -131,3 +140,66 @@ def test_bad_redis_urls_are_one_line_cli_errors() -> None:
         assert message in done.stderr
         assert "hunter2" not in done.stderr
         assert "Traceback" not in done.stderr
+
+
+_ROUND_ROBIN = """
+    upstream flowkit {{
+{servers}
+    }}
+    server {{
+        listen 127.0.0.1:{port};
+        location / {{
+            proxy_pass http://flowkit;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            proxy_set_header Host $http_host;  # the client's, not "flowkit" (Host checks)
+        }}
+    }}
+"""
+
+
+async def _through_nginx(
+    redis_url: str | None, nginx_binary: str, tmp_path: Path, body: Any
+) -> Any:
+    async with AsyncExitStack() as stack:
+        bases = [await stack.enter_async_context(flowkit_serve(redis_url)) for _ in range(3)]
+        servers = "\n".join(f"        server {base.removeprefix('http://')};" for base in bases)
+        port = free_port()
+        http = _ROUND_ROBIN.format(servers=servers, port=port)
+        proxy = await stack.enter_async_context(running_nginx(nginx_binary, tmp_path, http, port))
+        return await with_client(proxy + "/mcp", body)
+
+
+async def test_the_official_sdk_client_through_nginx_round_robin(
+    redis_server: RedisServer, nginx_binary: str, tmp_path: Path
+) -> None:
+    """nginx in front of three instances, round-robin, no stickiness: every request may move.
+
+    The control, three instances without Redis behind the same nginx, fails:
+    so requests really do land on different instances.
+    """
+    progress: list[float] = []
+
+    async def body(client: Client) -> Any:
+        async def on_progress(value: float, total: float | None, message: str | None) -> None:
+            progress.append(value)
+
+        tools = await client.list_tools()
+        first = await client.call_tool("ticker", {"count": 50}, progress_callback=on_progress)
+        second = await client.call_tool("analyze_document", {"text": "One. Two words."})
+        return tools, first, second
+
+    with trio.fail_after(60):
+        shared = tmp_path / "shared"
+        shared.mkdir()
+        tools, first, second = await _through_nginx(redis_server.url, nginx_binary, shared, body)
+        control = tmp_path / "control"
+        control.mkdir()
+        with pytest.raises(BaseException) as failed:  # noqa: PT011 -- any failure of the SDK
+            await _through_nginx(None, nginx_binary, control, body)
+        assert not isinstance(failed.value, trio.TooSlowError)
+    assert [t.name for t in tools.tools] == ["ticker", "analyze_document", "sensor_feed"]
+    assert not first.is_error
+    assert first.structured_content == {"count": 50}
+    assert progress == [float(i) for i in range(1, 51)]
+    assert not second.is_error
