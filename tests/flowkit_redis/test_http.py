@@ -130,3 +130,41 @@ async def test_with_redis_down_requests_get_503_with_retry_after_then_work_again
                     break
                 assert fresh.status_code == 503
                 await trio.sleep(0.1)
+
+
+async def test_redis_killed_mid_stream_ends_the_stream_without_a_gap(
+    own_redis: RedisServer, keys: Keys
+) -> None:
+    """The stream either goes on or ends: never an event the store lacks, never a hang."""
+    with trio.fail_after(30):
+        async with instances(own_redis.url, keys, 2) as (a, b), httpx.AsyncClient() as client:
+            headers = await initialize(client, a + "/mcp")
+            body = call(2, "ticker", {"count": 200, "interval_ms": 10})
+            ticks: list[int] = []
+            async with raw_request(a, "POST", "/mcp", headers, body) as response:
+                events, _ = await response.read(stop=6)
+                own_redis.stop()
+                killed = trio.current_time()
+                more, ended = await response.read()  # until the body ends
+                assert ended
+                assert trio.current_time() - killed < 3
+                for event in events + more:
+                    if event.data and event.json().get("method") == "notifications/progress":
+                        ticks.append(event.json()["params"]["progress"])
+            assert ticks == list(range(1, len(ticks) + 1))  # in order, no gap
+            assert 5 <= len(ticks) < 200  # it ended early, with the store
+            own_redis.start()
+            while True:  # back within seconds (the fail_after bounds it)
+                fresh = await client.post(
+                    b + "/mcp",
+                    content=request(
+                        "initialize",
+                        protocolVersion="2025-11-25",
+                        capabilities={},
+                        clientInfo={"name": "raw", "version": "0"},
+                    ),
+                    headers={k: v for k, v in headers.items() if not k.startswith("mcp-")},
+                )
+                if fresh.status_code == 200:
+                    break
+                await trio.sleep(0.1)
