@@ -321,6 +321,20 @@ class MCPApp:
         elif isinstance(action, Cancel):
             self._cancel((action.stream,))
             await _send_reply(send, action.reply)
+        elif isinstance(action, Resume) and shared is not None and action.live is not None:
+            # Shared: the store is the only truth. Events this call made while
+            # detached may still be on their way to it, so following the local
+            # call live could skip them; answer what the store holds after the
+            # cursor (read afresh, after a sync) and let the client resume again.
+            endpoint.stream_finished(action.live)  # not carried after all
+            try:
+                await shared.sync(endpoint)
+                loaded = await shared.load(endpoint, method, headers)
+            except StoreFailed as failed:
+                await _send_reply(send, failed.reply)
+                return
+            replay = b"".join(loaded.replay or ()) if loaded is not None else b""
+            await _send_reply(send, Reply(action.status, action.headers, replay))
         elif isinstance(action, Resume):
             live = self._calls.get(action.live) if action.live is not None else None
             if live is not None:

@@ -9,6 +9,7 @@ id it saw, and every event arrives exactly once, in order.
 
 from __future__ import annotations
 
+import random
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any
@@ -168,3 +169,52 @@ async def test_redis_killed_mid_stream_ends_the_stream_without_a_gap(
                 if fresh.status_code == 200:
                     break
                 await trio.sleep(0.1)
+
+
+async def test_200_random_disconnects_each_resumed_on_a_random_instance(
+    redis_server: RedisServer, keys: Keys
+) -> None:
+    """One long call on A; the client keeps losing its stream and resuming anywhere.
+
+    Each round picks an instance at random (seeded), resumes from the last id
+    the client saw, keeps a random number of the events it gets (the rest
+    "lost" with the connection) and disconnects. On A the resume follows the
+    running call live; on B and C it is what the store holds so far. Every
+    tick arrives exactly once and in order, then the result.
+    """
+    rng = random.Random(10)
+    count = 1500
+    with trio.fail_after(120):
+        async with instances(redis_server.url, keys) as bases, httpx.AsyncClient() as client:
+            headers = await initialize(client, bases[0] + "/mcp")
+            get_headers = {k: v for k, v in headers.items() if k != "content-type"}
+            get_headers["accept"] = "text/event-stream"
+            seen: list[Any] = []
+            last = ""
+
+            def keep(events: list[Any], limit: int) -> None:
+                nonlocal last
+                for event in events[:limit]:
+                    if event.data:
+                        seen.append(event.json())
+                    last = event.id or last
+
+            body = call(2, "ticker", {"count": count, "interval_ms": 4})
+            async with raw_request(bases[0], "POST", "/mcp", headers, body) as response:
+                events, _ = await response.read(stop=3)
+                keep(events, len(events))
+            disconnects = 1
+            while not (seen and "result" in seen[-1]):
+                base = rng.choice(bases)
+                get = {**get_headers, "last-event-id": last}
+                async with raw_request(base, "GET", "/mcp", get) as response:
+                    if response.status == 409:  # the last instance has not seen us leave yet
+                        continue
+                    assert response.status == 200
+                    events, _ = await response.read(stop=rng.randint(1, 8))
+                    keep(events, rng.randint(0, len(events)))
+                disconnects += 1
+    ticks = [m["params"]["progress"] for m in seen if m.get("method") == "notifications/progress"]
+    assert ticks == list(range(1, count + 1))  # exactly once, in order
+    assert seen[-1]["id"] == 2
+    assert disconnects >= 200
