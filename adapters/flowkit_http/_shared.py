@@ -14,7 +14,8 @@ pending, so a stream's events reach the store in order, and a writer that
 returns from :meth:`SharedState.sync` knows everything journaled before it
 asked is stored. Changes whose apply failed are kept and written first by the
 next sync, so a writer can never send bytes whose events another task took
-and failed to store. A store that fails (Redis down or slow) is a 503 with
+and failed to store, and a writer cancelled mid-write (its client left) still
+finishes storing what it took. A store that fails (Redis down or slow) is a 503 with
 ``Retry-After`` for the request, never a crash or a hang.
 """
 
@@ -121,10 +122,14 @@ class SharedState:
             changes = self._pending + endpoint.take_changes()
             if not changes:
                 return
+            # Taken from the core, these exist nowhere else: a writer cancelled
+            # here (its client left) must not drop them, so the write is
+            # shielded (the store's own deadline bounds it) and kept on failure.
+            self._pending = changes
             try:
-                await self.store.apply(changes)
+                with trio.CancelScope(shield=True):
+                    await self.store.apply(changes)
             except Exception as exc:
-                self._pending = changes  # never dropped: a later sync writes them first
                 raise _unavailable(exc) from None
             self._pending = ()
 
