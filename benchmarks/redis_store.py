@@ -12,7 +12,10 @@ no``. What it measures, with the store's real code (flowkit_redis):
 * replay: a 10,000-event stream read back after cursor -1, stored as 1-event
   and as 64-event writes;
 * memory: ``MEMORY USAGE`` of one stream of 1,000 events (~100-byte events)
-  per write size, and ``used_memory`` growth per idle session.
+  per write size, and ``used_memory`` growth per idle session;
+* one stream end to end: ``flowkit serve --demo`` in memory vs with
+  ``FLOWKIT_REDIS_URL`` (the same raw client and ``ticker`` call as
+  ``benchmarks.mcp``; median notifications/s and time to first notification).
 
 The events are ~100 bytes, the size of an MCP progress notification.
 """
@@ -27,6 +30,10 @@ import trio
 
 from flowkit.mcp._shared import SessionRecord
 from flowkit_redis import Keys, RedisClient, RedisEventStore, RedisSessionStore, Wakeups
+
+from . import _servers
+from ._util import median
+from .mcp import Stats, one_run
 
 EVENT = b'id: 1:%d\ndata: {"jsonrpc":"2.0","method":"notifications/progress","params":{"progressToken":1,"progress":%d}}\n\n'
 
@@ -135,12 +142,26 @@ async def run(url: str, quick: bool) -> None:
                 break
 
 
+def one_stream(url: str, count: int, repeat: int) -> None:
+    """``flowkit serve --demo`` in memory vs sharing through Redis: one big ticker call."""
+    print(f"\none stream, ticker(count={count}), median of {repeat}:")
+    print("| flowkit serve --demo | notifications/s | first notification, ms |")
+    print("|---|---|---|")
+    for label, env in (("in memory", {}), ("FLOWKIT_REDIS_URL", {"FLOWKIT_REDIS_URL": url})):
+        stats = Stats()
+        with _servers.running("flowkit", env=env) as server:
+            for _ in range(repeat):
+                trio.run(one_run, server.port, count, 5, stats)
+        print(f"| {label} | {median(stats.rates):,.0f} | {median(stats.first_ms):.2f} |")
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--url", required=True, help="a Redis of its own: redis://HOST:PORT/DB")
     parser.add_argument("--quick", action="store_true", help="a tenth of the sizes")
     args = parser.parse_args(argv)
     trio.run(run, args.url, args.quick)
+    one_stream(args.url, 5000 if args.quick else 50_000, 1 if args.quick else 3)
 
 
 if __name__ == "__main__":
