@@ -52,7 +52,7 @@ from flowkit.mcp import (
 from ._outbox import Outbox, OutboxStatistics, open_outbox
 from ._runner import run_call
 from ._server import MCPServer, StreamSettings
-from ._shared import SharedState, SharedStoreOpener, StoreFailed
+from ._shared import SharedState, SharedStoreOpener, StoreFailed, definition_digest
 
 __all__ = ["ASGIApp", "CallKey", "MCPApp"]
 
@@ -203,7 +203,12 @@ class MCPApp:
         """
         async with contextlib.AsyncExitStack() as stack:
             if self._opener is not None:
-                store = await stack.enter_async_context(self._opener.open(self.endpoint.config))
+                opened = self._opener.open(
+                    self.endpoint.config,
+                    instance=self.endpoint.state.instance or "",
+                    digest=definition_digest(self.endpoint),
+                )
+                store = await stack.enter_async_context(opened)
                 self._shared = SharedState(store)
             nursery = await stack.enter_async_context(trio.open_nursery())
             self._nursery = nursery

@@ -22,17 +22,19 @@ finishes storing what it took. A store that fails (Redis down or slow) is a 503 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import logging
 import math
 from contextlib import AbstractAsyncContextManager
 from typing import Protocol
 
+import orjson
 import trio
 
 from flowkit.mcp import Endpoint, EndpointConfig, Reply
 from flowkit.mcp._shared import Change, Loaded, SessionTouched, SharedStore
 
-__all__ = ["SharedState", "SharedStoreOpener", "StoreFailed"]
+__all__ = ["SharedState", "SharedStoreOpener", "StoreFailed", "definition_digest"]
 
 logger = logging.getLogger("flowkit_http")
 
@@ -46,8 +48,30 @@ _UNAVAILABLE_BODY = (
 class SharedStoreOpener(Protocol):
     """What ``MCPServer(shared=...)`` takes: opens the store for the serving lifetime."""
 
-    def open(self, config: EndpointConfig) -> AbstractAsyncContextManager[SharedStore]:
-        """The store, sized by the endpoint's config (idle timeout, session cap)."""
+    def open(
+        self, config: EndpointConfig, *, instance: str, digest: str
+    ) -> AbstractAsyncContextManager[SharedStore]:
+        """The store, sized by the endpoint's config (idle timeout, session cap).
+
+        ``instance`` names this instance and ``digest`` its definitions
+        (:func:`definition_digest`): the store announces them, so instances
+        serving different tools are noticed (every instance must serve the
+        same definition).
+        """
+
+
+def definition_digest(endpoint: Endpoint) -> str:
+    """A digest of what an endpoint serves: server name and version, every tool's definition.
+
+    Two instances with the same digest answer ``tools/list`` alike; a request
+    may land on either.
+    """
+    config = endpoint.config
+    definition = {
+        "server": [config.server_name, config.server_version],
+        "tools": sorted((tool.to_json() for tool in endpoint.tools), key=lambda t: t["name"]),
+    }
+    return hashlib.sha256(orjson.dumps(definition, option=orjson.OPT_SORT_KEYS)).hexdigest()[:16]
 
 
 class StoreFailed(Exception):

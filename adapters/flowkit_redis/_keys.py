@@ -46,6 +46,10 @@ class Keys:
         """The pub/sub channel that wakes live tails of one stream."""
         return f"{self.prefix}:{{{session_id}}}:wake:{stream_id}"
 
+    def definitions(self) -> str:
+        """Which instance serves which definition (a hash: instance -> digest)."""
+        return f"{self.prefix}:definitions"
+
     def live_sessions(self) -> str:
         """The cluster-wide sorted set behind the session cap (member: id, score: deadline)."""
         return f"{self.prefix}:sessions"

@@ -15,6 +15,8 @@ entry, one round trip.
 
 from __future__ import annotations
 
+import contextlib
+import logging
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
@@ -36,7 +38,7 @@ from flowkit.mcp._shared import (
     StreamDetached,
 )
 
-from ._client import RedisClient
+from ._client import RedisClient, StoreUnavailable
 from ._events import RedisEventStore
 from ._keys import Keys
 from ._sessions import RedisSessionStore
@@ -44,6 +46,8 @@ from ._url import RedisURL
 from ._wakeups import Wakeups
 
 __all__ = ["RedisShared", "RedisSharedStore"]
+
+logger = logging.getLogger("flowkit_redis")
 
 
 class RedisShared:
@@ -59,6 +63,8 @@ class RedisShared:
         prefix: the key prefix (one per deployment sharing a Redis).
         cluster: ``url`` is one node of a Redis Cluster.
         timeout: the deadline of one Redis operation (the 503 comes within it).
+        announce_interval: seconds between announcements of this instance's
+            definition digest (see :meth:`open`).
         events: settings for :class:`RedisEventStore` (``ttl``,
             ``max_entries_per_stream``, ``max_entry_bytes``, ...).
     """
@@ -70,20 +76,31 @@ class RedisShared:
         prefix: str = "flowkit",
         cluster: bool = False,
         timeout: float = 1.0,
+        announce_interval: float = 30.0,
         **events: Any,
     ) -> None:
         self.url = url if isinstance(url, RedisURL) else RedisURL.parse(url)
         self.keys = Keys(prefix)
         self.cluster = cluster
         self.timeout = timeout
+        self.announce_interval = announce_interval
         self.events = events
 
     def __repr__(self) -> str:
         return f"RedisShared({self.url.redacted()!r}, prefix={self.keys.prefix!r})"
 
     @asynccontextmanager
-    async def open(self, config: EndpointConfig) -> AsyncIterator[RedisSharedStore]:
-        """Connect, start the wake-up subscriber, and yield the store."""
+    async def open(
+        self, config: EndpointConfig, *, instance: str, digest: str
+    ) -> AsyncIterator[RedisSharedStore]:
+        """Connect, announce this instance's definition, start the subscriber, yield the store.
+
+        Every instance must serve the same tools (a request may land on any).
+        Each instance announces its definition's digest in ``Keys.definitions``
+        (instance -> "digest time") every ``announce_interval`` seconds and
+        drops announcements three intervals old (instances that died); when
+        the instances announcing another digest change, it logs them at ERROR.
+        """
         async with (
             RedisClient.connect(self.url, timeout=self.timeout, cluster=self.cluster) as client,
             trio.open_nursery() as nursery,
@@ -97,10 +114,79 @@ class RedisShared:
                 max_sessions=config.max_sessions,
             )
             events = RedisEventStore(client, wakeups, keys=self.keys, **self.events)
+            announcer = _Announcer(
+                client, self.keys.definitions(), instance, digest, self.announce_interval
+            )
+            await announcer.announce()
+            nursery.start_soon(announcer.run)
             try:
                 yield RedisSharedStore(sessions, events)
             finally:
+                with trio.CancelScope(shield=True):
+                    await announcer.withdraw()
                 nursery.cancel_scope.cancel()
+
+
+class _Announcer:
+    """This instance's entry in the definitions hash, kept fresh; mismatches logged."""
+
+    def __init__(
+        self, client: RedisClient, key: str, instance: str, digest: str, interval: float
+    ) -> None:
+        self._interval = interval
+        self._client = client
+        self._key = key
+        self._instance = instance
+        self._digest = digest
+        self._reported: list[str] = []
+
+    async def run(self) -> None:
+        while True:
+            await trio.sleep(self._interval)
+            await self.announce()
+
+    async def announce(self) -> None:
+        key, instance, digest = self._key, self._instance, self._digest
+
+        async def exchange(redis: Any) -> Any:
+            seconds = (await redis.time()).timestamp()
+            async with redis.pipeline(transaction=False) as pipe:
+                pipe.hset(key, {instance: f"{digest} {seconds:.0f}"})
+                everyone = pipe.hgetall(key)
+            return seconds, await everyone
+
+        try:
+            now, announced = await self._client.run(exchange)
+        except StoreUnavailable:
+            return  # announced again next interval
+        stale, differ = [], []
+        for name, value in announced.items():
+            other, _, when = value.decode().partition(" ")
+            if now - float(when or 0) > 3 * self._interval:
+                stale.append(name)
+            elif other != digest:
+                differ.append(name.decode())
+        if stale:
+            with contextlib.suppress(StoreUnavailable):
+                await self._client.run(lambda redis: redis.hdel(key, stale))
+        differ.sort()
+        if differ and differ != self._reported:
+            logger.error(
+                "instance %s serves definition %s but %s serve(s) another: every instance "
+                "behind one balancer must serve the same tools (docs/scaling.md)",
+                instance,
+                digest,
+                ", ".join(differ),
+            )
+        self._reported = differ
+
+    async def withdraw(self) -> None:
+        """Remove this instance's entry (a clean stop)."""
+        # Best effort, and not through run(): at shutdown the pool may already
+        # be torn down, which is no outage worth reporting. An entry left
+        # behind is dropped by the others three intervals later.
+        with trio.move_on_after(self._client.timeout), contextlib.suppress(Exception):
+            await self._client.redis.hdel(self._key, [self._instance])
 
 
 class RedisSharedStore:

@@ -9,6 +9,7 @@ id it saw, and every event arrives exactly once, in order.
 
 from __future__ import annotations
 
+import logging
 import random
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
@@ -16,19 +17,21 @@ from typing import Any
 
 import httpx
 import orjson
+import pytest
 import trio
 
 from flowkit_http import MCPApp, MCPServer
 from flowkit_http._demo import ticker
-from flowkit_redis import Keys, RedisShared
+from flowkit_redis import Keys, RedisClient, RedisShared
 
 from ..http._raw import SSEParser, call, initialize, raw_request, request
 from ..http._serving import serving
 from ._server import RedisServer
 
 
-def make_server(url: str, keys: Keys, name: str) -> MCPServer:
-    server = MCPServer(name="shared", shared=RedisShared(url, prefix=keys.prefix), instance=name)
+def make_server(url: str, keys: Keys, name: str, announce_interval: float = 30) -> MCPServer:
+    shared = RedisShared(url, prefix=keys.prefix, announce_interval=announce_interval)
+    server = MCPServer(name="shared", shared=shared, instance=name)
     server.tool(ticker)
     return server
 
@@ -218,3 +221,40 @@ async def test_200_random_disconnects_each_resumed_on_a_random_instance(
     assert ticks == list(range(1, count + 1))  # exactly once, in order
     assert seen[-1]["id"] == 2
     assert disconnects >= 200
+
+
+async def test_instances_serving_different_definitions_are_logged_loudly(
+    redis_server: RedisServer, keys: Keys, caplog: pytest.LogCaptureFixture
+) -> None:
+    same = make_server(redis_server.url, keys, "a", announce_interval=0.1)
+    twin = make_server(redis_server.url, keys, "b", announce_interval=0.1)
+    other = make_server(redis_server.url, keys, "c", announce_interval=0.1)
+
+    @other.tool
+    def extra(x: int) -> int:
+        """A tool only this instance has."""
+        return x
+
+    definitions = keys.definitions()
+    with trio.fail_after(20):
+        async with RedisClient.connect(redis_server.url) as redis_client:
+            redis = redis_client.redis
+            async with serving(MCPApp(same)), serving(MCPApp(twin)):
+                announced = await redis.hgetall(definitions)
+                assert set(announced) == {b"a", b"b"}
+                assert len(set(announced.values())) == 1  # the same definition
+                assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+                async with serving(MCPApp(other)):
+                    errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+                    assert len(errors) == 1
+                    assert "instance c serves definition" in errors[0]
+                    assert "a, b serve(s) another" in errors[0]
+                # c is gone: withdrawn, or pruned by a and b three intervals on.
+                while set(await redis.hgetall(definitions)) != {b"a", b"b"}:  # noqa: ASYNC110
+                    await trio.sleep(0.05)  # Redis has no event for this: poll
+                errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+                # a and b may have seen c meanwhile: each says so once, naming c
+                assert all(" c " in m or m.startswith("instance c ") for m in errors)
+                assert 1 <= len(errors) <= 3
+                await trio.sleep(0.5)  # five more announcements each: nothing new to report
+                assert len([r for r in caplog.records if r.levelno >= logging.ERROR]) == len(errors)
