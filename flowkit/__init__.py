@@ -45,9 +45,12 @@ if TYPE_CHECKING:
     from ._channel import ChannelStatistics, FlowReceiveChannel, FlowSendChannel, open_channel
     from ._concurrent import concurrent_map
     from ._fan import balance, merge
+    from ._flat_map import flat_map
+    from ._folds import fold, reduce, scan
     from ._lossy import conflate, drop_newest, drop_oldest, latest
     from ._operator import Operator
     from ._pipeline import Pipeline, Stage, open_pipeline, start_pipeline
+    from ._shapes import distinct, skip, skip_while, take, take_until, take_while
     from ._stats import OperatorStatistics
     from ._tasks import aclose_shielded
     from ._timing import completion_timeout, idle_timeout, initial_timeout, keepalive, throttle
@@ -78,9 +81,12 @@ __all__ = [
     "completion_timeout",
     "concurrent_map",
     "conflate",
+    "distinct",
     "drop_newest",
     "drop_oldest",
     "filter",
+    "flat_map",
+    "fold",
     "idle_timeout",
     "initial_timeout",
     "keepalive",
@@ -89,7 +95,14 @@ __all__ = [
     "merge",
     "open_channel",
     "open_pipeline",
+    "reduce",
+    "scan",
+    "skip",
+    "skip_while",
     "start_pipeline",
+    "take",
+    "take_until",
+    "take_while",
     "throttle",
 ]
 
@@ -116,6 +129,10 @@ _LAZY: dict[str, str] = {
             "throttle",
         ),
         "._transform": ("filter", "map"),
+        # Folds and shapes (issue 18, item 4).
+        "._flat_map": ("flat_map",),
+        "._folds": ("fold", "reduce", "scan"),
+        "._shapes": ("distinct", "skip", "skip_while", "take", "take_until", "take_while"),
     }.items()
     for name in names
 }
