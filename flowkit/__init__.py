@@ -51,6 +51,7 @@ if TYPE_CHECKING:
     from ._operator import Operator
     from ._pipeline import Pipeline, Stage, open_pipeline, start_pipeline
     from ._shapes import distinct, skip, skip_while, take, take_until, take_while
+    from ._shaping import debounce, delay, sample, throttle_latest
     from ._stats import OperatorStatistics
     from ._tasks import aclose_shielded
     from ._timing import completion_timeout, idle_timeout, initial_timeout, keepalive, throttle
@@ -81,6 +82,8 @@ __all__ = [
     "completion_timeout",
     "concurrent_map",
     "conflate",
+    "debounce",
+    "delay",
     "distinct",
     "drop_newest",
     "drop_oldest",
@@ -96,6 +99,7 @@ __all__ = [
     "open_channel",
     "open_pipeline",
     "reduce",
+    "sample",
     "scan",
     "skip",
     "skip_while",
@@ -104,6 +108,7 @@ __all__ = [
     "take_until",
     "take_while",
     "throttle",
+    "throttle_latest",
 ]
 
 # Defining module of every lazily bound public name.
@@ -133,6 +138,7 @@ _LAZY: dict[str, str] = {
         "._flat_map": ("flat_map",),
         "._folds": ("fold", "reduce", "scan"),
         "._shapes": ("distinct", "skip", "skip_while", "take", "take_until", "take_while"),
+        "._shaping": ("debounce", "delay", "sample", "throttle_latest"),
     }.items()
     for name in names
 }

@@ -28,6 +28,8 @@ FACTORIES: dict[str, Callable[..., Any]] = {
     "concurrent_map": lambda **kw: flowkit.concurrent_map(identity, max_concurrent=2, **kw),
     "conflate": lambda **kw: flowkit.conflate(lambda a, b: b, **kw),
     "drop_newest": lambda **kw: flowkit.drop_newest(2, **kw),
+    "debounce": lambda **kw: flowkit.debounce(1, **kw),
+    "delay": lambda **kw: flowkit.delay(1, **kw),
     "distinct": lambda **kw: flowkit.distinct(window=2, **kw),
     "drop_oldest": lambda **kw: flowkit.drop_oldest(2, **kw),
     "filter": lambda **kw: flowkit.filter(bool, **kw),
@@ -40,6 +42,7 @@ FACTORIES: dict[str, Callable[..., Any]] = {
     "map": lambda **kw: flowkit.map(str, **kw),
     "merge": lambda **kw: flowkit.merge(**kw),
     "reduce": lambda **kw: flowkit.reduce(max, **kw),
+    "sample": lambda **kw: flowkit.sample(1, **kw),
     "scan": lambda **kw: flowkit.scan(max, 0, **kw),
     "skip": lambda **kw: flowkit.skip(1, **kw),
     "skip_while": lambda **kw: flowkit.skip_while(bool, **kw),
@@ -47,6 +50,7 @@ FACTORIES: dict[str, Callable[..., Any]] = {
     "take_until": lambda **kw: flowkit.take_until(trio.Event(), **kw),
     "take_while": lambda **kw: flowkit.take_while(bool, **kw),
     "throttle": lambda **kw: flowkit.throttle(1, **kw),
+    "throttle_latest": lambda **kw: flowkit.throttle_latest(1, **kw),
 }
 
 
