@@ -44,12 +44,14 @@ if TYPE_CHECKING:
     from ._buffers import buffer
     from ._channel import ChannelStatistics, FlowReceiveChannel, FlowSendChannel, open_channel
     from ._concurrent import concurrent_map
+    from ._failure import recover, try_map
     from ._fan import balance, merge
     from ._flat_map import flat_map
     from ._folds import fold, reduce, scan
     from ._lossy import conflate, drop_newest, drop_oldest, latest
     from ._operator import Operator
     from ._pipeline import Pipeline, Stage, open_pipeline, start_pipeline
+    from ._restart import RestartSource, restart, restart_source
     from ._shapes import distinct, skip, skip_while, take, take_until, take_while
     from ._shaping import debounce, delay, sample, throttle_latest
     from ._stats import OperatorStatistics
@@ -69,6 +71,7 @@ __all__ = [
     "Operator",
     "OperatorStatistics",
     "Pipeline",
+    "RestartSource",
     "Stage",
     "StreamAborted",
     "StreamTimeout",
@@ -98,7 +101,10 @@ __all__ = [
     "merge",
     "open_channel",
     "open_pipeline",
+    "recover",
     "reduce",
+    "restart",
+    "restart_source",
     "sample",
     "scan",
     "skip",
@@ -109,6 +115,7 @@ __all__ = [
     "take_while",
     "throttle",
     "throttle_latest",
+    "try_map",
 ]
 
 # Defining module of every lazily bound public name.
@@ -139,6 +146,8 @@ _LAZY: dict[str, str] = {
         "._folds": ("fold", "reduce", "scan"),
         "._shapes": ("distinct", "skip", "skip_while", "take", "take_until", "take_while"),
         "._shaping": ("debounce", "delay", "sample", "throttle_latest"),
+        "._failure": ("recover", "try_map"),
+        "._restart": ("RestartSource", "restart", "restart_source"),
     }.items()
     for name in names
 }

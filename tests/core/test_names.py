@@ -41,7 +41,11 @@ FACTORIES: dict[str, Callable[..., Any]] = {
     "latest": lambda **kw: flowkit.latest(**kw),
     "map": lambda **kw: flowkit.map(str, **kw),
     "merge": lambda **kw: flowkit.merge(**kw),
+    "recover": lambda **kw: flowkit.recover(lambda error: None, **kw),
     "reduce": lambda **kw: flowkit.reduce(max, **kw),
+    "restart": lambda **kw: flowkit.restart(
+        lambda: flowkit.map(str), min_backoff=1, max_backoff=1, max_restarts=1, **kw
+    ),
     "sample": lambda **kw: flowkit.sample(1, **kw),
     "scan": lambda **kw: flowkit.scan(max, 0, **kw),
     "skip": lambda **kw: flowkit.skip(1, **kw),
@@ -51,6 +55,7 @@ FACTORIES: dict[str, Callable[..., Any]] = {
     "take_while": lambda **kw: flowkit.take_while(bool, **kw),
     "throttle": lambda **kw: flowkit.throttle(1, **kw),
     "throttle_latest": lambda **kw: flowkit.throttle_latest(1, **kw),
+    "try_map": lambda **kw: flowkit.try_map(str, on_error="skip", **kw),
 }
 
 
