@@ -43,6 +43,7 @@ if TYPE_CHECKING:
     from ._broadcast import Branch, branch, broadcast
     from ._buffers import buffer
     from ._channel import ChannelStatistics, FlowReceiveChannel, FlowSendChannel, open_channel
+    from ._combine import combine_latest, zip, zip_latest
     from ._concurrent import concurrent_map
     from ._failure import recover, try_map
     from ._fan import balance, merge
@@ -82,6 +83,7 @@ __all__ = [
     "branch",
     "broadcast",
     "buffer",
+    "combine_latest",
     "completion_timeout",
     "concurrent_map",
     "conflate",
@@ -116,6 +118,8 @@ __all__ = [
     "throttle",
     "throttle_latest",
     "try_map",
+    "zip",
+    "zip_latest",
 ]
 
 # Defining module of every lazily bound public name.
@@ -148,6 +152,7 @@ _LAZY: dict[str, str] = {
         "._shaping": ("debounce", "delay", "sample", "throttle_latest"),
         "._failure": ("recover", "try_map"),
         "._restart": ("RestartSource", "restart", "restart_source"),
+        "._combine": ("combine_latest", "zip", "zip_latest"),
     }.items()
     for name in names
 }

@@ -24,6 +24,7 @@ FACTORIES: dict[str, Callable[..., Any]] = {
     "batch": lambda **kw: flowkit.batch(4, **kw),
     "broadcast": lambda **kw: flowkit.broadcast(**kw),
     "buffer": lambda **kw: flowkit.buffer(4, **kw),
+    "combine_latest": lambda **kw: flowkit.combine_latest((), **kw),
     "completion_timeout": lambda **kw: flowkit.completion_timeout(1, **kw),
     "concurrent_map": lambda **kw: flowkit.concurrent_map(identity, max_concurrent=2, **kw),
     "conflate": lambda **kw: flowkit.conflate(lambda a, b: b, **kw),
@@ -56,6 +57,8 @@ FACTORIES: dict[str, Callable[..., Any]] = {
     "throttle": lambda **kw: flowkit.throttle(1, **kw),
     "throttle_latest": lambda **kw: flowkit.throttle_latest(1, **kw),
     "try_map": lambda **kw: flowkit.try_map(str, on_error="skip", **kw),
+    "zip": lambda **kw: flowkit.zip((), **kw),
+    "zip_latest": lambda **kw: flowkit.zip_latest((), **kw),
 }
 
 
