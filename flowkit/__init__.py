@@ -49,6 +49,7 @@ if TYPE_CHECKING:
     from ._fan import balance, merge
     from ._flat_map import flat_map
     from ._folds import fold, reduce, scan
+    from ._join import join
     from ._lossy import conflate, drop_newest, drop_oldest, latest
     from ._operator import Operator
     from ._pipeline import Pipeline, Stage, open_pipeline, start_pipeline
@@ -97,6 +98,7 @@ __all__ = [
     "fold",
     "idle_timeout",
     "initial_timeout",
+    "join",
     "keepalive",
     "latest",
     "map",
@@ -153,6 +155,7 @@ _LAZY: dict[str, str] = {
         "._failure": ("recover", "try_map"),
         "._restart": ("RestartSource", "restart", "restart_source"),
         "._combine": ("combine_latest", "zip", "zip_latest"),
+        "._join": ("join",),
     }.items()
     for name in names
 }

@@ -38,6 +38,7 @@ FACTORIES: dict[str, Callable[..., Any]] = {
     "fold": lambda **kw: flowkit.fold(max, 0, **kw),
     "idle_timeout": lambda **kw: flowkit.idle_timeout(1, **kw),
     "initial_timeout": lambda **kw: flowkit.initial_timeout(1, **kw),
+    "join": lambda **kw: flowkit.join((), key=str, within=1, **kw),
     "keepalive": lambda **kw: flowkit.keepalive(1, "beat", **kw),
     "latest": lambda **kw: flowkit.latest(**kw),
     "map": lambda **kw: flowkit.map(str, **kw),
