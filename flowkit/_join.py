@@ -27,6 +27,10 @@ from ._timing import _positive
 
 __all__ = ["join"]
 
+#: How far past an item's last pairing moment a full side sleeps: the window
+#: is inclusive, so at exactly ``at + within`` the item may still pair.
+_PAST = 1e-9
+
 
 class _Entry:
     __slots__ = ("at", "item", "key", "matched")
@@ -101,7 +105,7 @@ class _Join(Operator[Any, tuple[Any, Any]]):
                 if len(mine.entries) >= self._max:
                     # Full: read no more from this input until its oldest
                     # item is too old to pair (upstream waits meanwhile).
-                    await trio.sleep_until(mine.entries[0].at + within + 1e-9)
+                    await trio.sleep_until(mine.entries[0].at + within + _PAST)
                     continue
                 try:
                     chunk = await reader.chunk(self._max - len(mine.entries))
