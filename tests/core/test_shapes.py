@@ -309,3 +309,47 @@ def test_fused_shapes_in_a_pipeline_match_the_model(items: list[int], n: int, w:
             return [x async for x in out]
 
     assert trio.run(main) == _distinct_model(items[n // 3 :], lambda x: x, w)[:n]
+
+
+async def test_a_fused_key_failure_delivers_the_items_before_it() -> None:
+    def by_id(event: dict[str, int]) -> int:
+        return event["id"]  # KeyError on an event without one
+
+    events = [{"id": 1}, {"id": 1}, {"id": 2}, {}, {"id": 3}]
+    seen: list[dict[str, int]] = []
+    with pytest.raises(KeyError):
+        async with flowkit.open_pipeline(
+            events, flowkit.skip(0), flowkit.distinct(by_id, window=4), drain_on_error=True
+        ) as out:
+            async for event in out:
+                seen.append(event)
+    assert seen == [{"id": 1}, {"id": 2}]
+
+
+@settings(max_examples=100, deadline=None)
+@given(gaps=st.lists(st.integers(0, 3), max_size=20), stop_at=st.integers(0, 40))
+def test_take_until_matches_the_model(gaps: list[int], stop_at: int) -> None:
+    # Items at whole seconds, the event at half past: no ties.
+    times = list(itertools.accumulate(gaps))
+
+    async def main() -> list[int]:
+        stop = trio.Event()
+
+        async def items() -> Any:
+            for index, gap in enumerate(gaps):
+                await trio.sleep(gap)
+                yield index
+
+        async def set_later() -> None:
+            await trio.sleep(stop_at + 0.5)
+            stop.set()
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(set_later)
+            async with flowkit.open_pipeline(items(), flowkit.take_until(stop)) as out:
+                got = [x async for x in out]
+            nursery.cancel_scope.cancel()
+        return got
+
+    got = trio.run(main, clock=trio.testing.MockClock(autojump_threshold=0))
+    assert got == [index for index, at in enumerate(times) if at < stop_at + 0.5]
