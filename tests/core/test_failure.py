@@ -219,3 +219,41 @@ def test_try_map_matches_the_model(plan: _scenario.Plan, items: list[int], polic
         assert letters == [x for x in items if x % 2]
     if policy != "stop":
         assert outcome.final.dropped == sum(x % 2 for x in items)
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    n=st.integers(0, 600),
+    fail_at=st.one_of(st.none(), st.integers(0, 600)),
+    replacement=st.lists(st.integers(-9, -1), max_size=5),
+    task_between=st.booleans(),
+    drain_on_error=st.booleans(),
+)
+def test_recover_matches_the_model(
+    n: int, fail_at: int | None, replacement: list[int], task_between: bool, drain_on_error: bool
+) -> None:
+    def check(x: int) -> int:
+        if x == fail_at:
+            raise ValueError(x)
+        return x
+
+    # The failing map is fused into the source's pump; a throttle between
+    # it and recover puts a task of its own in the failure's way.
+    stages: list[Any] = [flowkit.map(check)]
+    if task_between:
+        stages.append(flowkit.throttle(1000))
+
+    async def main() -> list[int]:
+        async with flowkit.open_pipeline(
+            range(n),
+            *stages,
+            flowkit.recover(lambda error: replacement),
+            drain_on_error=drain_on_error,
+        ) as out:
+            return [x async for x in out]
+
+    got = trio.run(main, clock=trio.testing.MockClock(autojump_threshold=0))
+    if fail_at is None or fail_at >= n:
+        assert got == list(range(n))
+    else:
+        assert got == [*range(fail_at), *replacement]
