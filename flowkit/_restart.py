@@ -21,6 +21,7 @@ import math
 import random
 from collections import deque
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable
+from contextlib import closing
 from typing import Any
 
 import trio
@@ -193,24 +194,25 @@ class _Restart(Operator[Any, Any]):
         feeding: trio.CancelScope,
     ) -> None:
         counters = self._counters
-        with feeding:
-            async with feed:
-                while True:
-                    try:
-                        chunk = await receive_some(receive, _INNER_HOP)
-                    except trio.EndOfChannel:
-                        return
-                    counters.items_in += len(chunk)
-                    self._sync()
-                    try:
-                        await feed.send_all(chunk)
-                    except trio.BrokenResourceError:
-                        return  # the inner stage ended by itself: stop reading
+        with feeding, closing(feed):
+            while True:
+                try:
+                    chunk = await receive_some(receive, _INNER_HOP)
+                except trio.EndOfChannel:
+                    return
+                counters.items_in += len(chunk)
+                self._sync()
+                try:
+                    await feed.send_all(chunk)
+                except trio.BrokenResourceError:
+                    return  # the inner stage ended by itself: stop reading
 
     async def _supervise(
         self, feed: FlowReceiveChannel[Any], out: FlowSendChannel[Any], feeding: trio.CancelScope
     ) -> None:
-        async with feed, out:
+        # Closed synchronously: an ``aclose`` checkpoint while an error is
+        # leaving could let a sibling's BrokenResourceError cancel this task.
+        with closing(feed), closing(out):
             while True:
                 inner = self._factory()
                 if not callable(getattr(inner, "statistics", None)):
@@ -248,7 +250,7 @@ class _Restart(Operator[Any, Any]):
                 return
 
     async def _forward(self, out: FlowReceiveChannel[Any], send: trio.abc.SendChannel[Any]) -> None:
-        async with out:
+        with closing(out):
             while True:
                 try:
                     chunk = await receive_some(out)
