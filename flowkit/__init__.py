@@ -128,6 +128,15 @@ __all__ = [
 _LAZY: dict[str, str] = {
     name: module
     for module, names in {
+        # Folds, shapes, time shaping, failure handling, combining (issue 18, items 4-7).
+        "._flat_map": ("flat_map",),
+        "._folds": ("fold", "reduce", "scan"),
+        "._shapes": ("distinct", "skip", "skip_while", "take", "take_until", "take_while"),
+        "._shaping": ("debounce", "delay", "sample", "throttle_latest"),
+        "._failure": ("recover", "try_map"),
+        "._restart": ("RestartSource", "restart", "restart_source"),
+        "._combine": ("combine_latest", "zip", "zip_latest"),
+        "._join": ("join",),
         "._batching": ("adaptive_batch", "batch"),
         "._broadcast": ("Branch", "branch", "broadcast"),
         "._buffers": ("buffer",),
@@ -147,15 +156,6 @@ _LAZY: dict[str, str] = {
             "throttle",
         ),
         "._transform": ("filter", "map"),
-        # Folds and shapes (issue 18, item 4).
-        "._flat_map": ("flat_map",),
-        "._folds": ("fold", "reduce", "scan"),
-        "._shapes": ("distinct", "skip", "skip_while", "take", "take_until", "take_while"),
-        "._shaping": ("debounce", "delay", "sample", "throttle_latest"),
-        "._failure": ("recover", "try_map"),
-        "._restart": ("RestartSource", "restart", "restart_source"),
-        "._combine": ("combine_latest", "zip", "zip_latest"),
-        "._join": ("join",),
     }.items()
     for name in names
 }
