@@ -2,8 +2,9 @@
 
 The project is built into a wheel (``pip wheel --no-deps``, hatchling) and
 installed, with its declared runtime dependencies and the official ``mcp``
-client (the dev extra's requirement), into a venv created for this run: what
-``pip install flowkit mcp`` gives a user, and nothing of this checkout (no
+client (the dev extra's requirement), with the extras the docs name for their
+capabilities (``USER_EXTRAS``), into a venv created for this run: what
+``pip install 'flowkit[redis,...]' mcp`` gives a user, and nothing of this checkout (no
 editable install, no ``tests``, the examples run from a temporary folder). A
 dependency missing from ``pyproject.toml``, a module left out of the wheel or
 an example that needs the source tree fails here.
@@ -46,6 +47,15 @@ CACHE = ROOT / ".cache" / "e2e"
 PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())
 
 
+#: The extras the docs tell a user to install for a capability (``flowkit[redis]``
+#: for docs/scaling.md...): every extra but the project's own dev and bench sets.
+USER_EXTRAS = sorted(set(PYPROJECT["project"]["optional-dependencies"]) - {"dev", "bench"})
+
+
+def _with_extras(wheel: Path) -> str:
+    return f"{wheel}[{','.join(USER_EXTRAS)}]" if USER_EXTRAS else str(wheel)
+
+
 def _client_requirement() -> str:
     """The official SDK client, as the dev extra pins it (``mcp>=...``)."""
     dev: list[str] = PYPROJECT["project"]["optional-dependencies"]["dev"]
@@ -67,7 +77,8 @@ def _run(command: list[Any], timeout: float, **kw: Any) -> subprocess.CompletedP
 
 def _wheelhouse(wheel: Path) -> Path:
     """The dependencies' wheels for this pyproject.toml, downloaded once (under a lock)."""
-    key = hashlib.sha256((ROOT / "pyproject.toml").read_bytes()).hexdigest()[:16]
+    pinned = (ROOT / "pyproject.toml").read_bytes() + ",".join(USER_EXTRAS).encode()
+    key = hashlib.sha256(pinned).hexdigest()[:16]
     house = CACHE / f"wheels-{key}"
     CACHE.mkdir(parents=True, exist_ok=True)
     with (CACHE / "lock").open("w") as lock:
@@ -75,7 +86,7 @@ def _wheelhouse(wheel: Path) -> Path:
         if not (house / ".complete").exists():
             partial = Path(tempfile.mkdtemp(dir=CACHE, prefix="partial-"))
             pip = [sys.executable, "-m", "pip", "wheel", "-q", "-w", partial]
-            _run([*pip, wheel, _client_requirement()], timeout=900)
+            _run([*pip, _with_extras(wheel), _client_requirement()], timeout=900)
             for own in partial.glob("flowkit-*.whl"):
                 own.unlink()  # the project's wheel is built afresh every run
             (partial / ".complete").touch()
@@ -104,7 +115,7 @@ def venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
     venv = tmp_path_factory.mktemp("user") / "venv"
     _run([sys.executable, "-m", "venv", venv], timeout=120)
     install = [venv / "bin" / "python", "-m", "pip", "install", "-q", "--no-index"]
-    _run([*install, "--find-links", house, wheel, _client_requirement()], timeout=600)
+    _run([*install, "--find-links", house, _with_extras(wheel), _client_requirement()], timeout=600)
     return venv
 
 
