@@ -62,6 +62,7 @@ from ._observe import Observability, ObservedApp
 from ._quart import create_app
 from ._serve import ServeLimits, serve
 from ._server import MCPServer
+from ._stdio import run_stdio
 from ._watchdog import Watchdog
 
 __all__ = ["main"]
@@ -273,6 +274,11 @@ def _parser() -> argparse.ArgumentParser:
         "target", nargs="?", metavar="TARGET", help="MODULE:ATTR of an MCPServer or a Quart app"
     )
     run.add_argument("--demo", action="store_true", help="serve the demo tools")
+    run.add_argument(
+        "--stdio",
+        action="store_true",
+        help="serve one client on stdin/stdout (newline-delimited JSON-RPC) instead of HTTP",
+    )
     run.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1)")
     run.add_argument("--port", type=_port, default=8000, help="port (default 8000)")
     run.add_argument(
@@ -374,6 +380,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         if not isinstance(target, MCPServer):
             _fail("--max-sessions applies to an MCPServer target (or --demo)")
         target.config = attrs.evolve(target.config, max_sessions=args.max_sessions)
+    if args.stdio:
+        if not isinstance(target, MCPServer):
+            _fail(f"--stdio serves an MCPServer, not a {type(target).__name__}")
+        return run_stdio(target)
     app = _app_for(target, args.path, observe)
     endpoints = _endpoints(app)
     if args.access_log:
