@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import trio
+import trio.lowlevel
 
 from flowkit_http import MCPServer, Partial, Progress, Result
 from flowkit_http._demo import analyze_document, ticker
@@ -67,7 +68,7 @@ async def chatty(count: int, size: int = 1000) -> AsyncIterator[Any]:
     for i in range(1, count + 1):
         yield Partial({"i": i, "pad": pad}, message=f"item {i}", total=count)
         if i % 256 == 0:
-            await trio.sleep(0)
+            await trio.lowlevel.checkpoint()
     print("chatty produced everything", flush=True)
     yield Result(structured={"count": count})
 

@@ -128,7 +128,8 @@ async def test_malformed_lines_get_errors_and_the_server_goes_on() -> None:
             assert (await peer.receive())["error"]["code"] == -32600
             # A request before initialize: refused, with its id.
             early = await peer.request(9, "tools/list")
-            assert early["error"]["code"] == -32600 and "initialize" in early["error"]["message"]
+            assert early["error"]["code"] == -32600
+            assert "initialize" in early["error"]["message"]
             # A notification is never answered, not even when refused; blank lines are skipped.
             await peer.send(b'{"jsonrpc":"2.0","method":"notifications/whatever"}\n\n\r\n')
             await peer.initialize()
@@ -178,7 +179,8 @@ async def test_print_in_a_tool_goes_to_stderr_not_the_protocol() -> None:
                 }
             )
             result, before = await peer.response(1)
-            assert len(before) == 3 and not result["result"].get("isError")
+            assert len(before) == 3
+            assert not result["result"].get("isError")
             await peer.stderr_says("fd1 3")
             assert b"print 3" in peer.stderr
             assert all(orjson.loads(line) for line in peer.lines)
