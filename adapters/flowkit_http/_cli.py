@@ -7,6 +7,7 @@ Usage::
                   [--max-connections N] [--body-timeout S] [--body-budget BYTES]
                   [--watchdog S] [--log-level info] [--access-log]
     flowkit serve --demo
+    flowkit serve --stdio (MODULE:ATTR | --demo)
     flowkit --version
     observability: [--no-metrics] [--metrics-path P] [--no-dashboard]
                    [--dashboard-path P] [--observe-bind HOST:PORT]
@@ -33,7 +34,9 @@ ended at once, then hypercorn closes the connections; those still open after
 exit status is 0. ``--max-connections``, ``--body-timeout``,
 ``--body-budget`` and ``--watchdog`` are the limits of
 ``flowkit_http._serve`` and ``_watchdog`` (see docs/serving.md, "Limits").
-``python -m flowkit_http`` runs the same command.
+``python -m flowkit_http`` runs the same command. ``--stdio`` serves one
+client on stdin and stdout instead (``_stdio.py``, docs/stdio.md); the HTTP
+options do not apply to it.
 """
 
 from __future__ import annotations
@@ -78,6 +81,7 @@ examples:
   flowkit serve --demo                   the demo tools at http://127.0.0.1:8000/mcp
   flowkit serve my_tools:server          an MCPServer in ./my_tools.py
   flowkit serve my_app:app --port 9000   a Quart app with the endpoint mounted in it
+  flowkit serve --stdio --demo           one client on stdin/stdout (Claude Desktop, IDEs)
 
 TARGET is MODULE:ATTR, imported with the current directory on sys.path; ATTR
 is an MCPServer (served at --path), a Quart app or an MCPApp (served as they
