@@ -44,7 +44,7 @@ from collections import deque
 from collections.abc import Iterator
 
 import trio
-from trio.lowlevel import FdStream, ParkingLot
+from trio.lowlevel import ParkingLot
 
 from flowkit.mcp import (
     Cancel,
@@ -397,8 +397,10 @@ async def serve_stdio(target: MCPServer | Endpoint) -> None:
         trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals,
         _protocol_stdout() as out,
     ):
-        stdin = FdStream(os.dup(0))
-        stdout = FdStream(out)
+        # trio.lowlevel.FdStream is POSIX-only: looked up here, so that
+        # importing the CLI works everywhere.
+        stdin = trio.lowlevel.FdStream(os.dup(0))
+        stdout = trio.lowlevel.FdStream(out)
         async with stdin, stdout, trio.open_nursery() as nursery:
 
             async def on_signal() -> None:

@@ -201,7 +201,7 @@ async def test_eof_ends_running_calls_and_exits_zero() -> None:
             await peer.receive()
             await peer.close_stdin()
             assert await peer.process.wait() == 0
-            assert b"forever stopped" in peer.stderr
+            await peer.stderr_says("forever stopped")
 
 
 async def test_sigterm_is_a_graceful_exit() -> None:
@@ -219,5 +219,25 @@ async def test_sigterm_is_a_graceful_exit() -> None:
             await peer.receive()
             peer.process.send_signal(signal.SIGTERM)
             assert await peer.process.wait() == 0
-            assert b"forever stopped" in peer.stderr
+            await peer.stderr_says("forever stopped")
+            assert b"Traceback" not in peer.stderr
+
+
+async def test_client_closing_stdout_ends_the_server_cleanly() -> None:
+    with trio.fail_after(_DEADLINE):
+        async with stdio_server() as peer:
+            await peer.initialize()
+            assert peer.process.stdout is not None
+            await peer.process.stdout.aclose()
+            # Output to a closed pipe: the server notices and exits, status 0.
+            await peer.send(
+                {
+                    "jsonrpc": "2.0",
+                    "id": 1,
+                    "method": "tools/call",
+                    "params": call("forever", {}, token=1),
+                }
+            )
+            assert await peer.process.wait() == 0
+            await peer.stderr_says("stdout closed by the client")
             assert b"Traceback" not in peer.stderr
