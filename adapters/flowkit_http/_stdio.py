@@ -268,6 +268,9 @@ class StdioServer:
         action = self.endpoint.receive_message(data, self.connection)
         assert self._pipe is not None
         if isinstance(action, Reply):
+            listen = self.connection.listen
+            if listen is not None and not listen.finished and listen not in self._listeners:
+                await self._listen(listen)  # initialize bound the session's notifications
             for stream in action.cancelled:
                 self._cancel(stream)
             if action.error is not None and action.error.http_status >= 500:

@@ -7,7 +7,9 @@ shared stream for everything. The connection itself is the context, so it
 holds what the headers and the per-request streams stood for:
 
 * the handshake-era session its ``initialize`` opened (later messages belong
-  to it; a second ``initialize`` is refused);
+  to it; a second ``initialize`` is refused), and that session's stream of
+  server notifications (``notifications/tools/list_changed``), which HTTP
+  carries on the session's GET stream and stdio on the channel itself;
 * the stateless-era requests in flight, so that ``notifications/cancelled``,
   the only cancellation stdio has, can find them, and so that an id is not
   reused while its request runs.
@@ -31,11 +33,14 @@ class Connection:
 
     Attributes:
         session_id: the session this connection's ``initialize`` opened.
+        listen: that session's notification stream (its ``listen``): the
+            adapter writes what :meth:`Endpoint.list_changed` hands out for it.
         calls: stateless-era streams started on this connection, by request
             id; finished ones are pruned lazily (amortised O(1) per call).
     """
 
     session_id: str | None = None
+    listen: OutgoingStream | None = None
     calls: dict[RequestId, OutgoingStream] = attrs.Factory(dict)
     _watermark: int = _MIN_WATERMARK
 

@@ -296,7 +296,7 @@ class Endpoint:
                 if isinstance(action, Reply):
                     created = dict(action.headers).get(b"mcp-session-id")
                     if created is not None:
-                        connection.session_id = created.decode("ascii")
+                        self._connect(connection, created.decode("ascii"))
                 return action
             if session is None:
                 raise invalid_request(
@@ -307,6 +307,24 @@ class Endpoint:
             return self._message(_STDIO_HEAD, message, None, session)
         except RemoteProtocolError as exc:
             return error_reply(exc)
+
+    def _connect(self, connection: Connection, session_id: str) -> None:
+        """Bind a channel to the session its ``initialize`` opened.
+
+        The channel also carries the session's server notifications: its
+        ``listen`` stream stands where the GET stream stands over HTTP (so
+        :meth:`list_changed` covers it, and the session, never idle while
+        the channel is open, does not expire).
+        """
+        session = self.sessions.get_any(session_id)
+        assert session is not None
+        connection.session_id = session_id
+        connection.listen = session.listen = OutgoingStream(
+            kind="listen",
+            stream_id=session.new_stream_id(self.state.instance),
+            session_id=session_id,
+            binding="stdio",
+        )
 
     def _stateless_message(self, message: Message, connection: Connection) -> Action:
         """A stateless-era message on a channel: cancellation by notification."""

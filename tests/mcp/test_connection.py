@@ -260,3 +260,15 @@ def test_oversized_message_is_refused_from_its_length() -> None:
     endpoint = _endpoint(max_body_size=100)
     reply = endpoint.receive_message(b"x" * 101, endpoint.open_connection())
     assert _body(reply)["error"]["message"] == "Payload Too Large: the limit is 100 bytes"
+
+
+def test_the_channel_carries_the_session_notifications() -> None:
+    endpoint = _endpoint(tools_list_changed=True)
+    connection = _initialized(endpoint)
+    listen = connection.listen
+    assert listen is not None
+    assert listen.open()[2] == b""
+    assert endpoint.sessions.get_any(connection.session_id).busy  # type: ignore[union-attr]
+    changed = endpoint.list_changed()
+    assert [stream for stream, _ in changed] == [listen]
+    assert changed[0][1] == b'{"jsonrpc":"2.0","method":"notifications/tools/list_changed"}\n'

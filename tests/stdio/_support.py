@@ -64,6 +64,13 @@ class StdioPeer:
                 return message, before
             before.append(message)
 
+    async def response_after(
+        self, message: dict[str, Any]
+    ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+        """Send a request; read to its response (and what came before it)."""
+        await self.send(message)
+        return await self.response(message["id"])
+
     async def request(self, request_id: Any, method: str, params: Any = None) -> dict[str, Any]:
         message: dict[str, Any] = {"jsonrpc": "2.0", "id": request_id, "method": method}
         if params is not None:

@@ -14,10 +14,11 @@ from typing import Any
 import trio
 import trio.lowlevel
 
+from flowkit.mcp import EndpointConfig
 from flowkit_http import MCPServer, Partial, Progress, Result
 from flowkit_http._demo import analyze_document, ticker
 
-server = MCPServer(name="stdio-test")
+server = MCPServer(name="stdio-test", config=EndpointConfig(tools_list_changed=True))
 server.tool(ticker)
 server.tool(analyze_document)
 
@@ -71,6 +72,18 @@ async def chatty(count: int, size: int = 1000) -> AsyncIterator[Any]:
             await trio.lowlevel.checkpoint()
     print("chatty produced everything", flush=True)
     yield Result(structured={"count": count})
+
+
+@server.tool
+async def grow(name: str) -> dict[str, Any]:
+    """Add a tool called ``name`` (the tool list changes while serving)."""
+
+    async def added() -> str:
+        return name
+
+    added.__name__ = name
+    server.tool(added)
+    return {"added": name}
 
 
 @server.tool

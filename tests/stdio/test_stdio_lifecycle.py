@@ -241,3 +241,38 @@ async def test_client_closing_stdout_ends_the_server_cleanly() -> None:
             assert await peer.process.wait() == 0
             await peer.stderr_says("stdout closed by the client")
             assert b"Traceback" not in peer.stderr
+
+
+async def test_tool_list_changes_are_announced_on_the_channel_in_both_eras() -> None:
+    with trio.fail_after(_DEADLINE):
+        async with stdio_server() as peer:
+            init = await peer.initialize()
+            assert init["result"]["capabilities"]["tools"]["listChanged"] is True
+            await peer.send(
+                {
+                    "jsonrpc": "2.0",
+                    "id": "s",
+                    "method": "subscriptions/listen",
+                    "params": {"_meta": MODERN, "notifications": {"toolsListChanged": True}},
+                }
+            )
+            ack = await peer.receive()
+            assert ack["method"] == "notifications/subscriptions/acknowledged"
+            grown, before = await peer.response_after(
+                {
+                    "jsonrpc": "2.0",
+                    "id": 1,
+                    "method": "tools/call",
+                    "params": call("grow", {"name": "fresh"}),
+                }
+            )
+            assert grown["result"]["structuredContent"] == {"added": "fresh"}
+            # Both the session (2025 era) and the subscription (2026) hear of it,
+            # the latter with its subscription id.
+            changed = [m for m in before if m.get("method") == "notifications/tools/list_changed"]
+            if len(changed) < 2:
+                changed += [await peer.receive() for _ in range(2 - len(changed))]
+            metas = sorted(str(m.get("params", {}).get("_meta")) for m in changed)
+            assert metas == ["None", str({"io.modelcontextprotocol/subscriptionId": "s"})]
+            listed = await peer.request(2, "tools/list")
+            assert "fresh" in [tool["name"] for tool in listed["result"]["tools"]]
