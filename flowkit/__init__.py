@@ -43,11 +43,19 @@ if TYPE_CHECKING:
     from ._broadcast import Branch, branch, broadcast
     from ._buffers import buffer
     from ._channel import ChannelStatistics, FlowReceiveChannel, FlowSendChannel, open_channel
+    from ._combine import combine_latest, zip, zip_latest
     from ._concurrent import concurrent_map
+    from ._failure import recover, try_map
     from ._fan import balance, merge
+    from ._flat_map import flat_map
+    from ._folds import fold, reduce, scan
+    from ._join import join
     from ._lossy import conflate, drop_newest, drop_oldest, latest
     from ._operator import Operator
     from ._pipeline import Pipeline, Stage, open_pipeline, start_pipeline
+    from ._restart import RestartSource, restart, restart_source
+    from ._shapes import distinct, skip, skip_while, take, take_until, take_while
+    from ._shaping import debounce, delay, sample, throttle_latest
     from ._stats import OperatorStatistics
     from ._tasks import aclose_shielded
     from ._timing import completion_timeout, idle_timeout, initial_timeout, keepalive, throttle
@@ -66,6 +74,7 @@ __all__ = [
     "Operator",
     "OperatorStatistics",
     "Pipeline",
+    "RestartSource",
     "Stage",
     "StreamAborted",
     "StreamTimeout",
@@ -77,28 +86,59 @@ __all__ = [
     "branch",
     "broadcast",
     "buffer",
+    "combine_latest",
     "completion_timeout",
     "concurrent_map",
     "conflate",
+    "debounce",
+    "delay",
+    "distinct",
     "drop_newest",
     "drop_oldest",
     "filter",
+    "flat_map",
+    "fold",
     "idle_timeout",
     "initial_timeout",
+    "join",
     "keepalive",
     "latest",
     "map",
     "merge",
     "open_channel",
     "open_pipeline",
+    "recover",
+    "reduce",
+    "restart",
+    "restart_source",
+    "sample",
+    "scan",
+    "skip",
+    "skip_while",
     "start_pipeline",
+    "take",
+    "take_until",
+    "take_while",
     "throttle",
+    "throttle_latest",
+    "try_map",
+    "zip",
+    "zip_latest",
 ]
 
 # Defining module of every lazily bound public name.
 _LAZY: dict[str, str] = {
     name: module
     for module, names in {
+        # Folds, shapes, time shaping, failure handling, combining (issue 18, items 4-7).
+        "._flat_map": ("flat_map",),
+        "._folds": ("fold", "reduce", "scan"),
+        "._shapes": ("distinct", "skip", "skip_while", "take", "take_until", "take_while"),
+        "._shaping": ("debounce", "delay", "sample", "throttle_latest"),
+        "._failure": ("recover", "try_map"),
+        "._restart": ("RestartSource", "restart", "restart_source"),
+        "._combine": ("combine_latest", "zip", "zip_latest"),
+        "._join": ("join",),
         "._batching": ("adaptive_batch", "batch"),
         "._broadcast": ("Branch", "branch", "broadcast"),
         "._buffers": ("buffer",),

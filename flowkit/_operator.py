@@ -207,6 +207,17 @@ class Lookahead(Generic[T]):
         held = self._held
         return [held.popleft() for _ in range(count)]
 
+    def discard(self) -> int:
+        """Forget what was received but not taken; return how many items that was.
+
+        Only items read off a channel that is not a flowkit one can be held
+        here (a flowkit channel keeps them until :meth:`take`); a stage that
+        stops early counts them as dropped, since they did leave upstream.
+        """
+        count = len(self._held)
+        self._held.clear()
+        return count
+
     def _received(self, count: int) -> None:
         counters = self._counters
         counters.items_in += count

@@ -161,6 +161,12 @@ def _start(
         tail.insert(0, last)
         stage_list.pop()
 
+    # A failure upstream of the last ``recover`` stage is handed over to it:
+    # the failing task aborts its hop but does not fail the pipeline.
+    last_recover = max(
+        (i for i, stage in enumerate(stage_list) if getattr(stage, "_takes_failures", False)),
+        default=-1,
+    )
     upstream: trio.abc.ReceiveChannel[Any]
     index = 0
     if isinstance(source, trio.abc.ReceiveChannel):
@@ -173,7 +179,9 @@ def _start(
         capacity, index = _hop_capacity(stage_list, index, hop_items)
         send, upstream = _open_stage_channel(capacity)
         _bind_buffers(stage_list, index, send)
-        nursery.start_soon(_run_task, _pump, (source, head), send, failures)
+        nursery.start_soon(
+            _run_task, _pump, (source, head), send, failures, last_recover >= len(head)
+        )
 
     while index < len(stage_list):
         stage = stage_list[index]
@@ -187,10 +195,11 @@ def _start(
         else:
             runner = stage
             index += 1
+        handed_over = last_recover >= index
         capacity, index = _hop_capacity(stage_list, index, hop_items)
         send, receive = _open_stage_channel(capacity)
         _bind_buffers(stage_list, index, send)
-        nursery.start_soon(_run_task, runner, upstream, send, failures)
+        nursery.start_soon(_run_task, runner, upstream, send, failures, handed_over)
         upstream = receive
     return Pipeline(upstream, tail, stages)
 
@@ -296,6 +305,7 @@ async def _run_task(
     upstream: Any,
     send: FlowSendChannel[Any],
     failures: list[BaseException] | None,
+    handed_over: bool = False,
 ) -> None:
     """Run one task of the chain and deliver its end honestly.
 
@@ -305,6 +315,9 @@ async def _run_task(
     raised into the nursery, so the consumer is not cancelled before it has
     received the items that preceded the failure; a stage's
     ``StreamAborted`` is only the echo of an upstream failure already there.
+    With ``handed_over`` (a ``recover`` stage is downstream and still
+    reading), the error is neither raised nor collected: it travels down
+    the hops to the ``recover`` stage, which ends cleanly or raises it.
     """
     try:
         with ungrouped():  # a hand-written stage's nursery keeps the promise too
@@ -314,6 +327,8 @@ async def _run_task(
         while isinstance(original, StreamAborted) and original.__cause__ is not None:
             original = original.__cause__
         send._abort(original)
+        if handed_over and send.statistics().open_receive_channels:
+            return
         if failures is None:
             raise
         if not isinstance(error, StreamAborted):

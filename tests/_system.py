@@ -1,16 +1,23 @@
 """Programs the system tests run next to flowkit, installed by the project's own script.
 
 ``.ci/debian.sh BINARY PACKAGE...`` installs Debian's package when the binary
-is missing (nginx for the reverse-proxy tests, prometheus for the scrape
-test, chromium for the dashboard test) and prints the binary's path.
+is missing (nginx for the reverse-proxy tests, redis-server for the shared
+store, prometheus for the scrape test, chromium for the dashboard test) and
+prints the binary's path. nginx is started here too (:func:`running_nginx`).
 """
 
 from __future__ import annotations
 
+import os
+import signal
+import socket
 import subprocess
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import pytest
+import trio
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -39,3 +46,74 @@ def debian_binary(binary: str, *packages: str, needed_by: str) -> str:
             f"{packages[0]} yourself.\n{done.stderr[-2000:]}"
         )
     return done.stdout.strip().splitlines()[-1]
+
+
+_NGINX = """
+daemon off;
+master_process on;
+worker_processes 1;
+{user}
+pid {tmp}/nginx.pid;
+error_log {tmp}/error.log info;
+events {{ worker_connections 256; }}
+http {{
+    access_log off;
+    client_body_temp_path {tmp}/client_body;
+    proxy_temp_path {tmp}/proxy;
+    fastcgi_temp_path {tmp}/fastcgi;
+    uwsgi_temp_path {tmp}/uwsgi;
+    scgi_temp_path {tmp}/scgi;
+{http}
+}}
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@asynccontextmanager
+async def running_nginx(binary: str, tmp: Path, http: str, port: int) -> AsyncIterator[str]:
+    """nginx on 127.0.0.1:``port`` with ``http`` inside its ``http {}`` block; yields its URL.
+
+    pid and logs live in ``tmp``; stopped by its PID (SIGQUIT, then kill).
+    """
+    user = "user root root;" if os.geteuid() == 0 else ""
+    config = tmp / "nginx.conf"
+    config.write_text(_NGINX.format(tmp=tmp, user=user, http=http))
+    process = await trio.lowlevel.open_process(
+        [binary, "-p", str(tmp), "-c", str(config), "-e", str(tmp / "error.log")],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    pid = None
+    try:
+        while not (tmp / "nginx.pid").exists():
+            if process.poll() is not None:
+                raise AssertionError(f"nginx exited: {(tmp / 'error.log').read_text()}")
+            await trio.sleep(0.02)
+        pid = int((tmp / "nginx.pid").read_text())
+        while True:
+            try:
+                stream = await trio.open_tcp_stream("127.0.0.1", port)
+            except OSError:
+                await trio.sleep(0.02)
+                continue
+            await stream.aclose()
+            break
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        if (tmp / "nginx.pid").exists():
+            os.kill(int((tmp / "nginx.pid").read_text()), signal.SIGQUIT)
+        else:
+            process.terminate()
+        with trio.move_on_after(5):
+            await process.wait()
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+        if process.stderr is not None:
+            await process.stderr.aclose()
+    assert pid == process.pid

@@ -54,6 +54,7 @@ from ._logformat import correlate
 from ._outbox import Outbox, OutboxStatistics, open_outbox
 from ._runner import run_call
 from ._server import MCPServer, StreamSettings
+from ._shared import SharedState, SharedStoreOpener, StoreFailed, definition_digest
 from ._telemetry import Telemetry
 from ._tracing import call_span
 
@@ -179,12 +180,15 @@ class MCPApp:
         fallback: ASGIApp | None = None,
         settings: StreamSettings | None = None,
     ) -> None:
+        self._opener: SharedStoreOpener | None = None
         if isinstance(target, MCPServer):
             self.endpoint = target.endpoint()
             self.settings = settings if settings is not None else target.settings
+            self._opener = target.shared
         else:
             self.endpoint = target
             self.settings = settings if settings is not None else StreamSettings()
+        self._shared: SharedState | None = None  # while running, with a shared store
         self.path = path.rstrip("/") or "/"
         self.fallback = fallback
         self._nursery: trio.Nursery | None = None
@@ -223,15 +227,27 @@ class MCPApp:
         The ASGI lifespan enters this; tests and embedders may too. On exit
         every open stream is ended and every call cancelled.
         """
-        async with trio.open_nursery() as nursery:
+        async with contextlib.AsyncExitStack() as stack:
+            if self._opener is not None:
+                opened = self._opener.open(
+                    self.endpoint.config,
+                    instance=self.endpoint.state.instance or "",
+                    digest=definition_digest(self.endpoint),
+                )
+                store = await stack.enter_async_context(opened)
+                self._shared = SharedState(store)
+            nursery = await stack.enter_async_context(trio.open_nursery())
             self._nursery = nursery
             nursery.start_soon(self._reap_sessions)
             nursery.start_soon(self._keepalive)
+            if self._shared is not None:
+                nursery.start_soon(self._shared.flush, self.endpoint)
             try:
                 yield
             finally:
                 self.close_streams()
                 self._nursery = None
+                self._shared = None
                 nursery.cancel_scope.cancel()
 
     @property
@@ -269,6 +285,8 @@ class MCPApp:
         while True:
             await trio.sleep(self.settings.expiry_poll_interval)
             self.endpoint.expire_sessions()
+            if self._shared is not None:
+                await self._shared.heartbeat(self.endpoint)
 
     async def _keepalive(self) -> None:
         """One task for every stream's keepalive: O(1) per event, not a timer per wait.
@@ -315,7 +333,17 @@ class MCPApp:
         if self._nursery is None:
             await _send_reply(send, _NOT_STARTED)
             return
-        action = endpoint.receive_request(method, headers, body)
+        shared = self._shared
+        if shared is None:
+            action = endpoint.receive_request(method, headers, body)
+        else:
+            try:
+                loaded = await shared.load(endpoint, method, headers)
+                action = endpoint.receive_request(method, headers, body, loaded=loaded)
+                await shared.sync(endpoint)  # stored before the reply or first event goes out
+            except StoreFailed as failed:
+                await _send_reply(send, failed.reply)
+                return
         # Synchronous until the first await below: a Resume attaches to its
         # call before the call can emit another event.
         if isinstance(action, Reply):
@@ -332,6 +360,20 @@ class MCPApp:
         elif isinstance(action, Cancel):
             self._cancel((action.stream,))
             await _send_reply(send, action.reply)
+        elif isinstance(action, Resume) and shared is not None and action.live is not None:
+            # Shared: the store is the only truth. Events this call made while
+            # detached may still be on their way to it, so following the local
+            # call live could skip them; answer what the store holds after the
+            # cursor (read afresh, after a sync) and let the client resume again.
+            endpoint.stream_finished(action.live)  # not carried after all
+            try:
+                await shared.sync(endpoint)
+                loaded = await shared.load(endpoint, method, headers)
+            except StoreFailed as failed:
+                await _send_reply(send, failed.reply)
+                return
+            replay = b"".join(loaded.replay or ()) if loaded is not None else b""
+            await _send_reply(send, Reply(action.status, action.headers, replay))
         elif isinstance(action, Resume):
             self.telemetry.resumes += 1
             live = self._calls.get(action.live) if action.live is not None else None
@@ -445,6 +487,14 @@ class MCPApp:
         listen_queue: trio.MemorySendChannel[bytes] | None = None,
     ) -> None:
         """Write one SSE response until it ends, the client leaves, or shutdown."""
+        if self._shared is not None:
+            try:
+                await self._shared.sync(self.endpoint)  # the first event is stored first
+            except StoreFailed as failed:
+                self._cancel((stream,))
+                self.endpoint.stream_finished(stream, disconnected=True)
+                await _send_reply(send, failed.reply)
+                return
         await send({"type": "http.response.start", "status": status, "headers": list(headers)})
         if first:
             await send({"type": "http.response.body", "body": first, "more_body": True})
@@ -491,6 +541,9 @@ class MCPApp:
             if call is not None:
                 call.writers -= 1
                 self.telemetry.response_ended(call, writer.sent)
+            if self._shared is not None:
+                with contextlib.suppress(StoreFailed):  # logged; the TTLs clean up
+                    await self._shared.sync(self.endpoint)
         if not disconnected:
             await send({"type": "http.response.body", "body": b"", "more_body": False})
 
@@ -528,6 +581,11 @@ class MCPApp:
             if not data:
                 data = stream.keepalive()  # b"" where the core says none is due
                 self.telemetry.keepalives += bool(data)
+            elif self._shared is not None:
+                try:
+                    await self._shared.sync(self.endpoint)  # append before send
+                except StoreFailed:
+                    return  # ends the response: no event the store lacks reaches a client
             if data:
                 await send({"type": "http.response.body", "body": data, "more_body": True})
                 writer.last = trio.current_time()

@@ -5,7 +5,7 @@ Usage::
     flowkit serve MODULE:ATTR [--host 127.0.0.1] [--port 8000] [--path /mcp]
                   [--max-sessions N] [--graceful-timeout S] [--backlog N]
                   [--max-connections N] [--body-timeout S] [--body-budget BYTES]
-                  [--watchdog S] [--log-level info] [--access-log]
+                  [--watchdog S] [--log-level info] [--access-log] [--redis URL]
     flowkit serve --demo
     flowkit serve --stdio (MODULE:ATTR | --demo)
     flowkit --version
@@ -45,6 +45,7 @@ import argparse
 import gc
 import importlib
 import logging
+import os
 import signal
 import sys
 from collections.abc import Sequence
@@ -260,6 +261,22 @@ async def _serve(
                     print(f"flowkit: serving MCP at {bind}{mcp.path}", flush=True)
 
 
+def _redis(parser: argparse.ArgumentParser, target: Any, url: str) -> Any:
+    """``--redis URL``: the shared store for an MCPServer (one-line errors)."""
+    if not isinstance(target, MCPServer):
+        parser.error("--redis applies to an MCPServer target (or --demo)")
+    try:
+        from flowkit_redis import RedisShared
+    except ImportError:
+        parser.error("--redis needs the redis extra: pip install 'flowkit[redis]'")
+    try:
+        shared = RedisShared(url)
+    except ValueError as exc:
+        parser.error(f"--redis: {exc}")
+    logger.info("sharing state through Redis at %s", shared.url.redacted())
+    return shared
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="flowkit", description=_DESCRIPTION)
     parser.add_argument("--version", action="version", version=f"flowkit {__version__}")
@@ -305,6 +322,13 @@ def _parser() -> argparse.ArgumentParser:
         metavar="N",
         help="cap on live sessions (default: the server's config, 1000); "
         "initialize beyond it gets 503 + Retry-After",
+    )
+    run.add_argument(
+        "--redis",
+        default=os.environ.get("FLOWKIT_REDIS_URL"),
+        metavar="URL",
+        help="share sessions and resumable streams with other instances through Redis "
+        "(redis[s]://[user:password@]host:port/db; default $FLOWKIT_REDIS_URL; docs/scaling.md)",
     )
     run.add_argument(
         "--max-connections",
@@ -387,7 +411,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.stdio:
         if not isinstance(target, MCPServer):
             _fail(f"--stdio serves an MCPServer, not a {type(target).__name__}")
-        return run_stdio(target)
+        return run_stdio(target)  # one peer, one process: nothing to share (--redis)
+    if args.redis:
+        target.shared = _redis(parser, target, args.redis)
     app = _app_for(target, args.path, observe)
     endpoints = _endpoints(app)
     if args.access_log:

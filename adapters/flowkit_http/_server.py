@@ -8,6 +8,7 @@ I/O: :class:`~flowkit_http.MCPApp` (bare ASGI), :func:`~flowkit_http.mount`
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -15,6 +16,8 @@ import attrs
 import trio
 
 from flowkit.mcp import Endpoint, EndpointConfig, EventStore, Tool, ToolSet
+
+from ._shared import SharedStoreOpener
 
 __all__ = ["MCPServer", "StreamSettings"]
 
@@ -66,6 +69,12 @@ class MCPServer:
         settings: stream settings (keepalive, per-call queue bounds).
         event_store: where events are kept for resumption; bounded
             in-memory by default.
+        shared: a store shared by several instances (e.g.
+            ``flowkit_redis.RedisShared(url)``): sessions, running calls
+            and events live there, so any instance serves any request
+            (docs/scaling.md). ``None``: everything in this process.
+        instance: this instance's name among those sharing the store (it
+            prefixes stream ids); random by default.
     """
 
     def __init__(
@@ -77,6 +86,8 @@ class MCPServer:
         config: EndpointConfig | None = None,
         settings: StreamSettings | None = None,
         event_store: EventStore | None = None,
+        shared: SharedStoreOpener | None = None,
+        instance: str | None = None,
     ) -> None:
         config = config if config is not None else EndpointConfig()
         changes: dict[str, Any] = {"server_name": name}
@@ -88,6 +99,8 @@ class MCPServer:
         self.settings = settings if settings is not None else StreamSettings()
         self.tools = ToolSet()
         self.event_store = event_store
+        self.shared = shared
+        self.instance = instance if instance is not None else secrets.token_hex(4)
         #: Declare a tool: :meth:`flowkit.mcp.ToolSet.tool`, bare or with
         #: options. The function may be an async generator (each yielded
         #: item is a progress step), return a
@@ -109,5 +122,9 @@ class MCPServer:
         ``MockClock`` in tests; it is only read while serving.
         """
         return Endpoint(
-            self.config, self.tools, clock=trio.current_time, event_store=self.event_store
+            self.config,
+            self.tools,
+            clock=trio.current_time,
+            event_store=self.event_store,
+            instance=self.instance if self.shared is not None else None,
         )

@@ -187,7 +187,10 @@ class StdioServer:
 
     def __init__(self, target: MCPServer | Endpoint, settings: StreamSettings | None = None):
         if isinstance(target, MCPServer):
-            self.endpoint = target.endpoint()
+            # Not target.endpoint(): one peer in one process has nothing to
+            # share with other instances (MCPServer.shared) or to resume (an
+            # event store), so the endpoint is a plain local one.
+            self.endpoint = Endpoint(target.config, target.tools, clock=trio.current_time)
             self.settings = settings if settings is not None else target.settings
         else:
             self.endpoint = target

@@ -279,7 +279,10 @@ async def _run_plain(
     async def produce() -> None:
         async with up_send:
             for item in inputs:
-                await up_send.send(item)
+                try:
+                    await up_send.send(item)
+                except trio.BrokenResourceError:
+                    return  # it ended early (a take) and closed its receive end
 
     async with trio.open_nursery() as nursery:
         nursery.start_soon(run_op)

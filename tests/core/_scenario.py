@@ -99,7 +99,10 @@ async def _main(make: Make, items: list[Any], plan: Plan, bound: int | None) -> 
                 gap = plan.produce_gaps[index % len(plan.produce_gaps)]
                 if gap:
                     await trio.sleep(gap)
-                await up_send.send(item)
+                try:
+                    await up_send.send(item)
+                except trio.BrokenResourceError:
+                    return  # it ended early (a take) and closed its receive end
                 observe()
 
     async def watch() -> None:

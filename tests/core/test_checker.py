@@ -280,3 +280,23 @@ async def test_an_operator_error_is_a_contract_violation_naming_the_step() -> No
     ) as info:
         await check_operator(lambda: fails_on_the_second_item, [1, 2, 3], statistics=False)
     assert isinstance(info.value.__cause__, KeyError)
+
+
+async def first_only(
+    receive: Any, send: Any, *, task_status: Any = trio.TASK_STATUS_IGNORED
+) -> None:
+    async with receive, send:
+        task_status.started()
+        try:
+            await send.send(await receive.receive())
+        except (trio.EndOfChannel, trio.BrokenResourceError):
+            return
+
+
+async def test_an_operator_that_ends_early_passes_the_end_step() -> None:
+    # It closes its receive end before upstream has fed everything: the
+    # checker's producer must take that as the end, not as an error.
+    out = await check_operator(
+        lambda: first_only, [1, 2, 3], expected=[1], statistics=False, skip={"crash"}
+    )
+    assert out == [1]

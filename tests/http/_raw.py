@@ -35,6 +35,14 @@ def messages(events: Iterable[Event]) -> list[Any]:
     return [orjson.loads(e.data) for e in events if isinstance(e, ServerSentEvent) and e.data]
 
 
+def last_event_id(events: Iterable[Event], default: str = "") -> str:
+    """The id of the last event among ``events`` that carried one (for ``Last-Event-ID``)."""
+    for event in events:
+        if isinstance(event, ServerSentEvent) and event.id:
+            default = event.id
+    return default
+
+
 def request(method: str, id: int | str | None = 1, **params: Any) -> bytes:
     message: dict[str, Any] = {"jsonrpc": "2.0", "method": method}
     if id is not None:

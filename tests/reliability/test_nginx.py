@@ -1,8 +1,8 @@
 """Issue 6, item 7: behind a real nginx (Debian's package, installed by ``.ci/debian.sh``).
 
-nginx runs on 127.0.0.1 with a generated config: proxy buffering at its
-defaults (on), ``proxy_read_timeout 2s``, HTTP/1.1 to the upstream; pid and
-logs in the test's tmp dir; stopped by its PID. Two flowkit servers sit
+nginx runs on 127.0.0.1 with a generated config (``tests/_system.running_nginx``):
+proxy buffering at its defaults (on), ``proxy_read_timeout 2s``, HTTP/1.1 to
+the upstream; pid and logs in the test's tmp dir; stopped by its PID. Two flowkit servers sit
 behind it: one with a keepalive interval (0.5 s) below the proxy timeout, one
 with the default 15 s as the control.
 
@@ -16,12 +16,7 @@ with the default 15 s as the control.
 
 from __future__ import annotations
 
-import os
-import signal
-import socket
-import subprocess
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 
 import httpx
@@ -30,6 +25,8 @@ import trio
 from flowkit.mcp import SSEComment
 from flowkit_http import MCPApp
 
+from .._system import free_port
+from .._system import running_nginx as run_nginx
 from ..http._raw import call, initialize, messages, raw_request
 from ..http._serving import serving
 from ._support import make_reliability_server
@@ -37,21 +34,7 @@ from ._support import make_reliability_server
 PROXY_READ_TIMEOUT = 2
 KEEPALIVE = 0.5
 
-_CONFIG = """
-daemon off;
-master_process on;
-worker_processes 1;
-{user}
-pid {tmp}/nginx.pid;
-error_log {tmp}/error.log info;
-events {{ worker_connections 256; }}
-http {{
-    access_log off;
-    client_body_temp_path {tmp}/client_body;
-    proxy_temp_path {tmp}/proxy;
-    fastcgi_temp_path {tmp}/fastcgi;
-    uwsgi_temp_path {tmp}/uwsgi;
-    scgi_temp_path {tmp}/scgi;
+_LOCATIONS = """
     server {{
         listen 127.0.0.1:{port};
         location /keepalive/ {{
@@ -67,64 +50,20 @@ http {{
             proxy_read_timeout {timeout}s;
         }}
     }}
-}}
 """
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-@asynccontextmanager
-async def running_nginx(
+def running_nginx(
     binary: str, tmp: Path, keepalive_port: int, control_port: int
-) -> AsyncIterator[str]:
-    port = _free_port()
-    user = "user root root;" if os.geteuid() == 0 else ""
-    config = tmp / "nginx.conf"
-    config.write_text(
-        _CONFIG.format(
-            tmp=tmp,
-            port=port,
-            user=user,
-            keepalive_port=keepalive_port,
-            control_port=control_port,
-            timeout=PROXY_READ_TIMEOUT,
-        )
+) -> AbstractAsyncContextManager[str]:
+    port = free_port()
+    http = _LOCATIONS.format(
+        port=port,
+        keepalive_port=keepalive_port,
+        control_port=control_port,
+        timeout=PROXY_READ_TIMEOUT,
     )
-    process = await trio.lowlevel.open_process(
-        [binary, "-p", str(tmp), "-c", str(config), "-e", str(tmp / "error.log")],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    try:
-        while not (tmp / "nginx.pid").exists():
-            if process.poll() is not None:
-                raise AssertionError(f"nginx exited: {(tmp / 'error.log').read_text()}")
-            await trio.sleep(0.02)
-        pid = int((tmp / "nginx.pid").read_text())
-        while True:
-            try:
-                stream = await trio.open_tcp_stream("127.0.0.1", port)
-            except OSError:
-                await trio.sleep(0.02)
-                continue
-            await stream.aclose()
-            break
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        if (tmp / "nginx.pid").exists():
-            os.kill(int((tmp / "nginx.pid").read_text()), signal.SIGQUIT)
-        else:
-            process.terminate()
-        with trio.move_on_after(5):
-            await process.wait()
-        if process.returncode is None:
-            process.kill()
-            await process.wait()
-    assert pid == process.pid
+    return run_nginx(binary, tmp, http, port)
 
 
 async def test_streams_through_nginx_are_incremental_and_survive_its_read_timeout(

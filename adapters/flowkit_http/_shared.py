@@ -1,0 +1,175 @@
+"""Driving a shared endpoint's store: load before each request, write before bytes go out.
+
+With ``MCPServer(shared=...)`` the endpoint is ``Endpoint(instance=...)``: its
+state lives in a store that several instances share (flowkit_redis). The core
+does no I/O, so this adapter does it, in the order that makes resumption
+exact (docs/scaling.md):
+
+1. before a request: ``state_keys`` -> ``await store.load`` -> ``receive_request(loaded=)``;
+2. after the request, and before any bytes a stream produced are written:
+   ``take_changes`` -> ``await store.apply``.
+
+Applies are serialised by one lock per instance and each takes everything
+pending, so a stream's events reach the store in order, and a writer that
+returns from :meth:`SharedState.sync` knows everything journaled before it
+asked is stored. Changes whose apply failed are kept and written first by the
+next sync, so a writer can never send bytes whose events another task took
+and failed to store, and a writer cancelled mid-write (its client left) still
+finishes storing what it took. A store that fails (Redis down or slow) is a 503 with
+``Retry-After`` for the request, never a crash or a hang.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import logging
+import math
+from contextlib import AbstractAsyncContextManager
+from typing import Protocol
+
+import orjson
+import trio
+
+from flowkit.mcp import Endpoint, EndpointConfig, Reply
+from flowkit.mcp._shared import Change, Loaded, SessionTouched, SharedStore
+
+__all__ = ["SharedState", "SharedStoreOpener", "StoreFailed", "definition_digest"]
+
+logger = logging.getLogger("flowkit_http")
+
+
+_UNAVAILABLE_BODY = (
+    b'{"jsonrpc":"2.0","id":null,'
+    b'"error":{"code":-32000,"message":"Service unavailable; retry later"}}'
+)
+
+
+class SharedStoreOpener(Protocol):
+    """What ``MCPServer(shared=...)`` takes: opens the store for the serving lifetime."""
+
+    def open(
+        self, config: EndpointConfig, *, instance: str, digest: str
+    ) -> AbstractAsyncContextManager[SharedStore]:
+        """The store, sized by the endpoint's config (idle timeout, session cap).
+
+        ``instance`` names this instance and ``digest`` its definitions
+        (:func:`definition_digest`): the store announces them, so instances
+        serving different tools are noticed (every instance must serve the
+        same definition).
+        """
+
+
+def definition_digest(endpoint: Endpoint) -> str:
+    """A digest of what an endpoint serves: server name and version, every tool's definition.
+
+    Two instances with the same digest answer ``tools/list`` alike; a request
+    may land on either.
+    """
+    config = endpoint.config
+    definition = {
+        "server": [config.server_name, config.server_version],
+        "tools": sorted((tool.to_json() for tool in endpoint.tools), key=lambda t: t["name"]),
+    }
+    return hashlib.sha256(orjson.dumps(definition, option=orjson.OPT_SORT_KEYS)).hexdigest()[:16]
+
+
+class StoreFailed(Exception):
+    """The shared store could not serve this request: answer :attr:`reply` (503)."""
+
+    def __init__(self, reply: Reply) -> None:
+        super().__init__("the shared store is unavailable")
+        self.reply = reply
+
+
+def _unavailable(exc: Exception) -> StoreFailed:
+    """A 503 for any store failure: the store's ``retry_after`` if it has one, else 1 s."""
+    retry = getattr(exc, "retry_after", 1)
+    if isinstance(retry, bool) or not isinstance(retry, int | float) or not retry >= 1:
+        retry = 1
+    logger.warning("shared store unavailable (%s): 503, Retry-After %d", exc, math.ceil(retry))
+    headers = (
+        (b"content-type", b"application/json"),
+        (b"retry-after", str(math.ceil(retry)).encode("ascii")),
+    )
+    return StoreFailed(Reply(503, headers, _UNAVAILABLE_BODY))
+
+
+class SharedState:
+    """One instance's driver of its shared store.
+
+    Args:
+        store: the opened store.
+        flush_interval: how often :meth:`flush` writes what no writer did:
+            the events of a call whose client is away (they must reach the
+            store for a resume elsewhere) and late changes.
+    """
+
+    def __init__(self, store: SharedStore, *, flush_interval: float = 0.05) -> None:
+        self.store = store
+        self.flush_interval = flush_interval
+        self._lock = trio.Lock()
+        # Changes taken from the core whose apply failed: written first next
+        # time (every change is idempotent: explicit event ids, set/hash writes).
+        self._pending: tuple[Change, ...] = ()
+
+    async def flush(self, endpoint: Endpoint) -> None:
+        """Forever: every ``flush_interval``, write the pending changes (nothing if none)."""
+        while True:
+            await trio.sleep(self.flush_interval)
+            with contextlib.suppress(StoreFailed):  # logged; the next round tries again
+                await self.sync(endpoint)
+
+    async def load(
+        self, endpoint: Endpoint, method: str, headers: list[tuple[bytes, bytes]]
+    ) -> Loaded | None:
+        """What this request touches, read from the store.
+
+        Raises:
+            StoreFailed: the store failed; send its reply.
+        """
+        keys = endpoint.state_keys(method, headers)
+        if keys is None:
+            return None
+        try:
+            return await self.store.load(keys)
+        except Exception as exc:
+            raise _unavailable(exc) from None
+
+    async def sync(self, endpoint: Endpoint) -> None:
+        """Write every pending change; on return, all journaled so far is stored.
+
+        Raises:
+            StoreFailed: the store failed; the bytes these changes belong to must not be sent.
+        """
+        async with self._lock:
+            changes = self._pending + endpoint.take_changes()
+            if not changes:
+                return
+            # Taken from the core, these exist nowhere else: a writer cancelled
+            # here (its client left) must not drop them, so the write is
+            # shielded (the store's own deadline bounds it) and kept on failure.
+            self._pending = changes
+            try:
+                with trio.CancelScope(shield=True):
+                    await self.store.apply(changes)
+            except Exception as exc:
+                raise _unavailable(exc) from None
+            self._pending = ()
+
+    async def heartbeat(self, endpoint: Endpoint) -> None:
+        """Postpone the store's expiry of the sessions this instance holds busy.
+
+        A session with a call running or a GET open must not expire while it
+        is quiet, here or anywhere (the in-memory rule). Failures are logged
+        and retried at the next poll.
+        """
+        now = endpoint.state.clock()
+        busy = [SessionTouched(session.id, now) for session in endpoint.sessions if session.busy]
+        if not busy:
+            return
+        try:
+            async with self._lock:
+                await self.store.apply(busy)
+        except Exception as exc:
+            _unavailable(exc)  # logs

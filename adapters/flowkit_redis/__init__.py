@@ -1,0 +1,38 @@
+"""flowkit's shared state in Redis, through coredis on trio (issue 10).
+
+Several flowkit instances behind a balancer share sessions and resumable
+streams through one Redis. :class:`RedisSharedStore` is what the adapter
+drives for a shared ``flowkit.mcp.Endpoint`` (the core's ``SharedStore``
+boundary): :class:`RedisEventStore` keeps every MCP stream's
+events (one Redis stream each), :class:`RedisSessionStore` the sessions (a
+hash each, with a cluster-wide cap), :class:`Wakeups` the one pub/sub
+connection per instance that wakes live tails. :class:`RedisClient` is the one
+door to Redis: a deadline on every operation, :class:`StoreUnavailable`
+(503 + ``Retry-After``) when Redis is missing, reconnection by itself.
+
+See docs/scaling.md for the picture, the guarantees and the failure modes.
+"""
+
+from ._client import RedisClient, StoreUnavailable
+from ._events import EventTooLarge, RedisEventStore, Replay
+from ._keys import Keys
+from ._sessions import RedisSessionStore, SessionCapReached
+from ._shared import RedisShared, RedisSharedStore
+from ._url import RedisURL
+from ._wakeups import Wakeups, Watch
+
+__all__ = [
+    "EventTooLarge",
+    "Keys",
+    "RedisClient",
+    "RedisEventStore",
+    "RedisSessionStore",
+    "RedisShared",
+    "RedisSharedStore",
+    "RedisURL",
+    "Replay",
+    "SessionCapReached",
+    "StoreUnavailable",
+    "Wakeups",
+    "Watch",
+]

@@ -1,0 +1,278 @@
+"""The core's shared-state boundary, kept in Redis: :class:`RedisSharedStore`.
+
+``flowkit.mcp``'s shared endpoint (``Endpoint(instance=...)``) does no I/O.
+Before a request it names what the request touches (``StateKeys``); the
+adapter reads that here (:meth:`RedisSharedStore.load`) and passes it in.
+After the request, and after a stream emitted, the adapter takes the core's
+changes and writes them here (:meth:`RedisSharedStore.apply`) **before**
+sending the bytes they belong to. That ordering is the whole of "no event a
+client has seen can be missing from a replay" (docs/scaling.md).
+
+The hot path is a stream's events: :meth:`apply` stores each run of
+consecutive events of one stream (what one socket write carries) as one
+entry, one round trip.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from typing import Any
+
+import trio
+
+from flowkit.mcp import EndpointConfig
+from flowkit.mcp._shared import (
+    CallEnded,
+    CallStarted,
+    Change,
+    EventAppended,
+    Loaded,
+    SessionClosed,
+    SessionSaved,
+    SessionTouched,
+    StateKeys,
+    StreamAttached,
+    StreamDetached,
+)
+
+from ._client import RedisClient, StoreUnavailable
+from ._events import RedisEventStore
+from ._keys import Keys
+from ._sessions import RedisSessionStore
+from ._url import RedisURL
+from ._wakeups import Wakeups
+
+__all__ = ["RedisShared", "RedisSharedStore"]
+
+logger = logging.getLogger("flowkit_redis")
+
+
+class RedisShared:
+    """Share an ``MCPServer``'s state through Redis: ``MCPServer(shared=RedisShared(url))``.
+
+    The server opens it for as long as it serves (:meth:`open`): one
+    connection pool, one wake-up subscriber, and the stores sized by the
+    endpoint's config (its idle timeout is the sessions' TTL, its
+    ``max_sessions`` the cluster-wide cap).
+
+    Args:
+        url: ``redis://`` or ``rediss://``, with ``user:password@`` if needed.
+        prefix: the key prefix (one per deployment sharing a Redis).
+        cluster: ``url`` is one node of a Redis Cluster.
+        timeout: the deadline of one Redis operation (the 503 comes within it).
+        announce_interval: seconds between announcements of this instance's
+            definition digest (see :meth:`open`).
+        events: settings for :class:`RedisEventStore` (``ttl``,
+            ``max_entries_per_stream``, ``max_entry_bytes``, ...).
+    """
+
+    def __init__(
+        self,
+        url: RedisURL | str,
+        *,
+        prefix: str = "flowkit",
+        cluster: bool = False,
+        timeout: float = 1.0,
+        announce_interval: float = 30.0,
+        **events: Any,
+    ) -> None:
+        self.url = url if isinstance(url, RedisURL) else RedisURL.parse(url)
+        self.keys = Keys(prefix)
+        self.cluster = cluster
+        self.timeout = timeout
+        self.announce_interval = announce_interval
+        self.events = events
+
+    def __repr__(self) -> str:
+        return f"RedisShared({self.url.redacted()!r}, prefix={self.keys.prefix!r})"
+
+    @asynccontextmanager
+    async def open(
+        self, config: EndpointConfig, *, instance: str, digest: str
+    ) -> AsyncIterator[RedisSharedStore]:
+        """Connect, announce this instance's definition, start the subscriber, yield the store.
+
+        Every instance must serve the same tools (a request may land on any).
+        Each instance announces its definition's digest in ``Keys.definitions``
+        (instance -> "digest time") every ``announce_interval`` seconds and
+        drops announcements three intervals old (instances that died); when
+        the instances announcing another digest change, it logs them at ERROR.
+        """
+        async with (
+            RedisClient.connect(self.url, timeout=self.timeout, cluster=self.cluster) as client,
+            trio.open_nursery() as nursery,
+        ):
+            wakeups = Wakeups(client)
+            await nursery.start(wakeups.run)
+            sessions = RedisSessionStore(
+                client,
+                keys=self.keys,
+                idle_timeout=config.session_idle_timeout,
+                max_sessions=config.max_sessions,
+            )
+            events = RedisEventStore(client, wakeups, keys=self.keys, **self.events)
+            announcer = _Announcer(
+                client, self.keys.definitions(), instance, digest, self.announce_interval
+            )
+            await announcer.announce()
+            nursery.start_soon(announcer.run)
+            try:
+                yield RedisSharedStore(sessions, events)
+            finally:
+                with trio.CancelScope(shield=True):
+                    await announcer.withdraw()
+                nursery.cancel_scope.cancel()
+
+
+class _Announcer:
+    """This instance's entry in the definitions hash, kept fresh; mismatches logged."""
+
+    def __init__(
+        self, client: RedisClient, key: str, instance: str, digest: str, interval: float
+    ) -> None:
+        self._interval = interval
+        self._client = client
+        self._key = key
+        self._instance = instance
+        self._digest = digest
+        self._reported: list[str] = []
+
+    async def run(self) -> None:
+        while True:
+            await trio.sleep(self._interval)
+            await self.announce()
+
+    async def announce(self) -> None:
+        key, instance, digest = self._key, self._instance, self._digest
+
+        async def exchange(redis: Any) -> Any:
+            seconds = (await redis.time()).timestamp()
+            async with redis.pipeline(transaction=False) as pipe:
+                pipe.hset(key, {instance: f"{digest} {seconds:.0f}"})
+                everyone = pipe.hgetall(key)
+            return seconds, await everyone
+
+        try:
+            now, announced = await self._client.run(exchange)
+        except StoreUnavailable:
+            return  # announced again next interval
+        stale, differ = [], []
+        for name, value in announced.items():
+            other, _, when = value.decode().partition(" ")
+            if now - float(when or 0) > 3 * self._interval:
+                stale.append(name)
+            elif other != digest:
+                differ.append(name.decode())
+        if stale:
+            with contextlib.suppress(StoreUnavailable):
+                await self._client.run(lambda redis: redis.hdel(key, stale))
+        differ.sort()
+        if differ and differ != self._reported:
+            logger.error(
+                "instance %s serves definition %s but %s serve(s) another: every instance "
+                "behind one balancer must serve the same tools (docs/scaling.md)",
+                instance,
+                digest,
+                ", ".join(differ),
+            )
+        self._reported = differ
+
+    async def withdraw(self) -> None:
+        """Remove this instance's entry (a clean stop)."""
+        # Best effort, and not through run(): at shutdown the pool may already
+        # be torn down, which is no outage worth reporting. An entry left
+        # behind is dropped by the others three intervals later.
+        with trio.move_on_after(self._client.timeout), contextlib.suppress(Exception):
+            await self._client.redis.hdel(self._key, [self._instance])
+
+
+class RedisSharedStore:
+    """A ``flowkit.mcp`` ``SharedStore`` over Redis: sessions plus events.
+
+    Args:
+        sessions: the session store (records, running calls, carried
+            streams, the cap, expiry).
+        events: the event store (one Redis stream per MCP stream).
+    """
+
+    def __init__(self, sessions: RedisSessionStore, events: RedisEventStore) -> None:
+        self.sessions = sessions
+        self.events = events
+
+    async def load(self, keys: StateKeys) -> Loaded:
+        """Read what a request touches: its session, a resumed stream's later events, the count.
+
+        Raises:
+            StoreUnavailable: Redis cannot be reached (answer 503).
+        """
+        session = None
+        replay: list[bytes] | None = None
+        if keys.session_id is not None:
+            session = await self.sessions.load(keys.session_id)
+            if session is not None and keys.resume is not None:
+                found = await self.events.replay(
+                    keys.session_id, keys.resume.stream_id, keys.resume.seq
+                )
+                if found is not None:
+                    replay = [data async for chunk in found for data in chunk]
+        live = await self.sessions.count() if keys.count_sessions else 0
+        return Loaded(session=session, replay=replay, live_sessions=live)
+
+    async def apply(self, changes: Sequence[Change]) -> None:
+        """Write ``changes`` in order; a run of one stream's events is one entry.
+
+        Raises:
+            SessionCapReached: a new session over the cluster-wide cap.
+            StoreUnavailable: Redis cannot be reached: do not send the bytes
+                these changes belong to.
+        """
+        index = 0
+        while index < len(changes):
+            change = changes[index]
+            if isinstance(change, EventAppended):
+                end = index + 1
+                while end < len(changes) and _continues(changes[end], changes[end - 1]):
+                    end += 1
+                run = changes[index:end]
+                await self.events.append(
+                    change.session_id,
+                    change.stream_id,
+                    change.seq,
+                    [event.data for event in run],  # type: ignore[union-attr]
+                )
+                index = end
+                continue
+            await self._apply_one(change)
+            index += 1
+
+    async def _apply_one(self, change: Change) -> None:
+        sessions = self.sessions
+        if isinstance(change, SessionSaved):
+            await sessions.save(change.record)
+        elif isinstance(change, SessionTouched):
+            await sessions.touch([change.session_id])
+        elif isinstance(change, SessionClosed):
+            await sessions.close(change.session_id)
+            await self.events.forget_session(change.session_id)
+        elif isinstance(change, CallStarted):
+            await sessions.call_started(change.session_id, change.request_id, change.stream_id)
+        elif isinstance(change, CallEnded):
+            await sessions.call_ended(change.session_id, change.request_id)
+        elif isinstance(change, StreamAttached):
+            await sessions.attach(change.session_id, change.stream_id)
+        elif isinstance(change, StreamDetached):
+            await sessions.detach(change.session_id, change.stream_id)
+
+
+def _continues(change: Change, previous: Change) -> bool:
+    """``change`` is the next event of the same stream as ``previous``."""
+    return (
+        isinstance(change, EventAppended)
+        and isinstance(previous, EventAppended)
+        and change.session_id == previous.session_id
+        and change.stream_id == previous.stream_id
+        and change.seq == previous.seq + 1
+    )

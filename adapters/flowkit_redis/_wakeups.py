@@ -1,0 +1,152 @@
+"""One pub/sub connection per instance, used only as a wake-up for live tails.
+
+A tail of a stream that another instance is writing (a client resumed here
+while the call runs there) must learn of new entries without one blocking
+``XREAD`` per stream: that exhausts the connection pool at a few hundred
+streams. Instead every append publishes an empty message on the stream's
+channel, and this instance keeps one subscriber connection that is
+subscribed to exactly the channels its tails watch (refcounted).
+
+A wake-up carries no data and may be lost (pub/sub is at-most-once, and a
+reconnect drops what was published meanwhile), so a tail re-reads the stream,
+the only truth, on every wake-up *and* at least every poll interval; it keeps
+its own cursor. Losing a wake-up costs latency, never an event.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager, suppress
+from typing import Any
+
+import trio
+
+from ._client import _UNAVAILABLE, RedisClient
+
+__all__ = ["Wakeups", "Watch"]
+
+logger = logging.getLogger("flowkit_redis")
+
+
+class Watch:
+    """One tail's view of a channel: :meth:`arm` before reading, :meth:`wait` after."""
+
+    def __init__(self) -> None:
+        self._event = trio.Event()
+
+    def arm(self) -> None:
+        """Start a new wait window (a wake-up from now on ends the next :meth:`wait`)."""
+        if self._event.is_set():
+            self._event = trio.Event()
+
+    async def wait(self) -> None:
+        """Until a wake-up arrived since the last :meth:`arm`."""
+        await self._event.wait()
+
+    def fire(self) -> None:
+        self._event.set()
+
+
+class Wakeups:
+    """The instance's subscriber: channels in use, each with its local watchers.
+
+    Start :meth:`run` in a nursery (``await nursery.start(wakeups.run)``); it
+    reconnects by itself after Redis comes back and re-subscribes.
+    """
+
+    def __init__(self, client: RedisClient) -> None:
+        self._client = client
+        self._watchers: dict[str, set[Watch]] = {}
+        self._pubsub: Any = None
+        self.delivered = 0
+
+    @asynccontextmanager
+    async def watching(self, channel: str) -> AsyncIterator[Watch]:
+        """Watch ``channel`` for the duration of the block."""
+        watch = Watch()
+        watchers = self._watchers.setdefault(channel, set())
+        watchers.add(watch)
+        if len(watchers) == 1:
+            await self._subscribe(channel)
+        try:
+            yield watch
+        finally:
+            watchers.discard(watch)
+            if not watchers:
+                del self._watchers[channel]
+                with trio.CancelScope(shield=True), trio.move_on_after(self._client.timeout):
+                    await self._unsubscribe(channel)
+
+    async def _subscribe(self, channel: str) -> None:
+        pubsub = self._pubsub
+        if pubsub is None:
+            return  # not connected: run() subscribes every watched channel on connect
+        try:
+            with trio.fail_after(self._client.timeout):
+                await pubsub.subscribe(channel)
+        except _UNAVAILABLE:
+            pass  # run() re-subscribes every watched channel on reconnect; the tail polls
+
+    async def _unsubscribe(self, channel: str) -> None:
+        pubsub = self._pubsub
+        if pubsub is None or channel in self._watchers:
+            return
+        with suppress(*_UNAVAILABLE):
+            await pubsub.unsubscribe(channel)
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Forever: hold the subscriber connection, dispatch wake-ups, reconnect.
+
+        Reports started once the first connection is subscribed, or once it
+        failed (tails poll while the subscriber is away).
+        """
+        started = False
+
+        def connected() -> None:
+            nonlocal started
+            if not started:
+                started = True
+                task_status.started()
+
+        while True:
+            try:
+                await self._serve(connected)
+            except* _UNAVAILABLE as group:
+                logger.info(
+                    "wake-up subscriber lost Redis (%s); reconnecting",
+                    type(group.exceptions[0]).__name__,
+                )
+            finally:
+                self._pubsub = None
+            connected()
+            # Wake every tail so none waits a full poll interval for what was
+            # published while the subscriber was away.
+            self._fire_all()
+            await self._client.wait_up()
+            await trio.sleep(self._client.timeout / 10)
+
+    async def _serve(self, connected: Callable[[], None]) -> None:
+        # The pool's connect and pool timeouts bound the connection attempt.
+        redis = self._client.redis
+        async with redis.pubsub(ignore_subscribe_messages=True, retry_policy=None) as pubsub:
+            if self._watchers:
+                with trio.fail_after(self._client.timeout):
+                    await pubsub.subscribe(*self._watchers)
+            self._pubsub = pubsub
+            connected()
+            self._fire_all()
+            while True:
+                message = await pubsub.get_message(ignore_subscribe_messages=True)
+                if message is None or message.get("type") != "message":
+                    continue
+                channel = message["channel"]
+                name = channel.decode() if isinstance(channel, bytes) else str(channel)
+                for watch in self._watchers.get(name, ()):
+                    watch.fire()
+                    self.delivered += 1
+
+    def _fire_all(self) -> None:
+        for watchers in self._watchers.values():
+            for watch in watchers:
+                watch.fire()

@@ -1,0 +1,111 @@
+"""SharedState, the HTTP adapter's driver of a shared store, without a server.
+
+The store here is a recording fake whose ``apply`` the test can hold and
+fail: what is checked is the adapter's ordering, which no real store can be
+made to exercise deterministically (a writer cancelled in the middle of an
+apply, an apply that fails). Redis-backed behaviour is in tests/flowkit_redis.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import pytest
+import trio
+import trio.testing
+
+from flowkit.mcp._shared import Change, EventAppended, Loaded, StateKeys
+from flowkit_http._shared import SharedState, StoreFailed
+
+
+class Journal:
+    """The part of an Endpoint SharedState uses: take_changes()."""
+
+    def __init__(self) -> None:
+        self.changes: list[Change] = []
+
+    def emit(self, seq: int) -> None:
+        self.changes.append(EventAppended("s", "a.1", seq, b"event %d" % seq))
+
+    def take_changes(self) -> tuple[Change, ...]:
+        taken, self.changes = tuple(self.changes), []
+        return taken
+
+
+class Store:
+    def __init__(self) -> None:
+        self.applied: list[Change] = []
+        self.hold: trio.Event | None = None
+        self.entered = trio.Event()
+        self.fail = False
+
+    async def load(self, keys: StateKeys) -> Loaded:
+        return Loaded()
+
+    async def apply(self, changes: Sequence[Change]) -> None:
+        self.entered.set()
+        if self.hold is not None:
+            await self.hold.wait()
+        if self.fail:
+            raise OSError("store down")
+        self.applied += changes
+
+
+def seqs(changes: Sequence[Any]) -> list[int]:
+    return [change.seq for change in changes]
+
+
+async def test_a_writer_cancelled_mid_apply_still_stores_what_it_took() -> None:
+    store, journal = Store(), Journal()
+    state = SharedState(store)
+    journal.emit(1)
+    store.hold = trio.Event()
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(state.sync, journal)  # type: ignore[arg-type]
+        await store.entered.wait()
+        nursery.cancel_scope.cancel()  # the client left while its write was being stored
+        store.hold.set()
+    assert seqs(store.applied) == [1]
+
+
+async def test_changes_of_a_failed_apply_are_written_first_next_time() -> None:
+    store, journal = Store(), Journal()
+    state = SharedState(store)
+    journal.emit(1)
+    store.fail = True
+    with pytest.raises(StoreFailed) as failed:
+        await state.sync(journal)  # type: ignore[arg-type]
+    assert failed.value.reply.status == 503
+    assert dict(failed.value.reply.headers)[b"retry-after"] == b"1"
+    journal.emit(2)
+    store.fail = False
+    await state.sync(journal)  # type: ignore[arg-type]
+    assert seqs(store.applied) == [1, 2]
+
+
+async def test_a_sync_waits_for_the_apply_in_progress() -> None:
+    """A writer that returns from sync knows that everything journaled before is stored."""
+    store, journal = Store(), Journal()
+    state = SharedState(store)
+    journal.emit(1)
+    store.hold = trio.Event()
+    done: list[str] = []
+    async with trio.open_nursery() as nursery:
+
+        async def first() -> None:
+            await state.sync(journal)  # type: ignore[arg-type]
+            done.append("first")
+
+        async def second() -> None:
+            await state.sync(journal)  # type: ignore[arg-type]  # nothing left to take
+            done.append("second")
+            assert seqs(store.applied) == [1]  # what the first took is stored
+
+        nursery.start_soon(first)
+        await store.entered.wait()
+        nursery.start_soon(second)
+        await trio.testing.wait_all_tasks_blocked()
+        assert done == []
+        store.hold.set()
+    assert sorted(done) == ["first", "second"]
