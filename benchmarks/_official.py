@@ -3,6 +3,7 @@
 Run as a child process by the benchmarks::
 
     python -m benchmarks._official --port 8101
+    python -m benchmarks._official --stdio     # MCPServer.run("stdio") instead
 
 It is the SDK's ``MCPServer`` over Streamable HTTP served by uvicorn, exactly
 as ``MCPServer.run("streamable-http")`` does it (same app factory, same
@@ -72,7 +73,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8101)
+    parser.add_argument("--stdio", action="store_true", help="serve on stdin/stdout instead")
     args = parser.parse_args()
+    if args.stdio:
+        server.run("stdio")  # the SDK's own stdio transport
+        return
     app = server.streamable_http_app(host=args.host)
     config = uvicorn.Config(
         app, host=args.host, port=args.port, log_level="warning", access_log=False

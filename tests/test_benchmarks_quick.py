@@ -37,6 +37,7 @@ QUICK = {
     "slow_consumer": ["--quick", "--duration", "2"],
     "batching": ["--quick", "--count", "1000"],
     "metrics_overhead": ["--quick"],
+    "stdio": ["--quick"],
 }
 
 

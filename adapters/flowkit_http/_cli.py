@@ -7,6 +7,7 @@ Usage::
                   [--max-connections N] [--body-timeout S] [--body-budget BYTES]
                   [--watchdog S] [--log-level info] [--access-log] [--redis URL]
     flowkit serve --demo
+    flowkit serve --stdio (MODULE:ATTR | --demo)
     flowkit --version
     observability: [--no-metrics] [--metrics-path P] [--no-dashboard]
                    [--dashboard-path P] [--observe-bind HOST:PORT]
@@ -33,7 +34,9 @@ ended at once, then hypercorn closes the connections; those still open after
 exit status is 0. ``--max-connections``, ``--body-timeout``,
 ``--body-budget`` and ``--watchdog`` are the limits of
 ``flowkit_http._serve`` and ``_watchdog`` (see docs/serving.md, "Limits").
-``python -m flowkit_http`` runs the same command.
+``python -m flowkit_http`` runs the same command. ``--stdio`` serves one
+client on stdin and stdout instead (``_stdio.py``, docs/stdio.md); the HTTP
+options do not apply to it.
 """
 
 from __future__ import annotations
@@ -63,6 +66,7 @@ from ._observe import Observability, ObservedApp
 from ._quart import create_app
 from ._serve import ServeLimits, serve
 from ._server import MCPServer
+from ._stdio import run_stdio
 from ._watchdog import Watchdog
 
 __all__ = ["main"]
@@ -78,6 +82,7 @@ examples:
   flowkit serve --demo                   the demo tools at http://127.0.0.1:8000/mcp
   flowkit serve my_tools:server          an MCPServer in ./my_tools.py
   flowkit serve my_app:app --port 9000   a Quart app with the endpoint mounted in it
+  flowkit serve --stdio --demo           one client on stdin/stdout (Claude Desktop, IDEs)
 
 TARGET is MODULE:ATTR, imported with the current directory on sys.path; ATTR
 is an MCPServer (served at --path), a Quart app or an MCPApp (served as they
@@ -290,6 +295,11 @@ def _parser() -> argparse.ArgumentParser:
         "target", nargs="?", metavar="TARGET", help="MODULE:ATTR of an MCPServer or a Quart app"
     )
     run.add_argument("--demo", action="store_true", help="serve the demo tools")
+    run.add_argument(
+        "--stdio",
+        action="store_true",
+        help="serve one client on stdin/stdout (newline-delimited JSON-RPC) instead of HTTP",
+    )
     run.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1)")
     run.add_argument("--port", type=_port, default=8000, help="port (default 8000)")
     run.add_argument(
@@ -398,6 +408,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         if not isinstance(target, MCPServer):
             _fail("--max-sessions applies to an MCPServer target (or --demo)")
         target.config = attrs.evolve(target.config, max_sessions=args.max_sessions)
+    if args.stdio:
+        if not isinstance(target, MCPServer):
+            _fail(f"--stdio serves an MCPServer, not a {type(target).__name__}")
+        return run_stdio(target)  # one peer, one process: nothing to share (--redis)
     if args.redis:
         target.shared = _redis(parser, target, args.redis)
     app = _app_for(target, args.path, observe)

@@ -24,6 +24,7 @@ from ._actions import (
     json_reply,
 )
 from ._config import LOCALHOST_HOSTS, LOCALHOST_ORIGINS, Authenticator, EndpointConfig
+from ._connection import Connection
 from ._content import (
     Result,
     audio_content,
@@ -54,7 +55,7 @@ from ._errors import (
     RemoteProtocolError,
 )
 from ._events import EventStore, InMemoryEventStore
-from ._headers import RequestHead, accepts, host_allowed, origin_allowed, parse_head
+from ._headers import Binding, RequestHead, accepts, host_allowed, origin_allowed, parse_head
 from ._jsonrpc import (
     Message,
     Notification,
@@ -106,7 +107,9 @@ __all__ = [
     "VERSIONS",
     "Action",
     "Authenticator",
+    "Binding",
     "Cancel",
+    "Connection",
     "Endpoint",
     "EndpointConfig",
     "EventId",

@@ -25,10 +25,12 @@ from ._actions import (
     OpenListenStream,
     Reply,
     Resume,
+    StartCall,
     error_reply,
 )
 from ._admission import RawHeaders, admit
 from ._config import EndpointConfig
+from ._connection import Connection
 from ._errors import (
     UNSUPPORTED_PROTOCOL_VERSION,
     RemoteProtocolError,
@@ -36,6 +38,7 @@ from ._errors import (
     listen_conflict,
     method_not_allowed,
     method_not_found,
+    request_in_flight,
     session_required,
     stream_conflict,
     too_large,
@@ -71,11 +74,31 @@ from ._versions import LATEST_HANDSHAKE_VERSION, VERSIONS, VersionPolicy
 __all__ = ["Endpoint"]
 
 _ACCEPTED = Reply(202)
+_STDIO_HEAD = RequestHead("POST", {}, binding="stdio")  # no header layer at all
 
 
 def _default_session_id() -> str:
     # 32 bytes from the OS CSPRNG, URL-safe base64: visible ASCII only.
     return secrets.token_urlsafe(32)
+
+
+def _cancellation(
+    message: Notification,
+    running: Callable[[RequestId], OutgoingStream | None],
+    session_id: str | None,
+) -> Action:
+    """``notifications/cancelled``: cancel the named request if it still runs.
+
+    Malformed or unknown cancellations are ignored ("Error Handling").
+    """
+    request_id = message.params.get("requestId")
+    if isinstance(request_id, bool) or not isinstance(request_id, str | int):
+        return _ACCEPTED
+    stream = running(request_id)
+    if stream is None:
+        return _ACCEPTED
+    stream.cancel()
+    return Cancel(session_id, request_id, stream, _ACCEPTED)
 
 
 def _request_id_of(body: bytes) -> RequestId | None:
@@ -221,6 +244,101 @@ class Endpoint:
         except RemoteProtocolError as exc:
             return error_reply(exc)
 
+    def open_connection(self) -> Connection:
+        """A new message channel (one stdio peer) for :meth:`receive_message`."""
+        return Connection()
+
+    def receive_message(self, data: bytes, connection: Connection) -> Action:
+        """Handle one message from a channel without HTTP (stdio: one line).
+
+        The binding has no header layer (2026-07-28 ``transports/stdio``):
+        there is no Host, Origin, Accept or session header to judge and
+        nothing mirrored to compare, so the connection is the session (its
+        ``initialize`` opens it) and a stateless-era request is recognised by
+        its ``_meta`` alone. Cancellation is ``notifications/cancelled`` in
+        both eras. A :class:`Reply`'s body, if any, is the one line to write
+        (its status and headers mean nothing here); the streams of a
+        :class:`StartCall` or :class:`OpenListenStream` produce lines.
+        Notifications and client responses are never answered, not even
+        when refused: JSON-RPC answers requests only.
+
+        Args:
+            data: one message, without its newline; cut at
+                ``config.max_body_size + 1`` bytes when longer (the
+                adapter need not read an oversized line whole to have it
+                refused).
+            connection: the channel it came on (:meth:`open_connection`).
+
+        Returns:
+            What to do. Never raises for anything the peer sent.
+        """
+        try:
+            if len(data) > self.config.max_body_size:
+                raise too_large(self.config.max_body_size)
+            message = parse_message(data)
+            if is_modern(_STDIO_HEAD, message, self.config.versions):
+                return self._stateless_message(message, connection)
+            session = (
+                self.sessions.get_any(connection.session_id)
+                if connection.session_id is not None
+                else None
+            )
+            if not isinstance(message, Request):
+                if session is None:
+                    return _ACCEPTED  # nothing to answer, no session to apply it to
+                return self._message(_STDIO_HEAD, message, None, session)
+            if message.method in OPENS_SESSION:
+                if session is not None:
+                    raise invalid_request(
+                        "initialize was already received on this connection", message.id
+                    )
+                action = self._message(_STDIO_HEAD, message, None, None)
+                if isinstance(action, Reply):
+                    created = dict(action.headers).get(b"mcp-session-id")
+                    if created is not None:
+                        self._connect(connection, created.decode("ascii"))
+                return action
+            if session is None:
+                raise invalid_request(
+                    "the first request must be initialize (or carry "
+                    '"_meta" with the stateless-era protocol version)',
+                    message.id,
+                )
+            return self._message(_STDIO_HEAD, message, None, session)
+        except RemoteProtocolError as exc:
+            return error_reply(exc)
+
+    def _connect(self, connection: Connection, session_id: str) -> None:
+        """Bind a channel to the session its ``initialize`` opened.
+
+        The channel also carries the session's server notifications: its
+        ``listen`` stream stands where the GET stream stands over HTTP (so
+        :meth:`list_changed` covers it, and the session, never idle while
+        the channel is open, does not expire).
+        """
+        session = self.sessions.get_any(session_id)
+        assert session is not None
+        connection.session_id = session_id
+        connection.listen = session.listen = OutgoingStream(
+            kind="listen",
+            stream_id=session.new_stream_id(self.state.instance),
+            session_id=session_id,
+            binding="stdio",
+        )
+
+    def _stateless_message(self, message: Message, connection: Connection) -> Action:
+        """A stateless-era message on a channel: cancellation by notification."""
+        if isinstance(message, Notification):
+            if message.method == "notifications/cancelled":
+                return _cancellation(message, connection.running, None)
+            return _ACCEPTED
+        if isinstance(message, Request) and connection.running(message.id) is not None:
+            raise request_in_flight(message.id)
+        action = self._stateless(_STDIO_HEAD, message)
+        if isinstance(action, StartCall | OpenListenStream):
+            connection.started(action.stream)
+        return action
+
     def state_keys(self, method: str, headers: RawHeaders) -> StateKeys | None:
         """What a shared endpoint needs read before :meth:`receive_request`.
 
@@ -343,7 +461,11 @@ class Endpoint:
     ) -> Action:
         if len(body) > self.config.max_body_size:
             raise too_large(self.config.max_body_size)
-        message = parse_message(body)
+        return self._message(head, parse_message(body), principal, session)
+
+    def _message(
+        self, head: RequestHead, message: Message, principal: str | None, session: Session | None
+    ) -> Action:
         if is_modern(head, message, self.config.versions):
             return self._stateless(head, message)
         if isinstance(message, Request) and message.method in OPENS_SESSION:
@@ -396,15 +518,7 @@ class Endpoint:
             session.handle(SessionEvent.INITIALIZED)
             self.sessions.saved(session)
         elif message.method == "notifications/cancelled":
-            # Malformed or unknown cancellations are ignored ("Error Handling").
-            request_id = message.params.get("requestId")
-            if isinstance(request_id, bool) or not isinstance(request_id, str | int):
-                return _ACCEPTED
-            stream = session.in_flight.get(request_id)
-            if stream is None:
-                return _ACCEPTED
-            stream.cancel()
-            return Cancel(session.id, request_id, stream, _ACCEPTED)
+            return _cancellation(message, session.in_flight.get, session.id)
         return _ACCEPTED
 
     # -- GET / DELETE ----------------------------------------------------------------

@@ -13,12 +13,14 @@ Media-type handling is deliberately tolerant where HTTP is (``*/*``,
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from typing import Literal, TypeAlias
 
 import attrs
 
 from ._errors import invalid_content_length
 
 __all__ = [
+    "Binding",
     "RequestHead",
     "accepts",
     "host_allowed",
@@ -44,6 +46,17 @@ _JOINABLE = frozenset({b"accept"})
 PARAM_HEADER_PREFIX = b"mcp-param-"
 """Prefix of the headers mirroring ``x-mcp-header`` tool arguments (2026-07-28)."""
 
+Binding: TypeAlias = Literal["http", "stdio"]
+"""The transport binding a message arrived on.
+
+``"http"`` (Streamable HTTP) has a header layer that mirrors body fields and
+frames a call's messages as SSE events on a per-request stream. ``"stdio"``
+(and any newline-delimited byte stream, 2026-07-28 ``transports/stdio``) has
+no header layer ("the body is the only source of truth") and one shared
+channel: messages are lines, nothing is resumable and there is nothing to
+keep alive.
+"""
+
 
 @attrs.frozen
 class RequestHead:
@@ -54,11 +67,14 @@ class RequestHead:
         headers: every header, lowercase name to value; repeated ``Accept``
             headers joined with ``,``.
         duplicated: names of singleton headers that appeared more than once.
+        binding: the transport; a ``"stdio"`` head has no headers at all, so
+            nothing is checked against mirrored copies.
     """
 
     method: str
     headers: dict[str, str]
     duplicated: frozenset[str] = frozenset()
+    binding: Binding = "http"
 
     def get(self, name: str) -> str | None:
         """The value of header ``name`` (lowercase), or ``None``."""

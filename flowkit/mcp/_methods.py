@@ -228,6 +228,7 @@ def tools_call(state: EndpointState, ctx: RequestContext) -> Action:
         result_type=policy.result_type,
         disconnect_cancels=policy.disconnect_cancels,
         on_done=state.call_done if session is not None else None,
+        binding=ctx.head.binding,
     )
     if session is not None:
         state.call_started(session, stream)
@@ -253,7 +254,11 @@ def listen(state: EndpointState, ctx: RequestContext) -> Action:
         if wanted.get(field) is True and offered.get(capability, {}).get("listChanged")
     }
     stream = OutgoingStream(
-        kind="listen", stream_id="0", request_id=request.id, subscription=agreed
+        kind="listen",
+        stream_id="0",
+        request_id=request.id,
+        subscription=agreed,
+        binding=ctx.head.binding,
     )
     state.subscriptions[stream] = None
     return OpenListenStream(None, stream)

@@ -109,18 +109,20 @@ def validate_modern(
         )
     # The header must mirror the body before the version itself is judged:
     # a header naming a served revision over a body naming another is a
-    # mismatch (-32020), not an unsupported version.
+    # mismatch (-32020), not an unsupported version. A binding without a
+    # header layer (stdio) mirrors nothing: the body alone counts.
+    mirrored = head.binding == "http"
     header = head.get("mcp-protocol-version")
-    if header is None:
+    if mirrored and header is None:
         raise header_mismatch("MCP-Protocol-Version header is required", rid)
-    if header != version:
+    if mirrored and header != version:
         raise header_mismatch(
             f"MCP-Protocol-Version {header!r} does not match body {version!r}", rid
         )
     policy = versions.get(version)
     if policy is None or not policy.request_meta:
         raise unsupported_version(version, list(versions), rid)
-    if policy.method_headers:
+    if mirrored and policy.method_headers:
         method = head.get("mcp-method")
         if method is None:
             raise header_mismatch("Mcp-Method header is required", rid)
@@ -186,6 +188,8 @@ def validate_param_headers(
     Raises:
         RemoteProtocolError: 400 / -32020 on any mismatch or malformed value.
     """
+    if head.binding != "http":
+        return  # no header layer, nothing mirrored (stdio)
     for param in tool.header_params:
         label = f"Mcp-Param-{param.name}"
         value = _argument_at(arguments, param.path)

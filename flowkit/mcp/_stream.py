@@ -49,9 +49,12 @@ import orjson
 from ._content import error_result, with_delivery
 from ._errors import INTERNAL_ERROR, LocalProtocolError, stream_conflict
 from ._events import EventStore
+from ._headers import Binding
 from ._jsonrpc import RequestId, error_message, notification_message, result_message
 from ._levels import LOG_LEVELS, LogThreshold
 from ._sse import EventId, encode_comment, encode_event, event_template
+
+_LINE = b"%s\n"  # a stdio message: one JSON text per line (orjson never emits a newline)
 
 if TYPE_CHECKING:
     from ._tools import Tool
@@ -216,6 +219,9 @@ class OutgoingStream:
             (2025-11-25). The client reconnects with GET and
             ``Last-Event-ID`` after the priming event's ``retry`` ("SSE
             polling", SEP-1699).
+        binding: the transport. On ``"stdio"`` every message is one line of
+            JSON (no SSE framing, no event ids, no store: one shared channel
+            has nothing to resume) and no keepalive is ever due.
     """
 
     __slots__ = (
@@ -233,6 +239,7 @@ class OutgoingStream:
         "_seq",
         "_store",
         "_total",
+        "binding",
         "disconnect_cancels",
         "kind",
         "progress_token",
@@ -261,15 +268,17 @@ class OutgoingStream:
         disconnect_cancels: bool = False,
         on_done: Callable[[OutgoingStream], None] | None = None,
         subscription: Mapping[str, Any] | None = None,
+        binding: Binding = "http",
     ) -> None:
         self.kind = kind
+        self.binding = binding
         self.subscription = subscription
         self.stream_id = stream_id
         self.session_id = session_id
         self.request_id = request_id
         self.progress_token = progress_token
         self.tool = tool
-        self._store = store if session_id is not None else None
+        self._store = store if session_id is not None and binding == "http" else None
         self._retry_ms = retry_ms
         self._log = log_threshold
         self._result_type = result_type
@@ -293,7 +302,11 @@ class OutgoingStream:
                 appender(session_id, stream_id) if appender is not None else self._append_generic
             )
         # This stream's data events as a %-format (with ids when stored).
-        self._frame = event_template(self._prefix if self._append is not None else None)
+        self._frame = (
+            _LINE
+            if binding == "stdio"
+            else event_template(self._prefix if self._append is not None else None)
+        )
         # The same for its progress events, the envelope and the token's JSON
         # included (None: no token, or one the fast path cannot take).
         self._progress_head: bytes | None = None
@@ -621,9 +634,10 @@ class OutgoingStream:
 
         The writer asks when it has been idle; the table answers: nothing
         while the response is ending early, after the final message, or after
-        a cancel.
+        a cancel. Never on stdio: a comment is not a message, and nothing but
+        messages may go to stdout.
         """
-        if not self._step(StreamInput.KEEPALIVE):
+        if not self._step(StreamInput.KEEPALIVE) or self.binding != "http":
             return b""
         return encode_comment()
 
