@@ -16,6 +16,7 @@ from ._actions import (
     Action,
     Cancel,
     Headers,
+    Invoke,
     OpenListenStream,
     Reply,
     Resume,
@@ -23,6 +24,7 @@ from ._actions import (
     error_reply,
     json_reply,
 )
+from ._completion import MAX_COMPLETIONS, Completer
 from ._config import LOCALHOST_HOSTS, LOCALHOST_ORIGINS, Authenticator, EndpointConfig
 from ._content import (
     Result,
@@ -32,13 +34,14 @@ from ._content import (
     error_result,
     image_content,
     json_value,
+    resource_contents,
     resource_link,
     text_content,
     to_call_result,
     tool_result,
     with_delivery,
 )
-from ._endpoint import Endpoint
+from ._endpoint import Endpoint, ListKind
 from ._errors import (
     HEADER_MISMATCH,
     INTERNAL_ERROR,
@@ -47,6 +50,7 @@ from ._errors import (
     METHOD_NOT_FOUND,
     MISSING_REQUIRED_CLIENT_CAPABILITY,
     PARSE_ERROR,
+    RESOURCE_NOT_FOUND,
     SERVER_ERROR,
     UNSUPPORTED_PROTOCOL_VERSION,
     LocalProtocolError,
@@ -67,6 +71,8 @@ from ._jsonrpc import (
     parse_message,
 )
 from ._levels import LOG_LEVELS
+from ._prompts import Prompt, PromptArgument, PromptSet, prompt_message
+from ._resources import Resource, ResourceSet, ResourceTemplate
 from ._schema import schema_from_function
 from ._sessions import (
     SESSION_TRANSITIONS,
@@ -95,9 +101,11 @@ __all__ = [
     "LOCALHOST_HOSTS",
     "LOCALHOST_ORIGINS",
     "LOG_LEVELS",
+    "MAX_COMPLETIONS",
     "METHOD_NOT_FOUND",
     "MISSING_REQUIRED_CLIENT_CAPABILITY",
     "PARSE_ERROR",
+    "RESOURCE_NOT_FOUND",
     "SERVER_ERROR",
     "SESSION_TRANSITIONS",
     "SSE_HEADERS",
@@ -107,6 +115,7 @@ __all__ = [
     "Action",
     "Authenticator",
     "Cancel",
+    "Completer",
     "Endpoint",
     "EndpointConfig",
     "EventId",
@@ -114,18 +123,26 @@ __all__ = [
     "HeaderParam",
     "Headers",
     "InMemoryEventStore",
+    "Invoke",
+    "ListKind",
     "LocalProtocolError",
     "Message",
     "Notification",
     "OpenListenStream",
     "OutgoingStream",
     "Policy",
+    "Prompt",
+    "PromptArgument",
+    "PromptSet",
     "ProtocolError",
     "RemoteProtocolError",
     "Reply",
     "Request",
     "RequestHead",
     "RequestId",
+    "Resource",
+    "ResourceSet",
+    "ResourceTemplate",
     "Response",
     "Result",
     "Resume",
@@ -163,6 +180,8 @@ __all__ = [
     "parse_event_id",
     "parse_head",
     "parse_message",
+    "prompt_message",
+    "resource_contents",
     "resource_link",
     "schema_from_function",
     "text_content",
