@@ -58,6 +58,10 @@ def make_server() -> MCPServer:
         """Draft a reply."""
         return [f"Reply to {message!r} in a {tone} tone.", image_content(PNG, "image/png")]
 
+    @server.resource("memo://broken")
+    def broken() -> str:
+        raise RuntimeError("the secret is 1234")
+
     @server.tool
     def touch(uri: str) -> str:
         """Tell subscribers that a resource changed."""
@@ -109,6 +113,7 @@ async def test_resources_prompts_and_completion_with_the_sdk_client(mode: str) -
     assert [(r.uri, r.mime_type, r.size) for r in listed] == [
         ("memo://today", "text/plain", 11),
         ("memo://logo", "image/png", None),
+        ("memo://broken", None, None),
     ]
     assert [t.uri_template for t in out["templates"].resource_templates] == ["memo://days/{day}"]
     assert out["text"].contents[0].text == "buy coffee!"
@@ -171,3 +176,21 @@ async def test_listen_resource_subscriptions_2026() -> None:
             honored, event = await with_client(url + "/mcp", body, mode="auto")
     assert list(honored.resource_subscriptions or ()) == ["memo://today"]
     assert "memo://today" in repr(event)
+
+
+async def test_a_failing_reader_is_logged_and_answered_with_32603(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    async def body(client: Client) -> Any:
+        with pytest.raises(MCPError) as caught:
+            await client.read_resource("memo://broken")
+        return caught.value.error
+
+    with trio.fail_after(30):
+        async with serving(create_app(make_server())) as url:
+            error = await with_client(url + "/mcp", body, mode="legacy")
+    assert error.code == -32603
+    assert "1234" not in error.message
+    [record] = [r for r in caplog.records if r.getMessage() == "resources/read failed"]
+    assert record.exc_info is not None
+    assert "the secret is 1234" in str(record.exc_info[1])
