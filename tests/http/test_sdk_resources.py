@@ -23,7 +23,7 @@ from mcp import Client, MCPError
 from mcp.shared.exceptions import MCPDeprecationWarning
 from mcp.types import PromptReference, ResourceTemplateReference
 
-from flowkit.mcp import image_content
+from flowkit.mcp import EndpointConfig, image_content
 from flowkit_http import MCPServer, create_app
 
 from ._sdk import with_client
@@ -194,3 +194,32 @@ async def test_a_failing_reader_is_logged_and_answered_with_32603(
     [record] = [r for r in caplog.records if r.getMessage() == "resources/read failed"]
     assert record.exc_info is not None
     assert "the secret is 1234" in str(record.exc_info[1])
+
+
+async def test_prompt_list_changes_reach_a_listen_stream_2026() -> None:
+    server = MCPServer("changes", config=EndpointConfig(prompts_list_changed=True))
+
+    @server.prompt()
+    def first() -> str:
+        """The first prompt."""
+        return "one"
+
+    @server.tool
+    def add_prompt() -> str:
+        """Declare a second prompt."""
+        server.prompt(name="second", description="The second prompt.")(lambda: "two")
+        return "added"
+
+    async def body(client: Client) -> tuple[Any, list[str]]:
+        async with client.listen(prompts_list_changed=True) as subscription:
+            await client.call_tool("add_prompt", {})
+            async for event in subscription:
+                prompts = await client.list_prompts()
+                return event, [p.name for p in prompts.prompts]
+        return None, []
+
+    with trio.fail_after(30):
+        async with serving(create_app(server)) as url:
+            event, names = await with_client(url + "/mcp", body, mode="auto")
+    assert "prompts" in repr(event).lower()
+    assert names == ["first", "second"]
