@@ -42,6 +42,8 @@ from flowkit import Pipeline
 from flowkit.mcp import (
     Cancel,
     Endpoint,
+    Invoke,
+    ListKind,
     OpenListenStream,
     OutgoingStream,
     Reply,
@@ -50,6 +52,7 @@ from flowkit.mcp import (
     StartCall,
 )
 
+from ._invoke import run_invoke
 from ._logformat import correlate
 from ._outbox import Outbox, OutboxStatistics, open_outbox
 from ._runner import run_call
@@ -201,7 +204,10 @@ class MCPApp:
         self._writers: set[_Writer] = set()
         #: Outcomes and totals for ``/metrics`` and ``/dashboard``.
         self.telemetry = Telemetry()
-        self.endpoint.tools.on_change(self._tools_changed)
+        self.endpoint.tools.on_change(partial(self._list_changed, "tools"))
+        self.endpoint.resources.on_change(partial(self._list_changed, "resources"))
+        self.endpoint.prompts.on_change(partial(self._list_changed, "prompts"))
+        self.endpoint.resources.on_update(self._resource_updated)
 
     # -- ASGI -------------------------------------------------------------------
 
@@ -270,12 +276,19 @@ class MCPApp:
         """Outbox statistics of the calls running now, by (session, request id, serial)."""
         return {call.key: call.outbox.statistics() for call in self._calls.values()}
 
-    def _tools_changed(self) -> None:
-        """The tool list changed: queue the core's notifications on listen streams."""
-        for stream, data in self.endpoint.list_changed():
+    def _list_changed(self, kind: ListKind) -> None:
+        """A list changed: queue the core's notifications on listen streams."""
+        self._queue(self.endpoint.list_changed(kind))
+
+    def _resource_updated(self, uri: str) -> None:
+        """A resource changed: tell the streams subscribed to it."""
+        self._queue(self.endpoint.resource_updated(uri))
+
+    def _queue(self, events: tuple[tuple[OutgoingStream, bytes], ...]) -> None:
+        for stream, data in events:
             channel = self._listeners.get(stream)
             if channel is not None:
-                # Full: list_changed notifications already wait; one more adds nothing.
+                # Full: the client is not reading; what waits already tells it to re-fetch.
                 with contextlib.suppress(trio.WouldBlock):
                     channel.send_nowait(data)
 
@@ -357,6 +370,8 @@ class MCPApp:
             call = self._start(action)
             status, response_headers, first = action.stream.open()
             await self._stream(call.stream, call, status, response_headers, first, receive, send)
+        elif isinstance(action, Invoke):
+            await _send_reply(send, await run_invoke(action))
         elif isinstance(action, Cancel):
             self._cancel((action.stream,))
             await _send_reply(send, action.reply)

@@ -1,7 +1,8 @@
-"""The server object users declare tools on.
+"""The server object users declare tools, resources and prompts on.
 
-:class:`MCPServer` is a :class:`flowkit.mcp.ToolSet` (the tools) plus the
-endpoint's configuration and the HTTP-side stream settings. It performs no
+:class:`MCPServer` holds a :class:`flowkit.mcp.ToolSet` (the tools), a
+:class:`~flowkit.mcp.ResourceSet` and a :class:`~flowkit.mcp.PromptSet`, plus
+the endpoint's configuration and the HTTP-side stream settings. It performs no
 I/O: :class:`~flowkit_http.MCPApp` (bare ASGI), :func:`~flowkit_http.mount`
 (into a Quart app) and ``flowkit serve`` turn it into a running endpoint.
 """
@@ -15,7 +16,18 @@ from typing import Any, TypeVar
 import attrs
 import trio
 
-from flowkit.mcp import Endpoint, EndpointConfig, EventStore, Tool, ToolSet
+from flowkit.mcp import (
+    Endpoint,
+    EndpointConfig,
+    EventStore,
+    Prompt,
+    PromptSet,
+    Resource,
+    ResourceSet,
+    ResourceTemplate,
+    Tool,
+    ToolSet,
+)
 
 from ._shared import SharedStoreOpener
 
@@ -48,7 +60,7 @@ class StreamSettings:
 
 
 class MCPServer:
-    """Tools plus configuration: what an MCP endpoint serves.
+    """Tools, resources and prompts plus configuration: what an MCP endpoint serves.
 
     Example::
 
@@ -59,6 +71,15 @@ class MCPServer:
             \"\"\"Count to n.\"\"\"
             for i in range(1, n + 1):
                 yield i
+
+        @server.resource("notes://{day}", mime_type="text/plain")
+        def notes(day: str) -> str:
+            return f"Nothing happened on {day}."
+
+        @server.prompt()
+        def review(code: str) -> str:
+            \"\"\"Ask for a code review.\"\"\"
+            return f"Please review:\\n{code}"
 
     Args:
         name: ``serverInfo.name``.
@@ -106,6 +127,13 @@ class MCPServer:
         #: item is a progress step), return a
         #: :class:`~flowkit_http.ToolPipeline`, or return the result directly.
         self.tool = self.tools.tool
+        self.resources = ResourceSet()
+        #: Declare a resource, or a resource template when the URI has
+        #: ``{variables}``: :meth:`flowkit.mcp.ResourceSet.resource`.
+        self.resource = self.resources.resource
+        self.prompts = PromptSet()
+        #: Declare a prompt: :meth:`flowkit.mcp.PromptSet.prompt`.
+        self.prompt = self.prompts.prompt
 
     @property
     def name(self) -> str:
@@ -115,8 +143,16 @@ class MCPServer:
         """Register a ready :class:`~flowkit.mcp.Tool`."""
         return self.tools.add(tool)
 
+    def add_resource(self, resource: Resource | ResourceTemplate) -> Resource | ResourceTemplate:
+        """Register a ready :class:`~flowkit.mcp.Resource` or template."""
+        return self.resources.add(resource)
+
+    def add_prompt(self, prompt: Prompt) -> Prompt:
+        """Register a ready :class:`~flowkit.mcp.Prompt`."""
+        return self.prompts.add(prompt)
+
     def endpoint(self) -> Endpoint:
-        """A new sans-IO endpoint for these tools, on trio's clock.
+        """A new sans-IO endpoint for these tools, resources and prompts, on trio's clock.
 
         trio's clock (not ``time.monotonic``) so that session expiry follows
         ``MockClock`` in tests; it is only read while serving.
@@ -124,6 +160,8 @@ class MCPServer:
         return Endpoint(
             self.config,
             self.tools,
+            resources=self.resources,
+            prompts=self.prompts,
             clock=trio.current_time,
             event_store=self.event_store,
             instance=self.instance if self.shared is not None else None,

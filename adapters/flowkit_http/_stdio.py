@@ -50,12 +50,14 @@ from flowkit.mcp import (
     Cancel,
     Connection,
     Endpoint,
+    Invoke,
     OpenListenStream,
     OutgoingStream,
     Reply,
     StartCall,
 )
 
+from ._invoke import run_invoke
 from ._logformat import correlate
 from ._outbox import Outbox, open_outbox
 from ._runner import run_call
@@ -190,7 +192,13 @@ class StdioServer:
             # Not target.endpoint(): one peer in one process has nothing to
             # share with other instances (MCPServer.shared) or to resume (an
             # event store), so the endpoint is a plain local one.
-            self.endpoint = Endpoint(target.config, target.tools, clock=trio.current_time)
+            self.endpoint = Endpoint(
+                target.config,
+                target.tools,
+                resources=target.resources,
+                prompts=target.prompts,
+                clock=trio.current_time,
+            )
             self.settings = settings if settings is not None else target.settings
         else:
             self.endpoint = target
@@ -282,11 +290,22 @@ class StdioServer:
                 await self._pipe.reply(action.body + b"\n")
         elif isinstance(action, StartCall):
             self._start(action)
+        elif isinstance(action, Invoke):
+            # User code (a resource reader, a prompt): in its own task, so a
+            # slow one does not stop this loop reading the next lines.
+            assert self._nursery is not None
+            self._nursery.start_soon(self._invoke, action)
         elif isinstance(action, Cancel):
             self._cancel(action.stream)
         elif isinstance(action, OpenListenStream):
             await self._listen(action.stream)
         # Resume never comes: nothing is resumable on one channel.
+
+    async def _invoke(self, action: Invoke) -> None:
+        reply = await run_invoke(action)
+        assert self._pipe is not None
+        if reply.body:
+            await self._pipe.reply(reply.body + b"\n")
 
     # -- calls --------------------------------------------------------------------
 

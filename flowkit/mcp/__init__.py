@@ -16,6 +16,7 @@ from ._actions import (
     Action,
     Cancel,
     Headers,
+    Invoke,
     OpenListenStream,
     Reply,
     Resume,
@@ -23,6 +24,7 @@ from ._actions import (
     error_reply,
     json_reply,
 )
+from ._completion import MAX_COMPLETIONS, Completer
 from ._config import LOCALHOST_HOSTS, LOCALHOST_ORIGINS, Authenticator, EndpointConfig
 from ._connection import Connection
 from ._content import (
@@ -33,13 +35,14 @@ from ._content import (
     error_result,
     image_content,
     json_value,
+    resource_contents,
     resource_link,
     text_content,
     to_call_result,
     tool_result,
     with_delivery,
 )
-from ._endpoint import Endpoint
+from ._endpoint import Endpoint, ListKind
 from ._errors import (
     HEADER_MISMATCH,
     INTERNAL_ERROR,
@@ -48,6 +51,7 @@ from ._errors import (
     METHOD_NOT_FOUND,
     MISSING_REQUIRED_CLIENT_CAPABILITY,
     PARSE_ERROR,
+    RESOURCE_NOT_FOUND,
     SERVER_ERROR,
     UNSUPPORTED_PROTOCOL_VERSION,
     LocalProtocolError,
@@ -68,6 +72,8 @@ from ._jsonrpc import (
     parse_message,
 )
 from ._levels import LOG_LEVELS
+from ._prompts import Prompt, PromptArgument, PromptSet, prompt_message
+from ._resources import Resource, ResourceSet, ResourceTemplate
 from ._schema import schema_from_function
 from ._sessions import (
     SESSION_TRANSITIONS,
@@ -96,9 +102,11 @@ __all__ = [
     "LOCALHOST_HOSTS",
     "LOCALHOST_ORIGINS",
     "LOG_LEVELS",
+    "MAX_COMPLETIONS",
     "METHOD_NOT_FOUND",
     "MISSING_REQUIRED_CLIENT_CAPABILITY",
     "PARSE_ERROR",
+    "RESOURCE_NOT_FOUND",
     "SERVER_ERROR",
     "SESSION_TRANSITIONS",
     "SSE_HEADERS",
@@ -109,6 +117,7 @@ __all__ = [
     "Authenticator",
     "Binding",
     "Cancel",
+    "Completer",
     "Connection",
     "Endpoint",
     "EndpointConfig",
@@ -117,18 +126,26 @@ __all__ = [
     "HeaderParam",
     "Headers",
     "InMemoryEventStore",
+    "Invoke",
+    "ListKind",
     "LocalProtocolError",
     "Message",
     "Notification",
     "OpenListenStream",
     "OutgoingStream",
     "Policy",
+    "Prompt",
+    "PromptArgument",
+    "PromptSet",
     "ProtocolError",
     "RemoteProtocolError",
     "Reply",
     "Request",
     "RequestHead",
     "RequestId",
+    "Resource",
+    "ResourceSet",
+    "ResourceTemplate",
     "Response",
     "Result",
     "Resume",
@@ -166,6 +183,8 @@ __all__ = [
     "parse_event_id",
     "parse_head",
     "parse_message",
+    "prompt_message",
+    "resource_contents",
     "resource_link",
     "schema_from_function",
     "text_content",

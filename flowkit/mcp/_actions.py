@@ -8,12 +8,12 @@ JSON-RPC message itself.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, TypeAlias
 
 import attrs
 
-from ._errors import RemoteProtocolError
+from ._errors import RemoteProtocolError, internal_error
 from ._jsonrpc import RequestId, encode_error, encode_result
 from ._stream import OutgoingStream
 from ._tools import Tool
@@ -22,6 +22,7 @@ __all__ = [
     "Action",
     "Cancel",
     "Headers",
+    "Invoke",
     "OpenListenStream",
     "Reply",
     "Resume",
@@ -147,7 +148,71 @@ class Resume:
     live: OutgoingStream | None = attrs.field(eq=False)
 
 
-Action: TypeAlias = Reply | StartCall | Cancel | OpenListenStream | Resume
+def _no_refusal(error: Exception) -> RemoteProtocolError | None:
+    return None
+
+
+@attrs.frozen
+class Invoke:
+    """Run user code whose value is the answer (``resources/read``, ``prompts/get``...).
+
+    The request is valid; only the user's function remains, which may be
+    plain or async and may do I/O, so the adapter runs it::
+
+        try:
+            value = action.call()
+            if inspect.isawaitable(value):
+                value = await value
+        except Exception as exc:
+            reply = action.failed(exc)
+        else:
+            reply = action.reply(value)
+
+    and sends ``reply``. Both methods are pure and never raise.
+
+    Attributes:
+        request_id: the JSON-RPC id being answered.
+        method: the JSON-RPC method (for logs and spans).
+        call: the user's function, its arguments bound.
+        outcome: turns the function's value into the JSON-RPC result;
+            raises ``TypeError``/``ValueError`` for a value it cannot send, or
+            :class:`RemoteProtocolError` for one that means a refusal.
+        refusal: maps an exception of the function to the refusal it means
+            (a template reader's ``LookupError`` is "Resource not found"), or
+            ``None`` for an internal error.
+    """
+
+    request_id: RequestId
+    method: str
+    call: Callable[[], Any] = attrs.field(eq=False)
+    outcome: Callable[[Any], Any] = attrs.field(eq=False, repr=False)
+    refusal: Callable[[Exception], RemoteProtocolError | None] = attrs.field(
+        default=_no_refusal, eq=False, repr=False
+    )
+
+    def reply(self, value: Any) -> Reply:
+        """The reply for the value the function returned."""
+        try:
+            return json_reply(self.request_id, self.outcome(value))
+        except RemoteProtocolError as exc:
+            return error_reply(exc.with_request_id(self.request_id))
+        except (TypeError, ValueError) as exc:
+            message = f"Internal error: {self.method} produced an invalid result ({exc})"
+            return error_reply(internal_error(message, self.request_id))
+
+    def failed(self, error: Exception) -> Reply:
+        """The reply when the function raised ``error``.
+
+        The message names the method, not the exception: its text may hold
+        what the client must not see. The adapter logs the exception.
+        """
+        refusal = self.refusal(error)
+        if refusal is None:
+            refusal = internal_error(f"Internal error: {self.method} failed", self.request_id)
+        return error_reply(refusal.with_request_id(self.request_id))
+
+
+Action: TypeAlias = Reply | StartCall | Cancel | OpenListenStream | Resume | Invoke
 """Everything ``receive_request`` can return."""
 
 

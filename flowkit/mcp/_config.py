@@ -54,8 +54,12 @@ class EndpointConfig:
         get_stream: offer the standalone GET stream (else GET gets 405).
         allow_delete: let clients end sessions with DELETE (else 405).
         tools_list_changed: advertise ``tools.listChanged``.
+        resources_list_changed: advertise ``resources.listChanged`` (and send
+            ``notifications/resources/list_changed`` when resources come and go).
+        prompts_list_changed: advertise ``prompts.listChanged`` (likewise).
         cache_ttl_ms: ``ttlMs`` of cacheable stateless-era results
-            (``tools/list``, ``server/discover``); 0 means "always re-fetch".
+            (``server/discover``, the ``*/list`` methods, ``resources/read``);
+            0 means "always re-fetch".
         cache_scope: ``cacheScope`` of those results; use ``"private"`` when
             the tool list depends on who asks.
         authenticate: optional hook resolving a principal from the headers;
@@ -80,6 +84,8 @@ class EndpointConfig:
     get_stream: bool = True
     allow_delete: bool = True
     tools_list_changed: bool = False
+    resources_list_changed: bool = False
+    prompts_list_changed: bool = False
     cache_ttl_ms: int = attrs.field(default=0, validator=attrs.validators.ge(0))
     cache_scope: Literal["public", "private"] = "public"
     authenticate: Authenticator | None = attrs.field(default=None, eq=False)

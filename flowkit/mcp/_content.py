@@ -35,6 +35,7 @@ __all__ = [
     "error_result",
     "image_content",
     "json_value",
+    "resource_contents",
     "resource_link",
     "text_content",
     "to_call_result",
@@ -138,6 +139,33 @@ def resource_link(
     return _annotate(block, annotations)
 
 
+def resource_contents(
+    uri: str,
+    *,
+    text: str | None = None,
+    blob: bytes | str | None = None,
+    mime_type: str | None = None,
+) -> dict[str, Any]:
+    """One item of a resource's contents: text, or a blob (``bytes`` are base64-encoded).
+
+    Used in ``resources/read`` results and inside embedded resources.
+
+    Raises:
+        ValueError: unless exactly one of ``text`` and ``blob`` is given.
+    """
+    if (text is None) == (blob is None):
+        raise ValueError("give exactly one of text= and blob=")
+    item: dict[str, Any] = {"uri": uri}
+    if mime_type is not None:
+        item["mimeType"] = mime_type
+    if text is not None:
+        item["text"] = text
+    else:
+        assert blob is not None
+        item["blob"] = _b64(blob)
+    return item
+
+
 def embedded_resource(
     uri: str,
     *,
@@ -151,16 +179,7 @@ def embedded_resource(
     Raises:
         ValueError: unless exactly one of ``text`` and ``blob`` is given.
     """
-    if (text is None) == (blob is None):
-        raise ValueError("give exactly one of text= and blob=")
-    resource: dict[str, Any] = {"uri": uri}
-    if mime_type is not None:
-        resource["mimeType"] = mime_type
-    if text is not None:
-        resource["text"] = text
-    else:
-        assert blob is not None
-        resource["blob"] = _b64(blob)
+    resource = resource_contents(uri, text=text, blob=blob, mime_type=mime_type)
     return _annotate({"type": "resource", "resource": resource}, annotations)
 
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 import secrets
 import time
 from collections.abc import Callable, Iterable, Mapping
+from typing import Any, Literal
 
 from ._actions import (
     Action,
@@ -45,6 +46,7 @@ from ._errors import (
     unknown_event_id,
 )
 from ._events import EventStore, InMemoryEventStore
+from ._features import PROMPTS_LIST_CHANGED, RESOURCE_UPDATED, RESOURCES_LIST_CHANGED
 from ._headers import (
     RequestHead,
     parse_head,
@@ -59,6 +61,8 @@ from ._methods import (
     Handler,
     RequestContext,
 )
+from ._prompts import PromptSet
+from ._resources import ResourceSet
 from ._sessions import Session, SessionEvent, SessionRegistry
 from ._shared import Change, EventJournal, Loaded, StateKeys
 from ._sse import parse_event_id
@@ -75,6 +79,21 @@ __all__ = ["Endpoint"]
 
 _ACCEPTED = Reply(202)
 _STDIO_HEAD = RequestHead("POST", {}, binding="stdio")  # no header layer at all
+
+ListKind = Literal["tools", "resources", "prompts"]
+# kind -> (the config flag advertising listChanged, notification, listen filter field)
+_LIST_CHANGES: Mapping[str, tuple[str, str, str]] = {
+    "tools": ("tools_list_changed", TOOLS_LIST_CHANGED, "toolsListChanged"),
+    "resources": ("resources_list_changed", RESOURCES_LIST_CHANGED, "resourcesListChanged"),
+    "prompts": ("prompts_list_changed", PROMPTS_LIST_CHANGED, "promptsListChanged"),
+}
+
+
+def _notify(
+    targets: Iterable[OutgoingStream], method: str, params: Mapping[str, Any] | None = None
+) -> tuple[tuple[OutgoingStream, bytes], ...]:
+    events = ((stream, stream.notify(method, params)) for stream in targets)
+    return tuple((stream, data) for stream, data in events if data)
 
 
 def _default_session_id() -> str:
@@ -117,6 +136,8 @@ class Endpoint:
         config: behaviour and limits; defaults are safe for a local server.
         tools: the tools offered (a :class:`~flowkit.mcp.ToolSet` is shared,
             so tools added to it later are listed too).
+        resources: the resources and templates offered (none by default).
+        prompts: the prompts offered (none by default).
         clock: monotonic seconds; drives session expiry. Injected so tests
             (and trio's clock in the adapter) control time.
         new_session_id: CSPRNG session-id factory.
@@ -134,6 +155,8 @@ class Endpoint:
         config: EndpointConfig | None = None,
         tools: ToolSet | Iterable[Tool] = (),
         *,
+        resources: ResourceSet | None = None,
+        prompts: PromptSet | None = None,
         clock: Callable[[], float] = time.monotonic,
         new_session_id: Callable[[], str] = _default_session_id,
         event_store: EventStore | None = None,
@@ -149,6 +172,8 @@ class Endpoint:
         self.state = EndpointState(
             config=config,
             tools=tools if isinstance(tools, ToolSet) else ToolSet(list(tools)),
+            resources=resources if resources is not None else ResourceSet(),
+            prompts=prompts if prompts is not None else PromptSet(),
             event_store=event_store if event_store is not None else InMemoryEventStore(),
             sessions=SessionRegistry(
                 new_session_id=new_session_id,
@@ -171,6 +196,16 @@ class Endpoint:
     def tools(self) -> ToolSet:
         """The tools offered."""
         return self.state.tools
+
+    @property
+    def resources(self) -> ResourceSet:
+        """The resources and resource templates offered."""
+        return self.state.resources
+
+    @property
+    def prompts(self) -> PromptSet:
+        """The prompts offered."""
+        return self.state.prompts
 
     @property
     def sessions(self) -> SessionRegistry:
@@ -410,23 +445,43 @@ class Endpoint:
             self.state.listen_done(stream)
         return False
 
-    def list_changed(self) -> tuple[tuple[OutgoingStream, bytes], ...]:
-        """``notifications/tools/list_changed`` for every stream that wants it.
+    def list_changed(self, kind: ListKind = "tools") -> tuple[tuple[OutgoingStream, bytes], ...]:
+        """``notifications/{kind}/list_changed`` for every stream that wants it.
 
-        Call it after the tool list changed (``ToolSet.on_change``); write
-        each event to the connection carrying its stream. The streams are the
-        sessions' GET streams (handshake era) and the ``subscriptions/listen``
-        streams whose filter asked for ``toolsListChanged`` (stateless era);
-        nothing at all unless ``config.tools_list_changed`` is set.
+        Call it after a list changed (``ToolSet.on_change``,
+        ``ResourceSet.on_change``, ``PromptSet.on_change``); write each event
+        to the connection carrying its stream. The streams are the sessions'
+        GET streams (handshake era) and the ``subscriptions/listen`` streams
+        whose filter asked for it (``toolsListChanged``...; stateless era);
+        nothing at all unless the config advertises ``listChanged`` for it.
         """
-        if not self.config.tools_list_changed:
+        enabled, method, field = _LIST_CHANGES[kind]
+        if not getattr(self.config, enabled):
             return ()
         targets = [s.listen for s in self.sessions if s.listen is not None]
-        targets += [
-            s for s in self.state.subscriptions if (s.subscription or {}).get("toolsListChanged")
+        targets += [s for s in self.state.subscriptions if (s.subscription or {}).get(field)]
+        return _notify(targets, method)
+
+    def resource_updated(self, uri: str) -> tuple[tuple[OutgoingStream, bytes], ...]:
+        """``notifications/resources/updated`` for every stream subscribed to ``uri``.
+
+        Call it after ``ResourceSet.updated(uri)``. The streams are the GET
+        streams of sessions that sent ``resources/subscribe`` for it
+        (handshake era) and the ``subscriptions/listen`` streams listing it in
+        ``resourceSubscriptions`` (stateless era, where the notification also
+        carries the subscription id).
+        """
+        targets = [
+            s.listen
+            for s in self.sessions
+            if s.listen is not None and uri in s.resource_subscriptions
         ]
-        events = ((stream, stream.notify(TOOLS_LIST_CHANGED)) for stream in targets)
-        return tuple((stream, data) for stream, data in events if data)
+        targets += [
+            s
+            for s in self.state.subscriptions
+            if uri in (s.subscription or {}).get("resourceSubscriptions", ())
+        ]
+        return _notify(targets, RESOURCE_UPDATED, {"uri": uri})
 
     def close_session(self, session_id: str) -> tuple[OutgoingStream, ...]:
         """End a session from the server side (shutdown, admin action).

@@ -47,6 +47,7 @@ __all__ = [
     "MISSING_REQUIRED_CLIENT_CAPABILITY",
     "PARSE_ERROR",
     "REFUSALS",
+    "RESOURCE_NOT_FOUND",
     "SERVER_ERROR",
     "UNSUPPORTED_PROTOCOL_VERSION",
     "LocalProtocolError",
@@ -64,6 +65,8 @@ INTERNAL_ERROR = -32603
 # transport-level refusals that have no better code (403, 404, 406, ...), the
 # way the official SDKs do.
 SERVER_ERROR = -32000
+# MCP 2025 "Resource not found" (SEP-2164 moved it to -32602 in 2026-07-28).
+RESOURCE_NOT_FOUND = -32002
 # MCP 2026-07-28 protocol-defined codes.
 HEADER_MISMATCH = -32020
 MISSING_REQUIRED_CLIENT_CAPABILITY = -32021
@@ -142,6 +145,11 @@ REFUSALS: Mapping[str, tuple[int, int]] = MappingProxyType(
         # A well-formed request whose method refuses it: a JSON-RPC error in a 200.
         "method_params": (200, INVALID_PARAMS),
         "request_in_flight": (200, INVALID_REQUEST),
+        # resources/read of an unknown URI: -32002 until 2025-11-25, then
+        # -32602 (SEP-2164), the row above.
+        "resource_not_found": (200, RESOURCE_NOT_FOUND),
+        # User code behind resources/read, prompts/get or completion failed.
+        "internal_error": (200, INTERNAL_ERROR),
         # The request's own metadata is wrong (initialize, the stateless _meta).
         "request_params": (400, INVALID_PARAMS),
         "header_mismatch": (400, HEADER_MISMATCH),
@@ -197,6 +205,27 @@ def invalid_request(message: str, request_id: RequestIdOrNone = None) -> RemoteP
 def method_params(message: str, request_id: RequestIdOrNone) -> RemoteProtocolError:
     """A method's ``params`` are malformed (unknown tool, bad cursor, level)."""
     return _refuse("method_params", message, request_id)
+
+
+def resource_not_found(uri: str, code: int, request_id: RequestIdOrNone) -> RemoteProtocolError:
+    """No resource or template answers ``uri``; ``data.uri`` names it.
+
+    The code is the revision's: -32002 until 2025-11-25, -32602 since
+    SEP-2164 (2026-07-28 "Error Handling").
+    """
+    status = REFUSALS["resource_not_found"][0]
+    return RemoteProtocolError(
+        "Resource not found",
+        code=code,
+        http_status=status,
+        data={"uri": uri},
+        request_id=request_id,
+    )
+
+
+def internal_error(message: str, request_id: RequestIdOrNone) -> RemoteProtocolError:
+    """User code answering a request failed; the message names what, not why."""
+    return _refuse("internal_error", message, request_id)
 
 
 def request_params(message: str, request_id: RequestIdOrNone) -> RemoteProtocolError:

@@ -10,14 +10,13 @@ method that opens a session (:data:`OPENS_SESSION`) instead of needing one.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Any
 
-import attrs
-
 from ._actions import Action, OpenListenStream, StartCall, json_reply
 from ._content import error_result
+from ._context import Handler, RequestContext, finish
 from ._errors import (
     method_params,
     missing_capabilities,
@@ -25,14 +24,23 @@ from ._errors import (
     request_params,
     session_forbidden,
 )
-from ._headers import RequestHead
-from ._jsonrpc import Request, RequestId
+from ._features import (
+    completion_complete,
+    feature_capabilities,
+    prompts_get,
+    prompts_list,
+    resources_list,
+    resources_read,
+    resources_subscribe,
+    resources_templates_list,
+    resources_unsubscribe,
+)
+from ._jsonrpc import RequestId
 from ._levels import LOG_LEVELS, LogThreshold
-from ._sessions import Session
 from ._state import EndpointState
-from ._stateless import META_PREFIX, RequestMeta, validate_param_headers
+from ._stateless import META_PREFIX, validate_param_headers
 from ._stream import OutgoingStream
-from ._versions import VersionPolicy, negotiate_version
+from ._versions import negotiate_version
 
 __all__ = [
     "HANDSHAKE_METHODS",
@@ -46,24 +54,13 @@ __all__ = [
 
 TOOLS_LIST_CHANGED = "notifications/tools/list_changed"
 # subscriptions/listen filter fields we can honour, and the capability behind each.
-_SUBSCRIBABLE = {"toolsListChanged": "tools"}
+_SUBSCRIBABLE = {
+    "toolsListChanged": "tools",
+    "promptsListChanged": "prompts",
+    "resourcesListChanged": "resources",
+}
 # W3C trace context carried in params._meta (MCP semantic conventions).
 _TRACE_KEYS = ("traceparent", "tracestate")
-
-
-@attrs.frozen
-class RequestContext:
-    """One request being handled, in either era."""
-
-    request: Request
-    policy: VersionPolicy
-    session: Session | None  # handshake era, but for initialize
-    meta: RequestMeta | None  # stateless era
-    head: RequestHead
-    principal: str | None = None
-
-
-Handler = Callable[[EndpointState, RequestContext], Action]
 
 
 def _progress_token(params: dict[str, Any], request_id: RequestId) -> str | int | None:
@@ -98,19 +95,11 @@ def _trace_context(params: dict[str, Any]) -> dict[str, str]:
 
 def capabilities(state: EndpointState) -> dict[str, Any]:
     """The server capabilities both eras announce."""
-    return {"tools": {"listChanged": state.config.tools_list_changed}, "logging": {}}
-
-
-def _complete(
-    state: EndpointState, policy: VersionPolicy, result: dict[str, Any], *, cacheable: bool = False
-) -> dict[str, Any]:
-    """Add the stateless era's ``resultType`` and caching hints."""
-    if policy.result_type:
-        result["resultType"] = "complete"
-        if cacheable:
-            result["ttlMs"] = state.config.cache_ttl_ms
-            result["cacheScope"] = state.config.cache_scope
-    return result
+    return {
+        "tools": {"listChanged": state.config.tools_list_changed},
+        "logging": {},
+        **feature_capabilities(state),
+    }
 
 
 def initialize(state: EndpointState, ctx: RequestContext) -> Action:
@@ -156,7 +145,7 @@ def discover(state: EndpointState, ctx: RequestContext) -> Action:
     }
     if state.config.instructions is not None:
         result["instructions"] = state.config.instructions
-    return json_reply(ctx.request.id, _complete(state, ctx.policy, result, cacheable=True))
+    return json_reply(ctx.request.id, finish(state, ctx.policy, result, cacheable=True))
 
 
 def tools_list(state: EndpointState, ctx: RequestContext) -> Action:
@@ -168,7 +157,7 @@ def tools_list(state: EndpointState, ctx: RequestContext) -> Action:
     result: dict[str, Any] = {"tools": [tool.to_json() for tool in page]}
     if next_cursor is not None:
         result["nextCursor"] = next_cursor
-    return json_reply(ctx.request.id, _complete(state, ctx.policy, result, cacheable=True))
+    return json_reply(ctx.request.id, finish(state, ctx.policy, result, cacheable=True))
 
 
 def set_level(state: EndpointState, ctx: RequestContext) -> Action:
@@ -214,7 +203,7 @@ def tools_call(state: EndpointState, ctx: RequestContext) -> Action:
     if problem is not None:
         # A tool execution error, not a protocol error: the model can read
         # it and retry ("Error Handling", 2025-11-25 tools).
-        return json_reply(request.id, _complete(state, policy, error_result(problem)))
+        return json_reply(request.id, finish(state, policy, error_result(problem)))
     stream = OutgoingStream(
         kind="call",
         stream_id=session.new_stream_id(state.instance) if session is not None else "0",
@@ -248,11 +237,17 @@ def listen(state: EndpointState, ctx: RequestContext) -> Action:
     if not isinstance(wanted, dict):
         raise method_params('"notifications" must be an object', request.id)
     offered = capabilities(state)
-    agreed = {
+    agreed: dict[str, Any] = {
         field: True
         for field, capability in _SUBSCRIBABLE.items()
         if wanted.get(field) is True and offered.get(capability, {}).get("listChanged")
     }
+    uris = wanted.get("resourceSubscriptions")
+    if uris is not None:
+        if not isinstance(uris, list) or not all(isinstance(uri, str) for uri in uris):
+            raise method_params('"resourceSubscriptions" must be a list of URIs', request.id)
+        if uris and offered.get("resources", {}).get("subscribe"):
+            agreed["resourceSubscriptions"] = list(dict.fromkeys(uris))
     stream = OutgoingStream(
         kind="listen",
         stream_id="0",
@@ -274,6 +269,14 @@ HANDSHAKE_METHODS: Mapping[str, Handler] = MappingProxyType(
         "tools/list": tools_list,
         "tools/call": tools_call,
         "logging/setLevel": set_level,
+        "resources/list": resources_list,
+        "resources/templates/list": resources_templates_list,
+        "resources/read": resources_read,
+        "resources/subscribe": resources_subscribe,
+        "resources/unsubscribe": resources_unsubscribe,
+        "prompts/list": prompts_list,
+        "prompts/get": prompts_get,
+        "completion/complete": completion_complete,
     }
 )
 """The requests a session answers (2025-03-26 .. 2025-11-25)."""
@@ -284,6 +287,13 @@ STATELESS_METHODS: Mapping[str, Handler] = MappingProxyType(
         "tools/list": tools_list,
         "tools/call": tools_call,
         "subscriptions/listen": listen,
+        # No resources/subscribe: resourceSubscriptions of subscriptions/listen replace it.
+        "resources/list": resources_list,
+        "resources/templates/list": resources_templates_list,
+        "resources/read": resources_read,
+        "prompts/list": prompts_list,
+        "prompts/get": prompts_get,
+        "completion/complete": completion_complete,
     }
 )
 """The requests the stateless era answers (2026-07-28)."""

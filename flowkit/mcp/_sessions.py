@@ -79,6 +79,7 @@ class Session:
         "log_threshold",
         "policy",
         "principal",
+        "resource_subscriptions",
         "running_elsewhere",
         "state",
     )
@@ -104,6 +105,9 @@ class Session:
         self.client_capabilities = client_capabilities
         self.in_flight: dict[RequestId, OutgoingStream] = {}
         self.listen: OutgoingStream | None = None
+        # URIs of resources/subscribe, told of updates on the GET stream.
+        # In this process only: a shared store does not carry them yet.
+        self.resource_subscriptions: set[str] = set()
         # Request ids running on other instances (a shared endpoint's view).
         self.running_elsewhere: frozenset[RequestId] = frozenset()
         self.attached_elsewhere: frozenset[str] = frozenset()  # stream ids

@@ -24,6 +24,8 @@ import attrs
 
 from ._config import EndpointConfig
 from ._events import EventStore
+from ._prompts import PromptSet
+from ._resources import ResourceSet
 from ._sessions import Session, SessionRegistry
 from ._shared import CallEnded, CallStarted, Change, Loaded, StreamAttached, StreamDetached
 from ._stream import OutgoingStream
@@ -39,6 +41,8 @@ class EndpointState:
     Attributes:
         config: behaviour and limits.
         tools: the tools offered (shared: tools added later are listed too).
+        resources: the resources and resource templates offered (shared too).
+        prompts: the prompts offered (shared too).
         event_store: where resumable streams' events are kept.
         sessions: the live sessions of the handshake era.
         clock: monotonic seconds, for session activity and expiry.
@@ -53,6 +57,8 @@ class EndpointState:
     event_store: EventStore
     sessions: SessionRegistry
     clock: Callable[[], float]
+    resources: ResourceSet = attrs.Factory(ResourceSet)
+    prompts: PromptSet = attrs.Factory(PromptSet)
     subscriptions: dict[OutgoingStream, None] = attrs.Factory(dict)
     instance: str | None = None
     journal: list[Change] | None = None

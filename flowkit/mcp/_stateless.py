@@ -40,6 +40,9 @@ _VERSION = META_PREFIX + "protocolVersion"
 _CAPABILITIES = META_PREFIX + "clientCapabilities"
 _CLIENT_INFO = META_PREFIX + "clientInfo"
 _LOG_LEVEL = META_PREFIX + "logLevel"
+# The methods whose target is mirrored into Mcp-Name, and the param it mirrors
+# ("Standard Headers", 2026-07-28 Streamable HTTP).
+_NAMED = {"tools/call": "name", "resources/read": "uri", "prompts/get": "name"}
 _SENTINEL_START, _SENTINEL_END = "=?base64?", "?="
 _ABSENT = object()
 
@@ -130,14 +133,15 @@ def validate_modern(
             raise header_mismatch(
                 f"Mcp-Method {method!r} does not match body {request.method!r}", rid
             )
-        if request.method == "tools/call":
+        named = _NAMED.get(request.method)
+        if named is not None:
             raw = head.get("mcp-name")
             if raw is None:
-                raise header_mismatch("Mcp-Name header is required for tools/call", rid)
+                raise header_mismatch(f"Mcp-Name header is required for {request.method}", rid)
             name = decode_header_value(raw)
             if name is None:
                 raise header_mismatch("Mcp-Name header is not valid base64 sentinel encoding", rid)
-            if name != request.params.get("name"):
+            if name != request.params.get(named):
                 raise header_mismatch(f"Mcp-Name {name!r} does not match body", rid)
     log_level = meta.get(_LOG_LEVEL)
     if log_level is not None and (not isinstance(log_level, str) or log_level not in LOG_LEVELS):

@@ -9,7 +9,6 @@ means the protocol core stays synchronous, deterministic and fuzzable.
 
 from __future__ import annotations
 
-import base64
 import inspect
 import re
 from collections.abc import Callable, Iterator, Mapping
@@ -22,7 +21,8 @@ import jsonschema.validators
 from jsonschema import Draft202012Validator
 from jsonschema.protocols import Validator
 
-from ._errors import LocalProtocolError, RemoteProtocolError, method_params
+from ._errors import LocalProtocolError
+from ._pages import paginate
 from ._schema import FORMATS, derive_signature
 
 __all__ = ["HeaderParam", "Policy", "Tool", "ToolSet", "validate_tool_name"]
@@ -344,9 +344,6 @@ class Tool:
         return out
 
 
-_CURSOR_PREFIX = b"flowkit-tools:"
-
-
 class ToolOptions(TypedDict, total=False):
     """The keyword options of :meth:`Tool.from_function` (and ``ToolSet.tool``)."""
 
@@ -444,33 +441,4 @@ class ToolSet:
             RemoteProtocolError: -32602 if the cursor is not one we issued
                 ("Pagination": invalid cursors SHOULD give Invalid params).
         """
-        start = 0 if cursor is None else _decode_cursor(cursor)
-        tools = list(self._tools.values())
-        if start > len(tools):
-            raise _bad_cursor()
-        end = start + page_size
-        next_cursor = _encode_cursor(end) if end < len(tools) else None
-        return tools[start:end], next_cursor
-
-
-def _bad_cursor() -> RemoteProtocolError:
-    return method_params("Invalid cursor", None)
-
-
-def _encode_cursor(position: int) -> str:
-    return base64.urlsafe_b64encode(_CURSOR_PREFIX + str(position).encode()).decode("ascii")
-
-
-def _decode_cursor(cursor: Any) -> int:
-    if not isinstance(cursor, str) or len(cursor) > 64:
-        raise _bad_cursor()
-    try:
-        raw = base64.urlsafe_b64decode(cursor.encode("ascii"))
-    except (ValueError, UnicodeEncodeError):
-        raise _bad_cursor() from None
-    if not raw.startswith(_CURSOR_PREFIX):
-        raise _bad_cursor()
-    digits = raw[len(_CURSOR_PREFIX) :]
-    if not digits.isdigit() or len(digits) > 9:
-        raise _bad_cursor()
-    return int(digits)
+        return paginate(list(self._tools.values()), cursor, page_size, "tools")

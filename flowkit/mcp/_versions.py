@@ -14,6 +14,8 @@ from types import MappingProxyType
 
 import attrs
 
+from ._errors import INVALID_PARAMS, RESOURCE_NOT_FOUND
+
 __all__ = [
     "LATEST_HANDSHAKE_VERSION",
     "VERSIONS",
@@ -46,6 +48,8 @@ class VersionPolicy:
         capability_error_status: HTTP status of a -32021 reply (a call
             needing a client capability the client did not declare; the
             stateless era says 400).
+        resource_not_found_code: JSON-RPC code of a ``resources/read`` of an
+            unknown URI (-32002 before SEP-2164, -32602 since).
     """
 
     version: str
@@ -59,6 +63,7 @@ class VersionPolicy:
     result_type: bool = False
     unknown_method_status: int = 200
     capability_error_status: int = 200
+    resource_not_found_code: int = RESOURCE_NOT_FOUND
 
 
 def _handshake_era(version: str) -> VersionPolicy:
@@ -96,6 +101,7 @@ VERSIONS: Mapping[str, VersionPolicy] = MappingProxyType(
             result_type=True,
             unknown_method_status=404,
             capability_error_status=400,
+            resource_not_found_code=INVALID_PARAMS,
         ),
     }
 )

@@ -268,3 +268,69 @@ JSON_SCHEMA_2020_12 = {
 def json_schema_2020_12_tool(**arguments: Any) -> dict[str, Any]:
     """Tool with JSON Schema 2020-12 features."""
     return tool_result(structured={"received": arguments})
+
+
+# -- resources (resources-list, -read-text, -read-binary, -templates-read, -subscribe,
+# -unsubscribe, sep-2164-resource-not-found, caching) ---------------------------------------
+
+
+@app.resource("test://static-text", name="static-text", mime_type="text/plain")
+def static_text() -> str:
+    """A static text resource (resources-read-text)."""
+    return "This is the content of the static text resource."
+
+
+@app.resource("test://static-binary", name="static-binary", mime_type="image/png")
+def static_binary() -> bytes:
+    """A static binary resource, a 1x1 PNG (resources-read-binary)."""
+    return PNG
+
+
+@app.resource("test://watched-resource", name="watched-resource", mime_type="text/plain")
+def watched_resource() -> str:
+    """A resource clients subscribe to (resources-subscribe, -unsubscribe)."""
+    return "Watched resource content."
+
+
+@app.resource(
+    "test://template/{id}/data",
+    name="template-data",
+    mime_type="application/json",
+    complete={"id": ["123", "456", "789"]},
+)
+def template_data(id: str) -> dict[str, Any]:
+    """Data for an id; the id is substituted into the content (resources-templates-read)."""
+    return {"id": id, "templateTest": True, "data": f"Data for ID: {id}"}
+
+
+# -- prompts (prompts-list, -get-simple, -get-with-args, -get-embedded-resource,
+# -get-with-image) and completion (completion-complete) ------------------------------------
+
+
+@app.prompt()
+def test_simple_prompt() -> str:
+    """A simple prompt without arguments (prompts-get-simple)."""
+    return "This is a simple prompt for testing."
+
+
+@app.prompt(complete={"arg1": ["testValue1", "test", "other"]})
+def test_prompt_with_arguments(arg1: str, arg2: str) -> str:
+    """A prompt with two required arguments, substituted into it (prompts-get-with-args)."""
+    return f"Prompt with arguments: arg1='{arg1}', arg2='{arg2}'"
+
+
+@app.prompt()
+def test_prompt_with_embedded_resource(resourceUri: str) -> list[Any]:
+    """A prompt embedding a resource (prompts-get-embedded-resource)."""
+    return [
+        embedded_resource(
+            resourceUri, text="Embedded resource content for testing.", mime_type="text/plain"
+        ),
+        "Please process the embedded resource above.",
+    ]
+
+
+@app.prompt()
+def test_prompt_with_image() -> list[Any]:
+    """A prompt with an image (prompts-get-with-image)."""
+    return [image_content(PNG, "image/png"), "Please analyze the image above."]

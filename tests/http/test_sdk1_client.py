@@ -20,6 +20,7 @@ from flowkit_http import create_app
 
 from ._serving import serving
 from ._tools import make_server
+from .test_sdk_resources import make_server as make_feature_server
 
 ROOT = Path(__file__).resolve().parents[2]
 VENV = ROOT / ".cache" / "mcp1"
@@ -55,3 +56,23 @@ async def test_sdk1_client_initializes_lists_and_calls_with_progress(sdk1_python
     assert seen["structured"] == {"count": 20}
     assert seen["progress"] == [float(i) for i in range(1, 21)]
     assert seen["boom_is_error"] is True
+
+
+async def test_sdk1_client_reads_resources_gets_prompts_and_completes(sdk1_python: Path) -> None:
+    with trio.fail_after(120):
+        async with serving(create_app(make_feature_server())) as url:
+            done = await trio.run_process(
+                [str(sdk1_python), str(CLIENT.with_name("features.py")), url + "/mcp"],
+                capture_stdout=True,
+            )
+    seen = json.loads(done.stdout.decode().strip().splitlines()[-1])
+    assert seen["capabilities"]["resources"] == {"subscribe": True, "listChanged": False}
+    assert seen["capabilities"]["prompts"] == {"listChanged": False}
+    assert seen["resources"] == ["memo://today", "memo://logo", "memo://broken"]
+    assert seen["templates"] == ["memo://days/{day}"]
+    assert seen["text"] == "buy coffee!"
+    assert seen["templated"] == "memo of mon"
+    assert seen["missing"] == -32002
+    assert seen["prompt"] == "Reply to 'hi' in a friendly tone."
+    assert seen["completed"] == ["mon"]
+    assert seen["prompt_completed"] == ["funny"]

@@ -36,6 +36,8 @@ SAMPLES: dict[str, Any] = {
     "name": "mcp-method",
     "mirrored": True,
     "size": 11,
+    "uri": "test://nothing",
+    "code": -32002,
 }
 
 

@@ -43,7 +43,7 @@ CARRIED = (StreamState.ATTACHED, StreamState.CLOSING)
 
 # What each refusal status may carry (docs/mcp.md, "Status codes").
 DOCUMENTED: dict[int, set[int]] = {
-    200: {-32600, -32601, -32602},
+    200: {-32600, -32601, -32602, -32002, -32603},
     400: {-32700, -32600, -32602, -32000, -32020, -32022},
     401: {-32000},
     403: {-32000},

@@ -120,12 +120,12 @@ def test_unknown_method_is_method_not_found() -> None:
     endpoint = make_endpoint()
     client = Client(endpoint)
     client.initialize()
-    reply = client.request("resources/list", id=5)
+    reply = client.request("tasks/list", id=5)
     assert isinstance(reply, Reply)
     assert body_json(reply) == {
         "jsonrpc": "2.0",
         "id": 5,
-        "error": {"code": -32601, "message": "Method not found: resources/list"},
+        "error": {"code": -32601, "message": "Method not found: tasks/list"},
     }
 
 

@@ -292,7 +292,7 @@ def test_mcp_name_base64_sentinel_is_decoded() -> None:
 
 def test_unknown_method_is_404_32601() -> None:
     """C5: unknown method -> 404 with -32601; ping/initialize-era methods included."""
-    for method in ("resources/list", "ping", "logging/setLevel"):
+    for method in ("tasks/list", "ping", "logging/setLevel"):
         reply = _send(make_endpoint(), method)
         assert isinstance(reply, Reply)
         assert (reply.status, body_json(reply)["error"]["code"]) == (404, METHOD_NOT_FOUND)

@@ -123,15 +123,15 @@ ROWS = [
         session=False,
         set=(("mcp-method", "tools/call"),),
     ),
-    Row("unknown method (2025)", 200, -32601, _message("resources/list")),
+    Row("unknown method (2025)", 200, -32601, _message("tasks/list")),
     Row(
         "unknown method (2026)",
         404,
         -32601,
-        _message("resources/list", _meta=STATELESS_META),
+        _message("tasks/list", _meta=STATELESS_META),
         modern=True,
         session=False,
-        set=(("mcp-method", "resources/list"),),
+        set=(("mcp-method", "tasks/list"),),
     ),
     Row("unknown tool", 200, -32602, _message("tools/call", name="nope", arguments={})),
     Row(

@@ -90,3 +90,10 @@ async def grow(name: str) -> dict[str, Any]:
 async def quick() -> dict[str, Any]:
     """Answer at once."""
     return {"ok": True}
+
+
+@server.resource("notes://{day}", mime_type="text/plain")
+async def note(day: str) -> str:
+    """A resource template read over stdio (an Invoke action, run in its own task)."""
+    await trio.lowlevel.checkpoint()
+    return f"note of {day}"

@@ -276,3 +276,21 @@ async def test_tool_list_changes_are_announced_on_the_channel_in_both_eras() -> 
             assert metas == ["None", str({"io.modelcontextprotocol/subscriptionId": "s"})]
             listed = await peer.request(2, "tools/list")
             assert "fresh" in [tool["name"] for tool in listed["result"]["tools"]]
+
+
+async def test_resources_are_read_over_stdio() -> None:
+    """Resource reads are user code the adapter runs (Invoke); the answer is one line."""
+    with trio.fail_after(_DEADLINE):
+        async with stdio_server() as peer:
+            await peer.initialize()
+            read = await peer.request(1, "resources/read", {"uri": "notes://monday"})
+            (content,) = read["result"]["contents"]
+            assert content == {
+                "uri": "notes://monday",
+                "mimeType": "text/plain",
+                "text": "note of monday",
+            }
+            missing = await peer.request(2, "resources/read", {"uri": "other://x"})
+            assert missing["error"]["code"] == -32002
+            await peer.close_stdin()
+            assert await peer.process.wait() == 0
