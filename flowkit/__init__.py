@@ -52,6 +52,7 @@ if TYPE_CHECKING:
     from ._tasks import aclose_shielded
     from ._timing import completion_timeout, idle_timeout, initial_timeout, keepalive, throttle
     from ._transform import filter, map
+    from ._windows import Window, count_window, session_window, sliding_window, tumbling_window
 
 __all__ = [
     "Branch",
@@ -68,6 +69,7 @@ __all__ = [
     "Stage",
     "StreamAborted",
     "StreamTimeout",
+    "Window",
     "aclose_shielded",
     "adaptive_batch",
     "balance",
@@ -78,6 +80,7 @@ __all__ = [
     "completion_timeout",
     "concurrent_map",
     "conflate",
+    "count_window",
     "drop_newest",
     "drop_oldest",
     "filter",
@@ -89,8 +92,11 @@ __all__ = [
     "merge",
     "open_channel",
     "open_pipeline",
+    "session_window",
+    "sliding_window",
     "start_pipeline",
     "throttle",
+    "tumbling_window",
 ]
 
 # Defining module of every lazily bound public name.
@@ -116,6 +122,13 @@ _LAZY: dict[str, str] = {
             "throttle",
         ),
         "._transform": ("filter", "map"),
+        "._windows": (
+            "Window",
+            "count_window",
+            "session_window",
+            "sliding_window",
+            "tumbling_window",
+        ),
     }.items()
     for name in names
 }
