@@ -36,6 +36,7 @@ QUICK = {
     "burst": ["--quick", "--sessions", "50"],
     "slow_consumer": ["--quick", "--duration", "2"],
     "batching": ["--quick", "--count", "1000"],
+    "windows": ["--quick"],
 }
 
 
