@@ -209,11 +209,10 @@ class _Grid(_Assigner[T]):
     def add(self, now: float, chunk: Sequence[T]) -> list[Window[T]]:
         key = self._key
         open_ = self._open
-        if not open_:
+        if not open_ and self._end(self._next) <= now:
             # Nothing was held, so no window was closing: the next one to
             # close is the earliest still open now.
-            if self._end(self._next) <= now:
-                self._next = self._last_closed_by(now) + 1
+            self._next = self._last_closed_by(now) + 1
         if self._tumbling:
             if key is None:
                 held = open_.get(_UNKEYED)
