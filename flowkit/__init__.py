@@ -44,6 +44,7 @@ if TYPE_CHECKING:
     from ._buffers import buffer
     from ._channel import ChannelStatistics, FlowReceiveChannel, FlowSendChannel, open_channel
     from ._concurrent import concurrent_map
+    from ._event_time import event_time_window
     from ._fan import balance, merge
     from ._lossy import conflate, drop_newest, drop_oldest, latest
     from ._operator import Operator
@@ -83,6 +84,7 @@ __all__ = [
     "count_window",
     "drop_newest",
     "drop_oldest",
+    "event_time_window",
     "filter",
     "idle_timeout",
     "initial_timeout",
@@ -108,6 +110,7 @@ _LAZY: dict[str, str] = {
         "._buffers": ("buffer",),
         "._channel": ("ChannelStatistics", "FlowReceiveChannel", "FlowSendChannel", "open_channel"),
         "._concurrent": ("concurrent_map",),
+        "._event_time": ("event_time_window",),
         "._fan": ("balance", "merge"),
         "._lossy": ("conflate", "drop_newest", "drop_oldest", "latest"),
         "._operator": ("Operator",),

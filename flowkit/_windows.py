@@ -59,8 +59,11 @@ class Window(Generic[T]):
             windows ``emit_empty=True`` asks for).
         key: the items' key with ``key=``, else ``None``.
         partial: ``True`` when the window did not close by its own rule: the
-            stream ended while it was open, or (count windows) the stage was
-            at its cap.
+            stream ended while it was open, or the stage was at its cap
+            (keyed count windows, event-time windows).
+        revision: 0 for a window's first emission; an event-time window
+            that late items (within the allowed lateness) joined is emitted
+            again, whole, with the next revision, replacing the earlier one.
     """
 
     start: float
@@ -68,6 +71,7 @@ class Window(Generic[T]):
     items: list[T]
     key: Any = None
     partial: bool = False
+    revision: int = 0
 
 
 class _Assigner(Generic[T]):
