@@ -46,6 +46,7 @@ if TYPE_CHECKING:
     from ._concurrent import concurrent_map
     from ._event_time import event_time_window
     from ._fan import balance, merge
+    from ._keyed import GroupStatistics, group_by
     from ._lossy import conflate, drop_newest, drop_oldest, latest
     from ._operator import Operator
     from ._pipeline import Pipeline, Stage, open_pipeline, start_pipeline
@@ -62,6 +63,7 @@ __all__ = [
     "FlowReceiveChannel",
     "FlowSendChannel",
     "FlowkitError",
+    "GroupStatistics",
     "IdleTimeout",
     "InitialTimeout",
     "Operator",
@@ -86,6 +88,7 @@ __all__ = [
     "drop_oldest",
     "event_time_window",
     "filter",
+    "group_by",
     "idle_timeout",
     "initial_timeout",
     "keepalive",
@@ -112,6 +115,7 @@ _LAZY: dict[str, str] = {
         "._concurrent": ("concurrent_map",),
         "._event_time": ("event_time_window",),
         "._fan": ("balance", "merge"),
+        "._keyed": ("GroupStatistics", "group_by"),
         "._lossy": ("conflate", "drop_newest", "drop_oldest", "latest"),
         "._operator": ("Operator",),
         "._pipeline": ("Pipeline", "Stage", "open_pipeline", "start_pipeline"),
