@@ -190,6 +190,25 @@ async def test_a_slow_key_holds_up_the_others_once_its_buffer_is_full(
     assert fast_at == 2.0
 
 
+async def test_a_lossy_first_stage_keeps_a_slow_key_from_holding_up_others(
+    autojump_clock: Any,
+) -> None:
+    async def slow(receive: Any, send: Any, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
+        async with receive, send:
+            task_status.started()
+            async for item in receive:
+                await trio.sleep(1.0)
+                await send.send(item)
+
+    def make(k: Hashable) -> Sequence[Any]:
+        return [flowkit.drop_oldest(1), slow] if k == "slow" else ()
+
+    op = flowkit.group_by(first, make, per_key_items=2)
+    sends = [(0.0, ("slow", i)) for i in range(5)] + [(0.0, ("fast", 0))]
+    seen, _ = await _timeline(op, sends)
+    assert next(at for at, value in seen if value[0] == "fast") == 0.0
+
+
 async def test_a_sub_pipeline_that_ends_early_counts_what_it_refused() -> None:
     async def first_only(
         receive: Any, send: Any, *, task_status: Any = trio.TASK_STATUS_IGNORED
