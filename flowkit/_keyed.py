@@ -11,7 +11,8 @@ Keys are live from their first item until their sub-pipeline has ended.
 A key idle for ``idle_timeout`` seconds (no item handed to it) is expired:
 its substream is closed, so its sub-pipeline flushes what it holds (a
 partial window, a running total) and ends; a later item with that key
-starts a fresh one. Idle keys are kept in order of last activity, so the
+starts a fresh one, once the old one has ended, so a key's outputs keep
+their order. Idle keys are kept in order of last activity, so the
 next expiry is found in O(1) however many keys are live.
 
 At ``max_keys`` live keys a new key waits (``at_cap="wait"``: upstream is
@@ -73,10 +74,11 @@ class GroupStatistics:
 
 
 class _Sub:
-    __slots__ = ("last", "send")
+    __slots__ = ("done", "last", "send")
 
     def __init__(self, send: FlowSendChannel[Any], now: float) -> None:
         self.send = send
+        self.done = trio.Event()  # set when its sub-pipeline has ended
         self.last = now
 
 
@@ -106,6 +108,9 @@ class _GroupBy(Operator[T, Any]):
         self._subs: OrderedDict[Hashable, _Sub] = OrderedDict()  # by last activity
         self._live = 0
         self._ended = trio.Event()
+        # Keys whose substream is closed but whose sub-pipeline still runs
+        # (flushing): a new one for the key waits, or it could overtake.
+        self._closing: dict[Hashable, trio.Event] = {}
         self._keys = {"peak": 0, "opened": 0, "expired": 0, "evicted": 0}
         self._waited = 0.0
 
@@ -161,8 +166,7 @@ class _GroupBy(Operator[T, Any]):
             k, sub = next(iter(subs.items()))
             if sub.last + self._idle > now:
                 return
-            del subs[k]
-            sub.send.close()
+            self._close(k)
             self._keys["expired"] += 1
 
     async def _hand_over(
@@ -183,7 +187,7 @@ class _GroupBy(Operator[T, Any]):
             # what it refused is counted, never lost silently; a later item
             # with this key starts a fresh sub-pipeline.
             counters.dropped += len(items) - sent
-            del self._subs[k]
+            self._close(k)
         else:
             sub.last = trio.current_time()
             self._subs.move_to_end(k)
@@ -194,7 +198,16 @@ class _GroupBy(Operator[T, Any]):
     async def _open(
         self, nursery: trio.Nursery, send: trio.abc.SendChannel[Any], k: Hashable
     ) -> _Sub:
-        """Start key ``k``'s sub-pipeline, first making room at the cap."""
+        """Start key ``k``'s sub-pipeline, first making room at the cap.
+
+        If ``k``'s previous sub-pipeline is still flushing, wait for it to
+        end first: the key's outputs stay in order.
+        """
+        previous = self._closing.get(k)
+        if previous is not None:
+            started = trio.current_time()
+            await previous.wait()
+            self._waited += trio.current_time() - started
         if self._live >= self._max_keys:
             if self._at_cap == "fail":
                 raise RuntimeError(
@@ -213,16 +226,22 @@ class _GroupBy(Operator[T, Any]):
         self._live += 1
         self._keys["opened"] += 1
         self._keys["peak"] = max(self._keys["peak"], self._live)
-        nursery.start_soon(self._substream, nursery, sub_receive, stages, send)
         sub = self._subs[k] = _Sub(sub_send, trio.current_time())
+        nursery.start_soon(self._substream, nursery, k, sub, sub_receive, stages, send)
         return sub
+
+    def _close(self, k: Hashable) -> None:
+        """Close ``k``'s substream: its sub-pipeline flushes and ends."""
+        sub = self._subs.pop(k)
+        sub.send.close()
+        if not sub.done.is_set():
+            self._closing[k] = sub.done
 
     async def _make_room(self) -> None:
         while self._live >= self._max_keys:
             closing = self._live - len(self._subs)  # substreams already closed
             if self._at_cap == "evict" and self._subs and not closing:
-                _, idlest = self._subs.popitem(last=False)
-                idlest.send.close()
+                self._close(next(iter(self._subs)))
                 self._keys["evicted"] += 1
                 continue
             ended = self._ended
@@ -233,6 +252,8 @@ class _GroupBy(Operator[T, Any]):
     async def _substream(
         self,
         nursery: trio.Nursery,
+        k: Hashable,
+        sub: _Sub,
         receive: FlowReceiveChannel[Any],
         stages: list[Stage],
         send: trio.abc.SendChannel[Any],
@@ -262,6 +283,9 @@ class _GroupBy(Operator[T, Any]):
             self._live -= 1
             self._ended.set()
             self._ended = trio.Event()
+            sub.done.set()
+            if self._closing.get(k) is sub.done:
+                del self._closing[k]
 
 
 def group_by(

@@ -134,6 +134,24 @@ async def test_an_idle_key_expires_and_its_sub_pipeline_flushes(autojump_clock: 
     assert (stats.opened, stats.expired, stats.live, stats.live_peak) == (3, 2, 0, 2)
 
 
+async def test_a_key_back_after_expiry_waits_for_its_old_sub_pipeline(
+    autojump_clock: Any,
+) -> None:
+    async def slow(receive: Any, send: Any, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
+        async with receive, send:
+            task_status.started()
+            async for item in receive:
+                await trio.sleep(1.0)
+                await send.send(item)
+
+    op = flowkit.group_by(first, lambda k: [slow], idle_timeout=0.1)
+    sends = [(0.0, ("a", 1)), (0.0, ("a", 2)), (0.5, ("a", 3))]
+    seen, _ = await _timeline(op, sends)
+    # "a" expired at 0.1 with 2 still queued; the fresh sub-pipeline for 3
+    # starts only when the old one has ended (2.0), so it cannot overtake
+    assert seen == [(1.0, ("a", 1)), (2.0, ("a", 2)), (3.0, ("a", 3))]
+
+
 async def test_at_the_cap_a_new_key_waits_for_one_to_expire(autojump_clock: Any) -> None:
     op = flowkit.group_by(first, _tagged, max_keys=2, idle_timeout=1.0)
     sends = [(0.0, ("a", 1)), (0.25, ("b", 1)), (0.5, ("c", 1)), (0.5, ("a", 2))]
