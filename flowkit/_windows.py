@@ -477,14 +477,16 @@ def tumbling_window(
         max_items: items held in open windows at most; at the cap upstream
             waits until the window closes.
         name: the stage's label in its statistics, repr and error messages
-            (default ``"window"``).
+            (default ``"tumbling_window"``).
 
     At the end the open windows holding items are flushed (``partial=True``)
     and then the end; an upstream crash propagates and flushes nothing.
     """
     _no_empty_with_key(key, emit_empty)
     seconds = _seconds("size", size)
-    return _Windows(_Grid(seconds, seconds, key, emit_empty), max_items, name=name)
+    return _Windows(
+        _Grid(seconds, seconds, key, emit_empty), max_items, name=name or "tumbling_window"
+    )
 
 
 def sliding_window(
@@ -506,7 +508,8 @@ def sliding_window(
     would belong to none.
 
     Args, end and errors as for :func:`tumbling_window`; ``every`` is the
-    step between window starts (``0 < every <= size``).
+    step between window starts (``0 < every <= size``). ``name=`` labels
+    the stage (default ``"sliding_window"``).
     """
     _no_empty_with_key(key, emit_empty)
     length, step = _seconds("size", size), _seconds("every", every)
@@ -515,7 +518,7 @@ def sliding_window(
             f"every ({step:g} s) must not exceed size ({length:g} s): items arriving "
             "between two windows would belong to none"
         )
-    return _Windows(_Grid(length, step, key, emit_empty), max_items, name=name)
+    return _Windows(_Grid(length, step, key, emit_empty), max_items, name=name or "sliding_window")
 
 
 def session_window(
@@ -537,11 +540,11 @@ def session_window(
         key: with a function, sessions per key.
         max_items: items held in open sessions at most; at the cap upstream
             waits (which lets the gap pass and the oldest session close).
-        name: the stage's label (default ``"window"``).
+        name: the stage's label (default ``"session_window"``).
 
     At the end the open sessions are flushed (``partial=True``).
     """
-    return _Windows(_Sessions(_seconds("gap", gap), key), max_items, name=name)
+    return _Windows(_Sessions(_seconds("gap", gap), key), max_items, name=name or "session_window")
 
 
 def count_window(
@@ -559,11 +562,11 @@ def count_window(
     most ``max_items`` (default 10,000); at the cap the oldest open window
     is emitted early with ``partial=True`` (nothing closes by time here, so
     waiting could wait forever). At the end open windows are flushed,
-    partial.
+    partial. ``name=`` labels the stage (default ``"count_window"``).
     """
     check_count(size, "size")
     if max_items is None:
         max_items = size if key is None else max(size, DEFAULT_MAX_ITEMS)
     if check_count(max_items, "max_items") < size:
         raise ValueError(f"max_items ({max_items}) must be at least size ({size})")
-    return _Windows(_Counts(size, key), max_items, name=name)
+    return _Windows(_Counts(size, key), max_items, name=name or "count_window")

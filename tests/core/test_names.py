@@ -37,6 +37,12 @@ FACTORIES: dict[str, Callable[..., Any]] = {
     "map": lambda **kw: flowkit.map(str, **kw),
     "merge": lambda **kw: flowkit.merge(**kw),
     "throttle": lambda **kw: flowkit.throttle(1, **kw),
+    "tumbling_window": lambda **kw: flowkit.tumbling_window(1, **kw),
+    "sliding_window": lambda **kw: flowkit.sliding_window(1, 0.5, **kw),
+    "session_window": lambda **kw: flowkit.session_window(1, **kw),
+    "count_window": lambda **kw: flowkit.count_window(2, **kw),
+    "event_time_window": lambda **kw: flowkit.event_time_window(1, timestamp=float, **kw),
+    "group_by": lambda **kw: flowkit.group_by(str, lambda key: (), **kw),
 }
 
 
