@@ -45,11 +45,13 @@ if TYPE_CHECKING:
     from ._channel import ChannelStatistics, FlowReceiveChannel, FlowSendChannel, open_channel
     from ._combine import combine_latest, zip, zip_latest
     from ._concurrent import concurrent_map
+    from ._event_time import event_time_window
     from ._failure import recover, try_map
     from ._fan import balance, merge
     from ._flat_map import flat_map
     from ._folds import fold, reduce, scan
     from ._join import join
+    from ._keyed import GroupStatistics, group_by
     from ._lossy import conflate, drop_newest, drop_oldest, latest
     from ._operator import Operator
     from ._pipeline import Pipeline, Stage, open_pipeline, start_pipeline
@@ -61,6 +63,7 @@ if TYPE_CHECKING:
     from ._timing import completion_timeout, idle_timeout, initial_timeout, keepalive, throttle
     from ._transform import filter, map
     from ._version import __version__
+    from ._windows import Window, count_window, session_window, sliding_window, tumbling_window
 
 __all__ = [
     "Branch",
@@ -69,6 +72,7 @@ __all__ = [
     "FlowReceiveChannel",
     "FlowSendChannel",
     "FlowkitError",
+    "GroupStatistics",
     "IdleTimeout",
     "InitialTimeout",
     "Operator",
@@ -78,6 +82,7 @@ __all__ = [
     "Stage",
     "StreamAborted",
     "StreamTimeout",
+    "Window",
     "__version__",
     "aclose_shielded",
     "adaptive_batch",
@@ -90,14 +95,17 @@ __all__ = [
     "completion_timeout",
     "concurrent_map",
     "conflate",
+    "count_window",
     "debounce",
     "delay",
     "distinct",
     "drop_newest",
     "drop_oldest",
+    "event_time_window",
     "filter",
     "flat_map",
     "fold",
+    "group_by",
     "idle_timeout",
     "initial_timeout",
     "join",
@@ -113,8 +121,10 @@ __all__ = [
     "restart_source",
     "sample",
     "scan",
+    "session_window",
     "skip",
     "skip_while",
+    "sliding_window",
     "start_pipeline",
     "take",
     "take_until",
@@ -122,6 +132,7 @@ __all__ = [
     "throttle",
     "throttle_latest",
     "try_map",
+    "tumbling_window",
     "zip",
     "zip_latest",
 ]
@@ -144,7 +155,9 @@ _LAZY: dict[str, str] = {
         "._buffers": ("buffer",),
         "._channel": ("ChannelStatistics", "FlowReceiveChannel", "FlowSendChannel", "open_channel"),
         "._concurrent": ("concurrent_map",),
+        "._event_time": ("event_time_window",),
         "._fan": ("balance", "merge"),
+        "._keyed": ("GroupStatistics", "group_by"),
         "._lossy": ("conflate", "drop_newest", "drop_oldest", "latest"),
         "._operator": ("Operator",),
         "._pipeline": ("Pipeline", "Stage", "open_pipeline", "start_pipeline"),
@@ -160,6 +173,13 @@ _LAZY: dict[str, str] = {
         "._transform": ("filter", "map"),
         # Lazy too: importlib.metadata loads socket, which the pure core must not.
         "._version": ("__version__",),
+        "._windows": (
+            "Window",
+            "count_window",
+            "session_window",
+            "sliding_window",
+            "tumbling_window",
+        ),
     }.items()
     for name in names
 }

@@ -38,6 +38,7 @@ QUICK = {
     "batching": ["--quick", "--count", "1000"],
     "metrics_overhead": ["--quick"],
     "stdio": ["--quick"],
+    "windows": ["--quick"],
 }
 
 

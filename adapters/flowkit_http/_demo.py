@@ -6,6 +6,9 @@ Three tools, one per thing worth seeing:
 * ``analyze_document`` — partial results streamed as logs, then a summary;
 * ``sensor_feed`` — a lossy pipeline: a fast source through drop-oldest and
   adaptive batching, reporting how much it dropped.
+* ``sensor_windows`` — windows per key: a rolling average per sensor
+  (``flowkit.sliding_window`` keyed by sensor), each closed window streamed
+  to the client as a partial result, then a summary.
 """
 
 from __future__ import annotations
@@ -233,4 +236,96 @@ def sensor_feed(readings: int = 10000, consume_ms: float = 1.0) -> ToolPipeline:
         dropper,
         flowkit.adaptive_batch(32),
         _summarize(dropper, readings, consume_ms),
+    )
+
+
+async def _sensor_readings(
+    sensors: int, readings: int, interval_ms: float
+) -> AsyncIterator[tuple[str, float]]:
+    """Reading ``i`` from sensor ``i % sensors``, due at ``i * interval_ms``."""
+    start = trio.current_time()
+    for i in range(readings):
+        if interval_ms > 0:
+            await trio.sleep_until(start + i * interval_ms / 1000)
+        elif i % 64 == 63:
+            await trio.lowlevel.checkpoint()
+        yield f"sensor-{i % sensors}", float(20 + (i * 37) % 11)
+
+
+def _window_partial(t0: float) -> Callable[[flowkit.Window[tuple[str, float]]], Partial]:
+    def partial_result(window: flowkit.Window[tuple[str, float]]) -> Partial:
+        values = [value for _, value in window.items]
+        mean = sum(values) / len(values)
+        data = {
+            "sensor": window.key,
+            "start_ms": round((window.start - t0) * 1000, 3),
+            "end_ms": round((window.end - t0) * 1000, 3),
+            "readings": len(values),
+            "mean": round(mean, 3),
+            "partial": window.partial,
+        }
+        message = f"{window.key}: mean {mean:.2f} over {len(values)} readings"
+        return Partial(data, message=message, logger="sensor_windows")
+
+    return partial_result
+
+
+async def _window_summary(
+    receive: trio.abc.ReceiveChannel[Partial],
+    send: trio.abc.SendChannel[Partial | Result],
+    *,
+    task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """Forward each window's partial result, then the last mean per sensor."""
+    windows = 0
+    latest: dict[str, float] = {}
+    async with receive, send:
+        task_status.started()
+        async for partial in receive:
+            windows += 1
+            latest[partial.data["sensor"]] = partial.data["mean"]
+            await send.send(partial)
+        structured = {"windows": windows, "latest_mean": dict(sorted(latest.items()))}
+        text = f"{windows} windows over {len(latest)} sensors"
+        await send.send(Result(structured=structured, text=text))
+
+
+@server.tool(
+    output_schema={
+        "type": "object",
+        "properties": {
+            "windows": {"type": "integer"},
+            "latest_mean": {"type": "object", "additionalProperties": {"type": "number"}},
+        },
+        "required": ["windows", "latest_mean"],
+    }
+)
+def sensor_windows(
+    sensors: int = 4,
+    readings: int = 200,
+    interval_ms: float = 10.0,
+    window_ms: float = 500.0,
+    every_ms: float = 250.0,
+) -> ToolPipeline:
+    """A rolling average per sensor: each closed window is a partial result."""
+    if not 1 <= sensors <= 1000:
+        raise ValueError(f"sensors must be between 1 and 1000, got {sensors}")
+    if not 0 <= readings <= 1_000_000:
+        raise ValueError(f"readings must be between 0 and 1000000, got {readings}")
+    if not 0 <= interval_ms <= 60_000:
+        raise ValueError(f"interval_ms must be between 0 and 60000, got {interval_ms}")
+    if not 0 < every_ms <= window_ms <= 3_600_000:
+        raise ValueError(
+            f"need 0 < every_ms <= window_ms <= 3600000, got every_ms={every_ms}, "
+            f"window_ms={window_ms}"
+        )
+    windows = flowkit.sliding_window(
+        window_ms / 1000, every_ms / 1000, key=lambda reading: reading[0]
+    )
+    return ToolPipeline(
+        _sensor_readings(sensors, readings, interval_ms),
+        flowkit.buffer(256),
+        windows,
+        flowkit.map(_window_partial(trio.current_time())),
+        _window_summary,
     )

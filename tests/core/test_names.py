@@ -60,6 +60,12 @@ FACTORIES: dict[str, Callable[..., Any]] = {
     "try_map": lambda **kw: flowkit.try_map(str, on_error="skip", **kw),
     "zip": lambda **kw: flowkit.zip((), **kw),
     "zip_latest": lambda **kw: flowkit.zip_latest((), **kw),
+    "tumbling_window": lambda **kw: flowkit.tumbling_window(1, **kw),
+    "sliding_window": lambda **kw: flowkit.sliding_window(1, 0.5, **kw),
+    "session_window": lambda **kw: flowkit.session_window(1, **kw),
+    "count_window": lambda **kw: flowkit.count_window(2, **kw),
+    "event_time_window": lambda **kw: flowkit.event_time_window(1, timestamp=float, **kw),
+    "group_by": lambda **kw: flowkit.group_by(str, lambda key: (), **kw),
 }
 
 

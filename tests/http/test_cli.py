@@ -41,7 +41,7 @@ async def test_serve_demo(tmp_path: Path) -> None:
     with trio.fail_after(30):
         outcome = await serve_and_stop(["--demo"], tmp_path)
     assert outcome == {
-        "tools": ["ticker", "analyze_document", "sensor_feed"],
+        "tools": ["ticker", "analyze_document", "sensor_feed", "sensor_windows"],
         "code": 0,
         "one more session": 200,
     }
