@@ -12,12 +12,14 @@ connection is never delivered half.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncGenerator, AsyncIterator, Iterator, Mapping
 from contextlib import aclosing, asynccontextmanager, contextmanager
 from typing import Any
 
 import httpx
 import orjson
+import trio
 
 from flowkit.mcp import (
     Message,
@@ -43,6 +45,8 @@ from ._policy import Timeouts
 __all__ = ["Body", "Transport", "translated"]
 
 ACCEPT = "application/json, text/event-stream"
+# Seconds a stream may take to end after the response we waited for.
+_DRAIN_GRACE = 1.0
 
 
 @contextmanager
@@ -111,7 +115,9 @@ class Body:
                 return None
             self._json_done = True
             with translated():
-                return _message(await self.response.aread()), None
+                raw = await self.response.aread()
+            self.ended = True
+            return _message(raw), None
         assert self._chunks is not None, "Body.next_message outside Transport.open"
         while True:
             event = self._next_event()
@@ -123,6 +129,24 @@ class Body:
                 chunk = await anext(self._chunks, b"")
             self.ended = not chunk
             self.decoder.receive_data(chunk)
+
+    async def drain(self, grace: float) -> None:
+        """Read the body to its end within ``grace`` seconds, else abort it.
+
+        Why not just close it: httpx's body iterators are nested async
+        generators, and closing the outer one while it waits at a ``yield``
+        leaves the inner ones to the garbage collector (trio warns, rightly:
+        their cleanup then runs outside any task). Reading on, or being
+        cancelled *inside* a read (``grace`` 0 is a read in a cancelled
+        scope), ends every one of them by return or exception instead. And
+        a body read to its end leaves the connection reusable.
+        """
+        if self._chunks is None or self.ended:
+            return
+        with trio.move_on_after(grace), contextlib.suppress(TransportError):
+            while not self.ended:
+                with translated():
+                    self.ended = not await anext(self._chunks, b"")
 
     def _next_event(self) -> ServerSentEvent | None:
         assert self.decoder is not None
@@ -204,7 +228,12 @@ class Transport:
             chunks_gen: AsyncGenerator[bytes] = response.aiter_bytes()  # type: ignore[assignment]
             async with aclosing(chunks_gen) as chunks:
                 reader._chunks = chunks
-                yield reader
+                try:
+                    yield reader
+                except BaseException:
+                    await reader.drain(0.0)
+                    raise
+                await reader.drain(_DRAIN_GRACE)
         finally:
             await response.aclose()
 
