@@ -38,35 +38,35 @@ class _Exchange:
 async def _serve_one(client: trio.SocketStream, upstream_port: int, stats: CutStats) -> None:
     stats.connections += 1
     state = _Exchange()
-    async with client, await trio.open_tcp_stream("127.0.0.1", upstream_port) as upstream:
-        async with trio.open_nursery() as nursery:
+    upstream = await trio.open_tcp_stream("127.0.0.1", upstream_port)
+    async with client, upstream, trio.open_nursery() as nursery:
 
-            async def requests() -> None:
-                async for chunk in client:
-                    if chunk.startswith(_REQUEST_STARTS):
-                        state.sse, state.sent = False, 0
-                    await upstream.send_all(chunk)
-                nursery.cancel_scope.cancel()
+        async def requests() -> None:
+            async for chunk in client:
+                if chunk.startswith(_REQUEST_STARTS):
+                    state.sse, state.sent = False, 0
+                await upstream.send_all(chunk)
+            nursery.cancel_scope.cancel()
 
-            async def responses() -> None:
-                async for chunk in upstream:
-                    if not state.sse:
-                        head_end = chunk.find(b"\r\n\r\n")
-                        if b"text/event-stream" in chunk[: head_end if head_end >= 0 else None]:
-                            state.sse = True
-                            state.sent = -(head_end + 4)  # count the body only
-                    limit = stats.cut_after
-                    if state.sse and state.sent + len(chunk) > limit:
-                        await client.send_all(chunk[: max(0, limit - state.sent)])
-                        stats.cuts += 1
-                        nursery.cancel_scope.cancel()
-                        return
-                    state.sent += len(chunk)
-                    await client.send_all(chunk)
-                nursery.cancel_scope.cancel()
+        async def responses() -> None:
+            async for chunk in upstream:
+                if not state.sse:
+                    head_end = chunk.find(b"\r\n\r\n")
+                    if b"text/event-stream" in chunk[: head_end if head_end >= 0 else None]:
+                        state.sse = True
+                        state.sent = -(head_end + 4)  # count the body only
+                limit = stats.cut_after
+                if state.sse and state.sent + len(chunk) > limit:
+                    await client.send_all(chunk[: max(0, limit - state.sent)])
+                    stats.cuts += 1
+                    nursery.cancel_scope.cancel()
+                    return
+                state.sent += len(chunk)
+                await client.send_all(chunk)
+            nursery.cancel_scope.cancel()
 
-            nursery.start_soon(requests)
-            nursery.start_soon(responses)
+        nursery.start_soon(requests)
+        nursery.start_soon(responses)
 
 
 async def _guarded(client: trio.SocketStream, upstream_port: int, stats: CutStats) -> None:

@@ -51,9 +51,9 @@ async def test_every_event_exactly_once_in_order_when_cut_many_times() -> None:
             open_client(
                 proxy + "/mcp", era="2025-11-25", retry=FAST, rng=random.Random(1)
             ) as client,
+            client.call_tool("ticker", {"count": count}) as call,
         ):
-            async with client.call_tool("ticker", {"count": count}) as call:
-                events = [event async for event in call]
+            events = [event async for event in call]
     progress = [event for event in events if isinstance(event, Progress)]
     assert [p.progress for p in progress] == list(range(1, count + 1))
     assert [p.message for p in progress] == [f"tick {i}/{count}" for i in range(1, count + 1)]
@@ -71,9 +71,9 @@ async def test_partials_survive_cuts_too() -> None:
             serving(create_app(server, "/mcp")) as base,
             cutting_proxy(base, cut_after=2048) as (proxy, stats),
             open_client(proxy + "/mcp", era="2025-11-25", retry=FAST) as client,
+            client.call_tool("chatty", {"count": 300}) as call,
         ):
-            async with client.call_tool("chatty", {"count": 300}) as call:
-                logs = [e.data["i"] async for e in call if isinstance(e, LogMessage)]
+            logs = [e.data["i"] async for e in call if isinstance(e, LogMessage)]
     # chatty's partials are conflated under pressure (its policy), never reordered
     # or repeated: whatever arrived is strictly increasing and ends with the last.
     assert logs == sorted(set(logs))
