@@ -449,7 +449,9 @@ async def open_client(
         retry: how a dropped 2025-11-25 stream is resumed (default :class:`RetryPolicy`).
         era: ``"auto"`` (``server/discover``, else the handshake) or one revision.
         log_level: the least severe log level to receive (logs carry
-            partial results); ``None`` asks for none.
+            partial results): ``logging/setLevel`` after the handshake, the
+            ``logLevel`` of every request's ``_meta`` in 2026-07-28. ``None``
+            asks for none (a 2025-11-25 server then applies its default).
         on_elicitation: answers ``elicitation/create`` (params in, result out,
             e.g. ``{"action": "accept", "content": {...}}``).
         on_sampling: answers ``sampling/createMessage``.
