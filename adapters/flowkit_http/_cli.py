@@ -126,6 +126,28 @@ async def _serve(
             print(f"flowkit: serving MCP at {bind}{mcp.path if mcp else ''}", flush=True)
 
 
+def _add_client_commands(commands: Any) -> None:
+    """``flowkit call`` and ``flowkit tools``, from ``flowkit_client`` (the ``client`` extra)."""
+    try:
+        from flowkit_client._cli import add_commands
+    except ImportError as exc:  # httpx or rich missing
+        missing = exc
+
+        def unavailable(args: argparse.Namespace) -> int:
+            print(
+                f"flowkit {args.command}: pip install 'flowkit[client]' ({missing})",
+                file=sys.stderr,
+            )
+            return 2
+
+        for name in ("call", "tools"):
+            sub = commands.add_parser(name, help="(needs the client extra)", add_help=False)
+            sub.add_argument("rest", nargs=argparse.REMAINDER)
+            sub.set_defaults(run=unavailable)
+        return
+    add_commands(commands)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``flowkit`` console script."""
     parser = argparse.ArgumentParser(prog="flowkit", description=__doc__.split("\n")[0])
@@ -183,7 +205,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="log task steps holding the event loop longer than S seconds "
         "(default 0: off; each task step then costs ~1.5 us more)",
     )
+    _add_client_commands(commands)
     args = parser.parse_args(argv)
+    if args.command != "serve":
+        return int(args.run(args))
     if args.demo == bool(args.target):
         parser.error("serve needs exactly one of MODULE:ATTR and --demo")
     logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s")
