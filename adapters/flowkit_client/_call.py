@@ -105,27 +105,30 @@ class ToolCall:
             {"name": self.name, "arguments": dict(self.arguments)}, token=self.request_id
         )
         outcome: ToolResult | ClientError
-        async with self._send:
-            with self._scope:
-                try:
-                    with trio.fail_after(self._timeout):
-                        result = await client._exchange(
-                            "tools/call",
-                            params,
-                            request_id=self.request_id,
-                            headers=client._call_headers(self.name, self.arguments),
-                            deliver=self._deliver,
-                        )
-                    self._answered = True
-                    outcome = ToolResult.from_json(result if isinstance(result, dict) else {})
-                except trio.TooSlowError:
-                    outcome = CallTimeout(f"{self.name}: no result within {self._timeout} s")
-                    if not client.policy.disconnect_cancels:
-                        await client._cancel(self.request_id)
-                except ClientError as exc:
-                    self._answered = True  # nothing left to cancel either
-                    outcome = exc
-                await self._send.send(outcome)
+        try:
+            async with self._send:
+                with self._scope:
+                    try:
+                        with trio.fail_after(self._timeout):
+                            result = await client._exchange(
+                                "tools/call",
+                                params,
+                                request_id=self.request_id,
+                                headers=client._call_headers(self.name, self.arguments),
+                                deliver=self._deliver,
+                            )
+                        self._answered = True
+                        outcome = ToolResult.from_json(result if isinstance(result, dict) else {})
+                    except trio.TooSlowError:
+                        outcome = CallTimeout(f"{self.name}: no result within {self._timeout} s")
+                        if not client.policy.disconnect_cancels:
+                            await client._cancel(self.request_id)
+                    except ClientError as exc:
+                        self._answered = True  # nothing left to cancel either
+                        outcome = exc
+                    await self._send.send(outcome)
+        finally:
+            # Also when a scope outside ours is cancelled (the whole client).
             self._finished.set()
 
     async def _deliver(self, message: Notification) -> None:

@@ -121,7 +121,8 @@ class RPCError(ClientError):
     def __init__(
         self, code: int, message: str, data: Any = None, *, status_code: int = 200
     ) -> None:
-        super().__init__(f"{message} (JSON-RPC error {code})")
+        http = f", HTTP {status_code}" if status_code != 200 else ""
+        super().__init__(f"{message} (JSON-RPC error {code}{http})")
         self.code = code
         self.message = message
         self.data = data
