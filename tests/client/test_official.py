@@ -1,7 +1,8 @@
 """The client against the official MCP SDK server (uvicorn, a child process), both eras.
 
 The peer is ``tests/client/_official_server.py``: the SDK's ``MCPServer``
-with an in-memory event store, which is what makes it resume streams.
+with an in-memory event store, which is what makes it resume streams
+(uvicorn comes with the ``mcp`` package of the dev extra).
 """
 
 from __future__ import annotations
@@ -20,8 +21,6 @@ from flowkit_client import LogMessage, Progress, RetryPolicy, RPCError, open_cli
 
 from ._proxy import cutting_proxy
 
-pytest.importorskip("uvicorn", reason="the official server runs on uvicorn (the bench extra)")
-
 
 @pytest.fixture
 async def official() -> AsyncIterator[str]:
@@ -29,7 +28,7 @@ async def official() -> AsyncIterator[str]:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    process = subprocess.Popen(
+    process = await trio.lowlevel.open_process(
         [sys.executable, "-m", "tests.client._official_server", "--port", str(port)],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -47,7 +46,8 @@ async def official() -> AsyncIterator[str]:
         yield f"http://127.0.0.1:{port}"
     finally:
         process.terminate()
-        process.wait(timeout=10)
+        with trio.move_on_after(10):
+            await process.wait()
 
 
 async def test_auto_negotiates_the_stateless_era_with_the_official_server(official: str) -> None:
