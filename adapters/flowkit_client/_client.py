@@ -384,8 +384,7 @@ class Client:
     ) -> tuple[bool, Any]:
         """Read until the response to ``rid``: ``(True, result)``, or ``(False, None)`` if cut."""
         try:
-            while (item := await reply.next_message()) is not None:
-                message, _ = item
+            while (message := await reply.next_message()) is not None:
                 state.note(reply)
                 state.delivered += 1
                 if isinstance(message, Response):

@@ -104,8 +104,8 @@ class Body:
         self._json_done = False
         self.ended = False  # the stream ended (cleanly or cut: see decoder.mid_event)
 
-    async def next_message(self) -> tuple[Message, ServerSentEvent | None] | None:
-        """The next JSON-RPC message and the SSE event that carried it; ``None`` at the end.
+    async def next_message(self) -> Message | None:
+        """The next JSON-RPC message; ``None`` at the end.
 
         Raises:
             TransportError: the connection dropped (the caller may resume).
@@ -117,12 +117,12 @@ class Body:
             with translated():
                 raw = await self.response.aread()
             self.ended = True
-            return _message(raw), None
+            return _message(raw)
         assert self._chunks is not None, "Body.next_message outside Transport.open"
         while True:
             event = self._next_event()
             if event is not None:
-                return _message(event.data), event
+                return _message(event.data)
             if self.ended:
                 return None
             with translated():

@@ -14,6 +14,7 @@ import sys
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
+import orjson
 import pytest
 import trio
 
@@ -120,3 +121,27 @@ async def test_resumption_against_the_official_server_with_an_event_store(offici
     assert progress == list(range(1, count + 1))
     assert result.structured == {"count": count}
     assert stats.cuts >= 5
+
+
+async def test_flowkit_call_no_input_declines_an_elicitation(official: str) -> None:
+    done = await trio.run_process(
+        [
+            sys.executable,
+            "-m",
+            "flowkit_http._cli",
+            "call",
+            official + "/mcp",
+            "ask",
+            "--era",
+            "2025-11-25",
+            "--no-input",
+            "--json",
+        ],
+        capture_stdout=True,
+        capture_stderr=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    last = orjson.loads(done.stdout.splitlines()[-1])
+    assert last["type"] == "result"
+    assert last["structuredContent"] == {"action": "decline", "name": None}
