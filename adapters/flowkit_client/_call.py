@@ -114,7 +114,7 @@ class ToolCall:
                                 "tools/call",
                                 params,
                                 request_id=self.request_id,
-                                headers=client._call_headers(self.name, self.arguments),
+                                headers=await client._call_headers(self.name, self.arguments),
                                 deliver=self._deliver,
                             )
                         self._answered = True

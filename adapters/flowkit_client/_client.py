@@ -135,6 +135,7 @@ class Client:
         self._ids = itertools.count(1)
         self._session_id: str | None = None
         self._tools: dict[str, ToolInfo] = {}
+        self._listed = False  # tools/list was read once (for Mcp-Param-* headers)
 
     # -- what every request carries -------------------------------------------------
 
@@ -266,6 +267,7 @@ class Client:
             if not isinstance(cursor, str):
                 break
         self._tools = {tool.name: tool for tool in tools}
+        self._listed = True
         return tools
 
     def call_tool(
@@ -306,16 +308,26 @@ class Client:
         async with self.call_tool(name, arguments, timeout=timeout) as call:
             return await call.result()
 
-    def _call_headers(self, name: str, arguments: Mapping[str, Any]) -> dict[str, str]:
+    async def _call_headers(self, name: str, arguments: Mapping[str, Any]) -> dict[str, str]:
+        """A ``tools/call``'s headers, with ``Mcp-Param-*`` for ``x-mcp-header`` arguments.
+
+        The annotations are in the tool's input schema, so in an era with
+        mirrored headers a call to a tool not seen yet lists the tools first
+        (once per client): a call must not fail for want of a list the
+        caller never needed.
+        """
         headers = self._headers("tools/call", name)
+        if not self.policy.method_headers:
+            return headers
+        if name not in self._tools and not self._listed:
+            await self.list_tools()
         tool = self._tools.get(name)
-        if self.policy.method_headers and tool is not None:
-            for param in _header_params(name, tool.input_schema):
-                value: Any = arguments
-                for key in param.path:
-                    value = value.get(key) if isinstance(value, Mapping) else None
-                if value is not None:
-                    headers[param.header] = _param_text(value)
+        for param in _header_params(name, tool.input_schema) if tool is not None else ():
+            value: Any = arguments
+            for key in param.path:
+                value = value.get(key) if isinstance(value, Mapping) else None
+            if value is not None:
+                headers[param.header] = _param_text(value)
         return headers
 
     async def _cancel(self, request_id: int) -> None:

@@ -5,10 +5,12 @@ from __future__ import annotations
 import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 import pytest
 import trio
 
+from flowkit.mcp import Tool
 from flowkit_client import (
     CallTimeout,
     Client,
@@ -176,3 +178,35 @@ async def test_a_wrong_path_is_a_typed_error() -> None:
             async with open_client(base + "/elsewhere"):
                 pass
     assert caught.value.status_code == 404
+
+
+async def test_arguments_mirrored_into_headers_in_the_stateless_era() -> None:
+    # 2026-07-28 "Custom Headers from Tool Parameters": flowkit refuses a call
+    # whose x-mcp-header arguments lack their Mcp-Param-* headers (-32020), so
+    # this passing shows the client sent them, Base64-sentinel encoded for
+    # non-ASCII; the client lists the tools by itself to find the annotations.
+    server, _ = make_server()
+    schema = {
+        "type": "object",
+        "properties": {
+            "region": {"type": "string", "x-mcp-header": "Region"},
+            "limit": {"type": "integer", "x-mcp-header": "Limit"},
+            "dry": {"type": "boolean", "x-mcp-header": "Dry"},
+        },
+    }
+
+    def where(**arguments: Any) -> dict[str, Any]:
+        return arguments
+
+    server.add_tool(Tool(name="where", description="echo", input_schema=schema, fn=where))
+    arguments = {"region": "Zürich", "limit": 5, "dry": False}
+    async with serving(create_app(server, "/mcp")) as base:
+        async with open_client(base + "/mcp", era="2026-07-28") as client:
+            result = await client.call("where", arguments)
+        assert result.structured == arguments
+        # Without the headers the same call is refused: the test can fail.
+        async with open_client(base + "/mcp", era="2026-07-28") as client:
+            client._listed = True  # pretend the list was read and had nothing
+            with pytest.raises(RPCError) as caught:
+                await client.call("where", arguments)
+        assert caught.value.code == -32020
