@@ -36,6 +36,7 @@ from flowkit.mcp import (
     INTERNAL_ERROR,
     LATEST_HANDSHAKE_VERSION,
     METHOD_NOT_FOUND,
+    UNSUPPORTED_PROTOCOL_VERSION,
     VERSIONS,
     Notification,
     Request,
@@ -175,20 +176,41 @@ class Client:
         if era != LATEST_HANDSHAKE_VERSION:
             self.policy = VERSIONS[MODERN_VERSION]
             try:
-                found = await self.request("server/discover")
+                found = await self._discover()
             except (RPCError, HTTPStatusError, ProtocolError):
                 if era == MODERN_VERSION:
                     raise
             else:
                 versions = found.get("supportedVersions") or []
-                if MODERN_VERSION in versions:
+                if self.policy.version in versions:
                     meta = found.get("_meta") or {}
                     info = found.get("serverInfo") or meta.get(META + "serverInfo") or {}
-                    self.server = self._server_info(MODERN_VERSION, found, info)
+                    self.server = self._server_info(self.policy.version, found, info)
                     return
                 if era == MODERN_VERSION:
                     raise ProtocolError(f"the server offers {versions}, not {MODERN_VERSION}")
         await self._handshake()
+
+    async def _discover(self) -> Any:
+        """``server/discover``, once more if refused with -32022 naming a version we speak.
+
+        "Versioning" (2026-07-28): a server that does not serve the requested
+        revision answers -32022 with ``data.supported``; the client should
+        retry with one of those rather than give up on the era.
+        """
+        try:
+            return await self.request("server/discover")
+        except RPCError as exc:
+            supported = exc.data.get("supported") if isinstance(exc.data, dict) else None
+            ours = [
+                v
+                for v in supported or ()
+                if isinstance(v, str) and v in VERSIONS and VERSIONS[v].request_meta
+            ]
+            if exc.code != UNSUPPORTED_PROTOCOL_VERSION or not ours:
+                raise
+            self.policy = VERSIONS[max(ours)]
+            return await self.request("server/discover")
 
     def _server_info(self, version: str, result: Mapping[str, Any], info: Any) -> ServerInfo:
         info = info if isinstance(info, Mapping) else {}
@@ -222,6 +244,23 @@ class Client:
         await self.notify("notifications/initialized")
         if self._log_level is not None and "logging" in self.server.capabilities:
             await self.request("logging/setLevel", {"level": self._log_level})
+        if self._handlers and self.policy.get_stream:
+            self._nursery.start_soon(self._listen, name="flowkit_client listen stream")
+
+    async def _listen(self) -> None:
+        """Read the standalone GET stream, for server requests not tied to a call.
+
+        Servers may send ``elicitation/create``, ``sampling/createMessage`` or
+        ``roots/list`` there rather than on a call's stream (the TypeScript
+        SDK does). Opened only when there is a callback to answer with; a
+        server without the stream (405) or a dropped one simply ends it:
+        nothing on it is a call's result.
+        """
+        with contextlib.suppress(ClientError):
+            async with self._transport.open("GET", self._headers(None), session=True) as reply:
+                while reply is not None and (message := await reply.next_message()) is not None:
+                    if isinstance(message, Request):
+                        await self._answer(message)
 
     async def _aclose(self) -> None:
         if self.policy.sessions and self._session_id is not None:
