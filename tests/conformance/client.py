@@ -18,7 +18,11 @@ import trio
 
 from flowkit_client import ClientError, open_client
 
-_SAMPLES: dict[str, Any] = {"integer": 1, "number": 1, "boolean": True, "string": "test"}
+SCENARIO = os.environ.get("MCP_CONFORMANCE_SCENARIO", "")
+# http-custom-headers checks the Base64 sentinel only on a value that needs it.
+_TEXT = "Zürich, Straße 1" if SCENARIO == "http-custom-headers" else "test"
+_SAMPLES: dict[str, Any] = {"integer": 1, "number": 1, "boolean": True, "string": _TEXT}
+ECHO = "json_schema_echo"  # json-schema-2020-12-preservation: echo a schema back verbatim
 
 
 def sample_arguments(schema: Mapping[str, Any]) -> dict[str, Any]:
@@ -30,7 +34,7 @@ def sample_arguments(schema: Mapping[str, Any]) -> dict[str, Any]:
         if "default" in prop:
             out[name] = prop["default"]
         elif name in required:
-            out[name] = _SAMPLES.get(prop.get("type", "string"), "test")
+            out[name] = _SAMPLES.get(prop.get("type", "string"), _TEXT)
     return out
 
 
@@ -40,16 +44,26 @@ async def on_elicitation(params: Mapping[str, Any]) -> Mapping[str, Any]:
 
 
 async def main(url: str) -> int:
-    print("scenario:", os.environ.get("MCP_CONFORMANCE_SCENARIO", "?"), file=sys.stderr)
+    print("scenario:", SCENARIO or "?", file=sys.stderr)
     async with open_client(url, on_elicitation=on_elicitation) as client:
         print("era:", client.server.protocol_version, file=sys.stderr)
-        for tool in await client.list_tools():
-            try:
-                result = await client.call(tool.name, sample_arguments(tool.input_schema))
-                print(tool.name, "->", result.text[:200], file=sys.stderr)
-            except ClientError as exc:
-                print(tool.name, "failed:", exc, file=sys.stderr)
+        tools = await client.list_tools()
+        echo = any(tool.name == ECHO for tool in tools)
+        for tool in tools:
+            if echo:
+                if tool.name != ECHO:  # the focal tool: its schema goes back as is
+                    await _call(client, ECHO, {"schema": dict(tool.input_schema)})
+                continue
+            await _call(client, tool.name, sample_arguments(tool.input_schema))
     return 0
+
+
+async def _call(client: Any, name: str, arguments: dict[str, Any]) -> None:
+    try:
+        result = await client.call(name, arguments)
+        print(name, "->", result.text[:200], file=sys.stderr)
+    except ClientError as exc:
+        print(name, "failed:", exc, file=sys.stderr)
 
 
 if __name__ == "__main__":
