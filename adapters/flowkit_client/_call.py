@@ -27,7 +27,7 @@ import trio
 from flowkit.mcp import Notification
 
 from ._events import Event, LogMessage, Progress, ToolResult
-from ._exceptions import CallTimeout, ClientError
+from ._exceptions import CallTimeout, ClientError, ProtocolError
 
 if TYPE_CHECKING:
     from ._client import Client
@@ -35,6 +35,7 @@ if TYPE_CHECKING:
 __all__ = ["ToolCall", "open_call"]
 
 _BUFFER = 64  # events read ahead of the caller
+_MAX_ROUNDS = 16  # input_required rounds of one call
 
 
 class ToolCall:
@@ -101,22 +102,14 @@ class ToolCall:
 
     async def _run(self) -> None:
         client = self._client
-        params = client._params(
-            {"name": self.name, "arguments": dict(self.arguments)}, token=self.request_id
-        )
+        call = {"name": self.name, "arguments": dict(self.arguments)}
         outcome: ToolResult | ClientError
         try:
             async with self._send:
                 with self._scope:
                     try:
                         with trio.fail_after(self._timeout):
-                            result = await client._exchange(
-                                "tools/call",
-                                params,
-                                request_id=self.request_id,
-                                headers=await client._call_headers(self.name, self.arguments),
-                                deliver=self._deliver,
-                            )
+                            result = await self._rounds(call)
                         self._answered = True
                         outcome = ToolResult.from_json(result if isinstance(result, dict) else {})
                     except trio.TooSlowError:
@@ -130,6 +123,38 @@ class ToolCall:
         finally:
             # Also when a scope outside ours is cancelled (the whole client).
             self._finished.set()
+
+    async def _rounds(self, call: dict[str, Any]) -> Any:
+        """The call, retried with the answers while the result is ``input_required``.
+
+        "Multi round-trip requests" (2026-07-28, SEP-2322): a tool that needs
+        input answers with ``inputRequests`` (elicitation, sampling, roots)
+        and an opaque ``requestState``; the client answers them through its
+        callbacks and sends the call again, as a new request (a new id, which
+        is also the new progress token), echoing ``requestState`` only if
+        there was one. Bounded, so a server asking forever cannot loop us.
+        """
+        client = self._client
+        for _ in range(_MAX_ROUNDS):
+            result = await client._exchange(
+                "tools/call",
+                client._params(call, token=self.request_id),
+                request_id=self.request_id,
+                headers=await client._call_headers(self.name, self.arguments),
+                deliver=self._deliver,
+            )
+            if not isinstance(result, dict) or result.get("resultType") != "input_required":
+                return result
+            requests = result.get("inputRequests")
+            state = result.get("requestState")
+            call = {"name": self.name, "arguments": dict(self.arguments)}
+            call["inputResponses"] = await client._fulfil(
+                requests if isinstance(requests, dict) else {}
+            )
+            if isinstance(state, str):
+                call["requestState"] = state
+            self.request_id = client._next_id()
+        raise ProtocolError(f"{self.name}: still input_required after {_MAX_ROUNDS} rounds")
 
     async def _deliver(self, message: Notification) -> None:
         params = message.params

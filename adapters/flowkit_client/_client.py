@@ -245,22 +245,31 @@ class Client:
         if self._log_level is not None and "logging" in self.server.capabilities:
             await self.request("logging/setLevel", {"level": self._log_level})
         if self._handlers and self.policy.get_stream:
-            self._nursery.start_soon(self._listen, name="flowkit_client listen stream")
+            await self._nursery.start(self._listen, name="flowkit_client listen stream")
 
-    async def _listen(self) -> None:
+    async def _listen(
+        self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
+    ) -> None:
         """Read the standalone GET stream, for server requests not tied to a call.
 
         Servers may send ``elicitation/create``, ``sampling/createMessage`` or
         ``roots/list`` there rather than on a call's stream (the TypeScript
         SDK does). Opened only when there is a callback to answer with; a
         server without the stream (405) or a dropped one simply ends it:
-        nothing on it is a call's result.
+        nothing on it is a call's result. Negotiation waits until it is open
+        (or refused), so a request the first call triggers finds it there.
         """
-        with contextlib.suppress(ClientError):
+        try:
             async with self._transport.open("GET", self._headers(None), session=True) as reply:
+                task_status.started()
                 while reply is not None and (message := await reply.next_message()) is not None:
                     if isinstance(message, Request):
                         await self._answer(message)
+        except ClientError:
+            pass
+        finally:
+            with contextlib.suppress(RuntimeError):  # started already
+                task_status.started()
 
     async def _aclose(self) -> None:
         if self.policy.sessions and self._session_id is not None:
@@ -456,6 +465,21 @@ class Client:
         finally:
             state.note(reply)
         return False, None
+
+    def _next_id(self) -> int:
+        return next(self._ids)
+
+    async def _fulfil(self, requests: Mapping[str, Any]) -> dict[str, Any]:
+        """Answer an ``input_required`` result's ``inputRequests`` through the callbacks."""
+        responses: dict[str, Any] = {}
+        for key, request in requests.items():
+            method = request.get("method") if isinstance(request, dict) else None
+            handler = self._handlers.get(method) if isinstance(method, str) else None
+            if handler is None:
+                raise ProtocolError(f"the server needs {method!r}, and no callback answers it")
+            params = request.get("params")
+            responses[key] = dict(await handler(params if isinstance(params, dict) else {}))
+        return responses
 
     async def _answer(self, request: Request) -> None:
         """Answer a request from the server through its callback, by POST."""
