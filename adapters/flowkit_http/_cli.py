@@ -277,6 +277,28 @@ def _redis(parser: argparse.ArgumentParser, target: Any, url: str) -> Any:
     return shared
 
 
+def _add_client_commands(commands: Any) -> None:
+    """``flowkit call`` and ``flowkit tools``, from ``flowkit_client`` (the ``client`` extra)."""
+    try:
+        from flowkit_client._cli import add_commands
+    except ImportError as exc:  # httpx or rich missing
+        missing = exc
+
+        def unavailable(args: argparse.Namespace) -> int:
+            print(
+                f"flowkit {args.command}: pip install 'flowkit[client]' ({missing})",
+                file=sys.stderr,
+            )
+            return 2
+
+        for name in ("call", "tools"):
+            sub = commands.add_parser(name, help="(needs the client extra)", add_help=False)
+            sub.add_argument("rest", nargs=argparse.REMAINDER)
+            sub.set_defaults(run=unavailable)
+        return
+    add_commands(commands)
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="flowkit", description=_DESCRIPTION)
     parser.add_argument("--version", action="version", version=f"flowkit {__version__}")
@@ -371,6 +393,7 @@ def _parser() -> argparse.ArgumentParser:
         help="log one line per HTTP request at INFO (default off)",
     )
     _observe.add_arguments(run)
+    _add_client_commands(commands)
     return parser
 
 
@@ -391,6 +414,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``flowkit`` console script (and ``python -m flowkit_http``)."""
     parser = _parser()
     args = parser.parse_args(argv)
+    if args.command != "serve":
+        return int(args.run(args))
     observe, separate, observe_bind = _observe.from_arguments(parser, args)
     if args.demo == bool(args.target):
         _fail("give exactly one of TARGET (MODULE:ATTR) and --demo")
