@@ -51,6 +51,7 @@ from flowkit.mcp import (
 )
 
 from ._logformat import correlate
+from ._logging import log_refusal
 from ._outbox import Outbox, OutboxStatistics, open_outbox
 from ._runner import run_call
 from ._server import MCPServer, StreamSettings
@@ -323,7 +324,7 @@ class MCPApp:
                 self.telemetry.refused(action.status)
             self._cancel(action.cancelled)
             if action.error is not None and action.status >= 500:
-                logger.warning("MCP request refused: %s", action.error)
+                log_refusal(action.error)
             await _send_reply(send, action)
         elif isinstance(action, StartCall):
             call = self._start(action)

@@ -96,6 +96,9 @@ class RemoteProtocolError(ProtocolError):
         request_id: id of the offending request if it could be read, so the
             error response can be correlated; ``None`` gives an error
             response without ``id`` (allowed since MCP 2025-11-25).
+        kind: the :data:`REFUSALS` row it came from (``"busy"``, ...), a
+            bounded name logs can count by; ``None`` for the refusals whose
+            status the revision decides.
     """
 
     def __init__(
@@ -107,8 +110,10 @@ class RemoteProtocolError(ProtocolError):
         data: Any = None,
         headers: Sequence[tuple[bytes, bytes]] = (),
         request_id: str | int | None = None,
+        kind: str | None = None,
     ) -> None:
         super().__init__(message)
+        self.kind = kind
         self.message = message
         self.http_status = http_status
         self.code = code
@@ -125,6 +130,7 @@ class RemoteProtocolError(ProtocolError):
             data=self.data,
             headers=self.headers,
             request_id=request_id,
+            kind=self.kind,
         )
 
     def __repr__(self) -> str:
@@ -174,7 +180,13 @@ def _refuse(
 ) -> RemoteProtocolError:
     status, code = REFUSALS[kind]
     return RemoteProtocolError(
-        message, http_status=status, code=code, data=data, headers=headers, request_id=request_id
+        message,
+        http_status=status,
+        code=code,
+        data=data,
+        headers=headers,
+        request_id=request_id,
+        kind=kind,
     )
 
 
