@@ -55,6 +55,8 @@ def _bounded(message: str, instance: Any) -> str:
     if len(message) > _MAX_MESSAGE:
         message = f"{message[:_MAX_MESSAGE]}... (message truncated)"
     return message
+
+
 _F = TypeVar("_F", bound=Callable[..., Any])
 
 

@@ -246,7 +246,9 @@ def test_an_integral_float_reaches_an_int_parameter_as_an_int() -> None:
     assert converted == {"count": 5, "every": 2.0, "ids": [1, 2], "limit": 3}
     assert [type(converted[k]) for k in ("count", "every", "limit")] == [int, float, int]
     assert [type(i) for i in converted["ids"]] == [int, int]
-    assert tool.convert_arguments({"count": 1, "every": 1, "ids": [], "limit": None})["limit"] is None
+    assert (
+        tool.convert_arguments({"count": 1, "every": 1, "ids": [], "limit": None})["limit"] is None
+    )
 
 
 def test_an_integral_float_in_a_union_is_converted_only_where_only_int_matches() -> None:
@@ -267,4 +269,5 @@ def test_a_huge_invalid_value_is_echoed_truncated() -> None:
     assert "is not of type 'integer'" in problem  # the reason survives the cut
     assert "more characters" in problem
     problem = tool.validate_arguments({"count": 1, "x" * 1_000_000: 1})  # a huge unknown key
-    assert problem is not None and len(problem) < 1_000
+    assert problem is not None
+    assert len(problem) < 1_000
