@@ -269,7 +269,7 @@ class MCPApp:
         # may run on a clock other than trio's.
         while True:
             await trio.sleep(self.settings.expiry_poll_interval)
-            self.endpoint.expire_sessions()
+            self._cancel(self.endpoint.expire())
 
     async def _keepalive(self) -> None:
         """One task for every stream's keepalive: O(1) per event, not a timer per wait.
@@ -323,7 +323,7 @@ class MCPApp:
             if action.status >= 400:
                 self.telemetry.refused(action.status)
             self._cancel(action.cancelled)
-            if action.error is not None and action.status >= 500:
+            if action.error is not None and (action.status >= 500 or action.status == 429):
                 log_refusal(action.error)
             await _send_reply(send, action)
         elif isinstance(action, StartCall):

@@ -47,6 +47,16 @@ class EndpointConfig:
             with ``Retry-After``.
         busy_retry_after: ``Retry-After`` seconds when the cap is reached and
             no idle session is about to expire.
+        detached_call_grace: seconds a handshake-era call may run with no
+            response carrying it (its client hung up and has not resumed)
+            before it is cancelled; a client resuming it later gets the
+            final JSON-RPC error that ended it. A disconnect is not a cancel
+            in that era, so without this a vanished client's call runs
+            forever. ``None`` disables it.
+        max_calls_per_session: tool calls one session may have in flight;
+            one more gets 429 with ``Retry-After`` (JSON-RPC -32000).
+        max_calls: tool calls in flight on the whole endpoint, both eras.
+        calls_retry_after: the ``Retry-After`` seconds of those 429s.
         page_size: tools per ``tools/list`` page.
         sse_retry_ms: ``retry`` field of priming events (client reconnect
             delay); ``None`` omits it.
@@ -74,6 +84,10 @@ class EndpointConfig:
     session_idle_timeout: float = 30 * 60.0
     max_sessions: int = 1000
     busy_retry_after: int = 30
+    detached_call_grace: float | None = 5 * 60.0
+    max_calls_per_session: int = attrs.field(default=64, validator=attrs.validators.ge(1))
+    max_calls: int = attrs.field(default=1024, validator=attrs.validators.ge(1))
+    calls_retry_after: int = attrs.field(default=5, validator=attrs.validators.ge(1))
     page_size: int = 100
     sse_retry_ms: int | None = 1000
     default_log_level: str = "info"

@@ -30,6 +30,7 @@ from ._actions import (
 from ._admission import RawHeaders, admit
 from ._config import EndpointConfig
 from ._errors import (
+    SERVER_ERROR,
     UNSUPPORTED_PROTOCOL_VERSION,
     RemoteProtocolError,
     invalid_request,
@@ -321,11 +322,39 @@ class Endpoint:
             return ()
         return self.state.discard(session)
 
+    def expire(self) -> tuple[OutgoingStream, ...]:
+        """Give up on detached calls past their grace period, then reap idle sessions.
+
+        Call it periodically (at :meth:`next_deadline`). A call no response
+        has carried for ``config.detached_call_grace`` seconds ends with a
+        JSON-RPC error (-32000) filed for a client that resumes later; a
+        session idle for ``config.session_idle_timeout`` with no client
+        attached (no GET stream, no response carrying a call) is closed, and
+        its running calls are cancelled.
+
+        Returns:
+            The streams whose work the adapter must now stop.
+        """
+        now = self.state.clock()
+        stopped: list[OutgoingStream] = []
+        grace = self.config.detached_call_grace
+        if grace is not None:
+            detached = self.state.detached_calls
+            message = f"Request cancelled: no client attached for {grace:g} s"
+            for stream, since in list(detached.items()):
+                if since + grace > now:
+                    break  # oldest first: the rest detached later
+                stream.expire(SERVER_ERROR, message)  # its on_done drops it from the table
+                stopped.append(stream)
+        for session in self.sessions.expire(now):
+            stopped.extend(self.state.discard(session))
+        return tuple(stopped)
+
     def expire_sessions(self) -> list[str]:
         """Reap sessions idle for longer than the timeout; returns their ids.
 
-        Call it periodically (at :meth:`next_deadline`). Sessions with calls
-        in flight or an open GET stream are not idle and never expire.
+        Only the sessions: :meth:`expire` also ends detached calls and
+        returns the work to stop, which is what a server should call.
         """
         expired = self.sessions.expire(self.state.clock())
         for session in expired:
@@ -333,8 +362,12 @@ class Endpoint:
         return [s.id for s in expired]
 
     def next_deadline(self) -> float | None:
-        """Clock time at which :meth:`expire_sessions` has work, if any."""
-        return self.sessions.next_deadline()
+        """Clock time at which :meth:`expire` has work, if any."""
+        deadlines = [self.sessions.next_deadline()]
+        grace = self.config.detached_call_grace
+        if grace is not None and self.state.detached_calls:
+            deadlines.append(next(iter(self.state.detached_calls.values())) + grace)
+        return min((d for d in deadlines if d is not None), default=None)
 
     # -- POST -----------------------------------------------------------------
 

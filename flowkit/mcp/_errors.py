@@ -163,6 +163,7 @@ REFUSALS: Mapping[str, tuple[int, int]] = MappingProxyType(
         "too_large": (413, SERVER_ERROR),
         "unsupported_media_type": (415, SERVER_ERROR),
         "busy": (503, SERVER_ERROR),
+        "too_many_calls": (429, SERVER_ERROR),
     }
 )
 """Refusal kind -> (HTTP status, JSON-RPC code): where every status comes from."""
@@ -365,5 +366,17 @@ def too_many_sessions(retry_after: int) -> RemoteProtocolError:
     return _refuse(
         "busy",
         "Too many sessions; retry later",
+        headers=[(b"retry-after", str(retry_after).encode("ascii"))],
+    )
+
+
+def too_many_calls(what: str, limit: int, retry_after: int) -> RemoteProtocolError:
+    """A ``tools/call`` over the calls-in-flight cap of its session or the server.
+
+    The spec defines no error for it: 429 with ``Retry-After`` and -32000.
+    """
+    return _refuse(
+        "too_many_calls",
+        f"Too many tool calls in flight ({limit} per {what}); retry later",
         headers=[(b"retry-after", str(retry_after).encode("ascii"))],
     )

@@ -24,6 +24,7 @@ from ._errors import (
     request_in_flight,
     request_params,
     session_forbidden,
+    too_many_calls,
 )
 from ._headers import RequestHead
 from ._jsonrpc import Request, RequestId
@@ -210,6 +211,13 @@ def tools_call(state: EndpointState, ctx: RequestContext) -> Action:
         request.id in session.in_flight or request.id in session.running_elsewhere
     ):
         raise request_in_flight(request.id)
+    config = state.config
+    if session is not None and (
+        len(session.in_flight) + len(session.running_elsewhere) >= config.max_calls_per_session
+    ):
+        raise too_many_calls("session", config.max_calls_per_session, config.calls_retry_after)
+    if len(state.running) >= config.max_calls:
+        raise too_many_calls("server", config.max_calls, config.calls_retry_after)
     problem = tool.validate_arguments(arguments)
     if problem is not None:
         # A tool execution error, not a protocol error: the model can read
@@ -227,10 +235,9 @@ def tools_call(state: EndpointState, ctx: RequestContext) -> Action:
         log_threshold=_log_threshold(ctx),
         result_type=policy.result_type,
         disconnect_cancels=policy.disconnect_cancels,
-        on_done=state.call_done if session is not None else None,
+        on_done=state.call_done,
     )
-    if session is not None:
-        state.call_started(session, stream)
+    state.call_started(session, stream)
     return StartCall(
         stream.session_id, request.id, tool, arguments, token, stream, _trace_context(params)
     )

@@ -116,8 +116,21 @@ class Session:
 
     @property
     def busy(self) -> bool:
-        """Work or a connection is outstanding, so idle expiry must wait."""
+        """Work or a connection is outstanding (a shared store's idle rule)."""
         return bool(self.in_flight) or self.listen is not None
+
+    @property
+    def attached(self) -> bool:
+        """A client is connected: a GET stream, or a response carrying a call.
+
+        Idle expiry waits for this, not for the calls: a session whose client
+        vanished expires whatever it still has running, and its calls are
+        cancelled (a disconnect is not a cancel in this era, so nothing else
+        would ever end them).
+        """
+        if self.listen is not None or self.attached_elsewhere:
+            return True
+        return any(not stream.detached for stream in self.in_flight.values())
 
     def handle(self, event: SessionEvent) -> None:
         """Apply ``event`` through the transition table."""
@@ -177,8 +190,10 @@ class SessionRegistry:
 
     Args:
         new_session_id: CSPRNG id factory; ids must be visible ASCII.
-        idle_timeout: seconds a session may sit idle (no request, nothing in
-            flight, no open GET stream) before :meth:`expire` reaps it.
+        idle_timeout: seconds a session may sit idle (no request, no client
+            attached: no open GET stream, no response carrying a call) before
+            :meth:`expire` reaps it, running calls and all. A shared registry
+            (``journal``) drops only idle local copies with nothing in flight.
         max_sessions: live sessions allowed; ``create`` beyond it fails 503.
         busy_retry_after: ``Retry-After`` seconds when full and no idle session
             is about to expire.
@@ -309,7 +324,7 @@ class SessionRegistry:
         for session in self._sessions.values():
             if session.last_active > limit:
                 break  # least recently active first: the rest are younger
-            if not session.busy:
+            if self._idle(session):
                 expired.append(session)
         for session in expired:
             if self.journal is None:
@@ -328,9 +343,15 @@ class SessionRegistry:
         first idle one.
         """
         for session in self._sessions.values():
-            if not session.busy:
+            if self._idle(session):
                 return session.last_active + self.idle_timeout
         return None
+
+    def _idle(self, session: Session) -> bool:
+        """May ``session`` expire once its idle time is up?"""
+        if self.journal is not None:
+            return not session.busy  # a local copy; its calls may be carried elsewhere
+        return not session.attached
 
     def __iter__(self) -> Iterator[Session]:
         return iter(list(self._sessions.values()))
