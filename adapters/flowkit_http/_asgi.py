@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, MutableMapping, Sequence
 from contextlib import asynccontextmanager
 from functools import partial
 from typing import Any, NamedTuple
@@ -339,12 +339,15 @@ class MCPApp:
             if live is not None:
                 live.outbox.attach()
                 live.writers += 1
-            replay = b"".join(action.replay)
-            if action.live is None:
-                await _send_reply(send, Reply(action.status, action.headers, replay))
+            if action.live is None:  # the call ended: the replay is the whole response
+                start = {"type": "http.response.start", "status": action.status}
+                await send({**start, "headers": list(action.headers)})
+                for chunk in _chunks(action.replay):
+                    await send({"type": "http.response.body", "body": chunk, "more_body": True})
+                await send({"type": "http.response.body", "body": b"", "more_body": False})
             else:
                 await self._stream(
-                    action.live, live, action.status, action.headers, replay, receive, send
+                    action.live, live, action.status, action.headers, action.replay, receive, send
                 )
         elif isinstance(action, OpenListenStream):
             status, response_headers, first = action.stream.open()
@@ -439,7 +442,7 @@ class MCPApp:
         call: _Call | None,
         status: int,
         headers: tuple[tuple[bytes, bytes], ...],
-        first: bytes,
+        first: bytes | Sequence[bytes],
         receive: Receive,
         send: Send,
         listen: trio.MemoryReceiveChannel[bytes] | None = None,
@@ -447,8 +450,11 @@ class MCPApp:
     ) -> None:
         """Write one SSE response until it ends, the client leaves, or shutdown."""
         await send({"type": "http.response.start", "status": status, "headers": list(headers)})
-        if first:
-            await send({"type": "http.response.body", "body": first, "more_body": True})
+        sent = 0
+        # A replay goes out in bounded chunks, each awaited: never one copy of it all.
+        for chunk in _chunks((first,) if isinstance(first, bytes) else first):
+            await send({"type": "http.response.body", "body": chunk, "more_body": True})
+            sent += len(chunk)
         disconnected = False
         response: trio.CancelScope | None = None
         wake: Callable[[], None]
@@ -460,7 +466,7 @@ class MCPApp:
                 listen_queue, listen = trio.open_memory_channel[bytes](1)
             wake = partial(_poke_queue, listen_queue)
         writer = _Writer(wake, call.tool if call is not None else None)
-        writer.sent = len(first)
+        writer.sent = sent
         self._writers.add(writer)
         try:
             # The nursery's own scope is the response's: shutdown cancels it.
@@ -556,6 +562,23 @@ async def _read_body(receive: Receive, limit: int) -> bytes | None:
             return b"".join(chunks)[: limit + 1]
         if not message.get("more_body", False):
             return b"".join(chunks)
+
+
+_CHUNK = 64 * 1024  # bytes of replayed events per write
+
+
+def _chunks(events: Sequence[bytes]) -> Iterator[bytes]:
+    """``events`` as writes of about ``_CHUNK`` bytes (a larger event alone), none empty."""
+    group: list[bytes] = []
+    size = 0
+    for event in events:
+        if group and size + len(event) > _CHUNK:
+            yield b"".join(group)
+            group, size = [], 0
+        group.append(event)
+        size += len(event)
+    if size:
+        yield b"".join(group)
 
 
 async def _send_reply(send: Send, reply: Reply) -> None:

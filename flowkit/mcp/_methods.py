@@ -32,7 +32,7 @@ from ._levels import LOG_LEVELS, LogThreshold
 from ._sessions import Session
 from ._state import EndpointState
 from ._stateless import META_PREFIX, RequestMeta, validate_param_headers
-from ._stream import OutgoingStream
+from ._stream import OutgoingStream, progress_token_problem
 from ._versions import VersionPolicy, negotiate_version
 
 __all__ = [
@@ -74,10 +74,9 @@ def _progress_token(params: dict[str, Any], request_id: RequestId) -> str | int 
     if not isinstance(meta, dict):
         raise method_params('"_meta" must be an object', request_id)
     token = meta.get("progressToken")
-    if token is None:
-        return None
-    if isinstance(token, bool) or not isinstance(token, str | int):
-        raise method_params('"progressToken" must be a string or an integer', request_id)
+    problem = progress_token_problem(token)
+    if problem is not None:
+        raise method_params(problem, request_id)
     return token
 
 

@@ -60,6 +60,7 @@ if TYPE_CHECKING:
     from ._tools import Tool
 
 __all__ = [
+    "MAX_PROGRESS_TOKEN",
     "SSE_HEADERS",
     "STREAM_TRANSITIONS",
     "Outcome",
@@ -78,6 +79,24 @@ SSE_HEADERS: tuple[tuple[bytes, bytes], ...] = (
 """Response headers of every SSE stream the core opens."""
 
 _MAX_FAST_INT = 2**63 - 1  # orjson's integer range (it refuses larger ones)
+
+MAX_PROGRESS_TOKEN = 256
+"""Longest string ``progressToken`` accepted, in characters. The spec sets no
+limit, but every progress event repeats the token, so a 1 MB token made each
+stored event 1 MB; longer ones are refused with -32602."""
+
+
+def progress_token_problem(token: object) -> str | None:
+    """Why ``token`` cannot be a ``progressToken`` (``None``: it can, or is absent)."""
+    if token is None:
+        return None
+    if isinstance(token, bool) or not isinstance(token, str | int):
+        return '"progressToken" must be a string or an integer'
+    if isinstance(token, str) and len(token) > MAX_PROGRESS_TOKEN:
+        return f'"progressToken" is longer than {MAX_PROGRESS_TOKEN} characters'
+    return None
+
+
 _PROGRESS = "notifications/progress"
 
 
