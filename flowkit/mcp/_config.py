@@ -44,7 +44,11 @@ class EndpointConfig:
         session_idle_timeout: seconds an idle session lives (expiry is on by
             default: sessions of vanished clients must not leak).
         max_sessions: cap on live sessions; ``initialize`` beyond it gets 503
-            with ``Retry-After``.
+            with ``Retry-After`` (the seconds until the next session expires).
+        handshake_timeout: seconds a session may wait for
+            ``notifications/initialized`` before it expires (if no client is
+            attached), so a flood of unfinished handshakes frees the cap in
+            seconds, not after ``session_idle_timeout``; ``None`` disables it.
         busy_retry_after: ``Retry-After`` seconds when the cap is reached and
             no idle session is about to expire.
         detached_call_grace: seconds a handshake-era call may run with no
@@ -83,6 +87,7 @@ class EndpointConfig:
     max_body_size: int = 4 * 1024 * 1024
     session_idle_timeout: float = 30 * 60.0
     max_sessions: int = 1000
+    handshake_timeout: float | None = 10.0
     busy_retry_after: int = 30
     detached_call_grace: float | None = 5 * 60.0
     max_calls_per_session: int = attrs.field(default=64, validator=attrs.validators.ge(1))

@@ -133,6 +133,7 @@ class Endpoint:
                 idle_timeout=config.session_idle_timeout,
                 max_sessions=config.max_sessions,
                 busy_retry_after=config.busy_retry_after,
+                handshake_timeout=config.handshake_timeout,
                 journal=journal,
             ),
             clock=clock,

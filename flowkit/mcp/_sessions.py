@@ -72,6 +72,7 @@ class Session:
         "attached_elsewhere",
         "client_capabilities",
         "client_info",
+        "created",
         "id",
         "in_flight",
         "last_active",
@@ -99,6 +100,7 @@ class Session:
         self.policy = policy
         self.log_threshold = LogThreshold(log_level)
         self.state = SessionState.INITIALIZING
+        self.created = now
         self.last_active = now
         self.client_info = client_info
         self.client_capabilities = client_capabilities
@@ -197,6 +199,11 @@ class SessionRegistry:
         max_sessions: live sessions allowed; ``create`` beyond it fails 503.
         busy_retry_after: ``Retry-After`` seconds when full and no idle session
             is about to expire.
+        handshake_timeout: seconds a session may stay INITIALIZING (its client
+            never sent ``notifications/initialized``) with no client attached
+            before it expires, however recently it was used: a flood of
+            unfinished handshakes must not hold the cap for the idle timeout.
+            ``None``: such sessions live as long as any other.
     """
 
     def __init__(
@@ -206,6 +213,7 @@ class SessionRegistry:
         idle_timeout: float,
         max_sessions: int,
         busy_retry_after: int = 30,
+        handshake_timeout: float | None = None,
         journal: list[Change] | None = None,
     ) -> None:
         self._new_id = new_session_id
@@ -216,6 +224,10 @@ class SessionRegistry:
         self._busy_retry_after = busy_retry_after
         # Ordered by last activity, least recent first (move_to_end on touch).
         self._sessions: OrderedDict[str, Session] = OrderedDict()
+        self.handshake_timeout = handshake_timeout
+        # Sessions created and perhaps still INITIALIZING, oldest first; those
+        # that completed the handshake or closed are dropped lazily.
+        self._handshaking: OrderedDict[str, Session] = OrderedDict()
 
     def __len__(self) -> int:
         return len(self._sessions)
@@ -252,6 +264,8 @@ class SessionRegistry:
             raise LocalProtocolError("new_session_id keeps returning ids already in use")
         session = Session(session_id, now=now, **kwargs)
         self._sessions[session_id] = session
+        if self.handshake_timeout is not None:
+            self._handshaking[session_id] = session
         self.saved(session)
         return session
 
@@ -318,13 +332,18 @@ class SessionRegistry:
         return session
 
     def expire(self, now: float) -> list[Session]:
-        """Remove and return every idle session whose deadline has passed."""
+        """Remove and return every idle session whose deadline has passed.
+
+        The deadline is ``idle_timeout`` after the last activity, or
+        ``handshake_timeout`` after creation for a session still INITIALIZING.
+        """
+        expired = self._unfinished(now)
+        unfinished = {session.id for session in expired}
         limit = now - self.idle_timeout
-        expired: list[Session] = []
         for session in self._sessions.values():
             if session.last_active > limit:
                 break  # least recently active first: the rest are younger
-            if self._idle(session):
+            if self._idle(session) and session.id not in unfinished:
                 expired.append(session)
         for session in expired:
             if self.journal is None:
@@ -336,16 +355,46 @@ class SessionRegistry:
                 session.handle(SessionEvent.CLOSE)
         return expired
 
+    def _unfinished(self, now: float) -> list[Session]:
+        """The idle sessions whose handshake did not complete in time (oldest first)."""
+        if self.handshake_timeout is None:
+            return []
+        limit = now - self.handshake_timeout
+        due: list[Session] = []
+        for session_id, session in list(self._handshaking.items()):
+            if session.state is not SessionState.INITIALIZING or session_id not in self._sessions:
+                del self._handshaking[session_id]  # completed, or closed otherwise
+            elif session.created > limit:
+                break  # oldest first: the rest are younger
+            elif self._idle(session):
+                del self._handshaking[session_id]
+                due.append(session)
+        if not self._handshaking:
+            self._handshaking = OrderedDict()  # a dict keeps its peak table when emptied
+        return due
+
     def next_deadline(self) -> float | None:
         """When the next idle session will expire (clock time), if any.
 
         Sessions are kept least-recently-active first, so this stops at the
-        first idle one.
+        first idle one; unfinished handshakes are kept oldest first.
         """
+        deadlines: list[float] = []
         for session in self._sessions.values():
             if self._idle(session):
-                return session.last_active + self.idle_timeout
-        return None
+                deadlines.append(session.last_active + self.idle_timeout)
+                break
+        if self.handshake_timeout is not None:
+            for session_id, session in list(self._handshaking.items()):
+                if (
+                    session.state is not SessionState.INITIALIZING
+                    or session_id not in self._sessions
+                ):
+                    del self._handshaking[session_id]
+                elif self._idle(session):
+                    deadlines.append(session.created + self.handshake_timeout)
+                    break
+        return min(deadlines, default=None)
 
     def _idle(self, session: Session) -> bool:
         """May ``session`` expire once its idle time is up?"""

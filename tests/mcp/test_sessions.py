@@ -6,6 +6,7 @@ import pytest
 
 from flowkit.mcp import (
     SESSION_TRANSITIONS,
+    Endpoint,
     EndpointConfig,
     LocalProtocolError,
     OpenListenStream,
@@ -284,3 +285,62 @@ def test_set_level_filters_logs() -> None:
     bad = client.request("logging/setLevel", {"level": "loud"})
     assert isinstance(bad, Reply)
     assert body_json(bad)["error"]["code"] == -32602
+
+
+def _unfinished_handshake(endpoint: Endpoint) -> Client:
+    """An ``initialize`` never followed by ``notifications/initialized``."""
+    client = Client(endpoint)
+    reply = client.request(
+        "initialize",
+        {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "x"}},
+    )
+    assert isinstance(reply, Reply)
+    assert reply.status == 200
+    client.session_id = dict(reply.headers)[b"mcp-session-id"].decode()
+    return client
+
+
+def test_an_unfinished_handshake_expires_fast_however_busy_its_client_is() -> None:
+    clock = FakeClock()
+    endpoint = make_endpoint(clock=clock)
+    assert endpoint.config.handshake_timeout == 10
+    unfinished = _unfinished_handshake(endpoint)
+    ready = Client(endpoint)
+    ready.initialize()
+    assert endpoint.next_deadline() == clock.now + 10
+    clock.advance(9)
+    unfinished.request("ping")  # activity does not postpone a handshake's deadline
+    assert endpoint.expire_sessions() == []
+    clock.advance(1)
+    assert endpoint.expire_sessions() == [unfinished.session_id]
+    assert endpoint.next_deadline() == clock.now - 10 + 1800  # the ready one's idle expiry
+    reply = unfinished.request("ping")
+    assert isinstance(reply, Reply)
+    assert reply.status == 404
+
+
+def test_a_flood_of_unfinished_handshakes_locks_new_clients_out_for_seconds() -> None:
+    clock = FakeClock()
+    endpoint = make_endpoint(EndpointConfig(max_sessions=1000), clock=clock)
+    for _ in range(1000):
+        _unfinished_handshake(endpoint)
+        clock.advance(0.001)
+    newcomer = Client(endpoint)
+    reply = newcomer.initialize()
+    assert reply.status == 503
+    retry = int(dict(reply.headers)[b"retry-after"])
+    assert retry <= 10  # was ~1,790 s: the idle timeout
+    clock.advance(retry)
+    assert newcomer.initialize().status == 200  # a slot really freed by then
+
+
+def test_handshake_timeout_none_keeps_the_idle_timeout() -> None:
+    clock = FakeClock()
+    endpoint = make_endpoint(
+        EndpointConfig(handshake_timeout=None, session_idle_timeout=100), clock=clock
+    )
+    unfinished = _unfinished_handshake(endpoint)
+    clock.advance(99)
+    assert endpoint.expire_sessions() == []
+    clock.advance(1)
+    assert endpoint.expire_sessions() == [unfinished.session_id]
