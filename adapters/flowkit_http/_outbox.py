@@ -27,7 +27,10 @@ Events are encoded (and filed in the event store) by the runner before they
 reach the outbox, so when no connection is attached (a 2025-era client that
 dropped its connection) the outbox simply discards them: a resuming client
 gets them from the event store, and :meth:`attach` purges stale ones so each
-event is delivered exactly once.
+event is delivered exactly once. A lossless outbox discards only as many as
+the event store keeps per stream (``max_unread``): then the runner waits
+until a client resumes (or the call is cancelled), so a call whose client is
+gone pauses instead of having its oldest events evicted from the store.
 """
 
 from __future__ import annotations
@@ -140,7 +143,7 @@ class Outbox:
 class LosslessOutbox(Outbox):
     """End-to-end backpressure through a bounded flowkit channel."""
 
-    def __init__(self, max_events: int) -> None:
+    def __init__(self, max_events: int, max_unread: int | None = None) -> None:
         self._send: FlowSendChannel[bytes]
         self._receive: FlowReceiveChannel[bytes]
         self._send, self._receive = open_channel(max_events)
@@ -148,6 +151,27 @@ class LosslessOutbox(Outbox):
         self._aborted = False
         self._woken = False
         self.attached = True
+        # Events discarded since the last detach, and the most that may be
+        # (None: no bound); the runner waits on _resumed beyond it.
+        self._unread = 0
+        self._max_unread = max_unread
+        self._resumed = trio.Event()
+
+    @property
+    def paused(self) -> bool:
+        """Detached with ``max_unread`` events unread: the runner waits for a resume."""
+        return (
+            self._max_unread is not None
+            and not self.attached
+            and not self._aborted
+            and self._unread >= self._max_unread
+        )
+
+    def attach(self) -> None:
+        super().attach()
+        self._unread = 0
+        self._resumed.set()
+        self._resumed = trio.Event()
 
     def add(self, kind: EventKind, data: bytes) -> None:
         if data:
@@ -177,6 +201,11 @@ class LosslessOutbox(Outbox):
             except trio.ClosedResourceError:
                 if not self._aborted:
                     raise
+        if not self.attached and not self._aborted:
+            self._unread += len(pending) - sent  # filed in the store, read by nobody yet
+            if self.paused:
+                await self._resumed.wait()  # backpressure until a client resumes
+                return
         if not pending or not self.attached or self._aborted:
             await trio.lowlevel.checkpoint()
 
@@ -185,8 +214,10 @@ class LosslessOutbox(Outbox):
         if not pending:
             return True
         if not self.attached or self._aborted:
+            if not self._aborted:
+                self._unread += len(pending)
             pending.clear()  # as flush: nobody reads (the event store has them)
-            return True
+            return not self.paused  # paused: flush() waits
         send = self._send
         sent = 0
         try:
@@ -214,6 +245,7 @@ class LosslessOutbox(Outbox):
         self._pending.clear()
         self._send.close()
         self._purge()
+        self._resumed.set()
 
     async def receive_some(self) -> list[bytes]:
         events = await self._receive.receive_some()
@@ -354,10 +386,16 @@ class ConflatingOutbox(Outbox):
         )
 
 
-def open_outbox(policy: str, *, max_events: int, max_logs: int) -> Outbox:
-    """The outbox for a tool's ``policy`` (``"lossless"`` or ``"conflate"``)."""
+def open_outbox(
+    policy: str, *, max_events: int, max_logs: int, max_unread: int | None = None
+) -> Outbox:
+    """The outbox for a tool's ``policy`` (``"lossless"`` or ``"conflate"``).
+
+    ``max_unread``: events a detached lossless call may file before it
+    pauses (what the event store keeps of one stream); ``None``: no pause.
+    """
     if policy == "conflate":
         return ConflatingOutbox(max_logs)
     if max_events == math.inf:
         raise ValueError("a lossless outbox must be bounded")
-    return LosslessOutbox(max_events)
+    return LosslessOutbox(max_events, max_unread)

@@ -155,6 +155,11 @@ class InMemoryEventStore:
     def __len__(self) -> int:
         return self._count
 
+    @property
+    def max_events_per_stream(self) -> int:
+        """Events kept per stream: a detached lossless call pauses at this many."""
+        return self._per_stream
+
     def appender(self, session_id: str, stream_id: str) -> Callable[[int, bytes], None]:
         """``append(seq, event)`` for one stream: :meth:`append` without the lookups."""
         key = (session_id, stream_id)

@@ -103,3 +103,31 @@ async def test_hung_up_calls_are_cancelled_after_the_grace_period_and_resumes_re
         f"{cancelled_after:.2f} s after the well-behaved call started (grace {GRACE} s); "
         f"its latency {latency * 1000:.0f} ms"
     )
+
+
+async def test_a_lossless_call_whose_client_is_gone_pauses_and_loses_nothing() -> None:
+    """Backpressure, not eviction: it files what the store keeps of one stream, then waits."""
+    server, _, _ = make_reliability_server(EndpointConfig(detached_call_grace=None))
+    app = MCPApp(server)
+    store = app.endpoint.event_store
+    with trio.fail_after(30):
+        async with serving(app) as base, httpx.AsyncClient() as client:
+            headers = await initialize(client, base + "/mcp")
+            last_id = await _start_and_hang_up(base, headers, 7)
+            (running,) = app._calls.values()
+            await eventually(lambda: running.outbox.paused, poll=0.01)
+            paused_at = len(store)
+            assert paused_at <= store.max_events_per_stream  # nothing evicted
+            # A resume gets every event after the last one read, with no gap,
+            # and the call goes on.
+            resume = {**headers, "accept": "text/event-stream", "last-event-id": last_id}
+            async with raw_request(base, "GET", "/mcp", resume) as response:
+                assert response.status == 200
+                events, _ = await response.read(stop=paused_at + 50)
+            seqs = [
+                int(e.id.split(":")[1]) for e in events if isinstance(e, ServerSentEvent) and e.id
+            ]
+            first = int(last_id.split(":")[1]) + 1
+            assert seqs == list(range(first, first + len(seqs)))
+            assert len(seqs) >= paused_at + 50  # past the pause: it ran on once resumed
+    print(f"\nlossless detached call: paused with {paused_at} events stored, none lost")
