@@ -373,12 +373,16 @@ class MCPApp:
         settings = self.settings
         # A detached lossless call pauses before the store would evict what
         # its client has not read (the events queued at the detach included).
-        kept = getattr(self.endpoint.event_store, "max_events_per_stream", None)
+        store = self.endpoint.event_store
+        kept = getattr(store, "max_events_per_stream", None)
+        kept_bytes = getattr(store, "max_bytes_per_stream", None)
         outbox = open_outbox(
             action.tool.policy,
             max_events=settings.max_queued_events,
             max_logs=settings.max_queued_logs,
             max_unread=None if kept is None else max(1, kept - settings.max_queued_events - 2),
+            # Half: the events queued at the detach are of unknown size.
+            max_unread_bytes=None if kept_bytes is None else kept_bytes // 2,
         )
         self._serial += 1
         call = _Call(action.stream, outbox, self._serial, action.tool.name)

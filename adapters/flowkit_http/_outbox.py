@@ -143,7 +143,9 @@ class Outbox:
 class LosslessOutbox(Outbox):
     """End-to-end backpressure through a bounded flowkit channel."""
 
-    def __init__(self, max_events: int, max_unread: int | None = None) -> None:
+    def __init__(
+        self, max_events: int, max_unread: int | None = None, max_unread_bytes: int | None = None
+    ) -> None:
         self._send: FlowSendChannel[bytes]
         self._receive: FlowReceiveChannel[bytes]
         self._send, self._receive = open_channel(max_events)
@@ -154,22 +156,23 @@ class LosslessOutbox(Outbox):
         # Events discarded since the last detach, and the most that may be
         # (None: no bound); the runner waits on _resumed beyond it.
         self._unread = 0
+        self._unread_bytes = 0
         self._max_unread = max_unread
+        self._max_unread_bytes = max_unread_bytes
         self._resumed = trio.Event()
 
     @property
     def paused(self) -> bool:
         """Detached with ``max_unread`` events unread: the runner waits for a resume."""
-        return (
-            self._max_unread is not None
-            and not self.attached
-            and not self._aborted
-            and self._unread >= self._max_unread
-        )
+        if self.attached or self._aborted:
+            return False
+        if self._max_unread is not None and self._unread >= self._max_unread:
+            return True
+        return self._max_unread_bytes is not None and self._unread_bytes >= self._max_unread_bytes
 
     def attach(self) -> None:
         super().attach()
-        self._unread = 0
+        self._unread = self._unread_bytes = 0
         self._resumed.set()
         self._resumed = trio.Event()
 
@@ -202,7 +205,9 @@ class LosslessOutbox(Outbox):
                 if not self._aborted:
                     raise
         if not self.attached and not self._aborted:
-            self._unread += len(pending) - sent  # filed in the store, read by nobody yet
+            # Filed in the store, read by nobody yet.
+            self._unread += len(pending) - sent
+            self._unread_bytes += sum(map(len, pending[sent:]))
             if self.paused:
                 await self._resumed.wait()  # backpressure until a client resumes
                 return
@@ -216,6 +221,7 @@ class LosslessOutbox(Outbox):
         if not self.attached or self._aborted:
             if not self._aborted:
                 self._unread += len(pending)
+                self._unread_bytes += sum(map(len, pending))
             pending.clear()  # as flush: nobody reads (the event store has them)
             return not self.paused  # paused: flush() waits
         send = self._send
@@ -387,15 +393,21 @@ class ConflatingOutbox(Outbox):
 
 
 def open_outbox(
-    policy: str, *, max_events: int, max_logs: int, max_unread: int | None = None
+    policy: str,
+    *,
+    max_events: int,
+    max_logs: int,
+    max_unread: int | None = None,
+    max_unread_bytes: int | None = None,
 ) -> Outbox:
     """The outbox for a tool's ``policy`` (``"lossless"`` or ``"conflate"``).
 
-    ``max_unread``: events a detached lossless call may file before it
-    pauses (what the event store keeps of one stream); ``None``: no pause.
+    ``max_unread`` / ``max_unread_bytes``: events / bytes a detached lossless
+    call may file before it pauses (within what the event store keeps of one
+    stream); ``None``: no pause on that count.
     """
     if policy == "conflate":
         return ConflatingOutbox(max_logs)
     if max_events == math.inf:
         raise ValueError("a lossless outbox must be bounded")
-    return LosslessOutbox(max_events, max_unread)
+    return LosslessOutbox(max_events, max_unread, max_unread_bytes)

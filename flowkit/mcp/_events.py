@@ -237,6 +237,11 @@ class InMemoryEventStore:
         stream.dropped = False
 
     @property
+    def max_bytes_per_stream(self) -> int:
+        """Bytes kept per stream: a detached lossless call pauses within this."""
+        return self._per_stream_bytes
+
+    @property
     def size(self) -> int:
         """Bytes of the events kept now."""
         return self._bytes
