@@ -316,7 +316,10 @@ class MCPApp:
         if self._nursery is None:
             await _send_reply(send, _NOT_STARTED)
             return
-        action = endpoint.receive_request(method, headers, body)
+        peer = scope.get("client")
+        action = endpoint.receive_request(
+            method, headers, body, peer=peer[0] if peer is not None else None
+        )
         # Synchronous until the first await below: a Resume attaches to its
         # call before the call can emit another event.
         if isinstance(action, Reply):

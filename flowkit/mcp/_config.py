@@ -45,6 +45,15 @@ class EndpointConfig:
             default: sessions of vanished clients must not leak).
         max_sessions: cap on live sessions; ``initialize`` beyond it gets 503
             with ``Retry-After`` (the seconds until the next session expires).
+        max_sessions_per_client: live sessions one client may hold (``None``:
+            no such cap); beyond it ``initialize`` gets 429 with
+            ``Retry-After`` (when that client's next session expires). A
+            client is its principal when there is authentication, else its
+            remote address (see ``trusted_proxies``), so one client's flood
+            cannot take every slot of ``max_sessions``.
+        trusted_proxies: addresses of proxies whose ``X-Forwarded-For`` is
+            believed when a request comes from them (behind a proxy every
+            client has the proxy's address); from anyone else it is ignored.
         handshake_timeout: seconds a session may wait for
             ``notifications/initialized`` before it expires (if no client is
             attached), so a flood of unfinished handshakes frees the cap in
@@ -88,6 +97,8 @@ class EndpointConfig:
     session_idle_timeout: float = 30 * 60.0
     max_sessions: int = 1000
     handshake_timeout: float | None = 10.0
+    max_sessions_per_client: int | None = None
+    trusted_proxies: tuple[str, ...] = ()
     busy_retry_after: int = 30
     detached_call_grace: float | None = 5 * 60.0
     max_calls_per_session: int = attrs.field(default=64, validator=attrs.validators.ge(1))

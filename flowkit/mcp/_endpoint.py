@@ -45,6 +45,7 @@ from ._errors import (
 from ._events import EventStore, InMemoryEventStore
 from ._headers import (
     RequestHead,
+    client_address,
     parse_head,
 )
 from ._jsonrpc import Message, Notification, Request, RequestId, Response, parse_message
@@ -134,6 +135,7 @@ class Endpoint:
                 max_sessions=config.max_sessions,
                 busy_retry_after=config.busy_retry_after,
                 handshake_timeout=config.handshake_timeout,
+                max_sessions_per_client=config.max_sessions_per_client,
                 journal=journal,
             ),
             clock=clock,
@@ -189,6 +191,7 @@ class Endpoint:
         body: bytes = b"",
         principal: str | None = None,
         loaded: Loaded | None = None,
+        peer: str | None = None,
     ) -> Action:
         """Handle one HTTP request to the MCP endpoint.
 
@@ -201,6 +204,10 @@ class Endpoint:
                 ``authenticate`` hook, whose result wins.
             loaded: a shared endpoint's state for this request, read by the
                 adapter for :meth:`state_keys`.
+            peer: the remote address of the connection (ASGI's
+                ``scope["client"][0]``), for ``max_sessions_per_client``
+                when there is no principal; ``X-Forwarded-For`` counts only
+                from ``config.trusted_proxies``.
 
         Returns:
             What to do. Never raises for anything the peer sent.
@@ -215,7 +222,10 @@ class Endpoint:
                     raise
                 raise exc.with_request_id(_request_id_of(body)) from exc
             if head.method == "POST":
-                return self._post(head, body, principal, session)
+                client = principal
+                if client is None:
+                    client = client_address(peer, head, self.config.trusted_proxies)
+                return self._post(head, body, principal, session, client)
             assert session is not None  # admit() requires a session for GET/DELETE
             if head.method == "GET":
                 return self._get(head, session)
@@ -373,7 +383,12 @@ class Endpoint:
     # -- POST -----------------------------------------------------------------
 
     def _post(
-        self, head: RequestHead, body: bytes, principal: str | None, session: Session | None
+        self,
+        head: RequestHead,
+        body: bytes,
+        principal: str | None,
+        session: Session | None,
+        client: str | None = None,
     ) -> Action:
         if len(body) > self.config.max_body_size:
             raise too_large(self.config.max_body_size)
@@ -381,7 +396,8 @@ class Endpoint:
         if is_modern(head, message, self.config.versions):
             return self._stateless(head, message)
         if isinstance(message, Request) and message.method in OPENS_SESSION:
-            ctx = RequestContext(message, self._policy_of(session), session, None, head, principal)
+            policy = self._policy_of(session)
+            ctx = RequestContext(message, policy, session, None, head, principal, client)
             return self._dispatch(HANDSHAKE_METHODS, ctx)
         if session is None:
             request_id = message.id if isinstance(message, Request) else None

@@ -163,7 +163,7 @@ REFUSALS: Mapping[str, tuple[int, int]] = MappingProxyType(
         "too_large": (413, SERVER_ERROR),
         "unsupported_media_type": (415, SERVER_ERROR),
         "busy": (503, SERVER_ERROR),
-        "too_many_calls": (429, SERVER_ERROR),
+        "rate_limited": (429, SERVER_ERROR),
     }
 )
 """Refusal kind -> (HTTP status, JSON-RPC code): where every status comes from."""
@@ -376,7 +376,16 @@ def too_many_calls(what: str, limit: int, retry_after: int) -> RemoteProtocolErr
     The spec defines no error for it: 429 with ``Retry-After`` and -32000.
     """
     return _refuse(
-        "too_many_calls",
+        "rate_limited",
         f"Too many tool calls in flight ({limit} per {what}); retry later",
+        headers=[(b"retry-after", str(retry_after).encode("ascii"))],
+    )
+
+
+def too_many_client_sessions(limit: int, retry_after: int) -> RemoteProtocolError:
+    """``initialize`` from a client that holds ``max_sessions_per_client`` sessions."""
+    return _refuse(
+        "rate_limited",
+        f"Too many sessions for this client ({limit}); retry later",
         headers=[(b"retry-after", str(retry_after).encode("ascii"))],
     )

@@ -62,6 +62,7 @@ class RequestContext:
     meta: RequestMeta | None  # stateless era
     head: RequestHead
     principal: str | None = None
+    client: str | None = None  # what the per-client session cap counts
 
 
 Handler = Callable[[EndpointState, RequestContext], Action]
@@ -131,6 +132,7 @@ def initialize(state: EndpointState, ctx: RequestContext) -> Action:
         log_level=state.config.default_log_level,
         client_info=params.get("clientInfo"),
         client_capabilities=params.get("capabilities"),
+        client=ctx.client,
     )
     result: dict[str, Any] = {
         "protocolVersion": policy.version,

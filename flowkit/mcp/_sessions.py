@@ -20,7 +20,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
-from ._errors import LocalProtocolError, too_many_sessions
+from ._errors import LocalProtocolError, too_many_client_sessions, too_many_sessions
 from ._jsonrpc import RequestId
 from ._levels import LOG_LEVELS, LogThreshold
 from ._shared import Change, SessionClosed, SessionRecord, SessionSaved, SessionTouched
@@ -70,6 +70,7 @@ class Session:
     __slots__ = (
         "_next_stream",
         "attached_elsewhere",
+        "client",
         "client_capabilities",
         "client_info",
         "created",
@@ -94,8 +95,10 @@ class Session:
         now: float,
         client_info: Any = None,
         client_capabilities: Any = None,
+        client: str | None = None,
     ) -> None:
         self.id = session_id
+        self.client = client  # who the per-client cap counts it for
         self.principal = principal
         self.policy = policy
         self.log_threshold = LogThreshold(log_level)
@@ -214,6 +217,7 @@ class SessionRegistry:
         max_sessions: int,
         busy_retry_after: int = 30,
         handshake_timeout: float | None = None,
+        max_sessions_per_client: int | None = None,
         journal: list[Change] | None = None,
     ) -> None:
         self._new_id = new_session_id
@@ -228,6 +232,8 @@ class SessionRegistry:
         # Sessions created and perhaps still INITIALIZING, oldest first; those
         # that completed the handshake or closed are dropped lazily.
         self._handshaking: OrderedDict[str, Session] = OrderedDict()
+        self.max_sessions_per_client = max_sessions_per_client
+        self._by_client: dict[str, dict[str, Session]] = {}
 
     def __len__(self) -> int:
         return len(self._sessions)
@@ -254,6 +260,21 @@ class SessionRegistry:
                     else self._busy_retry_after
                 )
                 raise too_many_sessions(retry)
+        client = kwargs.get("client")
+        limit = self.max_sessions_per_client
+        if (
+            client is not None
+            and limit is not None
+            and len(self._by_client.get(client, ())) >= limit
+        ):
+            self.expire(now)
+            held = self._by_client.get(client, {})
+            if len(held) >= limit:
+                deadlines = [d for d in map(self._deadline, held.values()) if d is not None]
+                retry = (
+                    max(1, math.ceil(min(deadlines) - now)) if deadlines else self._busy_retry_after
+                )
+                raise too_many_client_sessions(limit, retry)
         for _ in range(8):
             session_id = self._new_id()
             if not _visible_ascii(session_id):
@@ -266,6 +287,8 @@ class SessionRegistry:
         self._sessions[session_id] = session
         if self.handshake_timeout is not None:
             self._handshaking[session_id] = session
+        if client is not None and limit is not None:
+            self._by_client.setdefault(client, {})[session_id] = session
         self.saved(session)
         return session
 
@@ -326,6 +349,7 @@ class SessionRegistry:
         """Remove a session (DELETE, expiry, shutdown); None if unknown."""
         session = self._sessions.pop(session_id, None)
         if session is not None:
+            self._forget_client(session)
             session.handle(SessionEvent.CLOSE)
             if self.journal is not None:
                 self.journal.append(SessionClosed(session_id))
@@ -352,8 +376,25 @@ class SessionRegistry:
                 # Shared: the store expires sessions (a copy idle here may be
                 # busy elsewhere); the local copy is only dropped.
                 del self._sessions[session.id]
+                self._forget_client(session)
                 session.handle(SessionEvent.CLOSE)
         return expired
+
+    def _forget_client(self, session: Session) -> None:
+        held = self._by_client.get(session.client) if session.client is not None else None
+        if held is not None:
+            held.pop(session.id, None)
+            if not held:
+                del self._by_client[session.client]  # type: ignore[arg-type]
+
+    def _deadline(self, session: Session) -> float | None:
+        """When ``session`` will expire if nothing happens (``None``: attached)."""
+        if not self._idle(session):
+            return None
+        deadline = session.last_active + self.idle_timeout
+        if self.handshake_timeout is not None and session.state is SessionState.INITIALIZING:
+            deadline = min(deadline, session.created + self.handshake_timeout)
+        return deadline
 
     def _unfinished(self, now: float) -> list[Session]:
         """The idle sessions whose handshake did not complete in time (oldest first)."""
