@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, MutableMapping, Sequence
 from contextlib import asynccontextmanager
 from functools import partial
 from typing import Any, NamedTuple
@@ -54,6 +54,7 @@ from flowkit.mcp import (
 
 from ._invoke import run_invoke
 from ._logformat import correlate
+from ._logging import log_refusal
 from ._outbox import Outbox, OutboxStatistics, open_outbox
 from ._runner import run_call
 from ._server import MCPServer, StreamSettings
@@ -297,7 +298,7 @@ class MCPApp:
         # may run on a clock other than trio's.
         while True:
             await trio.sleep(self.settings.expiry_poll_interval)
-            self.endpoint.expire_sessions()
+            self._cancel(self.endpoint.expire())
             if self._shared is not None:
                 await self._shared.heartbeat(self.endpoint)
 
@@ -346,13 +347,15 @@ class MCPApp:
         if self._nursery is None:
             await _send_reply(send, _NOT_STARTED)
             return
+        peer = scope.get("client")
+        client = peer[0] if peer is not None else None
         shared = self._shared
         if shared is None:
-            action = endpoint.receive_request(method, headers, body)
+            action = endpoint.receive_request(method, headers, body, peer=client)
         else:
             try:
                 loaded = await shared.load(endpoint, method, headers)
-                action = endpoint.receive_request(method, headers, body, loaded=loaded)
+                action = endpoint.receive_request(method, headers, body, loaded=loaded, peer=client)
                 await shared.sync(endpoint)  # stored before the reply or first event goes out
             except StoreFailed as failed:
                 await _send_reply(send, failed.reply)
@@ -363,8 +366,8 @@ class MCPApp:
             if action.status >= 400:
                 self.telemetry.refused(action.status)
             self._cancel(action.cancelled)
-            if action.error is not None and action.status >= 500:
-                logger.warning("MCP request refused: %s", action.error)
+            if action.error is not None and (action.status >= 500 or action.status == 429):
+                log_refusal(action.error)
             await _send_reply(send, action)
         elif isinstance(action, StartCall):
             call = self._start(action)
@@ -395,12 +398,15 @@ class MCPApp:
             if live is not None:
                 live.outbox.attach()
                 live.writers += 1
-            replay = b"".join(action.replay)
-            if action.live is None:
-                await _send_reply(send, Reply(action.status, action.headers, replay))
+            if action.live is None:  # the call ended: the replay is the whole response
+                start = {"type": "http.response.start", "status": action.status}
+                await send({**start, "headers": list(action.headers)})
+                for chunk in _chunks(action.replay):
+                    await send({"type": "http.response.body", "body": chunk, "more_body": True})
+                await send({"type": "http.response.body", "body": b"", "more_body": False})
             else:
                 await self._stream(
-                    action.live, live, action.status, action.headers, replay, receive, send
+                    action.live, live, action.status, action.headers, action.replay, receive, send
                 )
         elif isinstance(action, OpenListenStream):
             status, response_headers, first = action.stream.open()
@@ -424,10 +430,18 @@ class MCPApp:
     def _start(self, action: StartCall) -> _Call:
         assert self._nursery is not None
         settings = self.settings
+        # A detached lossless call pauses before the store would evict what
+        # its client has not read (the events queued at the detach included).
+        store = self.endpoint.event_store
+        kept = getattr(store, "max_events_per_stream", None)
+        kept_bytes = getattr(store, "max_bytes_per_stream", None)
         outbox = open_outbox(
             action.tool.policy,
             max_events=settings.max_queued_events,
             max_logs=settings.max_queued_logs,
+            max_unread=None if kept is None else max(1, kept - settings.max_queued_events - 2),
+            # Half: the events queued at the detach are of unknown size.
+            max_unread_bytes=None if kept_bytes is None else kept_bytes // 2,
         )
         self._serial += 1
         call = _Call(action.stream, outbox, self._serial, action.tool.name)
@@ -495,7 +509,7 @@ class MCPApp:
         call: _Call | None,
         status: int,
         headers: tuple[tuple[bytes, bytes], ...],
-        first: bytes,
+        first: bytes | Sequence[bytes],
         receive: Receive,
         send: Send,
         listen: trio.MemoryReceiveChannel[bytes] | None = None,
@@ -511,8 +525,11 @@ class MCPApp:
                 await _send_reply(send, failed.reply)
                 return
         await send({"type": "http.response.start", "status": status, "headers": list(headers)})
-        if first:
-            await send({"type": "http.response.body", "body": first, "more_body": True})
+        sent = 0
+        # A replay goes out in bounded chunks, each awaited: never one copy of it all.
+        for chunk in _chunks((first,) if isinstance(first, bytes) else first):
+            await send({"type": "http.response.body", "body": chunk, "more_body": True})
+            sent += len(chunk)
         disconnected = False
         response: trio.CancelScope | None = None
         wake: Callable[[], None]
@@ -524,7 +541,7 @@ class MCPApp:
                 listen_queue, listen = trio.open_memory_channel[bytes](1)
             wake = partial(_poke_queue, listen_queue)
         writer = _Writer(wake, call.tool if call is not None else None)
-        writer.sent = len(first)
+        writer.sent = sent
         self._writers.add(writer)
         try:
             # The nursery's own scope is the response's: shutdown cancels it.
@@ -628,6 +645,23 @@ async def _read_body(receive: Receive, limit: int) -> bytes | None:
             return b"".join(chunks)[: limit + 1]
         if not message.get("more_body", False):
             return b"".join(chunks)
+
+
+_CHUNK = 64 * 1024  # bytes of replayed events per write
+
+
+def _chunks(events: Sequence[bytes]) -> Iterator[bytes]:
+    """``events`` as writes of about ``_CHUNK`` bytes (a larger event alone), none empty."""
+    group: list[bytes] = []
+    size = 0
+    for event in events:
+        if group and size + len(event) > _CHUNK:
+            yield b"".join(group)
+            group, size = [], 0
+        group.append(event)
+        size += len(event)
+    if size:
+        yield b"".join(group)
 
 
 async def _send_reply(send: Send, reply: Reply) -> None:

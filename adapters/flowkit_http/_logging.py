@@ -29,7 +29,9 @@ from collections.abc import Callable
 
 import trio
 
-__all__ = ["RateLimitedLog", "adapter_log", "log_tool_failure"]
+from flowkit.mcp import RemoteProtocolError
+
+__all__ = ["RateLimitedLog", "adapter_log", "log_refusal", "log_tool_failure"]
 
 
 class RateLimitedLog:
@@ -148,3 +150,14 @@ def log_tool_failure(tool: str, exc: BaseException) -> None:
         text,
         exc_info=exc,
     )
+
+
+def log_refusal(error: RemoteProtocolError) -> None:
+    """A request refused for want of capacity (5xx, 429): WARNING, folded by kind and status.
+
+    The reason is the refusal's :data:`~flowkit.mcp.REFUSALS` row and status,
+    never its message (which may quote client input): a flood of 503s is one
+    line, then ``refused 503 busy x19000`` per interval.
+    """
+    reason = f"refused {error.http_status} {error.kind or error.code}"
+    adapter_log.log(logging.WARNING, reason, "MCP request refused: %s", error)

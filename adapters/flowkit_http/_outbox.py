@@ -27,7 +27,10 @@ Events are encoded (and filed in the event store) by the runner before they
 reach the outbox, so when no connection is attached (a 2025-era client that
 dropped its connection) the outbox simply discards them: a resuming client
 gets them from the event store, and :meth:`attach` purges stale ones so each
-event is delivered exactly once.
+event is delivered exactly once. A lossless outbox discards only as many as
+the event store keeps per stream (``max_unread``): then the runner waits
+until a client resumes (or the call is cancelled), so a call whose client is
+gone pauses instead of having its oldest events evicted from the store.
 """
 
 from __future__ import annotations
@@ -140,7 +143,9 @@ class Outbox:
 class LosslessOutbox(Outbox):
     """End-to-end backpressure through a bounded flowkit channel."""
 
-    def __init__(self, max_events: int) -> None:
+    def __init__(
+        self, max_events: int, max_unread: int | None = None, max_unread_bytes: int | None = None
+    ) -> None:
         self._send: FlowSendChannel[bytes]
         self._receive: FlowReceiveChannel[bytes]
         self._send, self._receive = open_channel(max_events)
@@ -148,6 +153,28 @@ class LosslessOutbox(Outbox):
         self._aborted = False
         self._woken = False
         self.attached = True
+        # Events discarded since the last detach, and the most that may be
+        # (None: no bound); the runner waits on _resumed beyond it.
+        self._unread = 0
+        self._unread_bytes = 0
+        self._max_unread = max_unread
+        self._max_unread_bytes = max_unread_bytes
+        self._resumed = trio.Event()
+
+    @property
+    def paused(self) -> bool:
+        """Detached with ``max_unread`` events unread: the runner waits for a resume."""
+        if self.attached or self._aborted:
+            return False
+        if self._max_unread is not None and self._unread >= self._max_unread:
+            return True
+        return self._max_unread_bytes is not None and self._unread_bytes >= self._max_unread_bytes
+
+    def attach(self) -> None:
+        super().attach()
+        self._unread = self._unread_bytes = 0
+        self._resumed.set()
+        self._resumed = trio.Event()
 
     def add(self, kind: EventKind, data: bytes) -> None:
         if data:
@@ -177,6 +204,13 @@ class LosslessOutbox(Outbox):
             except trio.ClosedResourceError:
                 if not self._aborted:
                     raise
+        if not self.attached and not self._aborted:
+            # Filed in the store, read by nobody yet.
+            self._unread += len(pending) - sent
+            self._unread_bytes += sum(map(len, pending[sent:]))
+            if self.paused:
+                await self._resumed.wait()  # backpressure until a client resumes
+                return
         if not pending or not self.attached or self._aborted:
             await trio.lowlevel.checkpoint()
 
@@ -185,8 +219,11 @@ class LosslessOutbox(Outbox):
         if not pending:
             return True
         if not self.attached or self._aborted:
+            if not self._aborted:
+                self._unread += len(pending)
+                self._unread_bytes += sum(map(len, pending))
             pending.clear()  # as flush: nobody reads (the event store has them)
-            return True
+            return not self.paused  # paused: flush() waits
         send = self._send
         sent = 0
         try:
@@ -214,6 +251,7 @@ class LosslessOutbox(Outbox):
         self._pending.clear()
         self._send.close()
         self._purge()
+        self._resumed.set()
 
     async def receive_some(self) -> list[bytes]:
         events = await self._receive.receive_some()
@@ -354,10 +392,22 @@ class ConflatingOutbox(Outbox):
         )
 
 
-def open_outbox(policy: str, *, max_events: int, max_logs: int) -> Outbox:
-    """The outbox for a tool's ``policy`` (``"lossless"`` or ``"conflate"``)."""
+def open_outbox(
+    policy: str,
+    *,
+    max_events: int,
+    max_logs: int,
+    max_unread: int | None = None,
+    max_unread_bytes: int | None = None,
+) -> Outbox:
+    """The outbox for a tool's ``policy`` (``"lossless"`` or ``"conflate"``).
+
+    ``max_unread`` / ``max_unread_bytes``: events / bytes a detached lossless
+    call may file before it pauses (within what the event store keeps of one
+    stream); ``None``: no pause on that count.
+    """
     if policy == "conflate":
         return ConflatingOutbox(max_logs)
     if max_events == math.inf:
         raise ValueError("a lossless outbox must be bounded")
-    return LosslessOutbox(max_events)
+    return LosslessOutbox(max_events, max_unread, max_unread_bytes)

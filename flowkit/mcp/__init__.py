@@ -84,7 +84,14 @@ from ._sessions import (
 )
 from ._sse import EventId, encode_comment, encode_event, encode_json_event, parse_event_id
 from ._sse_decoder import ServerSentEvent, SSEComment, SSEDecoder
-from ._stream import SSE_HEADERS, STREAM_TRANSITIONS, OutgoingStream, StreamInput, StreamState
+from ._stream import (
+    MAX_PROGRESS_TOKEN,
+    SSE_HEADERS,
+    STREAM_TRANSITIONS,
+    OutgoingStream,
+    StreamInput,
+    StreamState,
+)
 from ._tools import HeaderParam, Policy, Tool, ToolSet, validate_tool_name
 from ._versions import (
     LATEST_HANDSHAKE_VERSION,
@@ -103,6 +110,7 @@ __all__ = [
     "LOCALHOST_ORIGINS",
     "LOG_LEVELS",
     "MAX_COMPLETIONS",
+    "MAX_PROGRESS_TOKEN",
     "METHOD_NOT_FOUND",
     "MISSING_REQUIRED_CLIENT_CAPABILITY",
     "PARSE_ERROR",

@@ -44,9 +44,32 @@ class EndpointConfig:
         session_idle_timeout: seconds an idle session lives (expiry is on by
             default: sessions of vanished clients must not leak).
         max_sessions: cap on live sessions; ``initialize`` beyond it gets 503
-            with ``Retry-After``.
+            with ``Retry-After`` (the seconds until the next session expires).
+        max_sessions_per_client: live sessions one client may hold (``None``:
+            no such cap); beyond it ``initialize`` gets 429 with
+            ``Retry-After`` (when that client's next session expires). A
+            client is its principal when there is authentication, else its
+            remote address (see ``trusted_proxies``), so one client's flood
+            cannot take every slot of ``max_sessions``.
+        trusted_proxies: addresses of proxies whose ``X-Forwarded-For`` is
+            believed when a request comes from them (behind a proxy every
+            client has the proxy's address); from anyone else it is ignored.
+        handshake_timeout: seconds a session may wait for
+            ``notifications/initialized`` before it expires (if no client is
+            attached), so a flood of unfinished handshakes frees the cap in
+            seconds, not after ``session_idle_timeout``; ``None`` disables it.
         busy_retry_after: ``Retry-After`` seconds when the cap is reached and
             no idle session is about to expire.
+        detached_call_grace: seconds a handshake-era call may run with no
+            response carrying it (its client hung up and has not resumed)
+            before it is cancelled; a client resuming it later gets the
+            final JSON-RPC error that ended it. A disconnect is not a cancel
+            in that era, so without this a vanished client's call runs
+            forever. ``None`` disables it.
+        max_calls_per_session: tool calls one session may have in flight;
+            one more gets 429 with ``Retry-After`` (JSON-RPC -32000).
+        max_calls: tool calls in flight on the whole endpoint, both eras.
+        calls_retry_after: the ``Retry-After`` seconds of those 429s.
         page_size: tools per ``tools/list`` page.
         sse_retry_ms: ``retry`` field of priming events (client reconnect
             delay); ``None`` omits it.
@@ -77,7 +100,14 @@ class EndpointConfig:
     max_body_size: int = 4 * 1024 * 1024
     session_idle_timeout: float = 30 * 60.0
     max_sessions: int = 1000
+    handshake_timeout: float | None = 10.0
+    max_sessions_per_client: int | None = None
+    trusted_proxies: tuple[str, ...] = ()
     busy_retry_after: int = 30
+    detached_call_grace: float | None = 5 * 60.0
+    max_calls_per_session: int = attrs.field(default=64, validator=attrs.validators.ge(1))
+    max_calls: int = attrs.field(default=1024, validator=attrs.validators.ge(1))
+    calls_retry_after: int = attrs.field(default=5, validator=attrs.validators.ge(1))
     page_size: int = 100
     sse_retry_ms: int | None = 1000
     default_log_level: str = "info"

@@ -34,6 +34,7 @@ class RequestContext:
     meta: RequestMeta | None  # stateless era
     head: RequestHead
     principal: str | None = None
+    client: str | None = None  # what the per-client session cap counts
 
 
 Handler = Callable[[EndpointState, RequestContext], Action]

@@ -33,6 +33,7 @@ from ._admission import RawHeaders, admit
 from ._config import EndpointConfig
 from ._connection import Connection
 from ._errors import (
+    SERVER_ERROR,
     UNSUPPORTED_PROTOCOL_VERSION,
     RemoteProtocolError,
     invalid_request,
@@ -49,6 +50,7 @@ from ._events import EventStore, InMemoryEventStore
 from ._features import PROMPTS_LIST_CHANGED, RESOURCE_UPDATED, RESOURCES_LIST_CHANGED
 from ._headers import (
     RequestHead,
+    client_address,
     parse_head,
 )
 from ._jsonrpc import Message, Notification, Request, RequestId, Response, parse_message
@@ -180,6 +182,8 @@ class Endpoint:
                 idle_timeout=config.session_idle_timeout,
                 max_sessions=config.max_sessions,
                 busy_retry_after=config.busy_retry_after,
+                handshake_timeout=config.handshake_timeout,
+                max_sessions_per_client=config.max_sessions_per_client,
                 journal=journal,
             ),
             clock=clock,
@@ -245,6 +249,7 @@ class Endpoint:
         body: bytes = b"",
         principal: str | None = None,
         loaded: Loaded | None = None,
+        peer: str | None = None,
     ) -> Action:
         """Handle one HTTP request to the MCP endpoint.
 
@@ -257,6 +262,10 @@ class Endpoint:
                 ``authenticate`` hook, whose result wins.
             loaded: a shared endpoint's state for this request, read by the
                 adapter for :meth:`state_keys`.
+            peer: the remote address of the connection (ASGI's
+                ``scope["client"][0]``), for ``max_sessions_per_client``
+                when there is no principal; ``X-Forwarded-For`` counts only
+                from ``config.trusted_proxies``.
 
         Returns:
             What to do. Never raises for anything the peer sent.
@@ -271,7 +280,10 @@ class Endpoint:
                     raise
                 raise exc.with_request_id(_request_id_of(body)) from exc
             if head.method == "POST":
-                return self._post(head, body, principal, session)
+                client = principal
+                if client is None:
+                    client = client_address(peer, head, self.config.trusted_proxies)
+                return self._post(head, body, principal, session, client)
             assert session is not None  # admit() requires a session for GET/DELETE
             if head.method == "GET":
                 return self._get(head, session)
@@ -494,11 +506,39 @@ class Endpoint:
             return ()
         return self.state.discard(session)
 
+    def expire(self) -> tuple[OutgoingStream, ...]:
+        """Give up on detached calls past their grace period, then reap idle sessions.
+
+        Call it periodically (at :meth:`next_deadline`). A call no response
+        has carried for ``config.detached_call_grace`` seconds ends with a
+        JSON-RPC error (-32000) filed for a client that resumes later; a
+        session idle for ``config.session_idle_timeout`` with no client
+        attached (no GET stream, no response carrying a call) is closed, and
+        its running calls are cancelled.
+
+        Returns:
+            The streams whose work the adapter must now stop.
+        """
+        now = self.state.clock()
+        stopped: list[OutgoingStream] = []
+        grace = self.config.detached_call_grace
+        if grace is not None:
+            detached = self.state.detached_calls
+            message = f"Request cancelled: no client attached for {grace:g} s"
+            for stream, since in list(detached.items()):
+                if since + grace > now:
+                    break  # oldest first: the rest detached later
+                stream.expire(SERVER_ERROR, message)  # its on_done drops it from the table
+                stopped.append(stream)
+        for session in self.sessions.expire(now):
+            stopped.extend(self.state.discard(session))
+        return tuple(stopped)
+
     def expire_sessions(self) -> list[str]:
         """Reap sessions idle for longer than the timeout; returns their ids.
 
-        Call it periodically (at :meth:`next_deadline`). Sessions with calls
-        in flight or an open GET stream are not idle and never expire.
+        Only the sessions: :meth:`expire` also ends detached calls and
+        returns the work to stop, which is what a server should call.
         """
         expired = self.sessions.expire(self.state.clock())
         for session in expired:
@@ -506,25 +546,40 @@ class Endpoint:
         return [s.id for s in expired]
 
     def next_deadline(self) -> float | None:
-        """Clock time at which :meth:`expire_sessions` has work, if any."""
-        return self.sessions.next_deadline()
+        """Clock time at which :meth:`expire` has work, if any."""
+        deadlines = [self.sessions.next_deadline()]
+        grace = self.config.detached_call_grace
+        if grace is not None and self.state.detached_calls:
+            deadlines.append(next(iter(self.state.detached_calls.values())) + grace)
+        return min((d for d in deadlines if d is not None), default=None)
 
     # -- POST -----------------------------------------------------------------
 
     def _post(
-        self, head: RequestHead, body: bytes, principal: str | None, session: Session | None
+        self,
+        head: RequestHead,
+        body: bytes,
+        principal: str | None,
+        session: Session | None,
+        client: str | None = None,
     ) -> Action:
         if len(body) > self.config.max_body_size:
             raise too_large(self.config.max_body_size)
-        return self._message(head, parse_message(body), principal, session)
+        return self._message(head, parse_message(body), principal, session, client)
 
     def _message(
-        self, head: RequestHead, message: Message, principal: str | None, session: Session | None
+        self,
+        head: RequestHead,
+        message: Message,
+        principal: str | None,
+        session: Session | None,
+        client: str | None = None,
     ) -> Action:
         if is_modern(head, message, self.config.versions):
             return self._stateless(head, message)
         if isinstance(message, Request) and message.method in OPENS_SESSION:
-            ctx = RequestContext(message, self._policy_of(session), session, None, head, principal)
+            policy = self._policy_of(session)
+            ctx = RequestContext(message, policy, session, None, head, principal, client)
             return self._dispatch(HANDSHAKE_METHODS, ctx)
         if session is None:
             request_id = message.id if isinstance(message, Request) else None

@@ -99,6 +99,9 @@ class RemoteProtocolError(ProtocolError):
         request_id: id of the offending request if it could be read, so the
             error response can be correlated; ``None`` gives an error
             response without ``id`` (allowed since MCP 2025-11-25).
+        kind: the :data:`REFUSALS` row it came from (``"busy"``, ...), a
+            bounded name logs can count by; ``None`` for the refusals whose
+            status the revision decides.
     """
 
     def __init__(
@@ -110,8 +113,10 @@ class RemoteProtocolError(ProtocolError):
         data: Any = None,
         headers: Sequence[tuple[bytes, bytes]] = (),
         request_id: str | int | None = None,
+        kind: str | None = None,
     ) -> None:
         super().__init__(message)
+        self.kind = kind
         self.message = message
         self.http_status = http_status
         self.code = code
@@ -128,6 +133,7 @@ class RemoteProtocolError(ProtocolError):
             data=self.data,
             headers=self.headers,
             request_id=request_id,
+            kind=self.kind,
         )
 
     def __repr__(self) -> str:
@@ -165,6 +171,7 @@ REFUSALS: Mapping[str, tuple[int, int]] = MappingProxyType(
         "too_large": (413, SERVER_ERROR),
         "unsupported_media_type": (415, SERVER_ERROR),
         "busy": (503, SERVER_ERROR),
+        "rate_limited": (429, SERVER_ERROR),
     }
 )
 """Refusal kind -> (HTTP status, JSON-RPC code): where every status comes from."""
@@ -182,7 +189,13 @@ def _refuse(
 ) -> RemoteProtocolError:
     status, code = REFUSALS[kind]
     return RemoteProtocolError(
-        message, http_status=status, code=code, data=data, headers=headers, request_id=request_id
+        message,
+        http_status=status,
+        code=code,
+        data=data,
+        headers=headers,
+        request_id=request_id,
+        kind=kind,
     )
 
 
@@ -382,5 +395,26 @@ def too_many_sessions(retry_after: int) -> RemoteProtocolError:
     return _refuse(
         "busy",
         "Too many sessions; retry later",
+        headers=[(b"retry-after", str(retry_after).encode("ascii"))],
+    )
+
+
+def too_many_calls(what: str, limit: int, retry_after: int) -> RemoteProtocolError:
+    """A ``tools/call`` over the calls-in-flight cap of its session or the server.
+
+    The spec defines no error for it: 429 with ``Retry-After`` and -32000.
+    """
+    return _refuse(
+        "rate_limited",
+        f"Too many tool calls in flight ({limit} per {what}); retry later",
+        headers=[(b"retry-after", str(retry_after).encode("ascii"))],
+    )
+
+
+def too_many_client_sessions(limit: int, retry_after: int) -> RemoteProtocolError:
+    """``initialize`` from a client that holds ``max_sessions_per_client`` sessions."""
+    return _refuse(
+        "rate_limited",
+        f"Too many sessions for this client ({limit}); retry later",
         headers=[(b"retry-after", str(retry_after).encode("ascii"))],
     )

@@ -65,7 +65,7 @@ class _Stream:
     open streams).
     """
 
-    __slots__ = ("dropped", "events", "first", "key", "seqs", "stale", "store")
+    __slots__ = ("dropped", "events", "first", "key", "seqs", "size", "stale", "store")
 
     def __init__(self, store: InMemoryEventStore, key: _Key) -> None:
         self.store = store
@@ -74,6 +74,7 @@ class _Stream:
         self.seqs: deque[int] | None = None
         self.events: deque[bytes] = deque()
         self.stale = 0
+        self.size = 0  # bytes of the retained events
         self.dropped = True  # not in the store's tables (yet, or any more)
 
     def append(self, seq: int, event: bytes) -> None:
@@ -94,21 +95,36 @@ class _Stream:
             seqs = self.seqs = deque(range(self.first, self.first + len(events)))
             seqs.append(seq)
         events.append(event)
+        size = len(event)
+        self.size += size
+        store._bytes += size
         store._order.append(self)
-        if len(events) > store._per_stream:
+        if len(events) > store._per_stream or (
+            self.size > store._per_stream_bytes and len(events) > 1
+        ):
+            # Over this stream's bounds: its oldest go (never its newest event).
             self.popleft()
             self.stale += 1
             store._stale += 1
+            while self.size > store._per_stream_bytes and len(events) > 1:
+                self.popleft()
+                self.stale += 1
+                store._stale += 1
+                store._count -= 1
             if store._stale > store._max:
                 store._compact()
+            if store._bytes > store._max_bytes:
+                store._evict()
         else:
             store._count += 1
-            if store._count > store._max:
+            if store._count > store._max or store._bytes > store._max_bytes:
                 store._evict()
 
     def popleft(self) -> None:
         """Drop the oldest retained event."""
-        self.events.popleft()
+        gone = len(self.events.popleft())
+        self.size -= gone
+        self.store._bytes -= gone
         if self.seqs is not None:
             self.seqs.popleft()
         else:
@@ -122,14 +138,19 @@ class _Stream:
 
     def clear(self) -> None:
         self.events.clear()
+        self.store._bytes -= self.size
+        self.size = 0
         self.seqs = None
 
 
 class InMemoryEventStore:
     """A bounded in-process :class:`EventStore` that evicts oldest first.
 
-    Bounded twice: per stream (a long tool call cannot hog the store) and in
-    total (many streams cannot exhaust memory). Both bounds count events.
+    Bounded per stream (a long tool call cannot hog the store) and in total
+    (many streams cannot exhaust memory), each in events and in bytes: events
+    of a few bytes and events of a megabyte both stay within a known memory.
+    A stream's newest event is kept whatever its size (it may be the final
+    response a resuming client needs).
 
     Besides the protocol it offers :meth:`appender`, the hot path the core
     uses when a store has it: one bound call per event, no id object.
@@ -137,13 +158,27 @@ class InMemoryEventStore:
     Args:
         max_events_per_stream: events kept per stream.
         max_events: events kept in total, across all sessions.
+        max_bytes_per_stream: bytes of events kept per stream (8 MiB).
+        max_bytes: bytes of events kept in total (256 MiB).
     """
 
-    def __init__(self, *, max_events_per_stream: int = 1000, max_events: int = 100_000) -> None:
+    def __init__(
+        self,
+        *,
+        max_events_per_stream: int = 1000,
+        max_events: int = 100_000,
+        max_bytes_per_stream: int = 8 * 1024 * 1024,
+        max_bytes: int = 256 * 1024 * 1024,
+    ) -> None:
         check_count(max_events_per_stream, "max_events_per_stream")
         check_count(max_events, "max_events")
+        check_count(max_bytes_per_stream, "max_bytes_per_stream")
+        check_count(max_bytes, "max_bytes")
         self._per_stream = max_events_per_stream
         self._max = max_events
+        self._per_stream_bytes = max_bytes_per_stream
+        self._max_bytes = max_bytes
+        self._bytes = 0
         self._streams: dict[_Key, _Stream] = {}
         self._by_session: dict[str, set[str]] = {}
         # Global age order: one entry per event appended and not yet popped;
@@ -154,6 +189,11 @@ class InMemoryEventStore:
 
     def __len__(self) -> int:
         return self._count
+
+    @property
+    def max_events_per_stream(self) -> int:
+        """Events kept per stream: a detached lossless call pauses at this many."""
+        return self._per_stream
 
     def appender(self, session_id: str, stream_id: str) -> Callable[[int, bytes], None]:
         """``append(seq, event)`` for one stream: :meth:`append` without the lookups."""
@@ -196,9 +236,19 @@ class InMemoryEventStore:
         self._by_session.setdefault(session_id, set()).add(stream_id)
         stream.dropped = False
 
+    @property
+    def max_bytes_per_stream(self) -> int:
+        """Bytes kept per stream: a detached lossless call pauses within this."""
+        return self._per_stream_bytes
+
+    @property
+    def size(self) -> int:
+        """Bytes of the events kept now."""
+        return self._bytes
+
     def _evict(self) -> None:
         order = self._order
-        while self._count > self._max:
+        while self._count > self._max or self._bytes > self._max_bytes:
             stream = order.popleft()
             if stream.stale:
                 stream.stale -= 1

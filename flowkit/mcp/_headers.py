@@ -23,6 +23,7 @@ __all__ = [
     "Binding",
     "RequestHead",
     "accepts",
+    "client_address",
     "host_allowed",
     "origin_allowed",
     "parse_head",
@@ -40,9 +41,10 @@ _WANTED = frozenset(
         b"last-event-id",
         b"mcp-method",
         b"mcp-name",
+        b"x-forwarded-for",
     }
 )
-_JOINABLE = frozenset({b"accept"})
+_JOINABLE = frozenset({b"accept", b"x-forwarded-for"})
 PARAM_HEADER_PREFIX = b"mcp-param-"
 """Prefix of the headers mirroring ``x-mcp-header`` tool arguments (2026-07-28)."""
 
@@ -98,6 +100,25 @@ def parse_head(method: str, raw_headers: Sequence[tuple[bytes, bytes]]) -> Reque
             duplicated.add(key)
         headers[key] = value
     return RequestHead(method.upper(), headers, frozenset(duplicated))
+
+
+def client_address(peer: str | None, head: RequestHead, trusted: Sequence[str]) -> str | None:
+    """The address of the client behind ``peer`` (the TCP peer's address).
+
+    ``X-Forwarded-For`` is believed only from a ``trusted`` proxy, and then
+    read from the right: each trusted hop appended the address it saw, so the
+    first address from the right that is not a trusted proxy is the client
+    (the ones further left are the client's own claims). Anyone else's
+    header is ignored, since a client can send any header it likes.
+    """
+    forwarded = head.get("x-forwarded-for")
+    if peer is None or peer not in trusted or not forwarded:
+        return peer
+    hops = [hop.strip() for hop in forwarded.split(",") if hop.strip()]
+    for hop in reversed(hops):
+        if hop not in trusted:
+            return hop
+    return hops[0] if hops else peer
 
 
 def _media_ranges(header: str) -> Iterable[tuple[str, str, float]]:

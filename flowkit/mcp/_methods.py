@@ -23,6 +23,7 @@ from ._errors import (
     request_in_flight,
     request_params,
     session_forbidden,
+    too_many_calls,
 )
 from ._features import (
     completion_complete,
@@ -39,7 +40,7 @@ from ._jsonrpc import RequestId
 from ._levels import LOG_LEVELS, LogThreshold
 from ._state import EndpointState
 from ._stateless import META_PREFIX, validate_param_headers
-from ._stream import OutgoingStream
+from ._stream import OutgoingStream, progress_token_problem
 from ._versions import negotiate_version
 
 __all__ = [
@@ -70,10 +71,9 @@ def _progress_token(params: dict[str, Any], request_id: RequestId) -> str | int 
     if not isinstance(meta, dict):
         raise method_params('"_meta" must be an object', request_id)
     token = meta.get("progressToken")
-    if token is None:
-        return None
-    if isinstance(token, bool) or not isinstance(token, str | int):
-        raise method_params('"progressToken" must be a string or an integer', request_id)
+    problem = progress_token_problem(token)
+    if problem is not None:
+        raise method_params(problem, request_id)
     return token
 
 
@@ -120,6 +120,7 @@ def initialize(state: EndpointState, ctx: RequestContext) -> Action:
         log_level=state.config.default_log_level,
         client_info=params.get("clientInfo"),
         client_capabilities=params.get("capabilities"),
+        client=ctx.client,
     )
     result: dict[str, Any] = {
         "protocolVersion": policy.version,
@@ -199,6 +200,13 @@ def tools_call(state: EndpointState, ctx: RequestContext) -> Action:
         request.id in session.in_flight or request.id in session.running_elsewhere
     ):
         raise request_in_flight(request.id)
+    config = state.config
+    if session is not None and (
+        len(session.in_flight) + len(session.running_elsewhere) >= config.max_calls_per_session
+    ):
+        raise too_many_calls("session", config.max_calls_per_session, config.calls_retry_after)
+    if len(state.running) >= config.max_calls:
+        raise too_many_calls("server", config.max_calls, config.calls_retry_after)
     problem = tool.validate_arguments(arguments)
     if problem is not None:
         # A tool execution error, not a protocol error: the model can read
@@ -216,11 +224,10 @@ def tools_call(state: EndpointState, ctx: RequestContext) -> Action:
         log_threshold=_log_threshold(ctx),
         result_type=policy.result_type,
         disconnect_cancels=policy.disconnect_cancels,
-        on_done=state.call_done if session is not None else None,
+        on_done=state.call_done,
         binding=ctx.head.binding,
     )
-    if session is not None:
-        state.call_started(session, stream)
+    state.call_started(session, stream)
     return StartCall(
         stream.session_id, request.id, tool, arguments, token, stream, _trace_context(params)
     )

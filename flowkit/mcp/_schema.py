@@ -31,7 +31,8 @@ A parameter without a default is required; a default is published as
 properties (``additionalProperties: false``) so a misspelt argument is
 reported to the model instead of silently ignored. ``date-time`` and
 ``date`` are checked (:data:`FORMATS`), not just annotated: jsonschema only
-checks formats it is given a checker for.
+checks formats it is given a checker for. An ``int`` parameter gets an int:
+JSON Schema counts ``5.0`` as an integer, so an integral float is converted.
 """
 
 from __future__ import annotations
@@ -120,6 +121,15 @@ def _maybe(convert: Convert) -> Convert:
     return lambda value: None if value is None else convert(value)
 
 
+def _integral(value: Any) -> Any:
+    """An integral float (which JSON Schema counts as an ``integer``) as the int.
+
+    ``{"count": 5.0}`` passes ``{"type": "integer"}``; a tool annotated
+    ``count: int`` must still get ``5``, not a float that ``range()`` refuses.
+    """
+    return int(value) if type(value) is float else value
+
+
 class _Deriver:
     """One walk over a signature's hints: schemas, converters, shared ``$defs``."""
 
@@ -130,6 +140,8 @@ class _Deriver:
     def derive(self, hint: Any, where: str) -> tuple[dict[str, Any], Convert | None]:
         if hint is Any or hint is inspect.Parameter.empty:
             return {}, None
+        if hint is int:
+            return {"type": "integer"}, _integral
         if hint in _SCALARS:
             return {"type": _SCALARS[hint]}, None
         if hint is type(None):
@@ -183,16 +195,19 @@ class _Deriver:
     def _union(self, args: tuple[Any, ...], where: str) -> tuple[dict[str, Any], Convert | None]:
         members = [a for a in args if a is not type(None)]
         derived = [self.derive(m, where) for m in members]
-        converts = [c for _, c in derived if c is not None]
+        converts = [c for _, c in derived if c is not None and c is not _integral]
         if converts and len(members) > 1:
             raise TypeError(
                 f"{where}: a union of several types is only supported for JSON types; "
                 "pass input_schema"
             )
+        if not converts and float not in members and any(c is _integral for _, c in derived):
+            converts = [_integral]  # 5.0 in ``int | str`` only matched the integer
         inner = derived[0][0] if len(members) == 1 else {"anyOf": [s for s, _ in derived]}
+        convert = converts[0] if converts else None
         if len(members) == len(args):
-            return inner, None
-        return {"anyOf": [inner, {"type": "null"}]}, _maybe(converts[0]) if converts else None
+            return inner, convert
+        return {"anyOf": [inner, {"type": "null"}]}, None if convert is None else _maybe(convert)
 
     def _array(self, args: tuple[Any, ...], where: str) -> tuple[dict[str, Any], Convert | None]:
         if not args:

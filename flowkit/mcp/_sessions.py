@@ -20,7 +20,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
-from ._errors import LocalProtocolError, too_many_sessions
+from ._errors import LocalProtocolError, too_many_client_sessions, too_many_sessions
 from ._jsonrpc import RequestId
 from ._levels import LOG_LEVELS, LogThreshold
 from ._shared import Change, SessionClosed, SessionRecord, SessionSaved, SessionTouched
@@ -70,8 +70,10 @@ class Session:
     __slots__ = (
         "_next_stream",
         "attached_elsewhere",
+        "client",
         "client_capabilities",
         "client_info",
+        "created",
         "id",
         "in_flight",
         "last_active",
@@ -94,12 +96,15 @@ class Session:
         now: float,
         client_info: Any = None,
         client_capabilities: Any = None,
+        client: str | None = None,
     ) -> None:
         self.id = session_id
+        self.client = client  # who the per-client cap counts it for
         self.principal = principal
         self.policy = policy
         self.log_threshold = LogThreshold(log_level)
         self.state = SessionState.INITIALIZING
+        self.created = now
         self.last_active = now
         self.client_info = client_info
         self.client_capabilities = client_capabilities
@@ -120,8 +125,21 @@ class Session:
 
     @property
     def busy(self) -> bool:
-        """Work or a connection is outstanding, so idle expiry must wait."""
+        """Work or a connection is outstanding (a shared store's idle rule)."""
         return bool(self.in_flight) or self.listen is not None
+
+    @property
+    def attached(self) -> bool:
+        """A client is connected: a GET stream, or a response carrying a call.
+
+        Idle expiry waits for this, not for the calls: a session whose client
+        vanished expires whatever it still has running, and its calls are
+        cancelled (a disconnect is not a cancel in this era, so nothing else
+        would ever end them).
+        """
+        if self.listen is not None or self.attached_elsewhere:
+            return True
+        return any(not stream.detached for stream in self.in_flight.values())
 
     def handle(self, event: SessionEvent) -> None:
         """Apply ``event`` through the transition table."""
@@ -181,11 +199,18 @@ class SessionRegistry:
 
     Args:
         new_session_id: CSPRNG id factory; ids must be visible ASCII.
-        idle_timeout: seconds a session may sit idle (no request, nothing in
-            flight, no open GET stream) before :meth:`expire` reaps it.
+        idle_timeout: seconds a session may sit idle (no request, no client
+            attached: no open GET stream, no response carrying a call) before
+            :meth:`expire` reaps it, running calls and all. A shared registry
+            (``journal``) drops only idle local copies with nothing in flight.
         max_sessions: live sessions allowed; ``create`` beyond it fails 503.
         busy_retry_after: ``Retry-After`` seconds when full and no idle session
             is about to expire.
+        handshake_timeout: seconds a session may stay INITIALIZING (its client
+            never sent ``notifications/initialized``) with no client attached
+            before it expires, however recently it was used: a flood of
+            unfinished handshakes must not hold the cap for the idle timeout.
+            ``None``: such sessions live as long as any other.
     """
 
     def __init__(
@@ -195,6 +220,8 @@ class SessionRegistry:
         idle_timeout: float,
         max_sessions: int,
         busy_retry_after: int = 30,
+        handshake_timeout: float | None = None,
+        max_sessions_per_client: int | None = None,
         journal: list[Change] | None = None,
     ) -> None:
         self._new_id = new_session_id
@@ -205,6 +232,12 @@ class SessionRegistry:
         self._busy_retry_after = busy_retry_after
         # Ordered by last activity, least recent first (move_to_end on touch).
         self._sessions: OrderedDict[str, Session] = OrderedDict()
+        self.handshake_timeout = handshake_timeout
+        # Sessions created and perhaps still INITIALIZING, oldest first; those
+        # that completed the handshake or closed are dropped lazily.
+        self._handshaking: OrderedDict[str, Session] = OrderedDict()
+        self.max_sessions_per_client = max_sessions_per_client
+        self._by_client: dict[str, dict[str, Session]] = {}
 
     def __len__(self) -> int:
         return len(self._sessions)
@@ -231,6 +264,21 @@ class SessionRegistry:
                     else self._busy_retry_after
                 )
                 raise too_many_sessions(retry)
+        client = kwargs.get("client")
+        limit = self.max_sessions_per_client
+        if (
+            client is not None
+            and limit is not None
+            and len(self._by_client.get(client, ())) >= limit
+        ):
+            self.expire(now)
+            held = self._by_client.get(client, {})
+            if len(held) >= limit:
+                deadlines = [d for d in map(self._deadline, held.values()) if d is not None]
+                retry = (
+                    max(1, math.ceil(min(deadlines) - now)) if deadlines else self._busy_retry_after
+                )
+                raise too_many_client_sessions(limit, retry)
         for _ in range(8):
             session_id = self._new_id()
             if not _visible_ascii(session_id):
@@ -241,6 +289,10 @@ class SessionRegistry:
             raise LocalProtocolError("new_session_id keeps returning ids already in use")
         session = Session(session_id, now=now, **kwargs)
         self._sessions[session_id] = session
+        if self.handshake_timeout is not None:
+            self._handshaking[session_id] = session
+        if client is not None and limit is not None:
+            self._by_client.setdefault(client, {})[session_id] = session
         self.saved(session)
         return session
 
@@ -301,19 +353,25 @@ class SessionRegistry:
         """Remove a session (DELETE, expiry, shutdown); None if unknown."""
         session = self._sessions.pop(session_id, None)
         if session is not None:
+            self._forget_client(session)
             session.handle(SessionEvent.CLOSE)
             if self.journal is not None:
                 self.journal.append(SessionClosed(session_id))
         return session
 
     def expire(self, now: float) -> list[Session]:
-        """Remove and return every idle session whose deadline has passed."""
+        """Remove and return every idle session whose deadline has passed.
+
+        The deadline is ``idle_timeout`` after the last activity, or
+        ``handshake_timeout`` after creation for a session still INITIALIZING.
+        """
+        expired = self._unfinished(now)
+        unfinished = {session.id for session in expired}
         limit = now - self.idle_timeout
-        expired: list[Session] = []
         for session in self._sessions.values():
             if session.last_active > limit:
                 break  # least recently active first: the rest are younger
-            if not session.busy:
+            if self._idle(session) and session.id not in unfinished:
                 expired.append(session)
         for session in expired:
             if self.journal is None:
@@ -322,19 +380,72 @@ class SessionRegistry:
                 # Shared: the store expires sessions (a copy idle here may be
                 # busy elsewhere); the local copy is only dropped.
                 del self._sessions[session.id]
+                self._forget_client(session)
                 session.handle(SessionEvent.CLOSE)
         return expired
+
+    def _forget_client(self, session: Session) -> None:
+        held = self._by_client.get(session.client) if session.client is not None else None
+        if held is not None:
+            held.pop(session.id, None)
+            if not held:
+                del self._by_client[session.client]  # type: ignore[arg-type]
+
+    def _deadline(self, session: Session) -> float | None:
+        """When ``session`` will expire if nothing happens (``None``: attached)."""
+        if not self._idle(session):
+            return None
+        deadline = session.last_active + self.idle_timeout
+        if self.handshake_timeout is not None and session.state is SessionState.INITIALIZING:
+            deadline = min(deadline, session.created + self.handshake_timeout)
+        return deadline
+
+    def _unfinished(self, now: float) -> list[Session]:
+        """The idle sessions whose handshake did not complete in time (oldest first)."""
+        if self.handshake_timeout is None:
+            return []
+        limit = now - self.handshake_timeout
+        due: list[Session] = []
+        for session_id, session in list(self._handshaking.items()):
+            if session.state is not SessionState.INITIALIZING or session_id not in self._sessions:
+                del self._handshaking[session_id]  # completed, or closed otherwise
+            elif session.created > limit:
+                break  # oldest first: the rest are younger
+            elif self._idle(session):
+                del self._handshaking[session_id]
+                due.append(session)
+        if not self._handshaking:
+            self._handshaking = OrderedDict()  # a dict keeps its peak table when emptied
+        return due
 
     def next_deadline(self) -> float | None:
         """When the next idle session will expire (clock time), if any.
 
         Sessions are kept least-recently-active first, so this stops at the
-        first idle one.
+        first idle one; unfinished handshakes are kept oldest first.
         """
+        deadlines: list[float] = []
         for session in self._sessions.values():
-            if not session.busy:
-                return session.last_active + self.idle_timeout
-        return None
+            if self._idle(session):
+                deadlines.append(session.last_active + self.idle_timeout)
+                break
+        if self.handshake_timeout is not None:
+            for session_id, session in list(self._handshaking.items()):
+                if (
+                    session.state is not SessionState.INITIALIZING
+                    or session_id not in self._sessions
+                ):
+                    del self._handshaking[session_id]
+                elif self._idle(session):
+                    deadlines.append(session.created + self.handshake_timeout)
+                    break
+        return min(deadlines, default=None)
+
+    def _idle(self, session: Session) -> bool:
+        """May ``session`` expire once its idle time is up?"""
+        if self.journal is not None:
+            return not session.busy  # a local copy; its calls may be carried elsewhere
+        return not session.attached
 
     def __iter__(self) -> Iterator[Session]:
         return iter(list(self._sessions.values()))

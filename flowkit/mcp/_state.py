@@ -63,9 +63,17 @@ class EndpointState:
     instance: str | None = None
     journal: list[Change] | None = None
     loaded: Loaded = attrs.Factory(Loaded)
+    # Every call in flight, both eras (the server-wide cap counts them).
+    running: dict[OutgoingStream, None] = attrs.Factory(dict)
+    # Handshake-era calls no response carries, and since when (clock time);
+    # oldest first, for the grace period.
+    detached_calls: dict[OutgoingStream, float] = attrs.Factory(dict)
 
-    def call_started(self, session: Session, stream: OutgoingStream) -> None:
-        """A call now runs in ``session`` and its POST response will carry it."""
+    def call_started(self, session: Session | None, stream: OutgoingStream) -> None:
+        """A call now runs (in ``session``, if any) and its POST response will carry it."""
+        self.running[stream] = None
+        if session is None:
+            return
         assert stream.request_id is not None
         session.in_flight[stream.request_id] = stream
         if self.journal is not None:
@@ -74,11 +82,14 @@ class EndpointState:
 
     def attached(self, session: Session, stream: OutgoingStream) -> None:
         """A response now carries ``stream`` (a GET stream, or a resumed call)."""
+        self.detached_calls.pop(stream, None)
         if self.journal is not None:
             self.journal.append(StreamAttached(session.id, stream.stream_id))
 
     def detached(self, stream: OutgoingStream) -> None:
         """The response carrying ``stream`` ended."""
+        if stream.kind == "call" and stream.detached and stream.session_id is not None:
+            self.detached_calls[stream] = self.clock()
         if self.journal is not None and stream.session_id is not None:
             self.journal.append(StreamDetached(stream.session_id, stream.stream_id))
 
@@ -87,7 +98,9 @@ class EndpointState:
         return self.sessions.get_any(stream.session_id) if stream.session_id else None
 
     def call_done(self, stream: OutgoingStream) -> None:
-        """A call's stream finished: it no longer keeps its session busy."""
+        """A call's stream finished: it no longer counts, nor keeps its session busy."""
+        self.running.pop(stream, None)
+        self.detached_calls.pop(stream, None)
         session = self.session_of(stream)
         if session is None:
             return

@@ -23,6 +23,7 @@ from ._errors import header_mismatch, request_params, unsupported_version
 from ._headers import RequestHead
 from ._jsonrpc import Message, Request, RequestId
 from ._levels import LOG_LEVELS
+from ._stream import progress_token_problem
 from ._tools import Tool
 from ._versions import VersionPolicy
 
@@ -147,8 +148,9 @@ def validate_modern(
     if log_level is not None and (not isinstance(log_level, str) or log_level not in LOG_LEVELS):
         raise request_params(f"Invalid log level: {log_level!r}", rid)
     token = meta.get("progressToken")
-    if isinstance(token, bool) or not isinstance(token, str | int | None):
-        raise request_params('"progressToken" must be a string or an integer', rid)
+    problem = progress_token_problem(token)
+    if problem is not None:
+        raise request_params(problem, rid)
     return RequestMeta(policy, capabilities, meta.get(_CLIENT_INFO), log_level, token)
 
 

@@ -28,7 +28,10 @@ happens to the stream as an input, and the table's answer is the only truth:
   (``FINAL``: its result, or its failure as an ``isError`` result), or the
   runner dies without a word (``ABORT``: the core's JSON-RPC error goes out,
   so the client is answered and the session is not left busy);
-* the client cancels (``CANCEL``): nothing more goes out.
+* the client cancels (``CANCEL``): nothing more goes out;
+* no client came back for a detached call within the grace period
+  (``EXPIRE``): its final JSON-RPC error is filed for a client that resumes
+  later, then nothing more goes out, as after a cancel.
 
 An outcome is the next state (the input's bytes are produced), ``IGNORED``
 (accepted, nothing produced: a cancel after completion, anything after a
@@ -60,6 +63,7 @@ if TYPE_CHECKING:
     from ._tools import Tool
 
 __all__ = [
+    "MAX_PROGRESS_TOKEN",
     "SSE_HEADERS",
     "STREAM_TRANSITIONS",
     "Outcome",
@@ -78,6 +82,24 @@ SSE_HEADERS: tuple[tuple[bytes, bytes], ...] = (
 """Response headers of every SSE stream the core opens."""
 
 _MAX_FAST_INT = 2**63 - 1  # orjson's integer range (it refuses larger ones)
+
+MAX_PROGRESS_TOKEN = 256
+"""Longest string ``progressToken`` accepted, in characters. The spec sets no
+limit, but every progress event repeats the token, so a 1 MB token made each
+stored event 1 MB; longer ones are refused with -32602."""
+
+
+def progress_token_problem(token: object) -> str | None:
+    """Why ``token`` cannot be a ``progressToken`` (``None``: it can, or is absent)."""
+    if token is None:
+        return None
+    if isinstance(token, bool) or not isinstance(token, str | int):
+        return '"progressToken" must be a string or an integer'
+    if isinstance(token, str) and len(token) > MAX_PROGRESS_TOKEN:
+        return f'"progressToken" is longer than {MAX_PROGRESS_TOKEN} characters'
+    return None
+
+
 _PROGRESS = "notifications/progress"
 
 
@@ -104,6 +126,7 @@ class StreamInput(enum.IntEnum):
     FINAL = 6  # the work ended (result, or failure as a result)
     ABORT = 7  # the runner died without a final message
     CANCEL = 8  # the client cancelled
+    EXPIRE = 9  # no client came back within the grace period: the server gives up
 
 
 class Outcome(enum.Enum):
@@ -145,6 +168,7 @@ _CALL: dict[tuple[StreamState, StreamInput], Answer] = {
     **{(state, _I.ABORT): _S.DONE for state in _OPEN},
     (_S.ATTACHED, _I.CLOSE): _S.CLOSING,
     (_S.DETACHED, _I.CLOSE): _X,  # no response to end
+    (_S.DETACHED, _I.EXPIRE): _S.CANCELLED,  # only a call nobody carries expires
     # CLOSING: attached, its response ending once what waits is written.
     (_S.CLOSING, _I.ATTACH): Outcome.REFUSED,  # that response still carries it
     (_S.CLOSING, _I.SEND): _S.CLOSING,
@@ -341,6 +365,11 @@ class OutgoingStream:
     def finished(self) -> bool:
         """Nothing more will ever be emitted (final message sent, or cancelled)."""
         return self.state in _ENDED
+
+    @property
+    def detached(self) -> bool:
+        """Open, but no response carries it (its client may resume)."""
+        return self.state is StreamState.DETACHED
 
     @property
     def closing(self) -> bool:
@@ -628,6 +657,20 @@ class OutgoingStream:
         if not self._step(StreamInput.FINAL):
             return b""
         return self._emit(error_message(self.request_id, code, message, data))
+
+    def expire(self, code: int, message: str) -> bytes:
+        """No client came back within the grace period: give up on the call.
+
+        The final JSON-RPC error is filed in the event store, so a client
+        that resumes later is answered; then, as after a cancel, nothing more
+        goes out (the adapter stops the work). Only a detached call expires.
+        """
+        if self.state is not StreamState.DETACHED:
+            self._step(StreamInput.EXPIRE)  # our misuse raises; after a cancel, nothing
+            return b""
+        payload = orjson.dumps(error_message(self.request_id, code, message))
+        self._step(StreamInput.EXPIRE)
+        return self._file(payload)
 
     def keepalive(self) -> bytes:
         """An SSE comment keeping an idle connection alive, or ``b""`` if none is due.

@@ -37,6 +37,26 @@ never dropped under either policy. The core treats this as opaque data.
 """
 
 _NAME = re.compile(r"[A-Za-z0-9_.\-]{1,64}")
+
+_MAX_ECHO = 200
+"""Characters of an invalid value that a validation error quotes: a 1 MB
+argument must not come back as a 1 MB error (the rest is elided)."""
+_MAX_MESSAGE = 4 * _MAX_ECHO  # the whole message, whatever else it quotes
+
+
+def _bounded(message: str, instance: Any) -> str:
+    """``message`` with the quoted ``instance`` (and itself) cut to a bounded length."""
+    if len(message) <= _MAX_MESSAGE:
+        return message
+    quoted = repr(instance)
+    if len(quoted) > _MAX_ECHO:
+        elided = f"{quoted[:_MAX_ECHO]}... ({len(quoted) - _MAX_ECHO} more characters)"
+        message = message.replace(quoted, elided, 1)
+    if len(message) > _MAX_MESSAGE:
+        message = f"{message[:_MAX_MESSAGE]}... (message truncated)"
+    return message
+
+
 _F = TypeVar("_F", bound=Callable[..., Any])
 
 
@@ -299,8 +319,11 @@ class Tool:
         if error is None:
             return None
         where = "/".join(str(p) for p in error.absolute_path)
+        if len(where) > _MAX_ECHO:
+            where = f"{where[:_MAX_ECHO]}..."
         location = f" at '{where}'" if where else ""
-        return f"Invalid arguments for tool {self.name!r}{location}: {error.message}"
+        message = _bounded(error.message, error.instance)
+        return f"Invalid arguments for tool {self.name!r}{location}: {message}"
 
     def convert_arguments(self, arguments: Mapping[str, Any]) -> dict[str, Any]:
         """Valid arguments (see :meth:`validate_arguments`) as the values ``fn`` takes.

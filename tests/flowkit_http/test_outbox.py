@@ -127,3 +127,44 @@ def test_open_outbox_picks_the_policy_and_insists_on_a_bound() -> None:
     assert isinstance(open_outbox("lossless", max_events=8, max_logs=2), LosslessOutbox)
     with pytest.raises(ValueError, match="bounded"):
         open_outbox("lossless", max_events=math.inf, max_logs=2)  # type: ignore[arg-type]
+
+
+async def test_detached_lossless_pauses_at_its_unread_bounds_until_a_resume() -> None:
+    for outbox, event in (
+        (LosslessOutbox(max_events=4, max_unread=5), b"e"),  # counted in events
+        (LosslessOutbox(max_events=4, max_unread_bytes=5000), b"x" * 1000),  # in bytes
+    ):
+        outbox.detach()
+        for _ in range(4):
+            outbox.add("progress", event)
+            assert outbox.offer()
+            assert not outbox.paused
+        outbox.add("progress", event)
+        assert not outbox.offer()  # the fifth unread event: flush must wait
+        assert outbox.paused
+        flushed = False
+
+        async def runner(box: LosslessOutbox = outbox) -> None:
+            nonlocal flushed
+            await box.flush()
+            flushed = True
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(runner)
+            await trio.testing.wait_all_tasks_blocked()
+            assert not flushed  # backpressure: the call waits, nothing is discarded
+            outbox.attach()  # a client resumed (the store replays what it missed)
+        assert flushed
+        assert not outbox.paused
+
+
+async def test_a_paused_outbox_lets_its_runner_go_when_aborted() -> None:
+    outbox = LosslessOutbox(max_events=2, max_unread=1)
+    outbox.detach()
+    outbox.add("progress", b"e")
+    assert not outbox.offer()
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(outbox.flush)
+        await trio.testing.wait_all_tasks_blocked()
+        outbox.abort()  # the call was cancelled: the wait ends
+    assert not outbox.paused

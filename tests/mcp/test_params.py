@@ -130,9 +130,12 @@ def test_plain_json_parameters_are_passed_as_they_are() -> None:
     def plain(a: int, b: list[str], c: dict[str, float], d: Sequence[int] = ()) -> None: ...
 
     tool = Tool.from_function(plain)
-    assert tool.converter is None
     arguments = {"a": 1, "b": ["x"], "c": {"k": 1.5}}
     assert tool.convert_arguments(arguments) == arguments
+
+    def no_int(b: list[str], c: dict[str, float]) -> None: ...
+
+    assert Tool.from_function(no_int).converter is None  # nothing to convert: no copy made
 
 
 @pytest.mark.parametrize(
@@ -231,3 +234,40 @@ def test_other_annotations_are_a_type_error_naming_the_parameter(fn: Any, where:
 def test_bytes_get_a_hint() -> None:
     with pytest.raises(TypeError, match="take a base64 str instead"):
         schema_from_function(_bytes)
+
+
+def test_an_integral_float_reaches_an_int_parameter_as_an_int() -> None:
+    def tick(count: int, every: float, ids: list[int], limit: int | None = None) -> None: ...
+
+    tool = Tool.from_function(tick)
+    arguments = {"count": 5.0, "every": 2.0, "ids": [1.0, 2], "limit": 3.0}
+    assert tool.validate_arguments(arguments) is None  # JSON Schema: 5.0 is an integer
+    converted = tool.convert_arguments(arguments)
+    assert converted == {"count": 5, "every": 2.0, "ids": [1, 2], "limit": 3}
+    assert [type(converted[k]) for k in ("count", "every", "limit")] == [int, float, int]
+    assert [type(i) for i in converted["ids"]] == [int, int]
+    assert (
+        tool.convert_arguments({"count": 1, "every": 1, "ids": [], "limit": None})["limit"] is None
+    )
+
+
+def test_an_integral_float_in_a_union_is_converted_only_where_only_int_matches() -> None:
+    def f(a: int | str, b: int | float) -> None: ...
+
+    converted = Tool.from_function(f).convert_arguments({"a": 5.0, "b": 5.0})
+    assert type(converted["a"]) is int
+    assert type(converted["b"]) is float  # float is a member: the value stays as sent
+
+
+def test_a_huge_invalid_value_is_echoed_truncated() -> None:
+    def f(count: int, name: str = "") -> None: ...
+
+    tool = Tool.from_function(f)
+    problem = tool.validate_arguments({"count": "9" * 1_000_000})
+    assert problem is not None
+    assert len(problem) < 1_000
+    assert "is not of type 'integer'" in problem  # the reason survives the cut
+    assert "more characters" in problem
+    problem = tool.validate_arguments({"count": 1, "x" * 1_000_000: 1})  # a huge unknown key
+    assert problem is not None
+    assert len(problem) < 1_000

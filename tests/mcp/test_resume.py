@@ -129,3 +129,25 @@ def test_memory_store_bounds_per_stream_and_total() -> None:
     assert len(store) == 0
     with pytest.raises(ValueError, match="max_events must be an int >= 1"):
         InMemoryEventStore(max_events=0)
+
+
+def test_memory_store_bounds_bytes_per_stream_and_total() -> None:
+    store = InMemoryEventStore(max_bytes_per_stream=1000, max_bytes=2500)
+    for seq in range(10):
+        store.append("s", EventId("1", seq), bytes([65 + seq]) * 300)
+    kept = store.replay_after("s", EventId("1", 0))
+    assert kept is not None
+    assert [e[0] for e in kept] == [72, 73, 74]  # the newest three: 900 bytes <= 1000
+    assert store.size == 900
+    store.append("s", EventId("2", 0), b"x" * 2000)  # larger than a stream may hold ...
+    assert store.replay_after("s", EventId("2", -1)) == [b"x" * 2000]  # ... kept while newest
+    store.append("s", EventId("2", 1), b"y")
+    assert store.replay_after("s", EventId("2", -1)) == [b"y"]
+    for seq in range(20):  # the total bound evicts oldest first, across sessions
+        store.append("t", EventId(str(seq), 0), b"z" * 200)  # a stream each
+    assert store.size <= 2500
+    assert store.replay_after("s", EventId("1", 0)) is None  # stream 1 of s went first
+    store.forget_session("t")
+    store.forget_session("s")
+    assert store.size == 0
+    assert len(store) == 0

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import orjson
 import pytest
 
 from flowkit.mcp import (
     SESSION_TRANSITIONS,
+    Endpoint,
     EndpointConfig,
     LocalProtocolError,
     OpenListenStream,
@@ -284,3 +286,121 @@ def test_set_level_filters_logs() -> None:
     bad = client.request("logging/setLevel", {"level": "loud"})
     assert isinstance(bad, Reply)
     assert body_json(bad)["error"]["code"] == -32602
+
+
+def _unfinished_handshake(endpoint: Endpoint) -> Client:
+    """An ``initialize`` never followed by ``notifications/initialized``."""
+    client = Client(endpoint)
+    reply = client.request(
+        "initialize",
+        {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "x"}},
+    )
+    assert isinstance(reply, Reply)
+    assert reply.status == 200
+    client.session_id = dict(reply.headers)[b"mcp-session-id"].decode()
+    return client
+
+
+def test_an_unfinished_handshake_expires_fast_however_busy_its_client_is() -> None:
+    clock = FakeClock()
+    endpoint = make_endpoint(clock=clock)
+    assert endpoint.config.handshake_timeout == 10
+    unfinished = _unfinished_handshake(endpoint)
+    ready = Client(endpoint)
+    ready.initialize()
+    assert endpoint.next_deadline() == clock.now + 10
+    clock.advance(9)
+    unfinished.request("ping")  # activity does not postpone a handshake's deadline
+    assert endpoint.expire_sessions() == []
+    clock.advance(1)
+    assert endpoint.expire_sessions() == [unfinished.session_id]
+    assert endpoint.next_deadline() == clock.now - 10 + 1800  # the ready one's idle expiry
+    reply = unfinished.request("ping")
+    assert isinstance(reply, Reply)
+    assert reply.status == 404
+
+
+def test_a_flood_of_unfinished_handshakes_locks_new_clients_out_for_seconds() -> None:
+    clock = FakeClock()
+    endpoint = make_endpoint(EndpointConfig(max_sessions=1000), clock=clock)
+    for _ in range(1000):
+        _unfinished_handshake(endpoint)
+        clock.advance(0.001)
+    newcomer = Client(endpoint)
+    reply = newcomer.initialize()
+    assert reply.status == 503
+    retry = int(dict(reply.headers)[b"retry-after"])
+    assert retry <= 10  # was ~1,790 s: the idle timeout
+    clock.advance(retry)
+    assert newcomer.initialize().status == 200  # a slot really freed by then
+
+
+def test_handshake_timeout_none_keeps_the_idle_timeout() -> None:
+    clock = FakeClock()
+    endpoint = make_endpoint(
+        EndpointConfig(handshake_timeout=None, session_idle_timeout=100), clock=clock
+    )
+    unfinished = _unfinished_handshake(endpoint)
+    clock.advance(99)
+    assert endpoint.expire_sessions() == []
+    clock.advance(1)
+    assert endpoint.expire_sessions() == [unfinished.session_id]
+
+
+def _initialize_from(
+    endpoint: Endpoint,
+    peer: str | None,
+    forwarded: str | None = None,
+    principal: str | None = None,
+) -> Reply:
+    client = Client(endpoint)
+    extra = [(b"x-forwarded-for", forwarded.encode())] if forwarded is not None else []
+    body = orjson.dumps(
+        {
+            "jsonrpc": "2.0",
+            "id": 1,
+            "method": "initialize",
+            "params": {"protocolVersion": "2025-11-25", "capabilities": {}},
+        }
+    )
+    reply = endpoint.receive_request("POST", client.headers(extra), body, principal, peer=peer)
+    assert isinstance(reply, Reply)
+    return reply
+
+
+def test_sessions_are_capped_per_remote_address_with_retry_after_its_next_expiry() -> None:
+    clock = FakeClock()
+    config = EndpointConfig(max_sessions_per_client=2, handshake_timeout=10)
+    endpoint = make_endpoint(config, clock=clock)
+    assert _initialize_from(endpoint, "10.0.0.1").status == 200
+    clock.advance(4)
+    assert _initialize_from(endpoint, "10.0.0.1").status == 200
+    refused = _initialize_from(endpoint, "10.0.0.1")
+    assert refused.status == 429
+    assert dict(refused.headers)[b"retry-after"] == b"6"  # its first session's handshake deadline
+    assert body_json(refused)["error"]["code"] == -32000
+    assert _initialize_from(endpoint, "10.0.0.2").status == 200  # another client is served
+    clock.advance(6)
+    assert _initialize_from(endpoint, "10.0.0.1").status == 200  # a slot really freed
+
+
+def test_forwarded_for_counts_only_from_a_trusted_proxy() -> None:
+    config = EndpointConfig(max_sessions_per_client=1, trusted_proxies=("10.0.0.9",))
+    endpoint = make_endpoint(config)
+    # Behind the trusted proxy, clients are told apart by the hop it appended.
+    assert _initialize_from(endpoint, "10.0.0.9", "1.1.1.1").status == 200
+    assert _initialize_from(endpoint, "10.0.0.9", "2.2.2.2").status == 200
+    assert _initialize_from(endpoint, "10.0.0.9", "6.6.6.6, 1.1.1.1").status == 429  # spoofed left
+    # From anyone else the header is ignored: the peer is the client.
+    assert _initialize_from(endpoint, "3.3.3.3", "4.4.4.4").status == 200
+    assert _initialize_from(endpoint, "3.3.3.3", "5.5.5.5").status == 429
+
+
+def test_with_authentication_the_principal_is_the_client() -> None:
+    endpoint = make_endpoint(EndpointConfig(max_sessions_per_client=1))
+    assert _initialize_from(endpoint, "10.0.0.1", principal="alice").status == 200
+    assert _initialize_from(endpoint, "10.0.0.1", principal="bob").status == 200  # same address
+    assert _initialize_from(endpoint, "10.0.0.2", principal="alice").status == 429
+    endpoint_without_cap = make_endpoint()
+    for _ in range(5):
+        assert _initialize_from(endpoint_without_cap, "10.0.0.1").status == 200

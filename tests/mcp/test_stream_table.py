@@ -54,6 +54,7 @@ _CALLS: dict[StreamInput, Callable[[OutgoingStream], Any]] = {
     _I.FINAL: lambda s: s.error(-32603, "x"),
     _I.ABORT: OutgoingStream.abort,
     _I.CANCEL: OutgoingStream.cancel,
+    _I.EXPIRE: lambda s: s.expire(-32000, "x"),
 }
 # What each input produces when the table lets it through (None: no value).
 _PRODUCES = {_I.SEND, _I.KEEPALIVE, _I.FINAL, _I.ABORT, _I.CLOSE}
@@ -130,7 +131,7 @@ def test_the_tables_differ_only_where_the_kind_does() -> None:
     assert changed - {k for k in resumable if k[0] is _S.CLOSING} == {(_S.ATTACHED, _I.CLOSE)}
     listen = STREAM_TRANSITIONS["listen", False]
     extra = {pair for pair in set(resumable) - set(listen) if pair[0] not in (_S.CLOSING, _S.DONE)}
-    assert {event for _, event in extra} == {_I.FINAL, _I.ABORT, _I.CLOSE}
+    assert {event for _, event in extra} == {_I.FINAL, _I.ABORT, _I.CLOSE, _I.EXPIRE}
 
 
 def test_terminal_states_stay_terminal() -> None:
