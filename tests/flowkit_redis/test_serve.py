@@ -195,7 +195,12 @@ async def test_the_official_sdk_client_through_nginx_round_robin(
         with pytest.raises(BaseException) as failed:  # noqa: PT011 -- any failure of the SDK
             await _through_nginx(None, nginx_binary, control, body)
         assert not isinstance(failed.value, trio.TooSlowError)
-    assert [t.name for t in tools.tools] == ["ticker", "analyze_document", "sensor_feed", "sensor_windows"]
+    assert [t.name for t in tools.tools] == [
+        "ticker",
+        "analyze_document",
+        "sensor_feed",
+        "sensor_windows",
+    ]
     assert not first.is_error
     assert first.structured_content == {"count": 50}
     assert progress == [float(i) for i in range(1, 51)]
