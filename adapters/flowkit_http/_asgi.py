@@ -258,6 +258,11 @@ class MCPApp:
                 nursery.cancel_scope.cancel()
 
     @property
+    def shared_store(self) -> object | None:
+        """The shared store this app drives while serving (``/readyz`` probes it)."""
+        return self._shared.store if self._shared is not None else None
+
+    @property
     def serving(self) -> bool:
         """The lifespan has started: tool calls can run (``/readyz``)."""
         return self._nursery is not None

@@ -3,9 +3,10 @@
 * ``/healthz``: the process is alive and its event loop answers. Always 200
   while the server runs (an orchestrator restarts the process otherwise).
 * ``/readyz``: the app can serve tool calls now -- the ASGI lifespan has
-  started (the long-lived nursery is open) and, when the event store is an
-  external one that can be probed (it has an async ``ping()``, as a Redis
-  store does), the store answered within the timeout. 503 otherwise, so a
+  started (the long-lived nursery is open) and, when a store is external
+  and can be probed -- the shared store of ``MCPServer(shared=...)`` (Redis),
+  or an event store with an async ``ping()`` -- it answered within the
+  timeout. 503 otherwise, so a
   balancer takes the instance out of rotation without killing it.
 
 Both answer ``text/plain`` with ``Cache-Control: no-store``, and neither
@@ -43,7 +44,10 @@ async def readyz(app: MCPApp, store_timeout: float) -> Reply:
     """Ready to serve tool calls, with the reason when not."""
     if not app.serving:
         return _reply(503, "not ready: the ASGI lifespan has not started\n")
-    ping = getattr(app.endpoint.event_store, "ping", None)
+    # The shared store (MCPServer(shared=...), e.g. Redis), else the event store.
+    shared = app.shared_store
+    store = shared if shared is not None else app.endpoint.event_store
+    ping = getattr(store, "ping", None)
     if ping is not None and inspect.iscoroutinefunction(ping):
         try:
             with trio.fail_after(store_timeout):

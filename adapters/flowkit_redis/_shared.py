@@ -202,6 +202,14 @@ class RedisSharedStore:
         self.sessions = sessions
         self.events = events
 
+    async def ping(self) -> None:
+        """Redis answers (``/readyz``).
+
+        Raises:
+            StoreUnavailable: it does not, within the client's deadline.
+        """
+        await self.sessions._client.run(lambda redis: redis.ping())
+
     async def load(self, keys: StateKeys) -> Loaded:
         """Read what a request touches: its session, a resumed stream's later events, the count.
 

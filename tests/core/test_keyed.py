@@ -303,3 +303,34 @@ def test_per_key_order_and_nothing_lost(
     for k in set(keys):
         assert [x for x in got if x[0] == k] == [x for x in items if x[0] == k]
     assert holder[0].group_statistics().live_peak <= max_keys
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from("abc"), st.integers(-5, 5)), max_size=60))
+def test_keyed_scan_and_fold_keep_state_per_key(items: list[tuple[str, int]]) -> None:
+    """Keyed scan/fold (issue 18 item 3): group_by with a scan or fold per key."""
+
+    def per_key(fold: bool) -> Any:
+        def make(key: Hashable) -> Sequence[Any]:
+            add = flowkit.fold if fold else flowkit.scan
+            return (
+                flowkit.map(lambda kv: kv[1]),
+                add(lambda acc, v: acc + v, 0),
+                flowkit.map(lambda total, key=key: (key, total)),
+            )
+
+        return flowkit.group_by(lambda kv: kv[0], make)
+
+    async def run(fold: bool) -> list[tuple[str, int]]:
+        async with flowkit.open_pipeline(items, per_key(fold)) as out:
+            return [x async for x in out]
+
+    running: dict[str, list[int]] = {}
+    totals: dict[str, int] = {}
+    for key, value in items:
+        totals[key] = totals.get(key, 0) + value
+        running.setdefault(key, []).append(totals[key])
+    scanned = trio.run(run, False)
+    for key in running:  # per key, in order: the running totals of that key alone
+        assert [t for k, t in scanned if k == key] == running[key]
+    assert sorted(trio.run(run, True)) == sorted(totals.items())

@@ -20,7 +20,7 @@ import orjson
 import pytest
 import trio
 
-from flowkit_http import MCPApp, MCPServer
+from flowkit_http import MCPApp, MCPServer, Observability, ObservedApp
 from flowkit_http._demo import ticker
 from flowkit_redis import Keys, RedisClient, RedisShared
 
@@ -252,3 +252,26 @@ async def test_instances_serving_different_definitions_are_logged_loudly(
                 assert 1 <= len(errors) <= 3
                 await trio.sleep(0.5)  # five more announcements each: nothing new to report
                 assert len([r for r in caplog.records if r.levelno >= logging.ERROR]) == len(errors)
+
+
+async def test_readyz_reflects_the_redis_store(own_redis: RedisServer, keys: Keys) -> None:
+    """/readyz pings the shared store: 503 while Redis is down, 200 again once it is back."""
+    mcp = MCPApp(make_server(own_redis.url, keys, "a"))
+    with trio.fail_after(30):
+        async with (
+            serving(ObservedApp(mcp, Observability(), mcp)) as base,
+            httpx.AsyncClient() as client,
+        ):
+            assert (await client.get(base + "/readyz")).status_code == 200
+            own_redis.stop()
+            down = await client.get(base + "/readyz")
+            assert down.status_code == 503
+            assert "not ready" in down.text
+            assert "password" not in down.text
+            own_redis.start()
+            for _ in range(100):  # it reconnects with backoff: ready again within seconds
+                if (await client.get(base + "/readyz")).status_code == 200:
+                    break
+                await trio.sleep(0.1)
+            else:
+                raise AssertionError("/readyz never came back after Redis did")

@@ -329,3 +329,30 @@ async def test_access_log_and_log_level(tmp_path: Path) -> None:
         ), line
     assert "INFO" not in quiet  # neither access lines nor "SIGTERM: shutting down"
     assert "ERROR flowkit_http: tool 'explode' failed" in quiet
+
+
+async def test_secrets_are_never_logged(tmp_path: Path) -> None:
+    """An Authorization header is in no log line, at any level, in either format.
+
+    (A Redis password is redacted too: tests/flowkit_redis/test_serve.py.)
+    """
+    (tmp_path / "my_tools.py").write_text(_FAILING_TOOL)
+    secret = b"s3cr3t-token-0123456789"
+    for log_format in ("text", "json"):
+        port = free_port()
+        flags = ["--access-log", "--log-level", "debug", "--log-format", log_format]
+        with trio.fail_after(30):
+            async with running(["my_tools:server", *flags, "--port", str(port)], tmp_path) as (
+                process,
+                output,
+            ):
+                url = f"http://127.0.0.1:{port}/mcp"
+                async with httpx.AsyncClient() as client:
+                    headers = await initialize(client, url)
+                    headers["authorization"] = "Bearer " + secret.decode()
+                    await client.post(url, content=call(2, "explode", {}), headers=headers)
+                    await client.delete(url, headers=headers)
+                await stop(process, output)
+        assert b"flowkit_http.access" in output, output  # the requests were logged...
+        assert b"explode" in output
+        assert secret not in output, output  # ...and the header was not
