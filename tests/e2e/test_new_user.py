@@ -235,7 +235,7 @@ async def test_flowkit_serve_demo(venv: Path, tmp_path: Path) -> None:
     with trio.fail_after(60):
         outcome = await serve_and_stop(["--demo"], tmp_path, command=flowkit)
         assert outcome == {
-            "tools": ["ticker", "analyze_document", "sensor_feed"],
+            "tools": ["ticker", "analyze_document", "sensor_feed", "sensor_windows"],
             "code": 0,
             "one more session": 200,
         }
