@@ -54,9 +54,7 @@ class _SyncScan(_Fusible[T, AccT]):
             self._acc = acc
             _failed(counters, chunk, rest, out, error)
         self._acc = acc
-        counters.items_in += len(chunk)
-        counters.items_out += len(out)
-        counters.emitted += len(out)
+        counters.passed(len(chunk), len(out))  # one out per item
         return out
 
 

@@ -173,10 +173,7 @@ class _Skip(_Fusible[T, T]):
             cut = min(self._remaining, len(chunk))
             self._remaining -= cut
             out = chunk[cut:]
-        counters.items_in += len(chunk)
-        counters.items_out += len(out)
-        counters.emitted += len(out)
-        counters.filtered += len(chunk) - len(out)
+        counters.passed(len(chunk), len(out))
         return out
 
 
@@ -203,10 +200,7 @@ class _SkipWhile(_Fusible[T, T]):
             except Exception as error:
                 _failed(counters, chunk, rest, out, error)
             out.extend(rest)
-        counters.items_in += len(chunk)
-        counters.items_out += len(out)
-        counters.emitted += len(out)
-        counters.filtered += len(chunk) - len(out)
+        counters.passed(len(chunk), len(out))
         return out
 
 
@@ -241,10 +235,7 @@ class _Distinct(_Fusible[T, T]):
                 out.append(item)
         except Exception as error:
             _failed(counters, chunk, rest, out, error)
-        counters.items_in += len(chunk)
-        counters.items_out += len(out)
-        counters.emitted += len(out)
-        counters.filtered += len(chunk) - len(out)
+        counters.passed(len(chunk), len(out))
         return out
 
 

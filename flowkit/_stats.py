@@ -82,6 +82,13 @@ class _Counters:
         self.send_blocked_seconds = 0.0
         self.batch_sizes: Counter[int] = Counter()
 
+    def passed(self, taken: int, sent: int) -> None:
+        """A fusible stage turned ``taken`` items into ``sent`` (the rest were filtered)."""
+        self.items_in += taken
+        self.items_out += sent
+        self.emitted += sent
+        self.filtered += taken - sent
+
     def set_buffered(self, n: int) -> None:
         self.buffered = n
         if n > self.buffered_peak:

@@ -110,9 +110,7 @@ class _SyncMap(_Fusible[InT, OutT]):
             out.extend(builtins.map(self._fn, rest))
         except Exception as error:
             _failed(counters, chunk, rest, out, error)
-        counters.items_in += len(chunk)
-        counters.items_out += len(out)
-        counters.emitted += len(out)
+        counters.passed(len(chunk), len(out))  # one out per item
         return out
 
 
@@ -131,10 +129,7 @@ class _SyncFilter(_Fusible[InT, InT]):
             out.extend(builtins.filter(self._predicate, rest))
         except Exception as error:
             _failed(counters, chunk, rest, out, error)
-        counters.items_in += len(chunk)
-        counters.items_out += len(out)
-        counters.emitted += len(out)
-        counters.filtered += len(chunk) - len(out)
+        counters.passed(len(chunk), len(out))
         return out
 
 
