@@ -1,7 +1,7 @@
 """Fuzzing budgets: modest in the default run, large with ``FLOWKIT_FUZZ_LONG=1``.
 
-``FLOWKIT_FUZZ_LONG=1 .venv/bin/python -m pytest tests/mcp/test_fuzz.py
-tests/reliability/test_fuzz.py -k core`` runs the protocol-core fuzzers with
+``FLOWKIT_FUZZ_LONG=1 .venv/bin/python -m pytest tests/flowkit/mcp/test_endpoint.py
+tests/integration/reliability/test_fuzz.py -k core`` runs the protocol-core fuzzers with
 at least 100,000 examples in total (docs/guarantees.md reports a run).
 """
 

@@ -16,4 +16,6 @@ def nginx_binary() -> str:
 @pytest.fixture(scope="session")
 def redis_binary() -> str:
     """Path of redis-server; installs Debian's package via ``.ci/debian.sh``."""
-    return debian_binary("redis-server", "redis-server", needed_by="tests/flowkit_redis")
+    return debian_binary(
+        "redis-server", "redis-server", needed_by="tests/integration/flowkit_redis"
+    )

@@ -3,7 +3,7 @@
 The store here is a recording fake whose ``apply`` the test can hold and
 fail: what is checked is the adapter's ordering, which no real store can be
 made to exercise deterministically (a writer cancelled in the middle of an
-apply, an apply that fails). Redis-backed behaviour is in tests/flowkit_redis.
+apply, an apply that fails). Redis-backed behaviour is in tests/integration/flowkit_redis.
 """
 
 from __future__ import annotations

@@ -45,7 +45,7 @@ def test_bad_urls_are_one_line_errors_without_the_password(url: str, message: st
 async def test_the_outage_log_line_has_no_password(caplog: pytest.LogCaptureFixture) -> None:
     from flowkit_redis import StoreUnavailable
 
-    from ._server import free_port
+    from ..integration.flowkit_redis._server import free_port
 
     url = f"redis://default:hunter2@127.0.0.1:{free_port()}/0"  # nothing listens
     with caplog.at_level(logging.DEBUG):

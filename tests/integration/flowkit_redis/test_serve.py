@@ -1,0 +1,207 @@
+"""``flowkit serve --redis URL``: three processes, one Redis, any instance serves any request.
+
+Real ``flowkit serve --demo`` processes on free ports, each started with
+``--redis`` (or ``FLOWKIT_REDIS_URL``), stopped by PID (SIGTERM). A client's
+requests rotate over the instances as a balancer without stickiness would
+send them: initialize on A, tools/list on B, the call on C, the resumed GET
+on A, DELETE on B. Bad ``--redis`` values are one-line CLI errors.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import trio
+from mcp import Client
+
+from ..._system import free_port, running_nginx
+from ..http._raw import call, initialize, last_event_id, messages, raw_request, request, sse_events
+from ..http._sdk import with_client
+from ._server import RedisServer
+
+
+@asynccontextmanager
+async def flowkit_serve(redis_url: str | None, *, env_url: bool = False) -> AsyncIterator[str]:
+    """One ``flowkit serve --demo`` process sharing state through ``redis_url``; yields its base URL.
+
+    ``None``: the in-memory default (the control: instances share nothing).
+    """
+    port = free_port()
+    command = [sys.executable, "-m", "flowkit_http", "serve", "--demo", "--port", str(port)]
+    env = {k: v for k, v in os.environ.items() if k != "FLOWKIT_REDIS_URL"}
+    if redis_url is not None and env_url:
+        env["FLOWKIT_REDIS_URL"] = redis_url
+    elif redis_url is not None:
+        command += ["--redis", redis_url]
+    process = await trio.lowlevel.open_process(
+        command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env
+    )
+    try:
+        assert process.stdout is not None
+        output = b""
+        with trio.fail_after(20):
+            while b"serving MCP at" not in output:
+                chunk = await process.stdout.receive_some()
+                assert chunk, output.decode()
+                output += chunk
+        shared = b"sharing state through Redis at redis://127.0.0.1" in output
+        assert shared == (redis_url is not None)
+        yield f"http://127.0.0.1:{port}"
+        process.send_signal(signal.SIGTERM)
+        with trio.fail_after(10):
+            assert await process.wait() == 0
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+
+
+async def test_three_processes_serve_one_session_and_resume_exactly_once(
+    redis_server: RedisServer,
+) -> None:
+    with trio.fail_after(60):
+        async with AsyncExitStack() as stack:
+            a, b, c = [
+                await stack.enter_async_context(flowkit_serve(redis_server.url, env_url=index == 2))
+                for index in range(3)
+            ]
+            client = await stack.enter_async_context(httpx.AsyncClient())
+            headers = await initialize(client, a + "/mcp")
+            listed = await client.post(
+                b + "/mcp", content=request("tools/list", id=2), headers=headers
+            )
+            assert [t["name"] for t in listed.json()["result"]["tools"]] == [
+                "ticker",
+                "analyze_document",
+                "sensor_feed",
+                "sensor_windows",
+            ]
+            seen: list[Any] = []
+            last = ""
+            body = call(3, "ticker", {"count": 30, "interval_ms": 20})
+            async with raw_request(c, "POST", "/mcp", headers, body) as response:
+                assert response.status == 200
+                events, _ = await response.read(stop=4)
+                seen.extend(messages(events))
+                last = last_event_id(events, last)
+            get_headers = {k: v for k, v in headers.items() if k != "content-type"}
+            get_headers["accept"] = "text/event-stream"
+            for base in [a, b] * 200:
+                answer = await client.get(
+                    base + "/mcp", headers={**get_headers, "last-event-id": last}
+                )
+                if answer.status_code == 409:  # C has not yet seen the disconnect
+                    await trio.sleep(0.02)
+                    continue
+                assert answer.status_code == 200, answer.text
+                seen.extend(messages(sse_events(answer.content)))
+                last = last_event_id(sse_events(answer.content), last)
+                if seen and "result" in seen[-1]:
+                    break
+                await trio.sleep(0.05)
+            ticks = [
+                m["params"]["progress"] for m in seen if m.get("method") == "notifications/progress"
+            ]
+            assert ticks == list(range(1, 31))
+            assert seen[-1]["result"]["structuredContent"] == {"count": 30}
+            assert (await client.delete(b + "/mcp", headers=headers)).status_code == 200
+            for base in (a, b, c):
+                ping = await client.post(
+                    base + "/mcp", content=request("ping", id=9), headers=headers
+                )
+                assert ping.status_code == 404
+
+
+def test_bad_redis_urls_are_one_line_cli_errors() -> None:
+    for url, message in (
+        ("http://127.0.0.1:6379", "redis:// or rediss://"),
+        ("redis://:hunter2@/0", "names no host"),
+    ):
+        done = subprocess.run(
+            [sys.executable, "-m", "flowkit_http", "serve", "--demo", "--redis", url],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        )
+        assert done.returncode == 1  # every CLI error: one line, status 1
+        assert message in done.stderr
+        assert "hunter2" not in done.stderr
+        assert "Traceback" not in done.stderr
+
+
+_ROUND_ROBIN = """
+    upstream flowkit {{
+{servers}
+    }}
+    server {{
+        listen 127.0.0.1:{port};
+        location / {{
+            proxy_pass http://flowkit;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            proxy_set_header Host $http_host;  # the client's, not "flowkit" (Host checks)
+        }}
+    }}
+"""
+
+
+async def _through_nginx(
+    redis_url: str | None, nginx_binary: str, tmp_path: Path, body: Any
+) -> Any:
+    async with AsyncExitStack() as stack:
+        bases = [await stack.enter_async_context(flowkit_serve(redis_url)) for _ in range(3)]
+        servers = "\n".join(f"        server {base.removeprefix('http://')};" for base in bases)
+        port = free_port()
+        http = _ROUND_ROBIN.format(servers=servers, port=port)
+        proxy = await stack.enter_async_context(running_nginx(nginx_binary, tmp_path, http, port))
+        return await with_client(proxy + "/mcp", body)
+
+
+async def test_the_official_sdk_client_through_nginx_round_robin(
+    redis_server: RedisServer, nginx_binary: str, tmp_path: Path
+) -> None:
+    """nginx in front of three instances, round-robin, no stickiness: every request may move.
+
+    The control, three instances without Redis behind the same nginx, fails:
+    so requests really do land on different instances.
+    """
+    progress: list[float] = []
+
+    async def body(client: Client) -> Any:
+        async def on_progress(value: float, total: float | None, message: str | None) -> None:
+            progress.append(value)
+
+        tools = await client.list_tools()
+        first = await client.call_tool("ticker", {"count": 50}, progress_callback=on_progress)
+        second = await client.call_tool("analyze_document", {"text": "One. Two words."})
+        return tools, first, second
+
+    with trio.fail_after(60):
+        shared = tmp_path / "shared"
+        shared.mkdir()
+        tools, first, second = await _through_nginx(redis_server.url, nginx_binary, shared, body)
+        control = tmp_path / "control"
+        control.mkdir()
+        with pytest.raises(BaseException) as failed:  # noqa: PT011 -- any failure of the SDK
+            await _through_nginx(None, nginx_binary, control, body)
+        assert not isinstance(failed.value, trio.TooSlowError)
+    assert [t.name for t in tools.tools] == [
+        "ticker",
+        "analyze_document",
+        "sensor_feed",
+        "sensor_windows",
+    ]
+    assert not first.is_error
+    assert first.structured_content == {"count": 50}
+    assert progress == [float(i) for i in range(1, 51)]
+    assert not second.is_error
