@@ -151,6 +151,7 @@ class MCPServer:
         description: str | None = None,
         mime_type: str | None = None,
         annotations: Mapping[str, Any] | None = None,
+        ttl_ms: int = 0,
     ) -> Callable[[_F], _F]:
         """Decorator declaring a resource whose contents are a pipeline's newest item.
 
@@ -159,9 +160,11 @@ class MCPServer:
         While the server serves, the pipeline runs; ``resources/read``
         returns its newest item, and subscribers get at most one
         ``notifications/resources/updated`` per ``interval`` seconds, the
-        newest item conflated, never queued (:class:`LiveResource`). The
-        other options are those of :meth:`flowkit.mcp.ResourceSet.resource`;
-        the name and description default to the function's.
+        newest item conflated, never queued (:class:`LiveResource`). Its
+        reads tell 2026-07-28 clients ``ttlMs: 0`` (re-fetch: the value
+        changes any moment) unless ``ttl_ms`` says otherwise. The other
+        options are those of :meth:`flowkit.mcp.ResourceSet.resource`; the
+        name and description default to the function's.
         """
 
         def register(fn: _F) -> _F:
@@ -175,6 +178,7 @@ class MCPServer:
                     description=description or inspect.getdoc(fn),
                     mime_type=mime_type,
                     annotations=annotations,
+                    ttl_ms=ttl_ms,
                 )
             )
             self.live_resources.append(live)

@@ -105,7 +105,8 @@ def resources_read(state: EndpointState, ctx: RequestContext) -> Action:
     item, variables = found
 
     def outcome(value: Any) -> dict[str, Any]:
-        return finish(state, ctx.policy, read_contents(value, uri, item.mime_type), cacheable=True)
+        contents = read_contents(value, uri, item.mime_type)
+        return finish(state, ctx.policy, contents, cacheable=True, ttl_ms=item.ttl_ms)
 
     def refusal(error: Exception) -> RemoteProtocolError | None:
         # A template reader says "no such resource" by raising LookupError.

@@ -187,5 +187,6 @@ def test_declared_on_a_server_it_is_a_resource_and_a_live_resource() -> None:
         "description": "The current temperature, in degrees Celsius.",
         "mimeType": "application/json",
     }
+    assert resource.ttl_ms == 0  # 2026-07-28 clients re-fetch: it changes any moment
     [live] = server.live_resources
     assert (live.uri, live.interval) == (URI, 0.5)

@@ -69,6 +69,10 @@ def test_get_renders_text_image_and_embedded_resource_messages() -> None:
         ({"name": "review", "arguments": {"code": "x", "colour": "red"}}, "no argument 'colour'"),
         ({"name": "review", "arguments": ["x"]}, '"arguments" must be an object'),
         ({"name": "review", "arguments": {"code": "refuse"}}, "code must not be 'refuse'"),
+        (
+            {"name": "review", "arguments": {"code": "x", "style": "medium"}},
+            "Argument 'style' must be one of 'short', 'long', not 'medium'",
+        ),
     ],
 )
 def test_bad_prompt_requests_are_32602_with_a_specific_message(
