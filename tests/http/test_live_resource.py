@@ -31,7 +31,11 @@ URI = "sensor://temperature"
 
 
 def make_server() -> MCPServer:
-    server = MCPServer("live-test")
+    return add_sensor(MCPServer("live-test"))
+
+
+def add_sensor(server: MCPServer) -> MCPServer:
+    """``server`` plus the live resource ``URI`` and the ``publish`` tool feeding it."""
     send, receive = trio.open_memory_channel[float](64)
 
     @server.live_resource(URI, interval=0.05, mime_type="application/json")
