@@ -10,14 +10,19 @@ logged and keeps its last value; one pipeline runs at a time.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import AsyncIterator
 
 import pytest
 import trio
 import trio.testing
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import flowkit
 from flowkit_http import LiveResource, LiveResourceStatistics, MCPServer, ToolPipeline
+
+from .._budget import examples
 
 URI = "sensor://temperature"
 
@@ -190,3 +195,42 @@ def test_declared_on_a_server_it_is_a_resource_and_a_live_resource() -> None:
     assert resource.ttl_ms == 0  # 2026-07-28 clients re-fetch: it changes any moment
     [live] = server.live_resources
     assert (live.uri, live.interval) == (URI, 0.5)
+
+
+@settings(max_examples=examples(100), deadline=None)
+@given(
+    gaps=st.lists(st.sampled_from([0.0, 0.1, 0.25, 0.5, 1.0, 2.5]), min_size=1, max_size=30),
+    interval=st.sampled_from([0.2, 1.0, 3.0]),
+)
+def test_pacing_property_any_arrival_schedule(gaps: list[float], interval: float) -> None:
+    """For any arrival times: updates at least ``interval`` apart, the first with
+    the first item, the last after the last item, each with a newer value."""
+
+    async def main() -> tuple[list[float], list[tuple[float, int, int]]]:
+        arrivals: list[float] = []
+        notes: list[tuple[float, int, int]] = []  # (time, value read, newest arrived)
+
+        async def source() -> AsyncIterator[int]:
+            for i, gap in enumerate(gaps):
+                await trio.sleep(gap)
+                arrivals.append(trio.current_time())
+                yield i
+
+        live = LiveResource(URI, source, interval=interval)
+
+        def updated(uri: str) -> None:
+            value = live._value  # what a read now returns, taken synchronously
+            notes.append((trio.current_time(), value, len(arrivals) - 1))
+
+        await live.run(updated)
+        return arrivals, notes
+
+    arrivals, notes = trio.run(main, clock=trio.testing.MockClock(autojump_threshold=0))
+    times = [t for t, _, _ in notes]
+    assert times[0] == arrivals[0]
+    assert all(b - a >= interval - 1e-9 for a, b in itertools.pairwise(times))
+    assert notes[-1][1] == len(gaps) - 1  # the newest item always gets its update
+    values = [value for _, value, _ in notes]
+    assert values == sorted(set(values))  # each update tells of something newer
+    assert all(value <= newest for _, value, newest in notes)
+    assert len(notes) <= len(gaps)
