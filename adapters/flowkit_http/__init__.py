@@ -9,6 +9,7 @@ quart-trio app (``mount(app, server)``), serve the bare ASGI app
 from ._asgi import MCPApp
 from ._gate import GateStatistics, RequestGate
 from ._items import CloseStream, Partial, Progress, Result, ToolPipeline
+from ._live import LiveResource, LiveResourceStatistics
 from ._observe import Observability, ObservedApp
 from ._outbox import OutboxStatistics
 from ._quart import create_app, mount
@@ -19,6 +20,8 @@ from ._watchdog import Watchdog
 __all__ = [
     "CloseStream",
     "GateStatistics",
+    "LiveResource",
+    "LiveResourceStatistics",
     "MCPApp",
     "MCPServer",
     "Observability",

@@ -53,6 +53,7 @@ from flowkit.mcp import (
 )
 
 from ._invoke import run_invoke
+from ._live import LiveResource
 from ._logformat import correlate
 from ._logging import log_refusal
 from ._outbox import Outbox, OutboxStatistics, open_outbox
@@ -185,10 +186,12 @@ class MCPApp:
         settings: StreamSettings | None = None,
     ) -> None:
         self._opener: SharedStoreOpener | None = None
+        self._live: tuple[LiveResource, ...] = ()
         if isinstance(target, MCPServer):
             self.endpoint = target.endpoint()
             self.settings = settings if settings is not None else target.settings
             self._opener = target.shared
+            self._live = tuple(target.live_resources)
         else:
             self.endpoint = target
             self.settings = settings if settings is not None else StreamSettings()
@@ -247,6 +250,8 @@ class MCPApp:
             self._nursery = nursery
             nursery.start_soon(self._reap_sessions)
             nursery.start_soon(self._keepalive)
+            for live in self._live:
+                nursery.start_soon(live.run, self.endpoint.resources.updated)
             if self._shared is not None:
                 nursery.start_soon(self._shared.flush, self.endpoint)
             try:

@@ -1,6 +1,6 @@
 """The demo server behind ``flowkit serve --demo``.
 
-Three tools, one per thing worth seeing:
+Four tools, one per thing worth seeing:
 
 * ``ticker`` — lossless progress: every step delivered, at the client's pace;
 * ``analyze_document`` — partial results streamed as logs, then a summary;
@@ -9,6 +9,15 @@ Three tools, one per thing worth seeing:
 * ``sensor_windows`` — windows per key: a rolling average per sensor
   (``flowkit.sliding_window`` keyed by sensor), each closed window streamed
   to the client as a partial result, then a summary.
+
+Beside the tools, the streaming-native resource and a prompt:
+
+* ``sensor://demo/room`` — a live resource: a simulated room sensor (10
+  readings/s) through ``flowkit.sliding_window`` as a rolling 2 s mean, a
+  new one every 0.5 s; reading it returns the newest mean, and subscribers
+  get ``resources/updated`` at most once a second;
+* ``room_report(unit)`` — a prompt embedding the room's current reading,
+  ``unit`` completed from ``celsius``/``fahrenheit``.
 """
 
 from __future__ import annotations
@@ -17,12 +26,14 @@ import re
 from collections import Counter
 from collections.abc import AsyncIterator, Callable
 from functools import partial
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
+import orjson
 import trio
 import trio.lowlevel
 
 import flowkit
+from flowkit.mcp import embedded_resource, prompt_message
 
 from ._items import Partial, Progress, Result, ToolPipeline
 from ._server import MCPServer
@@ -33,7 +44,10 @@ _T = TypeVar("_T")
 
 server = MCPServer(
     name="flowkit-demo",
-    instructions="Demo tools streaming progress and partial results from flowkit pipelines.",
+    instructions=(
+        "Demo tools streaming progress and partial results from flowkit pipelines; "
+        "a live resource (sensor://demo/room) and a prompt (room_report)."
+    ),
 )
 
 
@@ -329,3 +343,53 @@ def sensor_windows(
         flowkit.map(_window_partial(trio.current_time())),
         _window_summary,
     )
+
+
+ROOM = "sensor://demo/room"
+_ROOM_READINGS_PER_SECOND = 10
+
+
+async def _room_readings() -> AsyncIterator[float]:
+    """A simulated room thermometer: a slow drift plus a little noise, 10 readings/s."""
+    start = trio.current_time()
+    i = 0
+    while True:
+        await trio.sleep_until(start + i / _ROOM_READINGS_PER_SECOND)
+        yield round(21.0 + 1.5 * ((i // 50) % 4) / 3 + ((i * 37) % 7 - 3) / 20, 2)
+        i += 1
+
+
+def _room_mean(window: flowkit.Window[float]) -> dict[str, Any]:
+    return {
+        "celsius": round(sum(window.items) / len(window.items), 3),
+        "readings": len(window.items),
+        "window_s": round(window.end - window.start, 3),
+    }
+
+
+@server.live_resource(ROOM, interval=1.0, mime_type="application/json", title="Room temperature")
+def room() -> ToolPipeline:
+    """The room's temperature: a rolling 2 s mean of a simulated sensor, renewed every 0.5 s."""
+    return ToolPipeline(_room_readings(), flowkit.sliding_window(2.0, 0.5), flowkit.map(_room_mean))
+
+
+_room = server.live_resources[-1]
+
+
+@server.prompt(title="Room report")
+async def room_report(unit: Literal["celsius", "fahrenheit"] = "celsius") -> list[Any]:
+    """Ask for a short report on the room's current temperature (embeds the live reading)."""
+    reading = await _room.read()
+    celsius = reading["celsius"]
+    shown = f"{celsius:.1f} °C" if unit == "celsius" else f"{celsius * 9 / 5 + 32:.1f} °F"
+    return [
+        prompt_message(
+            f"The room sensor reads {shown} (a rolling mean). Write a one-line report on "
+            f"whether the room is comfortable, in {unit}."
+        ),
+        prompt_message(
+            embedded_resource(
+                ROOM, text=orjson.dumps(reading).decode(), mime_type="application/json"
+            )
+        ),
+    ]

@@ -9,8 +9,9 @@ I/O: :class:`~flowkit_http.MCPApp` (bare ASGI), :func:`~flowkit_http.mount`
 
 from __future__ import annotations
 
+import inspect
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
 import attrs
@@ -29,6 +30,7 @@ from flowkit.mcp import (
     ToolSet,
 )
 
+from ._live import LiveResource
 from ._shared import SharedStoreOpener
 
 __all__ = ["MCPServer", "StreamSettings"]
@@ -134,6 +136,55 @@ class MCPServer:
         self.prompts = PromptSet()
         #: Declare a prompt: :meth:`flowkit.mcp.PromptSet.prompt`.
         self.prompt = self.prompts.prompt
+        #: The streaming-native resources (:meth:`live_resource`), which the
+        #: serving app runs.
+        self.live_resources: list[LiveResource] = []
+
+    def live_resource(
+        self,
+        uri: str,
+        /,
+        *,
+        interval: float = 1.0,
+        name: str | None = None,
+        title: str | None = None,
+        description: str | None = None,
+        mime_type: str | None = None,
+        annotations: Mapping[str, Any] | None = None,
+        ttl_ms: int = 0,
+    ) -> Callable[[_F], _F]:
+        """Decorator declaring a resource whose contents are a pipeline's newest item.
+
+        The function takes no arguments and returns the pipeline: its source
+        (an async generator, say) or a :class:`~flowkit_http.ToolPipeline`.
+        While the server serves, the pipeline runs; ``resources/read``
+        returns its newest item, and subscribers get at most one
+        ``notifications/resources/updated`` per ``interval`` seconds, the
+        newest item conflated, never queued (:class:`LiveResource`). Its
+        reads tell 2026-07-28 clients ``ttlMs: 0`` (re-fetch: the value
+        changes any moment) unless ``ttl_ms`` says otherwise. The other
+        options are those of :meth:`flowkit.mcp.ResourceSet.resource`; the
+        name and description default to the function's.
+        """
+
+        def register(fn: _F) -> _F:
+            live = LiveResource(uri, fn, interval=interval)
+            self.resources.add(
+                Resource(
+                    uri,
+                    name=name or fn.__name__,
+                    fn=live.read,
+                    title=title,
+                    description=description or inspect.getdoc(fn),
+                    mime_type=mime_type,
+                    annotations=annotations,
+                    ttl_ms=ttl_ms,
+                )
+            )
+            self.live_resources.append(live)
+            return fn
+
+        return register
 
     @property
     def name(self) -> str:

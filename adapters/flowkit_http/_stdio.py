@@ -200,15 +200,21 @@ class StdioServer:
                 clock=trio.current_time,
             )
             self.settings = settings if settings is not None else target.settings
+            self._live = tuple(target.live_resources)
         else:
             self.endpoint = target
             self.settings = settings if settings is not None else StreamSettings()
+            self._live = ()
         self.connection: Connection = self.endpoint.open_connection()
         self._calls: dict[OutgoingStream, _Call] = {}
         self._listeners: dict[OutgoingStream, trio.MemorySendChannel[bytes]] = {}
         self._nursery: trio.Nursery | None = None
         self._pipe: _Pipe | None = None
-        self.endpoint.tools.on_change(self._tools_changed)
+        endpoint = self.endpoint
+        endpoint.tools.on_change(lambda: self._notify(endpoint.list_changed("tools")))
+        endpoint.resources.on_change(lambda: self._notify(endpoint.list_changed("resources")))
+        endpoint.prompts.on_change(lambda: self._notify(endpoint.list_changed("prompts")))
+        endpoint.resources.on_update(lambda uri: self._notify(endpoint.resource_updated(uri)))
 
     async def serve(self, stdin: trio.abc.ReceiveStream, stdout: trio.abc.SendStream) -> None:
         """Serve until EOF on ``stdin``, cancellation, or ``stdout`` closing."""
@@ -216,6 +222,8 @@ class StdioServer:
         try:
             async with trio.open_nursery() as writer:
                 writer.start_soon(pipe.run)
+                for live in self._live:  # the streaming-native resources, for as long as we serve
+                    writer.start_soon(live.run, self.endpoint.resources.updated)
                 try:
                     async with trio.open_nursery() as calls:
                         self._nursery = calls
@@ -382,8 +390,9 @@ class StdioServer:
         async for data in queue:
             await self._pipe.put(data, stream, urgent=False)
 
-    def _tools_changed(self) -> None:
-        for stream, data in self.endpoint.list_changed():
+    def _notify(self, events: tuple[tuple[OutgoingStream, bytes], ...]) -> None:
+        """Queue the core's notifications (list changes, resource updates) for the channel."""
+        for stream, data in events:
             queue = self._listeners.get(stream)
             if queue is not None:
                 with contextlib.suppress(trio.WouldBlock):

@@ -41,17 +41,23 @@ Handler = Callable[[EndpointState, RequestContext], Action]
 
 
 def finish(
-    state: EndpointState, policy: VersionPolicy, result: dict[str, Any], *, cacheable: bool = False
+    state: EndpointState,
+    policy: VersionPolicy,
+    result: dict[str, Any],
+    *,
+    cacheable: bool = False,
+    ttl_ms: int | None = None,
 ) -> dict[str, Any]:
     """Add the stateless era's ``resultType`` and, on cacheable results, caching hints.
 
     Cacheable are ``server/discover``, ``tools/list``, ``prompts/list``,
     ``resources/list``, ``resources/templates/list`` and ``resources/read``
-    (2026-07-28 "Caching": "Cacheable Results").
+    (2026-07-28 "Caching": "Cacheable Results"). ``ttl_ms`` overrides the
+    configured ``ttlMs`` (a resource whose contents change by the second).
     """
     if policy.result_type:
         result["resultType"] = "complete"
         if cacheable:
-            result["ttlMs"] = state.config.cache_ttl_ms
+            result["ttlMs"] = state.config.cache_ttl_ms if ttl_ms is None else ttl_ms
             result["cacheScope"] = state.config.cache_scope
     return result

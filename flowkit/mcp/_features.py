@@ -16,7 +16,7 @@ from typing import Any
 from ._actions import Action, Invoke, json_reply
 from ._completion import completion_result
 from ._context import RequestContext, finish
-from ._errors import RemoteProtocolError, method_params, resource_not_found
+from ._errors import RemoteProtocolError, method_not_found, method_params, resource_not_found
 from ._pages import paginate
 from ._prompts import prompt_result
 from ._resources import ResourceTemplate, read_contents
@@ -105,7 +105,8 @@ def resources_read(state: EndpointState, ctx: RequestContext) -> Action:
     item, variables = found
 
     def outcome(value: Any) -> dict[str, Any]:
-        return finish(state, ctx.policy, read_contents(value, uri, item.mime_type), cacheable=True)
+        contents = read_contents(value, uri, item.mime_type)
+        return finish(state, ctx.policy, contents, cacheable=True, ttl_ms=item.ttl_ms)
 
     def refusal(error: Exception) -> RemoteProtocolError | None:
         # A template reader says "no such resource" by raising LookupError.
@@ -167,9 +168,13 @@ def completion_complete(state: EndpointState, ctx: RequestContext) -> Action:
     """``completion/complete`` for a prompt argument or a template variable.
 
     ``context.arguments`` (the arguments already resolved) goes to the
-    completer. An argument without a completer completes to nothing.
+    completer. An argument without a completer completes to nothing. A
+    server without the ``completions`` capability (no prompt, no template)
+    answers -32601, "Capability not supported" ("Error Handling").
     """
     params, request_id = ctx.request.params, ctx.request.id
+    if "completions" not in feature_capabilities(state):
+        raise method_not_found(ctx.request.method, ctx.policy.unknown_method_status)
     ref, argument = params.get("ref"), params.get("argument")
     if not isinstance(ref, dict):
         raise method_params('"ref" must be an object', request_id)

@@ -85,11 +85,17 @@ def prompt_result(value: Any, description: str | None) -> dict[str, Any]:
 
 @attrs.frozen
 class PromptArgument:
-    """One argument of a prompt (all prompt arguments are strings)."""
+    """One argument of a prompt (all prompt arguments are strings).
+
+    ``choices`` holds a ``Literal`` argument's values: ``prompts/get`` refuses
+    any other (the published ``PromptArgument`` has no field for them;
+    ``completion/complete`` offers them).
+    """
 
     name: str
     description: str | None = None
     required: bool = False
+    choices: tuple[str, ...] | None = None
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {"name": self.name, "required": self.required}
@@ -151,13 +157,15 @@ class Prompt:
         completers: dict[str, CompleterSpec] = {}
         for key, prop in schema["properties"].items():
             enum = prop.get("enum")
+            choices: tuple[str, ...] | None = None
             if enum is not None and all(isinstance(v, str) for v in enum):
+                choices = tuple(enum)
                 completers[key] = list(enum)
             elif not _string_parameter(prop):
                 raise TypeError(
                     f"{fn.__qualname__}({key}): prompt arguments are strings; annotate it as str"
                 )
-            arguments.append(PromptArgument(key, prop.get("description"), key in required))
+            arguments.append(PromptArgument(key, prop.get("description"), key in required, choices))
         unknown = set(complete or ()) - set(schema["properties"])
         if unknown:
             raise LocalProtocolError(
@@ -184,12 +192,18 @@ class Prompt:
             arguments = {}
         if not isinstance(arguments, dict):
             raise method_params('"arguments" must be an object', request_id)
-        known = {argument.name for argument in self.arguments}
+        known = {argument.name: argument for argument in self.arguments}
         for key, value in arguments.items():
-            if key not in known:
+            argument = known.get(key)
+            if argument is None:
                 raise method_params(f"Prompt {self.name!r} has no argument {key!r}", request_id)
             if not isinstance(value, str):
                 raise method_params(f"Argument {key!r} must be a string", request_id)
+            if argument.choices is not None and value not in argument.choices:
+                allowed = ", ".join(repr(choice) for choice in argument.choices)
+                raise method_params(
+                    f"Argument {key!r} must be one of {allowed}, not {value[:80]!r}", request_id
+                )
         missing = [a.name for a in self.arguments if a.required and a.name not in arguments]
         if missing:
             raise method_params(

@@ -43,6 +43,11 @@ def _described(out: dict[str, Any], **fields: Any) -> dict[str, Any]:
     return out
 
 
+def _optional_ttl(_instance: Any, _attribute: Any, value: int | None) -> None:
+    if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 0):
+        raise LocalProtocolError(f"ttl_ms must be an int >= 0 (milliseconds), not {value!r}")
+
+
 def _parameters(fn: Callable[..., Any]) -> tuple[set[str], set[str]]:
     """``fn``'s parameter names passable by keyword, and those without a default."""
     names: set[str] = set()
@@ -73,6 +78,9 @@ class Resource:
         mime_type: ``mimeType`` of the listing and of the contents.
         size: optional size in bytes, for hosts estimating context use.
         annotations: optional ``audience``/``priority``/``lastModified`` hints.
+        ttl_ms: ``ttlMs`` of its ``resources/read`` results (2026-07-28
+            era), overriding ``EndpointConfig.cache_ttl_ms``; 0 for contents
+            that change any moment.
     """
 
     uri: str = attrs.field()
@@ -83,6 +91,7 @@ class Resource:
     mime_type: str | None = None
     size: int | None = None
     annotations: Mapping[str, Any] | None = None
+    ttl_ms: int | None = attrs.field(default=None, validator=_optional_ttl)
 
     @uri.validator
     def _check_uri(self, _attribute: Any, value: str) -> None:
@@ -121,7 +130,8 @@ class ResourceTemplate:
             (strings, percent-decoded); returns what :class:`Resource` allows.
             Raise ``LookupError`` (``KeyError``...) when the URI names
             nothing: the client gets the spec's "Resource not found".
-        title, description, mime_type, annotations: as for :class:`Resource`.
+        title, description, mime_type, annotations, ttl_ms: as for
+            :class:`Resource`.
         completers: per variable, the values ``completion/complete`` offers.
         variables: the template's variable names, in order.
     """
@@ -133,6 +143,7 @@ class ResourceTemplate:
     description: str | None = None
     mime_type: str | None = None
     annotations: Mapping[str, Any] | None = None
+    ttl_ms: int | None = attrs.field(default=None, validator=_optional_ttl)
     completers: Mapping[str, Completer] = attrs.field(factory=dict, eq=False, repr=False)
     variables: tuple[str, ...] = attrs.field(init=False)
     _pattern: re.Pattern[str] = attrs.field(init=False, eq=False, repr=False)
@@ -223,6 +234,7 @@ class ResourceOptions(TypedDict, total=False):
     mime_type: str | None
     size: int | None
     annotations: Mapping[str, Any] | None
+    ttl_ms: int | None
     complete: Mapping[str, CompleterSpec] | None
 
 
@@ -265,7 +277,8 @@ class ResourceSet:
         """Decorator declaring a resource, or a template if ``uri`` has ``{variables}``.
 
         The name defaults to the function's name and the description to its
-        docstring. ``complete`` (templates only) maps a variable to the
+        docstring. ``ttl_ms`` overrides the configured ``ttlMs`` of its
+        reads (2026-07-28 era). ``complete`` (templates only) maps a variable to the
         values ``completion/complete`` offers for it: a list (filtered by
         prefix) or a function ``(value, context) -> values``.
         """
@@ -280,6 +293,7 @@ class ResourceSet:
                 "description": description,
                 "mime_type": options.get("mime_type"),
                 "annotations": options.get("annotations"),
+                "ttl_ms": options.get("ttl_ms"),
             }
             if _VARIABLE.search(uri):
                 if options.get("size") is not None:

@@ -85,3 +85,49 @@ def test_new_request_types_only_give_results_or_documented_errors(
     assert ("result" in answer) != ("error" in answer)
     if "error" in answer:
         assert answer["error"]["code"] in CODES, answer
+
+
+_REVIEW_ARGUMENTS = ("code", "language", "style")
+argument_values = st.sampled_from(["short", "long", "refuse", "x"]) | json_values
+
+
+def _valid_review(arguments: Any) -> bool:
+    """What the ``review`` prompt accepts: its own string arguments, ``code`` given,
+    ``style`` one of its ``Literal`` values, ``code`` not the refused value."""
+    if arguments is None:
+        return False  # code is required
+    if not isinstance(arguments, dict):
+        return False
+    if not set(arguments) <= set(_REVIEW_ARGUMENTS):
+        return False
+    if not all(isinstance(value, str) for value in arguments.values()):
+        return False
+    return (
+        "code" in arguments
+        and arguments.get("style", "short") in ("short", "long")
+        and arguments["code"] != "refuse"
+    )
+
+
+@settings(max_examples=examples(300), deadline=None)
+@given(
+    arguments=st.dictionaries(
+        st.sampled_from([*_REVIEW_ARGUMENTS, "other"]), argument_values, max_size=4
+    )
+    | json_values,
+    modern=st.booleans(),
+)
+def test_prompts_get_renders_exactly_the_valid_arguments(arguments: Any, modern: bool) -> None:
+    endpoint = make_feature_endpoint()
+    params = {"name": "review", "arguments": arguments}
+    if modern:
+        action = modern_request(endpoint, "prompts/get", params, "review")
+    else:
+        action = legacy_client(endpoint).request("prompts/get", params)
+    answer = run(action)
+    if _valid_review(arguments):
+        text = answer["result"]["messages"][0]["content"]["text"]
+        assert arguments["code"] in text
+        assert f"({arguments.get('style', 'short')})" in text
+    else:
+        assert answer["error"]["code"] == -32602, answer

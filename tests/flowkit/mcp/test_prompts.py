@@ -19,9 +19,10 @@ from flowkit.mcp import (
     Prompt,
     PromptSet,
     Reply,
+    ResourceSet,
 )
 
-from ._client import body_json, sse_data
+from ._client import Client, body_json, sse_data
 from ._features import legacy_client, make_feature_endpoint, modern_request, run
 
 
@@ -69,6 +70,10 @@ def test_get_renders_text_image_and_embedded_resource_messages() -> None:
         ({"name": "review", "arguments": {"code": "x", "colour": "red"}}, "no argument 'colour'"),
         ({"name": "review", "arguments": ["x"]}, '"arguments" must be an object'),
         ({"name": "review", "arguments": {"code": "refuse"}}, "code must not be 'refuse'"),
+        (
+            {"name": "review", "arguments": {"code": "x", "style": "medium"}},
+            "Argument 'style' must be one of 'short', 'long', not 'medium'",
+        ),
     ],
 )
 def test_bad_prompt_requests_are_32602_with_a_specific_message(
@@ -202,3 +207,26 @@ def test_declaration_errors_are_specific() -> None:
         PromptSet([Prompt.from_function(lambda: "", name="p")] * 2)
     with pytest.raises(TypeError, match="list of strings"):
         Prompt.from_function(lambda a: "", name="p", complete={"a": "abc"})
+
+
+def test_completion_without_the_completions_capability_is_method_not_found() -> None:
+    """2025-11-25 / 2026-07-28 completion "Error Handling": -32601 (Capability not supported)."""
+    for modern in (False, True):
+        endpoint = make_feature_endpoint()
+        endpoint.state.prompts.remove("greet")
+        endpoint.state.prompts.remove("review")
+        endpoint.state.resources = ResourceSet()  # static resources only would not do either
+        endpoint.state.resources.resource("test://text")(lambda: "x")
+        params = {
+            "ref": {"type": "ref/prompt", "name": "review"},
+            "argument": {"name": "code", "value": ""},
+        }
+        if modern:
+            reply = modern_request(endpoint, "completion/complete", params)
+        else:
+            client = Client(endpoint)
+            assert "completions" not in body_json(client.initialize())["result"]["capabilities"]
+            reply = client.request("completion/complete", params)
+        assert isinstance(reply, Reply)
+        assert reply.status == (404 if modern else 200)
+        assert body_json(reply)["error"]["code"] == -32601

@@ -182,6 +182,22 @@ def test_stateless_read_has_caching_hints_and_needs_a_matching_mcp_name() -> Non
         assert (reply.status, body_json(reply)["error"]["code"]) == (400, -32020)
 
 
+def test_a_resource_may_override_the_configured_ttl_of_its_reads() -> None:
+    endpoint = make_feature_endpoint(EndpointConfig(cache_ttl_ms=60000))
+    endpoint.state.resources.resource("test://clock", ttl_ms=0)(lambda: "12:00")
+    endpoint.state.resources.resource("test://day/{day}", ttl_ms=250)(lambda day: day)
+    ttls = [
+        run(modern_request(endpoint, "resources/read", {"uri": uri}, uri))["result"]["ttlMs"]
+        for uri in ("test://clock", "test://day/mon", "test://text")
+    ]
+    assert ttls == [0, 250, 60000]
+    legacy = run(legacy_client(endpoint).request("resources/read", {"uri": "test://clock"}))
+    assert "ttlMs" not in legacy["result"]  # no caching hints before 2026-07-28
+    for bad in (-1, 1.5, True):
+        with pytest.raises(LocalProtocolError, match="ttl_ms must be an int"):
+            ResourceSet().resource("test://x", ttl_ms=bad)(lambda: "x")  # type: ignore[arg-type]
+
+
 def test_capabilities_announce_resources_only_when_declared() -> None:
     bare = make_feature_endpoint()
     bare.state.resources = ResourceSet()

@@ -26,6 +26,14 @@ _INITIALIZE = request(
     clientInfo={"name": "raw", "version": "0"},
 )
 
+# What serve_and_stop lists: (result key, method, the field naming an item).
+_LISTS = (
+    ("tools", "tools/list", "name"),
+    ("resources", "resources/list", "uri"),
+    ("resourceTemplates", "resources/templates/list", "uriTemplate"),
+    ("prompts", "prompts/list", "name"),
+)
+
 
 def free_port() -> int:
     with socket.socket() as sock:
@@ -91,12 +99,15 @@ async def serve_and_stop(
         async with httpx.AsyncClient() as client:
             for _ in range(sessions):
                 headers = await initialize(client, url)
-            body = b'{"jsonrpc":"2.0","id":2,"method":"tools/list"}'
-            tools = (await client.post(url, content=body, headers=headers)).json()["result"]
+            listed: dict[str, list[str]] = {}
+            for key, method, field in _LISTS:
+                body = request(method, 2)
+                result = (await client.post(url, content=body, headers=headers)).json()["result"]
+                listed[key] = [item[field] for item in result[key]]
             one_more = await client.post(url, content=_INITIALIZE, headers=JSON_HEADERS)
         code = await stop(process, output)
     return {
-        "tools": [t["name"] for t in tools["tools"]],
+        **listed,
         "code": code,
         "one more session": one_more.status_code,
     }

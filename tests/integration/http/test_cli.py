@@ -34,7 +34,14 @@ async def test_serve_module_attr_from_the_current_directory(tmp_path: Path) -> N
     (tmp_path / "my_tools.py").write_text(_USER_MODULE)
     with trio.fail_after(30):
         outcome = await serve_and_stop(["my_tools:server", "--path", "/tools"], tmp_path, "/tools")
-    assert outcome == {"tools": ["hello"], "code": 0, "one more session": 200}
+    assert outcome == {
+        "tools": ["hello"],
+        "resources": [],
+        "resourceTemplates": [],
+        "prompts": [],
+        "code": 0,
+        "one more session": 200,
+    }
 
 
 async def test_serve_demo(tmp_path: Path) -> None:
@@ -42,6 +49,9 @@ async def test_serve_demo(tmp_path: Path) -> None:
         outcome = await serve_and_stop(["--demo"], tmp_path)
     assert outcome == {
         "tools": ["ticker", "analyze_document", "sensor_feed", "sensor_windows"],
+        "resources": ["sensor://demo/room"],
+        "resourceTemplates": [],
+        "prompts": ["room_report"],
         "code": 0,
         "one more session": 200,
     }

@@ -20,6 +20,8 @@ from flowkit_http import create_app
 
 from ._serving import serving
 from ._tools import make_server
+from .test_live_resource import URI as LIVE_URI
+from .test_live_resource import make_server as make_live_server
 from .test_sdk_resources import make_server as make_feature_server
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -76,3 +78,19 @@ async def test_sdk1_client_reads_resources_gets_prompts_and_completes(sdk1_pytho
     assert seen["prompt"] == "Reply to 'hi' in a friendly tone."
     assert seen["completed"] == ["mon"]
     assert seen["prompt_completed"] == ["funny"]
+
+
+async def test_sdk1_client_subscribes_to_a_live_resource_and_reads_the_newest(
+    sdk1_python: Path,
+) -> None:
+    with trio.fail_after(120):
+        async with serving(create_app(make_live_server())) as url:
+            done = await trio.run_process(
+                [str(sdk1_python), str(CLIENT.with_name("live.py")), url + "/mcp", LIVE_URI],
+                capture_stdout=True,
+            )
+    seen = json.loads(done.stdout.decode().strip().splitlines()[-1])
+    assert seen["first"] == {"celsius": 20.0}
+    assert seen["updates"] == [LIVE_URI]
+    # The read after the update returns the newest item published, not an older one.
+    assert seen["newest"] == {"celsius": seen["published"]}

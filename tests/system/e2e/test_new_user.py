@@ -236,6 +236,9 @@ async def test_flowkit_serve_demo(venv: Path, tmp_path: Path) -> None:
         outcome = await serve_and_stop(["--demo"], tmp_path, command=flowkit)
         assert outcome == {
             "tools": ["ticker", "analyze_document", "sensor_feed", "sensor_windows"],
+            "resources": ["sensor://demo/room"],
+            "resourceTemplates": [],
+            "prompts": ["room_report"],
             "code": 0,
             "one more session": 200,
         }
