@@ -25,13 +25,12 @@ import base64
 import contextlib
 import itertools
 import random
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from typing import TYPE_CHECKING, Any, Literal, TypeAlias
+from collections.abc import Awaitable, Callable, Mapping
+from contextlib import AbstractAsyncContextManager
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 import trio
 
-from flowkit._tasks import ungrouped
 from flowkit.mcp import (
     INTERNAL_ERROR,
     LATEST_HANDSHAKE_VERSION,
@@ -58,13 +57,14 @@ from ._exceptions import (
     StreamCut,
     TransportError,
 )
-from ._policy import RetryPolicy, Timeouts
-from ._transport import Body, Transport, dumps
+from ._policy import RetryPolicy
+from ._transport import dumps
+from ._wire import Reply, Transport
 
 if TYPE_CHECKING:
     from ._call import ToolCall
 
-__all__ = ["Client", "Handler", "open_client"]
+__all__ = ["MODERN_VERSION", "Client", "Handler"]
 
 META = "io.modelcontextprotocol/"
 MODERN_VERSION = max(v for v, policy in VERSIONS.items() if policy.request_meta)
@@ -98,10 +98,9 @@ class _Resumption:
         self.retry_ms: int | None = None
         self.delivered = 0  # messages read since the last (re)connection
 
-    def note(self, body: Body) -> None:
-        if body.decoder is not None:
-            self.last_event_id = body.decoder.last_event_id or self.last_event_id
-            self.retry_ms = body.decoder.retry if body.decoder.retry is not None else self.retry_ms
+    def note(self, reply: Reply) -> None:
+        self.last_event_id = reply.last_event_id or self.last_event_id
+        self.retry_ms = reply.retry_ms if reply.retry_ms is not None else self.retry_ms
 
 
 class Client:
@@ -138,6 +137,11 @@ class Client:
         self._tools: dict[str, ToolInfo] = {}
         self._listed = False  # tools/list was read once (for Mcp-Param-* headers)
 
+    @property
+    def _closing_cancels(self) -> bool:
+        """Leaving a call's reply cancels it (else ``notifications/cancelled`` does)."""
+        return self.policy.disconnect_cancels and self._transport.closing_cancels
+
     # -- what every request carries -------------------------------------------------
 
     def _capabilities(self) -> dict[str, Any]:
@@ -173,6 +177,12 @@ class Client:
     # -- negotiation ----------------------------------------------------------------
 
     async def _negotiate(self, era: str) -> None:
+        await self._agree(era)
+        if self._transport.always_listen or (self._handlers and self.policy.get_stream):
+            await self._nursery.start(self._listen, name="flowkit_client listen stream")
+
+    async def _agree(self, era: str) -> None:
+        """Settle the revision: ``server/discover``, else (or for ``era``) the handshake."""
         if era != LATEST_HANDSHAKE_VERSION:
             self.policy = VERSIONS[MODERN_VERSION]
             try:
@@ -231,8 +241,8 @@ class Client:
             "clientInfo": self._client_info,
         }
 
-        def session(body: Body) -> None:
-            self._session_id = body.response.headers.get("mcp-session-id")
+        def session(reply: Reply) -> None:
+            self._session_id = reply.session_id
 
         result = await self._exchange("initialize", params, on_open=session)
         version = result.get("protocolVersion")
@@ -244,8 +254,6 @@ class Client:
         await self.notify("notifications/initialized")
         if self._log_level is not None and "logging" in self.server.capabilities:
             await self.request("logging/setLevel", {"level": self._log_level})
-        if self._handlers and self.policy.get_stream:
-            await self._nursery.start(self._listen, name="flowkit_client listen stream")
 
     async def _listen(
         self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
@@ -365,7 +373,7 @@ class Client:
         caller never needed.
         """
         headers = self._headers("tools/call", name)
-        if not self.policy.method_headers:
+        if not (self.policy.method_headers and self._transport.header_layer):
             return headers
         if name not in self._tools and not self._listed:
             await self.list_tools()
@@ -399,7 +407,7 @@ class Client:
         request_id: int | None = None,
         headers: Mapping[str, str] | None = None,
         deliver: Deliver | None = None,
-        on_open: Callable[[Body], None] | None = None,
+        on_open: Callable[[Reply], None] | None = None,
     ) -> Any:
         """Send a request and read its reply stream to the response; return its result."""
         rid = next(self._ids) if request_id is None else request_id
@@ -408,7 +416,7 @@ class Client:
         session = self._session_id is not None
         cause: ClientError | None = None
         async with self._transport.open(
-            "POST", headers or self._headers(method), body, session=session
+            "POST", headers or self._headers(method), body, session=session, request_id=rid
         ) as reply:
             if reply is None:
                 raise ProtocolError(f"the server answered {method} with no response")
@@ -421,7 +429,8 @@ class Client:
         attempt = 0
         while not found:
             if not self.policy.resumable or not state.last_event_id:
-                raise StreamCut(f"the {method} stream ended before its response") from cause
+                why = f": {cause}" if cause is not None else ""
+                raise StreamCut(f"the {method} stream ended before its response{why}") from cause
             if attempt >= self._retry.max_attempts:
                 raise ResumeFailed(
                     f"the {method} stream could not be resumed after {attempt} attempts"
@@ -440,7 +449,7 @@ class Client:
         return result
 
     async def _read(
-        self, reply: Body, rid: int, state: _Resumption, deliver: Deliver | None
+        self, reply: Reply, rid: int, state: _Resumption, deliver: Deliver | None
     ) -> tuple[bool, Any]:
         """Read until the response to ``rid``: ``(True, result)``, or ``(False, None)`` if cut."""
         try:
@@ -497,69 +506,3 @@ class Client:
             "POST", self._headers(None), body, session=self._session_id is not None
         ):
             pass
-
-
-@asynccontextmanager
-async def open_client(
-    url: str,
-    *,
-    headers: Mapping[str, str] | None = None,
-    timeouts: Timeouts | None = None,
-    retry: RetryPolicy | None = None,
-    era: Literal["auto", "2026-07-28", "2025-11-25"] = "auto",
-    log_level: str | None = "info",
-    on_elicitation: Handler | None = None,
-    on_sampling: Handler | None = None,
-    on_roots: Handler | None = None,
-    client_info: Mapping[str, str] | None = None,
-    rng: random.Random | None = None,
-) -> AsyncIterator[Client]:
-    """Connect to an MCP endpoint and negotiate; disconnect (DELETE the session) at the end.
-
-    Args:
-        url: the endpoint, e.g. ``http://127.0.0.1:8000/mcp``.
-        headers: sent with every request, e.g. ``{"Authorization": "Bearer ..."}``.
-        timeouts: connect/read/write deadlines (default :class:`Timeouts`).
-        retry: how a dropped 2025-11-25 stream is resumed (default :class:`RetryPolicy`).
-        era: ``"auto"`` (``server/discover``, else the handshake) or one revision.
-        log_level: the least severe log level to receive (logs carry
-            partial results): ``logging/setLevel`` after the handshake, the
-            ``logLevel`` of every request's ``_meta`` in 2026-07-28. ``None``
-            asks for none (a 2025-11-25 server then applies its default).
-        on_elicitation: answers ``elicitation/create`` (params in, result out,
-            e.g. ``{"action": "accept", "content": {...}}``).
-        on_sampling: answers ``sampling/createMessage``.
-        on_roots: answers ``roots/list`` (``{"roots": [...]}``).
-        client_info: ``clientInfo`` (``name``, ``version``).
-        rng: the random source of the backoff jitter (seed it in tests).
-    """
-    handlers = {
-        method: handler
-        for method, handler in (
-            ("elicitation/create", on_elicitation),
-            ("sampling/createMessage", on_sampling),
-            ("roots/list", on_roots),
-        )
-        if handler is not None
-    }
-    transport = Transport(url, headers or {}, timeouts or Timeouts())
-    with ungrouped():
-        async with trio.open_nursery() as nursery:
-            client = Client(
-                transport,
-                nursery,
-                retry=retry or RetryPolicy(),
-                log_level=log_level,
-                handlers=handlers,
-                client_info=client_info or {"name": "flowkit-client", "version": "0.1.0"},
-                rng=rng or random.Random(),
-            )
-            try:
-                await client._negotiate(era)
-                yield client
-            finally:
-                if hasattr(client, "policy"):
-                    await client._aclose()
-                else:
-                    await transport.aclose()
-                nursery.cancel_scope.cancel()
