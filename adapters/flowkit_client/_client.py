@@ -301,8 +301,9 @@ class Client:
         return await self._exchange(method, self._params(params))
 
     async def notify(self, method: str, params: Mapping[str, Any] | None = None) -> None:
-        """Send one notification."""
-        body = encode_notification(method, dict(params) if params else None)
+        """Send one notification (in 2026-07-28 with the request ``_meta``, which
+        is how a stdio server knows the era of a ``notifications/cancelled``)."""
+        body = encode_notification(method, self._params(params) or None)
         async with self._transport.open(
             "POST", self._headers(method), body, session=self._session_id is not None
         ):

@@ -34,8 +34,8 @@ from rich.table import Table
 from rich.text import Text
 
 from ._arguments import UsageError, build_arguments
+from ._cli import Connect
 from ._events import Event, LogMessage, Progress, ToolInfo, ToolResult
-from ._open import open_client
 
 __all__ = ["call_main", "tools_main"]
 
@@ -132,19 +132,17 @@ def _elicitation(args: argparse.Namespace, console: Console, bar: Bar | None) ->
     return handler
 
 
-async def call_main(args: argparse.Namespace, *, options: Mapping[str, Any]) -> int:
+async def call_main(args: argparse.Namespace, *, connect: Connect) -> int:
     """``flowkit call``: run the call, show its events, return the exit status."""
     console = Console(stderr=False)
     show_bar = not (args.quiet or args.json) and console.is_terminal
     bar = _bar(Console(stderr=True)) if show_bar else None
-    async with open_client(
-        args.url, **options, on_elicitation=_elicitation(args, console, bar)
-    ) as client:
+    async with connect(on_elicitation=_elicitation(args, console, bar)) as client:
         tools = {tool.name: tool for tool in await client.list_tools()}
         tool = tools.get(args.tool)
         if tool is None:
             known = ", ".join(sorted(tools)) or "none"
-            raise UsageError(f"no tool {args.tool!r} on {args.url} (it has: {known})")
+            raise UsageError(f"no tool {args.tool!r} on {args.where} (it has: {known})")
         arguments = build_arguments(args.pairs, args.json_args, tool.input_schema)
         async with client.call_tool(args.tool, arguments, timeout=args.timeout) as call:
             if bar is None:
@@ -188,9 +186,9 @@ def _parameters(tool: ToolInfo) -> str:
     return "\n".join(parts)
 
 
-async def tools_main(args: argparse.Namespace, *, options: Mapping[str, Any]) -> int:
+async def tools_main(args: argparse.Namespace, *, connect: Connect) -> int:
     """``flowkit tools``: the server's tools as a table (or JSON)."""
-    async with open_client(args.url, **options) as client:
+    async with connect() as client:
         tools = await client.list_tools()
         server = client.server
     if args.json:
@@ -210,7 +208,7 @@ async def tools_main(args: argparse.Namespace, *, options: Mapping[str, Any]) ->
             + b"\n"
         )
         return 0
-    table = Table(title=f"{server.name or args.url} ({server.protocol_version})")
+    table = Table(title=f"{server.name or args.where} ({server.protocol_version})")
     table.add_column("tool", style="bold")
     table.add_column("parameters")
     table.add_column("description")

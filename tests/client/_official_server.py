@@ -4,6 +4,7 @@ Run as a child process (the SDK runs on anyio/asyncio under uvicorn, as
 ``MCPServer.run("streamable-http")`` does)::
 
     python -m tests.client._official_server --port N
+    python -m tests.client._official_server --stdio   # MCPServer.run("stdio")
 
 Tools: ``ticker`` (progress), ``chatty`` (logs), ``ask`` (elicitation),
 ``sample`` (sampling). The SDK resumes streams only with an event store; the
@@ -94,8 +95,13 @@ async def sample(ctx: Context) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--port", type=int, required=True)
+    where = parser.add_mutually_exclusive_group(required=True)
+    where.add_argument("--port", type=int)
+    where.add_argument("--stdio", action="store_true", help="serve on stdin/stdout instead")
     args = parser.parse_args()
+    if args.stdio:
+        server.run("stdio")
+        return
     app = server.streamable_http_app(event_store=MemoryEventStore(), retry_interval=10)
     uvicorn.run(app, host="127.0.0.1", port=args.port, log_level="warning", access_log=False)
 
