@@ -212,23 +212,26 @@ def _run(args: argparse.Namespace, main: Any) -> int:
 
 
 def _run_call(args: argparse.Namespace) -> int:
-    from ._render import call_main
-
-    try:
-        connect = _connection(args, tool=True)
-    except UsageError as exc:
-        return _usage(args, exc)
-    return _run(args, partial(call_main, connect=connect))
+    return _run_command(args, tool=True)
 
 
 def _run_tools(args: argparse.Namespace) -> int:
-    from ._render import tools_main
+    return _run_command(args, tool=False)
 
+
+def _run_command(args: argparse.Namespace, *, tool: bool) -> int:
+    """Run ``call`` (``tool``) or ``tools``; rich is imported only now, off ``serve``'s path."""
     try:
-        connect = _connection(args, tool=False)
+        from . import _render
+    except ImportError as exc:  # rich missing: httpx alone does not make the extra
+        print(f"flowkit {args.command}: pip install 'flowkit[client]' ({exc})", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        connect = _connection(args, tool=tool)
     except UsageError as exc:
         return _usage(args, exc)
-    return _run(args, partial(tools_main, connect=connect))
+    main = _render.call_main if tool else _render.tools_main
+    return _run(args, partial(main, connect=connect))
 
 
 def _usage(args: argparse.Namespace, exc: UsageError) -> int:

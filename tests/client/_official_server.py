@@ -7,7 +7,7 @@ Run as a child process (the SDK runs on anyio/asyncio under uvicorn, as
     python -m tests.client._official_server --stdio   # MCPServer.run("stdio")
 
 Tools: ``ticker`` (progress), ``chatty`` (logs), ``ask`` (elicitation),
-``sample`` (sampling). The SDK resumes streams only with an event store; the
+``sample`` (sampling), ``roots`` (roots/list). The SDK resumes streams only with an event store; the
 one here keeps every event in memory, which is all a test needs.
 """
 
@@ -91,6 +91,13 @@ async def sample(ctx: Context) -> str:
     )
     content = reply.content
     return content.text if isinstance(content, TextContent) else str(content)
+
+
+@server.tool()
+async def roots(ctx: Context) -> dict[str, list[str]]:
+    """The URIs of the client's roots (``roots/list``)."""
+    listed = await ctx.session.list_roots()
+    return {"uris": [str(root.uri) for root in listed.roots]}
 
 
 def main() -> None:

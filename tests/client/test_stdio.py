@@ -24,6 +24,7 @@ from flowkit_client import (
     LogMessage,
     Progress,
     ProtocolError,
+    RPCError,
     StreamCut,
     TransportError,
     open_stdio_client,
@@ -189,21 +190,45 @@ async def test_a_line_longer_than_the_limit_fails_without_being_held() -> None:
             pass
 
 
-async def test_elicitation_from_the_official_stdio_server_reaches_the_callback() -> None:
+async def test_requests_from_the_official_stdio_server_reach_the_callbacks() -> None:
     asked: list[Mapping[str, Any]] = []
 
     async def on_elicitation(params: Mapping[str, Any]) -> Mapping[str, Any]:
         asked.append(params)
         return {"action": "accept", "content": {"name": "Ada"}}
 
+    async def on_roots(params: Mapping[str, Any]) -> Mapping[str, Any]:
+        return {"roots": [{"uri": "file:///tmp/here"}]}
+
+    async def on_sampling(params: Mapping[str, Any]) -> Mapping[str, Any]:
+        text = params["messages"][0]["content"]["text"]
+        return {"role": "assistant", "content": {"type": "text", "text": text[::-1]}, "model": "m"}
+
     with trio.fail_after(60):
         async with open_stdio_client(
-            OFFICIAL, era="2025-11-25", on_elicitation=on_elicitation
+            OFFICIAL,
+            era="2025-11-25",
+            on_elicitation=on_elicitation,
+            on_roots=on_roots,
+            on_sampling=on_sampling,
         ) as client:
             assert client.server.name == "official-test"
             result = await client.call("ask")
+            listed = await client.call("roots")
+            sampled = await client.call("sample")
             async with client.call_tool("ticker", {"count": 3}) as call:
                 progress = [e.progress async for e in call if isinstance(e, Progress)]
     assert result.structured == {"action": "accept", "name": "Ada"}
     assert asked[0]["message"] == "What is your name?"
+    assert listed.structured == {"uris": ["file:///tmp/here"]}
+    assert sampled.text == "ih yaS"
     assert progress == [1, 2, 3]
+
+
+async def test_a_stdio_server_request_without_a_callback_is_refused_and_it_goes_on() -> None:
+    with trio.fail_after(60):
+        async with open_stdio_client(OFFICIAL, era="2025-11-25", stderr=-3) as client:
+            # Our -32601, which the SDK's tool passes on as the call's error:
+            with pytest.raises(RPCError, match="Method not found: roots/list"):
+                await client.call("roots")
+            assert (await client.call("ticker", {"count": 1})).structured == {"count": 1}
