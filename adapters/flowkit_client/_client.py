@@ -1,12 +1,10 @@
-"""The MCP client: negotiation, requests, and the reading of their replies.
+"""The MCP client: requests, and the reading of their replies.
 
-One :class:`Client` speaks one protocol revision, chosen at connection:
-``server/discover`` first (the 2026-07-28 era, stateless) when ``era`` is
-``"auto"``, else, or when the server does not know it, the 2025-11-25
-``initialize`` handshake. What differs between the two is read from the
-core's :data:`flowkit.mcp.VERSIONS` policy of that revision (sessions,
-per-request ``_meta``, mirrored headers, resumability, whether a closed
-stream cancels), never from comparing version strings.
+One :class:`Client` speaks one protocol revision, settled at connection
+(``_negotiation``); what differs between the eras is read from the core's
+:data:`flowkit.mcp.VERSIONS` policy of that revision (sessions, per-request
+``_meta``, mirrored headers, resumability, whether a closed stream cancels),
+and what differs between HTTP and stdio from the transport (``_wire``).
 
 A request's reply is read by :meth:`Client._exchange`: the response
 messages in order, notifications handed to the caller, requests from the
@@ -21,7 +19,6 @@ from the last whole one, so each event arrives once, in order.
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import itertools
 import random
@@ -33,10 +30,7 @@ import trio
 
 from flowkit.mcp import (
     INTERNAL_ERROR,
-    LATEST_HANDSHAKE_VERSION,
     METHOD_NOT_FOUND,
-    UNSUPPORTED_PROTOCOL_VERSION,
-    VERSIONS,
     Notification,
     Request,
     Response,
@@ -45,7 +39,6 @@ from flowkit.mcp import (
     encode_notification,
     encode_result,
 )
-from flowkit.mcp._tools import _header_params
 
 from ._events import ServerInfo, ToolInfo, ToolResult
 from ._exceptions import (
@@ -57,6 +50,8 @@ from ._exceptions import (
     StreamCut,
     TransportError,
 )
+from ._headers import header_value, param_headers
+from ._negotiation import META, MODERN_VERSION, negotiate
 from ._policy import RetryPolicy
 from ._transport import dumps
 from ._wire import Reply, Transport
@@ -66,8 +61,6 @@ if TYPE_CHECKING:
 
 __all__ = ["MODERN_VERSION", "Client", "Handler"]
 
-META = "io.modelcontextprotocol/"
-MODERN_VERSION = max(v for v, policy in VERSIONS.items() if policy.request_meta)
 
 Handler: TypeAlias = Callable[[Mapping[str, Any]], Awaitable[Mapping[str, Any]]]
 """A callback for a request from the server: its ``params`` in, its result out."""
@@ -75,19 +68,6 @@ Handler: TypeAlias = Callable[[Mapping[str, Any]], Awaitable[Mapping[str, Any]]]
 Deliver: TypeAlias = Callable[[Notification], Awaitable[None]]
 
 _CANCEL_GRACE = 5.0  # seconds to send notifications/cancelled while being cancelled
-
-
-def _header_value(text: str) -> str:
-    """``text`` as a header value: as is if visible ASCII, else ``=?base64?...?=``."""
-    if text.isascii() and text.isprintable() and text == text.strip():
-        return text
-    return "=?base64?" + base64.b64encode(text.encode()).decode("ascii") + "?="
-
-
-def _param_text(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return _header_value(str(value))
 
 
 class _Resumption:
@@ -152,7 +132,7 @@ class Client:
         if self.policy.method_headers and method is not None:
             headers["mcp-method"] = method
             if name is not None:
-                headers["mcp-name"] = _header_value(name)
+                headers["mcp-name"] = header_value(name)
         if self._session_id is not None:
             headers["mcp-session-id"] = self._session_id
         if not self.policy.handshake or self._session_id is not None:
@@ -177,83 +157,10 @@ class Client:
     # -- negotiation ----------------------------------------------------------------
 
     async def _negotiate(self, era: str) -> None:
-        await self._agree(era)
+        """Settle the revision (see ``_negotiation``), then open the listener if needed."""
+        await negotiate(self, era)
         if self._transport.always_listen or (self._handlers and self.policy.get_stream):
             await self._nursery.start(self._listen, name="flowkit_client listen stream")
-
-    async def _agree(self, era: str) -> None:
-        """Settle the revision: ``server/discover``, else (or for ``era``) the handshake."""
-        if era != LATEST_HANDSHAKE_VERSION:
-            self.policy = VERSIONS[MODERN_VERSION]
-            try:
-                found = await self._discover()
-            except (RPCError, HTTPStatusError, ProtocolError):
-                if era == MODERN_VERSION:
-                    raise
-            else:
-                versions = found.get("supportedVersions") or []
-                if self.policy.version in versions:
-                    meta = found.get("_meta") or {}
-                    info = found.get("serverInfo") or meta.get(META + "serverInfo") or {}
-                    self.server = self._server_info(self.policy.version, found, info)
-                    return
-                if era == MODERN_VERSION:
-                    raise ProtocolError(f"the server offers {versions}, not {MODERN_VERSION}")
-        await self._handshake()
-
-    async def _discover(self) -> Any:
-        """``server/discover``, once more if refused with -32022 naming a version we speak.
-
-        "Versioning" (2026-07-28): a server that does not serve the requested
-        revision answers -32022 with ``data.supported``; the client should
-        retry with one of those rather than give up on the era.
-        """
-        try:
-            return await self.request("server/discover")
-        except RPCError as exc:
-            supported = exc.data.get("supported") if isinstance(exc.data, dict) else None
-            ours = [
-                v
-                for v in supported or ()
-                if isinstance(v, str) and v in VERSIONS and VERSIONS[v].request_meta
-            ]
-            if exc.code != UNSUPPORTED_PROTOCOL_VERSION or not ours:
-                raise
-            self.policy = VERSIONS[max(ours)]
-            return await self.request("server/discover")
-
-    def _server_info(self, version: str, result: Mapping[str, Any], info: Any) -> ServerInfo:
-        info = info if isinstance(info, Mapping) else {}
-        caps = result.get("capabilities")
-        return ServerInfo(
-            version,
-            caps if isinstance(caps, Mapping) else {},
-            str(info.get("name", "")),
-            str(info.get("version", "")),
-            result.get("instructions"),
-        )
-
-    async def _handshake(self) -> None:
-        self.policy = VERSIONS[LATEST_HANDSHAKE_VERSION]
-        params = {
-            "protocolVersion": LATEST_HANDSHAKE_VERSION,
-            "capabilities": self._capabilities(),
-            "clientInfo": self._client_info,
-        }
-
-        def session(reply: Reply) -> None:
-            self._session_id = reply.session_id
-
-        result = await self._exchange("initialize", params, on_open=session)
-        version = result.get("protocolVersion")
-        policy = VERSIONS.get(version) if isinstance(version, str) else None
-        if policy is None or not policy.handshake:
-            raise ProtocolError(f"the server chose protocol version {version!r}, which we lack")
-        self.policy = policy
-        self.server = self._server_info(version, result, result.get("serverInfo"))
-        await self.notify("notifications/initialized")
-        if self._log_level is not None and "logging" in self.server.capabilities:
-            await self.request("logging/setLevel", {"level": self._log_level})
 
     async def _listen(
         self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
@@ -379,12 +286,8 @@ class Client:
         if name not in self._tools and not self._listed:
             await self.list_tools()
         tool = self._tools.get(name)
-        for param in _header_params(name, tool.input_schema) if tool is not None else ():
-            value: Any = arguments
-            for key in param.path:
-                value = value.get(key) if isinstance(value, Mapping) else None
-            if value is not None:
-                headers[param.header] = _param_text(value)
+        if tool is not None:
+            headers.update(param_headers(name, tool.input_schema, arguments))
         return headers
 
     async def _cancel(self, request_id: int) -> None:
