@@ -7,7 +7,9 @@ Run as a child process (the SDK runs on anyio/asyncio under uvicorn, as
     python -m tests.client._official_server --stdio   # MCPServer.run("stdio")
 
 Tools: ``ticker`` (progress), ``chatty`` (logs), ``ask`` (elicitation),
-``sample`` (sampling), ``roots`` (roots/list). The SDK resumes streams only with an event store; the
+``sample`` (sampling), ``roots`` (roots/list), and ``greet``, whose
+elicitation is the SDK's ``Resolve(Elicit(...))``: a server request in
+2025-11-25, an ``input_required`` result in 2026-07-28. The SDK resumes streams only with an event store; the
 one here keeps every event in memory, which is all a test needs.
 """
 
@@ -15,10 +17,10 @@ from __future__ import annotations
 
 import argparse
 import itertools
-from typing import Any
+from typing import Annotated, Any
 
 import uvicorn
-from mcp.server.mcpserver import Context, MCPServer
+from mcp.server.mcpserver import Context, Elicit, MCPServer, Resolve
 from mcp.server.streamable_http import EventCallback, EventMessage, EventStore
 from mcp.types import JSONRPCMessage, SamplingMessage, TextContent
 from pydantic import BaseModel
@@ -79,6 +81,16 @@ async def ask(ctx: Context) -> dict[str, Any]:
         "action": answer.action,
         "name": answer.data.name if answer.action == "accept" else None,
     }
+
+
+def _ask_name() -> Elicit[Name]:
+    return Elicit("What is your name?", Name)
+
+
+@server.tool()
+async def greet(who: Annotated[Name, Resolve(_ask_name)]) -> dict[str, str]:
+    """Elicit a name in either era, then greet it."""
+    return {"greeting": f"hello {who.name}"}
 
 
 @server.tool()

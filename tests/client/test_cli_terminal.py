@@ -192,14 +192,22 @@ async def _on_terminal(*argv: str, answer: str | None) -> tuple[int, str]:
         await terminal.aclose()
 
 
-async def test_an_elicitation_is_asked_at_the_terminal_and_the_answer_is_sent() -> None:
+@pytest.mark.parametrize(
+    ("tool", "era", "shown"),
+    [
+        ("ask", "2025-11-25", '"name": "Ada"'),  # elicitation/create on the pipe
+        ("greet", "2026-07-28", '"greeting": "hello Ada"'),  # an input_required result
+    ],
+)
+async def test_an_elicitation_is_asked_at_the_terminal_and_the_answer_is_sent(
+    tool: str, era: str, shown: str
+) -> None:
     with trio.fail_after(60):
         status, screen = await _on_terminal(
-            "call", "--stdio", OFFICIAL, "ask", "--era", "2025-11-25", answer="Ada"
+            "call", "--stdio", OFFICIAL, tool, "--era", era, answer="Ada"
         )
     assert status == 0, screen
-    assert '"action": "accept"' in screen
-    assert '"name": "Ada"' in screen
+    assert shown in screen
 
 
 async def test_no_input_declines_at_the_terminal_without_asking() -> None:

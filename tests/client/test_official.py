@@ -61,6 +61,7 @@ async def test_auto_negotiates_the_stateless_era_with_the_official_server(offici
             "ask",
             "sample",
             "roots",
+            "greet",
         }
 
 

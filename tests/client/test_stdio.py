@@ -225,6 +225,29 @@ async def test_requests_from_the_official_stdio_server_reach_the_callbacks() -> 
     assert progress == [1, 2, 3]
 
 
+@pytest.mark.parametrize("era", ERAS)
+async def test_elicitation_over_stdio_in_both_eras_input_required_in_2026(era: str) -> None:
+    asked: list[str] = []
+
+    async def on_elicitation(params: Mapping[str, Any]) -> Mapping[str, Any]:
+        asked.append(params["message"])
+        return {"action": "accept", "content": {"name": "Ada"}}
+
+    with trio.fail_after(60):
+        async with open_stdio_client(
+            OFFICIAL,
+            era=era,  # type: ignore[arg-type]
+            on_elicitation=on_elicitation,
+            stderr=-3,
+        ) as client:
+            assert client.server.protocol_version == era
+            result = await client.call("greet")
+    # 2025-11-25: an elicitation/create request on the pipe; 2026-07-28: the
+    # server sends none, the call's result is input_required and is retried.
+    assert result.structured == {"greeting": "hello Ada"}
+    assert asked == ["What is your name?"]
+
+
 async def test_a_stdio_server_request_without_a_callback_is_refused_and_it_goes_on() -> None:
     with trio.fail_after(60):
         async with open_stdio_client(OFFICIAL, era="2025-11-25", stderr=-3) as client:
