@@ -42,6 +42,15 @@ async def die(status: int = 3) -> AsyncIterator[Progress]:
 
 
 @server.tool
+async def flood(count: int, size: int = 2000) -> AsyncIterator[Progress]:
+    """Lossless: ``count`` progress steps of ``size`` bytes as fast as the pipe takes them."""
+    pad = "x" * size
+    for i in range(1, count + 1):
+        yield Progress(pad, progress=i, total=count)
+    print("flood produced everything", flush=True)
+
+
+@server.tool
 async def quick() -> dict[str, Any]:
     """Answer at once."""
     return {"ok": True}

@@ -136,6 +136,53 @@ async def test_leaving_the_block_early_cancels_the_call_and_the_server_goes_on(e
     assert rest.count("forever stopped") == 1
 
 
+async def test_a_caller_that_stops_reading_holds_the_server_back() -> None:
+    """Backpressure end to end: nothing piles up in the client while its caller is busy.
+
+    The caller reads ten events, then gives the server a second to finish
+    (it cannot: it waits), then reads on. The lossless tool can only finish
+    producing once the caller has taken all but what the bounded places in
+    between hold: the server's outbox (256) and the batch its writer holds,
+    the pipe (64 KiB), the client's read (64 KiB), its route (64) and the
+    call's read-ahead (64). A client that buffered without bound would let
+    it finish in that second, ten events in (one-sided: a slow machine can
+    only make this pass, never fail).
+    """
+    count, size = 4000, 2000  # 8 MB of notifications
+    consumed = 0
+    consumed_when_produced: int | None = None
+    with trio.fail_after(60):
+        async with (
+            server_stderr() as stderr,
+            open_stdio_client(TARGET, stderr=stderr.fd) as client,
+        ):
+            stderr.parent_done()
+            produced = trio.Event()
+            async with trio.open_nursery() as nursery:
+
+                async def watch() -> None:
+                    nonlocal consumed_when_produced
+                    await stderr.until("flood produced everything")
+                    consumed_when_produced = consumed
+                    produced.set()
+
+                nursery.start_soon(watch)
+                async with client.call_tool("flood", {"count": count, "size": size}) as call:
+                    async for event in call:
+                        if isinstance(event, Progress):
+                            consumed += 1
+                            assert event.progress == consumed
+                        if consumed == 10:
+                            with trio.move_on_after(1.0):
+                                await produced.wait()
+                    result = await call.result()
+    assert consumed == count
+    assert result.is_error is False
+    assert consumed_when_produced is not None
+    in_flight = 256 + 64 + 64 + 4 * (65536 // size) + 16
+    assert consumed_when_produced >= count - in_flight
+
+
 @pytest.mark.parametrize("era", ERAS)
 async def test_a_server_that_dies_mid_call_is_a_typed_error_not_a_hang(era: str) -> None:
     with trio.fail_after(30):
