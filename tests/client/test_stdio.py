@@ -142,9 +142,9 @@ async def test_a_caller_that_stops_reading_holds_the_server_back() -> None:
     The caller reads ten events, then gives the server a second to finish
     (it cannot: it waits), then reads on. The lossless tool can only finish
     producing once the caller has taken all but what the bounded places in
-    between hold: the server's outbox (256) and the batch its writer holds,
-    the pipe (64 KiB), the client's read (64 KiB), its route (64) and the
-    call's read-ahead (64). A client that buffered without bound would let
+    between hold: the server's outbox (256) and the batch its pump hands the
+    writer (up to as many), the pipe (64 KiB), the client's read (64 KiB),
+    its route (64) and the call's read-ahead (64). A client that buffered without bound would let
     it finish in that second, ten events in (one-sided: a slow machine can
     only make this pass, never fail).
     """
@@ -179,7 +179,7 @@ async def test_a_caller_that_stops_reading_holds_the_server_back() -> None:
     assert consumed == count
     assert result.is_error is False
     assert consumed_when_produced is not None
-    in_flight = 256 + 64 + 64 + 4 * (65536 // size) + 16
+    in_flight = 2 * 256 + 64 + 64 + 4 * (65536 // size) + 16
     assert consumed_when_produced >= count - in_flight
 
 
