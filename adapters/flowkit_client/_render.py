@@ -163,7 +163,10 @@ async def call_main(args: argparse.Namespace, *, connect: Connect) -> int:
                                 message=event.message or "",
                             )
                         elif isinstance(event, LogMessage):
-                            _print_log(console, event)  # above the bar: rich redirects stdout
+                            # Through the bar's console, which draws it above the bar:
+                            # another Console writes past rich's stdout proxy, and the
+                            # bar's next redraw would leave a copy of itself behind.
+                            _print_log(bar.console, event)
             result = await call.result()
     if not args.json:
         _print_result(console, result)

@@ -156,7 +156,7 @@ class Terminal:
     async def to_end(self) -> bytes:
         while chunk := await self._read():
             self.screen += chunk
-        return _ANSI.sub(b"", self.screen)
+        return self.screen
 
     async def _read(self) -> bytes:
         try:
@@ -171,7 +171,8 @@ class Terminal:
         await self._stream.aclose()
 
 
-async def _on_terminal(*argv: str, answer: str | None) -> tuple[int, str]:
+async def _on_terminal(*argv: str, answer: str | None) -> tuple[int, str, bytes]:
+    """Run ``flowkit ARGV`` on a terminal; its status, the text shown, the raw bytes."""
     terminal = Terminal()
     try:
         process = await trio.lowlevel.open_process(
@@ -186,8 +187,9 @@ async def _on_terminal(*argv: str, answer: str | None) -> tuple[int, str]:
             await terminal.until(b"What is your name?")
             await terminal.until(b"Name")
             await terminal.type(answer + "\r")
-        screen = await terminal.to_end()
-        return await process.wait(), screen.decode(errors="replace")
+        raw = await terminal.to_end()
+        text = _ANSI.sub(b"", raw).decode(errors="replace")
+        return await process.wait(), text, raw
     finally:
         await terminal.aclose()
 
@@ -203,7 +205,7 @@ async def test_an_elicitation_is_asked_at_the_terminal_and_the_answer_is_sent(
     tool: str, era: str, shown: str
 ) -> None:
     with trio.fail_after(60):
-        status, screen = await _on_terminal(
+        status, screen, _ = await _on_terminal(
             "call", "--stdio", OFFICIAL, tool, "--era", era, answer="Ada"
         )
     assert status == 0, screen
@@ -212,7 +214,7 @@ async def test_an_elicitation_is_asked_at_the_terminal_and_the_answer_is_sent(
 
 async def test_no_input_declines_at_the_terminal_without_asking() -> None:
     with trio.fail_after(60):
-        status, screen = await _on_terminal(
+        status, screen, _ = await _on_terminal(
             "call", "--stdio", OFFICIAL, "ask", "--era", "2025-11-25", "--no-input", answer=None
         )
     assert status == 0, screen
@@ -222,9 +224,22 @@ async def test_no_input_declines_at_the_terminal_without_asking() -> None:
 
 async def test_the_progress_bar_is_drawn_on_a_terminal_and_the_result_stays() -> None:
     with trio.fail_after(60):
-        status, screen = await _on_terminal(
+        status, screen, _ = await _on_terminal(
             "call", "--stdio", DEMO, "ticker", "count=40", "interval_ms=25", answer=None
         )
     assert status == 0, screen
     assert re.search(r"ticker .*\d+/40", screen), screen  # the bar: name, N of total
     assert '"count": 40' in screen
+
+
+async def test_logs_print_above_the_live_bar_never_after_a_stale_copy_of_it() -> None:
+    with trio.fail_after(60):
+        status, screen, raw = await _on_terminal(
+            "call", "--stdio", DEMO, "sensor_windows", "readings=60", "interval_ms=20", answer=None
+        )
+    assert status == 0, screen
+    assert screen.count("[info] sensor_windows") >= 8  # partial results, as they came
+    # Each log is printed after the bar is erased (rich's live console): a log
+    # written past it lands right behind the bar's text, which stays on screen.
+    styled_only = re.sub(rb"\x1b\[[0-9;]*m", b"", raw)  # keep the cursor moves and erases
+    assert not re.search(rb"readings\[info\]", styled_only), raw[-2000:]
