@@ -8,6 +8,9 @@
                 print(event)
         result = await call.result()
 
+    async with open_stdio_client("flowkit serve --stdio --demo") as client:
+        ...                                 # the same Client, over a subprocess's stdio
+
 HTTP is httpx's, the protocol the core's (:class:`flowkit.mcp.SSEDecoder`,
 JSON-RPC messages, the :data:`flowkit.mcp.VERSIONS` policies). Both eras:
 2026-07-28 through ``server/discover`` when the server offers it, else the
@@ -17,7 +20,7 @@ JSON-RPC messages, the :data:`flowkit.mcp.VERSIONS` policies). Both eras:
 """
 
 from ._call import ToolCall
-from ._client import MODERN_VERSION, Client, Handler, open_client
+from ._client import MODERN_VERSION, Client, Handler
 from ._events import Event, LogMessage, Progress, ServerInfo, ToolInfo, ToolResult
 from ._exceptions import (
     CallTimeout,
@@ -35,6 +38,7 @@ from ._exceptions import (
     ToolError,
     TransportError,
 )
+from ._open import open_client, open_stdio_client
 from ._policy import RetryPolicy, Timeouts
 
 __all__ = [
@@ -65,4 +69,5 @@ __all__ = [
     "ToolResult",
     "TransportError",
     "open_client",
+    "open_stdio_client",
 ]

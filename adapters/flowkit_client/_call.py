@@ -36,6 +36,9 @@ class Client(Protocol):
 
     policy: VersionPolicy
 
+    @property
+    def _closing_cancels(self) -> bool: ...
+
     def _params(
         self, params: Mapping[str, Any] | None, token: int | None = None
     ) -> dict[str, Any]: ...
@@ -137,7 +140,7 @@ class ToolCall:
                         outcome = ToolResult.from_json(result if isinstance(result, dict) else {})
                     except trio.TooSlowError:
                         outcome = CallTimeout(f"{self.name}: no result within {self._timeout} s")
-                        if not client.policy.disconnect_cancels:
+                        if not client._closing_cancels:
                             await client._cancel(self.request_id)
                     except ClientError as exc:
                         self._answered = True  # nothing left to cancel either
@@ -209,7 +212,7 @@ class ToolCall:
         self._scope.cancel()
         with trio.CancelScope(shield=True):
             await self._finished.wait()  # the stream is closed once the reader is out
-        if not self._answered and not self._client.policy.disconnect_cancels:
+        if not self._answered and not self._client._closing_cancels:
             await self._client._cancel(self.request_id)
 
 

@@ -4,7 +4,9 @@
 
     flowkit call URL TOOL [key=value ...] [--args JSON] [--header K:V ...]
                  [--timeout S] [--quiet | --json] [--no-input] [--era ERA]
+    flowkit call --stdio COMMAND TOOL [key=value ...] [options]
     flowkit tools URL [--header K:V ...] [--json]
+    flowkit tools --stdio COMMAND [--json]
 
 ``call`` shows a live progress bar (value, total, message, rate), prints
 partial results and log messages as they arrive, and pretty-prints the
@@ -18,6 +20,11 @@ Ctrl-C cancels the call on the server before exiting. ``--json`` writes one
 JSON object per line instead (``{"type": "progress" | "log" | "result" |
 "error", ...}``, the result or error last) and no progress bar.
 
+``--stdio COMMAND`` launches the server instead of connecting to a URL, and
+speaks MCP over its stdin and stdout: COMMAND is one argument, split as a
+shell would (``--stdio 'flowkit serve --stdio --demo'``); the server's
+stderr goes to ours; at the end its stdin is closed and it is stopped.
+
 Exit status: 0 on success, 1 if the tool reported an error (``isError``),
 2 for bad command-line input, 3 for a protocol or connection error
 (including timeouts), 130 after Ctrl-C.
@@ -26,10 +33,13 @@ Exit status: 0 on success, 1 if the tool reported an error (``isError``),
 from __future__ import annotations
 
 import argparse
+import shlex
 import signal
 import sys
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
 from functools import partial
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 import orjson
 import trio
@@ -38,10 +48,16 @@ from flowkit._tasks import ungrouped
 
 from ._arguments import UsageError
 
+if TYPE_CHECKING:
+    from ._client import Client
+
 __all__ = ["add_commands"]
 
 EXIT_TOOL_ERROR, EXIT_USAGE, EXIT_PROTOCOL, EXIT_INTERRUPTED = 1, 2, 3, 130
 _DOC = __doc__ or ""
+
+Connect: TypeAlias = Callable[..., AbstractAsyncContextManager["Client"]]
+"""``open_client`` or ``open_stdio_client`` with the server bound: callbacks in, a client out."""
 
 
 def _header(text: str) -> tuple[str, str]:
@@ -57,13 +73,18 @@ def add_commands(commands: Any) -> None:
     call = commands.add_parser(
         "call",
         help="call a tool of an MCP server, with live progress",
-        description="Call a tool of an MCP server over Streamable HTTP.",
+        description="Call a tool of an MCP server over Streamable HTTP or stdio.",
+        usage="flowkit call [options] (URL | --stdio COMMAND) TOOL [key=value ...]",
         epilog=epilog,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    call.add_argument("url", help="the MCP endpoint, e.g. http://127.0.0.1:8000/mcp")
-    call.add_argument("tool", help="the tool's name")
-    call.add_argument("pairs", nargs="*", metavar="key=value", help="arguments, typed by schema")
+    call.add_argument(
+        "words",
+        nargs="*",
+        metavar="URL TOOL key=value",
+        help="the MCP endpoint (e.g. http://127.0.0.1:8000/mcp; none with --stdio), "
+        "the tool's name, and its arguments, typed by schema",
+    )
     call.add_argument("--args", dest="json_args", metavar="JSON", help="arguments as a JSON object")
     call.add_argument("--timeout", type=float, metavar="S", help="seconds the call may take")
     output = call.add_mutually_exclusive_group()
@@ -75,11 +96,20 @@ def add_commands(commands: Any) -> None:
         "tools",
         help="list the tools of an MCP server",
         description="List the tools of an MCP server, with their parameters.",
+        usage="flowkit tools [options] (URL | --stdio COMMAND)",
     )
-    tools.add_argument("url", help="the MCP endpoint, e.g. http://127.0.0.1:8000/mcp")
+    tools.add_argument(
+        "words", nargs="*", metavar="URL", help="the MCP endpoint (none with --stdio)"
+    )
     tools.add_argument("--json", action="store_true", help="the tools/list entries as JSON")
     tools.set_defaults(run=_run_tools)
     for sub in (call, tools):
+        sub.add_argument(
+            "--stdio",
+            metavar="COMMAND",
+            help="launch this server command and speak MCP over its stdin/stdout "
+            "(one argument, e.g. 'flowkit serve --stdio --demo')",
+        )
         sub.add_argument(
             "--header",
             "-H",
@@ -100,8 +130,43 @@ def add_commands(commands: Any) -> None:
 # -- running ------------------------------------------------------------------------
 
 
-def _client_options(args: argparse.Namespace) -> dict[str, Any]:
-    return {"headers": dict(args.header), "era": args.era}
+def _connection(args: argparse.Namespace, *, tool: bool) -> Connect:
+    """How to reach the server the words name; sets ``args.tool`` and ``args.pairs``.
+
+    Raises:
+        UsageError: the words do not fit ``(URL | --stdio COMMAND) [TOOL ...]``.
+    """
+    from ._open import open_client, open_stdio_client
+
+    words = list(args.words)
+    if args.stdio is not None:
+        command = shlex.split(args.stdio)
+        if not command:
+            raise UsageError(
+                "--stdio needs the server's command, e.g. 'flowkit serve --stdio --demo'"
+            )
+        if args.header:
+            raise UsageError("--header is for HTTP servers; a stdio server gets no headers")
+        connect: Connect = partial(open_stdio_client, command, era=args.era)
+        where = shlex.join(command)
+    else:
+        if not words:
+            raise UsageError("expected the server's URL (or --stdio COMMAND)")
+        where = words.pop(0)
+        if not where.startswith(("http://", "https://")):
+            raise UsageError(
+                f"expected an http:// or https:// URL, got {where!r} "
+                "(--stdio COMMAND launches a server)"
+            )
+        connect = partial(open_client, where, headers=dict(args.header), era=args.era)
+    if tool:
+        if not words:
+            raise UsageError("expected the tool's name after the server")
+        args.tool, args.pairs = words[0], words[1:]
+    elif words:
+        raise UsageError(f"unexpected arguments: {shlex.join(words)}")
+    args.where = where
+    return connect
 
 
 def _run(args: argparse.Namespace, main: Any) -> int:
@@ -135,8 +200,7 @@ def _run(args: argparse.Namespace, main: Any) -> int:
     try:
         return trio.run(supervised)
     except UsageError as exc:
-        print(f"flowkit {args.command}: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+        return _usage(args, exc)
     except ClientError as exc:
         if getattr(args, "json", False):
             line = {"type": "error", "error": type(exc).__name__, "message": str(exc)}
@@ -148,12 +212,28 @@ def _run(args: argparse.Namespace, main: Any) -> int:
 
 
 def _run_call(args: argparse.Namespace) -> int:
-    from ._render import call_main
-
-    return _run(args, partial(call_main, options=_client_options(args)))
+    return _run_command(args, tool=True)
 
 
 def _run_tools(args: argparse.Namespace) -> int:
-    from ._render import tools_main
+    return _run_command(args, tool=False)
 
-    return _run(args, partial(tools_main, options=_client_options(args)))
+
+def _run_command(args: argparse.Namespace, *, tool: bool) -> int:
+    """Run ``call`` (``tool``) or ``tools``; rich is imported only now, off ``serve``'s path."""
+    try:
+        from . import _render
+    except ImportError as exc:  # rich missing: httpx alone does not make the extra
+        print(f"flowkit {args.command}: pip install 'flowkit[client]' ({exc})", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        connect = _connection(args, tool=tool)
+    except UsageError as exc:
+        return _usage(args, exc)
+    main = _render.call_main if tool else _render.tools_main
+    return _run(args, partial(main, connect=connect))
+
+
+def _usage(args: argparse.Namespace, exc: UsageError) -> int:
+    print(f"flowkit {args.command}: {exc}", file=sys.stderr)
+    return EXIT_USAGE

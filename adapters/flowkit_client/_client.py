@@ -1,12 +1,10 @@
-"""The MCP client: negotiation, requests, and the reading of their replies.
+"""The MCP client: requests, and the reading of their replies.
 
-One :class:`Client` speaks one protocol revision, chosen at connection:
-``server/discover`` first (the 2026-07-28 era, stateless) when ``era`` is
-``"auto"``, else, or when the server does not know it, the 2025-11-25
-``initialize`` handshake. What differs between the two is read from the
-core's :data:`flowkit.mcp.VERSIONS` policy of that revision (sessions,
-per-request ``_meta``, mirrored headers, resumability, whether a closed
-stream cancels), never from comparing version strings.
+One :class:`Client` speaks one protocol revision, settled at connection
+(``_negotiation``); what differs between the eras is read from the core's
+:data:`flowkit.mcp.VERSIONS` policy of that revision (sessions, per-request
+``_meta``, mirrored headers, resumability, whether a closed stream cancels),
+and what differs between HTTP and stdio from the transport (``_wire``).
 
 A request's reply is read by :meth:`Client._exchange`: the response
 messages in order, notifications handed to the caller, requests from the
@@ -21,23 +19,18 @@ from the last whole one, so each event arrives once, in order.
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import itertools
 import random
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from typing import TYPE_CHECKING, Any, Literal, TypeAlias
+from collections.abc import Awaitable, Callable, Mapping
+from contextlib import AbstractAsyncContextManager
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 import trio
 
-from flowkit._tasks import ungrouped
 from flowkit.mcp import (
     INTERNAL_ERROR,
-    LATEST_HANDSHAKE_VERSION,
     METHOD_NOT_FOUND,
-    UNSUPPORTED_PROTOCOL_VERSION,
-    VERSIONS,
     Notification,
     Request,
     Response,
@@ -46,7 +39,6 @@ from flowkit.mcp import (
     encode_notification,
     encode_result,
 )
-from flowkit.mcp._tools import _header_params
 
 from ._events import ServerInfo, ToolInfo, ToolResult
 from ._exceptions import (
@@ -58,16 +50,17 @@ from ._exceptions import (
     StreamCut,
     TransportError,
 )
-from ._policy import RetryPolicy, Timeouts
-from ._transport import Body, Transport, dumps
+from ._headers import header_value, param_headers
+from ._negotiation import META, MODERN_VERSION, negotiate
+from ._policy import RetryPolicy
+from ._transport import dumps
+from ._wire import Reply, Transport
 
 if TYPE_CHECKING:
     from ._call import ToolCall
 
-__all__ = ["Client", "Handler", "open_client"]
+__all__ = ["MODERN_VERSION", "Client", "Handler"]
 
-META = "io.modelcontextprotocol/"
-MODERN_VERSION = max(v for v, policy in VERSIONS.items() if policy.request_meta)
 
 Handler: TypeAlias = Callable[[Mapping[str, Any]], Awaitable[Mapping[str, Any]]]
 """A callback for a request from the server: its ``params`` in, its result out."""
@@ -75,19 +68,6 @@ Handler: TypeAlias = Callable[[Mapping[str, Any]], Awaitable[Mapping[str, Any]]]
 Deliver: TypeAlias = Callable[[Notification], Awaitable[None]]
 
 _CANCEL_GRACE = 5.0  # seconds to send notifications/cancelled while being cancelled
-
-
-def _header_value(text: str) -> str:
-    """``text`` as a header value: as is if visible ASCII, else ``=?base64?...?=``."""
-    if text.isascii() and text.isprintable() and text == text.strip():
-        return text
-    return "=?base64?" + base64.b64encode(text.encode()).decode("ascii") + "?="
-
-
-def _param_text(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return _header_value(str(value))
 
 
 class _Resumption:
@@ -98,10 +78,9 @@ class _Resumption:
         self.retry_ms: int | None = None
         self.delivered = 0  # messages read since the last (re)connection
 
-    def note(self, body: Body) -> None:
-        if body.decoder is not None:
-            self.last_event_id = body.decoder.last_event_id or self.last_event_id
-            self.retry_ms = body.decoder.retry if body.decoder.retry is not None else self.retry_ms
+    def note(self, reply: Reply) -> None:
+        self.last_event_id = reply.last_event_id or self.last_event_id
+        self.retry_ms = reply.retry_ms if reply.retry_ms is not None else self.retry_ms
 
 
 class Client:
@@ -138,6 +117,11 @@ class Client:
         self._tools: dict[str, ToolInfo] = {}
         self._listed = False  # tools/list was read once (for Mcp-Param-* headers)
 
+    @property
+    def _closing_cancels(self) -> bool:
+        """Leaving a call's reply cancels it (else ``notifications/cancelled`` does)."""
+        return self.policy.disconnect_cancels and self._transport.closing_cancels
+
     # -- what every request carries -------------------------------------------------
 
     def _capabilities(self) -> dict[str, Any]:
@@ -148,7 +132,7 @@ class Client:
         if self.policy.method_headers and method is not None:
             headers["mcp-method"] = method
             if name is not None:
-                headers["mcp-name"] = _header_value(name)
+                headers["mcp-name"] = header_value(name)
         if self._session_id is not None:
             headers["mcp-session-id"] = self._session_id
         if not self.policy.handshake or self._session_id is not None:
@@ -173,78 +157,9 @@ class Client:
     # -- negotiation ----------------------------------------------------------------
 
     async def _negotiate(self, era: str) -> None:
-        if era != LATEST_HANDSHAKE_VERSION:
-            self.policy = VERSIONS[MODERN_VERSION]
-            try:
-                found = await self._discover()
-            except (RPCError, HTTPStatusError, ProtocolError):
-                if era == MODERN_VERSION:
-                    raise
-            else:
-                versions = found.get("supportedVersions") or []
-                if self.policy.version in versions:
-                    meta = found.get("_meta") or {}
-                    info = found.get("serverInfo") or meta.get(META + "serverInfo") or {}
-                    self.server = self._server_info(self.policy.version, found, info)
-                    return
-                if era == MODERN_VERSION:
-                    raise ProtocolError(f"the server offers {versions}, not {MODERN_VERSION}")
-        await self._handshake()
-
-    async def _discover(self) -> Any:
-        """``server/discover``, once more if refused with -32022 naming a version we speak.
-
-        "Versioning" (2026-07-28): a server that does not serve the requested
-        revision answers -32022 with ``data.supported``; the client should
-        retry with one of those rather than give up on the era.
-        """
-        try:
-            return await self.request("server/discover")
-        except RPCError as exc:
-            supported = exc.data.get("supported") if isinstance(exc.data, dict) else None
-            ours = [
-                v
-                for v in supported or ()
-                if isinstance(v, str) and v in VERSIONS and VERSIONS[v].request_meta
-            ]
-            if exc.code != UNSUPPORTED_PROTOCOL_VERSION or not ours:
-                raise
-            self.policy = VERSIONS[max(ours)]
-            return await self.request("server/discover")
-
-    def _server_info(self, version: str, result: Mapping[str, Any], info: Any) -> ServerInfo:
-        info = info if isinstance(info, Mapping) else {}
-        caps = result.get("capabilities")
-        return ServerInfo(
-            version,
-            caps if isinstance(caps, Mapping) else {},
-            str(info.get("name", "")),
-            str(info.get("version", "")),
-            result.get("instructions"),
-        )
-
-    async def _handshake(self) -> None:
-        self.policy = VERSIONS[LATEST_HANDSHAKE_VERSION]
-        params = {
-            "protocolVersion": LATEST_HANDSHAKE_VERSION,
-            "capabilities": self._capabilities(),
-            "clientInfo": self._client_info,
-        }
-
-        def session(body: Body) -> None:
-            self._session_id = body.response.headers.get("mcp-session-id")
-
-        result = await self._exchange("initialize", params, on_open=session)
-        version = result.get("protocolVersion")
-        policy = VERSIONS.get(version) if isinstance(version, str) else None
-        if policy is None or not policy.handshake:
-            raise ProtocolError(f"the server chose protocol version {version!r}, which we lack")
-        self.policy = policy
-        self.server = self._server_info(version, result, result.get("serverInfo"))
-        await self.notify("notifications/initialized")
-        if self._log_level is not None and "logging" in self.server.capabilities:
-            await self.request("logging/setLevel", {"level": self._log_level})
-        if self._handlers and self.policy.get_stream:
+        """Settle the revision (see ``_negotiation``), then open the listener if needed."""
+        await negotiate(self, era)
+        if self._transport.always_listen or (self._handlers and self.policy.get_stream):
             await self._nursery.start(self._listen, name="flowkit_client listen stream")
 
     async def _listen(
@@ -293,8 +208,9 @@ class Client:
         return await self._exchange(method, self._params(params))
 
     async def notify(self, method: str, params: Mapping[str, Any] | None = None) -> None:
-        """Send one notification."""
-        body = encode_notification(method, dict(params) if params else None)
+        """Send one notification (in 2026-07-28 with the request ``_meta``, which
+        is how a stdio server knows the era of a ``notifications/cancelled``)."""
+        body = encode_notification(method, self._params(params) or None)
         async with self._transport.open(
             "POST", self._headers(method), body, session=self._session_id is not None
         ):
@@ -365,17 +281,13 @@ class Client:
         caller never needed.
         """
         headers = self._headers("tools/call", name)
-        if not self.policy.method_headers:
+        if not (self.policy.method_headers and self._transport.header_layer):
             return headers
         if name not in self._tools and not self._listed:
             await self.list_tools()
         tool = self._tools.get(name)
-        for param in _header_params(name, tool.input_schema) if tool is not None else ():
-            value: Any = arguments
-            for key in param.path:
-                value = value.get(key) if isinstance(value, Mapping) else None
-            if value is not None:
-                headers[param.header] = _param_text(value)
+        if tool is not None:
+            headers.update(param_headers(name, tool.input_schema, arguments))
         return headers
 
     async def _cancel(self, request_id: int) -> None:
@@ -399,7 +311,7 @@ class Client:
         request_id: int | None = None,
         headers: Mapping[str, str] | None = None,
         deliver: Deliver | None = None,
-        on_open: Callable[[Body], None] | None = None,
+        on_open: Callable[[Reply], None] | None = None,
     ) -> Any:
         """Send a request and read its reply stream to the response; return its result."""
         rid = next(self._ids) if request_id is None else request_id
@@ -408,7 +320,7 @@ class Client:
         session = self._session_id is not None
         cause: ClientError | None = None
         async with self._transport.open(
-            "POST", headers or self._headers(method), body, session=session
+            "POST", headers or self._headers(method), body, session=session, request_id=rid
         ) as reply:
             if reply is None:
                 raise ProtocolError(f"the server answered {method} with no response")
@@ -421,7 +333,8 @@ class Client:
         attempt = 0
         while not found:
             if not self.policy.resumable or not state.last_event_id:
-                raise StreamCut(f"the {method} stream ended before its response") from cause
+                why = f": {cause}" if cause is not None else ""
+                raise StreamCut(f"the {method} stream ended before its response{why}") from cause
             if attempt >= self._retry.max_attempts:
                 raise ResumeFailed(
                     f"the {method} stream could not be resumed after {attempt} attempts"
@@ -440,7 +353,7 @@ class Client:
         return result
 
     async def _read(
-        self, reply: Body, rid: int, state: _Resumption, deliver: Deliver | None
+        self, reply: Reply, rid: int, state: _Resumption, deliver: Deliver | None
     ) -> tuple[bool, Any]:
         """Read until the response to ``rid``: ``(True, result)``, or ``(False, None)`` if cut."""
         try:
@@ -497,69 +410,3 @@ class Client:
             "POST", self._headers(None), body, session=self._session_id is not None
         ):
             pass
-
-
-@asynccontextmanager
-async def open_client(
-    url: str,
-    *,
-    headers: Mapping[str, str] | None = None,
-    timeouts: Timeouts | None = None,
-    retry: RetryPolicy | None = None,
-    era: Literal["auto", "2026-07-28", "2025-11-25"] = "auto",
-    log_level: str | None = "info",
-    on_elicitation: Handler | None = None,
-    on_sampling: Handler | None = None,
-    on_roots: Handler | None = None,
-    client_info: Mapping[str, str] | None = None,
-    rng: random.Random | None = None,
-) -> AsyncIterator[Client]:
-    """Connect to an MCP endpoint and negotiate; disconnect (DELETE the session) at the end.
-
-    Args:
-        url: the endpoint, e.g. ``http://127.0.0.1:8000/mcp``.
-        headers: sent with every request, e.g. ``{"Authorization": "Bearer ..."}``.
-        timeouts: connect/read/write deadlines (default :class:`Timeouts`).
-        retry: how a dropped 2025-11-25 stream is resumed (default :class:`RetryPolicy`).
-        era: ``"auto"`` (``server/discover``, else the handshake) or one revision.
-        log_level: the least severe log level to receive (logs carry
-            partial results): ``logging/setLevel`` after the handshake, the
-            ``logLevel`` of every request's ``_meta`` in 2026-07-28. ``None``
-            asks for none (a 2025-11-25 server then applies its default).
-        on_elicitation: answers ``elicitation/create`` (params in, result out,
-            e.g. ``{"action": "accept", "content": {...}}``).
-        on_sampling: answers ``sampling/createMessage``.
-        on_roots: answers ``roots/list`` (``{"roots": [...]}``).
-        client_info: ``clientInfo`` (``name``, ``version``).
-        rng: the random source of the backoff jitter (seed it in tests).
-    """
-    handlers = {
-        method: handler
-        for method, handler in (
-            ("elicitation/create", on_elicitation),
-            ("sampling/createMessage", on_sampling),
-            ("roots/list", on_roots),
-        )
-        if handler is not None
-    }
-    transport = Transport(url, headers or {}, timeouts or Timeouts())
-    with ungrouped():
-        async with trio.open_nursery() as nursery:
-            client = Client(
-                transport,
-                nursery,
-                retry=retry or RetryPolicy(),
-                log_level=log_level,
-                handlers=handlers,
-                client_info=client_info or {"name": "flowkit-client", "version": "0.1.0"},
-                rng=rng or random.Random(),
-            )
-            try:
-                await client._negotiate(era)
-                yield client
-            finally:
-                if hasattr(client, "policy"):
-                    await client._aclose()
-                else:
-                    await transport.aclose()
-                nursery.cancel_scope.cancel()

@@ -34,7 +34,7 @@ from rich.table import Table
 from rich.text import Text
 
 from ._arguments import UsageError, build_arguments
-from ._client import open_client
+from ._cli import Connect
 from ._events import Event, LogMessage, Progress, ToolInfo, ToolResult
 
 __all__ = ["call_main", "tools_main"]
@@ -132,19 +132,17 @@ def _elicitation(args: argparse.Namespace, console: Console, bar: Bar | None) ->
     return handler
 
 
-async def call_main(args: argparse.Namespace, *, options: Mapping[str, Any]) -> int:
+async def call_main(args: argparse.Namespace, *, connect: Connect) -> int:
     """``flowkit call``: run the call, show its events, return the exit status."""
     console = Console(stderr=False)
     show_bar = not (args.quiet or args.json) and console.is_terminal
     bar = _bar(Console(stderr=True)) if show_bar else None
-    async with open_client(
-        args.url, **options, on_elicitation=_elicitation(args, console, bar)
-    ) as client:
+    async with connect(on_elicitation=_elicitation(args, console, bar)) as client:
         tools = {tool.name: tool for tool in await client.list_tools()}
         tool = tools.get(args.tool)
         if tool is None:
             known = ", ".join(sorted(tools)) or "none"
-            raise UsageError(f"no tool {args.tool!r} on {args.url} (it has: {known})")
+            raise UsageError(f"no tool {args.tool!r} on {args.where} (it has: {known})")
         arguments = build_arguments(args.pairs, args.json_args, tool.input_schema)
         async with client.call_tool(args.tool, arguments, timeout=args.timeout) as call:
             if bar is None:
@@ -165,7 +163,10 @@ async def call_main(args: argparse.Namespace, *, options: Mapping[str, Any]) -> 
                                 message=event.message or "",
                             )
                         elif isinstance(event, LogMessage):
-                            _print_log(console, event)  # above the bar: rich redirects stdout
+                            # Through the bar's console, which draws it above the bar:
+                            # another Console writes past rich's stdout proxy, and the
+                            # bar's next redraw would leave a copy of itself behind.
+                            _print_log(bar.console, event)
             result = await call.result()
     if not args.json:
         _print_result(console, result)
@@ -188,9 +189,9 @@ def _parameters(tool: ToolInfo) -> str:
     return "\n".join(parts)
 
 
-async def tools_main(args: argparse.Namespace, *, options: Mapping[str, Any]) -> int:
+async def tools_main(args: argparse.Namespace, *, connect: Connect) -> int:
     """``flowkit tools``: the server's tools as a table (or JSON)."""
-    async with open_client(args.url, **options) as client:
+    async with connect() as client:
         tools = await client.list_tools()
         server = client.server
     if args.json:
@@ -210,7 +211,7 @@ async def tools_main(args: argparse.Namespace, *, options: Mapping[str, Any]) ->
             + b"\n"
         )
         return 0
-    table = Table(title=f"{server.name or args.url} ({server.protocol_version})")
+    table = Table(title=f"{server.name or args.where} ({server.protocol_version})")
     table.add_column("tool", style="bold")
     table.add_column("parameters")
     table.add_column("description")

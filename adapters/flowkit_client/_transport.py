@@ -42,7 +42,7 @@ from ._exceptions import (
 )
 from ._policy import Timeouts
 
-__all__ = ["Body", "Transport", "translated"]
+__all__ = ["Body", "HTTPTransport", "translated"]
 
 ACCEPT = "application/json, text/event-stream"
 # Seconds a stream may take to end after the response we waited for.
@@ -104,6 +104,19 @@ class Body:
         self._json_done = False
         self.ended = False  # the stream ended (cleanly or cut: see decoder.mid_event)
 
+    @property
+    def session_id(self) -> str | None:
+        value: str | None = self.response.headers.get("mcp-session-id")
+        return value
+
+    @property
+    def last_event_id(self) -> str | None:
+        return self.decoder.last_event_id if self.decoder is not None else None
+
+    @property
+    def retry_ms(self) -> int | None:
+        return self.decoder.retry if self.decoder is not None else None
+
     async def next_message(self) -> Message | None:
         """The next JSON-RPC message; ``None`` at the end.
 
@@ -161,14 +174,18 @@ class Body:
         return None
 
 
-class Transport:
-    """One endpoint URL on an httpx client.
+class HTTPTransport:
+    """One endpoint URL on an httpx client (a :class:`~flowkit_client._wire.Transport`).
 
     Args:
         url: the MCP endpoint (``http://127.0.0.1:8000/mcp``).
         headers: sent with every request (``Authorization``, ...).
         timeouts: connect/read/write deadlines.
     """
+
+    header_layer = True
+    closing_cancels = True  # where the revision says so (VersionPolicy.disconnect_cancels)
+    always_listen = False
 
     def __init__(self, url: str, headers: Mapping[str, str], timeouts: Timeouts) -> None:
         self.url = url
@@ -193,6 +210,7 @@ class Transport:
         body: bytes | None = None,
         *,
         session: bool = False,
+        request_id: int | None = None,
     ) -> AsyncIterator[Body | None]:
         """Send a request; yield its :class:`Body`, or ``None`` for a 202 / empty 200.
 

@@ -4,9 +4,12 @@ Run as a child process (the SDK runs on anyio/asyncio under uvicorn, as
 ``MCPServer.run("streamable-http")`` does)::
 
     python -m tests.integration.client._official_server --port N
+    python -m tests.integration.client._official_server --stdio   # MCPServer.run("stdio")
 
 Tools: ``ticker`` (progress), ``chatty`` (logs), ``ask`` (elicitation),
-``sample`` (sampling). The SDK resumes streams only with an event store; the
+``sample`` (sampling), ``roots`` (roots/list), and ``greet``, whose
+elicitation is the SDK's ``Resolve(Elicit(...))``: a server request in
+2025-11-25, an ``input_required`` result in 2026-07-28. The SDK resumes streams only with an event store; the
 one here keeps every event in memory, which is all a test needs.
 """
 
@@ -14,10 +17,10 @@ from __future__ import annotations
 
 import argparse
 import itertools
-from typing import Any
+from typing import Annotated, Any
 
 import uvicorn
-from mcp.server.mcpserver import Context, MCPServer
+from mcp.server.mcpserver import Context, Elicit, MCPServer, Resolve
 from mcp.server.streamable_http import EventCallback, EventMessage, EventStore
 from mcp.types import JSONRPCMessage, SamplingMessage, TextContent
 from pydantic import BaseModel
@@ -80,6 +83,16 @@ async def ask(ctx: Context) -> dict[str, Any]:
     }
 
 
+def _ask_name() -> Elicit[Name]:
+    return Elicit("What is your name?", Name)
+
+
+@server.tool()
+async def greet(who: Annotated[Name, Resolve(_ask_name)]) -> dict[str, str]:
+    """Elicit a name in either era, then greet it."""
+    return {"greeting": f"hello {who.name}"}
+
+
 @server.tool()
 async def sample(ctx: Context) -> str:
     """Ask the client's model to complete a prompt."""
@@ -92,10 +105,22 @@ async def sample(ctx: Context) -> str:
     return content.text if isinstance(content, TextContent) else str(content)
 
 
+@server.tool()
+async def roots(ctx: Context) -> dict[str, list[str]]:
+    """The URIs of the client's roots (``roots/list``)."""
+    listed = await ctx.session.list_roots()
+    return {"uris": [str(root.uri) for root in listed.roots]}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--port", type=int, required=True)
+    where = parser.add_mutually_exclusive_group(required=True)
+    where.add_argument("--port", type=int)
+    where.add_argument("--stdio", action="store_true", help="serve on stdin/stdout instead")
     args = parser.parse_args()
+    if args.stdio:
+        server.run("stdio")
+        return
     app = server.streamable_http_app(event_store=MemoryEventStore(), retry_interval=10)
     uvicorn.run(app, host="127.0.0.1", port=args.port, log_level="warning", access_log=False)
 

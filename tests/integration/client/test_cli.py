@@ -244,12 +244,33 @@ async def test_help_says_it_all() -> None:
     done = await _flowkit("call", "--help")
     text = done.stdout.decode()
     for option in (
+        "(URL | --stdio COMMAND) TOOL [key=value ...]",
+        "--stdio COMMAND",
         "--args",
         "--header",
         "--timeout",
         "--quiet",
         "--json",
         "--no-input",
+        "--era",
+        "Ctrl-C",
+        "elicitation",
         "Exit status",
     ):
         assert option in text
+    tools = (await _flowkit("tools", "--help")).stdout.decode()
+    for option in ("(URL | --stdio COMMAND)", "--header", "--json", "--era"):
+        assert option in tools
+
+
+@pytest.mark.parametrize("missing", ["httpx", "rich"])
+def test_without_the_client_extra_the_command_says_what_to_install(missing: str) -> None:
+    script = (
+        f"import sys; sys.modules[{missing!r}] = None\n"
+        "from flowkit_http._cli import main\n"
+        "sys.exit(main(['call', 'http://127.0.0.1:9/mcp', 'ticker']))"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, check=False)
+    assert done.returncode == 2
+    assert done.stderr.decode().startswith("flowkit call: pip install 'flowkit[client]' (")
+    assert b"Traceback" not in done.stderr

@@ -55,7 +55,14 @@ async def test_auto_negotiates_the_stateless_era_with_the_official_server(offici
     async with open_client(official + "/mcp") as client:
         assert client.server.protocol_version == "2026-07-28"
         assert client.server.name == "official-test"
-        assert {t.name for t in await client.list_tools()} == {"ticker", "chatty", "ask", "sample"}
+        assert {t.name for t in await client.list_tools()} == {
+            "ticker",
+            "chatty",
+            "ask",
+            "sample",
+            "roots",
+            "greet",
+        }
 
 
 @pytest.mark.parametrize("era", ["2026-07-28", "2025-11-25"])
@@ -94,6 +101,15 @@ async def test_elicitation_and_sampling_callbacks(official: str) -> None:
     assert asked[0]["message"] == "What is your name?"
     assert "name" in asked[0]["requestedSchema"]["properties"]
     assert sampled.text == "SAY HI"
+
+
+async def test_roots_callback_answers_roots_list(official: str) -> None:
+    async def on_roots(params: Mapping[str, Any]) -> Mapping[str, Any]:
+        return {"roots": [{"uri": "file:///work/project", "name": "project"}]}
+
+    async with open_client(official + "/mcp", era="2025-11-25", on_roots=on_roots) as client:
+        result = await client.call("roots")
+    assert result.structured == {"uris": ["file:///work/project"]}
 
 
 async def test_a_request_without_a_callback_is_refused_and_the_call_goes_on(official: str) -> None:
