@@ -40,6 +40,7 @@ import trio
 
 from flowkit import Pipeline
 from flowkit.mcp import (
+    Answer,
     Cancel,
     Endpoint,
     Invoke,
@@ -52,6 +53,7 @@ from flowkit.mcp import (
     StartCall,
 )
 
+from ._asker import LiveAsker
 from ._invoke import run_invoke
 from ._logformat import correlate
 from ._logging import log_refusal
@@ -121,6 +123,7 @@ class _Call:
     """
 
     __slots__ = (
+        "asker",
         "key",
         "outbox",
         "pipeline",
@@ -144,6 +147,7 @@ class _Call:
         self.writers = 1
         self.scope = trio.CancelScope()
         self.response_ended: trio.Event | None = None  # made when a close waits
+        self.asker: LiveAsker | None = None  # a handshake-era call that may ask its client
 
     async def close_response(self) -> None:
         """End the HTTP response carrying the call once it has written what waits.
@@ -383,6 +387,11 @@ class MCPApp:
         elif isinstance(action, Cancel):
             self._cancel((action.stream,))
             await _send_reply(send, action.reply)
+        elif isinstance(action, Answer):
+            answered = self._calls.get(action.stream)
+            if answered is not None and answered.asker is not None:
+                answered.asker.deliver(action)
+            await _send_reply(send, action.reply)
         elif isinstance(action, Resume) and shared is not None and action.live is not None:
             # Shared: the store is the only truth. Events this call made while
             # detached may still be on their way to it, so following the local
@@ -460,6 +469,12 @@ class MCPApp:
         correlate(action.session_id, action.request_id)  # this call's log lines
         delivered = False
         outcome, kind = "cancelled", None
+        context = None
+        if action.tool.context_param is not None:
+            if action.replay is None:  # the handshake era: ask on the stream
+                timeout = self.endpoint.config.ask_timeout
+                call.asker = LiveAsker(self.endpoint, stream, outbox, timeout)
+            context = action.context(call.asker)
         with call_span(action) as span:
             try:
                 with call.scope:
@@ -470,6 +485,7 @@ class MCPApp:
                         outbox,
                         call.close_response,
                         partial(setattr, call, "pipeline"),
+                        context,
                     )
                     delivered = True
                     outcome = "ok" if kind is None else "error"

@@ -14,12 +14,15 @@ from typing import Any, TypeAlias
 import attrs
 
 from ._errors import RemoteProtocolError, internal_error
-from ._jsonrpc import RequestId, encode_error, encode_result
+from ._jsonrpc import RequestId, Response, encode_error, encode_result
+from ._replay import Replay
 from ._stream import OutgoingStream
+from ._toolcontext import Ask, ToolContext
 from ._tools import Tool
 
 __all__ = [
     "Action",
+    "Answer",
     "Cancel",
     "Headers",
     "Invoke",
@@ -89,6 +92,28 @@ class StartCall:
     progress_token: str | int | None
     stream: OutgoingStream = attrs.field(eq=False)
     trace_context: Mapping[str, str] = attrs.field(factory=dict, eq=False)
+    protocol_version: str = ""
+    principal: str | None = None
+    client_capabilities: Mapping[str, Any] | None = attrs.field(default=None, eq=False)
+    call_id: str = ""
+    replay: Replay | None = attrs.field(default=None, eq=False)
+
+    def context(self, ask: Ask | None) -> ToolContext:
+        """The :class:`~flowkit.mcp.ToolContext` to pass the tool (``tool.context_param``).
+
+        ``ask`` sends requests to the client and waits for the answers
+        (handshake era: the adapter's); in the stateless era the core's
+        replay answers instead and ``ask`` is not used.
+        """
+        return ToolContext(
+            request_id=self.request_id,
+            call_id=self.replay.call_id if self.replay is not None else self.call_id,
+            protocol_version=self.protocol_version,
+            principal=self.principal,
+            client_capabilities=self.client_capabilities,
+            round=self.replay.round if self.replay is not None else 0,
+            ask=self.replay if self.replay is not None else ask,
+        )
 
 
 @attrs.frozen
@@ -102,6 +127,22 @@ class Cancel:
     session_id: str | None
     request_id: RequestId
     stream: OutgoingStream = attrs.field(eq=False)
+    reply: Reply
+
+
+@attrs.frozen
+class Answer:
+    """The client answered a request a tool sent it: resume that tool.
+
+    Hand ``response`` to whatever waits for ``ask_id`` on ``stream``'s call
+    (``flowkit.mcp.result_of`` turns it into the result or the client's
+    error), then send ``reply`` (202). A response nothing waits for (late,
+    repeated, another session's) is no ``Answer``, only a 202.
+    """
+
+    stream: OutgoingStream = attrs.field(eq=False)
+    ask_id: str
+    response: Response
     reply: Reply
 
 
@@ -212,7 +253,7 @@ class Invoke:
         return error_reply(refusal.with_request_id(self.request_id))
 
 
-Action: TypeAlias = Reply | StartCall | Cancel | OpenListenStream | Resume | Invoke
+Action: TypeAlias = Reply | StartCall | Cancel | Answer | OpenListenStream | Resume | Invoke
 """Everything ``receive_request`` can return."""
 
 

@@ -10,6 +10,7 @@ method that opens a session (:data:`OPENS_SESSION`) instead of needing one.
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Any
@@ -38,6 +39,7 @@ from ._features import (
 )
 from ._jsonrpc import RequestId
 from ._levels import LOG_LEVELS, LogThreshold
+from ._replay import Replay, start_replay
 from ._state import EndpointState
 from ._stateless import META_PREFIX, validate_param_headers
 from ._stream import OutgoingStream, progress_token_problem
@@ -212,6 +214,12 @@ def tools_call(state: EndpointState, ctx: RequestContext) -> Action:
         # A tool execution error, not a protocol error: the model can read
         # it and retry ("Error Handling", 2025-11-25 tools).
         return json_reply(request.id, finish(state, policy, error_result(problem)))
+    replay: Replay | None = None
+    if tool.context_param is not None and policy.result_type:
+        # The stateless era: answers to the tool's questions come with the
+        # retry, and earlier rounds' from the sealed requestState (SEP-2322).
+        sealer = state.request_state_sealer()
+        replay = start_replay(sealer, request.method, params, ctx.principal, request.id)
     stream = OutgoingStream(
         kind="call",
         stream_id=session.new_stream_id(state.instance) if session is not None else "0",
@@ -229,7 +237,18 @@ def tools_call(state: EndpointState, ctx: RequestContext) -> Action:
     )
     state.call_started(session, stream)
     return StartCall(
-        stream.session_id, request.id, tool, arguments, token, stream, _trace_context(params)
+        stream.session_id,
+        request.id,
+        tool,
+        arguments,
+        token,
+        stream,
+        _trace_context(params),
+        protocol_version=policy.version,
+        principal=ctx.principal,
+        client_capabilities=declared if isinstance(declared, dict) else None,
+        call_id=secrets.token_urlsafe(12) if tool.context_param is not None else "",
+        replay=replay,
     )
 
 
