@@ -17,7 +17,7 @@ from ._errors import RemoteProtocolError, internal_error
 from ._jsonrpc import RequestId, Response, encode_error, encode_result
 from ._replay import Replay
 from ._stream import OutgoingStream
-from ._toolcontext import Ask, ToolContext
+from ._toolcontext import Ask, InputRequired, ToolContext
 from ._tools import Tool
 
 __all__ = [
@@ -209,7 +209,9 @@ class Invoke:
         else:
             reply = action.reply(value)
 
-    and sends ``reply``. Both methods are pure and never raise.
+    and sends ``reply``; an :class:`~flowkit.mcp.InputRequired` from the
+    function (a stateless-era prompt asking its client) is answered with
+    ``action.input_required(exc)``. These methods are pure and never raise.
 
     Attributes:
         request_id: the JSON-RPC id being answered.
@@ -240,6 +242,10 @@ class Invoke:
         except (TypeError, ValueError) as exc:
             message = f"Internal error: {self.method} produced an invalid result ({exc})"
             return error_reply(internal_error(message, self.request_id))
+
+    def input_required(self, needed: InputRequired) -> Reply:
+        """The reply when the function (a prompt asking its client) needs answers first."""
+        return json_reply(self.request_id, needed.result)
 
     def failed(self, error: Exception) -> Reply:
         """The reply when the function raised ``error``.

@@ -17,7 +17,7 @@ from typing import Any
 
 from ._actions import Action, OpenListenStream, StartCall, json_reply
 from ._content import error_result
-from ._context import Handler, RequestContext, finish
+from ._context import Handler, RequestContext, finish, replay_for
 from ._errors import (
     method_params,
     missing_capabilities,
@@ -39,7 +39,6 @@ from ._features import (
 )
 from ._jsonrpc import RequestId
 from ._levels import LOG_LEVELS, LogThreshold
-from ._replay import Replay, start_replay
 from ._state import EndpointState
 from ._stateless import META_PREFIX, validate_param_headers
 from ._stream import OutgoingStream, progress_token_problem
@@ -191,9 +190,7 @@ def tools_call(state: EndpointState, ctx: RequestContext) -> Action:
         raise method_params('"arguments" must be an object', request.id)
     if policy.method_headers:
         validate_param_headers(ctx.head, tool, arguments, request.id)
-    declared = (
-        ctx.meta.client_capabilities if ctx.meta else getattr(session, "client_capabilities", None)
-    )
+    declared = ctx.client_capabilities
     missing = tool.missing_capabilities(declared)
     if missing:
         raise missing_capabilities(name, missing, policy.capability_error_status, request.id)
@@ -214,12 +211,9 @@ def tools_call(state: EndpointState, ctx: RequestContext) -> Action:
         # A tool execution error, not a protocol error: the model can read
         # it and retry ("Error Handling", 2025-11-25 tools).
         return json_reply(request.id, finish(state, policy, error_result(problem)))
-    replay: Replay | None = None
-    if tool.context_param is not None and policy.result_type:
-        # The stateless era: answers to the tool's questions come with the
-        # retry, and earlier rounds' from the sealed requestState (SEP-2322).
-        sealer = state.request_state_sealer()
-        replay = start_replay(sealer, request.method, params, ctx.principal, request.id)
+    # The stateless era: answers to the tool's questions come with the retry,
+    # and earlier rounds' from the sealed requestState (SEP-2322).
+    replay = replay_for(state, ctx) if tool.context_param is not None else None
     stream = OutgoingStream(
         kind="call",
         stream_id=session.new_stream_id(state.instance) if session is not None else "0",

@@ -153,7 +153,12 @@ class Replay:
         known = self._answers.get(request.key)
         if known is not None and known[0] == digest:
             return True, known[1]
-        if self._pending.get(request.key) == digest and request.key in self._responses:
+        # An answer in the retry counts if the question asked under its key
+        # (when the state says) is this one; without a state it is the answer
+        # to what the tool asks now: answers come from the client either way,
+        # the seal protects the earlier rounds' and the binding.
+        asked = self._pending.get(request.key, digest)
+        if asked == digest and request.key in self._responses:
             raw = self._responses[request.key]
             try:
                 request.parse(raw)
