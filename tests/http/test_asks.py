@@ -7,6 +7,8 @@ results replayed from a sealed ``requestState`` (2026-07-28, SEP-2322).
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -18,6 +20,9 @@ from flowkit_http import MCPServer, create_app
 
 from ._sdk import with_client
 from ._serving import serving
+from .test_sdk1_client import sdk1_python  # noqa: F401 (the fixture)
+
+SDK1_ASKS = Path(__file__).parent / "sdk1" / "asks.py"
 
 FORM = {
     "type": "object",
@@ -175,3 +180,17 @@ async def test_a_client_error_reaches_the_tool() -> None:
         async with serving(create_app(server)) as url:
             result = await with_client(url + "/mcp", body, sampling_callback=refuse)
     assert _text(result) == "ClientRequestError: User rejected sampling request"
+
+
+async def test_the_sdk1_client_answers_elicitation_sampling_and_roots(
+    sdk1_python: Path,  # noqa: F811 (the fixture)
+) -> None:
+    server, runs = make_server()
+    with trio.fail_after(120):
+        async with serving(create_app(server)) as url:
+            done = await trio.run_process(
+                [str(sdk1_python), str(SDK1_ASKS), url + "/mcp"], capture_stdout=True
+            )
+    seen = json.loads(done.stdout.decode().strip().splitlines()[-1])
+    assert seen == {"protocol": "2025-11-25", "is_error": False, "text": EXPECTED}
+    assert runs == [0]
