@@ -53,7 +53,7 @@ from flowkit.mcp import (
     StartCall,
 )
 
-from ._asker import LiveAsker
+from ._asker import LiveAsker, check_request_state_keys
 from ._invoke import run_invoke
 from ._logformat import correlate
 from ._logging import log_refusal
@@ -238,6 +238,7 @@ class MCPApp:
         The ASGI lifespan enters this; tests and embedders may too. On exit
         every open stream is ended and every call cancelled.
         """
+        check_request_state_keys(self.endpoint, shared=self._opener is not None)
         async with contextlib.AsyncExitStack() as stack:
             if self._opener is not None:
                 opened = self._opener.open(

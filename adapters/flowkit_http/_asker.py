@@ -17,6 +17,7 @@ request, so a response arriving later is ignored.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from typing import Any
 
@@ -34,7 +35,9 @@ from flowkit.mcp import (
 
 from ._outbox import Outbox
 
-__all__ = ["LiveAsker"]
+__all__ = ["LiveAsker", "check_request_state_keys"]
+
+logger = logging.getLogger("flowkit_http")
 
 
 class _Slot:
@@ -93,3 +96,29 @@ class LiveAsker:
             for ask_id, _ in asked:
                 self._waiting.pop(ask_id, None)
                 endpoint.forget_ask(stream, ask_id)
+
+
+def check_request_state_keys(endpoint: Endpoint, *, shared: bool) -> None:
+    """At start-up: say (or refuse) what a per-process ``requestState`` key means.
+
+    Without ``request_state_keys`` each process seals with a random key of
+    its own, so a stateless-era retry served by another instance is refused
+    as tampered. Where tools ask their client, that is logged; on a server
+    sharing its state with other instances it is a configuration error.
+
+    Raises:
+        RuntimeError: shared, with a tool that asks and no keys configured.
+    """
+    if endpoint.config.request_state_keys:
+        return
+    asking = sorted(tool.name for tool in endpoint.tools if tool.context_param is not None)
+    if not asking:
+        return
+    message = (
+        "no request_state_keys configured: requestState (2026-07-28 input-required results "
+        "of %s) is sealed with a random per-process key, so a retry served by another "
+        "instance is refused; configure the same keys on every instance"
+    )
+    if shared:
+        raise RuntimeError(message % ", ".join(asking))
+    logger.info(message, ", ".join(asking))

@@ -28,7 +28,7 @@ from flowkit.mcp import (
     Tool,
     ToolContext,
 )
-from flowkit_http._asker import LiveAsker
+from flowkit_http._asker import LiveAsker, check_request_state_keys
 from flowkit_http._outbox import ConflatingOutbox, Outbox, open_outbox
 
 from ..mcp._client import Client, FakeClock, counter_ids, sse_data
@@ -155,3 +155,18 @@ async def test_a_conflating_outbox_never_drops_a_request(
         assert events[1:] == [b"data: log 5\n\n"]
         request = sse_data(events[0])
         answer(client, asker, request["id"], {"action": "accept", "content": {"n": 1}})
+
+
+def test_a_per_process_request_state_key_is_logged_and_refused_when_shared(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    endpoint, *_ = setup()
+    with caplog.at_level("INFO", logger="flowkit_http"):
+        check_request_state_keys(endpoint, shared=False)
+    assert "random per-process key" in caplog.text
+    assert "of pick" in caplog.text
+    with pytest.raises(RuntimeError, match="configure the same keys on every instance"):
+        check_request_state_keys(endpoint, shared=True)
+    keyed = Endpoint(EndpointConfig(request_state_keys=(b"k" * 32,)), [Tool.from_function(pick)])
+    check_request_state_keys(keyed, shared=True)  # configured: nothing to say
+    check_request_state_keys(Endpoint(), shared=True)  # no tool asks: nothing to say
