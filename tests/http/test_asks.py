@@ -11,6 +11,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+import httpx
+import orjson
 import pytest
 import trio
 from mcp import Client, types
@@ -18,6 +20,7 @@ from mcp import Client, types
 from flowkit.mcp import ClientRequestError, EndpointConfig, ToolContext
 from flowkit_http import MCPServer, create_app
 
+from ._raw import JSON_HEADERS, call, last_event_id, messages, raw_request, request
 from ._sdk import with_client
 from ._serving import serving
 from .test_sdk1_client import sdk1_python  # noqa: F401 (the fixture)
@@ -62,6 +65,12 @@ def make_server(**config: Any) -> tuple[MCPServer, list[int]]:
             "sampling": ctx.supports("sampling"),
             "version": ctx.protocol_version,
         }
+
+    @server.tool
+    async def greet(ctx: ToolContext) -> str:
+        """One question."""
+        answer = await ctx.elicit("Name?", FORM)
+        return f"Hello, {(answer.content or {}).get('name')}!"
 
     @server.tool
     async def fragile(ctx: ToolContext) -> str:
@@ -194,3 +203,56 @@ async def test_the_sdk1_client_answers_elicitation_sampling_and_roots(
     seen = json.loads(done.stdout.decode().strip().splitlines()[-1])
     assert seen == {"protocol": "2025-11-25", "is_error": False, "text": EXPECTED}
     assert runs == [0]
+
+
+async def _raw_session(client: httpx.AsyncClient, url: str) -> dict[str, str]:
+    body = request(
+        "initialize",
+        protocolVersion="2025-11-25",
+        capabilities={"elicitation": {}},
+        clientInfo={"name": "raw", "version": "0"},
+    )
+    response = await client.post(url, content=body, headers=JSON_HEADERS)
+    headers = {
+        **JSON_HEADERS,
+        "mcp-session-id": response.headers["mcp-session-id"],
+        "mcp-protocol-version": "2025-11-25",
+    }
+    await client.post(url, content=request("notifications/initialized", id=None), headers=headers)
+    return headers
+
+
+async def test_a_client_that_hung_up_still_answers_and_resumes_the_result() -> None:
+    """2025-11-25: a disconnect is not a cancel; the question waits in the event store."""
+    server, _ = make_server()
+    accept = {"action": "accept", "content": {"name": "Lin"}}
+    with trio.fail_after(30):
+        async with serving(create_app(server)) as base, httpx.AsyncClient() as client:
+            url = base + "/mcp"
+            headers = await _raw_session(client, url)
+            other = await _raw_session(client, url)
+            async with raw_request(base, "POST", "/mcp", headers, call(1, "greet", {})) as response:
+                events, _ = await response.read(stop=2)  # the priming event, the question
+            [question] = [m for m in messages(events) if m.get("method") == "elicitation/create"]
+            assert question["params"]["requestedSchema"] == FORM
+            answer = orjson.dumps({"jsonrpc": "2.0", "id": question["id"], "result": accept})
+            # Another session cannot answer it; its POST is accepted and ignored.
+            stolen = await client.post(url, content=answer, headers=other)
+            assert (stolen.status_code, stolen.text) == (202, "")
+            posted = await client.post(url, content=answer, headers=headers)
+            assert (posted.status_code, posted.text) == (202, "")
+            twice = await client.post(url, content=answer, headers=headers)
+            assert (twice.status_code, twice.text) == (202, "")  # ignored too
+            resume = {**headers, "accept": "text/event-stream"}
+            resume["last-event-id"] = last_event_id(events)
+            while True:
+                async with raw_request(base, "GET", "/mcp", resume) as response:
+                    if response.status == 409:  # the hang-up not seen by the server yet
+                        await trio.sleep(0.01)
+                        continue
+                    tail, ended = await response.read()
+                    break
+    assert ended
+    [final] = messages(tail)
+    assert final["id"] == 1
+    assert final["result"]["content"][0]["text"] == "Hello, Lin!"
