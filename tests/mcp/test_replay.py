@@ -13,6 +13,8 @@ from typing import Any
 
 import orjson
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from flowkit.mcp import (
     Endpoint,
@@ -38,15 +40,12 @@ KEY1, KEY2 = b"1" * 32, b"2" * 16
 async def greet(city: str, ctx: ToolContext) -> str:
     """Two rounds: a name, then a colour and the roots at once."""
     name = await ctx.elicit("Name?", NAME, key="name")
-    assert name.content is not None
     colour_schema = {"type": "object", "properties": {"colour": {"type": "string"}}}
     colour, roots = await ctx.ask(
-        *[
-            elicitation_request("Colour?", colour_schema, key="colour"),
-            roots_request(),
-        ]
+        elicitation_request("Colour?", colour_schema, key="colour"), roots_request()
     )
-    return f"{name.content['name']} in {city} likes {colour.content['colour']} ({len(roots)} roots)"
+    who = (name.content or {}).get("name")
+    return f"{who} in {city} likes {(colour.content or {}).get('colour')} ({len(roots)} roots)"
 
 
 def make_endpoint(keys: tuple[bytes, ...] = (KEY1,), wall: FakeClock | None = None) -> Endpoint:
@@ -223,3 +222,42 @@ def test_capabilities_are_checked_before_a_round_is_asked() -> None:
 def test_keys_must_be_aes_keys() -> None:
     with pytest.raises(ValueError, match="16, 24 or 32 bytes"):
         EndpointConfig(request_state_keys=(b"short",))
+
+
+JSON = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**53), 2**53) | st.text(max_size=8),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner, max_size=3)
+    ),
+    max_leaves=10,
+)
+RESPONSES = st.dictionaries(
+    st.sampled_from(["name", "colour", "roots_3", "x"]),
+    JSON | st.dictionaries(st.sampled_from(["action", "content", "roots"]), JSON, max_size=3),
+    max_size=4,
+)
+
+
+@given(
+    responses=RESPONSES | JSON,
+    state=st.none() | st.text(max_size=40) | JSON,
+    sealed=st.booleans(),
+)
+def test_any_retry_is_a_round_or_an_invalid_params_never_a_crash(
+    responses: Any, state: Any, sealed: bool
+) -> None:
+    endpoint = make_endpoint()
+    if sealed:  # a real state, with whatever answers come along
+        state = run(call(endpoint))[1]["requestState"]
+    extra = {"inputResponses": responses}
+    if state is not None:
+        extra["requestState"] = state
+    action = call(endpoint, **extra)
+    if isinstance(action, Reply):
+        assert refusal(action)["code"] == -32602
+        return
+    kind, value = run(action)
+    assert kind in ("input_required", "done")
+    if kind == "input_required":
+        assert value["inputRequests"]
+        assert isinstance(value["requestState"], str)
