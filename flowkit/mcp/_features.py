@@ -113,7 +113,11 @@ def resources_read(state: EndpointState, ctx: RequestContext) -> Action:
         templated = isinstance(item, ResourceTemplate)
         return _not_found(uri, ctx) if templated and isinstance(error, LookupError) else None
 
-    return Invoke(ctx.request.id, "resources/read", partial(item.fn, **variables), outcome, refusal)
+    arguments: dict[str, Any] = dict(variables)
+    context = context_parameter(item.fn)
+    if context is not None:  # it may ask the client (stateless era, as prompts/get)
+        arguments[context] = request_context(state, ctx)
+    return Invoke(ctx.request.id, "resources/read", partial(item.fn, **arguments), outcome, refusal)
 
 
 def resources_subscribe(state: EndpointState, ctx: RequestContext) -> Action:

@@ -81,8 +81,7 @@ class RequestStateSealer:
         kid, cipher = self._seal_with
         nonce = os.urandom(_NONCE)
         plain = orjson.dumps({**payload, "exp": self._now() + self._ttl})
-        blob = _VERSION + kid + nonce + cipher.encrypt(nonce, plain, _AAD)
-        return base64.urlsafe_b64encode(blob).rstrip(b"=").decode("ascii")
+        return _encode(_VERSION + kid + nonce + cipher.encrypt(nonce, plain, _AAD))
 
     def open(self, token: str) -> dict[str, Any] | None:
         """The payload of a state this server sealed and that has not expired, else ``None``."""
@@ -93,8 +92,8 @@ class RequestStateSealer:
         except (binascii.Error, ValueError):
             return None
         head = len(_VERSION) + _KID + _NONCE
-        if len(blob) <= head or blob[:1] != _VERSION:
-            return None
+        if len(blob) <= head or blob[:1] != _VERSION or _encode(blob) != token:
+            return None  # not ours, or not as we wrote it (base64's spare bits changed)
         cipher = self._open_with.get(blob[1 : 1 + _KID])
         if cipher is None:
             return None
@@ -106,6 +105,10 @@ class RequestStateSealer:
         if not isinstance(payload, dict) or not payload.get("exp", 0) > self._now():
             return None
         return payload
+
+
+def _encode(blob: bytes) -> str:
+    return base64.urlsafe_b64encode(blob).rstrip(b"=").decode("ascii")
 
 
 def request_digest(method: str, params: Mapping[str, Any]) -> str:

@@ -232,6 +232,10 @@ class Tool:
             raise LocalProtocolError(
                 f"tool {self.name!r}: thread=True runs a plain function; this one is async"
             )
+        if value and self.context_param is not None:
+            raise LocalProtocolError(
+                f"tool {self.name!r}: a ToolContext is awaited; thread=True runs no awaits"
+            )
 
     @header_params.default
     def _make_header_params(self) -> tuple[HeaderParam, ...]:

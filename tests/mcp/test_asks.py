@@ -335,3 +335,23 @@ def test_any_response_post_is_202_or_an_answer_never_a_crash(
         else:
             with contextlib.suppress(ClientRequestError):
                 result_of(action.response)
+
+
+def test_the_context_parameter_is_found_and_never_an_argument() -> None:
+    def plain(n: int, ctx: ToolContext) -> int:
+        return n
+
+    tool = Tool.from_function(plain)
+    assert tool.context_param == "ctx"
+    assert tool.input_schema["properties"] == {"n": {"type": "integer"}}
+    assert (
+        Tool.from_function(lambda n: n, name="x", input_schema={"type": "object"}).context_param
+        is None
+    )
+    with pytest.raises(LocalProtocolError, match="thread=True runs no awaits"):
+        Tool.from_function(plain, thread=True)
+
+    def two(a: ToolContext, b: ToolContext) -> None: ...
+
+    with pytest.raises(TypeError, match="only one parameter may take the ToolContext"):
+        Tool.from_function(two)

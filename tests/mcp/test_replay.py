@@ -20,8 +20,11 @@ from flowkit.mcp import (
     Endpoint,
     EndpointConfig,
     InputRequired,
+    Invoke,
+    PromptSet,
     Reply,
     RequestStateSealer,
+    ResourceSet,
     StartCall,
     Tool,
     ToolContext,
@@ -161,7 +164,7 @@ def test_tampered_state_is_refused() -> None:
     endpoint = make_endpoint()
     _, first = run(call(endpoint))
     state = first["requestState"]
-    for i in (0, 5, len(state) // 2, len(state) - 1):
+    for i in range(len(state)):  # every character, the last's spare bits included
         flipped = state[:i] + ("A" if state[i] != "A" else "B") + state[i + 1 :]
         error = refusal(call(endpoint, inputResponses={"name": ACCEPT}, requestState=flipped))
         assert error == {
@@ -261,3 +264,97 @@ def test_any_retry_is_a_round_or_an_invalid_params_never_a_crash(
     if kind == "input_required":
         assert value["inputRequests"]
         assert isinstance(value["requestState"], str)
+
+
+# -- prompts/get and resources/read ask too (SEP-2322 "Supported Requests") ----------------------
+
+
+def feature_endpoint() -> Endpoint:
+    prompts, resources = PromptSet(), ResourceSet()
+
+    @prompts.prompt()
+    async def plan(day: str, ctx: ToolContext) -> str:
+        """Plan a day, in the user's mood."""
+        mood = await ctx.elicit(
+            "Mood?", {"type": "object", "properties": {"m": {"type": "string"}}}
+        )
+        return f"Plan {day}, {(mood.content or {}).get('m')}."
+
+    @resources.resource("notes://{day}", mime_type="text/plain")
+    async def note(day: str, ctx: ToolContext) -> str:
+        roots = await ctx.list_roots(key="roots")
+        return f"{day} under {roots[0].uri}"
+
+    return Endpoint(
+        EndpointConfig(request_state_keys=(KEY1,)),
+        prompts=prompts,
+        resources=resources,
+        clock=FakeClock(),
+    )
+
+
+def modern_request(endpoint: Endpoint, method: str, params: dict[str, Any], name: str) -> Any:
+    """A stateless-era request from a client that declared every capability."""
+    meta = {
+        "io.modelcontextprotocol/protocolVersion": MODERN,
+        "io.modelcontextprotocol/clientCapabilities": CAPS,
+    }
+    message = {"jsonrpc": "2.0", "id": 1, "method": method, "params": {**params, "_meta": meta}}
+    headers = [
+        (b"host", b"localhost:8000"),
+        (b"accept", b"application/json, text/event-stream"),
+        (b"content-type", b"application/json"),
+        (b"mcp-protocol-version", MODERN.encode()),
+        (b"mcp-method", method.encode()),
+        (b"mcp-name", name.encode()),
+    ]
+    return endpoint.receive_request("POST", headers, orjson.dumps(message))
+
+
+def invoke(action: Any) -> dict[str, Any]:
+    """Answer an Invoke as the adapter does (flowkit_http._invoke.run_invoke)."""
+    assert isinstance(action, Invoke), action
+    try:
+        action.call().send(None)
+    except InputRequired as needed:
+        reply = action.input_required(needed)
+    except StopIteration as done:
+        reply = action.reply(done.value)
+    result: dict[str, Any] = body_json(reply)["result"]
+    return result
+
+
+@pytest.mark.parametrize(
+    ("method", "params", "name", "answer"),
+    [
+        (
+            "prompts/get",
+            {"name": "plan", "arguments": {"day": "mon"}},
+            "plan",
+            {"elicitation_1": {"action": "accept", "content": {"m": "calm"}}},
+        ),
+        (
+            "resources/read",
+            {"uri": "notes://tue"},
+            "notes://tue",
+            {"roots": {"roots": [{"uri": "file:///n"}]}},
+        ),
+    ],
+)
+def test_prompts_and_resources_ask_through_input_required_results(
+    method: str, params: dict[str, Any], name: str, answer: dict[str, Any]
+) -> None:
+    endpoint = feature_endpoint()
+    assert endpoint.prompts.get("plan").arguments[0].name == "day"  # ctx is no argument
+    first = invoke(modern_request(endpoint, method, params, name))
+    assert first["resultType"] == "input_required"
+    assert list(first["inputRequests"]) == list(answer)
+    retry = {**params, "inputResponses": answer, "requestState": first["requestState"]}
+    done = invoke(modern_request(endpoint, method, retry, name))
+    assert done["resultType"] == "complete"
+    text = (
+        done["messages"][0]["content"]["text"]
+        if method == "prompts/get"
+        else done["contents"][0]["text"]
+    )
+    assert text in ("Plan mon, calm.", "tue under file:///n")
