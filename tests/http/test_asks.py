@@ -256,3 +256,36 @@ async def test_a_client_that_hung_up_still_answers_and_resumes_the_result() -> N
     [final] = messages(tail)
     assert final["id"] == 1
     assert final["result"]["content"][0]["text"] == "Hello, Lin!"
+
+
+@pytest.mark.parametrize("era", ["2025-11-25", "2026-07-28"])
+async def test_flowkits_own_client_answers_in_both_eras(era: Any) -> None:
+    from flowkit_client import open_client
+
+    server, runs = make_server()
+    asked: list[str] = []
+
+    async def elicit(params: Any) -> dict[str, Any]:
+        asked.append(params["mode"])
+        return {"action": "accept", "content": {"name": "Grace", "nights": 3}}
+
+    async def sample(params: Any) -> dict[str, Any]:
+        text = params["messages"][0]["content"]["text"]
+        content = {"type": "text", "text": f"<{text}>"}
+        return {"role": "assistant", "content": content, "model": "m"}
+
+    async def roots(params: Any) -> dict[str, Any]:
+        return {"roots": [{"uri": "file:///srv/data"}]}
+
+    with trio.fail_after(30):
+        async with (
+            serving(create_app(server)) as url,
+            open_client(
+                url + "/mcp", era=era, on_elicitation=elicit, on_sampling=sample, on_roots=roots
+            ) as client,
+            client.call_tool("book", {"city": "Oslo"}) as call,
+        ):
+            result = await call.result()
+    assert result.content[0]["text"] == EXPECTED
+    assert asked == ["form"]
+    assert runs == ([0] if era == "2025-11-25" else [0, 1, 2, 3])
