@@ -26,6 +26,10 @@ Authenticator = Callable[[Sequence[tuple[bytes, bytes]]], str | None]
 """Maps the raw request headers to a principal, or ``None`` to refuse (401)."""
 
 
+def _key_tuple(keys: Sequence[bytes]) -> tuple[bytes, ...]:
+    return tuple(keys)
+
+
 @attrs.frozen
 class EndpointConfig:
     """How an :class:`~flowkit.mcp.Endpoint` behaves.
@@ -133,7 +137,7 @@ class EndpointConfig:
     versions: Mapping[str, VersionPolicy] = attrs.field(default=VERSIONS, eq=False)
     ask_timeout: float = attrs.field(default=300.0, validator=attrs.validators.gt(0))
     request_state_keys: tuple[bytes, ...] = attrs.field(
-        default=(), converter=tuple, eq=False, repr=False
+        default=(), converter=_key_tuple, eq=False, repr=False
     )
     request_state_ttl: float = attrs.field(default=600.0, validator=attrs.validators.gt(0))
 
