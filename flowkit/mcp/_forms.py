@@ -19,6 +19,7 @@ import jsonschema.exceptions
 from jsonschema import Draft202012Validator
 
 from ._errors import LocalProtocolError
+from ._schema import FORMATS
 
 __all__ = ["check_form_schema"]
 
@@ -47,7 +48,8 @@ def _property_problem(prop: Any) -> str | None:
     kind = prop.get("type")
     extra = set(prop) - {"default"}
     if kind == "string":
-        if "format" in prop and prop["format"] not in _STRING_FORMATS:
+        fmt = prop.get("format", "email")
+        if not isinstance(fmt, str) or fmt not in _STRING_FORMATS:
             return f"has format {prop['format']!r} (allowed: {', '.join(sorted(_STRING_FORMATS))})"
         if "oneOf" in prop and not _titled(prop["oneOf"]):
             return "has a oneOf that is not a list of {const, title}"
@@ -88,7 +90,7 @@ def check_form_schema(schema: Any) -> None:
             raise LocalProtocolError(f"elicitation property {name!r} {problem}")
         if "default" in prop:
             error = jsonschema.exceptions.best_match(
-                Draft202012Validator(prop).iter_errors(prop["default"])
+                Draft202012Validator(prop, format_checker=FORMATS).iter_errors(prop["default"])
             )
             if error is not None:
                 raise LocalProtocolError(

@@ -13,7 +13,7 @@ from typing import Any
 
 import orjson
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from flowkit.mcp import (
@@ -222,6 +222,7 @@ def test_form_mode_accepts_every_enum_variant_and_defaults() -> None:
         ({"type": "string", "enum": [1, 2]}, "enum that is not a list of strings"),
         ({"type": "array", "items": {"type": "integer"}}, "not an enum"),
         ({"type": "integer", "default": "three"}, "default of elicitation property"),
+        ({"type": "string", "format": "date", "default": "x"}, "'x' is not a 'date'"),
         ({"type": "string", "$ref": "#/x"}, "outside form mode"),
         ({"type": "string", "oneOf": [{"const": "a"}]}, "oneOf"),
     ],
@@ -355,3 +356,27 @@ def test_the_context_parameter_is_found_and_never_an_argument() -> None:
 
     with pytest.raises(TypeError, match="only one parameter may take the ToolContext"):
         Tool.from_function(two)
+
+
+PROPERTY = st.dictionaries(
+    st.sampled_from(
+        ["type", "enum", "oneOf", "items", "default", "format", "minimum", "title", "anyOf"]
+    ),
+    JSON | st.sampled_from(["string", "number", "integer", "boolean", "array", "object"]),
+    max_size=4,
+)
+
+
+@settings(max_examples=300)
+@given(st.dictionaries(st.text(max_size=5), PROPERTY, max_size=3))
+def test_any_form_schema_is_built_or_refused_with_local_protocol_error(
+    properties: dict[str, Any],
+) -> None:
+    schema = {"type": "object", "properties": properties}
+    try:
+        request = elicitation_request("m", schema)
+    except LocalProtocolError:
+        return
+    # Built: every property is one form mode allows, so an answer of its defaults parses.
+    defaults = {k: p["default"] for k, p in properties.items() if "default" in p}
+    assert request.parse({"action": "accept", "content": defaults}).content == defaults
