@@ -485,7 +485,7 @@ class Endpoint:
         self.state.ask_serial += 1
         ask_id = f"flowkit-{stream.stream_id}-{self.state.ask_serial}"
         data = stream.request(ask_id, request.method, request.params)
-        self.state.asks[stream.session_id, ask_id] = PendingAsk(ask_id, stream, request)
+        self.state.asks[stream.session_id, ask_id] = PendingAsk(ask_id, stream)
         return ask_id, data
 
     def forget_ask(

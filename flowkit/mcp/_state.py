@@ -33,9 +33,10 @@ from ._shared import CallEnded, CallStarted, Change, Loaded, StreamAttached, Str
 from ._stream import OutgoingStream
 from ._tools import ToolSet
 
-if TYPE_CHECKING:  # _replay loads cryptography: only when a stateless call asks
-    from ._asks import ClientRequest
+if TYPE_CHECKING:  # types only: the sealer is made on first use (request_state_sealer)
     from ._replay import RequestStateSealer
+
+__all__ = ["EndpointState", "PendingAsk"]
 
 
 @attrs.frozen
@@ -45,15 +46,11 @@ class PendingAsk:
     Attributes:
         ask_id: the JSON-RPC id it went out with (unique in the session).
         stream: the call whose stream carried it; the answer resumes that call.
-        request: what was asked.
     """
 
     ask_id: str
     stream: OutgoingStream = attrs.field(eq=False)
-    request: ClientRequest = attrs.field(eq=False)
 
-
-__all__ = ["EndpointState", "PendingAsk"]
 
 
 @attrs.define(eq=False)
@@ -72,6 +69,10 @@ class EndpointState:
         instance: a shared endpoint's id among the instances (``None``: not shared).
         journal: a shared endpoint's changes not yet taken (see ``_shared``).
         loaded: what the adapter read for the request being served.
+        asks: requests tools sent their clients, not answered yet (handshake
+            era), by (session id, JSON-RPC id).
+        wall_clock: wall-clock seconds, for ``requestState`` expiry.
+        sealer: seals the stateless era's ``requestState``, once made.
     """
 
     config: EndpointConfig
