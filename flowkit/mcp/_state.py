@@ -52,7 +52,6 @@ class PendingAsk:
     stream: OutgoingStream = attrs.field(eq=False)
 
 
-
 @attrs.define(eq=False)
 class EndpointState:
     """The state one endpoint serves from (see the module docstring).
