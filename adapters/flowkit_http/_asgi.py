@@ -475,7 +475,7 @@ class MCPApp:
             if action.replay is None:  # the handshake era: ask on the stream
                 timeout = self.endpoint.config.ask_timeout
                 call.asker = LiveAsker(self.endpoint, stream, outbox, timeout)
-            context = action.context(call.asker)
+            context = action.context(call.asker, call.asker.notify if call.asker else None)
         with call_span(action) as span:
             try:
                 with call.scope:

@@ -18,7 +18,7 @@ request, so a response arriving later is ignored.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import trio
@@ -66,6 +66,11 @@ class LiveAsker:
         if slot is not None and slot.response is None:
             slot.response = answer.response
             slot.answered.set()
+
+    async def notify(self, method: str, params: Mapping[str, Any]) -> None:
+        """A notification on the call's stream (``notifications/elicitation/complete``)."""
+        self._outbox.add("request", self._stream.notify(method, params))
+        await self._outbox.flush()
 
     async def __call__(self, requests: Sequence[ClientRequest]) -> list[Any]:
         """Send ``requests`` on the call's stream; their results, in order."""

@@ -362,7 +362,7 @@ class StdioServer:
         if action.replay is None:
             timeout = self.endpoint.config.ask_timeout
             call.asker = LiveAsker(self.endpoint, call.stream, call.outbox, timeout)
-        return action.context(call.asker)
+        return action.context(call.asker, call.asker.notify if call.asker else None)
 
     async def _pump(self, call: _Call) -> None:
         """Hand the call's events to the pipe, one batch at a time."""

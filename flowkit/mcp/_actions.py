@@ -17,7 +17,7 @@ from ._errors import RemoteProtocolError, internal_error
 from ._jsonrpc import RequestId, Response, encode_error, encode_result
 from ._replay import Replay
 from ._stream import OutgoingStream
-from ._toolcontext import Ask, InputRequired, ToolContext
+from ._toolcontext import Ask, InputRequired, Notify, ToolContext
 from ._tools import Tool
 
 __all__ = [
@@ -98,13 +98,15 @@ class StartCall:
     call_id: str = ""
     replay: Replay | None = attrs.field(default=None, eq=False)
 
-    def context(self, ask: Ask | None) -> ToolContext:
+    def context(self, ask: Ask | None, notify: Notify | None = None) -> ToolContext:
         """The :class:`~flowkit.mcp.ToolContext` to pass the tool (``tool.context_param``).
 
-        ``ask`` sends requests to the client and waits for the answers
-        (handshake era: the adapter's); in the stateless era the core's
-        replay answers instead and ``ask`` is not used.
+        ``ask`` sends requests to the client and waits for the answers, and
+        ``notify`` sends notifications on the call's stream (handshake era:
+        the adapter's); in the stateless era the core's replay answers
+        instead and neither is used.
         """
+        live = self.replay is None
         return ToolContext(
             request_id=self.request_id,
             call_id=self.replay.call_id if self.replay is not None else self.call_id,
@@ -113,6 +115,7 @@ class StartCall:
             client_capabilities=self.client_capabilities,
             round=self.replay.round if self.replay is not None else 0,
             ask=self.replay if self.replay is not None else ask,
+            notify=notify if live else None,
         )
 
 

@@ -59,6 +59,9 @@ __all__ = ["Ask", "InputRequired", "ToolContext"]
 Ask = Callable[[Sequence[ClientRequest]], Awaitable[list[Any]]]
 """Sends requests to the client and returns their raw results, in order."""
 
+Notify = Callable[[str, Mapping[str, Any]], Awaitable[None]]
+"""Sends a notification to the client on the call's stream (handshake era)."""
+
 _KINDS = {ELICIT: "elicitation", SAMPLE: "sampling", LIST_ROOTS: "roots"}
 
 
@@ -99,6 +102,7 @@ class ToolContext:
     __slots__ = (
         "_ask",
         "_asked",
+        "_notify",
         "call_id",
         "client_capabilities",
         "principal",
@@ -117,6 +121,7 @@ class ToolContext:
         client_capabilities: Mapping[str, Any] | None = None,
         round: int = 0,
         ask: Ask | None = None,
+        notify: Notify | None = None,
     ) -> None:
         self.request_id = request_id
         self.call_id = call_id
@@ -126,6 +131,7 @@ class ToolContext:
         self.client_capabilities: Mapping[str, Any] = caps if isinstance(caps, Mapping) else {}
         self.round = round
         self._ask = ask
+        self._notify = notify
         self._asked = 0
 
     def __repr__(self) -> str:
@@ -158,7 +164,10 @@ class ToolContext:
             key = request.key or f"{_KINDS[request.method]}_{self._asked}"
             keyed.append(attrs.evolve(request, key=key))
         if self._ask is None:
-            raise ClientRequestError("this call has no client to ask (it was not served by MCP)")
+            raise ClientRequestError(
+                "no channel to ask the client on: a handshake-era prompts/get or "
+                "resources/read (only tool calls stream), or not served by MCP"
+            )
         results = await self._ask(keyed)
         return [request.parse(raw) for request, raw in zip(keyed, results, strict=True)]
 
@@ -180,6 +189,19 @@ class ToolContext:
         eid = elicitation_id if elicitation_id is not None else f"{self.call_id}-{self._asked + 1}"
         [result] = await self.ask(url_elicitation_request(message, url, eid, key=key))
         return typing.cast(ElicitResult, result)
+
+    async def elicitation_complete(self, elicitation_id: str) -> bool:
+        """Tell the client a URL-mode interaction finished out of band.
+
+        ``notifications/elicitation/complete`` on the call's stream, so only
+        the client that was sent the elicitation gets it (2025-11-25, which
+        makes it optional). Returns whether it went out: the stateless era
+        has no channel for it (the client retries when the user is done).
+        """
+        if self._notify is None:
+            return False
+        await self._notify("notifications/elicitation/complete", {"elicitationId": elicitation_id})
+        return True
 
     async def sample(
         self, messages: str | Sequence[Mapping[str, Any]], *, max_tokens: int, **options: Any

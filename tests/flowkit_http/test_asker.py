@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import attrs
 import orjson
 import pytest
 import trio
@@ -170,3 +171,38 @@ def test_a_per_process_request_state_key_is_logged_and_refused_when_shared(
     keyed = Endpoint(EndpointConfig(request_state_keys=(b"k" * 32,)), [Tool.from_function(pick)])
     check_request_state_keys(keyed, shared=True)  # configured: nothing to say
     check_request_state_keys(Endpoint(), shared=True)  # no tool asks: nothing to say
+
+
+async def test_url_mode_and_its_completion_notification(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    _, client, action, asker, outbox = setup()
+    action = StartCall(**{**attrs.asdict(action, recurse=False), "client_capabilities": URL_CAPS})
+    ctx = action.context(asker, asker.notify)
+    done: list[bool] = []
+
+    async def tool() -> None:
+        consent = await ctx.elicit_url("Connect your account", "https://auth.example/x")
+        assert consent.accepted
+        done.append(await ctx.elicitation_complete("e-1"))
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(tool)
+        [request] = await sent(outbox)
+        assert request["params"]["mode"] == "url"
+        assert request["params"]["elicitationId"] == f"{ctx.call_id}-1"
+        answer(client, asker, request["id"], {"action": "accept"})
+        [note] = await sent(outbox)
+    assert note == {
+        "jsonrpc": "2.0",
+        "method": "notifications/elicitation/complete",
+        "params": {"elicitationId": "e-1"},
+    }
+    assert done == [True]
+    # Without a stream to carry it (the stateless era), nothing goes out.
+    assert not await ToolContext(
+        request_id=1, call_id="c", protocol_version="x"
+    ).elicitation_complete("e")
+
+
+URL_CAPS = {"elicitation": {"url": {}}}

@@ -222,6 +222,16 @@ def test_capabilities_are_checked_before_a_round_is_asked() -> None:
         greet(ctx=ctx, city="x").send(None)
 
 
+def test_a_stateless_context_has_no_stream_to_notify_on() -> None:
+    async def never(method: str, params: Any) -> None:
+        raise AssertionError("the stateless era has no channel for notifications")
+
+    ctx = call(make_endpoint()).context(None, never)
+    with pytest.raises(StopIteration) as done:
+        ctx.elicitation_complete("e").send(None)
+    assert done.value.value is False
+
+
 def test_keys_must_be_aes_keys() -> None:
     with pytest.raises(ValueError, match="16, 24 or 32 bytes"):
         EndpointConfig(request_state_keys=(b"short",))
