@@ -40,6 +40,7 @@ import trio
 
 from flowkit import Pipeline
 from flowkit.mcp import (
+    Answer,
     Cancel,
     Endpoint,
     Invoke,
@@ -52,6 +53,7 @@ from flowkit.mcp import (
     StartCall,
 )
 
+from ._asker import LiveAsker, check_request_state_keys
 from ._invoke import run_invoke
 from ._live import LiveResource
 from ._logformat import correlate
@@ -122,6 +124,7 @@ class _Call:
     """
 
     __slots__ = (
+        "asker",
         "key",
         "outbox",
         "pipeline",
@@ -145,6 +148,7 @@ class _Call:
         self.writers = 1
         self.scope = trio.CancelScope()
         self.response_ended: trio.Event | None = None  # made when a close waits
+        self.asker: LiveAsker | None = None  # a handshake-era call that may ask its client
 
     async def close_response(self) -> None:
         """End the HTTP response carrying the call once it has written what waits.
@@ -237,6 +241,7 @@ class MCPApp:
         The ASGI lifespan enters this; tests and embedders may too. On exit
         every open stream is ended and every call cancelled.
         """
+        check_request_state_keys(self.endpoint, shared=self._opener is not None)
         async with contextlib.AsyncExitStack() as stack:
             if self._opener is not None:
                 opened = self._opener.open(
@@ -388,6 +393,11 @@ class MCPApp:
         elif isinstance(action, Cancel):
             self._cancel((action.stream,))
             await _send_reply(send, action.reply)
+        elif isinstance(action, Answer):
+            answered = self._calls.get(action.stream)
+            if answered is not None and answered.asker is not None:
+                answered.asker.deliver(action)
+            await _send_reply(send, action.reply)
         elif isinstance(action, Resume) and shared is not None and action.live is not None:
             # Shared: the store is the only truth. Events this call made while
             # detached may still be on their way to it, so following the local
@@ -465,6 +475,12 @@ class MCPApp:
         correlate(action.session_id, action.request_id)  # this call's log lines
         delivered = False
         outcome, kind = "cancelled", None
+        context = None
+        if action.tool.context_param is not None:
+            if action.replay is None:  # the handshake era: ask on the stream
+                timeout = self.endpoint.config.ask_timeout
+                call.asker = LiveAsker(self.endpoint, stream, outbox, timeout)
+            context = action.context(call.asker, call.asker.notify if call.asker else None)
         with call_span(action) as span:
             try:
                 with call.scope:
@@ -475,6 +491,7 @@ class MCPApp:
                         outbox,
                         call.close_response,
                         partial(setattr, call, "pipeline"),
+                        context,
                     )
                     delivered = True
                     outcome = "ok" if kind is None else "error"

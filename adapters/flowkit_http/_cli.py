@@ -42,6 +42,8 @@ options do not apply to it.
 from __future__ import annotations
 
 import argparse
+import base64
+import binascii
 import gc
 import importlib
 import logging
@@ -104,6 +106,26 @@ class _CannotListen(Exception):
 
 def _fail(message: str) -> NoReturn:
     raise SystemExit(f"flowkit serve: error: {message}")
+
+
+def request_state_keys(text: str) -> tuple[bytes, ...]:
+    """``$FLOWKIT_REQUEST_STATE_KEYS``: comma-separated base64url AES keys, the sealing one first.
+
+    In the environment, not on the command line, where ``ps`` would show
+    them. Give every instance the same list (``docs/serving.md``, "Asking the
+    client").
+    """
+    keys = []
+    for part in text.split(","):
+        try:
+            part = part.strip()
+            key = base64.b64decode(part + "=" * (-len(part) % 4), altchars=b"-_", validate=True)
+        except (binascii.Error, ValueError):
+            _fail("FLOWKIT_REQUEST_STATE_KEYS: a key is not base64url")
+        if len(key) not in (16, 24, 32):
+            _fail(f"FLOWKIT_REQUEST_STATE_KEYS: keys are 16, 24 or 32 bytes, not {len(key)}")
+        keys.append(key)
+    return tuple(keys)
 
 
 def _port(text: str) -> int:
@@ -433,6 +455,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         if not isinstance(target, MCPServer):
             _fail("--max-sessions applies to an MCPServer target (or --demo)")
         target.config = attrs.evolve(target.config, max_sessions=args.max_sessions)
+    keys = os.environ.get("FLOWKIT_REQUEST_STATE_KEYS")
+    if keys:
+        if not isinstance(target, MCPServer):
+            _fail("FLOWKIT_REQUEST_STATE_KEYS applies to an MCPServer target (or --demo)")
+        parsed = request_state_keys(keys)
+        target.config = attrs.evolve(target.config, request_state_keys=parsed)
     if args.stdio:
         if not isinstance(target, MCPServer):
             _fail(f"--stdio serves an MCPServer, not a {type(target).__name__}")

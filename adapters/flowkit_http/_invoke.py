@@ -11,7 +11,7 @@ from __future__ import annotations
 import inspect
 import logging
 
-from flowkit.mcp import Invoke, Reply
+from flowkit.mcp import InputRequired, Invoke, Reply
 
 __all__ = ["run_invoke"]
 
@@ -24,6 +24,8 @@ async def run_invoke(action: Invoke) -> Reply:
         value = action.call()
         if inspect.isawaitable(value):
             value = await value
+    except InputRequired as needed:  # a prompt asked its client (stateless era)
+        return action.input_required(needed)
     except Exception as exc:
         reply = action.failed(exc)
         if reply.error is not None and reply.error.code == -32603:

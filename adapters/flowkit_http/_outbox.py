@@ -47,7 +47,8 @@ from flowkit import FlowReceiveChannel, FlowSendChannel, open_channel
 
 __all__ = ["ConflatingOutbox", "LosslessOutbox", "Outbox", "OutboxStatistics", "open_outbox"]
 
-EventKind = Literal["progress", "log"]
+EventKind = Literal["progress", "log", "request"]
+"""``request``: a request to the client (elicitation...), never conflated nor dropped."""
 
 
 @attrs.frozen
@@ -296,6 +297,7 @@ class ConflatingOutbox(Outbox):
 
     def __init__(self, max_logs: int) -> None:
         self._logs: deque[bytes] = deque()
+        self._requests: list[bytes] = []  # to the client: never dropped
         self._max_logs = max_logs
         self._progress: bytes | None = None
         self._final: bytes | None = None
@@ -308,7 +310,12 @@ class ConflatingOutbox(Outbox):
         self.dropped_logs = 0
 
     def _queued(self) -> int:
-        return len(self._logs) + (self._progress is not None) + (self._final is not None)
+        return (
+            len(self._requests)
+            + len(self._logs)
+            + (self._progress is not None)
+            + (self._final is not None)
+        )
 
     def add(self, kind: EventKind, data: bytes) -> None:
         if not data or not self.attached:
@@ -317,6 +324,8 @@ class ConflatingOutbox(Outbox):
             if self._progress is not None:
                 self.conflated_progress += 1
             self._progress = data
+        elif kind == "request":
+            self._requests.append(data)
         else:
             if len(self._logs) >= self._max_logs:
                 self._logs.popleft()
@@ -361,7 +370,8 @@ class ConflatingOutbox(Outbox):
         self._woken = False
         if not self._queued() and not self._ended:
             return []
-        events = list(self._logs)
+        events = self._requests + list(self._logs)
+        self._requests = []
         self._logs.clear()
         if self._progress is not None:
             events.append(self._progress)
@@ -376,6 +386,7 @@ class ConflatingOutbox(Outbox):
         return events
 
     def _purge(self) -> None:
+        self._requests = []
         self._logs.clear()
         self._progress = None
         self._final = None

@@ -24,8 +24,10 @@ import trio
 
 from flowkit import Pipeline, aclose_shielded, open_pipeline
 from flowkit.mcp import (
+    InputRequired,
     OutgoingStream,
     Result,
+    ToolContext,
     describe_item,
     error_result,
     json_value,
@@ -196,6 +198,18 @@ async def _drive(
     return produced
 
 
+def _input_required(exc: BaseException) -> InputRequired | None:
+    """The :class:`InputRequired` that ended the tool, even from inside its pipeline's group."""
+    if isinstance(exc, InputRequired):
+        return exc
+    if isinstance(exc, BaseExceptionGroup):
+        for inner in exc.exceptions:
+            found = _input_required(inner)
+            if found is not None:
+                return found
+    return None
+
+
 def _error_kind(result: Mapping[str, Any], exc: BaseException | None) -> str | None:
     """What went wrong, in a word fit for a metric label or the dashboard.
 
@@ -213,6 +227,7 @@ async def run_call(
     outbox: Outbox,
     close_response: Callable[[], Awaitable[None]] | None = None,
     opened: Callable[[Pipeline[Any]], None] | None = None,
+    context: ToolContext | None = None,
 ) -> str | None:
     """Run one tool call to its final event; returns what failed, if anything.
 
@@ -234,6 +249,11 @@ async def run_call(
     (``trio.to_thread.run_sync``, trio's default limit of 40 at once); what
     it returns is then run like any other tool's.
 
+    ``context`` goes to the tool's :class:`~flowkit.mcp.ToolContext`
+    parameter, if it declares one. In the stateless era a tool that awaits
+    an answer not yet given ends with :class:`~flowkit.mcp.InputRequired`:
+    its ``InputRequiredResult`` is the final message (outcome ``None``).
+
     A failure of the tool (an exception from it or its pipeline) becomes a
     result with ``isError: true`` naming the error, which the model can read;
     so does a result that breaks the tool's output schema. Cancellation (the
@@ -251,6 +271,8 @@ async def run_call(
         except ValueError as exc:  # the type refused what the schema let through
             result = error_result(str(exc))
         else:
+            if tool.context_param is not None:
+                kwargs[tool.context_param] = context
             if tool.thread:
                 # Abandoned on cancel: a thread cannot be interrupted, so a
                 # cancelled call stops waiting and the thread's result is dropped.
@@ -271,5 +293,11 @@ async def run_call(
         log_tool_failure(tool.name, exc)
         result = {"isError": True}
         final = stream.fail(exc)
+    except BaseException as exc:  # InputRequired, unless Cancelled or worse
+        needs = _input_required(exc)
+        if needs is None or stream.finished:
+            raise
+        await outbox.finish(stream.input_required(needs.result))
+        return None
     await outbox.finish(final)
     return _error_kind(result, failure)

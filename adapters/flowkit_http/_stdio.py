@@ -47,6 +47,7 @@ import trio
 from trio.lowlevel import ParkingLot
 
 from flowkit.mcp import (
+    Answer,
     Cancel,
     Connection,
     Endpoint,
@@ -55,8 +56,10 @@ from flowkit.mcp import (
     OutgoingStream,
     Reply,
     StartCall,
+    ToolContext,
 )
 
+from ._asker import LiveAsker
 from ._invoke import run_invoke
 from ._logformat import correlate
 from ._outbox import Outbox, open_outbox
@@ -170,12 +173,13 @@ class _Pipe:
 class _Call:
     """A running tool call: its outbox and the scope that cancels it."""
 
-    __slots__ = ("outbox", "scope", "stream")
+    __slots__ = ("asker", "outbox", "scope", "stream")
 
     def __init__(self, stream: OutgoingStream, outbox: Outbox) -> None:
         self.stream = stream
         self.outbox = outbox
         self.scope = trio.CancelScope()
+        self.asker: LiveAsker | None = None  # a handshake-era call that may ask its client
 
 
 class StdioServer:
@@ -305,6 +309,10 @@ class StdioServer:
             self._nursery.start_soon(self._invoke, action)
         elif isinstance(action, Cancel):
             self._cancel(action.stream)
+        elif isinstance(action, Answer):  # the client answered a tool's request
+            answered = self._calls.get(action.stream)
+            if answered is not None and answered.asker is not None:
+                answered.asker.deliver(action)
         elif isinstance(action, OpenListenStream):
             await self._listen(action.stream)
         # Resume never comes: nothing is resumable on one channel.
@@ -338,7 +346,13 @@ class StdioServer:
                 async with trio.open_nursery() as nursery:
                     nursery.start_soon(self._pump, call)
                     try:
-                        await run_call(stream, action.tool.fn, action.arguments, outbox)
+                        await run_call(
+                            stream,
+                            action.tool.fn,
+                            action.arguments,
+                            outbox,
+                            context=self._context(action, call),
+                        )
                     except Exception:
                         logger.exception("tool %r crashed the runner", action.tool.name)
                         # The core answers the request with its error.
@@ -348,6 +362,15 @@ class StdioServer:
                 stream.abort()  # shutdown: nothing more is owed
             outbox.abort()
             del self._calls[stream]
+
+    def _context(self, action: StartCall, call: _Call) -> ToolContext | None:
+        """The tool's context: it asks on this channel (handshake era) or replays."""
+        if action.tool.context_param is None:
+            return None
+        if action.replay is None:
+            timeout = self.endpoint.config.ask_timeout
+            call.asker = LiveAsker(self.endpoint, call.stream, call.outbox, timeout)
+        return action.context(call.asker, call.asker.notify if call.asker else None)
 
     async def _pump(self, call: _Call) -> None:
         """Hand the call's events to the pipe, one batch at a time."""

@@ -14,6 +14,7 @@ Typical use, from an adapter's point of view::
 
 from ._actions import (
     Action,
+    Answer,
     Cancel,
     Headers,
     Invoke,
@@ -23,6 +24,21 @@ from ._actions import (
     StartCall,
     error_reply,
     json_reply,
+)
+from ._asks import (
+    ClientRequest,
+    ClientRequestError,
+    ClientRequestTimeout,
+    ElicitResult,
+    InvalidClientResponse,
+    MissingClientCapability,
+    Root,
+    SamplingResult,
+    elicitation_request,
+    result_of,
+    roots_request,
+    sampling_request,
+    url_elicitation_request,
 )
 from ._completion import MAX_COMPLETIONS, Completer
 from ._config import LOCALHOST_HOSTS, LOCALHOST_ORIGINS, Authenticator, EndpointConfig
@@ -73,6 +89,7 @@ from ._jsonrpc import (
 )
 from ._levels import LOG_LEVELS
 from ._prompts import Prompt, PromptArgument, PromptSet, prompt_message
+from ._replay import RequestStateSealer
 from ._resources import Resource, ResourceSet, ResourceTemplate
 from ._schema import schema_from_function
 from ._sessions import (
@@ -92,6 +109,7 @@ from ._stream import (
     StreamInput,
     StreamState,
 )
+from ._toolcontext import InputRequired, ToolContext
 from ._tools import HeaderParam, Policy, Tool, ToolSet, validate_tool_name
 from ._versions import (
     LATEST_HANDSHAKE_VERSION,
@@ -122,11 +140,16 @@ __all__ = [
     "UNSUPPORTED_PROTOCOL_VERSION",
     "VERSIONS",
     "Action",
+    "Answer",
     "Authenticator",
     "Binding",
     "Cancel",
+    "ClientRequest",
+    "ClientRequestError",
+    "ClientRequestTimeout",
     "Completer",
     "Connection",
+    "ElicitResult",
     "Endpoint",
     "EndpointConfig",
     "EventId",
@@ -134,10 +157,13 @@ __all__ = [
     "HeaderParam",
     "Headers",
     "InMemoryEventStore",
+    "InputRequired",
+    "InvalidClientResponse",
     "Invoke",
     "ListKind",
     "LocalProtocolError",
     "Message",
+    "MissingClientCapability",
     "Notification",
     "OpenListenStream",
     "OutgoingStream",
@@ -151,14 +177,17 @@ __all__ = [
     "Request",
     "RequestHead",
     "RequestId",
+    "RequestStateSealer",
     "Resource",
     "ResourceSet",
     "ResourceTemplate",
     "Response",
     "Result",
     "Resume",
+    "Root",
     "SSEComment",
     "SSEDecoder",
+    "SamplingResult",
     "ServerSentEvent",
     "Session",
     "SessionEvent",
@@ -168,11 +197,13 @@ __all__ = [
     "StreamInput",
     "StreamState",
     "Tool",
+    "ToolContext",
     "ToolSet",
     "VersionPolicy",
     "accepts",
     "audio_content",
     "describe_item",
+    "elicitation_request",
     "embedded_resource",
     "encode_comment",
     "encode_error",
@@ -194,10 +225,14 @@ __all__ = [
     "prompt_message",
     "resource_contents",
     "resource_link",
+    "result_of",
+    "roots_request",
+    "sampling_request",
     "schema_from_function",
     "text_content",
     "to_call_result",
     "tool_result",
+    "url_elicitation_request",
     "validate_tool_name",
     "with_delivery",
 ]

@@ -14,12 +14,15 @@ from typing import Any, TypeAlias
 import attrs
 
 from ._errors import RemoteProtocolError, internal_error
-from ._jsonrpc import RequestId, encode_error, encode_result
+from ._jsonrpc import RequestId, Response, encode_error, encode_result
+from ._replay import Replay
 from ._stream import OutgoingStream
+from ._toolcontext import Ask, InputRequired, Notify, ToolContext
 from ._tools import Tool
 
 __all__ = [
     "Action",
+    "Answer",
     "Cancel",
     "Headers",
     "Invoke",
@@ -89,6 +92,31 @@ class StartCall:
     progress_token: str | int | None
     stream: OutgoingStream = attrs.field(eq=False)
     trace_context: Mapping[str, str] = attrs.field(factory=dict, eq=False)
+    protocol_version: str = ""
+    principal: str | None = None
+    client_capabilities: Mapping[str, Any] | None = attrs.field(default=None, eq=False)
+    call_id: str = ""
+    replay: Replay | None = attrs.field(default=None, eq=False)
+
+    def context(self, ask: Ask | None, notify: Notify | None = None) -> ToolContext:
+        """The :class:`~flowkit.mcp.ToolContext` to pass the tool (``tool.context_param``).
+
+        ``ask`` sends requests to the client and waits for the answers, and
+        ``notify`` sends notifications on the call's stream (handshake era:
+        the adapter's); in the stateless era the core's replay answers
+        instead and neither is used.
+        """
+        live = self.replay is None
+        return ToolContext(
+            request_id=self.request_id,
+            call_id=self.replay.call_id if self.replay is not None else self.call_id,
+            protocol_version=self.protocol_version,
+            principal=self.principal,
+            client_capabilities=self.client_capabilities,
+            round=self.replay.round if self.replay is not None else 0,
+            ask=self.replay if self.replay is not None else ask,
+            notify=notify if live else None,
+        )
 
 
 @attrs.frozen
@@ -102,6 +130,22 @@ class Cancel:
     session_id: str | None
     request_id: RequestId
     stream: OutgoingStream = attrs.field(eq=False)
+    reply: Reply
+
+
+@attrs.frozen
+class Answer:
+    """The client answered a request a tool sent it: resume that tool.
+
+    Hand ``response`` to whatever waits for ``ask_id`` on ``stream``'s call
+    (``flowkit.mcp.result_of`` turns it into the result or the client's
+    error), then send ``reply`` (202). A response nothing waits for (late,
+    repeated, another session's) is no ``Answer``, only a 202.
+    """
+
+    stream: OutgoingStream = attrs.field(eq=False)
+    ask_id: str
+    response: Response
     reply: Reply
 
 
@@ -168,7 +212,9 @@ class Invoke:
         else:
             reply = action.reply(value)
 
-    and sends ``reply``. Both methods are pure and never raise.
+    and sends ``reply``; an :class:`~flowkit.mcp.InputRequired` from the
+    function (a stateless-era prompt asking its client) is answered with
+    ``action.input_required(exc)``. These methods are pure and never raise.
 
     Attributes:
         request_id: the JSON-RPC id being answered.
@@ -200,6 +246,10 @@ class Invoke:
             message = f"Internal error: {self.method} produced an invalid result ({exc})"
             return error_reply(internal_error(message, self.request_id))
 
+    def input_required(self, needed: InputRequired) -> Reply:
+        """The reply when the function (a prompt asking its client) needs answers first."""
+        return json_reply(self.request_id, needed.result)
+
     def failed(self, error: Exception) -> Reply:
         """The reply when the function raised ``error``.
 
@@ -212,7 +262,7 @@ class Invoke:
         return error_reply(refusal.with_request_id(self.request_id))
 
 
-Action: TypeAlias = Reply | StartCall | Cancel | OpenListenStream | Resume | Invoke
+Action: TypeAlias = Reply | StartCall | Cancel | Answer | OpenListenStream | Resume | Invoke
 """Everything ``receive_request`` can return."""
 
 

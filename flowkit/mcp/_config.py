@@ -26,6 +26,10 @@ Authenticator = Callable[[Sequence[tuple[bytes, bytes]]], str | None]
 """Maps the raw request headers to a principal, or ``None`` to refuse (401)."""
 
 
+def _key_tuple(keys: Sequence[bytes]) -> tuple[bytes, ...]:
+    return tuple(keys)
+
+
 @attrs.frozen
 class EndpointConfig:
     """How an :class:`~flowkit.mcp.Endpoint` behaves.
@@ -89,6 +93,16 @@ class EndpointConfig:
             when set, ``None`` from it gives 401 with ``WWW-Authenticate``.
         www_authenticate: the ``WWW-Authenticate`` value of a 401.
         versions: the protocol revisions served (see :data:`~flowkit.mcp.VERSIONS`).
+        ask_timeout: seconds a tool waits for the client's answer to an
+            elicitation, sampling or roots request (handshake era) before
+            ``ClientRequestTimeout``; the request is then cancelled.
+        request_state_keys: AES-GCM keys (16, 24 or 32 bytes) sealing the
+            stateless era's ``requestState``: the first seals, all are
+            accepted, so a key rotates by being put first and the old one
+            kept until its states expire. Empty: a random key per process,
+            which another instance cannot open (a retry served elsewhere is
+            refused): configure the same keys on every instance.
+        request_state_ttl: seconds a sealed ``requestState`` stays valid.
     """
 
     server_name: str = "flowkit"
@@ -121,6 +135,17 @@ class EndpointConfig:
     authenticate: Authenticator | None = attrs.field(default=None, eq=False)
     www_authenticate: str = "Bearer"
     versions: Mapping[str, VersionPolicy] = attrs.field(default=VERSIONS, eq=False)
+    ask_timeout: float = attrs.field(default=300.0, validator=attrs.validators.gt(0))
+    request_state_keys: tuple[bytes, ...] = attrs.field(
+        default=(), converter=_key_tuple, eq=False, repr=False
+    )
+    request_state_ttl: float = attrs.field(default=600.0, validator=attrs.validators.gt(0))
+
+    @request_state_keys.validator
+    def _check_keys(self, _attribute: Any, keys: tuple[bytes, ...]) -> None:
+        for key in keys:
+            if not isinstance(key, bytes) or len(key) not in (16, 24, 32):
+                raise ValueError("request_state_keys must be AES keys of 16, 24 or 32 bytes")
 
     def server_info(self) -> dict[str, Any]:
         """The ``serverInfo`` object."""

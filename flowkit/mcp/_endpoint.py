@@ -22,6 +22,7 @@ from typing import Any, Literal
 
 from ._actions import (
     Action,
+    Answer,
     Cancel,
     OpenListenStream,
     Reply,
@@ -30,11 +31,13 @@ from ._actions import (
     error_reply,
 )
 from ._admission import RawHeaders, admit
+from ._asks import ClientRequest
 from ._config import EndpointConfig
 from ._connection import Connection
 from ._errors import (
     SERVER_ERROR,
     UNSUPPORTED_PROTOCOL_VERSION,
+    LocalProtocolError,
     RemoteProtocolError,
     invalid_request,
     listen_conflict,
@@ -68,7 +71,7 @@ from ._resources import ResourceSet
 from ._sessions import Session, SessionEvent, SessionRegistry
 from ._shared import Change, EventJournal, Loaded, StateKeys
 from ._sse import parse_event_id
-from ._state import EndpointState
+from ._state import EndpointState, PendingAsk
 from ._stateless import (
     is_modern,
     validate_modern,
@@ -145,6 +148,8 @@ class Endpoint:
         new_session_id: CSPRNG session-id factory.
         event_store: where SSE events are kept for resumption; a bounded
             :class:`~flowkit.mcp.InMemoryEventStore` by default.
+        wall_clock: wall-clock seconds, for the expiry of a sealed
+            ``requestState`` (which another instance may open).
         instance: makes the endpoint *shared*: its state lives in a store
             the adapter drives (see ``flowkit.mcp._shared``), and this id,
             unique among the instances sharing the store, keeps their stream
@@ -163,6 +168,7 @@ class Endpoint:
         new_session_id: Callable[[], str] = _default_session_id,
         event_store: EventStore | None = None,
         instance: str | None = None,
+        wall_clock: Callable[[], float] = time.time,
     ) -> None:
         config = config if config is not None else EndpointConfig()
         if config.default_log_level not in LOG_LEVELS:
@@ -189,6 +195,7 @@ class Endpoint:
             clock=clock,
             instance=instance,
             journal=journal,
+            wall_clock=wall_clock,
         )
 
     @property
@@ -457,6 +464,59 @@ class Endpoint:
             self.state.listen_done(stream)
         return False
 
+    def ask(self, stream: OutgoingStream, request: ClientRequest) -> tuple[str, bytes]:
+        """Send ``request`` to the client on a handshake-era call's stream.
+
+        Returns:
+            The JSON-RPC id it goes out with (unique in the session) and the
+            event to write (``b""`` if the call was cancelled). The client's
+            response comes back as an :class:`~flowkit.mcp.Answer`; call
+            :meth:`forget_ask` when the tool stops waiting for it.
+
+        Raises:
+            LocalProtocolError: not a handshake-era call's stream (the
+                stateless era has no server-to-client requests: the core's
+                replay answers those calls), or it has finished.
+        """
+        if stream.kind != "call" or stream.session_id is None:
+            raise LocalProtocolError(
+                "only a handshake-era tool call may send requests to its client"
+            )
+        self.state.ask_serial += 1
+        ask_id = f"flowkit-{stream.stream_id}-{self.state.ask_serial}"
+        data = stream.request(ask_id, request.method, request.params)
+        self.state.asks[stream.session_id, ask_id] = PendingAsk(ask_id, stream)
+        return ask_id, data
+
+    def forget_ask(
+        self, stream: OutgoingStream, ask_id: str, *, cancel: str | None = None
+    ) -> bytes:
+        """Stop waiting for the answer to ``ask_id``; a response arriving later is ignored.
+
+        With ``cancel`` (the reason: a timeout), the client is told to stop
+        too: the returned event is ``notifications/cancelled`` for the
+        request ("Cancellation": either side may cancel a request it sent).
+        ``b""`` when nothing is to be written.
+        """
+        pending = self.state.asks.pop((stream.session_id, ask_id), None)
+        if pending is None or cancel is None or stream.finished:
+            return b""
+        return stream.notify("notifications/cancelled", {"requestId": ask_id, "reason": cancel})
+
+    def _answer(self, session: Session, message: Response) -> Action:
+        """A client's response: the answer a waiting tool gets, or nothing (still 202).
+
+        Responses to no pending request -- a repeat, one after the tool gave
+        up, one naming another session's request -- are ignored, as JSON-RPC
+        ignores responses it cannot correlate.
+        """
+        if not isinstance(message.id, str):
+            return _ACCEPTED
+        pending = self.state.asks.pop((session.id, message.id), None)
+        if pending is None:
+            return _ACCEPTED
+        return Answer(pending.stream, message.id, message, _ACCEPTED)
+
     def list_changed(self, kind: ListKind = "tools") -> tuple[tuple[OutgoingStream, bytes], ...]:
         """``notifications/{kind}/list_changed`` for every stream that wants it.
 
@@ -576,7 +636,7 @@ class Endpoint:
         client: str | None = None,
     ) -> Action:
         if is_modern(head, message, self.config.versions):
-            return self._stateless(head, message)
+            return self._stateless(head, message, principal)
         if isinstance(message, Request) and message.method in OPENS_SESSION:
             policy = self._policy_of(session)
             ctx = RequestContext(message, policy, session, None, head, principal, client)
@@ -586,7 +646,7 @@ class Endpoint:
             raise session_required(request_id)
         self.sessions.touch(session, self.state.clock())
         if isinstance(message, Response):
-            return _ACCEPTED  # we never send requests, so nothing awaits a response
+            return self._answer(session, message)
         if isinstance(message, Notification):
             return self._notification(session, message)
         session.handle(SessionEvent.REQUEST)
@@ -599,7 +659,9 @@ class Endpoint:
             return session.policy
         return VERSIONS[LATEST_HANDSHAKE_VERSION]
 
-    def _stateless(self, head: RequestHead, message: Message) -> Action:
+    def _stateless(
+        self, head: RequestHead, message: Message, principal: str | None = None
+    ) -> Action:
         """Serve a stateless-era (2026-07-28) message: no session is involved."""
         if isinstance(message, Response):
             raise invalid_request(
@@ -608,7 +670,7 @@ class Endpoint:
         if isinstance(message, Notification):
             return _ACCEPTED  # cancellation is a disconnect; nothing else is defined
         meta = validate_modern(head, message, self.config.versions)
-        ctx = RequestContext(message, meta.policy, None, meta, head)
+        ctx = RequestContext(message, meta.policy, None, meta, head, principal)
         return self._dispatch(STATELESS_METHODS, ctx)
 
     def _dispatch(self, handlers: Mapping[str, Handler], ctx: RequestContext) -> Action:

@@ -151,6 +151,10 @@ REFUSALS: Mapping[str, tuple[int, int]] = MappingProxyType(
         # A well-formed request whose method refuses it: a JSON-RPC error in a 200.
         "method_params": (200, INVALID_PARAMS),
         "request_in_flight": (200, INVALID_REQUEST),
+        # A stateless-era retry whose requestState fails verification (tampered,
+        # expired, another principal's or another request's) or whose
+        # inputResponses are not an object of objects (SEP-2322).
+        "request_state": (200, INVALID_PARAMS),
         # resources/read of an unknown URI: -32002 until 2025-11-25, then
         # -32602 (SEP-2164), the row above.
         "resource_not_found": (200, RESOURCE_NOT_FOUND),
@@ -218,6 +222,16 @@ def invalid_request(message: str, request_id: RequestIdOrNone = None) -> RemoteP
 def method_params(message: str, request_id: RequestIdOrNone) -> RemoteProtocolError:
     """A method's ``params`` are malformed (unknown tool, bad cursor, level)."""
     return _refuse("method_params", message, request_id)
+
+
+def request_state_refused(why: str, request_id: RequestIdOrNone) -> RemoteProtocolError:
+    """A retry's ``requestState`` or ``inputResponses`` is refused (SEP-2322).
+
+    "Servers MUST treat requestState as an attacker-controlled input ... and
+    MUST reject state that fails verification": one message for every
+    failure of the seal, so a forger learns nothing from it.
+    """
+    return _refuse("request_state", f"Invalid params: {why}", request_id)
 
 
 def resource_not_found(uri: str, code: int, request_id: RequestIdOrNone) -> RemoteProtocolError:

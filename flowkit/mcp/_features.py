@@ -15,11 +15,12 @@ from typing import Any
 
 from ._actions import Action, Invoke, json_reply
 from ._completion import completion_result
-from ._context import RequestContext, finish
+from ._context import RequestContext, finish, request_context
 from ._errors import RemoteProtocolError, method_not_found, method_params, resource_not_found
 from ._pages import paginate
 from ._prompts import prompt_result
 from ._resources import ResourceTemplate, read_contents
+from ._schema import context_parameter
 from ._state import EndpointState
 
 __all__ = [
@@ -113,7 +114,11 @@ def resources_read(state: EndpointState, ctx: RequestContext) -> Action:
         templated = isinstance(item, ResourceTemplate)
         return _not_found(uri, ctx) if templated and isinstance(error, LookupError) else None
 
-    return Invoke(ctx.request.id, "resources/read", partial(item.fn, **variables), outcome, refusal)
+    arguments: dict[str, Any] = dict(variables)
+    context = context_parameter(item.fn)
+    if context is not None:  # it may ask the client (stateless era, as prompts/get)
+        arguments[context] = request_context(state, ctx)
+    return Invoke(ctx.request.id, "resources/read", partial(item.fn, **arguments), outcome, refusal)
 
 
 def resources_subscribe(state: EndpointState, ctx: RequestContext) -> Action:
@@ -149,7 +154,12 @@ def prompts_get(state: EndpointState, ctx: RequestContext) -> Action:
     prompt = state.prompts.get(name)
     if prompt is None:
         raise method_params(f"Unknown prompt: {name}", request_id)
-    arguments = prompt.validate_arguments(params.get("arguments"), request_id)
+    arguments: dict[str, Any] = dict(prompt.validate_arguments(params.get("arguments"), request_id))
+    context = context_parameter(prompt.fn)
+    if context is not None:
+        # A prompt may ask the client too (SEP-2322 "Supported Requests":
+        # prompts/get); in the handshake era it has no stream to ask on.
+        arguments[context] = request_context(state, ctx)
 
     def outcome(value: Any) -> dict[str, Any]:
         return finish(state, ctx.policy, prompt_result(value, prompt.description))

@@ -29,6 +29,7 @@ __all__ = [
     "error_message",
     "notification_message",
     "parse_message",
+    "request_message",
     "result_message",
 ]
 
@@ -58,8 +59,8 @@ class Notification:
 class Response:
     """A JSON-RPC response (result or error) sent *by the client*.
 
-    We never send requests to the client, so these are acknowledged with 202
-    and otherwise ignored.
+    The answer to a request a tool sent it (elicitation, sampling, roots);
+    acknowledged with 202 whether or not anything awaits it.
     """
 
     id: RequestId | None
@@ -138,6 +139,11 @@ def error_message(
     if request_id is None:
         return {"jsonrpc": "2.0", "error": error}
     return {"jsonrpc": "2.0", "id": request_id, "error": error}
+
+
+def request_message(request_id: RequestId, method: str, params: Any) -> dict[str, Any]:
+    """The envelope of a JSON-RPC request the server sends (elicitation, sampling, roots)."""
+    return {"jsonrpc": "2.0", "id": request_id, "method": method, "params": params}
 
 
 def notification_message(method: str, params: Any = None) -> dict[str, Any]:

@@ -10,13 +10,14 @@ method that opens a session (:data:`OPENS_SESSION`) instead of needing one.
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Any
 
 from ._actions import Action, OpenListenStream, StartCall, json_reply
 from ._content import error_result
-from ._context import Handler, RequestContext, finish
+from ._context import Handler, RequestContext, finish, replay_for
 from ._errors import (
     method_params,
     missing_capabilities,
@@ -189,9 +190,7 @@ def tools_call(state: EndpointState, ctx: RequestContext) -> Action:
         raise method_params('"arguments" must be an object', request.id)
     if policy.method_headers:
         validate_param_headers(ctx.head, tool, arguments, request.id)
-    declared = (
-        ctx.meta.client_capabilities if ctx.meta else getattr(session, "client_capabilities", None)
-    )
+    declared = ctx.client_capabilities
     missing = tool.missing_capabilities(declared)
     if missing:
         raise missing_capabilities(name, missing, policy.capability_error_status, request.id)
@@ -212,6 +211,9 @@ def tools_call(state: EndpointState, ctx: RequestContext) -> Action:
         # A tool execution error, not a protocol error: the model can read
         # it and retry ("Error Handling", 2025-11-25 tools).
         return json_reply(request.id, finish(state, policy, error_result(problem)))
+    # The stateless era: answers to the tool's questions come with the retry,
+    # and earlier rounds' from the sealed requestState (SEP-2322).
+    replay = replay_for(state, ctx) if tool.context_param is not None else None
     stream = OutgoingStream(
         kind="call",
         stream_id=session.new_stream_id(state.instance) if session is not None else "0",
@@ -229,7 +231,18 @@ def tools_call(state: EndpointState, ctx: RequestContext) -> Action:
     )
     state.call_started(session, stream)
     return StartCall(
-        stream.session_id, request.id, tool, arguments, token, stream, _trace_context(params)
+        stream.session_id,
+        request.id,
+        tool,
+        arguments,
+        token,
+        stream,
+        _trace_context(params),
+        protocol_version=policy.version,
+        principal=ctx.principal,
+        client_capabilities=declared if isinstance(declared, dict) else None,
+        call_id=secrets.token_urlsafe(12) if tool.context_param is not None else "",
+        replay=replay,
     )
 
 

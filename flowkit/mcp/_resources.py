@@ -27,6 +27,7 @@ import orjson
 from ._completion import Completer, CompleterSpec, as_completers
 from ._content import json_value, resource_contents
 from ._errors import LocalProtocolError
+from ._schema import context_parameter
 
 __all__ = ["Resource", "ResourceSet", "ResourceTemplate", "read_contents"]
 
@@ -49,10 +50,16 @@ def _optional_ttl(_instance: Any, _attribute: Any, value: int | None) -> None:
 
 
 def _parameters(fn: Callable[..., Any]) -> tuple[set[str], set[str]]:
-    """``fn``'s parameter names passable by keyword, and those without a default."""
+    """``fn``'s parameter names passable by keyword, and those without a default.
+
+    A parameter taking the :class:`~flowkit.mcp.ToolContext` is neither.
+    """
     names: set[str] = set()
     required: set[str] = set()
+    context = context_parameter(fn)  # a ToolContext: never a URI variable
     for param in inspect.signature(fn).parameters.values():
+        if param.name == context:
+            continue
         if param.kind not in (param.POSITIONAL_OR_KEYWORD, param.KEYWORD_ONLY):
             raise LocalProtocolError(
                 f"{fn.__qualname__}({param.name}): resource parameters are passed by name"

@@ -52,7 +52,13 @@ from typing import Any
 import jsonschema
 import orjson
 
-__all__ = ["FORMATS", "derive_signature", "parse_datetime", "schema_from_function"]
+__all__ = [
+    "FORMATS",
+    "context_parameter",
+    "derive_signature",
+    "parse_datetime",
+    "schema_from_function",
+]
 
 Convert = Callable[[Any], Any]
 """Turns a validated JSON value into the annotated type."""
@@ -313,6 +319,27 @@ def _enum_schema(values: list[Any]) -> dict[str, Any]:
     return schema
 
 
+def context_parameter(fn: Callable[..., Any]) -> str | None:
+    """The name of ``fn``'s parameter annotated with :class:`~flowkit.mcp.ToolContext`, if any.
+
+    It is the tool's context, never an argument: the schema leaves it out and
+    the adapter passes the call's context there. Recognised by the class's
+    ``__flowkit_context__`` marker (that module imports this one).
+
+    Raises:
+        TypeError: more than one parameter is.
+    """
+    try:
+        hints = typing.get_type_hints(fn)
+        parameters = inspect.signature(fn).parameters
+    except Exception:  # unresolvable hints: derive_signature reports them
+        return None
+    names = [n for n in parameters if getattr(hints.get(n), "__flowkit_context__", False)]
+    if len(names) > 1:
+        raise TypeError(f"{fn.__qualname__}: only one parameter may take the ToolContext")
+    return names[0] if names else None
+
+
 def derive_signature(
     fn: Callable[..., Any],
 ) -> tuple[dict[str, Any], Callable[[Mapping[str, Any]], dict[str, Any]] | None]:
@@ -327,11 +354,14 @@ def derive_signature(
     """
     name = getattr(fn, "__qualname__", repr(fn))
     hints = _hints(fn, name)
+    context = context_parameter(fn)  # the tool's ToolContext: never an argument
     deriver = _Deriver()
     properties: dict[str, Any] = {}
     required: list[str] = []
     converts: dict[str, Convert] = {}
     for param in inspect.signature(fn).parameters.values():
+        if param.name == context:
+            continue
         where = f"{name}({param.name})"
         if param.kind not in (param.POSITIONAL_OR_KEYWORD, param.KEYWORD_ONLY):
             raise TypeError(f"{where}: the parameter cannot be passed by name from JSON")

@@ -18,7 +18,9 @@ Time is injected (``clock``): nothing here reads a clock of its own.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import attrs
 
@@ -31,7 +33,23 @@ from ._shared import CallEnded, CallStarted, Change, Loaded, StreamAttached, Str
 from ._stream import OutgoingStream
 from ._tools import ToolSet
 
-__all__ = ["EndpointState"]
+if TYPE_CHECKING:  # types only: the sealer is made on first use (request_state_sealer)
+    from ._replay import RequestStateSealer
+
+__all__ = ["EndpointState", "PendingAsk"]
+
+
+@attrs.frozen
+class PendingAsk:
+    """A request the server sent a client (handshake era), awaiting its response.
+
+    Attributes:
+        ask_id: the JSON-RPC id it went out with (unique in the session).
+        stream: the call whose stream carried it; the answer resumes that call.
+    """
+
+    ask_id: str
+    stream: OutgoingStream = attrs.field(eq=False)
 
 
 @attrs.define(eq=False)
@@ -50,6 +68,10 @@ class EndpointState:
         instance: a shared endpoint's id among the instances (``None``: not shared).
         journal: a shared endpoint's changes not yet taken (see ``_shared``).
         loaded: what the adapter read for the request being served.
+        asks: requests tools sent their clients, not answered yet (handshake
+            era), by (session id, JSON-RPC id).
+        wall_clock: wall-clock seconds, for ``requestState`` expiry.
+        sealer: seals the stateless era's ``requestState``, once made.
     """
 
     config: EndpointConfig
@@ -68,6 +90,23 @@ class EndpointState:
     # Handshake-era calls no response carries, and since when (clock time);
     # oldest first, for the grace period.
     detached_calls: dict[OutgoingStream, float] = attrs.Factory(dict)
+    # Requests sent to clients and not answered yet, by (session id, ask id).
+    asks: dict[tuple[str | None, str], PendingAsk] = attrs.Factory(dict)
+    ask_serial: int = 0
+    # Wall-clock seconds (requestState expiry), and its sealer once needed.
+    wall_clock: Callable[[], float] = time.time
+    sealer: RequestStateSealer | None = None
+
+    def request_state_sealer(self) -> RequestStateSealer:
+        """The sealer of ``requestState``, made on first use (it loads ``cryptography``)."""
+        if self.sealer is None:
+            from ._replay import RequestStateSealer
+
+            config = self.config
+            self.sealer = RequestStateSealer(
+                config.request_state_keys, config.request_state_ttl, self.wall_clock
+            )
+        return self.sealer
 
     def call_started(self, session: Session | None, stream: OutgoingStream) -> None:
         """A call now runs (in ``session``, if any) and its POST response will carry it."""

@@ -53,7 +53,13 @@ from ._content import error_result, with_delivery
 from ._errors import INTERNAL_ERROR, LocalProtocolError, stream_conflict
 from ._events import EventStore
 from ._headers import Binding
-from ._jsonrpc import RequestId, error_message, notification_message, result_message
+from ._jsonrpc import (
+    RequestId,
+    error_message,
+    notification_message,
+    request_message,
+    result_message,
+)
 from ._levels import LOG_LEVELS, LogThreshold
 from ._sse import EventId, encode_comment, encode_event, event_template
 
@@ -575,6 +581,34 @@ class OutgoingStream:
             meta["io.modelcontextprotocol/subscriptionId"] = self.request_id
             body["_meta"] = meta
         return self._emit(notification_message(method, body))
+
+    def request(self, request_id: str, method: str, params: Mapping[str, Any]) -> bytes:
+        """A request to the client on this call's stream (handshake era).
+
+        ``elicitation/create``, ``sampling/createMessage`` and ``roots/list``
+        go out "on the SSE stream of the request they relate to"; the client
+        answers by POST. It is an event like any other: filed in the event
+        store, so a client that resumes sees it. ``b""`` after a cancel.
+        """
+        if self.kind != "call":
+            raise LocalProtocolError("a request to the client belongs on a tool call's stream")
+        if not self._step(StreamInput.SEND):
+            return b""
+        return self._emit(request_message(request_id, method, dict(params)))
+
+    def input_required(self, result: Mapping[str, Any]) -> bytes:
+        """The final response carrying an ``InputRequiredResult`` (SEP-2322); ends the stream.
+
+        Only in the stateless era, whose results carry ``resultType``; the
+        output schema does not apply (the tool has not produced its result).
+        """
+        if not self._result_type:
+            raise LocalProtocolError("input-required results belong to the stateless era")
+        assert self.request_id is not None
+        payload = orjson.dumps(result_message(self.request_id, dict(result)))
+        if not self._step(StreamInput.FINAL):
+            return b""
+        return self._file(payload)
 
     def result(self, result: Mapping[str, Any]) -> bytes:
         """The final response carrying a ``CallToolResult``; ends the stream.

@@ -23,7 +23,7 @@ from jsonschema.protocols import Validator
 
 from ._errors import LocalProtocolError
 from ._pages import paginate
-from ._schema import FORMATS, derive_signature
+from ._schema import FORMATS, context_parameter, derive_signature
 
 __all__ = ["HeaderParam", "Policy", "Tool", "ToolSet", "validate_tool_name"]
 
@@ -198,6 +198,9 @@ class Tool:
             not stall the event loop; opaque to the core, like ``fn``.
         header_params: the arguments mirrored into ``Mcp-Param-*`` headers,
             from the input schema's ``x-mcp-header`` annotations.
+        context_param: the name of ``fn``'s parameter annotated with
+            :class:`~flowkit.mcp.ToolContext` (the adapter passes the call's
+            context there; it is never an argument), or ``None``.
     """
 
     name: str = attrs.field(validator=lambda _i, _a, v: validate_tool_name(v))
@@ -214,6 +217,7 @@ class Tool:
     )
     thread: bool = attrs.field(default=False)
     header_params: tuple[HeaderParam, ...] = attrs.field(init=False, eq=False, repr=False)
+    context_param: str | None = attrs.field(init=False, eq=False, repr=False)
     _input_validator: Validator = attrs.field(init=False, eq=False, repr=False)
     _output_validator: Validator | None = attrs.field(init=False, eq=False, repr=False)
 
@@ -228,10 +232,18 @@ class Tool:
             raise LocalProtocolError(
                 f"tool {self.name!r}: thread=True runs a plain function; this one is async"
             )
+        if value and self.context_param is not None:
+            raise LocalProtocolError(
+                f"tool {self.name!r}: a ToolContext is awaited; thread=True runs no awaits"
+            )
 
     @header_params.default
     def _make_header_params(self) -> tuple[HeaderParam, ...]:
         return _header_params(self.name, self.input_schema)
+
+    @context_param.default
+    def _make_context_param(self) -> str | None:
+        return context_parameter(self.fn)
 
     @_input_validator.default
     def _make_input_validator(self) -> Validator:

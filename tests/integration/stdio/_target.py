@@ -14,7 +14,7 @@ from typing import Any
 import trio
 import trio.lowlevel
 
-from flowkit.mcp import EndpointConfig
+from flowkit.mcp import EndpointConfig, ToolContext
 from flowkit_http import MCPServer, Partial, Progress, Result
 from flowkit_http._demo import analyze_document, ticker
 
@@ -97,3 +97,12 @@ async def note(day: str) -> str:
     """A resource template read over stdio (an Invoke action, run in its own task)."""
     await trio.lowlevel.checkpoint()
     return f"note of {day}"
+
+
+@server.tool
+async def ask_name(ctx: ToolContext) -> str:
+    """Asks the user over the same channel (elicitation; the SDK client answers)."""
+    schema = {"type": "object", "properties": {"name": {"type": "string"}}, "required": ["name"]}
+    answer = await ctx.elicit("Your name?", schema)
+    roots = await ctx.list_roots()
+    return f"{answer.action}: {(answer.content or {}).get('name')} in {roots[0].uri}"

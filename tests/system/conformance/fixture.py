@@ -15,6 +15,7 @@ scenario that passes here passes for any flowkit server built the same way.
 from __future__ import annotations
 
 import io
+import json
 import struct
 import wave
 import zlib
@@ -24,11 +25,16 @@ from typing import Any
 import trio
 
 from flowkit.mcp import (
+    ElicitResult,
     EndpointConfig,
     Tool,
+    ToolContext,
     audio_content,
+    elicitation_request,
     embedded_resource,
     image_content,
+    roots_request,
+    sampling_request,
     text_content,
     tool_result,
 )
@@ -334,3 +340,191 @@ def test_prompt_with_embedded_resource(resourceUri: str) -> list[Any]:
 def test_prompt_with_image() -> list[Any]:
     """A prompt with an image (prompts-get-with-image)."""
     return [image_content(PNG, "image/png"), "Please analyze the image above."]
+
+
+# -- asking the client, 2025-11-25 (tools-call-sampling, tools-call-elicitation,
+# elicitation-sep1034-defaults, elicitation-sep1330-enums): requests on the call's stream --
+
+CONTACT = {
+    "type": "object",
+    "properties": {
+        "username": {"type": "string", "description": "User's response"},
+        "email": {"type": "string", "description": "User's email address"},
+    },
+    "required": ["username", "email"],
+}
+
+
+def _elicited(answer: ElicitResult) -> str:
+    return f"action={answer.action}, content={json.dumps(answer.content)}"
+
+
+@app.tool
+async def test_sampling(prompt: str, ctx: ToolContext) -> str:
+    """Asks the client's LLM (tools-call-sampling); no sampling capability is an error."""
+    result = await ctx.sample(prompt, max_tokens=100)
+    return f"LLM response: {result.text}"
+
+
+@app.tool
+async def test_elicitation(message: str, ctx: ToolContext) -> str:
+    """Asks the user for a username and an email (tools-call-elicitation)."""
+    return f"User response: {_elicited(await ctx.elicit(message, CONTACT))}"
+
+
+@app.tool
+async def test_elicitation_sep1034_defaults(ctx: ToolContext) -> str:
+    """A default for every primitive type (elicitation-sep1034-defaults)."""
+    schema = {
+        "type": "object",
+        "properties": {
+            "name": {"type": "string", "default": "John Doe"},
+            "age": {"type": "integer", "default": 30},
+            "score": {"type": "number", "default": 95.5},
+            "status": {
+                "type": "string",
+                "enum": ["active", "inactive", "pending"],
+                "default": "active",
+            },
+            "verified": {"type": "boolean", "default": True},
+        },
+    }
+    answer = await ctx.elicit("Please review your profile", schema)
+    return f"Elicitation completed: {_elicited(answer)}"
+
+
+@app.tool
+async def test_elicitation_sep1330_enums(ctx: ToolContext) -> str:
+    """All five enum variants (elicitation-sep1330-enums)."""
+    schema = {
+        "type": "object",
+        "properties": {
+            "untitledSingle": {"type": "string", "enum": ["option1", "option2", "option3"]},
+            "titledSingle": {
+                "type": "string",
+                "oneOf": [
+                    {"const": "value1", "title": "First Option"},
+                    {"const": "value2", "title": "Second Option"},
+                    {"const": "value3", "title": "Third Option"},
+                ],
+            },
+            "legacyEnum": {
+                "type": "string",
+                "enum": ["opt1", "opt2", "opt3"],
+                "enumNames": ["Option One", "Option Two", "Option Three"],
+            },
+            "untitledMulti": {
+                "type": "array",
+                "items": {"type": "string", "enum": ["option1", "option2", "option3"]},
+            },
+            "titledMulti": {
+                "type": "array",
+                "items": {
+                    "anyOf": [
+                        {"const": "value1", "title": "First Choice"},
+                        {"const": "value2", "title": "Second Choice"},
+                        {"const": "value3", "title": "Third Choice"},
+                    ]
+                },
+            },
+        },
+    }
+    answer = await ctx.elicit("Please make your choices", schema)
+    return f"Elicitation completed: {_elicited(answer)}"
+
+
+# -- 2026-07-28 input-required results (input-required-result-*, SEP-2322): the same
+# ToolContext; each question not yet answered ends the call, the retry replays the rest --
+
+NAME = {"type": "object", "properties": {"name": {"type": "string"}}, "required": ["name"]}
+CONFIRM = {"type": "object", "properties": {"ok": {"type": "boolean"}}, "required": ["ok"]}
+CAPITAL = "What is the capital of France?"
+
+
+def _content(answer: ElicitResult, field: str) -> Any:
+    return (answer.content or {}).get(field)
+
+
+@app.tool
+async def test_input_required_result_elicitation(ctx: ToolContext) -> str:
+    """One elicitation under the key "user_name" (basic, result-type, missing, extra, validate)."""
+    answer = await ctx.elicit("What is your name?", NAME, key="user_name")
+    return f"Hello, {_content(answer, 'name')}!"
+
+
+@app.tool
+async def test_input_required_result_sampling(ctx: ToolContext) -> str:
+    """One sampling request (input-required-result-basic-sampling)."""
+    result = await ctx.sample(CAPITAL, max_tokens=100, key="capital_question")
+    return result.text
+
+
+@app.tool
+async def test_input_required_result_list_roots(ctx: ToolContext) -> str:
+    """One roots/list (input-required-result-basic-list-roots)."""
+    roots = await ctx.list_roots(key="client_roots")
+    return "Roots: " + ", ".join(root.uri for root in roots)
+
+
+@app.tool
+async def test_input_required_result_request_state(ctx: ToolContext) -> str:
+    """A sealed requestState round trip (input-required-result-request-state)."""
+    answer = await ctx.elicit("Please confirm", CONFIRM, key="confirm")
+    return f"state-ok: round {ctx.round}, confirmed={_content(answer, 'ok')}"
+
+
+@app.tool
+async def test_input_required_result_multiple_inputs(ctx: ToolContext) -> str:
+    """Three requests in one round (input-required-result-multiple-input-requests)."""
+    name, greeting, roots = await ctx.ask(
+        elicitation_request("What is your name?", NAME, key="user_name"),
+        sampling_request("Generate a greeting", max_tokens=50, key="greeting"),
+        roots_request(key="client_roots"),
+    )
+    return f"{greeting.text} {_content(name, 'name')} ({len(roots)} roots)"
+
+
+@app.tool
+async def test_input_required_result_multi_round(ctx: ToolContext) -> str:
+    """Two rounds, the state evolving (input-required-result-multi-round)."""
+    name = await ctx.elicit("Step 1: What is your name?", NAME, key="step1")
+    colour_schema = {
+        "type": "object",
+        "properties": {"color": {"type": "string"}},
+        "required": ["color"],
+    }
+    colour = await ctx.elicit("Step 2: What is your favorite color?", colour_schema, key="step2")
+    return f"{_content(name, 'name')} likes {_content(colour, 'color')}"
+
+
+@app.tool
+async def test_input_required_result_tampered_state(ctx: ToolContext) -> str:
+    """Its requestState is sealed; a tampered one is -32602 (input-required-result-tampered-state)."""
+    await ctx.elicit("Please confirm", CONFIRM, key="confirm")
+    return "confirmed"
+
+
+@app.tool
+async def test_input_required_result_capabilities(ctx: ToolContext) -> str:
+    """Asks only what the client declared (input-required-result-capability-check)."""
+    asks = []
+    if ctx.supports("elicitation"):
+        asks.append(elicitation_request("What is your name?", NAME, key="user_name"))
+    if ctx.supports("sampling"):
+        asks.append(sampling_request(CAPITAL, max_tokens=100, key="capital_question"))
+    if ctx.supports("roots"):
+        asks.append(roots_request(key="client_roots"))
+    await ctx.ask(*asks)
+    return f"asked {len(asks)} things"
+
+
+@app.prompt()
+async def test_input_required_result_prompt(ctx: ToolContext) -> str:
+    """A prompt that needs the user's context first (input-required-result-non-tool-request)."""
+    schema = {
+        "type": "object",
+        "properties": {"context": {"type": "string"}},
+        "required": ["context"],
+    }
+    answer = await ctx.elicit("What context should the prompt use?", schema, key="user_context")
+    return f"Use this context: {_content(answer, 'context')}"
