@@ -32,7 +32,7 @@ from flowkit.mcp import (
 from flowkit_http._asker import LiveAsker, check_request_state_keys
 from flowkit_http._outbox import ConflatingOutbox, Outbox, open_outbox
 
-from ..mcp._client import Client, FakeClock, counter_ids, sse_data
+from ..flowkit.mcp._client import Client, FakeClock, counter_ids, sse_data
 
 CAPS = {"elicitation": {}, "roots": {}}
 FORM = {"type": "object", "properties": {"n": {"type": "integer"}}, "required": ["n"]}
