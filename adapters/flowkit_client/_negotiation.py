@@ -9,8 +9,8 @@ differs between the eras is read from it, never from version strings.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any, Protocol
 
 from flowkit.mcp import LATEST_HANDSHAKE_VERSION, UNSUPPORTED_PROTOCOL_VERSION, VERSIONS
 
@@ -18,13 +18,42 @@ from ._events import ServerInfo
 from ._exceptions import HTTPStatusError, ProtocolError, RPCError
 
 if TYPE_CHECKING:
-    from ._client import Client
+    from flowkit.mcp import VersionPolicy
+
     from ._wire import Reply
 
 __all__ = ["META", "MODERN_VERSION", "negotiate"]
 
 META = "io.modelcontextprotocol/"
 MODERN_VERSION = max(v for v, policy in VERSIONS.items() if policy.request_meta)
+
+
+class Client(Protocol):
+    """What negotiation reads and settles on :class:`flowkit_client.Client`.
+
+    A protocol rather than an import, so ``_client`` (which calls
+    :func:`negotiate`) and this module do not import each other.
+    """
+
+    policy: VersionPolicy
+    server: ServerInfo
+    _client_info: dict[str, str]
+    _session_id: str | None
+    _log_level: str | None
+
+    def _capabilities(self) -> dict[str, Any]: ...
+
+    async def request(self, method: str, params: Mapping[str, Any] | None = None) -> Any: ...
+
+    async def notify(self, method: str, params: Mapping[str, Any] | None = None) -> None: ...
+
+    async def _exchange(
+        self,
+        method: str,
+        params: dict[str, Any],
+        *,
+        on_open: Callable[[Reply], None] | None = None,
+    ) -> Any: ...
 
 
 async def negotiate(client: Client, era: str) -> None:
