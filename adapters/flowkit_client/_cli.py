@@ -36,10 +36,8 @@ import argparse
 import shlex
 import signal
 import sys
-from collections.abc import Callable
-from contextlib import AbstractAsyncContextManager
 from functools import partial
-from typing import TYPE_CHECKING, Any, TypeAlias
+from typing import TYPE_CHECKING, Any
 
 import orjson
 import trio
@@ -49,15 +47,12 @@ from flowkit._tasks import ungrouped
 from ._arguments import UsageError
 
 if TYPE_CHECKING:
-    from ._client import Client
+    from ._open import Connect
 
 __all__ = ["add_commands"]
 
 EXIT_TOOL_ERROR, EXIT_USAGE, EXIT_PROTOCOL, EXIT_INTERRUPTED = 1, 2, 3, 130
 _DOC = __doc__ or ""
-
-Connect: TypeAlias = Callable[..., AbstractAsyncContextManager["Client"]]
-"""``open_client`` or ``open_stdio_client`` with the server bound: callbacks in, a client out."""
 
 
 def _header(text: str) -> tuple[str, str]:

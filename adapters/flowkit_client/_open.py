@@ -14,7 +14,7 @@ import os
 import random
 import shlex
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import IO, Literal, TypeAlias
 
 import trio
@@ -28,7 +28,10 @@ from ._stdio import MAX_LINE, StdioTransport
 from ._transport import HTTPTransport
 from ._wire import Transport
 
-__all__ = ["open_client", "open_stdio_client"]
+__all__ = ["Connect", "open_client", "open_stdio_client"]
+
+Connect: TypeAlias = Callable[..., AbstractAsyncContextManager[Client]]
+"""``open_client`` or ``open_stdio_client`` with the server bound: callbacks in, a client out."""
 
 Era: TypeAlias = Literal["auto", "2026-07-28", "2025-11-25"]
 

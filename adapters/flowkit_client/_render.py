@@ -34,8 +34,8 @@ from rich.table import Table
 from rich.text import Text
 
 from ._arguments import UsageError, build_arguments
-from ._cli import Connect
 from ._events import Event, LogMessage, Progress, ToolInfo, ToolResult
+from ._open import Connect
 
 __all__ = ["call_main", "tools_main"]
 
