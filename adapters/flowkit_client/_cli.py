@@ -34,7 +34,7 @@ from typing import Any
 import orjson
 import trio
 
-from flowkit._tasks import ungrouped
+from flowkit import ungrouped
 
 from ._arguments import UsageError
 

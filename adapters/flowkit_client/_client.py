@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any, Literal, TypeAlias
 
 import trio
 
-from flowkit._tasks import ungrouped
+from flowkit import ungrouped
 from flowkit.mcp import (
     INTERNAL_ERROR,
     LATEST_HANDSHAKE_VERSION,
@@ -45,8 +45,8 @@ from flowkit.mcp import (
     encode_error,
     encode_notification,
     encode_result,
+    header_params,
 )
-from flowkit.mcp._tools import _header_params
 
 from ._events import ServerInfo, ToolInfo, ToolResult
 from ._exceptions import (
@@ -370,7 +370,7 @@ class Client:
         if name not in self._tools and not self._listed:
             await self.list_tools()
         tool = self._tools.get(name)
-        for param in _header_params(name, tool.input_schema) if tool is not None else ():
+        for param in header_params(name, tool.input_schema) if tool is not None else ():
             value: Any = arguments
             for key in param.path:
                 value = value.get(key) if isinstance(value, Mapping) else None

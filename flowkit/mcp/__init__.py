@@ -10,21 +10,21 @@ Typical use, from an adapter's point of view::
     endpoint = Endpoint(EndpointConfig(), tools)
     reply = endpoint.check_request_head(method, headers)      # before the body
     action = endpoint.receive_request(method, headers, body)  # Reply | StartCall | ...
+
+A name is exported here if a user of the core or an adapter author needs it,
+and each is listed in docs/mcp.md ("Public names", with what moved); the rest
+stays in the private modules.
 """
 
 from ._actions import (
     Action,
     Cancel,
-    Headers,
     Invoke,
     OpenListenStream,
     Reply,
     Resume,
     StartCall,
-    error_reply,
-    json_reply,
 )
-from ._completion import MAX_COMPLETIONS, Completer
 from ._config import LOCALHOST_HOSTS, LOCALHOST_ORIGINS, Authenticator, EndpointConfig
 from ._connection import Connection
 from ._content import (
@@ -59,7 +59,7 @@ from ._errors import (
     RemoteProtocolError,
 )
 from ._events import EventStore, InMemoryEventStore
-from ._headers import Binding, RequestHead, accepts, host_allowed, origin_allowed, parse_head
+from ._headers import RequestHead, host_allowed, origin_allowed, parse_head
 from ._jsonrpc import (
     Message,
     Notification,
@@ -71,33 +71,34 @@ from ._jsonrpc import (
     encode_result,
     parse_message,
 )
-from ._levels import LOG_LEVELS
 from ._prompts import Prompt, PromptArgument, PromptSet, prompt_message
 from ._resources import Resource, ResourceSet, ResourceTemplate
-from ._schema import schema_from_function
-from ._sessions import (
-    SESSION_TRANSITIONS,
-    Session,
-    SessionEvent,
-    SessionRegistry,
-    SessionState,
+from ._shared import (
+    CallEnded,
+    CallStarted,
+    Change,
+    EventAppended,
+    Loaded,
+    SessionClosed,
+    SessionRecord,
+    SessionSaved,
+    SessionTouched,
+    SharedStore,
+    StateKeys,
+    StreamAttached,
+    StreamDetached,
 )
-from ._sse import EventId, encode_comment, encode_event, encode_json_event, parse_event_id
+from ._sse import EventId, encode_comment
 from ._sse_decoder import ServerSentEvent, SSEComment, SSEDecoder
 from ._stream import (
-    MAX_PROGRESS_TOKEN,
     SSE_HEADERS,
-    STREAM_TRANSITIONS,
     OutgoingStream,
-    StreamInput,
-    StreamState,
 )
-from ._tools import HeaderParam, Policy, Tool, ToolSet, validate_tool_name
+from ._tools import HeaderParam, Policy, Tool, ToolSet, header_params
 from ._versions import (
     LATEST_HANDSHAKE_VERSION,
     VERSIONS,
     VersionPolicy,
-    negotiate_version,
 )
 
 __all__ = [
@@ -108,34 +109,31 @@ __all__ = [
     "LATEST_HANDSHAKE_VERSION",
     "LOCALHOST_HOSTS",
     "LOCALHOST_ORIGINS",
-    "LOG_LEVELS",
-    "MAX_COMPLETIONS",
-    "MAX_PROGRESS_TOKEN",
     "METHOD_NOT_FOUND",
     "MISSING_REQUIRED_CLIENT_CAPABILITY",
     "PARSE_ERROR",
     "RESOURCE_NOT_FOUND",
     "SERVER_ERROR",
-    "SESSION_TRANSITIONS",
     "SSE_HEADERS",
-    "STREAM_TRANSITIONS",
     "UNSUPPORTED_PROTOCOL_VERSION",
     "VERSIONS",
     "Action",
     "Authenticator",
-    "Binding",
+    "CallEnded",
+    "CallStarted",
     "Cancel",
-    "Completer",
+    "Change",
     "Connection",
     "Endpoint",
     "EndpointConfig",
+    "EventAppended",
     "EventId",
     "EventStore",
     "HeaderParam",
-    "Headers",
     "InMemoryEventStore",
     "Invoke",
     "ListKind",
+    "Loaded",
     "LocalProtocolError",
     "Message",
     "Notification",
@@ -160,44 +158,38 @@ __all__ = [
     "SSEComment",
     "SSEDecoder",
     "ServerSentEvent",
-    "Session",
-    "SessionEvent",
-    "SessionRegistry",
-    "SessionState",
+    "SessionClosed",
+    "SessionRecord",
+    "SessionSaved",
+    "SessionTouched",
+    "SharedStore",
     "StartCall",
-    "StreamInput",
-    "StreamState",
+    "StateKeys",
+    "StreamAttached",
+    "StreamDetached",
     "Tool",
     "ToolSet",
     "VersionPolicy",
-    "accepts",
     "audio_content",
     "describe_item",
     "embedded_resource",
     "encode_comment",
     "encode_error",
-    "encode_event",
-    "encode_json_event",
     "encode_notification",
     "encode_result",
-    "error_reply",
     "error_result",
+    "header_params",
     "host_allowed",
     "image_content",
-    "json_reply",
     "json_value",
-    "negotiate_version",
     "origin_allowed",
-    "parse_event_id",
     "parse_head",
     "parse_message",
     "prompt_message",
     "resource_contents",
     "resource_link",
-    "schema_from_function",
     "text_content",
     "to_call_result",
     "tool_result",
-    "validate_tool_name",
     "with_delivery",
 ]

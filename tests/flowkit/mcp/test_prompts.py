@@ -12,7 +12,6 @@ from typing import Any
 import pytest
 
 from flowkit.mcp import (
-    MAX_COMPLETIONS,
     EndpointConfig,
     LocalProtocolError,
     OpenListenStream,
@@ -20,6 +19,7 @@ from flowkit.mcp import (
     PromptSet,
     Reply,
 )
+from flowkit.mcp._completion import MAX_COMPLETIONS
 
 from ._client import body_json, sse_data
 from ._features import legacy_client, make_feature_endpoint, modern_request, run
