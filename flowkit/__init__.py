@@ -59,7 +59,7 @@ if TYPE_CHECKING:
     from ._shapes import distinct, skip, skip_while, take, take_until, take_while
     from ._shaping import debounce, delay, sample, throttle_latest
     from ._stats import OperatorStatistics
-    from ._tasks import aclose_shielded
+    from ._tasks import aclose_shielded, ungrouped
     from ._timing import completion_timeout, idle_timeout, initial_timeout, keepalive, throttle
     from ._transform import filter, map
     from ._version import __version__
@@ -133,6 +133,7 @@ __all__ = [
     "throttle_latest",
     "try_map",
     "tumbling_window",
+    "ungrouped",
     "zip",
     "zip_latest",
 ]
@@ -162,7 +163,7 @@ _LAZY: dict[str, str] = {
         "._operator": ("Operator",),
         "._pipeline": ("Pipeline", "Stage", "open_pipeline", "start_pipeline"),
         "._stats": ("OperatorStatistics",),
-        "._tasks": ("aclose_shielded",),
+        "._tasks": ("aclose_shielded", "ungrouped"),
         "._timing": (
             "completion_timeout",
             "idle_timeout",

@@ -42,7 +42,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 import trio
 
-from flowkit._tasks import ungrouped
+from flowkit import ungrouped
 
 from ._arguments import UsageError
 

@@ -5,7 +5,7 @@ headers, and a tool's arguments annotated ``x-mcp-header`` in its input
 schema are mirrored as ``Mcp-Param-<Name>`` so that proxies can route on
 them without reading the body. A value that is not visible ASCII travels as
 ``=?base64?...?=``, the sentinel the server decodes. Which arguments a tool
-mirrors is read by the core (``flowkit.mcp._tools._header_params``), the
+mirrors is read by the core (``flowkit.mcp.header_params``), the
 same reading the server checks against.
 """
 
@@ -15,7 +15,7 @@ import base64
 from collections.abc import Mapping
 from typing import Any
 
-from flowkit.mcp._tools import _header_params
+from flowkit.mcp import header_params
 
 __all__ = ["header_value", "param_headers"]
 
@@ -38,7 +38,7 @@ def param_headers(
 ) -> dict[str, str]:
     """The ``Mcp-Param-*`` headers of a call to tool ``name`` (input ``schema``)."""
     headers: dict[str, str] = {}
-    for param in _header_params(name, schema):
+    for param in header_params(name, schema):
         value: Any = arguments
         for key in param.path:
             value = value.get(key) if isinstance(value, Mapping) else None

@@ -19,7 +19,7 @@ from typing import IO, Literal, TypeAlias
 
 import trio
 
-from flowkit._tasks import ungrouped
+from flowkit import ungrouped
 
 from ._client import Client, Handler
 from ._exceptions import ConnectError, ConnectTimeout, TransportError

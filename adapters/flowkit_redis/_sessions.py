@@ -33,8 +33,7 @@ from typing import Any
 
 import orjson
 
-from flowkit.mcp._jsonrpc import RequestId
-from flowkit.mcp._shared import SessionRecord
+from flowkit.mcp import RequestId, SessionRecord
 
 from ._client import RedisClient, StoreUnavailable
 from ._keys import Keys

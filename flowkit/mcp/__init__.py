@@ -10,20 +10,21 @@ Typical use, from an adapter's point of view::
     endpoint = Endpoint(EndpointConfig(), tools)
     reply = endpoint.check_request_head(method, headers)      # before the body
     action = endpoint.receive_request(method, headers, body)  # Reply | StartCall | ...
+
+A name is exported here if a user of the core or an adapter author needs it,
+and each is listed in docs/mcp.md ("Public names", with what moved); the rest
+stays in the private modules.
 """
 
 from ._actions import (
     Action,
     Answer,
     Cancel,
-    Headers,
     Invoke,
     OpenListenStream,
     Reply,
     Resume,
     StartCall,
-    error_reply,
-    json_reply,
 )
 from ._asks import (
     ClientRequest,
@@ -40,7 +41,6 @@ from ._asks import (
     sampling_request,
     url_elicitation_request,
 )
-from ._completion import MAX_COMPLETIONS, Completer
 from ._config import LOCALHOST_HOSTS, LOCALHOST_ORIGINS, Authenticator, EndpointConfig
 from ._connection import Connection
 from ._content import (
@@ -75,7 +75,7 @@ from ._errors import (
     RemoteProtocolError,
 )
 from ._events import EventStore, InMemoryEventStore
-from ._headers import Binding, RequestHead, accepts, host_allowed, origin_allowed, parse_head
+from ._headers import RequestHead, host_allowed, origin_allowed, parse_head
 from ._jsonrpc import (
     Message,
     Notification,
@@ -87,35 +87,35 @@ from ._jsonrpc import (
     encode_result,
     parse_message,
 )
-from ._levels import LOG_LEVELS
 from ._prompts import Prompt, PromptArgument, PromptSet, prompt_message
-from ._replay import RequestStateSealer
 from ._resources import Resource, ResourceSet, ResourceTemplate
-from ._schema import schema_from_function
-from ._sessions import (
-    SESSION_TRANSITIONS,
-    Session,
-    SessionEvent,
-    SessionRegistry,
-    SessionState,
+from ._shared import (
+    CallEnded,
+    CallStarted,
+    Change,
+    EventAppended,
+    Loaded,
+    SessionClosed,
+    SessionRecord,
+    SessionSaved,
+    SessionTouched,
+    SharedStore,
+    StateKeys,
+    StreamAttached,
+    StreamDetached,
 )
-from ._sse import EventId, encode_comment, encode_event, encode_json_event, parse_event_id
+from ._sse import EventId, encode_comment
 from ._sse_decoder import ServerSentEvent, SSEComment, SSEDecoder
 from ._stream import (
-    MAX_PROGRESS_TOKEN,
     SSE_HEADERS,
-    STREAM_TRANSITIONS,
     OutgoingStream,
-    StreamInput,
-    StreamState,
 )
 from ._toolcontext import InputRequired, ToolContext
-from ._tools import HeaderParam, Policy, Tool, ToolSet, validate_tool_name
+from ._tools import HeaderParam, Policy, Tool, ToolSet, header_params
 from ._versions import (
     LATEST_HANDSHAKE_VERSION,
     VERSIONS,
     VersionPolicy,
-    negotiate_version,
 )
 
 __all__ = [
@@ -126,41 +126,38 @@ __all__ = [
     "LATEST_HANDSHAKE_VERSION",
     "LOCALHOST_HOSTS",
     "LOCALHOST_ORIGINS",
-    "LOG_LEVELS",
-    "MAX_COMPLETIONS",
-    "MAX_PROGRESS_TOKEN",
     "METHOD_NOT_FOUND",
     "MISSING_REQUIRED_CLIENT_CAPABILITY",
     "PARSE_ERROR",
     "RESOURCE_NOT_FOUND",
     "SERVER_ERROR",
-    "SESSION_TRANSITIONS",
     "SSE_HEADERS",
-    "STREAM_TRANSITIONS",
     "UNSUPPORTED_PROTOCOL_VERSION",
     "VERSIONS",
     "Action",
     "Answer",
     "Authenticator",
-    "Binding",
+    "CallEnded",
+    "CallStarted",
     "Cancel",
+    "Change",
     "ClientRequest",
     "ClientRequestError",
     "ClientRequestTimeout",
-    "Completer",
     "Connection",
     "ElicitResult",
     "Endpoint",
     "EndpointConfig",
+    "EventAppended",
     "EventId",
     "EventStore",
     "HeaderParam",
-    "Headers",
     "InMemoryEventStore",
     "InputRequired",
     "InvalidClientResponse",
     "Invoke",
     "ListKind",
+    "Loaded",
     "LocalProtocolError",
     "Message",
     "MissingClientCapability",
@@ -177,7 +174,6 @@ __all__ = [
     "Request",
     "RequestHead",
     "RequestId",
-    "RequestStateSealer",
     "Resource",
     "ResourceSet",
     "ResourceTemplate",
@@ -189,37 +185,33 @@ __all__ = [
     "SSEDecoder",
     "SamplingResult",
     "ServerSentEvent",
-    "Session",
-    "SessionEvent",
-    "SessionRegistry",
-    "SessionState",
+    "SessionClosed",
+    "SessionRecord",
+    "SessionSaved",
+    "SessionTouched",
+    "SharedStore",
     "StartCall",
-    "StreamInput",
-    "StreamState",
+    "StateKeys",
+    "StreamAttached",
+    "StreamDetached",
     "Tool",
     "ToolContext",
     "ToolSet",
     "VersionPolicy",
-    "accepts",
     "audio_content",
     "describe_item",
     "elicitation_request",
     "embedded_resource",
     "encode_comment",
     "encode_error",
-    "encode_event",
-    "encode_json_event",
     "encode_notification",
     "encode_result",
-    "error_reply",
     "error_result",
+    "header_params",
     "host_allowed",
     "image_content",
-    "json_reply",
     "json_value",
-    "negotiate_version",
     "origin_allowed",
-    "parse_event_id",
     "parse_head",
     "parse_message",
     "prompt_message",
@@ -228,11 +220,9 @@ __all__ = [
     "result_of",
     "roots_request",
     "sampling_request",
-    "schema_from_function",
     "text_content",
     "to_call_result",
     "tool_result",
     "url_elicitation_request",
-    "validate_tool_name",
     "with_delivery",
 ]

@@ -13,7 +13,7 @@ code::
         └── RemoteProtocolError       the peer's fault; carries the answer
                                       (http_status, JSON-RPC code, message,
                                       data, extra headers, request id), which
-                                      flowkit.mcp.error_reply() turns into a
+                                      _actions.error_reply() turns into a
                                       Reply
 
 :meth:`Endpoint.receive_request <flowkit.mcp.Endpoint.receive_request>` never

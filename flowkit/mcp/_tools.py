@@ -25,7 +25,7 @@ from ._errors import LocalProtocolError
 from ._pages import paginate
 from ._schema import FORMATS, context_parameter, derive_signature
 
-__all__ = ["HeaderParam", "Policy", "Tool", "ToolSet", "validate_tool_name"]
+__all__ = ["HeaderParam", "Policy", "Tool", "ToolSet", "header_params", "validate_tool_name"]
 
 Policy = Literal["lossless", "conflate"]
 """How the adapter delivers a tool's intermediate output to a slow client.
@@ -125,8 +125,12 @@ def _count_annotations(node: Any) -> int:
     return 0
 
 
-def _header_params(tool: str, schema: Mapping[str, Any]) -> tuple[HeaderParam, ...]:
+def header_params(tool: str, schema: Mapping[str, Any]) -> tuple[HeaderParam, ...]:
     """The ``x-mcp-header`` annotations of an input schema, checked.
+
+    :attr:`Tool.header_params` for a declared tool; a client calls it on the
+    schema a ``tools/list`` gave it, to know which arguments it must mirror
+    into ``Mcp-Param-*`` headers.
 
     Raises:
         LocalProtocolError: an annotation breaks a constraint of the spec
@@ -239,7 +243,7 @@ class Tool:
 
     @header_params.default
     def _make_header_params(self) -> tuple[HeaderParam, ...]:
-        return _header_params(self.name, self.input_schema)
+        return header_params(self.name, self.input_schema)
 
     @context_param.default
     def _make_context_param(self) -> str | None:
@@ -276,7 +280,7 @@ class Tool:
 
         The name defaults to the function's name, the description to its
         docstring (cleaned), the input schema to one derived from its
-        signature (see :func:`flowkit.mcp.schema_from_function`), along with
+        signature (see :func:`flowkit.mcp._schema.schema_from_function`), along with
         the conversion of the arguments to the annotated types. With an
         explicit ``input_schema``, ``fn`` gets the JSON values as they are.
 

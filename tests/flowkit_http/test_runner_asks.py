@@ -16,8 +16,8 @@ import orjson
 import pytest
 import trio
 
-from flowkit.mcp import OutgoingStream, RequestStateSealer, Tool, ToolContext
-from flowkit.mcp._replay import Replay
+from flowkit.mcp import OutgoingStream, Tool, ToolContext
+from flowkit.mcp._replay import Replay, RequestStateSealer
 from flowkit_http import Progress, ToolPipeline
 from flowkit_http._outbox import open_outbox
 from flowkit_http._runner import run_call

@@ -16,10 +16,10 @@ from flowkit.mcp import (
     UNSUPPORTED_PROTOCOL_VERSION,
     EndpointConfig,
     Reply,
-    accepts,
     host_allowed,
     origin_allowed,
 )
+from flowkit.mcp._headers import accepts
 
 from ._client import Client, body_json, make_endpoint
 

@@ -32,9 +32,9 @@ from flowkit.mcp import (
     Reply,
     Resume,
     StartCall,
-    StreamState,
     tool_result,
 )
+from flowkit.mcp._stream import StreamState
 
 from ..._budget import examples
 from ._client import Client, FakeClock, make_endpoint

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import orjson
 
-from flowkit.mcp import EndpointConfig, Reply, Resume, StartCall, StreamState
+from flowkit.mcp import EndpointConfig, Reply, Resume, StartCall
+from flowkit.mcp._stream import StreamState
 
 from ._client import Client, FakeClock, body_json, make_endpoint, sse_data
 

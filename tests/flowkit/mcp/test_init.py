@@ -1,15 +1,24 @@
-"""flowkit.mcp is sans-IO in fact: a fresh ``import flowkit.mcp`` loads no I/O and no operator.
+"""flowkit.mcp's ``__init__``: sans-IO in fact, and public names by one rule.
 
-Checked in a fresh interpreter through ``sys.modules``, so an import hidden
-anywhere (another package's ``__init__``, a transitive dependency) counts,
-not just the import lines of the core's own files.
+A fresh ``import flowkit.mcp`` loads no I/O and no operator. Checked in a
+fresh interpreter through ``sys.modules``, so an import hidden anywhere
+(another package's ``__init__``, a transitive dependency) counts, not just
+the import lines of the core's own files.
+
+Every public name is listed in docs/mcp.md ("Public names"), and no page
+names one that moved into a private module ("What moved") as if it were
+still public.
 """
 
 from __future__ import annotations
 
+import ast
+import importlib
 import json
+import re
 import subprocess
 import sys
+from pathlib import Path
 
 import flowkit
 import flowkit.mcp
@@ -64,3 +73,64 @@ def test_public_names_are_exported() -> None:
     for name in flowkit.mcp.__all__:
         assert hasattr(flowkit.mcp, name), name
     assert sorted(flowkit.mcp.__all__) == sorted(set(flowkit.mcp.__all__))
+
+
+ROOT = Path(__file__).resolve().parents[3]
+MCP_DOC = ROOT / "docs" / "mcp.md"
+
+
+def moved_names() -> dict[str, str]:
+    """The "What moved" table of docs/mcp.md: name -> the private module it lives in."""
+    text = MCP_DOC.read_text(encoding="utf-8")
+    table = text.split("### What moved", 1)[1].split("\n#", 1)[0]
+    rows = re.findall(r"^\| (\w+) \| (flowkit\.mcp\._\w+) \|$", table, re.MULTILINE)
+    assert rows, "docs/mcp.md has a What moved table"
+    return dict(rows)
+
+
+def code_span_starting_with(name: str) -> re.Pattern[str]:
+    """A Markdown code span that begins with ``name``: `name`, `name(...)`, `name.attr`."""
+    return re.compile(rf"`{re.escape(name)}(?![\w])")
+
+
+def test_every_public_name_is_documented_in_mcp_md() -> None:
+    text = MCP_DOC.read_text(encoding="utf-8")
+    missing = [n for n in flowkit.mcp.__all__ if not code_span_starting_with(n).search(text)]
+    assert missing == [], f"public but not in docs/mcp.md: {missing}"
+
+
+def test_moved_names_are_private_and_live_where_the_docs_say() -> None:
+    for name, module in moved_names().items():
+        assert name not in flowkit.mcp.__all__, name
+        assert not hasattr(flowkit.mcp, name), name
+        assert hasattr(importlib.import_module(module), name), (name, module)
+
+
+def test_no_page_names_a_moved_name_as_public() -> None:
+    """Prose may name a private one by its module (`_stream.STREAM_TRANSITIONS`), never bare."""
+    moved = moved_names()
+    pages = [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]
+    found = []
+    for page in pages:
+        text = page.read_text(encoding="utf-8")
+        if page == MCP_DOC:
+            text = (
+                text.split("### What moved", 1)[0]
+                + text.split("### What moved", 1)[1].split("\n#", 1)[1]
+            )
+        for name in moved:
+            if code_span_starting_with(name).search(text) or f"flowkit.mcp.{name}" in text:
+                found.append((page.name, name))
+        for block in re.findall(r"```python\n(.*?)```", text, re.DOTALL):
+            for node in ast.walk(ast.parse(block)):
+                if isinstance(node, ast.ImportFrom) and node.module == "flowkit.mcp":
+                    found += [(page.name, a.name) for a in node.names if a.name in moved]
+    assert found == []
+
+
+def test_the_moved_check_sees_a_bare_mention() -> None:
+    """Guards the test above: its pattern finds a moved name in a code span, not a qualified one."""
+    pattern = code_span_starting_with("StreamState")
+    assert pattern.search("the table's `StreamState.DONE` state")
+    assert not pattern.search("the table's `_stream.StreamState.DONE` state")
+    assert not pattern.search("`StreamStates`")

@@ -18,9 +18,9 @@ from flowkit.mcp import (
     encode_error,
     encode_notification,
     encode_result,
-    error_reply,
     parse_message,
 )
+from flowkit.mcp._actions import error_reply
 
 
 def test_error_tree() -> None:

@@ -12,7 +12,6 @@ from typing import Any
 import pytest
 
 from flowkit.mcp import (
-    MAX_COMPLETIONS,
     EndpointConfig,
     LocalProtocolError,
     OpenListenStream,
@@ -21,6 +20,7 @@ from flowkit.mcp import (
     Reply,
     ResourceSet,
 )
+from flowkit.mcp._completion import MAX_COMPLETIONS
 
 from ._client import Client, body_json, sse_data
 from ._features import legacy_client, make_feature_endpoint, modern_request, run

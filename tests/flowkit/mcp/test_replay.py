@@ -23,7 +23,6 @@ from flowkit.mcp import (
     Invoke,
     PromptSet,
     Reply,
-    RequestStateSealer,
     ResourceSet,
     StartCall,
     Tool,
@@ -31,6 +30,7 @@ from flowkit.mcp import (
     elicitation_request,
     roots_request,
 )
+from flowkit.mcp._replay import RequestStateSealer
 
 from ._client import FakeClock, body_json
 

@@ -16,7 +16,8 @@ from typing import Annotated, Any, Literal
 
 import pytest
 
-from flowkit.mcp import Tool, ToolSet, schema_from_function
+from flowkit.mcp import Tool, ToolSet
+from flowkit.mcp._schema import schema_from_function
 
 
 class Colour(enum.Enum):

@@ -6,16 +6,14 @@ import orjson
 import pytest
 
 from flowkit.mcp import (
-    SESSION_TRANSITIONS,
     Endpoint,
     EndpointConfig,
     LocalProtocolError,
     OpenListenStream,
     Reply,
-    SessionEvent,
-    SessionState,
     StartCall,
 )
+from flowkit.mcp._sessions import SESSION_TRANSITIONS, SessionEvent, SessionState
 
 from ._client import Client, FakeClock, body_json, make_endpoint
 

@@ -21,11 +21,11 @@ from flowkit.mcp import (
     InMemoryEventStore,
     Reply,
     Resume,
-    SessionState,
     StartCall,
     tool_result,
 )
 from flowkit.mcp._jsonrpc import RequestId
+from flowkit.mcp._sessions import SessionState
 from flowkit.mcp._shared import (
     CallEnded,
     CallStarted,

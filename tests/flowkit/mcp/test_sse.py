@@ -7,14 +7,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from flowkit.mcp import (
-    EventId,
-    encode_comment,
-    encode_event,
-    encode_json_event,
-    parse_event_id,
-)
-from flowkit.mcp._sse import event_template
+from flowkit.mcp import EventId, encode_comment
+from flowkit.mcp._sse import encode_event, encode_json_event, event_template, parse_event_id
 
 
 def test_encode_event_fields() -> None:

@@ -15,9 +15,8 @@ from flowkit.mcp import (
     SSEComment,
     SSEDecoder,
     encode_comment,
-    encode_event,
-    encode_json_event,
 )
+from flowkit.mcp._sse import encode_event, encode_json_event
 
 from ..._budget import examples
 

@@ -10,16 +10,15 @@ from __future__ import annotations
 import pytest
 
 from flowkit.mcp import (
-    STREAM_TRANSITIONS,
     Cancel,
     EndpointConfig,
     LocalProtocolError,
     OpenListenStream,
     Reply,
     StartCall,
-    StreamState,
     tool_result,
 )
+from flowkit.mcp._stream import STREAM_TRANSITIONS, StreamState
 
 from ._client import Client, make_endpoint, sse_data
 

@@ -6,7 +6,8 @@ from typing import Any
 
 import orjson
 
-from flowkit.mcp import MAX_PROGRESS_TOKEN, Reply, StartCall
+from flowkit.mcp import Reply, StartCall
+from flowkit.mcp._stream import MAX_PROGRESS_TOKEN
 
 from ._client import Client, body_json, make_endpoint
 

@@ -16,20 +16,14 @@ from typing import Any
 import pytest
 
 from flowkit.mcp import (
-    SESSION_TRANSITIONS,
-    STREAM_TRANSITIONS,
     VERSIONS,
     InMemoryEventStore,
     LocalProtocolError,
     OutgoingStream,
     RemoteProtocolError,
-    SessionEvent,
-    SessionState,
-    StreamInput,
-    StreamState,
 )
-from flowkit.mcp._sessions import Session
-from flowkit.mcp._stream import Outcome
+from flowkit.mcp._sessions import SESSION_TRANSITIONS, Session, SessionEvent, SessionState
+from flowkit.mcp._stream import STREAM_TRANSITIONS, Outcome, StreamInput, StreamState
 
 _S, _I = StreamState, StreamInput
 

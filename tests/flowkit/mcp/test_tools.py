@@ -25,10 +25,10 @@ from flowkit.mcp import (
     error_result,
     image_content,
     resource_link,
-    schema_from_function,
     text_content,
     tool_result,
 )
+from flowkit.mcp._schema import schema_from_function
 
 from ._client import Client, body_json, make_endpoint
 
