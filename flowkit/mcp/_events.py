@@ -165,10 +165,22 @@ class _Stream:
         if len(events) > store._per_stream or (
             self.size > store._per_stream_bytes and len(events) > 1
         ):
-            # Over this stream's bounds: its oldest go (never its newest event).
-            self.evict()
-            while self.size > store._per_stream_bytes and len(events) > 1:
-                self.evict()
+            # Over this stream's bounds: its oldest go (never its newest event),
+            # and their entries in both orders go stale.
+            while True:
+                self.popleft()
+                if self.parked:
+                    self.parked -= 1
+                else:
+                    self.stale += 1
+                    store._stale += 1
+                if self.sparked:
+                    self.sparked -= 1
+                else:
+                    self.sstale += 1
+                    session.stale += 1
+                if not (self.size > store._per_stream_bytes and len(events) > 1):
+                    break
         if session.size > store._per_session_bytes:
             store._evict_session(session)
         if store._count > store._max or store._bytes > store._max_bytes:
@@ -195,12 +207,6 @@ class _Stream:
             self.seqs.popleft()
         else:
             self.first += 1
-
-    def evict(self) -> None:
-        """Drop the oldest event for this stream's own bound: both entries go stale."""
-        self.popleft()
-        self.unlist()
-        self.unlist_session()
 
     def unlist(self) -> None:
         """An event left other than through the store's order: account for its entry."""
