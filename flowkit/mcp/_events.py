@@ -333,6 +333,16 @@ class InMemoryEventStore:
         return self._per_stream_bytes
 
     @property
+    def max_bytes_per_session(self) -> int:
+        """Bytes kept per session."""
+        return self._per_session_bytes
+
+    @property
+    def max_bytes(self) -> int:
+        """Bytes kept in total."""
+        return self._max_bytes
+
+    @property
     def size(self) -> int:
         """Bytes of the events kept now."""
         return self._bytes
