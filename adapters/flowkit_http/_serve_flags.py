@@ -141,7 +141,7 @@ _STORE_FLAGS = (
 )  # fmt: skip
 
 
-_ABSENT = object()
+_ABSENT: Any = object()
 
 
 def _dest(flag: _Flag) -> str:
@@ -181,7 +181,7 @@ def apply(args: argparse.Namespace, target: Any, fail: Callable[[str], NoReturn]
 
     ``fail`` reports a flag that does not apply (one line, exit 1).
     """
-    given = {
+    given: dict[_Flag, Any] = {
         flag: value
         for flag in (*_ENDPOINT_FLAGS, *_STORE_FLAGS)
         if (value := getattr(args, _dest(flag), _ABSENT)) is not _ABSENT
