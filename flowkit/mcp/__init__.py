@@ -58,7 +58,7 @@ from ._errors import (
     ProtocolError,
     RemoteProtocolError,
 )
-from ._events import EventStore, InMemoryEventStore
+from ._events import EventStore, InMemoryEventStore, StreamHold
 from ._headers import Binding, RequestHead, accepts, host_allowed, origin_allowed, parse_head
 from ._jsonrpc import (
     Message,
@@ -165,6 +165,7 @@ __all__ = [
     "SessionRegistry",
     "SessionState",
     "StartCall",
+    "StreamHold",
     "StreamInput",
     "StreamState",
     "Tool",
