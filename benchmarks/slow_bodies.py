@@ -81,14 +81,18 @@ async def _good_request(port: int) -> float:
     return time.monotonic() - began
 
 
-async def _scenario(srv: _servers.Server, n: int) -> Outcome:
-    port = srv.port
+async def attack(port: int, n: int) -> tuple[list[trio.SocketStream], int]:
+    """``n`` slow bodies at once; their connections (left open) and how many were refused.
+
+    Returns once every attacker has sent all but the last byte or was
+    refused (the server closed on it); ``benchmarks.attacks`` shares it.
+    """
     streams: list[trio.SocketStream] = []
     refused = 0
     sent = 0
     chunk = b"x" * CHUNK
 
-    async def attack() -> None:
+    async def one() -> None:
         nonlocal refused, sent
         stream = await trio.open_tcp_stream(_servers.HOST, port)
         streams.append(stream)
@@ -102,13 +106,19 @@ async def _scenario(srv: _servers.Server, n: int) -> Outcome:
         else:
             sent += 1
 
-    latencies: list[float] = []
     with trio.move_on_after(60):  # sends the server never reads block: bound them
         async with trio.open_nursery() as nursery:
             for _ in range(n):
-                nursery.start_soon(attack)
+                nursery.start_soon(one)
             while refused + sent < n:  # noqa: ASYNC110 (bounded poll)
                 await trio.sleep(0.05)
+    return streams, refused
+
+
+async def _scenario(srv: _servers.Server, n: int) -> Outcome:
+    port = srv.port
+    streams, refused = await attack(port, n)
+    latencies: list[float] = []
     await trio.sleep(1.0)  # let the server settle on what it holds
     during = srv.rss_kib()
     for _ in range(5):

@@ -424,6 +424,9 @@ class MCPApp:
                 for chunk in _chunks(action.replay):
                     await send({"type": "http.response.body", "body": chunk, "more_body": True})
                 await send({"type": "http.response.body", "body": b"", "more_body": False})
+                release = getattr(self.endpoint.event_store, "release", None)
+                if release is not None:  # delivered: the store's bounds apply again
+                    release(action.session_id, action.stream_id)
             else:
                 await self._stream(
                     action.live, live, action.status, action.headers, action.replay, receive, send
@@ -451,10 +454,18 @@ class MCPApp:
         assert self._nursery is not None
         settings = self.settings
         # A detached lossless call pauses before the store would evict what
-        # its client has not read (the events queued at the detach included).
+        # its client has not read (the events queued at the detach included),
+        # and holds its stream against the store's session and server bounds.
         store = self.endpoint.event_store
         kept = getattr(store, "max_events_per_stream", None)
         kept_bytes = getattr(store, "max_bytes_per_stream", None)
+        holder = getattr(store, "holder", None)
+        stream = action.stream
+        hold = (
+            holder(stream.session_id, stream.stream_id)
+            if holder is not None and stream.session_id is not None
+            else None
+        )
         outbox = open_outbox(
             action.tool.policy,
             max_events=settings.max_queued_events,
@@ -462,6 +473,7 @@ class MCPApp:
             max_unread=None if kept is None else max(1, kept - settings.max_queued_events - 2),
             # Half: the events queued at the detach are of unknown size.
             max_unread_bytes=None if kept_bytes is None else kept_bytes // 2,
+            hold=hold,
         )
         self._serial += 1
         call = _Call(action.stream, outbox, self._serial, action.tool.name)

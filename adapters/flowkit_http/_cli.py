@@ -3,9 +3,16 @@
 Usage::
 
     flowkit serve MODULE:ATTR [--host 127.0.0.1] [--port 8000] [--path /mcp]
-                  [--max-sessions N] [--graceful-timeout S] [--backlog N]
-                  [--max-connections N] [--body-timeout S] [--body-budget BYTES]
-                  [--watchdog S] [--log-level info] [--access-log] [--redis URL]
+                  [--graceful-timeout S] [--backlog N] [--watchdog S]
+                  [--log-level info] [--access-log] [--redis URL]
+    limits (``_serve_flags.py``): [--max-connections N] [--body-timeout S]
+                   [--body-budget BYTES] [--max-sessions N]
+                   [--max-sessions-per-client N] [--trusted-proxy ADDR]...
+                   [--session-idle-timeout S] [--handshake-timeout S|off]
+                   [--detached-grace S|off] [--max-calls N]
+                   [--max-calls-per-session N] [--max-body-size BYTES]
+                   [--store-max-bytes BYTES] [--store-max-bytes-per-session BYTES]
+                   [--store-max-bytes-per-stream BYTES]
     flowkit serve --demo
     flowkit serve --stdio (MODULE:ATTR | --demo)
     flowkit --version
@@ -31,9 +38,8 @@ on stderr and exit status 1, never a traceback. SIGINT/SIGTERM shut down
 gracefully from the moment the "serving" line is printed: open streams are
 ended at once, then hypercorn closes the connections; those still open after
 ``--graceful-timeout`` (a client that stopped reading) are aborted, and the
-exit status is 0. ``--max-connections``, ``--body-timeout``,
-``--body-budget`` and ``--watchdog`` are the limits of
-``flowkit_http._serve`` and ``_watchdog`` (see docs/serving.md, "Limits").
+exit status is 0. The limit flags (``_serve_flags.py``) and ``--watchdog``
+are described in docs/serving.md, "Limits".
 ``python -m flowkit_http`` runs the same command. ``--stdio`` serves one
 client on stdin and stdout instead (``_stdio.py``, docs/stdio.md); the HTTP
 options do not apply to it.
@@ -61,7 +67,7 @@ from quart import Quart
 
 from flowkit._version import __version__
 
-from . import _logformat, _observe
+from . import _logformat, _observe, _serve_flags
 from ._access import AccessLog
 from ._asgi import MCPApp
 from ._observe import Observability, ObservedApp
@@ -360,40 +366,11 @@ def _parser() -> argparse.ArgumentParser:
         help="listen queue length (default 1024; hypercorn's 100 drops connects in bursts)",
     )
     run.add_argument(
-        "--max-sessions",
-        type=int,
-        default=None,
-        metavar="N",
-        help="cap on live sessions (default: the server's config, 1000); "
-        "initialize beyond it gets 503 + Retry-After",
-    )
-    run.add_argument(
         "--redis",
         default=os.environ.get("FLOWKIT_REDIS_URL"),
         metavar="URL",
         help="share sessions and resumable streams with other instances through Redis "
         "(redis[s]://[user:password@]host:port/db; default $FLOWKIT_REDIS_URL; docs/scaling.md)",
-    )
-    run.add_argument(
-        "--max-connections",
-        type=int,
-        default=ServeLimits().max_connections,
-        metavar="N",
-        help="open connections at most (default 1000); more get 503 and are closed",
-    )
-    run.add_argument(
-        "--body-timeout",
-        type=float,
-        default=ServeLimits().body_timeout,
-        metavar="S",
-        help="seconds a request body may take to arrive (default 20); else 408",
-    )
-    run.add_argument(
-        "--body-budget",
-        type=int,
-        default=ServeLimits().body_budget,
-        metavar="BYTES",
-        help="bytes all unfinished request bodies may hold (default 64 MiB); else 503",
     )
     run.add_argument(
         "--watchdog",
@@ -414,6 +391,7 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="log one line per HTTP request at INFO (default off)",
     )
+    _serve_flags.add_arguments(run)
     _observe.add_arguments(run)
     _add_client_commands(commands)
     return parser
@@ -449,12 +427,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         target: Any = server
     else:
         target = load_target(args.target)
-    if args.max_sessions is not None:
-        if args.max_sessions < 1:
-            _fail("--max-sessions must be at least 1")
-        if not isinstance(target, MCPServer):
-            _fail("--max-sessions applies to an MCPServer target (or --demo)")
-        target.config = attrs.evolve(target.config, max_sessions=args.max_sessions)
+    limits = _serve_flags.apply(args, target, _fail)
     keys = os.environ.get("FLOWKIT_REQUEST_STATE_KEYS")
     if keys:
         if not isinstance(target, MCPServer):
@@ -481,10 +454,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         observer_config.accesslog = None
         observer_config.errorlog = config.errorlog
         observer = (ObservedApp(endpoints[-1], separate, None), observer_config)
-    try:
-        limits = ServeLimits(args.max_connections, args.body_timeout, args.body_budget)
-    except ValueError as exc:
-        _fail(f"invalid limit: {exc}")
     try:
         trio.run(
             partial(_serve, limits=limits, watchdog=args.watchdog, observer=observer),

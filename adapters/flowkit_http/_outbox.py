@@ -28,16 +28,19 @@ reach the outbox, so when no connection is attached (a 2025-era client that
 dropped its connection) the outbox simply discards them: a resuming client
 gets them from the event store, and :meth:`attach` purges stale ones so each
 event is delivered exactly once. A lossless outbox discards only as many as
-the event store keeps per stream (``max_unread``): then the runner waits
-until a client resumes (or the call is cancelled), so a call whose client is
-gone pauses instead of having its oldest events evicted from the store.
+the event store keeps per stream (``max_unread``), and while detached it
+*holds* its stream in the store (a :class:`StoreHold`: the session and
+server bounds evict other events, never these) until held events fill one of
+those bounds: then the runner waits until a client resumes (or the call is
+cancelled), so a call whose client is gone pauses instead of having its
+oldest events evicted from the store.
 """
 
 from __future__ import annotations
 
 import math
 from collections import deque
-from typing import Literal
+from typing import Literal, Protocol
 
 import attrs
 import trio
@@ -45,7 +48,14 @@ from trio.lowlevel import ParkingLot, cancel_shielded_checkpoint, checkpoint_if_
 
 from flowkit import FlowReceiveChannel, FlowSendChannel, open_channel
 
-__all__ = ["ConflatingOutbox", "LosslessOutbox", "Outbox", "OutboxStatistics", "open_outbox"]
+__all__ = [
+    "ConflatingOutbox",
+    "LosslessOutbox",
+    "Outbox",
+    "OutboxStatistics",
+    "StoreHold",
+    "open_outbox",
+]
 
 EventKind = Literal["progress", "log", "request"]
 """``request``: a request to the client (elicitation...), never conflated nor dropped."""
@@ -73,6 +83,19 @@ class OutboxStatistics:
     writes: int
     conflated_progress: int
     dropped_logs: int
+
+
+class StoreHold(Protocol):
+    """A lossless call's claim on the event store (``flowkit.mcp.StreamHold``)."""
+
+    def hold(self) -> None:
+        """Exempt the stream from the store's session and server bounds."""
+
+    def release(self) -> None:
+        """Subject it to them again (a client reads it)."""
+
+    def crowded(self) -> bool:
+        """Whether held events fill the session's or the server's bound."""
 
 
 class Outbox:
@@ -145,7 +168,11 @@ class LosslessOutbox(Outbox):
     """End-to-end backpressure through a bounded flowkit channel."""
 
     def __init__(
-        self, max_events: int, max_unread: int | None = None, max_unread_bytes: int | None = None
+        self,
+        max_events: int,
+        max_unread: int | None = None,
+        max_unread_bytes: int | None = None,
+        hold: StoreHold | None = None,
     ) -> None:
         self._send: FlowSendChannel[bytes]
         self._receive: FlowReceiveChannel[bytes]
@@ -160,6 +187,7 @@ class LosslessOutbox(Outbox):
         self._unread_bytes = 0
         self._max_unread = max_unread
         self._max_unread_bytes = max_unread_bytes
+        self._hold = hold
         self._resumed = trio.Event()
 
     @property
@@ -169,13 +197,24 @@ class LosslessOutbox(Outbox):
             return False
         if self._max_unread is not None and self._unread >= self._max_unread:
             return True
-        return self._max_unread_bytes is not None and self._unread_bytes >= self._max_unread_bytes
+        if self._max_unread_bytes is not None and self._unread_bytes >= self._max_unread_bytes:
+            return True
+        return self._hold is not None and self._hold.crowded()
 
     def attach(self) -> None:
         super().attach()
+        if self._hold is not None:
+            self._hold.release()
         self._unread = self._unread_bytes = 0
         self._resumed.set()
         self._resumed = trio.Event()
+
+    def detach(self) -> None:
+        # Held until a client resumes, also after the call ends (its final
+        # response waits in the store for that client).
+        if self._hold is not None and not self._aborted:
+            self._hold.hold()
+        super().detach()
 
     def add(self, kind: EventKind, data: bytes) -> None:
         if data:
@@ -410,15 +449,17 @@ def open_outbox(
     max_logs: int,
     max_unread: int | None = None,
     max_unread_bytes: int | None = None,
+    hold: StoreHold | None = None,
 ) -> Outbox:
     """The outbox for a tool's ``policy`` (``"lossless"`` or ``"conflate"``).
 
     ``max_unread`` / ``max_unread_bytes``: events / bytes a detached lossless
     call may file before it pauses (within what the event store keeps of one
-    stream); ``None``: no pause on that count.
+    stream); ``None``: no pause on that count. ``hold``: the lossless call's
+    claim on the store while detached (see :class:`StoreHold`).
     """
     if policy == "conflate":
         return ConflatingOutbox(max_logs)
     if max_events == math.inf:
         raise ValueError("a lossless outbox must be bounded")
-    return LosslessOutbox(max_events, max_unread, max_unread_bytes)
+    return LosslessOutbox(max_events, max_unread, max_unread_bytes, hold)

@@ -24,10 +24,11 @@ What the loop adds:
   closed: an RST), which ends the shielded send with ``ClosedResourceError``;
 * the :class:`~flowkit_http._gate.RequestGate` in front of the app (body
   timeout and budget, framing, absolute-form targets);
-* two fixes to hypercorn's connection handling that early answers need
-  (:class:`_TCPServer`: close only after the send in progress;
-  :class:`_Stream`: read what already arrived before closing, so the kernel
-  sends a FIN, not a reset that destroys the answer).
+* fixes to hypercorn's connection handling (:class:`_TCPServer`: close
+  only after the send in progress; the keep-alive timer never closes a
+  connection whose request it was too late to see; :class:`_Stream`: read
+  what already arrived before closing, so the kernel sends a FIN, not a
+  reset that destroys an early answer).
 
 TLS and QUIC, which ``flowkit serve`` does not offer, are not supported here.
 """
@@ -46,7 +47,7 @@ from typing import Any, cast
 import attrs
 import trio
 from hypercorn.config import Config
-from hypercorn.events import Closed, Event
+from hypercorn.events import Closed, Event, Updated
 from hypercorn.trio.lifespan import Lifespan
 from hypercorn.trio.statsd import StatsdLogger
 from hypercorn.trio.tcp_server import TCPServer
@@ -180,16 +181,31 @@ class _Stream(trio.abc.HalfCloseableStream):
 
 
 class _TCPServer(TCPServer):
-    """hypercorn's connection driver, closing only after the send in progress.
+    """hypercorn's connection driver, with two races closed.
 
-    hypercorn closes a connection on a protocol ``Closed`` event at once,
-    while another task may hold the send lock with a response head not yet
-    written: after a ``Connection: close`` answer sent before the request
-    was read (the gate's 400/408/503), the client's next bytes are an h11
-    error in the reading task, which closed the socket under the head (the
-    client saw the connection end with no response, four times in five).
-    Taking the send lock first lets that head out.
+    * **Closing under a response head.** hypercorn closes a connection on a
+      protocol ``Closed`` event at once, while another task may hold the
+      send lock with a response head not yet written: after a
+      ``Connection: close`` answer sent before the request was read (the
+      gate's 400/408/503), the client's next bytes are an h11 error in the
+      reading task, which closed the socket under the head (the client saw
+      the connection end with no response, four times in five). Taking the
+      send lock first lets that head out.
+    * **The keep-alive timer closing a busy connection.** The idle timer
+      (``keep_alive_timeout``, 5 s, also what ends a slowloris before its
+      head) runs from the accept until a request's head is parsed, and is
+      then cancelled. But once its deadline has passed, its task closes the
+      connection in a shielded scope as soon as it runs, cancelled or not:
+      when the loop is busy (thousands of streams opening at once), a head
+      parsed in the moments between the deadline and that task's turn
+      starts a response the timer then cuts. So the timer checks, when it
+      fires, whether a request is in progress (``_busy``, set before the
+      cancel is even attempted), and leaves such a connection alone. This
+      closed 5 of 3,000 idle tool-call streams in one of three runs of
+      issue 20's hold test (``tests/reliability/test_idle_timer.py``).
     """
+
+    _busy = False  # a request is in progress (hypercorn's protocol said "not idle")
 
     async def protocol_send(self, event: Event) -> None:
         if isinstance(event, Closed):
@@ -197,7 +213,17 @@ class _TCPServer(TCPServer):
                 await self._close()
             await self.protocol.handle(Closed())
         else:
+            if isinstance(event, Updated):
+                self._busy = not event.idle  # before stopping the timer can yield
             await super().protocol_send(event)
+
+    async def _idle_timeout(self) -> None:
+        with trio.move_on_after(self.config.keep_alive_timeout):
+            await self.context.terminated.wait()
+        if self._busy:
+            return  # a request's head arrived as the timer fired: not idle
+        with trio.CancelScope(shield=True):
+            await self._initiate_server_close()
 
 
 class _Server:

@@ -74,7 +74,7 @@ from ._errors import (
     ProtocolError,
     RemoteProtocolError,
 )
-from ._events import EventStore, InMemoryEventStore
+from ._events import EventStore, InMemoryEventStore, StreamHold
 from ._headers import RequestHead, host_allowed, origin_allowed, parse_head
 from ._jsonrpc import (
     Message,
@@ -194,6 +194,7 @@ __all__ = [
     "StateKeys",
     "StreamAttached",
     "StreamDetached",
+    "StreamHold",
     "Tool",
     "ToolContext",
     "ToolSet",

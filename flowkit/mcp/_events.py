@@ -23,7 +23,7 @@ from typing import Protocol
 from .._checks import check_count
 from ._sse import EventId
 
-__all__ = ["EventStore", "InMemoryEventStore"]
+__all__ = ["EventStore", "InMemoryEventStore", "StreamHold"]
 
 
 class EventStore(Protocol):
@@ -49,15 +49,53 @@ class EventStore(Protocol):
 
 
 _Key = tuple[str, str]  # (session_id, stream_id)
+_COMPACT_AT = 64  # a session's order is compacted past this many stale entries
+
+
+class _Session:
+    """One session's streams, its own age order and its byte counts.
+
+    It lives until :meth:`InMemoryEventStore.forget_session`, even when every
+    stream of it was evicted: streams filed again later keep their counts
+    into its order valid.
+    """
+
+    __slots__ = ("held", "order", "pins", "size", "stale", "streams")
+
+    def __init__(self) -> None:
+        self.streams: set[str] = set()
+        self.order: deque[_Stream] = deque()  # one entry per event, as the store's
+        self.stale = 0
+        self.size = 0  # bytes of its streams' retained events
+        self.held = 0  # bytes of them in held streams
+        self.pins: set[str] = set()  # ids of its held streams
+
+    def compact(self) -> None:
+        """Remove the stale entries from the order (amortised: over half of it)."""
+        live: deque[_Stream] = deque()
+        for stream in self.order:
+            if stream.sstale:
+                stream.sstale -= 1
+            else:
+                live.append(stream)
+        self.order = live
+        self.stale = 0
+
+
+_NO_SESSION = _Session()  # a stream's session before it is first filed
 
 
 class _Stream:
     """One stream's retained events, oldest first, and its appender.
 
-    ``stale`` counts this stream's entries at the front of the store's age
-    order whose events are already gone (evicted by the per-stream bound or
-    forgotten): they are this stream's oldest entries there, because a
-    stream's events leave oldest first.
+    Every event appended gets one entry in the store's age order and one in
+    its session's. ``stale`` (``sstale``) counts this stream's entries in the
+    store's (session's) order whose events are already gone, evicted by
+    another bound or forgotten: a stream's events leave oldest first, and
+    entries are anonymous within a stream, so popping any entry of it
+    consumes a stale one first. ``parked`` (``sparked``) counts the entries
+    taken out of an order while the stream is ``held`` (its events must stay):
+    they go back, at the young end, when it is released.
 
     A stream's sequence numbers are consecutive (the core numbers them so),
     so only the first retained one is kept; ``seqs`` is made only if an
@@ -65,15 +103,32 @@ class _Stream:
     open streams).
     """
 
-    __slots__ = ("dropped", "events", "first", "key", "seqs", "size", "stale", "store")
+    __slots__ = (
+        "dropped",
+        "events",
+        "first",
+        "held",
+        "key",
+        "parked",
+        "seqs",
+        "session",
+        "size",
+        "sparked",
+        "sstale",
+        "stale",
+        "store",
+    )
 
     def __init__(self, store: InMemoryEventStore, key: _Key) -> None:
         self.store = store
         self.key = key
+        self.session = _NO_SESSION
         self.first = 0  # the seq of events[0] while seqs is None
         self.seqs: deque[int] | None = None
         self.events: deque[bytes] = deque()
-        self.stale = 0
+        self.stale = self.sstale = 0
+        self.parked = self.sparked = 0
+        self.held = False
         self.size = 0  # bytes of the retained events
         self.dropped = True  # not in the store's tables (yet, or any more)
 
@@ -96,39 +151,78 @@ class _Stream:
             seqs.append(seq)
         events.append(event)
         size = len(event)
+        session = self.session
         self.size += size
+        session.size += size
         store._bytes += size
+        store._count += 1
+        if self.held:
+            session.held += size
+            store._held_bytes += size
+            store._held_count += 1
         store._order.append(self)
+        session.order.append(self)
         if len(events) > store._per_stream or (
             self.size > store._per_stream_bytes and len(events) > 1
         ):
-            # Over this stream's bounds: its oldest go (never its newest event).
-            self.popleft()
-            self.stale += 1
-            store._stale += 1
-            while self.size > store._per_stream_bytes and len(events) > 1:
+            # Over this stream's bounds: its oldest go (never its newest event),
+            # and their entries in both orders go stale.
+            while True:
                 self.popleft()
-                self.stale += 1
-                store._stale += 1
-                store._count -= 1
-            if store._stale > store._max:
-                store._compact()
-            if store._bytes > store._max_bytes:
-                store._evict()
-        else:
-            store._count += 1
-            if store._count > store._max or store._bytes > store._max_bytes:
-                store._evict()
+                if self.parked:
+                    self.parked -= 1
+                else:
+                    self.stale += 1
+                    store._stale += 1
+                if self.sparked:
+                    self.sparked -= 1
+                else:
+                    self.sstale += 1
+                    session.stale += 1
+                if not (self.size > store._per_stream_bytes and len(events) > 1):
+                    break
+        if session.size > store._per_session_bytes:
+            store._evict_session(session)
+        if store._count > store._max or store._bytes > store._max_bytes:
+            store._evict()
+        if store._stale > store._max:
+            store._compact()
+        if session.stale > _COMPACT_AT and 2 * session.stale > len(session.order):
+            session.compact()
 
     def popleft(self) -> None:
-        """Drop the oldest retained event."""
+        """Drop the oldest retained event (the orders' entries are the caller's)."""
         gone = len(self.events.popleft())
+        store = self.store
         self.size -= gone
-        self.store._bytes -= gone
+        self.session.size -= gone
+        store._bytes -= gone
+        store._count -= 1
+        store.evicted += 1
+        if self.held:
+            self.session.held -= gone
+            store._held_bytes -= gone
+            store._held_count -= 1
         if self.seqs is not None:
             self.seqs.popleft()
         else:
             self.first += 1
+
+    def unlist(self) -> None:
+        """An event left other than through the store's order: account for its entry."""
+        if self.parked:
+            self.parked -= 1
+        else:
+            self.stale += 1
+            self.store._stale += 1
+
+    def unlist_session(self) -> None:
+        """An event left other than through the session's order: likewise."""
+        if self.sparked:
+            self.sparked -= 1
+        else:
+            self.sstale += 1
+            self.session.stale += 1
 
     def index_after(self, seq: int) -> int:
         """The index in ``events`` of the first event after ``seq``."""
@@ -136,21 +230,51 @@ class _Stream:
             return bisect.bisect_right(self.seqs, seq)
         return min(max(seq - self.first + 1, 0), len(self.events))
 
-    def clear(self) -> None:
-        self.events.clear()
-        self.store._bytes -= self.size
-        self.size = 0
-        self.seqs = None
+
+class StreamHold:
+    """One stream's claim on an :class:`InMemoryEventStore`'s session and server bounds.
+
+    A lossless call whose client is gone holds its stream: the session and
+    server bounds then never evict its events (backpressure, not eviction),
+    and :meth:`crowded` tells its producer to pause once held events fill a
+    bound. :meth:`release` when a client reads the stream again.
+    """
+
+    __slots__ = ("_key", "_store")
+
+    def __init__(self, store: InMemoryEventStore, session_id: str, stream_id: str) -> None:
+        self._store = store
+        self._key = (session_id, stream_id)
+
+    def hold(self) -> None:
+        """Keep this stream's events whatever the session and server bounds."""
+        self._store.hold(*self._key)
+
+    def release(self) -> None:
+        """Let the session and server bounds evict this stream's events again."""
+        self._store.release(*self._key)
+
+    def crowded(self) -> bool:
+        """Whether held events fill this stream's session or the server: pause."""
+        return self._store.crowded(self._key[0])
 
 
 class InMemoryEventStore:
     """A bounded in-process :class:`EventStore` that evicts oldest first.
 
-    Bounded per stream (a long tool call cannot hog the store) and in total
-    (many streams cannot exhaust memory), each in events and in bytes: events
-    of a few bytes and events of a megabyte both stay within a known memory.
-    A stream's newest event is kept whatever its size (it may be the final
-    response a resuming client needs).
+    Bounded per stream (a long tool call cannot hog the store), per session
+    (one client's calls cannot take the server's share) and in total (many
+    sessions cannot exhaust memory); in bytes, and per stream and in total
+    also in events: events of a few bytes and events of a megabyte both stay
+    within a known memory. A stream's newest event is kept by its own bound
+    whatever its size (it may be the final response a resuming client needs).
+
+    A *held* stream (:meth:`hold`: a lossless call whose client is gone) is
+    never evicted from by the session and server bounds; its producer asks
+    :meth:`crowded` and pauses instead, so what it made waits for its client.
+    Everything else (events already delivered, a conflating call's) is
+    evicted oldest first, counted in :attr:`evicted`. Held events can pass a
+    bound by what a paused producer filed in its last step.
 
     Besides the protocol it offers :meth:`appender`, the hot path the core
     uses when a store has it: one bound call per event, no id object.
@@ -159,6 +283,7 @@ class InMemoryEventStore:
         max_events_per_stream: events kept per stream.
         max_events: events kept in total, across all sessions.
         max_bytes_per_stream: bytes of events kept per stream (8 MiB).
+        max_bytes_per_session: bytes of events kept per session (32 MiB).
         max_bytes: bytes of events kept in total (256 MiB).
     """
 
@@ -168,24 +293,31 @@ class InMemoryEventStore:
         max_events_per_stream: int = 1000,
         max_events: int = 100_000,
         max_bytes_per_stream: int = 8 * 1024 * 1024,
+        max_bytes_per_session: int = 32 * 1024 * 1024,
         max_bytes: int = 256 * 1024 * 1024,
     ) -> None:
         check_count(max_events_per_stream, "max_events_per_stream")
         check_count(max_events, "max_events")
         check_count(max_bytes_per_stream, "max_bytes_per_stream")
+        check_count(max_bytes_per_session, "max_bytes_per_session")
         check_count(max_bytes, "max_bytes")
         self._per_stream = max_events_per_stream
         self._max = max_events
         self._per_stream_bytes = max_bytes_per_stream
+        self._per_session_bytes = max_bytes_per_session
         self._max_bytes = max_bytes
         self._bytes = 0
         self._streams: dict[_Key, _Stream] = {}
-        self._by_session: dict[str, set[str]] = {}
+        self._sessions: dict[str, _Session] = {}
         # Global age order: one entry per event appended and not yet popped;
         # ``_stale`` of them name events already gone (see _Stream).
         self._order: deque[_Stream] = deque()
         self._count = 0
         self._stale = 0
+        self._held_bytes = 0
+        self._held_count = 0
+        self.evicted = 0
+        """Events dropped to keep within a bound, since the store was made."""
 
     def __len__(self) -> int:
         return self._count
@@ -194,6 +326,31 @@ class InMemoryEventStore:
     def max_events_per_stream(self) -> int:
         """Events kept per stream: a detached lossless call pauses at this many."""
         return self._per_stream
+
+    @property
+    def max_bytes_per_stream(self) -> int:
+        """Bytes kept per stream: a detached lossless call pauses within this."""
+        return self._per_stream_bytes
+
+    @property
+    def max_bytes_per_session(self) -> int:
+        """Bytes kept per session."""
+        return self._per_session_bytes
+
+    @property
+    def max_bytes(self) -> int:
+        """Bytes kept in total."""
+        return self._max_bytes
+
+    @property
+    def size(self) -> int:
+        """Bytes of the events kept now."""
+        return self._bytes
+
+    def session_size(self, session_id: str) -> int:
+        """Bytes of the events kept now for one session."""
+        session = self._sessions.get(session_id)
+        return 0 if session is None else session.size
 
     def appender(self, session_id: str, stream_id: str) -> Callable[[int, bytes], None]:
         """``append(seq, event)`` for one stream: :meth:`append` without the lookups."""
@@ -214,14 +371,26 @@ class InMemoryEventStore:
         return list(itertools.islice(stream.events, start, None))
 
     def forget_session(self, session_id: str) -> None:
-        for stream_id in self._by_session.pop(session_id, ()):
-            stream = self._streams.pop((session_id, stream_id))
-            gone = len(stream.events)
-            stream.clear()
-            stream.stale += gone
-            stream.dropped = True
-            self._count -= gone
-            self._stale += gone
+        session = self._sessions.pop(session_id, None)
+        if session is not None:
+            for stream_id in session.streams:
+                stream = self._streams.pop((session_id, stream_id))
+                gone = len(stream.events)
+                stream.events.clear()
+                stream.seqs = None
+                self._bytes -= stream.size
+                self._count -= gone
+                if stream.held:
+                    self._held_bytes -= stream.size
+                    self._held_count -= gone
+                stream.size = 0
+                stream.held = False
+                # Its entries left in the store's order are stale now.
+                stream.stale += gone - stream.parked
+                self._stale += gone - stream.parked
+                stream.parked = stream.sparked = stream.sstale = 0
+                stream.session = _NO_SESSION
+                stream.dropped = True
         if not self._count:
             # Every entry left in the age order is stale: let the deque sized
             # for the busiest moment go, so memory returns after a burst.
@@ -230,34 +399,101 @@ class InMemoryEventStore:
             self._order = deque()
             self._stale = 0
 
+    def holder(self, session_id: str, stream_id: str) -> StreamHold:
+        """A :class:`StreamHold` on one stream (what a lossless call's outbox uses)."""
+        return StreamHold(self, session_id, stream_id)
+
+    def hold(self, session_id: str, stream_id: str) -> None:
+        """Exempt a stream from the session and server bounds until :meth:`release`.
+
+        Also the events it files later; its own per-stream bound still
+        applies (its producer pauses within it). A no-op for a forgotten
+        session.
+        """
+        session = self._sessions.get(session_id)
+        if session is None:
+            return
+        session.pins.add(stream_id)
+        stream = self._streams.get((session_id, stream_id))
+        if stream is not None and not stream.held:
+            stream.held = True
+            session.held += stream.size
+            self._held_bytes += stream.size
+            self._held_count += len(stream.events)
+
+    def release(self, session_id: str, stream_id: str) -> None:
+        """Let the session and server bounds evict a held stream again."""
+        session = self._sessions.get(session_id)
+        if session is None:
+            return
+        session.pins.discard(stream_id)
+        stream = self._streams.get((session_id, stream_id))
+        if stream is None or not stream.held:
+            return
+        stream.held = False
+        session.held -= stream.size
+        self._held_bytes -= stream.size
+        self._held_count -= len(stream.events)
+        # Its parked entries rejoin the orders, at the young end.
+        self._order.extend(itertools.repeat(stream, stream.parked))
+        session.order.extend(itertools.repeat(stream, stream.sparked))
+        stream.parked = stream.sparked = 0
+        if session.size > self._per_session_bytes:
+            self._evict_session(session)
+        if self._count > self._max or self._bytes > self._max_bytes:
+            self._evict()
+
+    def crowded(self, session_id: str) -> bool:
+        """Whether held events fill ``session_id``'s bound or the server's."""
+        session = self._sessions.get(session_id)
+        return (
+            (session is not None and session.held >= self._per_session_bytes)
+            or self._held_bytes >= self._max_bytes
+            or self._held_count >= self._max
+        )
+
     def _register(self, stream: _Stream) -> None:
         session_id, stream_id = stream.key
+        session = self._sessions.get(session_id)
+        if session is None:
+            session = self._sessions[session_id] = _Session()
+        if stream.session is not session:  # counts into another order mean nothing here
+            stream.session = session
+            stream.sstale = stream.sparked = 0
+        session.streams.add(stream_id)
         self._streams[stream.key] = stream
-        self._by_session.setdefault(session_id, set()).add(stream_id)
+        stream.held = stream_id in session.pins
         stream.dropped = False
-
-    @property
-    def max_bytes_per_stream(self) -> int:
-        """Bytes kept per stream: a detached lossless call pauses within this."""
-        return self._per_stream_bytes
-
-    @property
-    def size(self) -> int:
-        """Bytes of the events kept now."""
-        return self._bytes
 
     def _evict(self) -> None:
         order = self._order
-        while self._count > self._max or self._bytes > self._max_bytes:
+        while (self._count > self._max or self._bytes > self._max_bytes) and order:
             stream = order.popleft()
             if stream.stale:
                 stream.stale -= 1
                 self._stale -= 1
-                continue
-            stream.popleft()
-            self._count -= 1
-            if not stream.events:
-                self._drop(stream)
+            elif stream.held:
+                stream.parked += 1
+            else:
+                stream.popleft()
+                stream.unlist_session()
+                if not stream.events:
+                    self._drop(stream)
+
+    def _evict_session(self, session: _Session) -> None:
+        order = session.order
+        while session.size > self._per_session_bytes and order:
+            stream = order.popleft()
+            if stream.sstale:
+                stream.sstale -= 1
+                session.stale -= 1
+            elif stream.held:
+                stream.sparked += 1
+            else:
+                stream.popleft()
+                stream.unlist()
+                if not stream.events:
+                    self._drop(stream)
 
     def _compact(self) -> None:
         """Remove the stale entries from the age order (amortised: they number > max)."""
@@ -273,8 +509,5 @@ class InMemoryEventStore:
     def _drop(self, stream: _Stream) -> None:
         session_id, stream_id = stream.key
         del self._streams[stream.key]
-        streams = self._by_session[session_id]
-        streams.discard(stream_id)
-        if not streams:
-            del self._by_session[session_id]
+        self._sessions[session_id].streams.discard(stream_id)
         stream.dropped = True

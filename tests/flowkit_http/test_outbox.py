@@ -12,6 +12,7 @@ import pytest
 import trio
 import trio.testing
 
+from flowkit.mcp import EventId, InMemoryEventStore
 from flowkit_http._outbox import ConflatingOutbox, LosslessOutbox, open_outbox
 
 
@@ -168,3 +169,26 @@ async def test_a_paused_outbox_lets_its_runner_go_when_aborted() -> None:
         await trio.testing.wait_all_tasks_blocked()
         outbox.abort()  # the call was cancelled: the wait ends
     assert not outbox.paused
+
+
+async def test_a_detached_lossless_outbox_holds_its_stream_and_pauses_when_crowded(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    store = InMemoryEventStore(max_bytes_per_session=500)
+    store.append("s", EventId("1", 0), b"p" * 10)  # the priming event
+    outbox = LosslessOutbox(max_events=4, hold=store.holder("s", "1"))
+    outbox.detach()
+    filed = 1
+    with trio.move_on_after(10) as waited:
+        while True:  # the runner: file each event in the store, then hand it over
+            store.append("s", EventId("1", filed), b"e" * 100)
+            filed += 1
+            outbox.add("progress", b"e")
+            await outbox.flush()
+    assert waited.cancelled_caught  # paused: held events fill the session's bound
+    assert outbox.paused
+    assert filed == 6  # 10 + 5 x 100 bytes: the first step at or over 500
+    assert len(store.replay_after("s", EventId("1", -1)) or ()) == filed  # none evicted
+    outbox.attach()  # a client resumed: released, and the runner goes on
+    assert not outbox.paused
+    assert not store.crowded("s")

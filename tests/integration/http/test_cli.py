@@ -139,7 +139,7 @@ def test_a_port_in_use_is_one_line_and_exit_1() -> None:
         (["--path", "mcp"], "argument --path: 'mcp' is not an endpoint path"),
         (["--path", "/mcp?x=1"], "argument --path: '/mcp?x=1' is not an endpoint path"),
         (["--host", "no-such-host.invalid"], "cannot listen on no-such-host.invalid:8000: "),
-        (["--max-sessions", "0"], "--max-sessions must be at least 1"),
+        (["--max-sessions", "0"], "argument --max-sessions: must be at least 1, got 0"),
     ],
 )
 def test_bad_options_are_one_line_and_exit_1(args: list[str], message: str) -> None:

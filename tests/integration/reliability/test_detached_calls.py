@@ -15,9 +15,10 @@ import time
 
 import attrs
 import httpx
+import pytest
 import trio
 
-from flowkit.mcp import EndpointConfig, ServerSentEvent
+from flowkit.mcp import EndpointConfig, InMemoryEventStore, ServerSentEvent, parse_event_id
 from flowkit_http import MCPApp
 
 from ..http._raw import call, initialize, messages, raw_request, sse_events
@@ -131,3 +132,53 @@ async def test_a_lossless_call_whose_client_is_gone_pauses_and_loses_nothing() -
             assert seqs == list(range(first, first + len(seqs)))
             assert len(seqs) >= paused_at + 50  # past the pause: it ran on once resumed
     print(f"\nlossless detached call: paused with {paused_at} events stored, none lost")
+
+
+@pytest.mark.parametrize("bound", ["session", "server"])
+async def test_a_detached_lossless_call_at_the_store_bound_pauses_and_loses_nothing(
+    bound: str,
+) -> None:
+    """The session and server byte bounds backpressure a lossless call, never evict it.
+
+    The store's bound (32 KiB for the session or 64 KiB for the server) is far
+    below what one stream may keep (1,000 events, ~180 KB of ticks), so it is
+    that bound the call meets. Meanwhile a conflating call in the same
+    session (or another session) is served; its events are what the store
+    evicts, counted.
+    """
+    store = InMemoryEventStore(
+        max_bytes_per_session=32 * 1024 if bound == "session" else 2**30,
+        max_bytes=64 * 1024 if bound == "server" else 2**30,
+    )
+    server, _, _ = make_reliability_server(EndpointConfig(detached_call_grace=None))
+    server.event_store = store
+    app = MCPApp(server)
+    with trio.fail_after(30):
+        async with serving(app) as base, httpx.AsyncClient() as client:
+            url = base + "/mcp"
+            headers = await initialize(client, url)
+            last_id = await _start_and_hang_up(base, headers, 7)
+            (running,) = app._calls.values()
+            await eventually(lambda: running.outbox.paused, poll=0.01)
+            assert store.crowded(headers["mcp-session-id"])
+            other = headers if bound == "session" else await initialize(client, url)
+            answer = await client.post(
+                url, content=call(8, "chatty", {"count": 500}), headers=other
+            )
+            assert answer.status_code == 200
+            assert messages(sse_events(answer.content))[-1]["result"]
+            assert store.evicted > 0  # the conflating call's events made room
+            cursor = parse_event_id(last_id)
+            assert cursor is not None
+            kept = len(store.replay_after(headers["mcp-session-id"], cursor) or ())
+            resume = {**headers, "accept": "text/event-stream", "last-event-id": last_id}
+            async with raw_request(base, "GET", "/mcp", resume) as response:
+                assert response.status == 200
+                events, _ = await response.read(stop=kept + 50)
+            seqs = [
+                int(e.id.split(":")[1]) for e in events if isinstance(e, ServerSentEvent) and e.id
+            ]
+            first = int(last_id.split(":")[1]) + 1
+            assert seqs == list(range(first, first + len(seqs)))  # no gap: nothing evicted
+            assert len(seqs) >= kept + 50  # it ran on once resumed
+    print(f"\n{bound} bound: a detached lossless call paused with {kept} unread events kept")

@@ -179,3 +179,46 @@ def test_the_limits_are_flags_of_flowkit_serve(monkeypatch: pytest.MonkeyPatch) 
     ]
     with pytest.raises(SystemExit):
         _cli.main(["serve", "--demo", "--max-connections", "0"])
+
+
+async def test_sigterm_exits_0_in_time_with_paused_calls_unfinished_bodies_and_a_stalled_reader(
+    tmp_path: Path,
+) -> None:
+    """Issue 20 from a user's view: every kind of stuck client at once, then SIGTERM.
+
+    Hung-up lossless calls paused at the store's session bound (a flag, so
+    they pause at once), bodies that never finish and a client that stopped
+    reading a fast stream: ``flowkit serve`` still exits 0 within the grace
+    period plus a moment, with no traceback.
+    """
+    args = ["--demo", "--graceful-timeout", str(GRACE), "--store-max-bytes-per-session", "16KiB"]
+    with trio.fail_after(60):
+        async with flowkit_serve_process(args, tmp_path) as served:
+            port = int(served.base.rsplit(":", 1)[1])
+            async with httpx.AsyncClient() as client:
+                headers = await initialize(client, served.base + "/mcp")
+            async with AsyncExitStack() as stack:
+                for i in range(3):  # hung up after the first events: paused, not cancelled
+                    body = call(i, "ticker", {"count": 10**12})
+                    async with raw_request(served.base, "POST", "/mcp", headers, body) as response:
+                        assert response.status == 200
+                        await response.read(stop=2)
+                for _ in range(5):
+                    await stack.enter_async_context(_holding(served.base))
+                body = call(9, "ticker", {"count": 10**9})
+                response = await stack.enter_async_context(
+                    raw_request(served.base, "POST", "/mcp", headers, body, receive_buffer=4096)
+                )
+                await _stalled(port, response._stream.socket.getsockname()[1])
+                signalled = trio.current_time()
+                served.process.send_signal(signal.SIGTERM)
+                code = await served.process.wait()
+                took = trio.current_time() - signalled
+    text = served.text()
+    assert code == 0, text
+    assert took < GRACE + MARGIN, (took, text)
+    assert "Traceback" not in text, text
+    assert "ERROR" not in text, text
+    print(
+        f"\nSIGTERM with paused calls, unfinished bodies, a stalled reader: exit 0 in {took:.2f} s"
+    )
