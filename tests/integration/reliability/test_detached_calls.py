@@ -18,7 +18,8 @@ import httpx
 import pytest
 import trio
 
-from flowkit.mcp import EndpointConfig, InMemoryEventStore, ServerSentEvent, parse_event_id
+from flowkit.mcp import EndpointConfig, InMemoryEventStore, ServerSentEvent
+from flowkit.mcp._sse import parse_event_id
 from flowkit_http import MCPApp
 
 from ..http._raw import call, initialize, messages, raw_request, sse_events
