@@ -199,6 +199,7 @@ class MCPApp:
         self._calls: dict[OutgoingStream, _Call] = {}
         self._serial = 0  # numbers the calls (see CallKey)
         self._responses: dict[trio.CancelScope, OutgoingStream] = {}
+        self._following: set[trio.CancelScope] = set()  # shared resumes (Resume.follow)
         # Open listen streams (GET, subscriptions/listen) and their queues.
         self._listeners: dict[OutgoingStream, trio.MemorySendChannel[bytes]] = {}
         # The responses being written, for the shared keepalive task.
@@ -273,7 +274,7 @@ class MCPApp:
         Responses end cleanly (a final empty chunk), so clients see the end at
         once instead of waiting for the server's graceful timeout.
         """
-        for scope in list(self._responses):
+        for scope in [*self._responses, *self._following]:
             scope.cancel()
         for call in list(self._calls.values()):
             call.scope.cancel()
@@ -383,20 +384,10 @@ class MCPApp:
         elif isinstance(action, Cancel):
             self._cancel((action.stream,))
             await _send_reply(send, action.reply)
-        elif isinstance(action, Resume) and shared is not None and action.live is not None:
-            # Shared: the store is the only truth. Events this call made while
-            # detached may still be on their way to it, so following the local
-            # call live could skip them; answer what the store holds after the
-            # cursor (read afresh, after a sync) and let the client resume again.
-            endpoint.stream_finished(action.live)  # not carried after all
-            try:
-                await shared.sync(endpoint)
-                loaded = await shared.load(endpoint, method, headers)
-            except StoreFailed as failed:
-                await _send_reply(send, failed.reply)
-                return
-            replay = b"".join(loaded.replay or ()) if loaded is not None else b""
-            await _send_reply(send, Reply(action.status, action.headers, replay))
+        elif isinstance(action, Resume) and action.follow is not None:
+            assert shared is not None  # only a shared endpoint follows its store
+            self.telemetry.resumes += 1
+            await self._follow(action, shared, receive, send)
         elif isinstance(action, Resume):
             self.telemetry.resumes += 1
             live = self._calls.get(action.live) if action.live is not None else None
@@ -431,6 +422,43 @@ class MCPApp:
                 )
             finally:
                 del self._listeners[action.stream]
+
+    async def _follow(
+        self, action: Resume, shared: SharedState, receive: Receive, send: Send
+    ) -> None:
+        """A shared resume: the replay, then the store's events of the stream, to its end."""
+        await send(
+            {
+                "type": "http.response.start",
+                "status": action.status,
+                "headers": list(action.headers),
+            }
+        )
+        for chunk in _chunks(action.replay):
+            await send({"type": "http.response.body", "body": chunk, "more_body": True})
+        disconnected = False
+
+        async def write(data: bytes) -> None:
+            await send({"type": "http.response.body", "body": data, "more_body": True})
+
+        async with trio.open_nursery() as nursery:
+            self._following.add(nursery.cancel_scope)  # shutdown ends it
+
+            async def watch() -> None:
+                nonlocal disconnected
+                while (await receive())["type"] != "http.disconnect":
+                    pass
+                disconnected = True
+                nursery.cancel_scope.cancel()
+
+            try:
+                nursery.start_soon(watch)
+                await shared.follow(self.endpoint, action, write, self.settings.keepalive_interval)
+                nursery.cancel_scope.cancel()
+            finally:
+                self._following.discard(nursery.cancel_scope)
+        if not disconnected:
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
 
     def _start(self, action: StartCall) -> _Call:
         assert self._nursery is not None

@@ -7,7 +7,10 @@ exact (docs/scaling.md):
 
 1. before a request: ``state_keys`` -> ``await store.load`` -> ``receive_request(loaded=)``;
 2. after the request, and before any bytes a stream produced are written:
-   ``take_changes`` -> ``await store.apply``.
+   ``take_changes`` -> ``await store.apply``;
+3. a resume of a stream that has not ended (``Resume.follow``, wherever its
+   call runs): the replay, then :meth:`SharedState.follow` writes what the
+   store appends after it, until the stream's end.
 
 Applies are serialised by one lock per instance and each takes everything
 pending, so a stream's events reach the store in order, and a writer that
@@ -25,13 +28,14 @@ import contextlib
 import hashlib
 import logging
 import math
+from collections.abc import Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
 from typing import Protocol
 
 import orjson
 import trio
 
-from flowkit.mcp import Endpoint, EndpointConfig, Reply
+from flowkit.mcp import Endpoint, EndpointConfig, Reply, Resume, encode_comment
 from flowkit.mcp._shared import Change, Loaded, SessionTouched, SharedStore
 
 __all__ = ["SharedState", "SharedStoreOpener", "StoreFailed", "definition_digest"]
@@ -131,6 +135,9 @@ class SharedState:
         keys = endpoint.state_keys(method, headers)
         if keys is None:
             return None
+        # This instance's own pending changes first (a response that just
+        # ended here): a request reads what this instance has written.
+        await self.sync(endpoint)
         try:
             return await self.store.load(keys)
         except Exception as exc:
@@ -156,6 +163,47 @@ class SharedState:
             except Exception as exc:
                 raise _unavailable(exc) from None
             self._pending = ()
+
+    async def follow(
+        self,
+        endpoint: Endpoint,
+        action: Resume,
+        write: Callable[[bytes], Awaitable[None]],
+        keepalive_interval: float,
+    ) -> None:
+        """Write what the store appends to a resumed stream after ``action.follow``, to its end.
+
+        Read after the cursor; when nothing came, wait for the wake-up (or
+        the store's poll) and read again, until the stream's end (its final
+        event was written) or until it is gone. Each event is written once,
+        in order: the cursor only moves forward, from the replay's last seq.
+        A stream silent for ``keepalive_interval`` gets a comment. A store
+        failure ends the response: the client has seen only stored events,
+        so its next resume misses none. Cancelled when the client leaves.
+        """
+        assert action.follow is not None
+        try:
+            opened = self.store.follow(action.session_id, action.stream_id, action.follow)
+            async with opened as follower:
+                last = trio.current_time()
+                while True:
+                    events = await follower.read()
+                    if events:
+                        await write(b"".join(events))
+                        last = trio.current_time()
+                    if follower.ended:
+                        return
+                    if not events:
+                        await follower.wait()
+                        if trio.current_time() - last >= keepalive_interval * 0.75:
+                            await write(encode_comment())
+                            last = trio.current_time()
+        except Exception as exc:
+            _unavailable(exc)  # logs; the response ends and the client resumes
+        finally:
+            endpoint.follow_finished(action.session_id, action.stream_id)
+            with contextlib.suppress(StoreFailed):  # logged; kept for the next sync
+                await self.sync(endpoint)
 
     async def heartbeat(self, endpoint: Endpoint) -> None:
         """Postpone the store's expiry of the sessions this instance holds busy.

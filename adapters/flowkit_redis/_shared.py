@@ -18,7 +18,7 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
 
 import trio
@@ -36,10 +36,11 @@ from flowkit.mcp._shared import (
     StateKeys,
     StreamAttached,
     StreamDetached,
+    StreamEnded,
 )
 
 from ._client import RedisClient, StoreUnavailable
-from ._events import RedisEventStore
+from ._events import RedisEventStore, RedisFollower
 from ._keys import Keys
 from ._sessions import RedisSessionStore
 from ._url import RedisURL
@@ -218,6 +219,7 @@ class RedisSharedStore:
         """
         session = None
         replay: list[bytes] | None = None
+        last, ended = -1, False
         if keys.session_id is not None:
             session = await self.sessions.load(keys.session_id)
             if session is not None and keys.resume is not None:
@@ -226,8 +228,21 @@ class RedisSharedStore:
                 )
                 if found is not None:
                     replay = [data async for chunk in found for data in chunk]
+                    last, ended = found.last_seq, found.ended
         live = await self.sessions.count() if keys.count_sessions else 0
-        return Loaded(session=session, replay=replay, live_sessions=live)
+        return Loaded(
+            session=session,
+            replay=replay,
+            live_sessions=live,
+            replay_last=last,
+            replay_ended=ended,
+        )
+
+    def follow(
+        self, session_id: str, stream_id: str, after: int
+    ) -> AbstractAsyncContextManager[RedisFollower]:
+        """Follow a stream's stored events after seq ``after`` (the core's ``Resume.follow``)."""
+        return self.events.follow(session_id, stream_id, after)
 
     async def apply(self, changes: Sequence[Change]) -> None:
         """Write ``changes`` in order; a run of one stream's events is one entry.
@@ -237,6 +252,14 @@ class RedisSharedStore:
             StoreUnavailable: Redis cannot be reached: do not send the bytes
                 these changes belong to.
         """
+        # A stream that ends in this batch: its last run of events carries
+        # the end flag (the same round trip), unless it has none here.
+        last_run: dict[tuple[str, str], int] = {}
+        for index, change in enumerate(changes):
+            if isinstance(change, EventAppended):
+                last_run[change.session_id, change.stream_id] = index
+        ending = {(c.session_id, c.stream_id) for c in changes if isinstance(c, StreamEnded)}
+        flagged: set[tuple[str, str]] = set()
         index = 0
         while index < len(changes):
             change = changes[index]
@@ -245,15 +268,23 @@ class RedisSharedStore:
                 while end < len(changes) and _continues(changes[end], changes[end - 1]):
                     end += 1
                 run = changes[index:end]
+                stream = (change.session_id, change.stream_id)
+                final = stream in ending and last_run[stream] == end - 1
                 await self.events.append(
                     change.session_id,
                     change.stream_id,
                     change.seq,
                     [event.data for event in run],  # type: ignore[union-attr]
+                    final=final,
                 )
+                if final:
+                    flagged.add(stream)
                 index = end
                 continue
-            await self._apply_one(change)
+            if not (
+                isinstance(change, StreamEnded) and (change.session_id, change.stream_id) in flagged
+            ):
+                await self._apply_one(change)
             index += 1
 
     async def _apply_one(self, change: Change) -> None:
@@ -273,6 +304,8 @@ class RedisSharedStore:
             await sessions.attach(change.session_id, change.stream_id)
         elif isinstance(change, StreamDetached):
             await sessions.detach(change.session_id, change.stream_id)
+        elif isinstance(change, StreamEnded):
+            await self.events.end(change.session_id, change.stream_id)
 
 
 def _continues(change: Change, previous: Change) -> bool:

@@ -71,14 +71,12 @@ async def test_events_written_on_one_instance_replay_and_tail_on_the_other(
                 replay = await reader.replay(sid, "1", 3)
                 assert replay is not None
                 assert await collect(replay) == b"".join(events_of(range(4, 10)))
-            tail = await reader.tail(SESSIONS[0], "1", 8)
-            assert tail is not None
-            chunks = await follow(tail, nursery)
+            chunks = await follow(reader, SESSIONS[0], "1", 8, nursery)
             assert await chunks.receive() == event(9)  # read after subscribing
             for seq in range(10, 15):
                 await writer.append(SESSIONS[0], "1", seq, [event(seq)], final=seq == 14)
                 assert await chunks.receive() == event(seq)
-            assert wake_b.delivered >= 5  # cluster pub/sub reached b's subscriber
+            assert wake_b.delivered >= 4  # pub/sub reached b (the last may come after b stopped)
             await writer.forget_session(SESSIONS[1])
             assert await reader.replay(SESSIONS[1], "1", -1) is None
 

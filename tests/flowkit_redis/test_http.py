@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import random
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any
 
@@ -20,7 +20,7 @@ import orjson
 import pytest
 import trio
 
-from flowkit_http import MCPApp, MCPServer, Observability, ObservedApp
+from flowkit_http import MCPApp, MCPServer, Observability, ObservedApp, Progress, Result
 from flowkit_http._demo import ticker
 from flowkit_redis import Keys, RedisClient, RedisShared
 
@@ -29,10 +29,13 @@ from ..http._serving import serving
 from ._server import RedisServer
 
 
-def make_server(url: str, keys: Keys, name: str, announce_interval: float = 30) -> MCPServer:
+def make_server(
+    url: str, keys: Keys, name: str, announce_interval: float = 30, tools: Sequence[Any] = ()
+) -> MCPServer:
     shared = RedisShared(url, prefix=keys.prefix, announce_interval=announce_interval)
     server = MCPServer(name="shared", shared=shared, instance=name)
-    server.tool(ticker)
+    for tool in (ticker, *tools):
+        server.tool(tool)
     return server
 
 
@@ -99,6 +102,85 @@ async def test_any_instance_serves_any_request_and_resumes_exactly_once(
                     base + "/mcp", content=request("ping", id=9), headers=headers
                 )
                 assert gone.status_code == 404
+
+
+@asynccontextmanager
+async def resumed_get(base: str, get_headers: dict[str, str], last: str) -> AsyncIterator[Any]:
+    """``raw_request`` GET with ``Last-Event-ID``, retried while it is 409.
+
+    409: the instance that carried the stream has not yet stored that its
+    client left (the disconnect reaches it a moment later).
+    """
+    while True:
+        async with raw_request(base, "GET", "/mcp", {**get_headers, "last-event-id": last}) as got:
+            if got.status != 409:
+                yield got
+                return
+        await trio.sleep(0.02)
+
+
+def ticks_of(seen: list[Any]) -> list[int]:
+    return [m["params"]["progress"] for m in seen if m.get("method") == "notifications/progress"]
+
+
+async def test_a_resume_on_another_instance_follows_the_running_call_live(
+    redis_server: RedisServer, keys: Keys
+) -> None:
+    """A runs a call; its stream is cut. One GET on B gets the stored events, then the
+    live ones as A makes and stores them; that GET is cut too, and one GET on C gets
+    the rest, live, and the result: each event once, in order.
+
+    The call waits before ticks 11 and 21 until the test lets it go, which it does
+    once the follower (B, then C) is reading: those ticks can only arrive live.
+    """
+    gates = {11: trio.Event(), 21: trio.Event()}
+
+    async def gated(count: int) -> AsyncIterator[Progress | Result]:
+        """Tick, waiting for the test before ticks 11 and 21."""
+        for i in range(1, count + 1):
+            if i in gates:
+                await gates[i].wait()
+            yield Progress(f"tick {i}", total=count)
+        yield Result(structured={"count": count}, text="done")
+
+    async def read_until(got: Any, tick: int) -> None:
+        nonlocal seen, last
+        while tick not in ticks_of(seen):
+            events, ended = await got.read(stop=1)
+            assert not ended
+            seen += messages(events)
+            last = last_event_id(events, last)
+
+    count = 30
+    with trio.fail_after(30):
+        async with AsyncExitStack() as stack, httpx.AsyncClient() as client:
+            a, b, c = [
+                await stack.enter_async_context(
+                    serving(MCPApp(make_server(redis_server.url, keys, name, tools=[gated])))
+                )
+                for name in "abc"
+            ]
+            headers = await initialize(client, a + "/mcp")
+            get_headers = {k: v for k, v in headers.items() if k != "content-type"}
+            get_headers["accept"] = "text/event-stream"
+            body = call(2, "gated", {"count": count})
+            async with raw_request(a, "POST", "/mcp", headers, body) as response:
+                events, _ = await response.read(stop=4)  # priming + 3 ticks, then cut
+            seen, last = messages(events), last_event_id(events)
+            async with resumed_get(b, get_headers, last) as got:
+                assert got.status == 200
+                await read_until(got, 10)  # the replay (4..10)
+                gates[11].set()  # ticks 11..20 are made from now on, while B follows
+                await read_until(got, 20)
+            async with resumed_get(c, get_headers, last) as got:
+                assert got.status == 200
+                gates[21].set()  # C follows; the call goes on
+                events, ended = await got.read()  # one response, to the end
+                assert ended
+                seen += messages(events)
+    assert ticks_of(seen) == list(range(1, count + 1))  # exactly once, in order
+    assert seen[-1]["id"] == 2
+    assert seen[-1]["result"]["structuredContent"] == {"count": count}
 
 
 async def test_with_redis_down_requests_get_503_with_retry_after_then_work_again(
@@ -177,12 +259,14 @@ async def test_200_random_disconnects_each_resumed_on_a_random_instance(
 
     Each round picks an instance at random (seeded), resumes from the last id
     the client saw, keeps a random number of the events it gets (the rest
-    "lost" with the connection) and disconnects. On A the resume follows the
-    running call live; on B and C it is what the store holds so far. Every
-    tick arrives exactly once and in order, then the result.
+    "lost" with the connection) and disconnects. On every instance, A
+    included, the resume follows the running call through the store: what is
+    stored after the id, then the live events. Every tick arrives exactly
+    once and in order, then the result; most resumes land while the call runs
+    on another instance.
     """
     rng = random.Random(10)
-    count = 1500
+    count = 2500
     with trio.fail_after(120):
         async with instances(redis_server.url, keys) as bases, httpx.AsyncClient() as client:
             headers = await initialize(client, bases[0] + "/mcp")
@@ -200,9 +284,10 @@ async def test_200_random_disconnects_each_resumed_on_a_random_instance(
             async with raw_request(bases[0], "POST", "/mcp", headers, body) as response:
                 events, _ = await response.read(stop=3)
                 keep(events, len(events))
-            disconnects = 1
+            disconnects = elsewhere = 1
             while not (seen and "result" in seen[-1]):
                 base = rng.choice(bases)
+                elsewhere += base != bases[0]
                 get = {**get_headers, "last-event-id": last}
                 async with raw_request(base, "GET", "/mcp", get) as response:
                     if response.status == 409:  # the last instance has not seen us leave yet
@@ -215,6 +300,7 @@ async def test_200_random_disconnects_each_resumed_on_a_random_instance(
     assert ticks == list(range(1, count + 1))  # exactly once, in order
     assert seen[-1]["id"] == 2
     assert disconnects >= 200
+    assert elsewhere >= 100
 
 
 async def test_instances_serving_different_definitions_are_logged_loudly(
