@@ -104,23 +104,33 @@ class SharedState:
 
     Args:
         store: the opened store.
-        flush_interval: how often :meth:`flush` writes what no writer did:
-            the events of a call whose client is away (they must reach the
-            store for a resume elsewhere) and late changes.
+        flush_interval: how often :meth:`flush` writes what no writer did
+            (late changes) while no call runs here.
+        busy_flush_interval: the same while calls run here: the events of a
+            call whose client is away must reach the store promptly, since a
+            resume elsewhere follows them there (this is their live latency).
     """
 
-    def __init__(self, store: SharedStore, *, flush_interval: float = 0.05) -> None:
+    def __init__(
+        self,
+        store: SharedStore,
+        *,
+        flush_interval: float = 0.05,
+        busy_flush_interval: float = 0.005,
+    ) -> None:
         self.store = store
         self.flush_interval = flush_interval
+        self.busy_flush_interval = busy_flush_interval
         self._lock = trio.Lock()
         # Changes taken from the core whose apply failed: written first next
         # time (every change is idempotent: explicit event ids, set/hash writes).
         self._pending: tuple[Change, ...] = ()
 
     async def flush(self, endpoint: Endpoint) -> None:
-        """Forever: every ``flush_interval``, write the pending changes (nothing if none)."""
+        """Forever: write the pending changes (nothing if none), at the interval that applies."""
         while True:
-            await trio.sleep(self.flush_interval)
+            busy = bool(endpoint.state.running)
+            await trio.sleep(self.busy_flush_interval if busy else self.flush_interval)
             with contextlib.suppress(StoreFailed):  # logged; the next round tries again
                 await self.sync(endpoint)
 
