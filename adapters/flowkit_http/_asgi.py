@@ -468,9 +468,12 @@ class MCPApp:
         store = self.endpoint.event_store
         kept = getattr(store, "max_events_per_stream", None)
         kept_bytes = getattr(store, "max_bytes_per_stream", None)
+        # With a shared store a round trip to it precedes every write: the
+        # queue holds what the tool makes meanwhile, so it keeps producing.
+        scale = _SHARED_QUEUE_SCALE if self._shared is not None else 1
         outbox = open_outbox(
             action.tool.policy,
-            max_events=settings.max_queued_events,
+            max_events=settings.max_queued_events * scale,
             max_logs=settings.max_queued_logs,
             max_unread=None if kept is None else max(1, kept - settings.max_queued_events - 2),
             # Half: the events queued at the detach are of unknown size.
@@ -681,6 +684,7 @@ async def _read_body(receive: Receive, limit: int) -> bytes | None:
 
 
 _CHUNK = 64 * 1024  # bytes of replayed events per write
+_SHARED_QUEUE_SCALE = 4  # a call's event queue with a shared store (docs/scaling.md)
 
 
 def _chunks(events: Sequence[bytes]) -> Iterator[bytes]:

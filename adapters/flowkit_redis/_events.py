@@ -204,6 +204,9 @@ class RedisEventStore:
 
     def _entries(self, first_seq: int, events: Sequence[bytes], final: bool) -> list[_Entry]:
         """Group ``events`` into entries of at most ``max_entry_bytes``."""
+        lengths = list(map(len, events))
+        if sum(lengths) <= self._max_entry:  # the usual case: one entry, no loop
+            return [self._entry(first_seq, events, final)]
         entries: list[_Entry] = []
         start = 0
         size = 0

@@ -252,29 +252,55 @@ class RedisSharedStore:
             StoreUnavailable: Redis cannot be reached: do not send the bytes
                 these changes belong to.
         """
-        # A stream that ends in this batch: its last run of events carries
-        # the end flag (the same round trip), unless it has none here.
-        last_run: dict[tuple[str, str], int] = {}
+        # Runs of one stream's consecutive events (one socket write's worth),
+        # each stored as one entry; a stream that ends in this batch has its
+        # last run carry the end flag (the same round trip), unless it has
+        # none here. One pass, no call per event: this is the hot path.
+        runs: list[tuple[int, int]] = []  # [start, end) of each run
+        last_run: dict[tuple[str, str], int] = {}  # stream -> index of its last run
+        ending: set[tuple[str, str]] = set()
+        start = -1
+        previous: Any = None
         for index, change in enumerate(changes):
-            if isinstance(change, EventAppended):
-                last_run[change.session_id, change.stream_id] = index
-        ending = {(c.session_id, c.stream_id) for c in changes if isinstance(c, StreamEnded)}
+            kind = type(change)
+            if kind is EventAppended:
+                if (
+                    previous is None
+                    or change.stream_id != previous.stream_id  # type: ignore[union-attr]
+                    or change.session_id != previous.session_id  # type: ignore[union-attr]
+                    or change.seq != previous.seq + 1  # type: ignore[union-attr]
+                ):
+                    if previous is not None:
+                        runs.append((start, index))
+                    start = index
+                previous = change
+                continue
+            if previous is not None:
+                runs.append((start, index))
+                previous = None
+            if kind is StreamEnded:
+                ending.add((change.session_id, change.stream_id))  # type: ignore[union-attr]
+        if previous is not None:
+            runs.append((start, len(changes)))
+        for number, (first, _) in enumerate(runs):
+            head: Any = changes[first]
+            last_run[head.session_id, head.stream_id] = number
         flagged: set[tuple[str, str]] = set()
+        run_at = {first: (number, end) for number, (first, end) in enumerate(runs)}
         index = 0
         while index < len(changes):
             change = changes[index]
-            if isinstance(change, EventAppended):
-                end = index + 1
-                while end < len(changes) and _continues(changes[end], changes[end - 1]):
-                    end += 1
-                run = changes[index:end]
-                stream = (change.session_id, change.stream_id)
-                final = stream in ending and last_run[stream] == end - 1
+            found = run_at.get(index)
+            if found is not None:
+                number, end = found
+                head = change
+                stream = (head.session_id, head.stream_id)
+                final = stream in ending and last_run[stream] == number
                 await self.events.append(
-                    change.session_id,
-                    change.stream_id,
-                    change.seq,
-                    [event.data for event in run],  # type: ignore[union-attr]
+                    head.session_id,
+                    head.stream_id,
+                    head.seq,
+                    [event.data for event in changes[index:end]],  # type: ignore[union-attr]
                     final=final,
                 )
                 if final:
@@ -306,14 +332,3 @@ class RedisSharedStore:
             await sessions.detach(change.session_id, change.stream_id)
         elif isinstance(change, StreamEnded):
             await self.events.end(change.session_id, change.stream_id)
-
-
-def _continues(change: Change, previous: Change) -> bool:
-    """``change`` is the next event of the same stream as ``previous``."""
-    return (
-        isinstance(change, EventAppended)
-        and isinstance(previous, EventAppended)
-        and change.session_id == previous.session_id
-        and change.stream_id == previous.stream_id
-        and change.seq == previous.seq + 1
-    )
