@@ -58,7 +58,13 @@ from ._logging import log_refusal
 from ._outbox import Outbox, OutboxStatistics, open_outbox
 from ._runner import run_call
 from ._server import MCPServer, StreamSettings
-from ._shared import SharedState, SharedStoreOpener, StoreFailed, definition_digest
+from ._shared import (
+    DEFAULT_MAX_PENDING_BYTES,
+    SharedState,
+    SharedStoreOpener,
+    StoreFailed,
+    definition_digest,
+)
 from ._telemetry import Telemetry
 from ._tracing import call_span
 
@@ -243,7 +249,8 @@ class MCPApp:
                     digest=definition_digest(self.endpoint),
                 )
                 store = await stack.enter_async_context(opened)
-                self._shared = SharedState(store)
+                bound = getattr(self._opener, "max_pending_bytes", DEFAULT_MAX_PENDING_BYTES)
+                self._shared = SharedState(store, max_pending_bytes=bound, stop=self._cancel)
             nursery = await stack.enter_async_context(trio.open_nursery())
             self._nursery = nursery
             nursery.start_soon(self._reap_sessions)

@@ -20,6 +20,13 @@ next sync, so a writer can never send bytes whose events another task took
 and failed to store, and a writer cancelled mid-write (its client left) still
 finishes storing what it took. A store that fails (Redis down or slow) is a 503 with
 ``Retry-After`` for the request, never a crash or a hang.
+
+While the store is unreachable, the kept changes are bounded
+(``max_pending_bytes`` of events): beyond it, the streams whose events are
+kept are given up (``Endpoint.abandon_streams``: each call ends with a
+JSON-RPC error filed after what was stored, so a client that resumes once
+the store is back is told, never shown a silent gap), and their kept events
+are dropped.
 """
 
 from __future__ import annotations
@@ -35,10 +42,24 @@ from typing import Protocol
 import orjson
 import trio
 
-from flowkit.mcp import Endpoint, EndpointConfig, Reply, Resume, encode_comment
-from flowkit.mcp._shared import Change, Loaded, SessionTouched, SharedStore
+from flowkit.mcp import Endpoint, EndpointConfig, OutgoingStream, Reply, Resume, encode_comment
+from flowkit.mcp._shared import Change, EventAppended, Loaded, SessionTouched, SharedStore
 
-__all__ = ["SharedState", "SharedStoreOpener", "StoreFailed", "definition_digest"]
+__all__ = [
+    "DEFAULT_MAX_PENDING_BYTES",
+    "SharedState",
+    "SharedStoreOpener",
+    "StoreFailed",
+    "definition_digest",
+]
+
+DEFAULT_MAX_PENDING_BYTES = 16 << 20
+"""Event bytes an instance keeps while its shared store fails (``max_pending_bytes``)."""
+
+_LOST = (
+    "Events of this call could not be stored while the shared store was unavailable; "
+    "it was stopped (resumption would have skipped them)"
+)
 
 logger = logging.getLogger("flowkit_http")
 
@@ -104,6 +125,9 @@ class SharedState:
 
     Args:
         store: the opened store.
+        max_pending_bytes: the most event bytes kept while the store fails;
+            beyond it the streams they belong to are given up.
+        stop: stops the work and responses of given-up streams (the app's cancel).
         flush_interval: how often :meth:`flush` writes what no writer did
             (late changes) while no call runs here.
         busy_flush_interval: the same while calls run here: the events of a
@@ -117,10 +141,15 @@ class SharedState:
         *,
         flush_interval: float = 0.05,
         busy_flush_interval: float = 0.005,
+        max_pending_bytes: int = DEFAULT_MAX_PENDING_BYTES,
+        stop: Callable[[tuple[OutgoingStream, ...]], None] = lambda streams: None,
     ) -> None:
         self.store = store
         self.flush_interval = flush_interval
         self.busy_flush_interval = busy_flush_interval
+        self.max_pending_bytes = max_pending_bytes
+        self._stop = stop
+        self.abandoned = 0  # streams given up at the bound
         self._lock = trio.Lock()
         # Changes taken from the core whose apply failed: written first next
         # time (every change is idempotent: explicit event ids, set/hash writes).
@@ -171,8 +200,31 @@ class SharedState:
                 with trio.CancelScope(shield=True):
                     await self.store.apply(changes)
             except Exception as exc:
+                self._bound(endpoint)
                 raise _unavailable(exc) from None
             self._pending = ()
+
+    def _bound(self, endpoint: Endpoint) -> None:
+        """Beyond ``max_pending_bytes`` of kept events: give their streams up, drop the events."""
+        kept = sum(len(c.data) for c in self._pending if type(c) is EventAppended)
+        if kept <= self.max_pending_bytes:
+            return
+        lost = {(c.session_id, c.stream_id) for c in self._pending if type(c) is EventAppended}
+        self._pending = tuple(
+            c
+            for c in self._pending
+            if not (type(c) is EventAppended and (c.session_id, c.stream_id) in lost)
+        )
+        stopped = endpoint.abandon_streams(lost, _LOST)  # their errors go to the journal
+        self.abandoned += len(lost)
+        logger.error(
+            "shared store unreachable with %d bytes of events kept (max_pending_bytes=%d): "
+            "%d stream(s) given up, each call ended with an error for its client",
+            kept,
+            self.max_pending_bytes,
+            len(lost),
+        )
+        self._stop(stopped)
 
     async def follow(
         self,

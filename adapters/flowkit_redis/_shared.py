@@ -66,6 +66,10 @@ class RedisShared:
         timeout: the deadline of one Redis operation (the 503 comes within it).
         announce_interval: seconds between announcements of this instance's
             definition digest (see :meth:`open`).
+        max_pending_bytes: the most event bytes this instance keeps in memory
+            while Redis is unreachable (16 MiB); beyond it the streams they
+            belong to are given up: each call ends with a JSON-RPC error
+            stored for its client, never a silent gap (docs/scaling.md).
         events: settings for :class:`RedisEventStore` (``ttl``,
             ``max_entries_per_stream``, ``max_entry_bytes``, ...).
     """
@@ -78,8 +82,12 @@ class RedisShared:
         cluster: bool = False,
         timeout: float = 1.0,
         announce_interval: float = 30.0,
+        max_pending_bytes: int = 16 << 20,
         **events: Any,
     ) -> None:
+        if isinstance(max_pending_bytes, bool) or max_pending_bytes < 0:
+            raise ValueError(f"max_pending_bytes must be an int >= 0, not {max_pending_bytes!r}")
+        self.max_pending_bytes = max_pending_bytes
         self.url = url if isinstance(url, RedisURL) else RedisURL.parse(url)
         self.keys = Keys(prefix)
         self.cluster = cluster

@@ -422,6 +422,37 @@ class Endpoint:
         ended.clear()
         return changes
 
+    def abandon_streams(
+        self, streams: set[tuple[str, str]], message: str
+    ) -> tuple[OutgoingStream, ...]:
+        """A shared store lost these streams' events (``(session id, stream id)``): end them.
+
+        The adapter could not store them and will not keep them any longer
+        (its bound while the store is unreachable). Replaying such a stream
+        would skip events without saying so; so each call ends with a
+        JSON-RPC error (-32000, ``message``) filed after what was stored, for
+        the client that resumes, and each GET stream is cancelled.
+
+        Returns:
+            The streams whose work (and response) the adapter must now stop.
+        """
+        stopped: list[OutgoingStream] = []
+        for session_id, stream_id in streams:
+            session = self.sessions.get_any(session_id)
+            if session is None:
+                continue
+            stream = session.stream(stream_id)
+            if stream is None and session.listen is not None:
+                stream = session.listen if session.listen.stream_id == stream_id else None
+            if stream is None or stream.finished:
+                continue
+            if stream.kind == "call":
+                stream.error(SERVER_ERROR, message)
+            else:
+                stream.cancel()
+            stopped.append(stream)
+        return tuple(stopped)
+
     def follow_finished(self, session_id: str, stream_id: str) -> None:
         """Report that the response following a stream (``Resume.follow``) has ended.
 

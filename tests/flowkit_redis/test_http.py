@@ -252,6 +252,49 @@ async def test_redis_killed_mid_stream_ends_the_stream_without_a_gap(
                 await trio.sleep(0.1)
 
 
+async def test_events_kept_in_an_outage_are_bounded_and_the_call_ends_with_an_error(
+    own_redis: RedisServer, keys: Keys, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Redis hangs mid-stream. The stream ends (never an event the store lacks); the call
+    goes on, its events kept, until max_pending_bytes: then it is stopped, and once Redis
+    is back a resume gets what was stored, then the call's error: never a silent gap."""
+    shared = RedisShared(own_redis.url, prefix=keys.prefix, max_pending_bytes=20_000)
+    server = MCPServer(name="shared", shared=shared, instance="a")
+    server.tool(ticker)
+    app = MCPApp(server)
+    with trio.fail_after(40):
+        async with serving(app) as a, httpx.AsyncClient() as client:
+            headers = await initialize(client, a + "/mcp")
+            get_headers = {k: v for k, v in headers.items() if k != "content-type"}
+            get_headers["accept"] = "text/event-stream"
+            body = call(2, "ticker", {"count": 10**6, "interval_ms": 1})
+            async with raw_request(a, "POST", "/mcp", headers, body) as response:
+                events, _ = await response.read(stop=6)
+                own_redis.pause()  # SIGSTOP: connections held, nothing answered
+                more, ended = await response.read()
+                assert ended  # the next write could not be stored: the response ends
+            seen, last = messages(events + more), last_event_id(events + more)
+            while app.statistics():  # noqa: ASYNC110  (~175 ticks of 115 bytes to the bound)
+                await trio.sleep(0.05)
+            assert any("given up" in r.getMessage() for r in caplog.records)
+            own_redis.resume()
+            while True:  # back within seconds, no restart (fail_after bounds it)
+                get = {**get_headers, "last-event-id": last}
+                async with raw_request(a, "GET", "/mcp", get) as got:
+                    if got.status == 200:
+                        replayed, ended = await got.read()
+                        assert ended
+                        break
+                    assert got.status == 503
+                await trio.sleep(0.1)
+    resumed = messages(replayed)
+    ticks = ticks_of(seen + resumed)
+    assert ticks == list(range(1, len(ticks) + 1))  # what was stored, in order, no gap
+    assert len(ticks) < 10**6
+    assert resumed[-1]["id"] == 2
+    assert resumed[-1]["error"]["message"].startswith("Events of this call could not be stored")
+
+
 async def test_200_random_disconnects_each_resumed_on_a_random_instance(
     redis_server: RedisServer, keys: Keys
 ) -> None:

@@ -395,3 +395,29 @@ def test_a_cancelled_call_ends_its_stream_without_a_final_event() -> None:
     assert call.stream.cancelled
     a.sync()
     assert (client.session_id, call.stream.stream_id) in store.ended
+
+
+def test_abandoned_streams_end_with_an_error_filed_after_what_was_stored() -> None:
+    """The adapter dropped their unstored events: each call's replay ends with an error."""
+    store, a, _ = _cluster()
+    client = _client(a)
+    client.initialize()
+    call = client.start("count", {"n": 3}, progress_token="p")
+    primed = call.stream.open()[2]
+    a.sync()
+    a.endpoint.stream_finished(call.stream, disconnected=True)
+    a.sync()
+    call.stream.progress(1)
+    a.endpoint.take_changes()  # lost: the store was down and the bound was reached
+    sid, stream_id = client.session_id or "", call.stream.stream_id
+    stopped = a.endpoint.abandon_streams({(sid, stream_id), (sid, "gone")}, "lost")
+    assert stopped == (call.stream,)
+    assert call.stream.finished
+    assert a.endpoint.abandon_streams({(sid, stream_id)}, "again") == ()  # already over
+    a.sync()
+    assert (sid, stream_id) in store.ended
+    resume = client.get(last_event_id=_seen(primed))
+    assert isinstance(resume, Resume)
+    assert resume.follow is None
+    (error,) = [sse_data(event) for event in resume.replay]
+    assert error["error"] == {"code": -32000, "message": "lost"}
