@@ -9,6 +9,7 @@ on A, DELETE on B. Bad ``--redis`` values are one-line CLI errors.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -24,8 +25,10 @@ import trio
 from mcp import Client
 
 from .._system import free_port, running_nginx
+from ..conformance import suite
 from ..http._raw import call, initialize, last_event_id, messages, raw_request, request, sse_events
 from ..http._sdk import with_client
+from ..http.test_sdk1_client import sdk1_python  # noqa: F401  (the SDK 1.x venv fixture)
 from ._server import RedisServer
 
 
@@ -155,16 +158,82 @@ _ROUND_ROBIN = """
 """
 
 
-async def _through_nginx(
-    redis_url: str | None, nginx_binary: str, tmp_path: Path, body: Any
-) -> Any:
+@asynccontextmanager
+async def _nginx_front(
+    redis_url: str | None, nginx_binary: str, tmp_path: Path
+) -> AsyncIterator[str]:
+    """Three ``flowkit serve --demo`` behind nginx round-robin; yields nginx's base URL."""
     async with AsyncExitStack() as stack:
         bases = [await stack.enter_async_context(flowkit_serve(redis_url)) for _ in range(3)]
         servers = "\n".join(f"        server {base.removeprefix('http://')};" for base in bases)
         port = free_port()
         http = _ROUND_ROBIN.format(servers=servers, port=port)
-        proxy = await stack.enter_async_context(running_nginx(nginx_binary, tmp_path, http, port))
+        yield await stack.enter_async_context(running_nginx(nginx_binary, tmp_path, http, port))
+
+
+async def _through_nginx(
+    redis_url: str | None, nginx_binary: str, tmp_path: Path, body: Any
+) -> Any:
+    async with _nginx_front(redis_url, nginx_binary, tmp_path) as proxy:
         return await with_client(proxy + "/mcp", body)
+
+
+CLIENTS = Path(__file__).parent / "clients"
+DEMO_TOOLS = ["ticker", "analyze_document", "sensor_feed", "sensor_windows"]
+
+
+async def _client_process_through_nginx(
+    command: list[str], redis_server: RedisServer, nginx_binary: str, tmp_path: Path
+) -> Any:
+    """Run a client process (``command`` + nginx's MCP URL); its last stdout line as JSON."""
+    async with _nginx_front(redis_server.url, nginx_binary, tmp_path) as proxy:
+        done = await trio.run_process(
+            [*command, proxy + "/mcp"], capture_stdout=True, capture_stderr=True, check=False
+        )
+    assert done.returncode == 0, done.stderr.decode()[-3000:]
+    return json.loads(done.stdout.decode().strip().splitlines()[-1])
+
+
+def _saw_the_demo(seen: Any) -> None:
+    assert seen["tools"] == DEMO_TOOLS
+    assert seen["structured"] == {"count": 50}
+    assert seen["progress"] == [float(i) for i in range(1, 51)]
+    assert seen["words_is_error"] is False
+
+
+async def test_the_official_sdk_1x_client_through_nginx_round_robin(
+    redis_server: RedisServer,
+    nginx_binary: str,
+    tmp_path: Path,
+    sdk1_python: Path,  # noqa: F811  (the imported fixture)
+) -> None:
+    with trio.fail_after(120):
+        seen = await _client_process_through_nginx(
+            [str(sdk1_python), str(CLIENTS / "sdk1_client.py")],
+            redis_server,
+            nginx_binary,
+            tmp_path,
+        )
+    assert seen["protocol"] == "2025-11-25"
+    _saw_the_demo(seen)
+
+
+async def test_the_typescript_sdk_client_through_nginx_round_robin(
+    redis_server: RedisServer, nginx_binary: str, tmp_path: Path
+) -> None:
+    """The TypeScript SDK the conformance suite brings (``.cache/node``), on its Node."""
+    await trio.to_thread.run_sync(suite.ensure_installed, False)
+    sdk = suite.CACHE / "node_modules" / "@modelcontextprotocol" / "sdk"
+    if not (sdk / "package.json").exists():
+        pytest.skip("the conformance suite no longer brings @modelcontextprotocol/sdk")
+    with trio.fail_after(120):
+        seen = await _client_process_through_nginx(
+            [str(suite.node_binary()), str(CLIENTS / "ts_client.mjs"), str(sdk)],
+            redis_server,
+            nginx_binary,
+            tmp_path,
+        )
+    _saw_the_demo(seen)
 
 
 async def test_the_official_sdk_client_through_nginx_round_robin(
