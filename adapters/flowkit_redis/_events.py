@@ -51,6 +51,7 @@ from typing import Any
 import attrs
 import trio
 
+from ._batch import Call
 from ._client import RedisClient
 from ._keys import Keys
 from ._wakeups import Wakeups, Watch
@@ -182,8 +183,23 @@ class RedisEventStore:
             EventTooLarge: one event is larger than ``max_entry_bytes``.
             StoreUnavailable: Redis cannot be reached (do not send the events).
         """
+        call = self.append_call(session_id, stream_id, first_seq, events, final=final)
+        if call is not None:
+            script, keys, args = call
+            await self._client.run(lambda _: script(keys=keys, args=args))
+
+    def append_call(
+        self,
+        session_id: str,
+        stream_id: str,
+        first_seq: int,
+        events: Sequence[bytes],
+        *,
+        final: bool = False,
+    ) -> Call | None:
+        """:meth:`append` as a script call for a :class:`~flowkit_redis._batch.Batch`."""
         if not events:
-            return
+            return None
         args: list[str | bytes] = [
             self._ttl_ms,
             self._maxlen,
@@ -200,7 +216,7 @@ class RedisEventStore:
                 "1" if entry.final else "",
             )
         keys = [self.keys.stream(session_id, stream_id), self.keys.streams(session_id)]
-        await self._client.run(lambda _: self._append(keys=keys, args=args))
+        return self._append, keys, args
 
     def _entries(self, first_seq: int, events: Sequence[bytes], final: bool) -> list[_Entry]:
         """Group ``events`` into entries of at most ``max_entry_bytes``."""
@@ -245,9 +261,13 @@ class RedisEventStore:
 
     async def end(self, session_id: str, stream_id: str) -> None:
         """Mark the end of a stream whose last write was not ``final`` (one round trip)."""
+        script, keys, args = self.end_call(session_id, stream_id)
+        await self._client.run(lambda _: script(keys=keys, args=args))
+
+    def end_call(self, session_id: str, stream_id: str) -> Call:
+        """:meth:`end` as a script call for a :class:`~flowkit_redis._batch.Batch`."""
         keys = [self.keys.stream(session_id, stream_id)]
-        args = [self._maxlen, self.keys.wake(session_id, stream_id)]
-        await self._client.run(lambda _: self._end(keys=keys, args=args))
+        return self._end, keys, [self._maxlen, self.keys.wake(session_id, stream_id)]
 
     @asynccontextmanager
     async def follow(

@@ -39,6 +39,7 @@ from flowkit.mcp._shared import (
     StreamEnded,
 )
 
+from ._batch import Batch, Call
 from ._client import RedisClient, StoreUnavailable
 from ._events import RedisEventStore, RedisFollower
 from ._keys import Keys
@@ -253,7 +254,12 @@ class RedisSharedStore:
         return self.events.follow(session_id, stream_id, after)
 
     async def apply(self, changes: Sequence[Change]) -> None:
-        """Write ``changes`` in order; a run of one stream's events is one entry.
+        """Write ``changes`` in order, in as few round trips as order allows.
+
+        A run of one stream's events is one entry. Everything between two
+        changes that take several steps (a session saved or closed) goes in
+        one pipeline: one round trip for a call's start, its stream's first
+        write, the session's touch.
 
         Raises:
             SessionCapReached: a new session over the cluster-wide cap.
@@ -294,6 +300,7 @@ class RedisSharedStore:
             head: Any = changes[first]
             last_run[head.session_id, head.stream_id] = number
         flagged: set[tuple[str, str]] = set()
+        batch = Batch(self.sessions._client)  # everything up to a multi-step change: one trip
         run_at = {first: (number, end) for number, (first, end) in enumerate(runs)}
         index = 0
         while index < len(changes):
@@ -304,39 +311,52 @@ class RedisSharedStore:
                 head = change
                 stream = (head.session_id, head.stream_id)
                 final = stream in ending and last_run[stream] == number
-                await self.events.append(
+                call = self.events.append_call(
                     head.session_id,
                     head.stream_id,
                     head.seq,
                     [event.data for event in changes[index:end]],  # type: ignore[union-attr]
                     final=final,
                 )
+                if call is not None:
+                    batch.add([call])
                 if final:
                     flagged.add(stream)
                 index = end
                 continue
-            if not (
+            if isinstance(change, SessionSaved | SessionClosed):
+                await batch.send()  # in order: what came before is stored first
+                await self._apply_alone(change)
+            elif not (
                 isinstance(change, StreamEnded) and (change.session_id, change.stream_id) in flagged
             ):
-                await self._apply_one(change)
+                batch.add(self._calls(change))
             index += 1
+        await batch.send()
 
-    async def _apply_one(self, change: Change) -> None:
-        sessions = self.sessions
+    async def _apply_alone(self, change: SessionSaved | SessionClosed) -> None:
+        """The changes that take several steps (the cap's admission, a session's end)."""
         if isinstance(change, SessionSaved):
-            await sessions.save(change.record)
-        elif isinstance(change, SessionTouched):
-            await sessions.touch([change.session_id])
-        elif isinstance(change, SessionClosed):
-            await sessions.close(change.session_id)
+            await self.sessions.save(change.record)
+        else:
+            await self.sessions.close(change.session_id)
             await self.events.forget_session(change.session_id)
-        elif isinstance(change, CallStarted):
-            await sessions.call_started(change.session_id, change.request_id, change.stream_id)
-        elif isinstance(change, CallEnded):
-            await sessions.call_ended(change.session_id, change.request_id)
-        elif isinstance(change, StreamAttached):
-            await sessions.attach(change.session_id, change.stream_id)
-        elif isinstance(change, StreamDetached):
-            await sessions.detach(change.session_id, change.stream_id)
-        elif isinstance(change, StreamEnded):
-            await self.events.end(change.session_id, change.stream_id)
+
+    def _calls(self, change: Change) -> list[Call]:
+        """The script calls of one change that goes into the batch."""
+        sessions = self.sessions
+        if isinstance(change, SessionTouched):
+            return sessions.touch_calls([change.session_id])
+        if isinstance(change, CallStarted):
+            return [
+                sessions.call_started_call(change.session_id, change.request_id, change.stream_id)
+            ]
+        if isinstance(change, CallEnded):
+            return [sessions.call_ended_call(change.session_id, change.request_id)]
+        if isinstance(change, StreamAttached):
+            return [sessions.attach_call(change.session_id, change.stream_id)]
+        if isinstance(change, StreamDetached):
+            return [sessions.detach_call(change.session_id, change.stream_id)]
+        if isinstance(change, StreamEnded):
+            return [self.events.end_call(change.session_id, change.stream_id)]
+        raise AssertionError(f"not a batched change: {change!r}")

@@ -23,6 +23,7 @@ from flowkit_redis import (
     StoreUnavailable,
     Wakeups,
 )
+from flowkit_redis._batch import Batch
 
 from ._server import RedisServer
 
@@ -283,3 +284,18 @@ async def test_the_wakeup_subscriber_comes_back_after_a_redis_restart(
                     with trio.move_on_after(0.05):
                         await watch.wait()
             nursery.cancel_scope.cancel()
+
+
+async def test_a_batch_is_one_pipeline_and_reloads_its_scripts_after_a_flush(
+    client: RedisClient, events: RedisEventStore
+) -> None:
+    """A restarted Redis has no scripts: the batch loads them and is sent again (idempotent)."""
+    await client.redis.script_flush()
+    batch = Batch(client)
+    batch.add([events.append_call("s", "1", 0, events_of(range(0, 3))), events.end_call("s", "1")])
+    await batch.send()
+    assert batch.calls == []
+    replay = await events.replay("s", "1", -1)
+    assert replay is not None
+    assert await collect(replay) == b"".join(events_of(range(0, 3)))
+    assert replay.ended
