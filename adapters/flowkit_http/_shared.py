@@ -150,6 +150,7 @@ class SharedState:
         self.max_pending_bytes = max_pending_bytes
         self._stop = stop
         self.abandoned = 0  # streams given up at the bound
+        self._synced_at = -math.inf  # when an apply last succeeded
         self._lock = trio.Lock()
         # Changes taken from the core whose apply failed: written first next
         # time (every change is idempotent: explicit event ids, set/hash writes).
@@ -158,8 +159,10 @@ class SharedState:
     async def flush(self, endpoint: Endpoint) -> None:
         """Forever: write the pending changes (nothing if none), at the interval that applies."""
         while True:
-            busy = bool(endpoint.state.running)
-            await trio.sleep(self.busy_flush_interval if busy else self.flush_interval)
+            interval = self.busy_flush_interval if endpoint.state.running else self.flush_interval
+            await trio.sleep(interval)
+            if trio.current_time() - self._synced_at < interval:
+                continue  # a writer is syncing: a flush now would split its next write
             with contextlib.suppress(StoreFailed):  # logged; the next round tries again
                 await self.sync(endpoint)
 
@@ -203,6 +206,7 @@ class SharedState:
                 self._bound(endpoint)
                 raise _unavailable(exc) from None
             self._pending = ()
+            self._synced_at = trio.current_time()
 
     def _bound(self, endpoint: Endpoint) -> None:
         """Beyond ``max_pending_bytes`` of kept events: give their streams up, drop the events."""
