@@ -43,7 +43,14 @@ import orjson
 import trio
 
 from flowkit.mcp import Endpoint, EndpointConfig, OutgoingStream, Reply, Resume, encode_comment
-from flowkit.mcp._shared import Change, EventAppended, Loaded, SessionTouched, SharedStore
+from flowkit.mcp._shared import (
+    Change,
+    EventAppended,
+    Loaded,
+    SessionTouched,
+    SharedStore,
+    StateKeys,
+)
 
 __all__ = [
     "DEFAULT_MAX_PENDING_BYTES",
@@ -275,8 +282,11 @@ class SharedState:
         """Postpone the store's expiry of the sessions this instance holds busy.
 
         A session with a call running or a GET open must not expire while it
-        is quiet, here or anywhere (the in-memory rule). Failures are logged
-        and retried at the next poll.
+        is quiet, here or anywhere (the in-memory rule). And a call whose
+        client left this instance may be followed from another one: its
+        session is read (one round trip each) and handed to
+        ``Endpoint.refresh``, which restarts its grace period then. Failures
+        are logged and retried at the next poll.
         """
         now = endpoint.state.clock()
         busy = [SessionTouched(session.id, now) for session in endpoint.sessions if session.busy]
@@ -285,5 +295,12 @@ class SharedState:
         try:
             async with self._lock:
                 await self.store.apply(busy)
+            # Calls of this instance no response here carries may be followed
+            # elsewhere: read their sessions, so their grace periods know.
+            away = {s.session_id for s in endpoint.state.detached_calls if s.session_id}
+            for session_id in away:
+                loaded = await self.store.load(StateKeys(session_id=session_id))
+                if loaded.session is not None:
+                    endpoint.refresh(loaded.session)
         except Exception as exc:
             _unavailable(exc)  # logs

@@ -66,7 +66,7 @@ from ._methods import (
 from ._prompts import PromptSet
 from ._resources import ResourceSet
 from ._sessions import Session, SessionEvent, SessionRegistry
-from ._shared import Change, EventJournal, Loaded, StateKeys
+from ._shared import Change, EventJournal, Loaded, SessionRecord, StateKeys
 from ._sse import EventId, parse_event_id
 from ._state import EndpointState
 from ._stateless import (
@@ -452,6 +452,25 @@ class Endpoint:
                 stream.cancel()
             stopped.append(stream)
         return tuple(stopped)
+
+    def refresh(self, record: SessionRecord) -> None:
+        """A shared store's newer view of a session held here (the adapter's heartbeat).
+
+        A call of this instance that no response here carries may be
+        followed by a resume on another instance (its stream is in
+        ``record.attached``): its client is back, so its grace period
+        (``detached_call_grace``) starts again now, as it would here.
+        """
+        session = self.sessions.get_any(record.id)
+        if session is None:
+            return
+        session.update(record)
+        now = self.state.clock()
+        detached = self.state.detached_calls
+        for stream in session.in_flight.values():
+            if stream in detached and stream.stream_id in session.attached_elsewhere:
+                del detached[stream]
+                detached[stream] = now  # newest last: expire() reads them oldest first
 
     def follow_finished(self, session_id: str, stream_id: str) -> None:
         """Report that the response following a stream (``Resume.follow``) has ended.

@@ -20,7 +20,16 @@ import orjson
 import pytest
 import trio
 
-from flowkit_http import MCPApp, MCPServer, Observability, ObservedApp, Progress, Result
+from flowkit.mcp import EndpointConfig
+from flowkit_http import (
+    MCPApp,
+    MCPServer,
+    Observability,
+    ObservedApp,
+    Progress,
+    Result,
+    StreamSettings,
+)
 from flowkit_http._demo import ticker
 from flowkit_redis import Keys, RedisClient, RedisShared
 
@@ -30,10 +39,15 @@ from ._server import RedisServer
 
 
 def make_server(
-    url: str, keys: Keys, name: str, announce_interval: float = 30, tools: Sequence[Any] = ()
+    url: str,
+    keys: Keys,
+    name: str,
+    announce_interval: float = 30,
+    tools: Sequence[Any] = (),
+    **options: Any,
 ) -> MCPServer:
     shared = RedisShared(url, prefix=keys.prefix, announce_interval=announce_interval)
-    server = MCPServer(name="shared", shared=shared, instance=name)
+    server = MCPServer(name="shared", shared=shared, instance=name, **options)
     for tool in (ticker, *tools):
         server.tool(tool)
     return server
@@ -181,6 +195,51 @@ async def test_a_resume_on_another_instance_follows_the_running_call_live(
     assert ticks_of(seen) == list(range(1, count + 1))  # exactly once, in order
     assert seen[-1]["id"] == 2
     assert seen[-1]["result"]["structuredContent"] == {"count": count}
+
+
+async def test_a_call_followed_on_another_instance_outlives_its_grace_period(
+    redis_server: RedisServer, keys: Keys
+) -> None:
+    """A gives a call no client carries 1 s; B follows it for 3 s: A must learn, through
+    the store, that its client is back (its heartbeat), and not give the call up."""
+    gate = trio.Event()
+
+    async def waits(count: int) -> AsyncIterator[Progress | Result]:
+        """One tick, then wait for the test, then the result."""
+        yield Progress("tick", total=count)
+        await gate.wait()
+        yield Result(structured={"count": count}, text="done")
+
+    options = {
+        "tools": [waits],
+        "config": EndpointConfig(detached_call_grace=1.0),
+        "settings": StreamSettings(expiry_poll_interval=0.2),
+    }
+    with trio.fail_after(30):
+        async with AsyncExitStack() as stack, httpx.AsyncClient() as client:
+            a, b = [
+                await stack.enter_async_context(
+                    serving(MCPApp(make_server(redis_server.url, keys, name, **options)))
+                )
+                for name in "ab"
+            ]
+            headers = await initialize(client, a + "/mcp")
+            get_headers = {k: v for k, v in headers.items() if k != "content-type"}
+            get_headers["accept"] = "text/event-stream"
+            async with raw_request(
+                a, "POST", "/mcp", headers, call(2, "waits", {"count": 1})
+            ) as response:
+                events, _ = await response.read(stop=2)  # priming + the tick, then cut
+            seen, last = messages(events), last_event_id(events)
+            async with resumed_get(b, get_headers, last) as got:
+                assert got.status == 200
+                await trio.sleep(3)  # three grace periods, B following all along
+                gate.set()
+                events, ended = await got.read()
+                assert ended
+                seen += messages(events)
+    assert seen[-1]["id"] == 2
+    assert seen[-1]["result"]["structuredContent"] == {"count": 1}  # not the grace error
 
 
 async def test_with_redis_down_requests_get_503_with_retry_after_then_work_again(

@@ -421,3 +421,29 @@ def test_abandoned_streams_end_with_an_error_filed_after_what_was_stored() -> No
     assert resume.follow is None
     (error,) = [sse_data(event) for event in resume.replay]
     assert error["error"] == {"code": -32000, "message": "lost"}
+
+
+def test_a_call_followed_elsewhere_keeps_its_grace_period_on_its_instance() -> None:
+    """A's call, its client following it on B: A learns it from the store (refresh)."""
+    store, a, b = _cluster(detached_call_grace=30)
+    client = _client(a)
+    client.initialize()
+    call = client.start("count", {"n": 3}, progress_token="p")
+    primed = call.stream.open()[2]
+    a.sync()
+    a.endpoint.stream_finished(call.stream, disconnected=True)  # A's client left at t=0
+    a.sync()
+    resume = _on(client, b).get(last_event_id=_seen(primed))  # and follows it on B
+    assert isinstance(resume, Resume)
+    assert resume.follow == 0
+    b.sync()
+    clock = a.endpoint.state.clock
+    clock.advance(20)  # type: ignore[attr-defined]
+    record = store.load_now(StateKeys(session_id=client.session_id)).session
+    assert record is not None
+    a.endpoint.refresh(record)  # the heartbeat's read: B carries the stream
+    clock.advance(20)  # type: ignore[attr-defined]  # 40 s since the client left A
+    assert a.endpoint.expire() == ()
+    assert not call.stream.finished
+    clock.advance(11)  # type: ignore[attr-defined]  # 31 s since the last refresh
+    assert a.endpoint.expire() == (call.stream,)
