@@ -24,12 +24,18 @@ import pytest
 import trio
 from mcp import Client
 
+from flowkit.mcp import EndpointConfig
+from flowkit_http import CloseStream, MCPApp, Progress, Result
+from flowkit_redis import Keys
+
 from .._system import free_port, running_nginx
 from ..conformance import suite
 from ..http._raw import call, initialize, last_event_id, messages, raw_request, request, sse_events
 from ..http._sdk import with_client
+from ..http._serving import serving
 from ..http.test_sdk1_client import sdk1_python  # noqa: F401  (the SDK 1.x venv fixture)
 from ._server import RedisServer
+from .test_http import make_server
 
 
 @asynccontextmanager
@@ -274,3 +280,59 @@ async def test_the_official_sdk_client_through_nginx_round_robin(
     assert first.structured_content == {"count": 50}
     assert progress == [float(i) for i in range(1, 51)]
     assert not second.is_error
+
+
+async def test_the_sdk_resumes_a_closed_stream_on_another_instance_and_follows_it(
+    redis_server: RedisServer, nginx_binary: str, tmp_path: Path, keys: Keys
+) -> None:
+    """SSE polling through nginx round-robin: the tool ends its response early
+    (CloseStream) and goes on; the SDK 2.x client reconnects with Last-Event-ID,
+    nginx sends that GET to another instance, which follows the call live through
+    Redis to its result: every progress once, in order."""
+
+    ran: list[str] = []
+
+    def polled_on(name: str) -> Any:
+        async def polled(count: int) -> AsyncIterator[Progress | Result | CloseStream]:
+            """Tick, ending the response after tick 5; the call goes on."""
+            ran.append(name)
+            for i in range(1, count + 1):
+                if i == 6:
+                    yield CloseStream()
+                await trio.sleep(0.02)
+                yield Progress(f"tick {i}", total=count)
+            yield Result(structured={"count": count}, text="done")
+
+        return polled
+
+    config = EndpointConfig(sse_retry_ms=100)
+    apps = {
+        name: MCPApp(
+            make_server(redis_server.url, keys, name, tools=[polled_on(name)], config=config)
+        )
+        for name in "abc"
+    }
+    progress: list[float] = []
+
+    async def body(client: Client) -> Any:
+        async def on_progress(value: float, total: float | None, message: str | None) -> None:
+            progress.append(value)
+
+        return await client.call_tool("polled", {"count": 40}, progress_callback=on_progress)
+
+    with trio.fail_after(60):
+        async with AsyncExitStack() as stack:
+            bases = [await stack.enter_async_context(serving(app)) for app in apps.values()]
+            servers = "\n".join(f"        server {base.removeprefix('http://')};" for base in bases)
+            port = free_port()
+            http = _ROUND_ROBIN.format(servers=servers, port=port)
+            proxy = await stack.enter_async_context(
+                running_nginx(nginx_binary, tmp_path, http, port)
+            )
+            result = await with_client(proxy + "/mcp", body)
+    assert not result.is_error
+    assert result.structured_content == {"count": 40}
+    assert progress == [float(i) for i in range(1, 41)]  # exactly once, in order
+    assert len(ran) == 1
+    elsewhere = [app.telemetry.resumes for name, app in apps.items() if name != ran[0]]
+    assert sum(elsewhere) >= 1  # the SDK's GET landed on an instance the call did not run on
