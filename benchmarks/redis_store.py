@@ -1,10 +1,12 @@
-"""The Redis store's own costs: append and replay rates, Redis memory per event and per session.
+"""Redis-backed flowkit: one stream vs in memory vs the official server, resume on another
+instance, the store's own costs and Redis memory, in one run.
 
-    python -m benchmarks.redis_store --url redis://127.0.0.1:PORT/0 [--quick]
+    python -m benchmarks.redis_store [--quick] [--url redis://HOST:PORT/DB]
 
-Run it against a Redis of its own (it writes under a fresh key prefix and
-deletes it afterwards), e.g. ``redis-server --port 6390 --save '' --appendonly
-no``. What it measures, with the store's real code (flowkit_redis):
+Without ``--url`` it starts a redis-server of its own (Debian's package, on
+127.0.0.1, a free port, persistence off; stopped by its PID). With ``--url``,
+give it a Redis of its own: it writes under a fresh key prefix and deletes it
+afterwards. What it measures, with the store's real code (flowkit_redis):
 
 * append: sequential writes of 1 event and of 64 events (one write = one
   round trip, one ``XADD``), then 100 streams appending at once (coredis
@@ -13,18 +15,27 @@ no``. What it measures, with the store's real code (flowkit_redis):
   and as 64-event writes;
 * memory: ``MEMORY USAGE`` of one stream of 1,000 events (~100-byte events)
   per write size, and ``used_memory`` growth per idle session;
-* one stream end to end: ``flowkit serve --demo`` in memory vs with
-  ``FLOWKIT_REDIS_URL`` (the same raw client and ``ticker`` call as
-  ``benchmarks.mcp``; median notifications/s and time to first notification).
+* resume on another instance (``benchmarks.redis_store_resume``): GET on B ->
+  first event, and how late live ticks of A's call arrive through B;
+* one stream end to end: ``flowkit serve --demo`` in memory, the same with
+  ``FLOWKIT_REDIS_URL``, and the official SDK server (``benchmarks._official``),
+  with the same raw client and ``ticker`` call as ``benchmarks.mcp`` (median
+  notifications/s and time to first notification).
 
-The events are ~100 bytes, the size of an MCP progress notification.
+The last line is ``ratio=<redis-backed/official> redis=<notif/s>
+memory=<notif/s> official=<notif/s>``.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import shutil
+import subprocess
+import tempfile
 import time
 import uuid
+from collections.abc import Iterator
 
 import trio
 
@@ -34,6 +45,7 @@ from flowkit_redis import Keys, RedisClient, RedisEventStore, RedisSessionStore,
 from . import _servers
 from ._util import median
 from .mcp import Stats, one_run
+from .redis_store_resume import resume_latency
 
 EVENT = b'id: 1:%d\ndata: {"jsonrpc":"2.0","method":"notifications/progress","params":{"progressToken":1,"progress":%d}}\n\n'
 
@@ -142,26 +154,92 @@ async def run(url: str, quick: bool) -> None:
                 break
 
 
-def one_stream(url: str, count: int, repeat: int) -> None:
-    """``flowkit serve --demo`` in memory vs sharing through Redis: one big ticker call."""
+def one_stream(url: str, count: int, repeat: int) -> dict[str, float]:
+    """One big ticker call: flowkit in memory, flowkit sharing through Redis, the official server."""
     print(f"\none stream, ticker(count={count}), median of {repeat}:")
-    print("| flowkit serve --demo | notifications/s | first notification, ms |")
+    print("| server | notifications/s | first notification, ms |")
     print("|---|---|---|")
-    for label, env in (("in memory", {}), ("FLOWKIT_REDIS_URL", {"FLOWKIT_REDIS_URL": url})):
-        stats = Stats()
-        with _servers.running("flowkit", env=env) as server:
-            for _ in range(repeat):
-                trio.run(one_run, server.port, count, 5, stats)
-        print(f"| {label} | {median(stats.rates):,.0f} | {median(stats.first_ms):.2f} |")
+    runs = (
+        ("flowkit serve --demo, in memory", "memory", "flowkit", {}),
+        ("flowkit serve --demo, FLOWKIT_REDIS_URL", "redis", "flowkit", {"FLOWKIT_REDIS_URL": url}),
+        ("official SDK server", "official", "official", {}),
+    )
+    stats = {key: Stats() for _, key, _, _ in runs}
+    servers = {key: _servers.start(name, env=env) for _, key, name, env in runs}
+    try:
+        for _ in range(repeat):  # interleaved, so a load spike hits every server alike
+            for key, server in servers.items():
+                trio.run(one_run, server.port, count, 5, stats[key])
+    finally:
+        for server in servers.values():
+            server.stop()
+    rates = {}
+    for label, key, _, _ in runs:
+        rates[key] = median(stats[key].rates)
+        print(f"| {label} | {rates[key]:,.0f} | {median(stats[key].first_ms):.2f} |")
+    return rates
+
+
+@contextlib.contextmanager
+def own_redis(binary: str | None = None) -> Iterator[str]:
+    """A redis-server of the benchmark's own: 127.0.0.1, a free port, no persistence."""
+    binary = binary or shutil.which("redis-server")
+    if binary is None:
+        raise SystemExit("redis-server not found: apt-get install redis-server, or pass --url")
+    port = _servers.free_port()
+    with tempfile.TemporaryDirectory() as workdir:
+        process = subprocess.Popen(
+            [binary, "--bind", _servers.HOST, "--port", str(port), "--save", "",
+             "--appendonly", "no", "--dir", workdir],
+            stdout=subprocess.DEVNULL,
+        )  # fmt: skip
+        try:
+            url = f"redis://{_servers.HOST}:{port}/0"
+            trio.run(_wait_for_redis, url)
+            yield url
+        finally:
+            process.terminate()
+            try:
+                process.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
+async def _wait_for_redis(url: str) -> None:
+    with trio.fail_after(10):
+        async with RedisClient.connect(url) as client:
+            while True:
+                try:
+                    await client.redis.ping()
+                    return
+                except Exception:
+                    await trio.sleep(0.05)
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
-    parser.add_argument("--url", required=True, help="a Redis of its own: redis://HOST:PORT/DB")
-    parser.add_argument("--quick", action="store_true", help="a tenth of the sizes")
+    parser.add_argument("--url", help="a Redis of its own (default: start one)")
+    parser.add_argument("--redis-server", help="the redis-server to start (default: on PATH)")
+    parser.add_argument("--quick", action="store_true", help="small sizes, one repetition")
     args = parser.parse_args(argv)
-    trio.run(run, args.url, args.quick)
-    one_stream(args.url, 5000 if args.quick else 50_000, 1 if args.quick else 3)
+    with contextlib.ExitStack() as stack:
+        url = args.url or stack.enter_context(own_redis(args.redis_server))
+        trio.run(run, url, args.quick)
+        latency = resume_latency(url, 3 if args.quick else 20)
+        print("\nresume on another instance (call on A, GET on B), median:")
+        print("| measure | ms |")
+        print("|---|---|")
+        print(f"| GET on B -> first event | {latency['resume_ms']:.2f} |")
+        print(
+            f"| live tick lag through B (vs the ticker's schedule) | {latency['live_lag_ms']:.2f} |"
+        )
+        print(f"| live tick lag through B, p99 | {latency['live_lag_p99_ms']:.2f} |")
+        rates = one_stream(url, 5000 if args.quick else 50_000, 1 if args.quick else 5)
+    print(
+        f"ratio={rates['redis'] / rates['official']:.1f} redis={rates['redis']:.0f} "
+        f"memory={rates['memory']:.0f} official={rates['official']:.0f}"
+    )
 
 
 if __name__ == "__main__":

@@ -61,7 +61,13 @@ from ._logging import log_refusal
 from ._outbox import Outbox, OutboxStatistics, open_outbox
 from ._runner import run_call
 from ._server import MCPServer, StreamSettings
-from ._shared import SharedState, SharedStoreOpener, StoreFailed, definition_digest
+from ._shared import (
+    DEFAULT_MAX_PENDING_BYTES,
+    SharedState,
+    SharedStoreOpener,
+    StoreFailed,
+    definition_digest,
+)
 from ._telemetry import Telemetry
 from ._tracing import call_span
 
@@ -206,6 +212,7 @@ class MCPApp:
         self._calls: dict[OutgoingStream, _Call] = {}
         self._serial = 0  # numbers the calls (see CallKey)
         self._responses: dict[trio.CancelScope, OutgoingStream] = {}
+        self._following: set[trio.CancelScope] = set()  # shared resumes (Resume.follow)
         # Open listen streams (GET, subscriptions/listen) and their queues.
         self._listeners: dict[OutgoingStream, trio.MemorySendChannel[bytes]] = {}
         # The responses being written, for the shared keepalive task.
@@ -250,7 +257,8 @@ class MCPApp:
                     digest=definition_digest(self.endpoint),
                 )
                 store = await stack.enter_async_context(opened)
-                self._shared = SharedState(store)
+                bound = getattr(self._opener, "max_pending_bytes", DEFAULT_MAX_PENDING_BYTES)
+                self._shared = SharedState(store, max_pending_bytes=bound, stop=self._cancel)
             nursery = await stack.enter_async_context(trio.open_nursery())
             self._nursery = nursery
             nursery.start_soon(self._reap_sessions)
@@ -283,7 +291,7 @@ class MCPApp:
         Responses end cleanly (a final empty chunk), so clients see the end at
         once instead of waiting for the server's graceful timeout.
         """
-        for scope in list(self._responses):
+        for scope in [*self._responses, *self._following]:
             scope.cancel()
         for call in list(self._calls.values()):
             call.scope.cancel()
@@ -398,20 +406,10 @@ class MCPApp:
             if answered is not None and answered.asker is not None:
                 answered.asker.deliver(action)
             await _send_reply(send, action.reply)
-        elif isinstance(action, Resume) and shared is not None and action.live is not None:
-            # Shared: the store is the only truth. Events this call made while
-            # detached may still be on their way to it, so following the local
-            # call live could skip them; answer what the store holds after the
-            # cursor (read afresh, after a sync) and let the client resume again.
-            endpoint.stream_finished(action.live)  # not carried after all
-            try:
-                await shared.sync(endpoint)
-                loaded = await shared.load(endpoint, method, headers)
-            except StoreFailed as failed:
-                await _send_reply(send, failed.reply)
-                return
-            replay = b"".join(loaded.replay or ()) if loaded is not None else b""
-            await _send_reply(send, Reply(action.status, action.headers, replay))
+        elif isinstance(action, Resume) and action.follow is not None:
+            assert shared is not None  # only a shared endpoint follows its store
+            self.telemetry.resumes += 1
+            await self._follow(action, shared, receive, send)
         elif isinstance(action, Resume):
             self.telemetry.resumes += 1
             live = self._calls.get(action.live) if action.live is not None else None
@@ -450,6 +448,43 @@ class MCPApp:
             finally:
                 del self._listeners[action.stream]
 
+    async def _follow(
+        self, action: Resume, shared: SharedState, receive: Receive, send: Send
+    ) -> None:
+        """A shared resume: the replay, then the store's events of the stream, to its end."""
+        await send(
+            {
+                "type": "http.response.start",
+                "status": action.status,
+                "headers": list(action.headers),
+            }
+        )
+        for chunk in _chunks(action.replay):
+            await send({"type": "http.response.body", "body": chunk, "more_body": True})
+        disconnected = False
+
+        async def write(data: bytes) -> None:
+            await send({"type": "http.response.body", "body": data, "more_body": True})
+
+        async with trio.open_nursery() as nursery:
+            self._following.add(nursery.cancel_scope)  # shutdown ends it
+
+            async def watch() -> None:
+                nonlocal disconnected
+                while (await receive())["type"] != "http.disconnect":
+                    pass
+                disconnected = True
+                nursery.cancel_scope.cancel()
+
+            try:
+                nursery.start_soon(watch)
+                await shared.follow(self.endpoint, action, write, self.settings.keepalive_interval)
+                nursery.cancel_scope.cancel()
+            finally:
+                self._following.discard(nursery.cancel_scope)
+        if not disconnected:
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
+
     def _start(self, action: StartCall) -> _Call:
         assert self._nursery is not None
         settings = self.settings
@@ -466,9 +501,12 @@ class MCPApp:
             if holder is not None and stream.session_id is not None
             else None
         )
+        # With a shared store a round trip to it precedes every write: the
+        # queue holds what the tool makes meanwhile, so it keeps producing.
+        scale = _SHARED_QUEUE_SCALE if self._shared is not None else 1
         outbox = open_outbox(
             action.tool.policy,
-            max_events=settings.max_queued_events,
+            max_events=settings.max_queued_events * scale,
             max_logs=settings.max_queued_logs,
             max_unread=None if kept is None else max(1, kept - settings.max_queued_events - 2),
             # Half: the events queued at the detach are of unknown size.
@@ -687,6 +725,7 @@ async def _read_body(receive: Receive, limit: int) -> bytes | None:
 
 
 _CHUNK = 64 * 1024  # bytes of replayed events per write
+_SHARED_QUEUE_SCALE = 4  # a call's event queue with a shared store (docs/scaling.md)
 
 
 def _chunks(events: Sequence[bytes]) -> Iterator[bytes]:

@@ -202,7 +202,7 @@ class _TCPServer(TCPServer):
       fires, whether a request is in progress (``_busy``, set before the
       cancel is even attempted), and leaves such a connection alone. This
       closed 5 of 3,000 idle tool-call streams in one of three runs of
-      issue 20's hold test (``tests/reliability/test_idle_timer.py``).
+      issue 20's hold test (``tests/integration/reliability/test_idle_timer.py``).
     """
 
     _busy = False  # a request is in progress (hypercorn's protocol said "not idle")

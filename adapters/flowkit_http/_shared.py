@@ -7,7 +7,10 @@ exact (docs/scaling.md):
 
 1. before a request: ``state_keys`` -> ``await store.load`` -> ``receive_request(loaded=)``;
 2. after the request, and before any bytes a stream produced are written:
-   ``take_changes`` -> ``await store.apply``.
+   ``take_changes`` -> ``await store.apply``;
+3. a resume of a stream that has not ended (``Resume.follow``, wherever its
+   call runs): the replay, then :meth:`SharedState.follow` writes what the
+   store appends after it, until the stream's end.
 
 Applies are serialised by one lock per instance and each takes everything
 pending, so a stream's events reach the store in order, and a writer that
@@ -17,6 +20,13 @@ next sync, so a writer can never send bytes whose events another task took
 and failed to store, and a writer cancelled mid-write (its client left) still
 finishes storing what it took. A store that fails (Redis down or slow) is a 503 with
 ``Retry-After`` for the request, never a crash or a hang.
+
+While the store is unreachable, the kept changes are bounded
+(``max_pending_bytes`` of events): beyond it, the streams whose events are
+kept are given up (``Endpoint.abandon_streams``: each call ends with a
+JSON-RPC error filed after what was stored, so a client that resumes once
+the store is back is told, never shown a silent gap), and their kept events
+are dropped.
 """
 
 from __future__ import annotations
@@ -25,16 +35,38 @@ import contextlib
 import hashlib
 import logging
 import math
+from collections.abc import Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
 from typing import Protocol
 
 import orjson
 import trio
 
-from flowkit.mcp import Endpoint, EndpointConfig, Reply
-from flowkit.mcp._shared import Change, Loaded, SessionTouched, SharedStore
+from flowkit.mcp import Endpoint, EndpointConfig, OutgoingStream, Reply, Resume, encode_comment
+from flowkit.mcp._shared import (
+    Change,
+    EventAppended,
+    Loaded,
+    SessionTouched,
+    SharedStore,
+    StateKeys,
+)
 
-__all__ = ["SharedState", "SharedStoreOpener", "StoreFailed", "definition_digest"]
+__all__ = [
+    "DEFAULT_MAX_PENDING_BYTES",
+    "SharedState",
+    "SharedStoreOpener",
+    "StoreFailed",
+    "definition_digest",
+]
+
+DEFAULT_MAX_PENDING_BYTES = 16 << 20
+"""Event bytes an instance keeps while its shared store fails (``max_pending_bytes``)."""
+
+_LOST = (
+    "Events of this call could not be stored while the shared store was unavailable; "
+    "it was stopped (resumption would have skipped them)"
+)
 
 logger = logging.getLogger("flowkit_http")
 
@@ -100,23 +132,44 @@ class SharedState:
 
     Args:
         store: the opened store.
-        flush_interval: how often :meth:`flush` writes what no writer did:
-            the events of a call whose client is away (they must reach the
-            store for a resume elsewhere) and late changes.
+        max_pending_bytes: the most event bytes kept while the store fails;
+            beyond it the streams they belong to are given up.
+        stop: stops the work and responses of given-up streams (the app's cancel).
+        flush_interval: how often :meth:`flush` writes what no writer did
+            (late changes) while no call runs here.
+        busy_flush_interval: the same while calls run here: the events of a
+            call whose client is away must reach the store promptly, since a
+            resume elsewhere follows them there (this is their live latency).
     """
 
-    def __init__(self, store: SharedStore, *, flush_interval: float = 0.05) -> None:
+    def __init__(
+        self,
+        store: SharedStore,
+        *,
+        flush_interval: float = 0.05,
+        busy_flush_interval: float = 0.005,
+        max_pending_bytes: int = DEFAULT_MAX_PENDING_BYTES,
+        stop: Callable[[tuple[OutgoingStream, ...]], None] = lambda streams: None,
+    ) -> None:
         self.store = store
         self.flush_interval = flush_interval
+        self.busy_flush_interval = busy_flush_interval
+        self.max_pending_bytes = max_pending_bytes
+        self._stop = stop
+        self.abandoned = 0  # streams given up at the bound
+        self._synced_at = -math.inf  # when an apply last succeeded
         self._lock = trio.Lock()
         # Changes taken from the core whose apply failed: written first next
         # time (every change is idempotent: explicit event ids, set/hash writes).
         self._pending: tuple[Change, ...] = ()
 
     async def flush(self, endpoint: Endpoint) -> None:
-        """Forever: every ``flush_interval``, write the pending changes (nothing if none)."""
+        """Forever: write the pending changes (nothing if none), at the interval that applies."""
         while True:
-            await trio.sleep(self.flush_interval)
+            interval = self.busy_flush_interval if endpoint.state.running else self.flush_interval
+            await trio.sleep(interval)
+            if trio.current_time() - self._synced_at < interval:
+                continue  # a writer is syncing: a flush now would split its next write
             with contextlib.suppress(StoreFailed):  # logged; the next round tries again
                 await self.sync(endpoint)
 
@@ -131,6 +184,9 @@ class SharedState:
         keys = endpoint.state_keys(method, headers)
         if keys is None:
             return None
+        # This instance's own pending changes first (a response that just
+        # ended here): a request reads what this instance has written.
+        await self.sync(endpoint)
         try:
             return await self.store.load(keys)
         except Exception as exc:
@@ -154,15 +210,83 @@ class SharedState:
                 with trio.CancelScope(shield=True):
                     await self.store.apply(changes)
             except Exception as exc:
+                self._bound(endpoint)
                 raise _unavailable(exc) from None
             self._pending = ()
+            self._synced_at = trio.current_time()
+
+    def _bound(self, endpoint: Endpoint) -> None:
+        """Beyond ``max_pending_bytes`` of kept events: give their streams up, drop the events."""
+        kept = sum(len(c.data) for c in self._pending if type(c) is EventAppended)
+        if kept <= self.max_pending_bytes:
+            return
+        lost = {(c.session_id, c.stream_id) for c in self._pending if type(c) is EventAppended}
+        self._pending = tuple(
+            c
+            for c in self._pending
+            if not (type(c) is EventAppended and (c.session_id, c.stream_id) in lost)
+        )
+        stopped = endpoint.abandon_streams(lost, _LOST)  # their errors go to the journal
+        self.abandoned += len(lost)
+        logger.error(
+            "shared store unreachable with %d bytes of events kept (max_pending_bytes=%d): "
+            "%d stream(s) given up, each call ended with an error for its client",
+            kept,
+            self.max_pending_bytes,
+            len(lost),
+        )
+        self._stop(stopped)
+
+    async def follow(
+        self,
+        endpoint: Endpoint,
+        action: Resume,
+        write: Callable[[bytes], Awaitable[None]],
+        keepalive_interval: float,
+    ) -> None:
+        """Write what the store appends to a resumed stream after ``action.follow``, to its end.
+
+        Read after the cursor; when nothing came, wait for the wake-up (or
+        the store's poll) and read again, until the stream's end (its final
+        event was written) or until it is gone. Each event is written once,
+        in order: the cursor only moves forward, from the replay's last seq.
+        A stream silent for ``keepalive_interval`` gets a comment. A store
+        failure ends the response: the client has seen only stored events,
+        so its next resume misses none. Cancelled when the client leaves.
+        """
+        assert action.follow is not None
+        try:
+            opened = self.store.follow(action.session_id, action.stream_id, action.follow)
+            async with opened as follower:
+                last = trio.current_time()
+                while True:
+                    events = await follower.read()
+                    if events:
+                        await write(b"".join(events))
+                        last = trio.current_time()
+                    if follower.ended:
+                        return
+                    if not events:
+                        await follower.wait()
+                        if trio.current_time() - last >= keepalive_interval * 0.75:
+                            await write(encode_comment())
+                            last = trio.current_time()
+        except Exception as exc:
+            _unavailable(exc)  # logs; the response ends and the client resumes
+        finally:
+            endpoint.follow_finished(action.session_id, action.stream_id)
+            with contextlib.suppress(StoreFailed):  # logged; kept for the next sync
+                await self.sync(endpoint)
 
     async def heartbeat(self, endpoint: Endpoint) -> None:
         """Postpone the store's expiry of the sessions this instance holds busy.
 
         A session with a call running or a GET open must not expire while it
-        is quiet, here or anywhere (the in-memory rule). Failures are logged
-        and retried at the next poll.
+        is quiet, here or anywhere (the in-memory rule). And a call whose
+        client left this instance may be followed from another one: its
+        session is read (one round trip each) and handed to
+        ``Endpoint.refresh``, which restarts its grace period then. Failures
+        are logged and retried at the next poll.
         """
         now = endpoint.state.clock()
         busy = [SessionTouched(session.id, now) for session in endpoint.sessions if session.busy]
@@ -171,5 +295,12 @@ class SharedState:
         try:
             async with self._lock:
                 await self.store.apply(busy)
+            # Calls of this instance no response here carries may be followed
+            # elsewhere: read their sessions, so their grace periods know.
+            away = {s.session_id for s in endpoint.state.detached_calls if s.session_id}
+            for session_id in away:
+                loaded = await self.store.load(StateKeys(session_id=session_id))
+                if loaded.session is not None:
+                    endpoint.refresh(loaded.session)
         except Exception as exc:
             _unavailable(exc)  # logs

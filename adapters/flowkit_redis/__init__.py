@@ -6,7 +6,8 @@ drives for a shared ``flowkit.mcp.Endpoint`` (the core's ``SharedStore``
 boundary): :class:`RedisEventStore` keeps every MCP stream's
 events (one Redis stream each), :class:`RedisSessionStore` the sessions (a
 hash each, with a cluster-wide cap), :class:`Wakeups` the one pub/sub
-connection per instance that wakes live tails. :class:`RedisClient` is the one
+connection per instance that wakes the :class:`RedisFollower` of each
+resume that follows a call still running (here or on another instance). :class:`RedisClient` is the one
 door to Redis: a deadline on every operation, :class:`StoreUnavailable`
 (503 + ``Retry-After``) when Redis is missing, reconnection by itself.
 
@@ -14,7 +15,7 @@ See docs/scaling.md for the picture, the guarantees and the failure modes.
 """
 
 from ._client import RedisClient, StoreUnavailable
-from ._events import EventTooLarge, RedisEventStore, Replay
+from ._events import EventTooLarge, RedisEventStore, RedisFollower, Replay
 from ._keys import Keys
 from ._sessions import RedisSessionStore, SessionCapReached
 from ._shared import RedisShared, RedisSharedStore
@@ -26,6 +27,7 @@ __all__ = [
     "Keys",
     "RedisClient",
     "RedisEventStore",
+    "RedisFollower",
     "RedisSessionStore",
     "RedisShared",
     "RedisSharedStore",

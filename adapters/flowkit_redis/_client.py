@@ -47,6 +47,7 @@ _UNAVAILABLE: tuple[type[BaseException], ...] = (
     coredis.exceptions.ReadOnlyError,  # a replica during failover
     coredis.exceptions.ClusterDownError,
     coredis.exceptions.ClusterError,  # no node reachable, slots not covered
+    coredis.exceptions.RedisClusterError,  # a master down: "could not map", inconsistent PINGs
     coredis.exceptions.TryAgainError,
     coredis.exceptions.AuthenticationError,  # a rotated password is an outage too
     TimeoutError,

@@ -21,10 +21,15 @@ Layout and costs:
   never joined into one buffer. Only the first entry may need cutting (the
   cursor can fall inside a coalesced write); every other entry is sent as the
   bytes it was stored as.
-* Each append publishes on the stream's wake-up channel; a live tail
-  (:meth:`RedisEventStore.tail`) waits on :class:`~flowkit_redis.Wakeups`
-  between reads but re-reads the stream, the only truth, on every wake-up and
-  at least every ``poll_interval``: pub/sub is at-most-once.
+* A stream's end (the core's ``StreamEnded``) is a flag on its final write,
+  or an empty entry ``<seq>-2`` after its last one when it ended without a
+  final event (a cancel).
+* Each append publishes on the stream's wake-up channel; a follower
+  (:meth:`RedisEventStore.follow`, a resume while the call runs, here or on
+  another instance) waits on :class:`~flowkit_redis.Wakeups` between reads
+  but re-reads the stream, the only truth, on every wake-up and at least
+  every ``poll_interval``: pub/sub is at-most-once. It stops at the end flag,
+  or when the stream is gone (expired, its session deleted).
 
 The ordering rule that makes resumption exact: **append to the store before
 sending to the client.** The adapter awaits :meth:`append` and only then
@@ -40,16 +45,18 @@ from __future__ import annotations
 
 import array
 from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from typing import Any
 
 import attrs
 import trio
 
+from ._batch import Call
 from ._client import RedisClient
 from ._keys import Keys
-from ._wakeups import Wakeups
+from ._wakeups import Wakeups, Watch
 
-__all__ = ["EventTooLarge", "RedisEventStore", "Replay"]
+__all__ = ["EventTooLarge", "RedisEventStore", "RedisFollower", "Replay"]
 
 # KEYS: stream log, stream index. ARGV: ttl_ms, maxlen, stream_id, channel,
 # then 5 per entry: id, first seq, joined events, packed lengths, final ("1"/"").
@@ -72,6 +79,20 @@ redis.call('SADD', KEYS[2], ARGV[3])
 redis.call('PEXPIRE', KEYS[2], ARGV[1])
 if stored > 0 then redis.call('PUBLISH', ARGV[4], '') end
 return stored
+"""
+
+# KEYS: stream log. ARGV: maxlen, channel. Marks the end of a stream whose
+# last write carries no end flag: an empty entry "<last seq>-*" (so "-2"),
+# flagged. Nothing when the stream is gone or already ended.
+_END = """
+local last = redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', 1)
+if #last == 0 then return 0 end
+local fields = last[1][2]
+for i = 1, #fields, 2 do if fields[i] == 'x' then return 0 end end
+local seq = string.match(last[1][1], '^(%d+)-')
+redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], seq .. '-*', 'f', seq, 'd', '', 'x', '1')
+redis.call('PUBLISH', ARGV[2], '')
+return 1
 """
 
 # KEYS: stream index, then (fetched by the caller) nothing else; deletes the
@@ -102,13 +123,13 @@ class RedisEventStore:
 
     Args:
         client: the connection (:class:`RedisClient`).
-        wakeups: the instance's pub/sub wake-ups, for :meth:`tail`.
+        wakeups: the instance's pub/sub wake-ups, for :meth:`follow`.
         keys: the key layout (its prefix).
         ttl: seconds every key lives after its stream's last append.
         max_entries_per_stream: ``MAXLEN ~`` bound (entries, i.e. writes).
         max_entry_bytes: the largest entry; larger writes are split.
         replay_chunk: entries read per ``XRANGE`` when replaying.
-        poll_interval: the longest a tail waits without re-reading.
+        poll_interval: the longest a follower waits without re-reading.
     """
 
     def __init__(
@@ -142,6 +163,7 @@ class RedisEventStore:
         self._poll = poll_interval
         self._append = client.redis.register_script(_APPEND)
         self._forget = client.redis.register_script(_FORGET)
+        self._end = client.redis.register_script(_END)
 
     async def append(
         self,
@@ -155,14 +177,29 @@ class RedisEventStore:
         """Store one write: ``events`` are the stream's seqs ``first_seq, first_seq+1, ...``.
 
         One round trip. ``final`` marks the stream's last write (the response
-        that ends it), which tells tails to stop.
+        that ends it), which tells followers to stop.
 
         Raises:
             EventTooLarge: one event is larger than ``max_entry_bytes``.
             StoreUnavailable: Redis cannot be reached (do not send the events).
         """
+        call = self.append_call(session_id, stream_id, first_seq, events, final=final)
+        if call is not None:
+            script, keys, args = call
+            await self._client.run(lambda _: script(keys=keys, args=args))
+
+    def append_call(
+        self,
+        session_id: str,
+        stream_id: str,
+        first_seq: int,
+        events: Sequence[bytes],
+        *,
+        final: bool = False,
+    ) -> Call | None:
+        """:meth:`append` as a script call for a :class:`~flowkit_redis._batch.Batch`."""
         if not events:
-            return
+            return None
         args: list[str | bytes] = [
             self._ttl_ms,
             self._maxlen,
@@ -179,10 +216,13 @@ class RedisEventStore:
                 "1" if entry.final else "",
             )
         keys = [self.keys.stream(session_id, stream_id), self.keys.streams(session_id)]
-        await self._client.run(lambda _: self._append(keys=keys, args=args))
+        return self._append, keys, args
 
     def _entries(self, first_seq: int, events: Sequence[bytes], final: bool) -> list[_Entry]:
         """Group ``events`` into entries of at most ``max_entry_bytes``."""
+        lengths = list(map(len, events))
+        if sum(lengths) <= self._max_entry:  # the usual case: one entry, no loop
+            return [self._entry(first_seq, events, final)]
         entries: list[_Entry] = []
         start = 0
         size = 0
@@ -212,44 +252,35 @@ class RedisEventStore:
         or was forgotten: the caller answers 404 as for an unknown id.
         """
         key = self.keys.stream(session_id, stream_id)
-        start = _entry_id(after)
-
-        async def first_read(redis: Any) -> tuple[Any, Any]:
-            async with redis.pipeline(transaction=False) as pipe:
-                exists = pipe.exists([key])
-                entries = pipe.xrange(key, f"({start}", "+", count=self._chunk)
-            return await exists, await entries
-
-        exists, entries = await self._client.run(first_read)
+        replay = Replay(self, key, after, None)
+        exists, entries = await self._first_read(key, replay.next_id)
         if not exists:
             return None
-        return Replay(self, key, after, entries)
+        replay.pending = entries
+        return replay
 
-    async def tail(
+    async def end(self, session_id: str, stream_id: str) -> None:
+        """Mark the end of a stream whose last write was not ``final`` (one round trip)."""
+        script, keys, args = self.end_call(session_id, stream_id)
+        await self._client.run(lambda _: script(keys=keys, args=args))
+
+    def end_call(self, session_id: str, stream_id: str) -> Call:
+        """:meth:`end` as a script call for a :class:`~flowkit_redis._batch.Batch`."""
+        keys = [self.keys.stream(session_id, stream_id)]
+        return self._end, keys, [self._maxlen, self.keys.wake(session_id, stream_id)]
+
+    @asynccontextmanager
+    async def follow(
         self, session_id: str, stream_id: str, after: int
-    ) -> AsyncIterator[list[bytes]] | None:
-        """Like :meth:`replay`, then live: chunks as they are appended, until the final write.
+    ) -> AsyncIterator[RedisFollower]:
+        """Follow a stream after seq ``after``: read, wait for a write, read again, to its end.
 
-        Returns ``None`` if the stream is unknown. The iterator re-reads the
-        stream whenever its wake-up channel fires and at least every
-        ``poll_interval``; it ends after the chunk holding the final write.
+        Watches the stream's wake-up channel for the duration of the block,
+        so a write after any :meth:`RedisFollower.read` wakes the next wait.
         """
-        replay = await self.replay(session_id, stream_id, after)
-        if replay is None:
-            return None
-        return self._tail(replay, self.keys.wake(session_id, stream_id))
-
-    async def _tail(self, replay: Replay, channel: str) -> AsyncIterator[list[bytes]]:
-        async with self._wakeups.watching(channel) as watch:
-            while True:
-                watch.arm()  # before reading: a write after the read still wakes us
-                async for chunk in replay:
-                    yield chunk
-                if replay.ended:
-                    return
-                with trio.move_on_after(self._poll):
-                    await watch.wait()
-                replay = await replay.again()
+        key = self.keys.stream(session_id, stream_id)
+        async with self._wakeups.watching(self.keys.wake(session_id, stream_id)) as watch:
+            yield RedisFollower(self, Replay(self, key, after, None), watch)
 
     async def forget_session(self, session_id: str) -> None:
         """Delete every stream of a session (it ended). One round trip."""
@@ -262,6 +293,57 @@ class RedisEventStore:
             lambda redis: redis.xrange(key, f"({after_id}", "+", count=self._chunk)
         )
 
+    async def _first_read(self, key: str, after_id: str) -> tuple[Any, Any]:
+        """Whether the stream exists, and its first chunk after ``after_id``: one round trip."""
+
+        async def read(redis: Any) -> tuple[Any, Any]:
+            async with redis.pipeline(transaction=False) as pipe:
+                exists = pipe.exists([key])
+                entries = pipe.xrange(key, f"({after_id}", "+", count=self._chunk)
+            return await exists, await entries
+
+        exists, entries = await self._client.run(read)
+        return exists, entries
+
+
+class RedisFollower:
+    """A ``flowkit.mcp`` ``Follower`` over one Redis stream (:meth:`RedisEventStore.follow`)."""
+
+    def __init__(self, store: RedisEventStore, cursor: Replay, watch: Watch) -> None:
+        self._store = store
+        self._cursor = cursor
+        self._watch = watch
+        self._gone = False
+
+    @property
+    def ended(self) -> bool:
+        """The end flag was read, or the stream is gone (expired, forgotten)."""
+        return self._cursor.ended or self._gone
+
+    @property
+    def last_seq(self) -> int:
+        """The cursor: the seq of the last event read."""
+        return self._cursor.last_seq
+
+    async def read(self) -> list[bytes]:
+        """Up to ``replay_chunk`` entries after the cursor (one round trip), as their bytes."""
+        self._watch.arm()  # before reading: a write after the read still wakes wait()
+        cursor = self._cursor
+        # Shielded (the client's deadline bounds it): a read cancelled when
+        # the client leaves would give its connection back to the pool with
+        # a reply still owed, and the next command on it would wait for ever.
+        with trio.CancelScope(shield=True):
+            exists, entries = await self._store._first_read(cursor._key, cursor.next_id)
+        if not exists:
+            self._gone = True
+            return []
+        return cursor.take(entries)
+
+    async def wait(self) -> None:
+        """Until a wake-up since the last :meth:`read`, or ``poll_interval`` at most."""
+        with trio.move_on_after(self._store._poll):
+            await self._watch.wait()
+
 
 def _entry_id(seq: int) -> str:
     """The id of the entry whose last event is ``seq``; ``0-0`` (before all) for -1."""
@@ -272,15 +354,15 @@ class Replay:
     """An async iterator of chunks (lists of encoded events) after a cursor.
 
     Each chunk is one ``XRANGE`` (``replay_chunk`` entries at most). After
-    iteration, :attr:`ended` tells whether the stream's final write was
-    among them, and :attr:`last_seq` is the new cursor.
+    iteration, :attr:`ended` tells whether the stream's end was among them,
+    and :attr:`last_seq` is the new cursor.
     """
 
     def __init__(self, store: RedisEventStore, key: str, after: int, first: Any) -> None:
         self._store = store
         self._key = key
-        self._pending: Any = first
-        self._next_id = _entry_id(after)
+        self.pending: Any = first  # entries read, not yet taken
+        self.next_id = _entry_id(after)  # the last entry read
         self._exhausted = False  # the last read returned less than a full chunk
         self.last_seq = after
         self.ended = False
@@ -290,23 +372,24 @@ class Replay:
 
     async def __anext__(self) -> list[bytes]:
         while True:
-            entries = self._pending
+            entries = self.pending
             if entries is None:
                 if self.ended or self._exhausted:
                     raise StopAsyncIteration
-                entries = await self._store._read(self._key, self._next_id)
-            self._pending = None
+                entries = await self._store._read(self._key, self.next_id)
+            self.pending = None
             if not entries:
                 raise StopAsyncIteration
             self._exhausted = len(entries) < self._store._chunk
-            chunk = [data for data in map(self._events, entries) if data]
-            self._next_id = entries[-1].identifier.decode("ascii")
+            chunk = self.take(entries)
             if chunk:
                 return chunk
 
-    async def again(self) -> Replay:
-        """The same cursor, read afresh (for a tail after a wake-up)."""
-        return Replay(self._store, self._key, self.last_seq, None)
+    def take(self, entries: Any) -> list[bytes]:
+        """The events of ``entries`` (read after :attr:`next_id`) after the cursor; moves it."""
+        if entries:
+            self.next_id = entries[-1].identifier.decode("ascii")
+        return [data for data in map(self._events, entries) if data]
 
     def _events(self, entry: Any) -> bytes:
         """The bytes of one entry after the cursor; updates the cursor."""

@@ -43,7 +43,7 @@ class Keys:
         return f"{self.prefix}:{{{session_id}}}:streams"
 
     def wake(self, session_id: str, stream_id: str) -> str:
-        """The pub/sub channel that wakes live tails of one stream."""
+        """The pub/sub channel that wakes the followers of one stream."""
         return f"{self.prefix}:{{{session_id}}}:wake:{stream_id}"
 
     def definitions(self) -> str:

@@ -35,6 +35,7 @@ import orjson
 
 from flowkit.mcp import RequestId, SessionRecord
 
+from ._batch import Batch, Call
 from ._client import RedisClient, StoreUnavailable
 from ._keys import Keys
 
@@ -236,16 +237,17 @@ class RedisSessionStore:
         """Postpone the expiry of sessions in use (or held busy here). One round trip."""
         if not session_ids:
             return
+        batch = Batch(self._client)
+        batch.add(self.touch_calls(session_ids))
+        await batch.send()
 
-        async def refresh(redis: Any) -> None:
-            async with redis.pipeline(transaction=False) as pipe:
-                for sid in session_ids:
-                    self._touch(keys=self._session_keys(sid), args=[self._ttl_ms], client=pipe)
-                self._refresh(
-                    keys=[self.keys.live_sessions()], args=[self._ttl_ms, *session_ids], client=pipe
-                )
-
-        await self._client.run(refresh)
+    def touch_calls(self, session_ids: list[str]) -> list[Call]:
+        """:meth:`touch` as script calls for a :class:`~flowkit_redis._batch.Batch`."""
+        calls: list[Call] = [
+            (self._touch, self._session_keys(sid), [self._ttl_ms]) for sid in session_ids
+        ]
+        calls.append((self._refresh, [self.keys.live_sessions()], [self._ttl_ms, *session_ids]))
+        return calls
 
     async def close(self, session_id: str) -> bool:
         """End a session everywhere at once; ``False`` if it was not live."""
@@ -262,25 +264,40 @@ class RedisSessionStore:
 
     async def call_started(self, session_id: str, request_id: RequestId, stream_id: str) -> None:
         """A call runs in the session: its request id is taken on every instance."""
-        await self._member_command(
-            self.keys.running(session_id), session_id, "HSET", orjson.dumps(request_id), stream_id
-        )
+        await self._run(self.call_started_call(session_id, request_id, stream_id))
 
     async def call_ended(self, session_id: str, request_id: RequestId) -> None:
-        await self._member_command(
-            self.keys.running(session_id), session_id, "HDEL", orjson.dumps(request_id)
-        )
+        await self._run(self.call_ended_call(session_id, request_id))
 
     async def attach(self, session_id: str, stream_id: str) -> None:
         """A response carries the stream now: resuming it elsewhere is a conflict."""
-        await self._member_command(self.keys.attached(session_id), session_id, "SADD", stream_id)
+        await self._run(self.attach_call(session_id, stream_id))
 
     async def detach(self, session_id: str, stream_id: str) -> None:
-        await self._member_command(self.keys.attached(session_id), session_id, "SREM", stream_id)
+        await self._run(self.detach_call(session_id, stream_id))
 
-    async def _member_command(self, key: str, session_id: str, *command: str | bytes) -> None:
-        keys = [key, self.keys.session(session_id)]
-        await self._client.run(lambda _: self._member(keys=keys, args=[self._ttl_ms, *command]))
+    # The same four as script calls for a Batch (one round trip for many).
+
+    def call_started_call(self, session_id: str, request_id: RequestId, stream_id: str) -> Call:
+        running = self.keys.running(session_id)
+        return self._member_call(running, session_id, "HSET", orjson.dumps(request_id), stream_id)
+
+    def call_ended_call(self, session_id: str, request_id: RequestId) -> Call:
+        running = self.keys.running(session_id)
+        return self._member_call(running, session_id, "HDEL", orjson.dumps(request_id))
+
+    def attach_call(self, session_id: str, stream_id: str) -> Call:
+        return self._member_call(self.keys.attached(session_id), session_id, "SADD", stream_id)
+
+    def detach_call(self, session_id: str, stream_id: str) -> Call:
+        return self._member_call(self.keys.attached(session_id), session_id, "SREM", stream_id)
+
+    def _member_call(self, key: str, session_id: str, *command: str | bytes) -> Call:
+        return self._member, [key, self.keys.session(session_id)], [self._ttl_ms, *command]
+
+    async def _run(self, call: Call) -> None:
+        script, keys, args = call
+        await self._client.run(lambda _: script(keys=keys, args=args))
 
     async def count(self) -> int:
         """Live sessions across the cluster (members whose deadline has not passed)."""

@@ -18,7 +18,7 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
 
 import trio
@@ -36,10 +36,12 @@ from flowkit.mcp._shared import (
     StateKeys,
     StreamAttached,
     StreamDetached,
+    StreamEnded,
 )
 
+from ._batch import Batch, Call
 from ._client import RedisClient, StoreUnavailable
-from ._events import RedisEventStore
+from ._events import RedisEventStore, RedisFollower
 from ._keys import Keys
 from ._sessions import RedisSessionStore
 from ._url import RedisURL
@@ -65,6 +67,10 @@ class RedisShared:
         timeout: the deadline of one Redis operation (the 503 comes within it).
         announce_interval: seconds between announcements of this instance's
             definition digest (see :meth:`open`).
+        max_pending_bytes: the most event bytes this instance keeps in memory
+            while Redis is unreachable (16 MiB); beyond it the streams they
+            belong to are given up: each call ends with a JSON-RPC error
+            stored for its client, never a silent gap (docs/scaling.md).
         events: settings for :class:`RedisEventStore` (``ttl``,
             ``max_entries_per_stream``, ``max_entry_bytes``, ...).
     """
@@ -77,8 +83,12 @@ class RedisShared:
         cluster: bool = False,
         timeout: float = 1.0,
         announce_interval: float = 30.0,
+        max_pending_bytes: int = 16 << 20,
         **events: Any,
     ) -> None:
+        if isinstance(max_pending_bytes, bool) or max_pending_bytes < 0:
+            raise ValueError(f"max_pending_bytes must be an int >= 0, not {max_pending_bytes!r}")
+        self.max_pending_bytes = max_pending_bytes
         self.url = url if isinstance(url, RedisURL) else RedisURL.parse(url)
         self.keys = Keys(prefix)
         self.cluster = cluster
@@ -218,6 +228,7 @@ class RedisSharedStore:
         """
         session = None
         replay: list[bytes] | None = None
+        last, ended = -1, False
         if keys.session_id is not None:
             session = await self.sessions.load(keys.session_id)
             if session is not None and keys.resume is not None:
@@ -226,61 +237,126 @@ class RedisSharedStore:
                 )
                 if found is not None:
                     replay = [data async for chunk in found for data in chunk]
+                    last, ended = found.last_seq, found.ended
         live = await self.sessions.count() if keys.count_sessions else 0
-        return Loaded(session=session, replay=replay, live_sessions=live)
+        return Loaded(
+            session=session,
+            replay=replay,
+            live_sessions=live,
+            replay_last=last,
+            replay_ended=ended,
+        )
+
+    def follow(
+        self, session_id: str, stream_id: str, after: int
+    ) -> AbstractAsyncContextManager[RedisFollower]:
+        """Follow a stream's stored events after seq ``after`` (the core's ``Resume.follow``)."""
+        return self.events.follow(session_id, stream_id, after)
 
     async def apply(self, changes: Sequence[Change]) -> None:
-        """Write ``changes`` in order; a run of one stream's events is one entry.
+        """Write ``changes`` in order, in as few round trips as order allows.
+
+        A run of one stream's events is one entry. Everything between two
+        changes that take several steps (a session saved or closed) goes in
+        one pipeline: one round trip for a call's start, its stream's first
+        write, the session's touch.
 
         Raises:
             SessionCapReached: a new session over the cluster-wide cap.
             StoreUnavailable: Redis cannot be reached: do not send the bytes
                 these changes belong to.
         """
+        # Runs of one stream's consecutive events (one socket write's worth),
+        # each stored as one entry; a stream that ends in this batch has its
+        # last run carry the end flag (the same round trip), unless it has
+        # none here. One pass, no call per event: this is the hot path.
+        runs: list[tuple[int, int]] = []  # [start, end) of each run
+        last_run: dict[tuple[str, str], int] = {}  # stream -> index of its last run
+        ending: set[tuple[str, str]] = set()
+        start = -1
+        previous: Any = None
+        for index, change in enumerate(changes):
+            kind = type(change)
+            if kind is EventAppended:
+                if (
+                    previous is None
+                    or change.stream_id != previous.stream_id  # type: ignore[union-attr]
+                    or change.session_id != previous.session_id  # type: ignore[union-attr]
+                    or change.seq != previous.seq + 1  # type: ignore[union-attr]
+                ):
+                    if previous is not None:
+                        runs.append((start, index))
+                    start = index
+                previous = change
+                continue
+            if previous is not None:
+                runs.append((start, index))
+                previous = None
+            if kind is StreamEnded:
+                ending.add((change.session_id, change.stream_id))  # type: ignore[union-attr]
+        if previous is not None:
+            runs.append((start, len(changes)))
+        for number, (first, _) in enumerate(runs):
+            head: Any = changes[first]
+            last_run[head.session_id, head.stream_id] = number
+        flagged: set[tuple[str, str]] = set()
+        batch = Batch(self.sessions._client)  # everything up to a multi-step change: one trip
+        run_at = {first: (number, end) for number, (first, end) in enumerate(runs)}
         index = 0
         while index < len(changes):
             change = changes[index]
-            if isinstance(change, EventAppended):
-                end = index + 1
-                while end < len(changes) and _continues(changes[end], changes[end - 1]):
-                    end += 1
-                run = changes[index:end]
-                await self.events.append(
-                    change.session_id,
-                    change.stream_id,
-                    change.seq,
-                    [event.data for event in run],  # type: ignore[union-attr]
+            found = run_at.get(index)
+            if found is not None:
+                number, end = found
+                head = change
+                stream = (head.session_id, head.stream_id)
+                final = stream in ending and last_run[stream] == number
+                call = self.events.append_call(
+                    head.session_id,
+                    head.stream_id,
+                    head.seq,
+                    [event.data for event in changes[index:end]],  # type: ignore[union-attr]
+                    final=final,
                 )
+                if call is not None:
+                    batch.add([call])
+                if final:
+                    flagged.add(stream)
                 index = end
                 continue
-            await self._apply_one(change)
+            if isinstance(change, SessionSaved | SessionClosed):
+                await batch.send()  # in order: what came before is stored first
+                await self._apply_alone(change)
+            elif not (
+                isinstance(change, StreamEnded) and (change.session_id, change.stream_id) in flagged
+            ):
+                batch.add(self._calls(change))
             index += 1
+        await batch.send()
 
-    async def _apply_one(self, change: Change) -> None:
-        sessions = self.sessions
+    async def _apply_alone(self, change: SessionSaved | SessionClosed) -> None:
+        """The changes that take several steps (the cap's admission, a session's end)."""
         if isinstance(change, SessionSaved):
-            await sessions.save(change.record)
-        elif isinstance(change, SessionTouched):
-            await sessions.touch([change.session_id])
-        elif isinstance(change, SessionClosed):
-            await sessions.close(change.session_id)
+            await self.sessions.save(change.record)
+        else:
+            await self.sessions.close(change.session_id)
             await self.events.forget_session(change.session_id)
-        elif isinstance(change, CallStarted):
-            await sessions.call_started(change.session_id, change.request_id, change.stream_id)
-        elif isinstance(change, CallEnded):
-            await sessions.call_ended(change.session_id, change.request_id)
-        elif isinstance(change, StreamAttached):
-            await sessions.attach(change.session_id, change.stream_id)
-        elif isinstance(change, StreamDetached):
-            await sessions.detach(change.session_id, change.stream_id)
 
-
-def _continues(change: Change, previous: Change) -> bool:
-    """``change`` is the next event of the same stream as ``previous``."""
-    return (
-        isinstance(change, EventAppended)
-        and isinstance(previous, EventAppended)
-        and change.session_id == previous.session_id
-        and change.stream_id == previous.stream_id
-        and change.seq == previous.seq + 1
-    )
+    def _calls(self, change: Change) -> list[Call]:
+        """The script calls of one change that goes into the batch."""
+        sessions = self.sessions
+        if isinstance(change, SessionTouched):
+            return sessions.touch_calls([change.session_id])
+        if isinstance(change, CallStarted):
+            return [
+                sessions.call_started_call(change.session_id, change.request_id, change.stream_id)
+            ]
+        if isinstance(change, CallEnded):
+            return [sessions.call_ended_call(change.session_id, change.request_id)]
+        if isinstance(change, StreamAttached):
+            return [sessions.attach_call(change.session_id, change.stream_id)]
+        if isinstance(change, StreamDetached):
+            return [sessions.detach_call(change.session_id, change.stream_id)]
+        if isinstance(change, StreamEnded):
+            return [self.events.end_call(change.session_id, change.stream_id)]
+        raise AssertionError(f"not a batched change: {change!r}")

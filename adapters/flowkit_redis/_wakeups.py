@@ -1,14 +1,14 @@
-"""One pub/sub connection per instance, used only as a wake-up for live tails.
+"""One pub/sub connection per instance, used only as a wake-up for followers of a stream.
 
-A tail of a stream that another instance is writing (a client resumed here
+A follower of a stream that another instance is writing (a client resumed here
 while the call runs there) must learn of new entries without one blocking
 ``XREAD`` per stream: that exhausts the connection pool at a few hundred
 streams. Instead every append publishes an empty message on the stream's
 channel, and this instance keeps one subscriber connection that is
-subscribed to exactly the channels its tails watch (refcounted).
+subscribed to exactly the channels its followers watch (refcounted).
 
 A wake-up carries no data and may be lost (pub/sub is at-most-once, and a
-reconnect drops what was published meanwhile), so a tail re-reads the stream,
+reconnect drops what was published meanwhile), so a follower re-reads the stream,
 the only truth, on every wake-up *and* at least every poll interval; it keeps
 its own cursor. Losing a wake-up costs latency, never an event.
 """
@@ -30,7 +30,7 @@ logger = logging.getLogger("flowkit_redis")
 
 
 class Watch:
-    """One tail's view of a channel: :meth:`arm` before reading, :meth:`wait` after."""
+    """One follower's view of a channel: :meth:`arm` before reading, :meth:`wait` after."""
 
     def __init__(self) -> None:
         self._event = trio.Event()
@@ -86,7 +86,7 @@ class Wakeups:
             with trio.fail_after(self._client.timeout):
                 await pubsub.subscribe(channel)
         except _UNAVAILABLE:
-            pass  # run() re-subscribes every watched channel on reconnect; the tail polls
+            pass  # run() re-subscribes every watched channel on reconnect; the follower polls
 
     async def _unsubscribe(self, channel: str) -> None:
         pubsub = self._pubsub
@@ -99,7 +99,7 @@ class Wakeups:
         """Forever: hold the subscriber connection, dispatch wake-ups, reconnect.
 
         Reports started once the first connection is subscribed, or once it
-        failed (tails poll while the subscriber is away).
+        failed (followers poll while the subscriber is away).
         """
         started = False
 
@@ -120,7 +120,7 @@ class Wakeups:
             finally:
                 self._pubsub = None
             connected()
-            # Wake every tail so none waits a full poll interval for what was
+            # Wake every follower so none waits a full poll interval for what was
             # published while the subscriber was away.
             self._fire_all()
             await self._client.wait_up()

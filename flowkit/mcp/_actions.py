@@ -181,7 +181,12 @@ class Resume:
         live: the stream if its work is still running: write its further
             output to this connection and call ``Endpoint.stream_finished``
             when it closes. ``None``: the stream is over, end the response
-            after the replay.
+            after the replay (unless ``follow``).
+        follow: a shared endpoint's stream that has not ended, wherever its
+            call runs: after the replay, write what the shared store appends
+            to it after this seq (``SharedStore.follow``), until its end, then
+            call ``Endpoint.follow_finished``. The store is the only truth,
+            so the call's own instance follows it there too.
     """
 
     session_id: str
@@ -190,6 +195,7 @@ class Resume:
     headers: Headers
     replay: tuple[bytes, ...]
     live: OutgoingStream | None = attrs.field(eq=False)
+    follow: int | None = None
 
 
 def _no_refusal(error: Exception) -> RemoteProtocolError | None:

@@ -69,8 +69,8 @@ from ._methods import (
 from ._prompts import PromptSet
 from ._resources import ResourceSet
 from ._sessions import Session, SessionEvent, SessionRegistry
-from ._shared import Change, EventJournal, Loaded, StateKeys
-from ._sse import parse_event_id
+from ._shared import Change, EventJournal, Loaded, SessionRecord, StateKeys
+from ._sse import EventId, parse_event_id
 from ._state import EndpointState, PendingAsk
 from ._stateless import (
     is_modern,
@@ -421,12 +421,75 @@ class Endpoint:
         Take them after every request and before writing bytes a stream
         produced: an event is stored before any client can see it.
         """
-        journal = self.state.journal
-        if not journal:
+        journal, ended = self.state.journal, self.state.ended
+        if journal is None or not (journal or ended):
             return ()
-        changes = tuple(journal)
+        changes = (*journal, *ended)  # a stream's end after its final event
         journal.clear()
+        ended.clear()
         return changes
+
+    def abandon_streams(
+        self, streams: set[tuple[str, str]], message: str
+    ) -> tuple[OutgoingStream, ...]:
+        """A shared store lost these streams' events (``(session id, stream id)``): end them.
+
+        The adapter could not store them and will not keep them any longer
+        (its bound while the store is unreachable). Replaying such a stream
+        would skip events without saying so; so each call ends with a
+        JSON-RPC error (-32000, ``message``) filed after what was stored, for
+        the client that resumes, and each GET stream is cancelled.
+
+        Returns:
+            The streams whose work (and response) the adapter must now stop.
+        """
+        stopped: list[OutgoingStream] = []
+        for session_id, stream_id in streams:
+            session = self.sessions.get_any(session_id)
+            if session is None:
+                continue
+            stream = session.stream(stream_id)
+            if stream is None and session.listen is not None:
+                stream = session.listen if session.listen.stream_id == stream_id else None
+            if stream is None or stream.finished:
+                continue
+            if stream.kind == "call":
+                stream.error(SERVER_ERROR, message)
+            else:
+                stream.cancel()
+            stopped.append(stream)
+        return tuple(stopped)
+
+    def refresh(self, record: SessionRecord) -> None:
+        """A shared store's newer view of a session held here (the adapter's heartbeat).
+
+        A call of this instance that no response here carries may be
+        followed by a resume on another instance (its stream is in
+        ``record.attached``): its client is back, so its grace period
+        (``detached_call_grace``) starts again now, as it would here.
+        """
+        session = self.sessions.get_any(record.id)
+        if session is None:
+            return
+        session.update(record)
+        now = self.state.clock()
+        detached = self.state.detached_calls
+        for stream in session.in_flight.values():
+            if stream in detached and stream.stream_id in session.attached_elsewhere:
+                del detached[stream]
+                detached[stream] = now  # newest last: expire() reads them oldest first
+
+    def follow_finished(self, session_id: str, stream_id: str) -> None:
+        """Report that the response following a stream (``Resume.follow``) has ended.
+
+        The stream may be resumed again (anywhere), and the session's idle
+        time starts now.
+        """
+        session = self.sessions.get_any(session_id)
+        if session is None or stream_id not in session.following:
+            return
+        self.state.unfollowed(session, stream_id)
+        self.sessions.touch(session, self.state.clock())
 
     def _adopt(self, head: RequestHead, loaded: Loaded) -> None:
         self.state.loaded = loaded  # what this request is served from, and only this one
@@ -720,16 +783,10 @@ class Endpoint:
         event_id = parse_event_id(last_event_id)
         if event_id is None:
             raise unknown_event_id()
-        live = next(
-            (s for s in session.in_flight.values() if s.stream_id == event_id.stream_id), None
-        )
-        replay = (
-            self.event_store.replay_after(session.id, event_id)
-            if self.state.journal is None
-            else self.state.loaded.replay
-        )
-        if live is None and event_id.stream_id in session.attached_elsewhere:
-            raise stream_conflict()  # a response on another instance carries it
+        live = session.stream(event_id.stream_id)
+        if self.state.journal is not None:
+            return self._follow(session, event_id, live)
+        replay = self.event_store.replay_after(session.id, event_id)
         if replay is None:
             if live is None:
                 raise unknown_event_id()
@@ -738,6 +795,31 @@ class Endpoint:
             live.attach()  # 409 while a response still carries it
             self.state.attached(session, live)
         return Resume(session.id, event_id.stream_id, 200, SSE_HEADERS, tuple(replay), live)
+
+    def _follow(self, session: Session, event_id: EventId, live: OutgoingStream | None) -> Resume:
+        """A shared endpoint's resume: the store's replay, then follow the store to the end.
+
+        The store is the only truth, on every instance: events the call made
+        while no response carried it may still be on their way there, so
+        following the local call could skip them. A response that carries
+        the stream, here or elsewhere, makes this a conflict (409).
+        """
+        stream_id = event_id.stream_id
+        if (
+            (live is not None and not live.detached)
+            or stream_id in session.attached_elsewhere
+            or stream_id in session.following
+        ):
+            raise stream_conflict()
+        loaded = self.state.loaded
+        if loaded.replay is None:
+            raise unknown_event_id()
+        follow = None if loaded.replay_ended else loaded.replay_last
+        if follow is not None:
+            self.state.followed(session, stream_id)
+        return Resume(
+            session.id, stream_id, 200, SSE_HEADERS, tuple(loaded.replay), None, follow=follow
+        )
 
     def _delete(self, session: Session) -> Reply:
         self.sessions.close(session.id)

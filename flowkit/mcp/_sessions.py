@@ -74,6 +74,7 @@ class Session:
         "client_capabilities",
         "client_info",
         "created",
+        "following",
         "id",
         "in_flight",
         "last_active",
@@ -116,6 +117,8 @@ class Session:
         # Request ids running on other instances (a shared endpoint's view).
         self.running_elsewhere: frozenset[RequestId] = frozenset()
         self.attached_elsewhere: frozenset[str] = frozenset()  # stream ids
+        # Streams a response here follows from a shared store (Resume.follow).
+        self.following: set[str] = set()
         self._next_stream = 0
 
     @property
@@ -126,7 +129,7 @@ class Session:
     @property
     def busy(self) -> bool:
         """Work or a connection is outstanding (a shared store's idle rule)."""
-        return bool(self.in_flight) or self.listen is not None
+        return bool(self.in_flight) or self.listen is not None or bool(self.following)
 
     @property
     def attached(self) -> bool:
@@ -137,9 +140,13 @@ class Session:
         cancelled (a disconnect is not a cancel in this era, so nothing else
         would ever end them).
         """
-        if self.listen is not None or self.attached_elsewhere:
+        if self.listen is not None or self.attached_elsewhere or self.following:
             return True
         return any(not stream.detached for stream in self.in_flight.values())
+
+    def stream(self, stream_id: str) -> OutgoingStream | None:
+        """The call running here whose stream is ``stream_id``, if any."""
+        return next((s for s in self.in_flight.values() if s.stream_id == stream_id), None)
 
     def handle(self, event: SessionEvent) -> None:
         """Apply ``event`` through the transition table."""
@@ -184,7 +191,11 @@ class Session:
         self.log_threshold.set(record.log_level)
         self.last_active = max(self.last_active, record.last_active)
         self.running_elsewhere = record.running - set(self.in_flight)
-        local = {s.stream_id for s in self.in_flight.values()}
+        # Carried here: a response writing a local call, the GET stream, a
+        # follower. A local call no response here carries may be followed
+        # elsewhere: it stays in attached_elsewhere (a resume is then 409).
+        local = {s.stream_id for s in self.in_flight.values() if not s.detached}
+        local |= self.following
         if self.listen is not None:
             local.add(self.listen.stream_id)
         self.attached_elsewhere = record.attached - local

@@ -19,7 +19,8 @@ binding (:class:`SessionRecord`), the session cap (``Loaded.live_sessions``),
 the running calls (``SessionRecord.running``, :class:`CallStarted` /
 :class:`CallEnded`), which streams a response carries (``SessionRecord.attached``,
 :class:`StreamAttached` / :class:`StreamDetached`), stored events and their replay (:class:`EventAppended`,
-``Loaded.replay``), and expiry (:class:`SessionTouched` refreshes; the store
+``Loaded.replay``), a stream's end (:class:`StreamEnded`, which a resume
+elsewhere follows the store up to: ``Resume.follow``), and expiry (:class:`SessionTouched` refreshes; the store
 expires). Without ``shared`` none of this runs: the endpoint's own memory is
 the truth, at full speed.
 """
@@ -27,6 +28,7 @@ the truth, at full speed.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from contextlib import AbstractAsyncContextManager
 from typing import Any, Protocol, TypeAlias
 
 import attrs
@@ -40,6 +42,7 @@ __all__ = [
     "Change",
     "EventAppended",
     "EventJournal",
+    "Follower",
     "Loaded",
     "SessionClosed",
     "SessionRecord",
@@ -49,6 +52,7 @@ __all__ = [
     "StateKeys",
     "StreamAttached",
     "StreamDetached",
+    "StreamEnded",
 ]
 
 
@@ -105,11 +109,17 @@ class Loaded:
         replay: the resumed stream's events after the id, ``None`` if the
             store has no such stream of this session.
         live_sessions: how many sessions are live across instances.
+        replay_last: the seq of the replay's last event (the resumed id's
+            when the replay is empty): where following the store goes on.
+        replay_ended: the store holds the stream's end (:class:`StreamEnded`)
+            within the replay: nothing will follow it.
     """
 
     session: SessionRecord | None = None
     replay: Sequence[bytes] | None = None
     live_sessions: int = 0
+    replay_last: int = -1
+    replay_ended: bool = False
 
 
 @attrs.frozen
@@ -177,6 +187,19 @@ class EventAppended:
     data: bytes
 
 
+@attrs.frozen
+class StreamEnded:
+    """Nothing more will be appended to the stream: a follower stops after its last event.
+
+    Taken after the stream's final event (the response, or the core's error),
+    or alone when it ended without one (a cancel, a GET stream's response
+    ending).
+    """
+
+    session_id: str
+    stream_id: str
+
+
 Change: TypeAlias = (
     SessionSaved
     | SessionTouched
@@ -186,6 +209,7 @@ Change: TypeAlias = (
     | StreamAttached
     | StreamDetached
     | EventAppended
+    | StreamEnded
 )
 """Everything :meth:`Endpoint.take_changes` hands out."""
 
@@ -198,6 +222,31 @@ class SharedStore(Protocol):
 
     async def apply(self, changes: Sequence[Change]) -> None:
         """Write ``changes``, in order."""
+
+    def follow(
+        self, session_id: str, stream_id: str, after: int
+    ) -> AbstractAsyncContextManager[Follower]:
+        """Follow a stream's stored events after seq ``after`` (``Resume.follow``)."""
+
+
+class Follower(Protocol):
+    """A resumed stream's events as another instance (or this one) stores them.
+
+    The adapter drives it: :meth:`read` what is stored after its cursor, and
+    when nothing was, :meth:`wait` for a write, until :attr:`ended`. The
+    store is the only truth: a wake-up only says "read again", so a lost one
+    costs latency, never an event.
+    """
+
+    @property
+    def ended(self) -> bool:
+        """The stream's end was read, or the stream is gone (expired, its session deleted)."""
+
+    async def read(self) -> Sequence[bytes]:
+        """The encoded events stored after the cursor (some, not always all); moves the cursor."""
+
+    async def wait(self) -> None:
+        """Until something may have been stored since the last :meth:`read` (bounded by a poll)."""
 
 
 class EventJournal:

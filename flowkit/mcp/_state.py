@@ -29,7 +29,15 @@ from ._events import EventStore
 from ._prompts import PromptSet
 from ._resources import ResourceSet
 from ._sessions import Session, SessionRegistry
-from ._shared import CallEnded, CallStarted, Change, Loaded, StreamAttached, StreamDetached
+from ._shared import (
+    CallEnded,
+    CallStarted,
+    Change,
+    Loaded,
+    StreamAttached,
+    StreamDetached,
+    StreamEnded,
+)
 from ._stream import OutgoingStream
 from ._tools import ToolSet
 
@@ -72,6 +80,9 @@ class EndpointState:
             era), by (session id, JSON-RPC id).
         wall_clock: wall-clock seconds, for ``requestState`` expiry.
         sealer: seals the stateless era's ``requestState``, once made.
+        ended: a shared endpoint's :class:`StreamEnded` changes, handed out
+            after the journal (a call's final event is filed just after the
+            call is done).
     """
 
     config: EndpointConfig
@@ -85,6 +96,7 @@ class EndpointState:
     instance: str | None = None
     journal: list[Change] | None = None
     loaded: Loaded = attrs.Factory(Loaded)
+    ended: list[StreamEnded] = attrs.Factory(list)
     # Every call in flight, both eras (the server-wide cap counts them).
     running: dict[OutgoingStream, None] = attrs.Factory(dict)
     # Handshake-era calls no response carries, and since when (clock time);
@@ -132,6 +144,24 @@ class EndpointState:
         if self.journal is not None and stream.session_id is not None:
             self.journal.append(StreamDetached(stream.session_id, stream.stream_id))
 
+    def followed(self, session: Session, stream_id: str) -> None:
+        """A response now follows ``stream_id`` from the shared store (``Resume.follow``)."""
+        assert self.journal is not None
+        session.following.add(stream_id)
+        local = session.stream(stream_id)
+        if local is not None:
+            self.detached_calls.pop(local, None)  # its client is back, through the store
+        self.journal.append(StreamAttached(session.id, stream_id))
+
+    def unfollowed(self, session: Session, stream_id: str) -> None:
+        """The response following ``stream_id`` ended."""
+        assert self.journal is not None
+        session.following.discard(stream_id)
+        local = session.stream(stream_id)
+        if local is not None and local.detached:
+            self.detached_calls[local] = self.clock()  # the grace period starts again
+        self.journal.append(StreamDetached(session.id, stream_id))
+
     def session_of(self, stream: OutgoingStream) -> Session | None:
         """The live session a stream belongs to, if any."""
         return self.sessions.get_any(stream.session_id) if stream.session_id else None
@@ -148,6 +178,7 @@ class EndpointState:
             del session.in_flight[stream.request_id]
             if self.journal is not None:
                 self.journal.append(CallEnded(session.id, stream.request_id))
+                self.ended.append(StreamEnded(session.id, stream.stream_id))
             # Idle time starts now, not at the request that started the call.
             self.sessions.touch(session, self.clock())
 
@@ -157,6 +188,8 @@ class EndpointState:
         session = self.session_of(stream)
         if session is not None and session.listen is stream:
             session.listen = None
+            if self.journal is not None:
+                self.ended.append(StreamEnded(session.id, stream.stream_id))
             self.sessions.touch(session, self.clock())
 
     def discard(self, session: Session) -> tuple[OutgoingStream, ...]:

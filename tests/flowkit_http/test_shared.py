@@ -32,6 +32,11 @@ class Journal:
         taken, self.changes = tuple(self.changes), []
         return taken
 
+    def abandon_streams(self, streams: set[tuple[str, str]], message: str) -> tuple[Any, ...]:
+        self.abandoned = (streams, message)
+        self.changes.append(EventAppended("s", "a.1", 99, b"the error"))  # filed after the rest
+        return ("stream a.1",)
+
 
 class Store:
     def __init__(self) -> None:
@@ -109,3 +114,26 @@ async def test_a_sync_waits_for_the_apply_in_progress() -> None:
         assert done == []
         store.hold.set()
     assert sorted(done) == ["first", "second"]
+
+
+async def test_kept_changes_are_bounded_while_the_store_fails() -> None:
+    """Beyond max_pending_bytes the streams of the kept events are given up, never gapped."""
+    store, journal = Store(), Journal()
+    stopped: list[Any] = []
+    state = SharedState(store, max_pending_bytes=40, stop=stopped.append)
+    store.fail = True
+    for seq in range(1, 6):  # 7 bytes each: 35 kept, within the bound
+        journal.emit(seq)
+        with pytest.raises(StoreFailed):
+            await state.sync(journal)  # type: ignore[arg-type]
+    assert stopped == []
+    journal.emit(6)  # 42 bytes: over
+    with pytest.raises(StoreFailed):
+        await state.sync(journal)  # type: ignore[arg-type]
+    assert journal.abandoned[0] == {("s", "a.1")}
+    assert "could not be stored" in journal.abandoned[1]
+    assert stopped == [("stream a.1",)]
+    assert state.abandoned == 1
+    store.fail = False
+    await state.sync(journal)  # type: ignore[arg-type]
+    assert seqs(store.applied) == [99]  # the kept events went; the call's error is stored

@@ -41,14 +41,18 @@ QUICK = {
     "metrics_overhead": ["--quick"],
     "stdio": ["--quick"],
     "windows": ["--quick"],
+    "redis_store": ["--quick"],  # + --redis-server (the redis_binary fixture)
 }
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(QUICK))
-def test_quick_mode_prints_ratio(name: str) -> None:
+def test_quick_mode_prints_ratio(name: str, request: pytest.FixtureRequest) -> None:
+    extra = []
+    if name == "redis_store":
+        extra = ["--redis-server", request.getfixturevalue("redis_binary")]
     proc = subprocess.run(
-        [sys.executable, "-m", f"benchmarks.{name}", *QUICK[name]],
+        [sys.executable, "-m", f"benchmarks.{name}", *QUICK[name], *extra],
         cwd=ROOT,
         capture_output=True,
         text=True,

@@ -10,7 +10,8 @@ stored events and their replay, DELETE.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from typing import Any
 
 import attrs
@@ -40,6 +41,7 @@ from flowkit.mcp._shared import (
     StateKeys,
     StreamAttached,
     StreamDetached,
+    StreamEnded,
 )
 
 from ._client import Client, FakeClock, body_json, make_endpoint, sse_data
@@ -53,6 +55,7 @@ class DictStore:
         self.calls: dict[tuple[str, RequestId], str] = {}
         self.events: dict[tuple[str, str], list[tuple[int, bytes]]] = {}
         self.attached: set[tuple[str, str]] = set()
+        self.ended: set[tuple[str, str]] = set()
 
     def load_now(self, keys: StateKeys) -> Loaded:
         session = self.sessions.get(keys.session_id) if keys.session_id else None
@@ -60,12 +63,21 @@ class DictStore:
             running = frozenset(rid for sid, rid in self.calls if sid == session.id)
             attached = frozenset(st for sid, st in self.attached if sid == session.id)
             session = attrs.evolve(session, running=running, attached=attached)
-        replay = None
+        replay, last, ended = None, -1, False
         if keys.resume is not None and keys.session_id is not None:
-            stored = self.events.get((keys.session_id, keys.resume.stream_id))
+            key = (keys.session_id, keys.resume.stream_id)
+            stored = self.events.get(key)
             if stored is not None:
                 replay = [data for seq, data in stored if seq > keys.resume.seq]
-        return Loaded(session=session, replay=replay, live_sessions=len(self.sessions))
+                last = max([keys.resume.seq, *(seq for seq, _ in stored)])
+                ended = key in self.ended
+        return Loaded(
+            session=session,
+            replay=replay,
+            live_sessions=len(self.sessions),
+            replay_last=last,
+            replay_ended=ended,
+        )
 
     def apply_now(self, changes: Sequence[Change]) -> None:
         for change in changes:
@@ -88,13 +100,21 @@ class DictStore:
                 self.attached.discard((change.session_id, change.stream_id))
             elif isinstance(change, EventAppended):
                 key = (change.session_id, change.stream_id)
+                assert key not in self.ended, "an event after its stream's end"
                 self.events.setdefault(key, []).append((change.seq, change.data))
+            elif isinstance(change, StreamEnded):
+                self.ended.add((change.session_id, change.stream_id))
 
     async def load(self, keys: StateKeys) -> Loaded:
         return self.load_now(keys)
 
     async def apply(self, changes: Sequence[Change]) -> None:
         self.apply_now(changes)
+
+    @asynccontextmanager
+    async def follow(self, session_id: str, stream_id: str, after: int) -> AsyncIterator[Any]:
+        raise NotImplementedError("the adapter follows; tests/flowkit_redis covers it")
+        yield
 
 
 class Instance:
@@ -288,3 +308,142 @@ def test_a_stream_carried_on_one_instance_cannot_be_resumed_on_another() -> None
     resume = client.get(last_event_id=last_seen)
     assert isinstance(resume, Resume)
     assert list(resume.replay) == sent[1:]
+
+
+def _seen(event: bytes) -> bytes:
+    return event.split(b"\n", 1)[0].removeprefix(b"id: ")
+
+
+def test_a_resume_elsewhere_of_a_running_call_follows_the_store() -> None:
+    """The call runs on B; A's resume replays what is stored, then follows the store."""
+    store, a, b = _cluster()
+    client = _client(a)
+    client.initialize()
+    call = _on(client, b).start("count", {"n": 3}, progress_token="p")
+    sent = [call.stream.open()[2], call.stream.progress(1), call.stream.progress(2)]
+    b.sync()
+    b.endpoint.stream_finished(call.stream, disconnected=True)  # B's client left
+    b.sync()
+    resume = client.get(last_event_id=_seen(sent[0]))  # on A
+    assert isinstance(resume, Resume)
+    assert list(resume.replay) == sent[1:]
+    assert (resume.live, resume.follow) == (None, 2)  # follow after seq 2
+    assert (client.session_id, call.stream.stream_id) in store.attached
+    again = client.get(last_event_id=_seen(sent[0]))  # a second resume while A follows
+    assert isinstance(again, Reply)
+    assert again.status == 409
+    on_b = _on(client, b).get(last_event_id=_seen(sent[0]))  # B knows A follows it
+    assert isinstance(on_b, Reply)
+    assert on_b.status == 409
+    a.endpoint.follow_finished(client.session_id, call.stream.stream_id)  # type: ignore[arg-type]
+    a.sync()
+    assert (client.session_id, call.stream.stream_id) not in store.attached
+    assert isinstance(client.get(last_event_id=_seen(sent[0])), Resume)
+
+
+def test_a_calls_end_is_stored_after_its_final_event_and_ends_following() -> None:
+    store, a, b = _cluster()
+    client = _client(a)
+    client.initialize()
+    call = _on(client, b).start("count", {"n": 1}, progress_token="p")
+    primed = call.stream.open()[2]
+    b.sync()
+    b.endpoint.stream_finished(call.stream, disconnected=True)
+    b.sync()
+    call.stream.progress(1)
+    call.stream.result(tool_result("done"))
+    changes = b.endpoint.take_changes()
+    kinds = [type(c).__name__ for c in changes]
+    assert kinds[-2:] == ["EventAppended", "StreamEnded"]  # the end after the final event
+    assert "CallEnded" in kinds
+    store.apply_now(changes)
+    resume = client.get(last_event_id=_seen(primed))  # on A: the call is over
+    assert isinstance(resume, Resume)
+    assert resume.follow is None  # nothing will follow: the replay is the response
+    assert sse_data(resume.replay[-1])["result"]["content"][0]["text"] == "done"
+
+
+def test_a_resume_on_the_calls_own_instance_follows_the_store_too() -> None:
+    """Its events while detached may be on their way to the store: never the local stream."""
+    _, a, _ = _cluster(detached_call_grace=30)
+    client = _client(a)
+    client.initialize()
+    call = client.start("count", {"n": 3}, progress_token="p")
+    primed = call.stream.open()[2]
+    a.sync()
+    a.endpoint.stream_finished(call.stream, disconnected=True)
+    a.sync()
+    assert call.stream in a.endpoint.state.detached_calls  # the grace period runs
+    resume = client.get(last_event_id=_seen(primed))
+    assert isinstance(resume, Resume)
+    assert (resume.live, resume.follow) == (None, 0)
+    assert call.stream.detached  # not attached locally: the store is followed
+    assert call.stream not in a.endpoint.state.detached_calls  # its client is back
+    assert a.endpoint.sessions.get_any(client.session_id).busy  # type: ignore[arg-type,union-attr]
+    a.endpoint.follow_finished(client.session_id, call.stream.stream_id)  # type: ignore[arg-type]
+    assert call.stream in a.endpoint.state.detached_calls  # and runs again
+
+
+def test_a_cancelled_call_ends_its_stream_without_a_final_event() -> None:
+    store, a, _ = _cluster()
+    client = _client(a)
+    client.initialize()
+    call = client.start("count", {"n": 3}, id=4, progress_token="p")
+    call.stream.open()
+    a.sync()
+    client.notify("notifications/cancelled", {"requestId": 4})
+    assert call.stream.cancelled
+    a.sync()
+    assert (client.session_id, call.stream.stream_id) in store.ended
+
+
+def test_abandoned_streams_end_with_an_error_filed_after_what_was_stored() -> None:
+    """The adapter dropped their unstored events: each call's replay ends with an error."""
+    store, a, _ = _cluster()
+    client = _client(a)
+    client.initialize()
+    call = client.start("count", {"n": 3}, progress_token="p")
+    primed = call.stream.open()[2]
+    a.sync()
+    a.endpoint.stream_finished(call.stream, disconnected=True)
+    a.sync()
+    call.stream.progress(1)
+    a.endpoint.take_changes()  # lost: the store was down and the bound was reached
+    sid, stream_id = client.session_id or "", call.stream.stream_id
+    stopped = a.endpoint.abandon_streams({(sid, stream_id), (sid, "gone")}, "lost")
+    assert stopped == (call.stream,)
+    assert call.stream.finished
+    assert a.endpoint.abandon_streams({(sid, stream_id)}, "again") == ()  # already over
+    a.sync()
+    assert (sid, stream_id) in store.ended
+    resume = client.get(last_event_id=_seen(primed))
+    assert isinstance(resume, Resume)
+    assert resume.follow is None
+    (error,) = [sse_data(event) for event in resume.replay]
+    assert error["error"] == {"code": -32000, "message": "lost"}
+
+
+def test_a_call_followed_elsewhere_keeps_its_grace_period_on_its_instance() -> None:
+    """A's call, its client following it on B: A learns it from the store (refresh)."""
+    store, a, b = _cluster(detached_call_grace=30)
+    client = _client(a)
+    client.initialize()
+    call = client.start("count", {"n": 3}, progress_token="p")
+    primed = call.stream.open()[2]
+    a.sync()
+    a.endpoint.stream_finished(call.stream, disconnected=True)  # A's client left at t=0
+    a.sync()
+    resume = _on(client, b).get(last_event_id=_seen(primed))  # and follows it on B
+    assert isinstance(resume, Resume)
+    assert resume.follow == 0
+    b.sync()
+    clock = a.endpoint.state.clock
+    clock.advance(20)  # type: ignore[attr-defined]
+    record = store.load_now(StateKeys(session_id=client.session_id)).session
+    assert record is not None
+    a.endpoint.refresh(record)  # the heartbeat's read: B carries the stream
+    clock.advance(20)  # type: ignore[attr-defined]  # 40 s since the client left A
+    assert a.endpoint.expire() == ()
+    assert not call.stream.finished
+    clock.advance(11)  # type: ignore[attr-defined]  # 31 s since the last refresh
+    assert a.endpoint.expire() == (call.stream,)

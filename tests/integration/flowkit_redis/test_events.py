@@ -23,6 +23,7 @@ from flowkit_redis import (
     StoreUnavailable,
     Wakeups,
 )
+from flowkit_redis._batch import Batch
 
 from ._server import RedisServer
 
@@ -149,20 +150,28 @@ async def test_forget_session_deletes_its_streams_only(
     assert await events.replay("t", "1", -1) is not None
 
 
-async def follow(tail: Any, nursery: trio.Nursery) -> trio.MemoryReceiveChannel[bytes]:
-    """Read ``tail`` in the background; each chunk arrives (joined) on the channel."""
+async def follow(
+    store: RedisEventStore, session_id: str, stream_id: str, after: int, nursery: trio.Nursery
+) -> trio.MemoryReceiveChannel[bytes]:
+    """Follow a stream in the background, as the adapter does; each read's bytes on the channel."""
     send, receive = trio.open_memory_channel[bytes](100)
 
     async def read() -> None:
-        async with send:
-            async for chunk in tail:
-                await send.send(b"".join(chunk))
+        async with send, store.follow(session_id, stream_id, after) as follower:
+            while True:
+                chunk = await follower.read()
+                if chunk:
+                    await send.send(b"".join(chunk))
+                if follower.ended:
+                    return
+                if not chunk:
+                    await follower.wait()
 
     nursery.start_soon(read)
     return receive
 
 
-async def test_a_tail_follows_appends_made_elsewhere_until_the_final_write(
+async def test_a_follower_follows_appends_made_elsewhere_until_the_final_write(
     redis_server: RedisServer, events: RedisEventStore, keys: Keys
 ) -> None:
     """The writer is another instance: its own client, its own subscriber."""
@@ -170,31 +179,64 @@ async def test_a_tail_follows_appends_made_elsewhere_until_the_final_write(
     with trio.fail_after(10):
         async with RedisClient.connect(redis_server.url) as other, trio.open_nursery() as nursery:
             writer = RedisEventStore(other, Wakeups(other), keys=keys)
-            tail = await events.tail("s", "1", 0)
-            assert tail is not None
-            chunks = await follow(tail, nursery)
+            chunks = await follow(events, "s", "1", 0, nursery)
             assert await chunks.receive() == b"".join(events_of(range(1, 3)))
             for seq in range(3, 10):  # each write only once the last was seen
                 await writer.append("s", "1", seq, [event(seq)], final=seq == 9)
                 assert await chunks.receive() == event(seq)
             assert [chunk async for chunk in chunks] == []  # ended after the final write
-    assert events._wakeups.delivered >= 7  # woken by pub/sub, not by the 1 s poll
+    assert events._wakeups.delivered >= 6  # by pub/sub, not the 1 s poll (the last may come late)
 
 
-async def test_a_tail_without_wakeups_still_sees_every_event_by_polling(
+async def test_a_follower_without_wakeups_still_sees_every_event_by_polling(
     client: RedisClient, keys: Keys
 ) -> None:
     """A subscriber that never runs loses every wake-up: the poll alone must suffice."""
     store = RedisEventStore(client, Wakeups(client), keys=keys, poll_interval=0.1)
     await store.append("s", "1", 0, [event(0)])
-    tail = await store.tail("s", "1", -1)
-    assert tail is not None
     with trio.fail_after(5):
         async with trio.open_nursery() as nursery:
-            chunks = await follow(tail, nursery)
+            chunks = await follow(store, "s", "1", -1, nursery)
             assert await chunks.receive() == event(0)
             await store.append("s", "1", 1, [event(1)], final=True)
             assert await chunks.receive() == event(1)
+
+
+async def test_a_stream_ended_without_a_final_write_ends_its_follower_and_replay(
+    events: RedisEventStore,
+) -> None:
+    """A cancelled call has no final event: ``end()`` adds an empty flagged entry after it."""
+    await events.append("s", "1", 0, events_of(range(0, 4)))
+    with trio.fail_after(10):
+        async with trio.open_nursery() as nursery:
+            chunks = await follow(events, "s", "1", 1, nursery)
+            assert await chunks.receive() == b"".join(events_of(range(2, 4)))
+            await events.end("s", "1")
+            assert [chunk async for chunk in chunks] == []  # ended, nothing more
+    await events.end("s", "1")  # twice: still one end
+    replay = await events.replay("s", "1", -1)
+    assert replay is not None
+    assert await collect(replay) == b"".join(events_of(range(0, 4)))
+    assert replay.ended
+    assert replay.last_seq == 3
+    await events.append("s", "1", 3, [event(3)])  # a late retry of the last write: ignored
+    again = await events.replay("s", "1", 2)
+    assert again is not None
+    assert await collect(again) == event(3)
+    assert again.ended
+
+
+async def test_a_follower_ends_when_its_stream_is_forgotten(
+    client: RedisClient, keys: Keys, wakeups: Wakeups
+) -> None:
+    """A session deleted elsewhere: the follower's next read finds no stream, and stops."""
+    store = RedisEventStore(client, wakeups, keys=keys, poll_interval=0.05)
+    await store.append("s", "1", 0, [event(0)])
+    with trio.fail_after(5):
+        async with trio.open_nursery() as nursery:
+            chunks = await follow(store, "s", "1", 0, nursery)
+            await store.forget_session("s")
+            assert [chunk async for chunk in chunks] == []
 
 
 async def test_append_while_redis_is_down_is_store_unavailable_and_recovers(
@@ -242,3 +284,18 @@ async def test_the_wakeup_subscriber_comes_back_after_a_redis_restart(
                     with trio.move_on_after(0.05):
                         await watch.wait()
             nursery.cancel_scope.cancel()
+
+
+async def test_a_batch_is_one_pipeline_and_reloads_its_scripts_after_a_flush(
+    client: RedisClient, events: RedisEventStore
+) -> None:
+    """A restarted Redis has no scripts: the batch loads them and is sent again (idempotent)."""
+    await client.redis.script_flush()
+    batch = Batch(client)
+    batch.add([events.append_call("s", "1", 0, events_of(range(0, 3))), events.end_call("s", "1")])
+    await batch.send()
+    assert batch.calls == []
+    replay = await events.replay("s", "1", -1)
+    assert replay is not None
+    assert await collect(replay) == b"".join(events_of(range(0, 3)))
+    assert replay.ended

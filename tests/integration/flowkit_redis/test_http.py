@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import random
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any
 
@@ -20,7 +20,16 @@ import orjson
 import pytest
 import trio
 
-from flowkit_http import MCPApp, MCPServer, Observability, ObservedApp
+from flowkit.mcp import EndpointConfig
+from flowkit_http import (
+    MCPApp,
+    MCPServer,
+    Observability,
+    ObservedApp,
+    Progress,
+    Result,
+    StreamSettings,
+)
 from flowkit_http._demo import ticker
 from flowkit_redis import Keys, RedisClient, RedisShared
 
@@ -29,10 +38,18 @@ from ..http._serving import serving
 from ._server import RedisServer
 
 
-def make_server(url: str, keys: Keys, name: str, announce_interval: float = 30) -> MCPServer:
+def make_server(
+    url: str,
+    keys: Keys,
+    name: str,
+    announce_interval: float = 30,
+    tools: Sequence[Any] = (),
+    **options: Any,
+) -> MCPServer:
     shared = RedisShared(url, prefix=keys.prefix, announce_interval=announce_interval)
-    server = MCPServer(name="shared", shared=shared, instance=name)
-    server.tool(ticker)
+    server = MCPServer(name="shared", shared=shared, instance=name, **options)
+    for tool in (ticker, *tools):
+        server.tool(tool)
     return server
 
 
@@ -99,6 +116,130 @@ async def test_any_instance_serves_any_request_and_resumes_exactly_once(
                     base + "/mcp", content=request("ping", id=9), headers=headers
                 )
                 assert gone.status_code == 404
+
+
+@asynccontextmanager
+async def resumed_get(base: str, get_headers: dict[str, str], last: str) -> AsyncIterator[Any]:
+    """``raw_request`` GET with ``Last-Event-ID``, retried while it is 409.
+
+    409: the instance that carried the stream has not yet stored that its
+    client left (the disconnect reaches it a moment later).
+    """
+    while True:
+        async with raw_request(base, "GET", "/mcp", {**get_headers, "last-event-id": last}) as got:
+            if got.status != 409:
+                yield got
+                return
+        await trio.sleep(0.02)
+
+
+def ticks_of(seen: list[Any]) -> list[int]:
+    return [m["params"]["progress"] for m in seen if m.get("method") == "notifications/progress"]
+
+
+async def test_a_resume_on_another_instance_follows_the_running_call_live(
+    redis_server: RedisServer, keys: Keys
+) -> None:
+    """A runs a call; its stream is cut. One GET on B gets the stored events, then the
+    live ones as A makes and stores them; that GET is cut too, and one GET on C gets
+    the rest, live, and the result: each event once, in order.
+
+    The call waits before ticks 11 and 21 until the test lets it go, which it does
+    once the follower (B, then C) is reading: those ticks can only arrive live.
+    """
+    gates = {11: trio.Event(), 21: trio.Event()}
+
+    async def gated(count: int) -> AsyncIterator[Progress | Result]:
+        """Tick, waiting for the test before ticks 11 and 21."""
+        for i in range(1, count + 1):
+            if i in gates:
+                await gates[i].wait()
+            yield Progress(f"tick {i}", total=count)
+        yield Result(structured={"count": count}, text="done")
+
+    async def read_until(got: Any, tick: int) -> None:
+        nonlocal seen, last
+        while tick not in ticks_of(seen):
+            events, ended = await got.read(stop=1)
+            assert not ended
+            seen += messages(events)
+            last = last_event_id(events, last)
+
+    count = 30
+    with trio.fail_after(30):
+        async with AsyncExitStack() as stack, httpx.AsyncClient() as client:
+            a, b, c = [
+                await stack.enter_async_context(
+                    serving(MCPApp(make_server(redis_server.url, keys, name, tools=[gated])))
+                )
+                for name in "abc"
+            ]
+            headers = await initialize(client, a + "/mcp")
+            get_headers = {k: v for k, v in headers.items() if k != "content-type"}
+            get_headers["accept"] = "text/event-stream"
+            body = call(2, "gated", {"count": count})
+            async with raw_request(a, "POST", "/mcp", headers, body) as response:
+                events, _ = await response.read(stop=4)  # priming + 3 ticks, then cut
+            seen, last = messages(events), last_event_id(events)
+            async with resumed_get(b, get_headers, last) as got:
+                assert got.status == 200
+                await read_until(got, 10)  # the replay (4..10)
+                gates[11].set()  # ticks 11..20 are made from now on, while B follows
+                await read_until(got, 20)
+            async with resumed_get(c, get_headers, last) as got:
+                assert got.status == 200
+                gates[21].set()  # C follows; the call goes on
+                events, ended = await got.read()  # one response, to the end
+                assert ended
+                seen += messages(events)
+    assert ticks_of(seen) == list(range(1, count + 1))  # exactly once, in order
+    assert seen[-1]["id"] == 2
+    assert seen[-1]["result"]["structuredContent"] == {"count": count}
+
+
+async def test_a_call_followed_on_another_instance_outlives_its_grace_period(
+    redis_server: RedisServer, keys: Keys
+) -> None:
+    """A gives a call no client carries 1 s; B follows it for 3 s: A must learn, through
+    the store, that its client is back (its heartbeat), and not give the call up."""
+    gate = trio.Event()
+
+    async def waits(count: int) -> AsyncIterator[Progress | Result]:
+        """One tick, then wait for the test, then the result."""
+        yield Progress("tick", total=count)
+        await gate.wait()
+        yield Result(structured={"count": count}, text="done")
+
+    options = {
+        "tools": [waits],
+        "config": EndpointConfig(detached_call_grace=1.0),
+        "settings": StreamSettings(expiry_poll_interval=0.2),
+    }
+    with trio.fail_after(30):
+        async with AsyncExitStack() as stack, httpx.AsyncClient() as client:
+            a, b = [
+                await stack.enter_async_context(
+                    serving(MCPApp(make_server(redis_server.url, keys, name, **options)))
+                )
+                for name in "ab"
+            ]
+            headers = await initialize(client, a + "/mcp")
+            get_headers = {k: v for k, v in headers.items() if k != "content-type"}
+            get_headers["accept"] = "text/event-stream"
+            async with raw_request(
+                a, "POST", "/mcp", headers, call(2, "waits", {"count": 1})
+            ) as response:
+                events, _ = await response.read(stop=2)  # priming + the tick, then cut
+            seen, last = messages(events), last_event_id(events)
+            async with resumed_get(b, get_headers, last) as got:
+                assert got.status == 200
+                await trio.sleep(3)  # three grace periods, B following all along
+                gate.set()
+                events, ended = await got.read()
+                assert ended
+                seen += messages(events)
+    assert seen[-1]["id"] == 2
+    assert seen[-1]["result"]["structuredContent"] == {"count": 1}  # not the grace error
 
 
 async def test_with_redis_down_requests_get_503_with_retry_after_then_work_again(
@@ -170,6 +311,49 @@ async def test_redis_killed_mid_stream_ends_the_stream_without_a_gap(
                 await trio.sleep(0.1)
 
 
+async def test_events_kept_in_an_outage_are_bounded_and_the_call_ends_with_an_error(
+    own_redis: RedisServer, keys: Keys, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Redis hangs mid-stream. The stream ends (never an event the store lacks); the call
+    goes on, its events kept, until max_pending_bytes: then it is stopped, and once Redis
+    is back a resume gets what was stored, then the call's error: never a silent gap."""
+    shared = RedisShared(own_redis.url, prefix=keys.prefix, max_pending_bytes=20_000)
+    server = MCPServer(name="shared", shared=shared, instance="a")
+    server.tool(ticker)
+    app = MCPApp(server)
+    with trio.fail_after(40):
+        async with serving(app) as a, httpx.AsyncClient() as client:
+            headers = await initialize(client, a + "/mcp")
+            get_headers = {k: v for k, v in headers.items() if k != "content-type"}
+            get_headers["accept"] = "text/event-stream"
+            body = call(2, "ticker", {"count": 10**6, "interval_ms": 1})
+            async with raw_request(a, "POST", "/mcp", headers, body) as response:
+                events, _ = await response.read(stop=6)
+                own_redis.pause()  # SIGSTOP: connections held, nothing answered
+                more, ended = await response.read()
+                assert ended  # the next write could not be stored: the response ends
+            seen, last = messages(events + more), last_event_id(events + more)
+            while app.statistics():  # noqa: ASYNC110  (~175 ticks of 115 bytes to the bound)
+                await trio.sleep(0.05)
+            assert any("given up" in r.getMessage() for r in caplog.records)
+            own_redis.resume()
+            while True:  # back within seconds, no restart (fail_after bounds it)
+                get = {**get_headers, "last-event-id": last}
+                async with raw_request(a, "GET", "/mcp", get) as got:
+                    if got.status == 200:
+                        replayed, ended = await got.read()
+                        assert ended
+                        break
+                    assert got.status == 503
+                await trio.sleep(0.1)
+    resumed = messages(replayed)
+    ticks = ticks_of(seen + resumed)
+    assert ticks == list(range(1, len(ticks) + 1))  # what was stored, in order, no gap
+    assert len(ticks) < 10**6
+    assert resumed[-1]["id"] == 2
+    assert resumed[-1]["error"]["message"].startswith("Events of this call could not be stored")
+
+
 async def test_200_random_disconnects_each_resumed_on_a_random_instance(
     redis_server: RedisServer, keys: Keys
 ) -> None:
@@ -177,12 +361,14 @@ async def test_200_random_disconnects_each_resumed_on_a_random_instance(
 
     Each round picks an instance at random (seeded), resumes from the last id
     the client saw, keeps a random number of the events it gets (the rest
-    "lost" with the connection) and disconnects. On A the resume follows the
-    running call live; on B and C it is what the store holds so far. Every
-    tick arrives exactly once and in order, then the result.
+    "lost" with the connection) and disconnects. On every instance, A
+    included, the resume follows the running call through the store: what is
+    stored after the id, then the live events. Every tick arrives exactly
+    once and in order, then the result; most resumes land while the call runs
+    on another instance.
     """
     rng = random.Random(10)
-    count = 1500
+    count = 2500
     with trio.fail_after(120):
         async with instances(redis_server.url, keys) as bases, httpx.AsyncClient() as client:
             headers = await initialize(client, bases[0] + "/mcp")
@@ -200,9 +386,10 @@ async def test_200_random_disconnects_each_resumed_on_a_random_instance(
             async with raw_request(bases[0], "POST", "/mcp", headers, body) as response:
                 events, _ = await response.read(stop=3)
                 keep(events, len(events))
-            disconnects = 1
+            disconnects = elsewhere = 1
             while not (seen and "result" in seen[-1]):
                 base = rng.choice(bases)
+                elsewhere += base != bases[0]
                 get = {**get_headers, "last-event-id": last}
                 async with raw_request(base, "GET", "/mcp", get) as response:
                     if response.status == 409:  # the last instance has not seen us leave yet
@@ -215,6 +402,7 @@ async def test_200_random_disconnects_each_resumed_on_a_random_instance(
     assert ticks == list(range(1, count + 1))  # exactly once, in order
     assert seen[-1]["id"] == 2
     assert disconnects >= 200
+    assert elsewhere >= 100
 
 
 async def test_instances_serving_different_definitions_are_logged_loudly(

@@ -9,6 +9,7 @@ on A, DELETE on B. Bad ``--redis`` values are one-line CLI errors.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -23,10 +24,18 @@ import pytest
 import trio
 from mcp import Client
 
+from flowkit.mcp import EndpointConfig
+from flowkit_http import CloseStream, MCPApp, Progress, Result
+from flowkit_redis import Keys
+
 from ..._system import free_port, running_nginx
+from ...system.conformance import suite
 from ..http._raw import call, initialize, last_event_id, messages, raw_request, request, sse_events
 from ..http._sdk import with_client
+from ..http._serving import serving
+from ..http.test_sdk1_client import sdk1_python  # noqa: F401  (the SDK 1.x venv fixture)
 from ._server import RedisServer
+from .test_http import make_server
 
 
 @asynccontextmanager
@@ -155,16 +164,82 @@ _ROUND_ROBIN = """
 """
 
 
-async def _through_nginx(
-    redis_url: str | None, nginx_binary: str, tmp_path: Path, body: Any
-) -> Any:
+@asynccontextmanager
+async def _nginx_front(
+    redis_url: str | None, nginx_binary: str, tmp_path: Path
+) -> AsyncIterator[str]:
+    """Three ``flowkit serve --demo`` behind nginx round-robin; yields nginx's base URL."""
     async with AsyncExitStack() as stack:
         bases = [await stack.enter_async_context(flowkit_serve(redis_url)) for _ in range(3)]
         servers = "\n".join(f"        server {base.removeprefix('http://')};" for base in bases)
         port = free_port()
         http = _ROUND_ROBIN.format(servers=servers, port=port)
-        proxy = await stack.enter_async_context(running_nginx(nginx_binary, tmp_path, http, port))
+        yield await stack.enter_async_context(running_nginx(nginx_binary, tmp_path, http, port))
+
+
+async def _through_nginx(
+    redis_url: str | None, nginx_binary: str, tmp_path: Path, body: Any
+) -> Any:
+    async with _nginx_front(redis_url, nginx_binary, tmp_path) as proxy:
         return await with_client(proxy + "/mcp", body)
+
+
+CLIENTS = Path(__file__).parent / "clients"
+DEMO_TOOLS = ["ticker", "analyze_document", "sensor_feed", "sensor_windows"]
+
+
+async def _client_process_through_nginx(
+    command: list[str], redis_server: RedisServer, nginx_binary: str, tmp_path: Path
+) -> Any:
+    """Run a client process (``command`` + nginx's MCP URL); its last stdout line as JSON."""
+    async with _nginx_front(redis_server.url, nginx_binary, tmp_path) as proxy:
+        done = await trio.run_process(
+            [*command, proxy + "/mcp"], capture_stdout=True, capture_stderr=True, check=False
+        )
+    assert done.returncode == 0, done.stderr.decode()[-3000:]
+    return json.loads(done.stdout.decode().strip().splitlines()[-1])
+
+
+def _saw_the_demo(seen: Any) -> None:
+    assert seen["tools"] == DEMO_TOOLS
+    assert seen["structured"] == {"count": 50}
+    assert seen["progress"] == [float(i) for i in range(1, 51)]
+    assert seen["words_is_error"] is False
+
+
+async def test_the_official_sdk_1x_client_through_nginx_round_robin(
+    redis_server: RedisServer,
+    nginx_binary: str,
+    tmp_path: Path,
+    sdk1_python: Path,  # noqa: F811  (the imported fixture)
+) -> None:
+    with trio.fail_after(120):
+        seen = await _client_process_through_nginx(
+            [str(sdk1_python), str(CLIENTS / "sdk1_client.py")],
+            redis_server,
+            nginx_binary,
+            tmp_path,
+        )
+    assert seen["protocol"] == "2025-11-25"
+    _saw_the_demo(seen)
+
+
+async def test_the_typescript_sdk_client_through_nginx_round_robin(
+    redis_server: RedisServer, nginx_binary: str, tmp_path: Path
+) -> None:
+    """The TypeScript SDK the conformance suite brings (``.cache/node``), on its Node."""
+    await trio.to_thread.run_sync(suite.ensure_installed, False)
+    sdk = suite.CACHE / "node_modules" / "@modelcontextprotocol" / "sdk"
+    if not (sdk / "package.json").exists():
+        pytest.skip("the conformance suite no longer brings @modelcontextprotocol/sdk")
+    with trio.fail_after(120):
+        seen = await _client_process_through_nginx(
+            [str(suite.node_binary()), str(CLIENTS / "ts_client.mjs"), str(sdk)],
+            redis_server,
+            nginx_binary,
+            tmp_path,
+        )
+    _saw_the_demo(seen)
 
 
 async def test_the_official_sdk_client_through_nginx_round_robin(
@@ -205,3 +280,59 @@ async def test_the_official_sdk_client_through_nginx_round_robin(
     assert first.structured_content == {"count": 50}
     assert progress == [float(i) for i in range(1, 51)]
     assert not second.is_error
+
+
+async def test_the_sdk_resumes_a_closed_stream_on_another_instance_and_follows_it(
+    redis_server: RedisServer, nginx_binary: str, tmp_path: Path, keys: Keys
+) -> None:
+    """SSE polling through nginx round-robin: the tool ends its response early
+    (CloseStream) and goes on; the SDK 2.x client reconnects with Last-Event-ID,
+    nginx sends that GET to another instance, which follows the call live through
+    Redis to its result: every progress once, in order."""
+
+    ran: list[str] = []
+
+    def polled_on(name: str) -> Any:
+        async def polled(count: int) -> AsyncIterator[Progress | Result | CloseStream]:
+            """Tick, ending the response after tick 5; the call goes on."""
+            ran.append(name)
+            for i in range(1, count + 1):
+                if i == 6:
+                    yield CloseStream()
+                await trio.sleep(0.02)
+                yield Progress(f"tick {i}", total=count)
+            yield Result(structured={"count": count}, text="done")
+
+        return polled
+
+    config = EndpointConfig(sse_retry_ms=100)
+    apps = {
+        name: MCPApp(
+            make_server(redis_server.url, keys, name, tools=[polled_on(name)], config=config)
+        )
+        for name in "abc"
+    }
+    progress: list[float] = []
+
+    async def body(client: Client) -> Any:
+        async def on_progress(value: float, total: float | None, message: str | None) -> None:
+            progress.append(value)
+
+        return await client.call_tool("polled", {"count": 40}, progress_callback=on_progress)
+
+    with trio.fail_after(60):
+        async with AsyncExitStack() as stack:
+            bases = [await stack.enter_async_context(serving(app)) for app in apps.values()]
+            servers = "\n".join(f"        server {base.removeprefix('http://')};" for base in bases)
+            port = free_port()
+            http = _ROUND_ROBIN.format(servers=servers, port=port)
+            proxy = await stack.enter_async_context(
+                running_nginx(nginx_binary, tmp_path, http, port)
+            )
+            result = await with_client(proxy + "/mcp", body)
+    assert not result.is_error
+    assert result.structured_content == {"count": 40}
+    assert progress == [float(i) for i in range(1, 41)]  # exactly once, in order
+    assert len(ran) == 1
+    elsewhere = [app.telemetry.resumes for name, app in apps.items() if name != ran[0]]
+    assert sum(elsewhere) >= 1  # the SDK's GET landed on an instance the call did not run on

@@ -189,6 +189,37 @@ async def test_a_write_of_many_events_is_one_redis_entry(
         assert await redis.xlen(stream_key) == 1
 
 
+async def test_interleaved_streams_and_a_calls_end_in_one_apply(
+    redis_server: RedisServer, keys: Keys
+) -> None:
+    """Each run of one stream's consecutive events is one entry; the end rides on the last."""
+    async with cluster(redis_server, keys, 1) as (a,):
+        client = Session()
+        await client.initialize(a)
+        one, two = await client.start(a), await client.start(a)
+        await a.sync()
+        one.stream.open()
+        two.stream.open()
+        one.stream.progress(1)
+        one.stream.progress(2)
+        two.stream.progress(1)
+        one.stream.result(tool_result("done"))  # one: final event, then its StreamEnded
+        await a.sync()
+        sid = client.session_id or ""
+        redis = a.store.events._client.redis
+        assert await redis.xlen(keys.stream(sid, one.stream.stream_id)) == 3  # [0] [1 2] [3 end]
+        assert await redis.xlen(keys.stream(sid, two.stream.stream_id)) == 2  # [0] [1]
+        ended = await a.store.events.replay(sid, one.stream.stream_id, 1)
+        assert ended is not None
+        after = b"".join([event async for chunk in ended for event in chunk])
+        assert [sse_data(e + b"\n\n").get("id") for e in after.split(b"\n\n")[:-1]] == [None, 2]
+        assert ended.ended  # read from the flag on the final write: no entry of its own
+        going = await a.store.events.replay(sid, two.stream.stream_id, -1)
+        assert going is not None
+        assert [chunk async for chunk in going]
+        assert not going.ended
+
+
 async def test_the_principal_binding_holds_on_every_instance(
     redis_server: RedisServer, keys: Keys
 ) -> None:
