@@ -340,7 +340,8 @@ def _hop_capacity(stages: list[Any], index: int, default: int) -> tuple[int, int
     """The capacity of the hop before ``stages[index]``, and the next index.
 
     Adjacent ``buffer`` stages at ``index`` add up into the hop; otherwise
-    the stage before the hop may ask for its own size (``_output_hop``).
+    the stage before the hop may ask for its own size (``_output_hop``), or
+    else the stage after it (``_input_hop``).
     """
     total = 0
     while index < len(stages) and isinstance(stages[index], _Buffer):
@@ -349,6 +350,10 @@ def _hop_capacity(stages: list[Any], index: int, default: int) -> tuple[int, int
     if total:
         return total, index
     wanted = getattr(stages[index - 1], "_output_hop", None) if index > 0 else None
+    if wanted is None and index < len(stages):
+        # A stage that works on whole chunks (a sink writing one round trip
+        # per chunk) may ask for a hop holding one chunk in front of it.
+        wanted = getattr(stages[index], "_input_hop", None)
     return (wanted or default), index
 
 
