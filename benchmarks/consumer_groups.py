@@ -67,9 +67,7 @@ async def _naive(client: RedisClient, source: str, out: str, group: str) -> int:
 
 
 async def _flowkit(client: RedisClient, source: str, out: str, group: str, once: bool) -> int:
-    sink = stream_sink(
-        client, out, idempotent=once, key=lambda fields: fields[b"source"].decode()
-    )
+    sink = stream_sink(client, out, idempotent=once, key=lambda fields: fields[b"source"].decode())
     async with (
         open_group_source(client, source, group, until_idle=0.3) as groups,
         flowkit.open_pipeline(groups, flowkit.map(work), sink) as pipeline,
