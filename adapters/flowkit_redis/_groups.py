@@ -18,7 +18,8 @@ pending entries idle for ``claim_idle``: one delivered ``max_deliveries``
 times goes to the dead-letter stream (with why) and is acknowledged, in one
 ``MULTI``; the others are claimed (``XAUTOCLAIM``) and go through this
 pipeline. While this pipeline holds an entry longer than half of
-``claim_idle`` (a long window), the source claims it again for itself
+``claim_idle`` (a long window, a blocked sink), a task of the source claims
+it again for itself
 (``XCLAIM ... JUSTID``, which resets its idle time without counting a
 delivery), so a live consumer's entries are never taken from it however
 long its operators hold them. Consumer names are unique per process
@@ -246,12 +247,17 @@ class GroupSource:
                 self._stats["read"] += 1
 
     async def _maintain(self) -> None:
-        """Dead-letter, claim, keep what we hold, clean up, refresh the lag."""
+        """Dead-letter, claim, clean up, refresh the lag (between reads)."""
         self._next_maintenance = trio.current_time() + self._claim_interval
         await self._dead_letter()
         await self._claim()
-        await self._keep_held()
         await self._clean_up()
+
+    async def _keep_held_forever(self) -> None:
+        """Every ``claim_interval``, even while the pipeline is blocked: see :meth:`_keep_held`."""
+        while True:
+            await trio.sleep(self._claim_interval)
+            await self._keep_held()
 
     async def _dead_letter(self) -> None:
         pending = await self._call(
@@ -435,6 +441,7 @@ async def open_group_source(
     with ungrouped():  # the body's error comes out as itself, not in a group
         async with trio.open_nursery() as nursery:
             nursery.start_soon(source._ack_settled)
+            nursery.start_soon(source._keep_held_forever)
             try:
                 yield source
             finally:

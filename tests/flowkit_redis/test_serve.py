@@ -84,6 +84,7 @@ async def test_three_processes_serve_one_session_and_resume_exactly_once(
                 "analyze_document",
                 "sensor_feed",
                 "sensor_windows",
+                "tail_stream",  # registered by --demo --redis only
             ]
             seen: list[Any] = []
             last = ""
