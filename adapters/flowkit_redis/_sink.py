@@ -1,8 +1,8 @@
 """A pipeline stage that appends to a Redis stream, one round trip per chunk.
 
 :func:`stream_sink` takes whatever is ready upstream (up to ``chunk``
-items), writes it in one round trip (``XADD ... MAXLEN ~``, pipelined), and
-only then takes more. While Redis is slow the sink is busy, its hop fills
+items), writes it in one round trip (one script call doing ``XADD ...
+MAXLEN ~`` for each), and only then takes more. While Redis is slow the sink is busy, its hop fills
 and the pipeline upstream waits: that is the backpressure. Items it has
 taken and not yet written count as ``buffered``, which is what lets an
 acked pipeline (:class:`flowkit.AckTracker`) acknowledge a source entry only
@@ -52,15 +52,17 @@ from ._client import RedisClient, StoreUnavailable
 
 __all__ = ["SinkStatistics", "StreamSink", "stream_sink"]
 
-#: Appends the entries whose dedup record is new; returns how many it appended.
-#: KEYS[1] the stream; ARGV: maxlen, ttl (s), dedup prefix, then per entry
-#: its key, its field count and its fields.
-_APPEND_ONCE = """
+#: Appends a chunk; returns how many entries it appended. KEYS[1] the stream;
+#: ARGV: maxlen, dedup ttl (s), dedup prefix, then per entry its dedup key
+#: ("" in at-least-once mode: append unconditionally), its field count and
+#: its fields. An entry with a key is appended only if its dedup record was
+#: not there, and the record is written in the same step.
+_APPEND = """
 local added = 0
 local i = 4
 while i <= #ARGV do
   local n = tonumber(ARGV[i + 1])
-  if redis.call('SET', ARGV[3] .. ARGV[i], '1', 'NX', 'EX', ARGV[2]) then
+  if ARGV[i] == '' or redis.call('SET', ARGV[3] .. ARGV[i], '1', 'NX', 'EX', ARGV[2]) then
     local command = {'XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*'}
     for j = i + 2, i + 1 + 2 * n do
       command[#command + 1] = ARGV[j]
@@ -144,7 +146,7 @@ class StreamSink(flowkit.Operator[Any, None]):
         self._fields = fields
         self._key = key
         self._dedup_args = [str(maxlen), str(round(dedup_ttl)), f"{{{stream}}}:dedup:"]
-        self._script = client.redis.register_script(_APPEND_ONCE) if idempotent else None
+        self._script = client.redis.register_script(_APPEND)
         self._stats = {"written": 0, "duplicates": 0, "round_trips": 0, "retries": 0}
 
     def sink_statistics(self) -> SinkStatistics:
@@ -159,7 +161,7 @@ class StreamSink(flowkit.Operator[Any, None]):
                 return
             counters.items_in += len(chunk)
             counters.set_buffered(len(chunk))  # held until Redis has them
-            write = self._write_once(chunk) if self.idempotent else self._append(chunk)
+            write = self._write(chunk)
             while True:
                 self._stats["round_trips"] += 1
                 try:
@@ -173,32 +175,21 @@ class StreamSink(flowkit.Operator[Any, None]):
             counters.items_out += len(chunk)
             counters.set_buffered(0)
 
-    def _append(self, chunk: list[Any]) -> Callable[[Any], Any]:
-        entries = [self._fields(item) for item in chunk]
+    def _write(self, chunk: list[Any]) -> Callable[[Any], Any]:
+        """One script call: every entry's ``XADD`` (and dedup record) in one round trip.
 
-        async def append(redis: Any) -> int:
-            async with redis.pipeline(transaction=False) as pipe:
-                for fields in entries:
-                    pipe.xadd(
-                        self.stream,
-                        fields,
-                        trim_strategy="MAXLEN",
-                        threshold=self._maxlen,
-                        trim_operator="~",
-                    )
-            return len(entries)
-
-        return append
-
-    def _write_once(self, chunk: list[Any]) -> Callable[[Any], Any]:
+        A script rather than a pipeline of ``XADD``: one command to build and
+        parse instead of one per entry, and the idempotent mode is the same
+        code with keys.
+        """
         args: list[Any] = list(self._dedup_args)
+        key = self._key if self.idempotent else None
         for item in chunk:
             fields = self._fields(item)
-            args += (self._key(item), str(len(fields)))
+            args += (key(item) if key is not None else "", str(len(fields)))
             for field, value in fields.items():
                 args += (field, value)
         script = self._script
-        assert script is not None
 
         async def write(redis: Any) -> int:
             return int(await script(keys=[self.stream], args=args))
