@@ -205,7 +205,20 @@ class AckTracker(Generic[T]):
         return len(self._unsettled)
 
     def emitted(self, token: T) -> None:
-        """Record that the item acknowledged by ``token`` is being handed over now."""
+        """Record that the item acknowledged by ``token`` is being handed over now.
+
+        Raises:
+            ContractViolation: no pipeline is bound, so the item could never
+                be settled (the source was iterated by hand, or read by a
+                stage such as ``merge`` rather than being the pipeline's
+                source).
+        """
+        if not self._bound:
+            raise ContractViolation(
+                "an acknowledging source must be the source of an open_pipeline (or the "
+                "pipeline must be given acks=): nothing bound to its AckTracker could "
+                "settle its items"
+            )
         self._unsettled.append(token)
         self._emitted += 1
 

@@ -274,3 +274,10 @@ async def test_check_operator_catches_an_operator_that_hides_what_it_holds() -> 
     with pytest.raises(ContractViolation, match=r"buffered counts every item held.*emitted \[3\]"):
         await check_operator(HidesWhatItHolds, [1, 2, 3])
     await check_operator(HidesWhatItHolds, [1, 2, 3], skip={"acks"})
+
+
+async def test_an_acked_source_read_by_a_stage_rather_than_the_pipeline_is_detected() -> None:
+    tracker: AckTracker[int] = AckTracker()
+    with pytest.raises(ContractViolation, match="must be the source of an open_pipeline"):
+        async with flowkit.open_pipeline([], flowkit.merge(numbers(tracker, 3))) as out:
+            [x async for x in out]
