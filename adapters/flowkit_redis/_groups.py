@@ -157,6 +157,8 @@ class GroupSource:
         self._held_since: dict[str, float] = {}
         self._next_maintenance = 0.0
         self._claim_cursor = "0-0"
+        #: Where the walk of this consumer's own pending entries stands (None: not walking).
+        self._own_cursor: str | None = None
         self._acking: list[str] = []
         self._stats: dict[str, int] = dict.fromkeys(
             ("read", "claimed", "acked", "dead_lettered", "round_trips", "retries", "deleted"), 0
@@ -196,6 +198,7 @@ class GroupSource:
                     if (
                         self._until_idle is not None
                         and not self._held_since
+                        and self._own_cursor is None
                         and trio.current_time() - idle_since >= self._until_idle
                     ):
                         return
@@ -235,16 +238,39 @@ class GroupSource:
                 raise
 
     async def _read(self) -> None:
-        streams = {self.stream: ">"}
+        """Read new entries or, after a failed read, this consumer's own pending ones.
+
+        A read whose reply was lost (Redis killed or unreachable mid-way) may
+        still have delivered its entries: they are pending for this
+        consumer, which never saw them. So after a retried read the next
+        reads walk this consumer's pending entries (``XREADGROUP ... 0``)
+        and hand over those it does not hold, before reading new ones.
+        """
+        own = self._own_cursor
+        streams = {self.stream: own if own is not None else ">"}
+        retries = self._stats["retries"]
         reply = await self._call(
             lambda redis: redis.xreadgroup(
-                self.group, self.consumer, streams, count=self._count, block=self._block_ms
+                self.group,
+                self.consumer,
+                streams,
+                count=self._count,
+                block=None if own is not None else self._block_ms,
             )
         )
-        for entries in (reply or {}).values():
-            for entry in entries:
-                self._ready.append(Entry(_text(entry.identifier), entry.field_values))
-                self._stats["read"] += 1
+        entries = [entry for batch in (reply or {}).values() for entry in batch]
+        if own is not None:
+            self._own_cursor = _text(entries[-1].identifier) if entries else None
+            entries = [
+                entry
+                for entry in entries
+                if entry.field_values and _text(entry.identifier) not in self._held_since
+            ]
+        elif self._stats["retries"] > retries:
+            self._own_cursor = "0-0"
+        for entry in entries:
+            self._ready.append(Entry(_text(entry.identifier), entry.field_values))
+            self._stats["read"] += 1
 
     async def _maintain(self) -> None:
         """Dead-letter, claim, clean up, refresh the lag (between reads)."""
@@ -295,6 +321,7 @@ class GroupSource:
         self._stats["dead_lettered"] += len(entries)
 
     async def _claim(self) -> None:
+        retries = self._stats["retries"]
         reply = await self._call(
             lambda redis: redis.xautoclaim(
                 self.stream,
@@ -306,6 +333,8 @@ class GroupSource:
             )
         )
         self._claim_cursor = _text(reply[0])
+        if self._stats["retries"] > retries:
+            self._own_cursor = "0-0"  # a lost reply may have claimed entries for us: see _read
         for entry in reply[1]:
             if entry.field_values is None:
                 continue  # trimmed away while pending
