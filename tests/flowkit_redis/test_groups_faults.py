@@ -86,6 +86,7 @@ async def test_redis_killed_mid_run_loses_nothing_and_duplicates_nothing(
                 async for _ in pipeline:
                     pass
         assert client.outages >= 1
+        await client.wait_up()
         found = await counts(client, "out")
         missing = sorted(set(range(n)) - set(found))
         assert not missing, f"inputs missing from the output: {missing[:10]}, {source.statistics()}"
@@ -167,6 +168,7 @@ async def test_entries_whose_write_redis_never_answered_are_not_acknowledged(
                     await wait_for_length(client, "out", 20)
                     await trio.testing.wait_all_tasks_blocked(cushion=0.3)
                 own_redis.resume()  # before the source's exit acknowledges what settled
+        await client.wait_up()
         written = set(await counts(client, "out"))
         every = await client.run(lambda redis: redis.xrange("in", "-", "+"))
         pending = await client.run(lambda redis: redis.xpending("in", "g", "-", "+", 1000))
