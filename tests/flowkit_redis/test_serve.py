@@ -201,6 +201,7 @@ async def test_the_official_sdk_client_through_nginx_round_robin(
         "analyze_document",
         "sensor_feed",
         "sensor_windows",
+        "tail_stream",  # registered by --demo --redis only
     ]
     assert not first.is_error
     assert first.structured_content == {"count": 50}
