@@ -34,15 +34,11 @@ that was not settled, and a retried ``XACK`` is harmless.
 
 from __future__ import annotations
 
-import os
-import secrets
-import socket
 from collections import deque
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any, TypeVar
 
-import attrs
 import coredis.exceptions
 import trio
 
@@ -50,67 +46,11 @@ import flowkit
 from flowkit._tasks import ungrouped
 
 from ._client import RedisClient, StoreUnavailable
+from ._entries import Entry, GroupStatistics, _text, consumer_name
 
 __all__ = ["Entry", "GroupSource", "GroupStatistics", "open_group_source"]
 
 _T = TypeVar("_T")
-
-
-@attrs.frozen
-class Entry:
-    """One stream entry as the pipeline sees it.
-
-    Attributes:
-        id: the entry id (``1700000000000-0``): the token acknowledged, and
-            the natural dedup key of an idempotent sink.
-        fields: the entry's field-value pairs, as bytes.
-        claimed: the entry was taken over from another consumer.
-    """
-
-    id: str
-    fields: Mapping[bytes, bytes]
-    claimed: bool = False
-
-
-@attrs.frozen
-class GroupStatistics:
-    """A snapshot of one consumer's work (``source.statistics()``).
-
-    Attributes:
-        consumer: this consumer's name in the group.
-        read: entries read with ``XREADGROUP``.
-        claimed: entries taken over from other consumers.
-        acked: entries acknowledged by this consumer.
-        pending: entries handed to the pipeline and not acknowledged yet.
-        dead_lettered: entries moved to the dead-letter stream.
-        lag: entries in the stream the group has not read yet (``XINFO
-            GROUPS``, refreshed every ``claim_interval``; -1 before).
-        group_pending: the whole group's pending entries, same refresh.
-        round_trips: commands or pipelines sent to Redis.
-        retries: commands retried after Redis was unreachable.
-        consumers_deleted: stale consumers removed from the group.
-    """
-
-    consumer: str
-    read: int = 0
-    claimed: int = 0
-    acked: int = 0
-    pending: int = 0
-    dead_lettered: int = 0
-    lag: int = -1
-    group_pending: int = -1
-    round_trips: int = 0
-    retries: int = 0
-    consumers_deleted: int = 0
-
-
-def consumer_name() -> str:
-    """A name no other process uses: host, pid and a random part."""
-    return f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(4)}"
-
-
-def _text(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
 
 
 class GroupSource:
@@ -224,18 +164,23 @@ class GroupSource:
                 await self.create_group()  # Redis came back without the group
 
     async def create_group(self) -> None:
-        """Create the group (and the stream) unless it exists."""
-        try:
-            await self.client.run(
-                lambda redis: redis.xgroup_create(
-                    self.stream, self.group, self._start, mkstream=True
+        """Create the group (and the stream) unless it exists; wait for Redis if it is down."""
+        while True:
+            try:
+                await self.client.run(
+                    lambda redis: redis.xgroup_create(
+                        self.stream, self.group, self._start, mkstream=True
+                    )
                 )
-            )
-        except coredis.exceptions.StreamDuplicateConsumerGroupError:
-            pass
-        except coredis.exceptions.ResponseError as error:
-            if "BUSYGROUP" not in str(error):
-                raise
+            except StoreUnavailable:
+                await self.client.wait_up()
+                continue
+            except coredis.exceptions.StreamDuplicateConsumerGroupError:
+                pass
+            except coredis.exceptions.ResponseError as error:
+                if "BUSYGROUP" not in str(error):
+                    raise
+            return
 
     async def _read(self) -> None:
         """Read new entries or, after a failed read, this consumer's own pending ones.
