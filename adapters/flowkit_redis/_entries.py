@@ -38,7 +38,7 @@ class GroupStatistics:
         read: entries read with ``XREADGROUP``.
         claimed: entries taken over from other consumers.
         acked: entries acknowledged by this consumer.
-        pending: entries handed to the pipeline and not acknowledged yet.
+        pending: entries read or claimed and not acknowledged yet.
         dead_lettered: entries moved to the dead-letter stream.
         lag: entries in the stream the group has not read yet (``XINFO
             GROUPS``, refreshed every ``claim_interval``; -1 before).

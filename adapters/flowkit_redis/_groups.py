@@ -93,7 +93,8 @@ class GroupSource:
         self._until_idle = until_idle
         self._start = start
         self._ready: deque[Entry] = deque()
-        #: When each handed-over, unacknowledged entry was last claimed or read.
+        #: When each entry read or claimed and not yet acknowledged (queued here
+        #: or handed over) was last read or claimed.
         self._held_since: dict[str, float] = {}
         self._next_maintenance = 0.0
         self._claim_cursor = "0-0"
@@ -145,7 +146,6 @@ class GroupSource:
                     continue
                 idle_since = trio.current_time()
             entry = self._ready.popleft()
-            self._held_since[entry.id] = trio.current_time()
             self.acks.emitted(entry.id)  # no checkpoint between this and the hand-over
             yield entry
 
@@ -214,8 +214,13 @@ class GroupSource:
         elif self._stats["retries"] > retries:
             self._own_cursor = "0-0"
         for entry in entries:
-            self._ready.append(Entry(_text(entry.identifier), entry.field_values))
+            self._take(Entry(_text(entry.identifier), entry.field_values))
             self._stats["read"] += 1
+
+    def _take(self, entry: Entry) -> None:
+        """Queue an entry now ours; from now on it is kept ours (see :meth:`_keep_held`)."""
+        self._ready.append(entry)
+        self._held_since[entry.id] = trio.current_time()
 
     async def _maintain(self) -> None:
         """Dead-letter, claim, clean up, refresh the lag (between reads)."""
@@ -283,7 +288,7 @@ class GroupSource:
         for entry in reply[1]:
             if entry.field_values is None:
                 continue  # trimmed away while pending
-            self._ready.append(Entry(_text(entry.identifier), entry.field_values, claimed=True))
+            self._take(Entry(_text(entry.identifier), entry.field_values, claimed=True))
             self._stats["claimed"] += 1
 
     async def _keep_held(self) -> None:

@@ -199,3 +199,40 @@ async def test_a_slow_redis_holds_the_pipeline_back(client: RedisClient, keys: K
         written = sink.sink_statistics().written
     # Not read ahead of what Redis took: one hop and one chunk at most.
     assert produced - written <= 20 + 10 + 256
+
+
+async def test_entries_held_longer_than_claim_idle_are_not_claimed_from_a_live_consumer(
+    client: RedisClient, keys: Keys
+) -> None:
+    source_stream, out = f"{keys.prefix}:in", f"{keys.prefix}:out"
+    await feed(client, source_stream, 20)
+    release = trio.Event()
+
+    async def hold_first(entry: Entry) -> Entry:
+        if entry.fields[b"n"] == b"0":
+            await release.wait()  # a long window, a stalled sink: 3 claim_idles
+        return tagged(entry)
+
+    settings: dict[str, Any] = {"claim_idle": 1.0, "claim_interval": 0.1}
+    others: list[Any] = []
+
+    async def another_consumer() -> None:
+        async with (
+            open_group_source(client, source_stream, "g", until_idle=3.0, **settings) as other,
+            flowkit.open_pipeline(other, stream_sink(client, out)) as pipeline,
+        ):
+            assert [x async for x in pipeline] == []  # 3 s of looking for entries to claim
+        others.append(other)
+        release.set()
+
+    with trio.fail_after(30):
+        async with (
+            open_group_source(client, source_stream, "g", until_idle=4.0, **settings) as first,
+            flowkit.open_pipeline(first, flowkit.map(hold_first), stream_sink(client, out)) as p,
+            trio.open_nursery() as nursery,
+        ):
+            nursery.start_soon(another_consumer)
+            assert [x async for x in p] == []
+    assert others[0].statistics().claimed == 0
+    assert first.statistics().acked == 20
+    assert sorted(int(f[b"n"]) for f in await outputs(client, out)) == list(range(20))
