@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 # Pure (no trio): bound eagerly, so ``flowkit.mcp`` can derive its errors from them.
 from ._exceptions import (
     CompletionTimeout,
+    ContractViolation,
     FlowkitError,
     IdleTimeout,
     InitialTimeout,
@@ -39,6 +40,7 @@ from ._exceptions import (
 if TYPE_CHECKING:
     from . import mcp as mcp
     from . import testing as testing
+    from ._acks import AckStatistics, AckTracker
     from ._batching import adaptive_batch, batch
     from ._broadcast import Branch, branch, broadcast
     from ._buffers import buffer
@@ -66,9 +68,12 @@ if TYPE_CHECKING:
     from ._windows import Window, count_window, session_window, sliding_window, tumbling_window
 
 __all__ = [
+    "AckStatistics",
+    "AckTracker",
     "Branch",
     "ChannelStatistics",
     "CompletionTimeout",
+    "ContractViolation",
     "FlowReceiveChannel",
     "FlowSendChannel",
     "FlowkitError",
@@ -143,6 +148,7 @@ _LAZY: dict[str, str] = {
     name: module
     for module, names in {
         # Folds, shapes, time shaping, failure handling, combining (issue 18, items 4-7).
+        "._acks": ("AckStatistics", "AckTracker"),
         "._flat_map": ("flat_map",),
         "._folds": ("fold", "reduce", "scan"),
         "._shapes": ("distinct", "skip", "skip_while", "take", "take_until", "take_while"),

@@ -170,6 +170,16 @@ class _Broadcast(Operator[T, T]):
                 each._claimed = True
         self._branches = tuple(branches)
 
+    def _acks_held(self) -> int:
+        """Items queued on :class:`Branch` outputs (an acked pipeline counts them as held)."""
+        return sum(b._counters.buffered for b in self._branches if isinstance(b, Branch))
+
+    def _acks_branches(self) -> list[object]:
+        """The channel states the branches feed: an acked pipeline needs them bound too."""
+        return [
+            getattr(b.send if isinstance(b, Branch) else b, "_state", None) for b in self._branches
+        ]
+
     async def _run(
         self, receive: trio.abc.ReceiveChannel[T], send: trio.abc.SendChannel[T]
     ) -> None:

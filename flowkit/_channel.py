@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Generic, TypeVar
 
 import attrs
@@ -68,6 +68,7 @@ class _State(Generic[T]):
         "items_received",
         "items_sent",
         "max_items",
+        "on_wait",
         "open_receivers",
         "open_senders",
         "peak",
@@ -93,6 +94,9 @@ class _State(Generic[T]):
         self.items_sent = 0
         self.items_received = 0
         self.send_blocked_seconds = 0.0
+        #: Called when a receiver is about to park on this empty channel (an
+        #: acked pipeline looks for a settle point there; see ``_acks``).
+        self.on_wait: Callable[[], None] | None = None
 
     def put(self, batch: Sequence[T]) -> None:
         items = self.items
@@ -322,6 +326,8 @@ class FlowReceiveChannel(trio.abc.ReceiveChannel[T]):
             await cancel_shielded_checkpoint()
         while not self._ready():
             state = self._state
+            if state.on_wait is not None:
+                state.on_wait()
             lot = state.receive_lot
             if lot is None:
                 lot = state.receive_lot = ParkingLot()

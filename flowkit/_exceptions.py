@@ -6,6 +6,7 @@ exceptions of user code (a failing map function, a crashed source) propagate
 unchanged::
 
     FlowkitError
+    ├── ContractViolation        an operator broke the operator contract (also AssertionError)
     ├── StreamAborted            downstream view of an upstream crash
     ├── StreamTimeout            also a builtin TimeoutError
     │   ├── InitialTimeout       no first item within the limit
@@ -20,6 +21,7 @@ from __future__ import annotations
 
 __all__ = [
     "CompletionTimeout",
+    "ContractViolation",
     "FlowkitError",
     "IdleTimeout",
     "InitialTimeout",
@@ -30,6 +32,14 @@ __all__ = [
 
 class FlowkitError(Exception):
     """Base class of every exception flowkit raises deliberately."""
+
+
+class ContractViolation(FlowkitError, AssertionError):
+    """An operator broke a clause of the operator contract.
+
+    Raised by :func:`flowkit.testing.check_operator`, and by an acked
+    pipeline (see ``AckTracker``) that is given a stage it cannot see into.
+    """
 
 
 class StreamAborted(FlowkitError):

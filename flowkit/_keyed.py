@@ -84,6 +84,9 @@ class _Sub:
 
 class _GroupBy(Operator[T, Any]):
     _kind = "group_by"
+    #: Substreams run pipelines of their own, which its statistics do not
+    #: see into: an acked pipeline refuses it (see ``_acks``).
+    _acks_opaque = True
 
     def __init__(
         self,

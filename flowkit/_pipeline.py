@@ -25,8 +25,9 @@ from typing import Any, Generic, TypeAlias, TypeVar
 
 import trio
 
+from ._acks import AckTracker, PipelineView, check_stage
 from ._buffers import _Buffer
-from ._channel import FlowSendChannel, _open_stage_channel
+from ._channel import FlowReceiveChannel, FlowSendChannel, _open_stage_channel
 from ._exceptions import StreamAborted
 from ._operator import CHUNK, Operator, receive_some
 from ._stats import OperatorStatistics
@@ -68,6 +69,9 @@ class Pipeline(trio.abc.ReceiveChannel[T], Generic[T]):
         #: A trailing fused stage's error, raised once the items that
         #: preceded it in its chunk have been handed out.
         self._failed: Exception | None = None
+        #: Whether the consumer has seen the end (an acked pipeline that
+        #: ended any other way settles nothing more).
+        self._ended = False
         self.stages: tuple[object, ...] = tuple(stages)
 
     def statistics(self) -> tuple[OperatorStatistics, ...]:
@@ -85,9 +89,12 @@ class Pipeline(trio.abc.ReceiveChannel[T], Generic[T]):
             if self._failed is not None:
                 error, self._failed = self._failed, None
                 raise error
-            chunk, self._failed = _run_chunk(
-                self._apply_tail, await receive_some(self._output, max_items)
-            )
+            try:
+                taken = await receive_some(self._output, max_items)
+            except trio.EndOfChannel:
+                self._ended = True
+                raise
+            chunk, self._failed = _run_chunk(self._apply_tail, taken)
             if chunk:
                 return chunk
 
@@ -136,7 +143,14 @@ def start_pipeline(
         source: a receive channel, an async iterable or a sync iterable.
         *stages: operators (``await stage(receive, send, task_status=...)``).
         hop_items: capacity of each hop between tasks not sized by a buffer.
+
+    Raises:
+        TypeError: ``source`` acknowledges its items (it has an
+            :class:`~flowkit.AckTracker`): only ``open_pipeline`` knows how
+            its pipeline ended, which settling needs.
     """
+    if isinstance(getattr(source, "acks", None), AckTracker):
+        raise TypeError("a source with an AckTracker runs in open_pipeline, not start_pipeline")
     return _start(nursery, source, stages, hop_items, failures=None)
 
 
@@ -147,8 +161,13 @@ def _start(
     hop_items: int,
     *,
     failures: list[BaseException] | None,
+    hops: list[Any] | None = None,
 ) -> Pipeline[Any]:
-    """Build the chain; with ``failures``, stage errors are collected there."""
+    """Build the chain; with ``failures``, stage errors are collected there.
+
+    With ``hops``, the state of every hop between tasks is appended to it
+    (for an :class:`~flowkit.AckTracker` to see what they hold).
+    """
     stage_list = list(stages)
     for stage in stage_list:
         if not callable(stage):
@@ -178,6 +197,8 @@ def _start(
             index += 1
         capacity, index = _hop_capacity(stage_list, index, hop_items)
         send, upstream = _open_stage_channel(capacity)
+        if hops is not None:
+            hops.append(send._state)
         _bind_buffers(stage_list, index, send)
         nursery.start_soon(
             _run_task, _pump, (source, head), send, failures, last_recover >= len(head)
@@ -198,6 +219,8 @@ def _start(
         handed_over = last_recover >= index
         capacity, index = _hop_capacity(stage_list, index, hop_items)
         send, receive = _open_stage_channel(capacity)
+        if hops is not None:
+            hops.append(send._state)
         _bind_buffers(stage_list, index, send)
         nursery.start_soon(_run_task, runner, upstream, send, failures, handed_over)
         upstream = receive
@@ -210,6 +233,7 @@ async def open_pipeline(
     *stages: Stage,
     hop_items: int = DEFAULT_HOP_ITEMS,
     drain_on_error: bool = False,
+    acks: AckTracker[Any] | None = None,
 ) -> AsyncIterator[Pipeline[Any]]:
     """Run a pipeline for the duration of an ``async with`` block.
 
@@ -231,6 +255,11 @@ async def open_pipeline(
         *stages: operators (``await stage(receive, send, task_status=...)``).
         hop_items: capacity of each hop between tasks not sized by a buffer.
         drain_on_error: deliver what preceded a failure before raising it.
+        acks: settle the source's items through this tracker only once the
+            pipeline is done with them (see :class:`~flowkit.AckTracker`);
+            by default the source's own ``acks`` attribute, if it has one.
+            Every stage must then keep ``statistics()``
+            (:class:`~flowkit.ContractViolation` otherwise).
 
     Example::
 
@@ -240,14 +269,31 @@ async def open_pipeline(
     """
     failures: list[BaseException] = []
     body_error: BaseException | None = None
+    if acks is None and isinstance(found := getattr(source, "acks", None), AckTracker):
+        acks = found
+    hops: list[Any] | None = None
+    if acks is not None:
+        for stage in stages:
+            check_stage(stage)
+        hops = []
+    ended: Callable[[bool], None] | None = None
     try:
         async with trio.open_nursery() as nursery:
             pipeline = _start(
-                nursery, source, stages, hop_items, failures=failures if drain_on_error else None
+                nursery,
+                source,
+                stages,
+                hop_items,
+                failures=failures if drain_on_error else None,
+                hops=hops,
             )
+            if acks is not None and hops is not None:
+                ended = _bind_acks(acks, pipeline, hops, source)
             try:
                 yield pipeline
             finally:
+                if ended is not None:
+                    ended(pipeline._ended and not failures)
                 pipeline.close()
                 nursery.cancel_scope.cancel()
     except BaseExceptionGroup as group:
@@ -258,6 +304,19 @@ async def open_pipeline(
         body_error = failures[0]
     if body_error is not None:
         raise body_error from body_error.__cause__
+
+
+def _bind_acks(
+    acks: AckTracker[Any], pipeline: Pipeline[Any], hops: list[Any], source: Source
+) -> Callable[[bool], None]:
+    """Show ``acks`` what the pipeline holds; look for settle points on every hop."""
+    channel = source if isinstance(source, trio.abc.ReceiveChannel) else None
+    view = PipelineView(pipeline.stages, hops, pipeline._local, channel)
+    for state in hops:
+        state.on_wait = acks.check
+    if isinstance(channel, FlowReceiveChannel):
+        channel._state.on_wait = acks.check
+    return acks._bind(view)
 
 
 def _unwrap(group: BaseExceptionGroup[BaseException]) -> BaseException:
@@ -281,7 +340,8 @@ def _hop_capacity(stages: list[Any], index: int, default: int) -> tuple[int, int
     """The capacity of the hop before ``stages[index]``, and the next index.
 
     Adjacent ``buffer`` stages at ``index`` add up into the hop; otherwise
-    the stage before the hop may ask for its own size (``_output_hop``).
+    the stage before the hop may ask for its own size (``_output_hop``), or
+    else the stage after it (``_input_hop``).
     """
     total = 0
     while index < len(stages) and isinstance(stages[index], _Buffer):
@@ -290,6 +350,10 @@ def _hop_capacity(stages: list[Any], index: int, default: int) -> tuple[int, int
     if total:
         return total, index
     wanted = getattr(stages[index - 1], "_output_hop", None) if index > 0 else None
+    if wanted is None and index < len(stages):
+        # A stage that works on whole chunks (a sink writing one round trip
+        # per chunk) may ask for a hop holding one chunk in front of it.
+        wanted = getattr(stages[index], "_input_hop", None)
     return (wanted or default), index
 
 

@@ -440,6 +440,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return run_stdio(target)  # one peer, one process: nothing to share (--redis)
     if args.redis:
         target.shared = _redis(parser, target, args.redis)
+        if args.demo:
+            from ._demo import add_redis_tools
+
+            add_redis_tools(target, args.redis)  # tail_stream: a live Redis stream
     app = _app_for(target, args.path, observe)
     endpoints = _endpoints(app)
     if args.access_log:

@@ -1,6 +1,6 @@
 """The demo server behind ``flowkit serve --demo``.
 
-Four tools, one per thing worth seeing:
+Four tools, one per thing worth seeing (a fifth with ``--redis``):
 
 * ``ticker`` — lossless progress: every step delivered, at the client's pace;
 * ``analyze_document`` — partial results streamed as logs, then a summary;
@@ -18,13 +18,19 @@ Beside the tools, the streaming-native resource and a prompt:
   get ``resources/updated`` at most once a second;
 * ``room_report(unit)`` — a prompt embedding the room's current reading,
   ``unit`` completed from ``celsius``/``fahrenheit``.
+
+And a fifth tool:
+
+* ``tail_stream`` (only with ``--redis URL``) — a live Redis stream through
+  ``flowkit.latest``: a slow client gets the latest entry, and the result
+  reports how many it skipped.
 """
 
 from __future__ import annotations
 
 import re
 from collections import Counter
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from functools import partial
 from typing import Any, Literal, TypeVar
 
@@ -393,3 +399,95 @@ async def room_report(unit: Literal["celsius", "fahrenheit"] = "celsius") -> lis
             )
         ),
     ]
+
+
+# --- Registered only by ``flowkit serve --demo --redis URL`` (issue 17) ---
+
+
+def _tail_redis(url: str, after: str, count: int) -> Any:
+    """A stage reading the stream named by its one input item, from ``after``, ``count`` entries.
+
+    A stage, not a source: it owns the connection's nursery in its own task
+    (an async generator must not yield inside a nursery it opened).
+    """
+    from flowkit_redis import RedisClient
+
+    async def tail(
+        receive: trio.abc.ReceiveChannel[str],
+        send: trio.abc.SendChannel[dict[str, str]],
+        *,
+        task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
+    ) -> None:
+        async with receive, send:
+            task_status.started()
+            stream = await receive.receive()
+            seen, last = 0, after
+            async with RedisClient.connect(url) as client:
+                try:
+                    while seen < count:
+                        reply = await client.run(_xread(stream, last, min(256, count - seen)))
+                        for entries in (reply or {}).values():
+                            for entry in entries:
+                                last = entry.identifier.decode()
+                                fields = {
+                                    k.decode(errors="replace"): v.decode(errors="replace")
+                                    for k, v in entry.field_values.items()
+                                }
+                                await send.send({"id": last, **fields})
+                                seen += 1
+                except trio.BrokenResourceError:
+                    return
+
+    return tail
+
+
+def _xread(stream: str, after: str, count: int) -> Callable[[Any], Awaitable[Any]]:
+    return lambda redis: redis.xread({stream: after}, count=count, block=500)
+
+
+def _tail_report(skipper: flowkit.Operator[Any, Any], count: int, consume_ms: float) -> Any:
+    async def report(
+        receive: trio.abc.ReceiveChannel[dict[str, str]],
+        send: trio.abc.SendChannel[Progress | Result],
+        *,
+        task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
+    ) -> None:
+        delivered = 0
+        last: dict[str, str] = {}
+        async with receive, send:
+            task_status.started()
+            async for entry in receive:
+                delivered += 1
+                last = entry
+                await send.send(Progress(f"entry {entry['id']}", total=count))
+                await trio.sleep(consume_ms / 1000)  # the client's pace
+            skipped = skipper.statistics().dropped
+            structured = {"entries": delivered + skipped, "delivered": delivered,
+                          "skipped": skipped, "last": last}  # fmt: skip
+            text = f"{delivered} of {delivered + skipped} entries delivered; {skipped} skipped"
+            await send.send(Result(structured=structured, text=text))
+
+    return report
+
+
+def add_redis_tools(target: MCPServer, url: str) -> None:
+    """Register ``tail_stream``, which watches a Redis stream live (``--demo --redis URL``)."""
+
+    @target.tool(policy="conflate")
+    def tail_stream(
+        stream: str, count: int = 100, after: str = "$", consume_ms: float = 0.0
+    ) -> ToolPipeline:
+        """Tail a Redis stream: a slow client gets the latest entry; reports what was skipped."""
+        if not stream:
+            raise ValueError("stream must name a Redis stream")
+        if not 1 <= count <= 1_000_000:
+            raise ValueError(f"count must be between 1 and 1000000, got {count}")
+        if not 0 <= consume_ms <= 60_000:
+            raise ValueError(f"consume_ms must be between 0 and 60000, got {consume_ms}")
+        skipper: flowkit.Operator[Any, Any] = flowkit.latest()
+        return ToolPipeline(
+            [stream],
+            _tail_redis(url, after, count),
+            skipper,
+            _tail_report(skipper, count, consume_ms),
+        )

@@ -11,19 +11,29 @@ resume that follows a call still running (here or on another instance). :class:`
 door to Redis: a deadline on every operation, :class:`StoreUnavailable`
 (503 + ``Retry-After``) when Redis is missing, reconnection by itself.
 
+Pipelines across processes (issue 17): :func:`open_group_source` reads a
+stream through a consumer group and acknowledges an entry only once the
+pipeline is done with it; :func:`stream_sink` appends to a stream, once per
+key in idempotent mode. See docs/ops/redis.md.
+
 See docs/scaling.md for the picture, the guarantees and the failure modes.
 """
 
 from ._client import RedisClient, StoreUnavailable
 from ._events import EventTooLarge, RedisEventStore, RedisFollower, Replay
+from ._groups import Entry, GroupSource, GroupStatistics, open_group_source
 from ._keys import Keys
 from ._sessions import RedisSessionStore, SessionCapReached
 from ._shared import RedisShared, RedisSharedStore
+from ._sink import SinkStatistics, StreamSink, stream_sink
 from ._url import RedisURL
 from ._wakeups import Wakeups, Watch
 
 __all__ = [
+    "Entry",
     "EventTooLarge",
+    "GroupSource",
+    "GroupStatistics",
     "Keys",
     "RedisClient",
     "RedisEventStore",
@@ -34,7 +44,11 @@ __all__ = [
     "RedisURL",
     "Replay",
     "SessionCapReached",
+    "SinkStatistics",
     "StoreUnavailable",
+    "StreamSink",
     "Wakeups",
     "Watch",
+    "open_group_source",
+    "stream_sink",
 ]

@@ -1,7 +1,7 @@
 """The operator contract, as an executable check.
 
 Each clause is a separate *step* on a fresh operator (``"end"``,
-``"statistics"``, ``"cancellation"``, ``"abandonment"``, ``"crash"``), run over plain trio
+``"statistics"``, ``"acks"``, ``"cancellation"``, ``"abandonment"``, ``"crash"``), run over plain trio
 memory channels (so an operator that only works inside a flowkit pipeline
 fails) except the crash step, which needs the pipeline runner.
 
@@ -25,9 +25,10 @@ from typing import Any, TypeVar
 
 import attrs
 import trio
+import trio.testing
 
 from .._channel import FlowReceiveChannel, FlowSendChannel, _open_stage_channel
-from .._exceptions import StreamAborted
+from .._exceptions import ContractViolation, StreamAborted
 from .._pipeline import open_pipeline
 from .._tasks import _leaves, unwrapped
 
@@ -38,7 +39,7 @@ T = TypeVar("T")
 
 #: The steps of :func:`check_operator`, in the order they run. All but
 #: ``"end"`` (whose outputs the others are compared with) can be skipped.
-_STEPS = ("end", "statistics", "cancellation", "abandonment", "crash")
+_STEPS = ("end", "statistics", "acks", "cancellation", "abandonment", "crash")
 
 #: Default time limit of each step, in seconds on trio's clock.
 _TIME_LIMIT = 60.0
@@ -53,10 +54,6 @@ _FIRST_PAUSE = 0.001
 _show = reprlib.Repr()
 _show.maxlist = 8
 _show.maxother = 60
-
-
-class ContractViolation(AssertionError):
-    """An operator broke a clause of the operator contract."""
 
 
 class _Crash(Exception):
@@ -106,11 +103,11 @@ async def check_operator(
             for dropping operators (then outputs must be a subsequence).
         max_buffered: a bound ``statistics().buffered_peak`` must respect.
         statistics: whether to require a ``statistics()`` snapshot (False is
-            the same as skipping the ``"statistics"`` step).
+            the same as skipping the ``"statistics"`` and ``"acks"`` steps).
         seed: makes the cancellation points reproducible.
         skip: steps not to run, for an operator whose semantics a step
             does not fit (``"abandonment"`` for one that stops sending after
-            its first output, for example): any of ``"statistics"``,
+            its first output, for example): any of ``"statistics"``, ``"acks"``,
             ``"cancellation"``, ``"abandonment"``, ``"crash"``. The
             ``"end"`` step, the plain run, always runs.
         time_limit: seconds on trio's clock each step may take (default 60),
@@ -137,7 +134,7 @@ async def check_operator(
             f"{list(_STEPS[1:])}"
         )
     if not statistics:
-        skipped.add("statistics")
+        skipped.update(("statistics", "acks"))
     limits = _limits(time_limit)
     op = make()
     _check_signature(op)
@@ -148,6 +145,8 @@ async def check_operator(
     )
     if "statistics" not in skipped:
         _check_statistics(op, inputs, max_buffered)
+    if "acks" not in skipped and "statistics" not in skipped:
+        await _step("acks", limits, lambda: _check_acks(make(), inputs))
     if "cancellation" not in skipped:
         cancelled_outputs = await _step(
             "cancellation",
@@ -320,6 +319,45 @@ async def _run_plain(
         "the receive end it was given is still open after it returned",
     )
     return outputs
+
+
+async def _check_acks(op: Any, inputs: Sequence[Any]) -> None:
+    """``buffered`` counts every item held, as an acked pipeline relies on.
+
+    Fed every input with upstream left open, the operator goes quiet; if its
+    statistics then say it holds nothing, ending upstream must bring out
+    nothing more. An operator that flushed items it did not count would let
+    an :class:`~flowkit.AckTracker` acknowledge them before they were sent.
+    """
+    clause = "statistics().buffered counts every item held (acked pipelines rely on it)"
+    if getattr(op, "_acks_opaque", False):
+        return  # it says it cannot run in an acked pipeline, which refuses it
+    up_send, up_receive = trio.open_memory_channel[Any](math.inf)
+    down_send, down_receive = trio.open_memory_channel[Any](math.inf)
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(op, up_receive, down_send)
+        for item in inputs:
+            up_send.send_nowait(item)
+        await trio.testing.wait_all_tasks_blocked()
+        stats = op.statistics()
+        while True:  # what it emitted before going quiet is not late
+            try:
+                down_receive.receive_nowait()
+            except (trio.WouldBlock, trio.EndOfChannel):
+                break
+        _require(
+            stats.items_in == stats.items_out + stats.dropped + stats.filtered + stats.buffered,
+            clause,
+            f"conservation broken while running: {stats!r}",
+        )
+        await up_send.aclose()
+        async with down_receive:
+            late = [item async for item in down_receive]
+    _require(
+        stats.buffered > 0 or not late,
+        clause,
+        f"it said buffered == 0 while quiet, then emitted {_show.repr(late)} at the end",
+    )
 
 
 async def _cancel_after(scope: trio.CancelScope, checkpoints: int) -> None:

@@ -33,6 +33,7 @@ QUICK = {
     "mcp": ["--quick"],
     "client": ["--quick"],
     "attacks": ["--quick"],
+    "consumer_groups": ["--quick"],
     "concurrent": ["--quick", "--sessions", "20", "--count", "5"],
     "idle": ["--quick", "--sessions", "50", "--hold", "1"],
     "burst": ["--quick", "--sessions", "50"],

@@ -220,7 +220,7 @@ async def test_time_limits_are_per_step_and_adjustable(autojump_clock: Any) -> N
         await check_operator(
             lambda: flowkit.throttle(1, per=3600),
             [1, 2, 3],
-            time_limit={"end": 3 * 3600, "cancellation": 3 * 3600},
+            time_limit={"end": 3 * 3600, "acks": 3 * 3600, "cancellation": 3 * 3600},
         )
 
 

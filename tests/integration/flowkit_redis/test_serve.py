@@ -93,6 +93,7 @@ async def test_three_processes_serve_one_session_and_resume_exactly_once(
                 "analyze_document",
                 "sensor_feed",
                 "sensor_windows",
+                "tail_stream",  # registered by --demo --redis only
             ]
             seen: list[Any] = []
             last = ""
@@ -275,6 +276,7 @@ async def test_the_official_sdk_client_through_nginx_round_robin(
         "analyze_document",
         "sensor_feed",
         "sensor_windows",
+        "tail_stream",  # registered by --demo --redis only
     ]
     assert not first.is_error
     assert first.structured_content == {"count": 50}
