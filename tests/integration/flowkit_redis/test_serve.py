@@ -186,7 +186,13 @@ async def _through_nginx(
 
 
 CLIENTS = Path(__file__).parent / "clients"
-DEMO_TOOLS = ["ticker", "analyze_document", "sensor_feed", "sensor_windows"]
+DEMO_TOOLS = [
+    "ticker",
+    "analyze_document",
+    "sensor_feed",
+    "sensor_windows",
+    "tail_stream",
+]  # --redis adds tail_stream
 
 
 async def _client_process_through_nginx(
