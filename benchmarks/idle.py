@@ -19,7 +19,8 @@ comments seen per stream. The soft ``RLIMIT_NOFILE`` is raised in-process
 for C sockets.
 
 The last line: ``ratio=<official KiB per stream / flowkit KiB per stream at
-the largest C> flowkit=<KiB> official=<KiB>`` (higher is better for flowkit).
+the largest C> flowkit=<KiB> official=<KiB> fastmcp=<KiB>`` (higher is better for
+flowkit).
 """
 
 from __future__ import annotations
@@ -137,7 +138,7 @@ def main(argv: list[str] | None = None) -> list[Outcome]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sessions", default="1000,3000")
     parser.add_argument("--hold", type=float, default=20.0)
-    parser.add_argument("--servers", default="flowkit,official")
+    parser.add_argument("--servers", default=_servers.DEFAULT_SERVERS)
     parser.add_argument("--quick", action="store_true", help="C=100,200 held 3 s (CI)")
     args = parser.parse_args(argv)
     if args.quick:
@@ -146,12 +147,14 @@ def main(argv: list[str] | None = None) -> list[Outcome]:
     limit = raise_nofile(max(sizes) + 256)
     if limit < max(sizes) + 64:
         raise SystemExit(f"RLIMIT_NOFILE {limit} is too low for {max(sizes)} streams")
-    outcomes = [run_one(name, c, args.hold) for c in sizes for name in args.servers.split(",")]
+    outcomes = [
+        run_one(name, c, args.hold) for c in sizes for name in _servers.selected(args.servers)
+    ]
     print(outcome_table(HEADER, outcomes))
     top = {o.server: o.kib_per_stream for o in outcomes if o.sessions == sizes[-1]}
     fk, off = top.get("flowkit", math.nan), top.get("official", math.nan)
     print(
-        f"ratio={off / fk:.2f} flowkit={fk:.1f} official={off:.1f} "
+        f"ratio={off / fk:.2f} {_servers.peer_figures(top, '.1f')} "
         f"(server KiB per open stream at C={sizes[-1]}, official/flowkit)"
     )
     return outcomes

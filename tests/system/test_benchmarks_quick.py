@@ -50,7 +50,7 @@ def test_quick_mode_prints_ratio(name: str) -> None:
         cwd=ROOT,
         capture_output=True,
         text=True,
-        timeout=60,
+        timeout=120,  # three servers each (flowkit, official, FastMCP)
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     lines = proc.stdout.strip().splitlines()
