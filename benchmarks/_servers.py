@@ -48,6 +48,14 @@ def flowkit_command(port: int, extra: Sequence[str] = ()) -> list[str]:
 
 
 FLOWKIT_TOOLS = ["benchmarks._flowkit_tools:server"]
+
+
+def flowkit_room(n: int) -> list[str]:
+    """``flowkit serve --demo`` with its session and connection caps (1,000 each by
+    default) lifted above ``n``, for a benchmark that holds ``n`` sessions at once."""
+    return ["--demo", "--max-sessions", str(n + 64), "--max-connections", str(n + 64)]
+
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
