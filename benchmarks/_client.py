@@ -183,8 +183,9 @@ class Session:
         slow bulk handshake (a loaded machine) fail their first call.
         """
         if self.sock is not None and not self._raw:
-            readable, _, _ = select.select([self.sock.fileno()], [], [], 0)
-            if readable:
+            poller = select.poll()  # not select(): descriptors go past 1,024 here
+            poller.register(self.sock.fileno(), select.POLLIN)
+            if poller.poll(0):
                 self.close()
         if self.sock is None:
             await self.connect()

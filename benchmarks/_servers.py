@@ -50,10 +50,13 @@ def flowkit_command(port: int, extra: Sequence[str] = ()) -> list[str]:
 FLOWKIT_TOOLS = ["benchmarks._flowkit_tools:server"]
 
 
-def flowkit_room(n: int) -> list[str]:
-    """``flowkit serve --demo`` with its session and connection caps (1,000 each by
-    default) lifted above ``n``, for a benchmark that holds ``n`` sessions at once."""
-    return ["--demo", "--max-sessions", str(n + 64), "--max-connections", str(n + 64)]
+def flowkit_room(n: int) -> tuple[list[str], dict[str, str]]:
+    """Arguments and environment for a flowkit server that holds ``n`` sessions, each
+    with a call open: the demo tools with the session, connection and calls-in-flight
+    caps (1,000, 1,000 and 1,024 by default) lifted above ``n``."""
+    room = str(n + 64)
+    extra = [*FLOWKIT_TOOLS, "--max-sessions", room, "--max-connections", room]
+    return extra, {"FLOWKIT_BENCH_MAX_CALLS": room}
 
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

@@ -96,8 +96,8 @@ async def _scenario(port: int, c: int, count: int, interval_ms: int) -> tuple[li
 
 
 def run_one(name: str, c: int, count: int, interval_ms: int) -> Outcome:
-    extra = _servers.flowkit_room(c) if name == "flowkit" else []
-    with _servers.running(name, extra) as srv:
+    extra, env = _servers.flowkit_room(c) if name == "flowkit" else ([], {})
+    with _servers.running(name, extra, env=env) as srv:
         _servers.reset_peak(srv.pid)
         results, client_cpu = trio.run(_scenario, srv.port, c, count, interval_ms)
         peak = srv.peak_rss_kib()

@@ -6,8 +6,9 @@ sessions are opened (64 handshakes at a time), then every session calls
 whose SSE stream stays open and silent — and, once all are open (or the open
 bound, 30 s per 1,000 streams, has passed), the client holds all C streams
 for ``--hold`` seconds, reading whatever arrives (keepalive comments).
-flowkit is started with ``--max-sessions`` and ``--max-connections`` above C
-(both capped at 1,000 by default)::
+flowkit (``benchmarks._flowkit_tools``, the demo tools) is started with its
+session, connection and calls-in-flight caps above C (1,000, 1,000 and 1,024 by
+default)::
 
     python -m benchmarks.idle [--sessions 1000,3000] [--hold 20] [--quick]
 
@@ -129,8 +130,8 @@ async def _scenario(srv: _servers.Server, c: int, hold: float) -> Outcome:
 
 def run_one(name: str, c: int, hold: float) -> Outcome:
     # flowkit caps live sessions and connections (1,000 each by default).
-    extra = _servers.flowkit_room(c) if name == "flowkit" else []
-    with _servers.running(name, extra) as srv:
+    extra, env = _servers.flowkit_room(c) if name == "flowkit" else ([], {})
+    with _servers.running(name, extra, env=env) as srv:
         return trio.run(_scenario, srv, c, hold)
 
 
