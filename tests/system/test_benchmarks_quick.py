@@ -34,6 +34,7 @@ QUICK = {
     "concurrent": ["--quick", "--sessions", "20", "--count", "5"],
     "idle": ["--quick", "--sessions", "50", "--hold", "1"],
     "burst": ["--quick", "--sessions", "50"],
+    "cpu": ["--quick"],
     "slow_consumer": ["--quick", "--duration", "2"],
     "batching": ["--quick", "--count", "1000"],
     "metrics_overhead": ["--quick"],
