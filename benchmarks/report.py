@@ -26,7 +26,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from . import _servers, batching, burst, concurrent, idle, mcp, pipeline, slow_consumer
+from . import _servers, batching, burst, concurrent, cpu, idle, mcp, pipeline, slow_consumer
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -36,6 +36,7 @@ SUITE: list[tuple[str, str, Callable[..., Any]]] = [
     ("concurrent", "Concurrent sessions, 50 notifications 100 ms apart", concurrent.main),
     ("idle", "Idle open tool-call streams", idle.main),
     ("burst", "A burst of sessions: initialize + one cheap call", burst.main),
+    ("cpu", "Server CPU per call and per timed event", cpu.main),
     ("slow_consumer", "Slow clients, per delivery policy", slow_consumer.main),
     ("batching", "Adaptive write coalescing on vs off", batching.main),
 ]
