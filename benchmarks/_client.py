@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import re
 import resource
+import select
 import socket as _stdsocket
 import time
 from collections.abc import Mapping
@@ -171,6 +172,23 @@ class Session:
             sock.close()
             raise
         self.sock = sock
+
+    async def reconnect_if_dropped(self) -> None:
+        """Reconnect when the server closed the idle keep-alive connection.
+
+        Between requests nothing is due from the server, so a readable socket
+        means it closed the connection (hypercorn and uvicorn drop a kept-alive
+        connection idle for 5 s). A real HTTP client retries a stale pooled
+        connection the same way; without this, sessions opened early in a
+        slow bulk handshake (a loaded machine) fail their first call.
+        """
+        if self.sock is not None and not self._raw:
+            poller = select.poll()  # not select(): descriptors go past 1,024 here
+            poller.register(self.sock.fileno(), select.POLLIN)
+            if poller.poll(0):
+                self.close()
+        if self.sock is None:
+            await self.connect()
 
     def close(self) -> None:
         if self.sock is not None:
@@ -329,6 +347,7 @@ class Session:
         if progress:
             params["_meta"] = {"progressToken": f"p{rid}"}
         res = CallResult()
+        await self.reconnect_if_dropped()
         payload = self._request_bytes(
             orjson.dumps({"jsonrpc": "2.0", "id": rid, "method": "tools/call", "params": params})
         )

@@ -14,6 +14,10 @@ comparison makes sense:
   server's ``time.monotonic()`` at emission (``t=<seconds>``), paced at
   ``rate`` items/s in 1 ms ticks (``rate=0``: as fast as possible).
 
+With ``FLOWKIT_BENCH_MAX_CALLS=N``, the endpoint's cap on calls in flight
+(``max_calls``, 1,024 by default; beyond it a call gets 429) is ``N``: for
+the benchmarks that hold thousands of calls open at once.
+
 With ``FLOWKIT_BENCH_COALESCE=0`` in the environment, the adapter's SSE
 writer is replaced by one that sends each event in its own write (adaptive
 write coalescing off) — a benchmark-only switch, for ``benchmarks.batching``.
@@ -26,6 +30,7 @@ import time
 from collections.abc import AsyncIterator
 from typing import Any
 
+import attrs
 import trio
 
 from flowkit_http import Partial, Progress, Result
@@ -93,3 +98,8 @@ def _no_coalescing() -> None:
 
 if os.environ.get("FLOWKIT_BENCH_COALESCE", "1") == "0":
     _no_coalescing()
+
+if os.environ.get("FLOWKIT_BENCH_MAX_CALLS"):
+    server.config = attrs.evolve(
+        server.config, max_calls=int(os.environ["FLOWKIT_BENCH_MAX_CALLS"])
+    )

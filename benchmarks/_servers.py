@@ -48,6 +48,17 @@ def flowkit_command(port: int, extra: Sequence[str] = ()) -> list[str]:
 
 
 FLOWKIT_TOOLS = ["benchmarks._flowkit_tools:server"]
+
+
+def flowkit_room(n: int) -> tuple[list[str], dict[str, str]]:
+    """Arguments and environment for a flowkit server that holds ``n`` sessions, each
+    with a call open: the demo tools with the session, connection and calls-in-flight
+    caps (1,000, 1,000 and 1,024 by default) lifted above ``n``."""
+    room = str(n + 64)
+    extra = [*FLOWKIT_TOOLS, "--max-sessions", room, "--max-connections", room]
+    return extra, {"FLOWKIT_BENCH_MAX_CALLS": room}
+
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
@@ -55,7 +66,55 @@ def official_command(port: int, extra: Sequence[str] = ()) -> list[str]:
     return [sys.executable, "-m", "benchmarks._official", "--host", HOST, "--port", str(port)]
 
 
-COMMANDS = {"flowkit": flowkit_command, "official": official_command}
+# FastMCP pins its own ``mcp`` and server stack, so it gets a venv of its own.
+# Same location and pin as tests/client/test_fastmcp.py (branch s1): one FastMCP
+# environment for the client tests and the benchmarks (to be unified at merge).
+FASTMCP_VENV = os.path.join(ROOT, ".cache", "fastmcp")
+FASTMCP = "fastmcp==4.2.3"
+
+
+def fastmcp_python() -> str:
+    """The FastMCP venv's Python, creating the venv from PyPI on first use."""
+    python = os.path.join(FASTMCP_VENV, "bin", "python")
+    stamp = os.path.join(FASTMCP_VENV, f".installed-{FASTMCP}")
+    if not os.path.exists(stamp):
+        subprocess.run([sys.executable, "-m", "venv", FASTMCP_VENV], check=True)
+        subprocess.run(
+            [python, "-m", "pip", "install", "--quiet", FASTMCP], check=True, timeout=900
+        )
+        open(stamp, "w").close()
+    return python
+
+
+def selected(servers: str) -> list[str]:
+    """The ``--servers`` list, less FastMCP (with a note on stderr) if its venv cannot be made.
+
+    The default compares flowkit with both peers; where PyPI is out of reach the
+    FastMCP venv cannot be created, and the run goes on with the other servers
+    rather than failing.
+    """
+    names = [n for n in servers.split(",") if n]
+    if "fastmcp" in names:
+        try:
+            fastmcp_python()
+        except (OSError, subprocess.SubprocessError) as exc:
+            print(f"fastmcp skipped: its venv could not be made ({exc})", file=sys.stderr)
+            names.remove("fastmcp")
+    return names
+
+
+def peer_figures(by: dict[str, float], fmt: str = ".0f") -> str:
+    """``flowkit=<x> official=<y> fastmcp=<z>`` for a ratio line (peers that ran)."""
+    return " ".join(f"{n}={by[n]:{fmt}}" for n in ("flowkit", *PEERS) if n in by)
+
+
+def fastmcp_command(port: int, extra: Sequence[str] = ()) -> list[str]:
+    return [fastmcp_python(), "-m", "benchmarks._fastmcp", "--host", HOST, "--port", str(port)]
+
+
+COMMANDS = {"flowkit": flowkit_command, "official": official_command, "fastmcp": fastmcp_command}
+PEERS = ("official", "fastmcp")
+DEFAULT_SERVERS = "flowkit,official,fastmcp"
 
 
 def _proc_status(pid: int) -> dict[str, int]:
@@ -149,7 +208,7 @@ def start(
     timeout: float = 30.0,
     env: dict[str, str] | None = None,
 ) -> Server:
-    """Start server ``name`` ("flowkit" or "official") and wait until it serves MCP."""
+    """Start server ``name`` (a key of ``COMMANDS``) and wait until it serves MCP."""
     port = free_port()
     log = tempfile.TemporaryFile()  # noqa: SIM115 (closed by Server.stop)
     full_env = dict(os.environ, PYTHONUNBUFFERED="1", **(env or {}))

@@ -14,7 +14,7 @@ initialize + initialized) p50/p99; tools/call latency (request sent → final
 response) p50/p99; server peak RSS; client CPU seconds per second.
 
 The last line: ``ratio=<flowkit/official requests/s> flowkit=<req/s>
-official=<req/s>``.
+official=<req/s> fastmcp=<req/s>``.
 """
 
 from __future__ import annotations
@@ -147,17 +147,19 @@ def main(argv: list[str] | None = None) -> list[Outcome]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sessions", type=int, default=500)
     parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--servers", default="flowkit,official")
+    parser.add_argument("--servers", default=_servers.DEFAULT_SERVERS)
     parser.add_argument("--quick", action="store_true", help="N=100, 1 run (CI)")
     args = parser.parse_args(argv)
     if args.quick:
         args.sessions, args.repeat = 100, 1
     raise_nofile(args.sessions + 256)
-    outcomes = [run_one(name, args.sessions, args.repeat) for name in args.servers.split(",")]
+    outcomes = [
+        run_one(name, args.sessions, args.repeat) for name in _servers.selected(args.servers)
+    ]
     print(outcome_table(HEADER, outcomes))
     by = {o.server: o.req_per_s for o in outcomes}
     fk, off = by.get("flowkit", math.nan), by.get("official", math.nan)
-    print(f"ratio={fk / off:.2f} flowkit={fk:.0f} official={off:.0f} (requests/s)")
+    print(f"ratio={fk / off:.2f} {_servers.peer_figures(by)} (requests/s)")
     return outcomes
 
 

@@ -1,6 +1,6 @@
 """C concurrent sessions, each streaming 50 progress notifications 100 ms apart.
 
-For each C (default 200, 500, 1000) and each server (flowkit, official), a
+For each C (default 200, 500, 1000) and each server (flowkit, official, fastmcp), a
 fresh server process; C sessions are opened (64 handshakes at a time, not
 timed), then every session calls ``ticker(count=50, interval_ms=100)`` with
 a progressToken, the calls' starts spread evenly over one interval (so the
@@ -16,7 +16,7 @@ lateness of every notification against its ideal time p50/p99; the server's
 peak RSS; the client's CPU seconds per second.
 
 The last line: ``ratio=<flowkit/official aggregate notif/s at the largest C>
-flowkit=<notif/s> official=<notif/s>``.
+flowkit=<notif/s> official=<notif/s> fastmcp=<notif/s>``.
 """
 
 from __future__ import annotations
@@ -96,7 +96,8 @@ async def _scenario(port: int, c: int, count: int, interval_ms: int) -> tuple[li
 
 
 def run_one(name: str, c: int, count: int, interval_ms: int) -> Outcome:
-    with _servers.running(name) as srv:
+    extra, env = _servers.flowkit_room(c) if name == "flowkit" else ([], {})
+    with _servers.running(name, extra, env=env) as srv:
         _servers.reset_peak(srv.pid)
         results, client_cpu = trio.run(_scenario, srv.port, c, count, interval_ms)
         peak = srv.peak_rss_kib()
@@ -136,7 +137,7 @@ def main(argv: list[str] | None = None) -> list[Outcome]:
     parser.add_argument("--sessions", default="200,500,1000")
     parser.add_argument("--count", type=int, default=50)
     parser.add_argument("--interval-ms", type=int, default=100)
-    parser.add_argument("--servers", default="flowkit,official")
+    parser.add_argument("--servers", default=_servers.DEFAULT_SERVERS)
     parser.add_argument("--quick", action="store_true", help="C=50,100; 10 notifications (CI)")
     args = parser.parse_args(argv)
     if args.quick:
@@ -146,15 +147,12 @@ def main(argv: list[str] | None = None) -> list[Outcome]:
     outcomes = [
         run_one(name, c, args.count, args.interval_ms)
         for c in sizes
-        for name in args.servers.split(",")
+        for name in _servers.selected(args.servers)
     ]
     print(outcome_table(HEADER, outcomes))
     top = {o.server: o.notif_per_s for o in outcomes if o.sessions == sizes[-1]}
     fk, off = top.get("flowkit", math.nan), top.get("official", math.nan)
-    print(
-        f"ratio={fk / off:.2f} flowkit={fk:.0f} official={off:.0f} "
-        f"(aggregate notif/s at C={sizes[-1]})"
-    )
+    print(f"ratio={fk / off:.2f} {_servers.peer_figures(top)} (aggregate notif/s at C={sizes[-1]})")
     return outcomes
 
 

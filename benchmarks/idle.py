@@ -6,8 +6,9 @@ sessions are opened (64 handshakes at a time), then every session calls
 whose SSE stream stays open and silent — and, once all are open (or the open
 bound, 30 s per 1,000 streams, has passed), the client holds all C streams
 for ``--hold`` seconds, reading whatever arrives (keepalive comments).
-flowkit is started with ``--max-sessions`` above C (its default cap is
-1,000)::
+flowkit (``benchmarks._flowkit_tools``, the demo tools) is started with its
+session, connection and calls-in-flight caps above C (1,000, 1,000 and 1,024 by
+default)::
 
     python -m benchmarks.idle [--sessions 1000,3000] [--hold 20] [--quick]
 
@@ -19,7 +20,8 @@ comments seen per stream. The soft ``RLIMIT_NOFILE`` is raised in-process
 for C sockets.
 
 The last line: ``ratio=<official KiB per stream / flowkit KiB per stream at
-the largest C> flowkit=<KiB> official=<KiB>`` (higher is better for flowkit).
+the largest C> flowkit=<KiB> official=<KiB> fastmcp=<KiB>`` (higher is better for
+flowkit).
 """
 
 from __future__ import annotations
@@ -127,9 +129,9 @@ async def _scenario(srv: _servers.Server, c: int, hold: float) -> Outcome:
 
 
 def run_one(name: str, c: int, hold: float) -> Outcome:
-    # flowkit caps live sessions (1,000 by default): lift the cap above C.
-    extra = ["--demo", "--max-sessions", str(c + 64)] if name == "flowkit" else []
-    with _servers.running(name, extra) as srv:
+    # flowkit caps live sessions and connections (1,000 each by default).
+    extra, env = _servers.flowkit_room(c) if name == "flowkit" else ([], {})
+    with _servers.running(name, extra, env=env) as srv:
         return trio.run(_scenario, srv, c, hold)
 
 
@@ -137,7 +139,7 @@ def main(argv: list[str] | None = None) -> list[Outcome]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sessions", default="1000,3000")
     parser.add_argument("--hold", type=float, default=20.0)
-    parser.add_argument("--servers", default="flowkit,official")
+    parser.add_argument("--servers", default=_servers.DEFAULT_SERVERS)
     parser.add_argument("--quick", action="store_true", help="C=100,200 held 3 s (CI)")
     args = parser.parse_args(argv)
     if args.quick:
@@ -146,12 +148,14 @@ def main(argv: list[str] | None = None) -> list[Outcome]:
     limit = raise_nofile(max(sizes) + 256)
     if limit < max(sizes) + 64:
         raise SystemExit(f"RLIMIT_NOFILE {limit} is too low for {max(sizes)} streams")
-    outcomes = [run_one(name, c, args.hold) for c in sizes for name in args.servers.split(",")]
+    outcomes = [
+        run_one(name, c, args.hold) for c in sizes for name in _servers.selected(args.servers)
+    ]
     print(outcome_table(HEADER, outcomes))
     top = {o.server: o.kib_per_stream for o in outcomes if o.sessions == sizes[-1]}
     fk, off = top.get("flowkit", math.nan), top.get("official", math.nan)
     print(
-        f"ratio={off / fk:.2f} flowkit={fk:.1f} official={off:.1f} "
+        f"ratio={off / fk:.2f} {_servers.peer_figures(top, '.1f')} "
         f"(server KiB per open stream at C={sizes[-1]}, official/flowkit)"
     )
     return outcomes

@@ -1,7 +1,8 @@
-"""One stream's notifications/s: flowkit vs the official MCP SDK server, in one run.
+"""One stream's notifications/s: flowkit vs the official MCP SDK server and FastMCP, in one run.
 
-Both servers run as subprocesses on 127.0.0.1 (``flowkit serve --demo`` and
-``benchmarks._official``, the SDK's ``MCPServer`` on uvicorn). The same raw
+Every server runs as a subprocess on 127.0.0.1 (``flowkit serve --demo``,
+``benchmarks._official``, the SDK's ``MCPServer`` on uvicorn, and
+``benchmarks._fastmcp``, FastMCP 4.x in its own venv). The same raw
 client (``benchmarks._client``) calls ``ticker(count=50000)`` with a
 progressToken on a fresh session, alternating servers, ``--repeat`` times;
 the table shows medians::
@@ -15,7 +16,8 @@ the table shows medians::
 * client CPU: the load client's CPU seconds per wall second during the big
   calls (near 1.0 would mean the client is the bottleneck).
 
-The last line is ``ratio=<flowkit/official> flowkit=<notif/s> official=<notif/s>``.
+The last line is ``ratio=<flowkit/official> flowkit=<notif/s> official=<notif/s>
+fastmcp=<notif/s>``.
 """
 
 from __future__ import annotations
@@ -119,16 +121,16 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--small", type=int, default=20, help="ticker(count=1) calls per run")
     parser.add_argument("--quick", action="store_true", help="count=5000, 2 runs (CI)")
-    parser.add_argument("--servers", default="flowkit,official")
+    parser.add_argument("--servers", default=_servers.DEFAULT_SERVERS)
     args = parser.parse_args(argv)
     if args.quick:
         args.count, args.repeat, args.small = 5000, 2, 5
-    names = args.servers.split(",")
+    names = _servers.selected(args.servers)
     stats = run(names, args.count, args.repeat, args.small)
     print(table(HEADER, rows(stats, args.count)))
-    fk = median(stats["flowkit"].rates) if "flowkit" in stats else float("nan")
-    off = median(stats["official"].rates) if "official" in stats else float("nan")
-    print(f"ratio={fk / off:.1f} flowkit={fk:.0f} official={off:.0f}")
+    by = {name: median(st.rates) for name, st in stats.items()}
+    fk, off = by.get("flowkit", float("nan")), by.get("official", float("nan"))
+    print(f"ratio={fk / off:.1f} {_servers.peer_figures(by)}")
 
 
 if __name__ == "__main__":

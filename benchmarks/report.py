@@ -26,7 +26,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from . import batching, burst, concurrent, idle, mcp, pipeline, slow_consumer
+from . import _servers, batching, burst, concurrent, cpu, idle, mcp, pipeline, slow_consumer
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -36,6 +36,7 @@ SUITE: list[tuple[str, str, Callable[..., Any]]] = [
     ("concurrent", "Concurrent sessions, 50 notifications 100 ms apart", concurrent.main),
     ("idle", "Idle open tool-call streams", idle.main),
     ("burst", "A burst of sessions: initialize + one cheap call", burst.main),
+    ("cpu", "Server CPU per call and per timed event", cpu.main),
     ("slow_consumer", "Slow clients, per delivery policy", slow_consumer.main),
     ("batching", "Adaptive write coalescing on vs off", batching.main),
 ]
@@ -62,9 +63,10 @@ def _machine() -> str:
     commit = subprocess.run(
         ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=ROOT
     ).stdout.strip()
+    fastmcp = _servers.FASTMCP.replace("==", " ")  # in its own venv, not this one's metadata
     return (
         f"{cpu}, {os.cpu_count()} CPUs{mem}; {platform.system()} {platform.release()}; "
-        f"CPython {platform.python_version()}; {versions}; flowkit at {commit or '?'}"
+        f"CPython {platform.python_version()}; {versions}, {fastmcp}; flowkit at {commit or '?'}"
     )
 
 
@@ -110,7 +112,7 @@ def _plots(results: dict[str, Any], img_dir: Path) -> dict[str, list[str]]:
     conc = results.get("concurrent")
     if conc:
         fig, axes = plt.subplots(1, 3, figsize=(13, 3.8))
-        for server in ("flowkit", "official"):
+        for server in ("flowkit", *_servers.PEERS):
             rows = [o for o in conc if o.server == server]
             cs = [o.sessions for o in rows]
             axes[0].plot(cs, [o.notif_per_s for o in rows], marker="o", label=server)
@@ -129,7 +131,7 @@ def _plots(results: dict[str, Any], img_dir: Path) -> dict[str, list[str]]:
     idl = results.get("idle")
     if idl:
         fig, ax = plt.subplots(figsize=(6, 3.8))
-        for server in ("flowkit", "official"):
+        for server in ("flowkit", *_servers.PEERS):
             rows = [o for o in idl if o.server == server]
             ax.plot(
                 [0] + [o.still_open for o in rows],
@@ -217,7 +219,8 @@ def main(argv: list[str] | None = None) -> None:
         "# Benchmarks",
         "",
         "flowkit side by side with the official MCP Python SDK server (`MCPServer` on uvicorn,",
-        'as `MCPServer.run("streamable-http")` runs it), same raw load client',
+        'as `MCPServer.run("streamable-http")` runs it) and FastMCP 4.x (`FastMCP.run("http")`,',
+        "in its own venv under `.cache/fastmcp`), same raw load client",
         "(`benchmarks/_client.py`), same run, every server a subprocess on 127.0.0.1.",
         "Regenerate with `python -m benchmarks.report --full` (CI runs `--quick`).",
         "",

@@ -7,7 +7,8 @@ most ``--duration`` seconds, while the client samples the server's RSS::
 
     python -m benchmarks.slow_consumer [--streams 10] [--count 20000] [--quick]
 
-Scenarios (``benchmarks._flowkit_tools`` / ``benchmarks._official``):
+Scenarios (``benchmarks._flowkit_tools`` / ``benchmarks._official`` /
+``benchmarks._fastmcp``):
 
 * flowkit ``lossless`` — demo ``ticker(count)``: the pipeline runs at the
   client's pace; every progress delivered, in order;
@@ -16,7 +17,8 @@ Scenarios (``benchmarks._flowkit_tools`` / ``benchmarks._official``):
 * flowkit ``drop-oldest`` — ``fast_logs(count)``: logs dropped oldest
   first; the result's ``_meta["dev.flowkit/droppedLogs"]`` must equal
   count - logs the client saw;
-* official ``ticker`` and ``fast_logs`` — the SDK's only behaviour.
+* official and fastmcp ``ticker`` and ``fast_logs`` — the peers' only
+  behaviour (neither has delivery policies).
 
 Columns: per stream, items delivered (progress; logs for the log tools),
 dropped as the client saw it, dropped as the server reported it, whether they
@@ -51,6 +53,8 @@ SCENARIOS: list[tuple[str, str, str]] = [
     ("flowkit", "drop-oldest", "fast_logs"),
     ("official", "(lossless)", "ticker"),
     ("official", "(lossless)", "fast_logs"),
+    ("fastmcp", "(lossless)", "ticker"),
+    ("fastmcp", "(lossless)", "fast_logs"),
 ]
 
 
@@ -161,6 +165,17 @@ async def _scenario(
     return results, series
 
 
+def _log_index(data: Any) -> int | None:
+    """The item index of a ``fast_logs`` log: ``{"i": i}`` (flowkit, official) or
+    FastMCP's ``ctx.log`` shape, ``{"msg": ..., "extra": {"i": i}}``."""
+    if isinstance(data, dict):
+        if isinstance(data.get("extra"), dict):
+            data = data["extra"]
+        if isinstance(data.get("i"), int):
+            return int(data["i"])
+    return None
+
+
 def _summarize(
     server: str, policy: str, tool: str, count: int, results: list[CallResult], series: Any
 ) -> Outcome:
@@ -172,7 +187,7 @@ def _summarize(
     match = "yes"
     for r in results:
         if logs_tool:
-            seen = [d["i"] for d in r.logs if isinstance(d, dict) and "i" in d]
+            seen = [i for i in map(_log_index, r.logs) if i is not None]
             if seen != sorted(seen) or len(set(seen)) != len(seen):
                 match = "no (order)"
         else:
@@ -224,12 +239,12 @@ def main(argv: list[str] | None = None) -> list[Outcome]:
     parser.add_argument("--read-bytes", type=int, default=2048)
     parser.add_argument("--read-ms", type=float, default=20.0)
     parser.add_argument("--duration", type=float, default=10.0)
-    parser.add_argument("--servers", default="flowkit,official")
+    parser.add_argument("--servers", default=_servers.DEFAULT_SERVERS)
     parser.add_argument("--quick", action="store_true", help="3 streams, 2000 items, 3 s (CI)")
     args = parser.parse_args(argv)
     if args.quick:
         args.streams, args.count, args.duration = 3, 2000, 3.0
-    wanted = args.servers.split(",")
+    wanted = _servers.selected(args.servers)
     outcomes = []
     for server, policy, tool in SCENARIOS:
         if server not in wanted:
@@ -250,10 +265,12 @@ def main(argv: list[str] | None = None) -> list[Outcome]:
     print(table(HEADER, [o.row() for o in outcomes]))
     fk = max((o.rss_max_mib for o in outcomes if o.server == "flowkit"), default=math.nan)
     off = max((o.rss_max_mib for o in outcomes if o.server == "official"), default=math.nan)
+    fmcp = max((o.rss_max_mib for o in outcomes if o.server == "fastmcp"), default=math.nan)
     late = max((o.late_growth_mib for o in outcomes if o.server == "flowkit"), default=math.nan)
     matches = all(o.match.startswith("yes") for o in outcomes if o.server == "flowkit")
     print(
         f"ratio={off / fk:.2f} flowkit_rss_max_mib={fk:.1f} official_rss_max_mib={off:.1f} "
+        f"fastmcp_rss_max_mib={fmcp:.1f} "
         f"flowkit_late_growth_mib={late:.1f} drops_match={'yes' if matches else 'no'}"
     )
     return outcomes

@@ -1,8 +1,9 @@
-"""One stream's notifications/s over stdio: flowkit vs the official MCP SDK server.
+"""One stream's notifications/s over stdio: flowkit vs the official MCP SDK server and FastMCP.
 
-Both servers are launched as subprocesses speaking MCP on their stdin and
-stdout: ``flowkit serve --stdio --demo`` and ``benchmarks._official --stdio``
-(the SDK's ``MCPServer.run("stdio")``), with the same ``ticker`` tool. The
+Every server is launched as a subprocess speaking MCP on its stdin and
+stdout: ``flowkit serve --stdio --demo``, ``benchmarks._official --stdio``
+(the SDK's ``MCPServer.run("stdio")``) and ``benchmarks._fastmcp --stdio``
+(FastMCP's ``run("stdio")``, in its own venv), with the same ``ticker`` tool. The
 same raw reader (below: 64 KiB reads, one ``in`` test per progress line, the
 other lines parsed) does the 2025-11-25 handshake, calls
 ``ticker(count=50000)`` with a progressToken and reads until the response,
@@ -14,7 +15,8 @@ alternating servers, ``--repeat`` times; the table shows medians::
 * start-up: process launch to the ``initialize`` response;
 * peak RSS: the server's ``VmHWM`` after the call.
 
-The last line is ``ratio=<flowkit/official> flowkit=<notif/s> official=<notif/s>``.
+The last line is ``ratio=<flowkit/official> flowkit=<notif/s> official=<notif/s>
+fastmcp=<notif/s>``.
 """
 
 from __future__ import annotations
@@ -28,12 +30,14 @@ from pathlib import Path
 import orjson
 import trio
 
+from . import _servers
 from ._util import median, table
 
 ROOT = Path(__file__).resolve().parent.parent
 SERVERS = {
-    "flowkit": [sys.executable, "-m", "flowkit_http", "serve", "--stdio", "--demo"],
-    "official": [sys.executable, "-m", "benchmarks._official", "--stdio"],
+    "flowkit": lambda: [sys.executable, "-m", "flowkit_http", "serve", "--stdio", "--demo"],
+    "official": lambda: [sys.executable, "-m", "benchmarks._official", "--stdio"],
+    "fastmcp": lambda: [_servers.fastmcp_python(), "-m", "benchmarks._fastmcp", "--stdio"],
 }
 _INITIALIZE = {
     "jsonrpc": "2.0",
@@ -98,7 +102,7 @@ def _peak_rss_kib(pid: int) -> int:
 async def _one(name: str, count: int) -> Run:
     started = trio.current_time()
     process = await trio.lowlevel.open_process(
-        SERVERS[name],
+        SERVERS[name](),
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
@@ -146,13 +150,14 @@ def main(argv: list[str] | None = None) -> dict[str, list[Run]]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--count", type=int, default=50_000)
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--servers", default=_servers.DEFAULT_SERVERS)
     parser.add_argument("--quick", action="store_true", help="count=3000, repeat=1 (CI)")
     args = parser.parse_args(argv)
     if args.quick:
         args.count, args.repeat = 3000, 1
-    runs: dict[str, list[Run]] = {name: [] for name in SERVERS}
+    runs: dict[str, list[Run]] = {name: [] for name in _servers.selected(args.servers)}
     for _ in range(args.repeat):
-        for name in SERVERS:
+        for name in runs:
             runs[name].append(trio.run(_one, name, args.count))
     rows = [
         [
@@ -164,11 +169,10 @@ def main(argv: list[str] | None = None) -> dict[str, list[Run]]:
         for name, done in runs.items()
     ]
     print(table(["server (stdio)", "notifications/s", "start-up ms", "peak RSS MiB"], rows))
-    flowkit, official = rows[0][1], rows[1][1]
-    assert isinstance(flowkit, float)
-    assert isinstance(official, float)
+    by = {str(row[0]): float(row[1]) for row in rows}
+    flowkit, official = by.get("flowkit", float("nan")), by.get("official", float("nan"))
     print(
-        f"ratio={flowkit / official:.2f} flowkit={flowkit:.0f} official={official:.0f} "
+        f"ratio={flowkit / official:.2f} {_servers.peer_figures(by)} "
         f"(notifications/s, one stream, count={args.count})"
     )
     return runs

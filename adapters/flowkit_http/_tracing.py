@@ -58,10 +58,23 @@ class CallSpan:
 _NO_SPAN = CallSpan(None)
 
 
+def _no_provider() -> bool:
+    """No tracer provider is set (the API's proxy answers): spans record nothing."""
+    return isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider)
+
+
 @contextmanager
 def call_span(action: StartCall) -> Iterator[CallSpan]:
-    """The span around running ``action`` (a no-op without OpenTelemetry)."""
-    if _tracer is None:
+    """The span around running ``action`` (a no-op without OpenTelemetry).
+
+    With the API but no tracer provider configured, a call without a client
+    trace context gets no span at all: the API's no-op tracer would only make
+    the invalid span current (which is what the tool sees anyway), at ~2 KiB
+    held per open call and a few µs of context managers per call. A client's
+    ``traceparent`` still goes through the no-op tracer, so the tool's context
+    carries the client's trace onward without an SDK.
+    """
+    if _tracer is None or (not action.trace_context and _no_provider()):
         yield _NO_SPAN
         return
     stream = action.stream

@@ -37,6 +37,7 @@ QUICK = {
     "concurrent": ["--quick", "--sessions", "20", "--count", "5"],
     "idle": ["--quick", "--sessions", "50", "--hold", "1"],
     "burst": ["--quick", "--sessions", "50"],
+    "cpu": ["--quick"],
     "slow_consumer": ["--quick", "--duration", "2"],
     "batching": ["--quick", "--count", "1000"],
     "metrics_overhead": ["--quick"],
@@ -57,7 +58,7 @@ def test_quick_mode_prints_ratio(name: str, request: pytest.FixtureRequest) -> N
         cwd=ROOT,
         capture_output=True,
         text=True,
-        timeout=60,
+        timeout=120,  # three servers each (flowkit, official, FastMCP)
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     lines = proc.stdout.strip().splitlines()

@@ -176,3 +176,55 @@ def test_without_opentelemetry_calls_still_run() -> None:
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == ["200", "True"], done.stdout + done.stderr
+
+
+_NO_PROVIDER = """
+import httpx, trio
+from opentelemetry import context, trace
+from flowkit_http import MCPApp, MCPServer
+from tests.integration.http._raw import call, initialize, request
+
+attached = []
+_attach = context.attach
+def spy(ctx):  # the real attach, counted: a span made current attaches a context
+    attached.append(ctx)
+    return _attach(ctx)
+context.attach = spy
+server = MCPServer()
+seen = []
+
+@server.tool
+def where() -> str:
+    \"\"\"Report the current span.\"\"\"
+    span = trace.get_current_span()
+    seen.append((span is trace.INVALID_SPAN, format(span.get_span_context().trace_id, "032x")))
+    return "ok"
+
+async def main():
+    app = MCPApp(server)
+    async with app.running():
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as c:
+            headers = await initialize(c, "http://127.0.0.1/mcp")
+            await c.post("/mcp", content=call(1, "where", {}), headers=headers)
+            print(len(attached), *seen[0])
+            traced = request(
+                "tools/call", id=2, name="where", arguments={}, _meta={"traceparent": "TRACEPARENT"}
+            )
+            await c.post("/mcp", content=traced, headers=headers)
+            print(len(attached) > 0, *seen[1])
+
+trio.run(main)
+""".replace("TRACEPARENT", TRACEPARENT)
+
+
+def test_without_a_tracer_provider_an_untraced_call_makes_no_span() -> None:
+    """The API alone and no client trace: no span is made current (issue 19: ~2 KiB per
+    open call); a client's traceparent still reaches the tool through the no-op tracer."""
+    done = subprocess.run(
+        [sys.executable, "-c", _NO_PROVIDER], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    untraced, traced = done.stdout.splitlines()
+    assert untraced.split() == ["0", "True", "0" * 32]
+    assert traced.split() == ["True", "False", TRACE_ID]

@@ -1,0 +1,133 @@
+"""Server CPU per call and per timed event: figures that hold on a loaded machine.
+
+Wall-clock latencies on a shared machine move with whatever else runs; the
+CPU time a server spends per unit of work moves much less (it is read from
+``/proc/<pid>/stat``, user + system). For each server, alternating, ``--repeat``
+times, on a fresh process:
+
+* **per call**: one session makes ``--calls`` warm ``ticker(count=1)`` calls
+  with a progressToken, one after the other; server CPU / calls, and the
+  median time to the first notification (request sent -> progress received);
+* **per timed event**: C sessions (``--sessions``) each call
+  ``ticker(count=k, interval_ms=100)``, starts spread over one interval (as
+  ``benchmarks.concurrent``), once with k=10 and once with k=40, after a
+  warm-up round; the difference in server CPU over the difference in
+  notifications received is the marginal cost of one timed event (the
+  handshakes and the call set-up cancel out)::
+
+    python -m benchmarks.cpu [--calls 300] [--sessions 200] [--repeat 3] [--quick]
+
+The last line: ``ratio=<official/flowkit CPU per timed event> flowkit=<us>
+official=<us> fastmcp=<us>`` (higher is better for flowkit).
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+from dataclasses import dataclass, field
+
+import trio
+
+from . import _servers
+from ._client import open_session, raise_nofile
+from ._util import median, table
+from .concurrent import _scenario
+
+
+@dataclass
+class Stats:
+    call_us: list[float] = field(default_factory=list)
+    first_ms: list[float] = field(default_factory=list)
+    event_us: list[float] = field(default_factory=list)
+
+
+async def _calls(srv: _servers.Server, calls: int, stats: Stats) -> None:
+    s = await open_session(_servers.HOST, srv.port, _servers.PATH)
+    try:
+        for _ in range(20):  # warm-up
+            await s.call_tool("ticker", {"count": 1})
+        firsts = []
+        c0 = srv.cpu_seconds()
+        for _ in range(calls):
+            r = await s.call_tool("ticker", {"count": 1})
+            if r.first_latency is None or not r.ok:
+                raise RuntimeError(f"{srv.name}: ticker(count=1) failed: {r.response}")
+            firsts.append(r.first_latency * 1000)
+        stats.call_us.append((srv.cpu_seconds() - c0) / calls * 1e6)
+        stats.first_ms.append(median(firsts))
+    finally:
+        await s.aclose()
+
+
+def _per_event(srv: _servers.Server, c: int) -> float:
+    trio.run(_scenario, srv.port, c, 2, 100)  # warm-up
+    spent: dict[int, tuple[float, int]] = {}
+    for k in (10, 40):
+        c0 = srv.cpu_seconds()
+        results, _ = trio.run(_scenario, srv.port, c, k, 100)
+        spent[k] = (srv.cpu_seconds() - c0, sum(len(r.times) for r in results if r))
+    events = spent[40][1] - spent[10][1]
+    return (spent[40][0] - spent[10][0]) / events * 1e6 if events > 0 else math.nan
+
+
+def run(names: list[str], calls: int, c: int, repeat: int) -> dict[str, Stats]:
+    stats = {name: Stats() for name in names}
+    for _ in range(repeat):
+        for name in names:
+            # Three rounds of C sessions each stay open on the server: room for them.
+            extra, env = _servers.flowkit_room(4 * c) if name == "flowkit" else ([], {})
+            with _servers.running(name, extra, env=env) as srv:
+                trio.run(_calls, srv, calls, stats[name])
+                stats[name].event_us.append(_per_event(srv, c))
+    return stats
+
+
+HEADER = [
+    "server",
+    "runs",
+    "CPU us per call",
+    "first notif ms (p50)",
+    "C",
+    "CPU us per timed event",
+    "min",
+    "max",
+]
+
+
+def main(argv: list[str] | None = None) -> dict[str, Stats]:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--calls", type=int, default=300)
+    parser.add_argument("--sessions", type=int, default=200)
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--servers", default=_servers.DEFAULT_SERVERS)
+    parser.add_argument("--quick", action="store_true", help="50 calls, C=20, 1 run (CI)")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.calls, args.sessions, args.repeat = 50, 20, 1
+    raise_nofile(4 * args.sessions + 256)
+    stats = run(_servers.selected(args.servers), args.calls, args.sessions, args.repeat)
+    rows = [
+        [
+            name,
+            len(st.call_us),
+            median(st.call_us),
+            median(st.first_ms),
+            args.sessions,
+            median(st.event_us),
+            min(st.event_us),
+            max(st.event_us),
+        ]
+        for name, st in stats.items()
+    ]
+    print(table(HEADER, rows))
+    by = {name: median(st.event_us) for name, st in stats.items()}
+    fk, off = by.get("flowkit", math.nan), by.get("official", math.nan)
+    print(
+        f"ratio={off / fk:.2f} {_servers.peer_figures(by, '.1f')} (server CPU us per timed event)"
+    )
+    return stats
+
+
+if __name__ == "__main__":
+    main()
