@@ -67,8 +67,8 @@ def official_command(port: int, extra: Sequence[str] = ()) -> list[str]:
 
 
 # FastMCP pins its own ``mcp`` and server stack, so it gets a venv of its own.
-# Same location and pin as tests/client/test_fastmcp.py (branch s1): one FastMCP
-# environment for the client tests and the benchmarks (to be unified at merge).
+# One FastMCP environment for the benchmarks and the client's tests
+# (tests/integration/client/test_fastmcp.py uses this function).
 FASTMCP_VENV = os.path.join(ROOT, ".cache", "fastmcp")
 FASTMCP = "fastmcp==4.2.3"
 

@@ -12,33 +12,23 @@ from __future__ import annotations
 
 import socket
 import subprocess
-import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 import trio
 
+from benchmarks._servers import fastmcp_python as fastmcp_venv_python
 from flowkit_client import LogMessage, Progress, open_client, open_stdio_client
 
-ROOT = Path(__file__).resolve().parents[3]
-VENV = ROOT / ".cache" / "fastmcp"
-FASTMCP = "fastmcp==4.2.3"
 SERVER = Path(__file__).parent / "peers" / "fastmcp_server.py"
 ERAS = ["2026-07-28", "2025-11-25"]
 
 
 @pytest.fixture(scope="module")
 def fastmcp_python() -> Path:
-    python = VENV / "bin" / "python"
-    stamp = VENV / f".installed-{FASTMCP}"
-    if not stamp.exists():
-        subprocess.run([sys.executable, "-m", "venv", str(VENV)], check=True)
-        subprocess.run(
-            [str(python), "-m", "pip", "install", "--quiet", FASTMCP], check=True, timeout=900
-        )
-        stamp.touch()
-    return python
+    """FastMCP's own venv, shared with the benchmarks (``benchmarks._servers``)."""
+    return Path(fastmcp_venv_python())
 
 
 @pytest.fixture
