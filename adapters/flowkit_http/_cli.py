@@ -78,7 +78,7 @@ from ._serve import ServeLimits, serve
 from ._server import MCPServer
 from ._stdio import run_stdio
 from ._watchdog import Watchdog
-from ._workers import READY, supervise, worker_role
+from ._workers import READY, Worker, supervise, watch_parent, worker_role
 
 __all__ = ["main"]
 
@@ -230,7 +230,7 @@ async def _serve(
     limits: ServeLimits | None = None,
     watchdog: float = 0.0,
     observer: tuple[Any, Config] | None = None,
-    worker: bool = False,
+    worker: Worker | None = None,
 ) -> None:
     # The signal receiver is open before the server starts, so a SIGTERM sent
     # as soon as the "serving" line is out is a graceful shutdown, never the
@@ -291,8 +291,9 @@ async def _serve(
                     print(f"flowkit: serving {bind} (no MCP endpoint mounted)", flush=True)
                 for mcp in endpoints:
                     print(f"flowkit: serving MCP at {bind}{mcp.path}", flush=True)
-            if worker:
+            if worker is not None:
                 print(READY, flush=True)  # to the parent (_workers.py)
+                nursery.start_soon(watch_parent, worker, stopping)
 
 
 def _redis(parser: argparse.ArgumentParser, target: Any, url: str) -> Any:
@@ -534,7 +535,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 limits=limits,
                 watchdog=args.watchdog,
                 observer=observer,
-                worker=role is not None,
+                worker=role,
             ),
             app,
             endpoints,

@@ -46,7 +46,7 @@ from collections.abc import Sequence
 import attrs
 import trio
 
-__all__ = ["MARGIN", "READY", "Worker", "supervise", "worker_role"]
+__all__ = ["MARGIN", "READY", "Worker", "supervise", "watch_parent", "worker_role"]
 
 logger = logging.getLogger("flowkit_http")
 
@@ -56,6 +56,8 @@ READY = "flowkit: worker ready"
 """The last start-up line a worker prints."""
 MARGIN = 5.0
 """Seconds beyond ``--graceful-timeout`` the parent waits for workers to exit."""
+PARENT_CHECK = 1.0
+"""Seconds between a worker's checks that its parent still runs."""
 
 
 @attrs.frozen
@@ -64,6 +66,7 @@ class Worker:
 
     index: int
     fd: int
+    parent: int = attrs.field(factory=os.getppid)
 
 
 def worker_role() -> Worker | None:
@@ -177,6 +180,22 @@ async def _supervise(argv: Sequence[str], sock: socket.socket, count: int, grace
     # (a signal during start-up) was still stopped as asked.
     stopped = (0, -signal.SIGTERM)
     return 0 if all(child.proc.returncode in stopped for child in children) else 1
+
+
+async def watch_parent(worker: Worker, stopping: trio.Event) -> None:
+    """Until ``stopping``: shut this worker down if its parent is gone (SIGKILL).
+
+    Nothing else would stop it: it would go on serving the port, unsupervised,
+    after its server was killed.
+    """
+    while os.getppid() == worker.parent:
+        with trio.move_on_after(PARENT_CHECK):
+            await stopping.wait()
+            return
+    logger.error(
+        "worker %d: the parent (pid %d) is gone: shutting down", worker.index, worker.parent
+    )
+    os.kill(os.getpid(), signal.SIGTERM)  # the graceful path, as if forwarded
 
 
 def supervise(argv: Sequence[str], sock: socket.socket, count: int, grace: float) -> int:

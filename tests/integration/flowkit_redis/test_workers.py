@@ -190,3 +190,33 @@ def test_a_shared_server_whose_tools_ask_needs_request_state_keys(
     )  # fmt: skip
     assert "no request_state_keys configured" in line, line
     assert "FLOWKIT_REQUEST_STATE_KEYS" in line, line
+
+
+async def test_workers_shut_down_when_their_parent_is_killed(redis_server: RedisServer) -> None:
+    async with workers(redis_server.url, _two_free_ports()) as (process, _, text):
+        pids = [int(p) for p in re.findall(r"\d+", text.split("workers (pids", 1)[1])[:2]]
+        process.kill()
+        await process.wait()
+        # Bounded: one parent check (1 s) plus the graceful shutdown (3 s).
+        for _ in range(150):
+            if not any(_running(pid) for pid in pids):
+                break
+            await trio.sleep(0.1)
+        assert not any(_running(pid) for pid in pids)
+
+
+def _running(pid: int) -> bool:
+    """The orphaned worker still runs (exited: gone, or a zombie nobody reaped)."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except FileNotFoundError:
+        return False
+    return "\nState:\tZ" not in status
+
+
+def test_observe_ports_beyond_65535_are_refused() -> None:
+    line = _refused(
+        "--demo", "--workers", "2", "--redis", "redis://127.0.0.1:1/0",
+        "--observe-bind", "127.0.0.1:65535",
+    )  # fmt: skip
+    assert "2 workers need ports up to 65536" in line, line
