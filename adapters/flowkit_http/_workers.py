@@ -25,7 +25,9 @@ timeout plus :data:`MARGIN` and exits 1. A worker that exits on its own is
 not restarted: the parent logs one line, stops the others the same way and
 exits 1, so the process supervisor (systemd, Kubernetes) restarts the whole
 server and sees the failure, instead of a server that restarts a crashing
-worker in a loop.
+worker in a loop. A worker whose parent is gone (killed with SIGKILL, so
+nothing was forwarded) shuts itself down the same graceful way
+(:func:`watch_parent`).
 
 Each worker prints its start-up lines to the parent through a pipe, ending
 with :data:`READY`; the parent prints each distinct line once (the MCP URL
