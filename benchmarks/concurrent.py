@@ -25,6 +25,7 @@ import argparse
 import gc
 import math
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -95,9 +96,10 @@ async def _scenario(port: int, c: int, count: int, interval_ms: int) -> tuple[li
     return results, (cpu_seconds() - c0) / wall
 
 
-def run_one(name: str, c: int, count: int, interval_ms: int) -> Outcome:
-    extra, env = _servers.flowkit_room(c) if name == "flowkit" else ([], {})
-    with _servers.running(name, extra, env=env) as srv:
+def run_one(name: str, c: int, count: int, interval_ms: int, extra: Sequence[str] = ()) -> Outcome:
+    """One server ``name`` (started with ``extra``, see ``_servers.start``) under C streams."""
+    room, env = _servers.flowkit_room(c) if name == "flowkit" else ([], {})
+    with _servers.running(name, [*room, *extra], env=env) as srv:
         _servers.reset_peak(srv.pid)
         results, client_cpu = trio.run(_scenario, srv.port, c, count, interval_ms)
         peak = srv.peak_rss_kib()

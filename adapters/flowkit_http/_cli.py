@@ -4,7 +4,7 @@ Usage::
 
     flowkit serve MODULE:ATTR [--host 127.0.0.1] [--port 8000] [--path /mcp]
                   [--graceful-timeout S] [--backlog N] [--watchdog S]
-                  [--log-level info] [--access-log] [--redis URL]
+                  [--log-level info] [--access-log] [--redis URL] [--workers N]
     limits (``_serve_flags.py``): [--max-connections N] [--body-timeout S]
                    [--body-budget BYTES] [--max-sessions N]
                    [--max-sessions-per-client N] [--trusted-proxy ADDR]...
@@ -40,6 +40,7 @@ ended at once, then hypercorn closes the connections; those still open after
 ``--graceful-timeout`` (a client that stopped reading) are aborted, and the
 exit status is 0. The limit flags (``_serve_flags.py``) and ``--watchdog``
 are described in docs/serving.md, "Limits".
+``--workers N`` runs N processes on the port (``_workers.py``).
 ``python -m flowkit_http`` runs the same command. ``--stdio`` serves one
 client on stdin and stdout instead (``_stdio.py``, docs/stdio.md); the HTTP
 options do not apply to it.
@@ -70,12 +71,14 @@ from flowkit._version import __version__
 from . import _logformat, _observe, _serve_flags
 from ._access import AccessLog
 from ._asgi import MCPApp
+from ._asker import check_request_state_keys
 from ._observe import Observability, ObservedApp
 from ._quart import create_app
 from ._serve import ServeLimits, serve
 from ._server import MCPServer
 from ._stdio import run_stdio
 from ._watchdog import Watchdog
+from ._workers import READY, Worker, supervise, watch_parent, worker_role
 
 __all__ = ["main"]
 
@@ -227,6 +230,7 @@ async def _serve(
     limits: ServeLimits | None = None,
     watchdog: float = 0.0,
     observer: tuple[Any, Config] | None = None,
+    worker: Worker | None = None,
 ) -> None:
     # The signal receiver is open before the server starts, so a SIGTERM sent
     # as soon as the "serving" line is out is a graceful shutdown, never the
@@ -287,6 +291,9 @@ async def _serve(
                     print(f"flowkit: serving {bind} (no MCP endpoint mounted)", flush=True)
                 for mcp in endpoints:
                     print(f"flowkit: serving MCP at {bind}{mcp.path}", flush=True)
+            if worker is not None:
+                print(READY, flush=True)  # to the parent (_workers.py)
+                nursery.start_soon(watch_parent, worker, stopping)
 
 
 def _redis(parser: argparse.ArgumentParser, target: Any, url: str) -> Any:
@@ -373,6 +380,14 @@ def _parser() -> argparse.ArgumentParser:
         "(redis[s]://[user:password@]host:port/db; default $FLOWKIT_REDIS_URL; docs/scaling.md)",
     )
     run.add_argument(
+        "--workers",
+        type=_serve_flags.count,
+        default=1,
+        metavar="N",
+        help="processes serving the port (default 1); more than 1 needs --redis "
+        '(docs/scaling.md, "Workers")',
+    )
+    run.add_argument(
         "--watchdog",
         type=float,
         default=0.0,
@@ -410,8 +425,53 @@ def _config(args: argparse.Namespace) -> Config:
     return config
 
 
+def _check_workers(args: argparse.Namespace, target: Any) -> None:
+    """What ``--workers N > 1`` and ``--redis`` need, refused before anything starts.
+
+    Each worker is a process of its own: a 2025-era session lives in the one
+    that initialized it unless a shared store holds it, and a 2026-era
+    ``requestState`` sealed by one worker must open in another.
+    """
+    if args.workers > 1:
+        if args.stdio:
+            _fail("--workers applies to HTTP serving, not --stdio (one client, one process)")
+        if not isinstance(target, MCPServer):
+            _fail("--workers N > 1 serves an MCPServer target (or --demo)")
+        if target.shared is None:
+            _fail(
+                "--workers N > 1 needs --redis: 2025-era sessions would live in one worker "
+                'each, and their next request may reach another (docs/scaling.md, "Workers")'
+            )
+    if isinstance(target, MCPServer) and target.shared is not None:
+        try:
+            check_request_state_keys(target.endpoint(), shared=True)
+        except RuntimeError as exc:
+            _fail(f"{exc} (FLOWKIT_REQUEST_STATE_KEYS)")
+
+
+def _listen(config: Config) -> Any:
+    """The parent's listening socket, shared by every worker (one line on failure)."""
+    try:
+        (sock,) = config.create_sockets().insecure_sockets
+        sock.listen(config.backlog)
+    except (OSError, OverflowError) as exc:
+        _fail(f"cannot listen on {' '.join(config.bind)}: {exc}")
+    return sock
+
+
+def _observe_bind_of(bind: str, index: int, workers: int) -> str:
+    """Worker ``index``'s ``--observe-bind``: the given port plus its index."""
+    host, _, port = bind.rpartition(":")
+    if int(port) + workers - 1 > 65535:
+        _fail(
+            f"--observe-bind {bind}: {workers} workers need ports up to {int(port) + workers - 1}"
+        )
+    return f"{host}:{int(port) + index}"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``flowkit`` console script (and ``python -m flowkit_http``)."""
+    argv = list(sys.argv[1:] if argv is None else argv)
     parser = _parser()
     args = parser.parse_args(argv)
     if args.command != "serve":
@@ -434,21 +494,31 @@ def main(argv: Sequence[str] | None = None) -> int:
             _fail("FLOWKIT_REQUEST_STATE_KEYS applies to an MCPServer target (or --demo)")
         parsed = request_state_keys(keys)
         target.config = attrs.evolve(target.config, request_state_keys=parsed)
-    if args.stdio:
-        if not isinstance(target, MCPServer):
-            _fail(f"--stdio serves an MCPServer, not a {type(target).__name__}")
-        return run_stdio(target)  # one peer, one process: nothing to share (--redis)
-    if args.redis:
+    if args.redis and not args.stdio:
         target.shared = _redis(parser, target, args.redis)
         if args.demo:
             from ._demo import add_redis_tools
 
             add_redis_tools(target, args.redis)  # tail_stream: a live Redis stream
+    _check_workers(args, target)
+    if args.stdio:
+        if not isinstance(target, MCPServer):
+            _fail(f"--stdio serves an MCPServer, not a {type(target).__name__}")
+        return run_stdio(target)  # one peer, one process: nothing to share (--redis)
     app = _app_for(target, args.path, observe)
     endpoints = _endpoints(app)
     if args.access_log:
         app = AccessLog(app)
     config = _config(args)
+    role = worker_role()
+    if role is None and args.workers > 1:
+        if observe_bind is not None:
+            _observe_bind_of(observe_bind, 0, args.workers)  # the ports fit
+        return supervise(argv, _listen(config), args.workers, args.graceful_timeout)
+    if role is not None:
+        config.bind = [f"fd://{role.fd}"]  # the parent's socket (_workers.py)
+        if observe_bind is not None:
+            observe_bind = _observe_bind_of(observe_bind, role.index, args.workers)
     observer = None
     if separate is not None and observe_bind is not None:
         if not endpoints:
@@ -460,7 +530,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         observer = (ObservedApp(endpoints[-1], separate, None), observer_config)
     try:
         trio.run(
-            partial(_serve, limits=limits, watchdog=args.watchdog, observer=observer),
+            partial(
+                _serve,
+                limits=limits,
+                watchdog=args.watchdog,
+                observer=observer,
+                worker=role,
+            ),
             app,
             endpoints,
             config,

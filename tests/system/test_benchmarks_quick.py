@@ -44,6 +44,7 @@ QUICK = {
     "stdio": ["--quick"],
     "windows": ["--quick"],
     "redis_store": ["--quick"],  # + --redis-server (the redis_binary fixture)
+    "workers": ["--quick"],  # + --redis-server (the redis_binary fixture)
 }
 
 
@@ -51,7 +52,7 @@ QUICK = {
 @pytest.mark.parametrize("name", sorted(QUICK))
 def test_quick_mode_prints_ratio(name: str, request: pytest.FixtureRequest) -> None:
     extra = []
-    if name == "redis_store":
+    if name in ("redis_store", "workers"):
         extra = ["--redis-server", request.getfixturevalue("redis_binary")]
     proc = subprocess.run(
         [sys.executable, "-m", f"benchmarks.{name}", *QUICK[name], *extra],

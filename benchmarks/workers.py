@@ -1,0 +1,64 @@
+"""``flowkit serve --workers``: 1 worker against 2, at a load that saturates one.
+
+Both servers are ``flowkit serve --demo --redis URL`` (``--workers`` needs
+``--redis``; a redis-server of the benchmark's own, as in
+``benchmarks.redis_store``), one with ``--workers 1`` and one with
+``--workers 2``, one after the other in the same run. The load is
+``benchmarks.concurrent``'s: C sessions, each calling ``ticker`` with
+``count`` progress notifications ``interval_ms`` apart, the starts spread
+over one interval, so ``C x 1000 / interval_ms`` notifications/s are asked
+for. At a C where one worker falls behind, its delivered rate is below what
+was asked, and a second worker (the second core) delivers more::
+
+    python -m benchmarks.workers [--sessions 600] [--count 40] [--interval-ms 50] [--quick]
+
+The load client and redis-server run on the same machine and compete for
+its cores: the ratio is what this machine gives, a lower bound of what two
+workers on two free cores give. "peak RSS" is the process started: with 2
+workers, the parent (it holds no sessions).
+The last line: ``ratio=<2 workers / 1 worker notif/s> one=<notif/s>
+two=<notif/s> asked=<notif/s>``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+
+from . import concurrent
+from ._client import raise_nofile
+from ._util import outcome_table
+from .redis_store import own_redis
+
+
+def main(argv: list[str] | None = None) -> list[concurrent.Outcome]:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sessions", type=int, default=600, help="C: concurrent streams")
+    parser.add_argument("--count", type=int, default=40, help="notifications per stream")
+    parser.add_argument("--interval-ms", type=int, default=50)
+    parser.add_argument("--url", help="a Redis of its own (default: start one)")
+    parser.add_argument("--redis-server", help="the redis-server to start (default: on PATH)")
+    parser.add_argument("--quick", action="store_true", help="C=40, 10 notifications (CI)")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.sessions, args.count = 40, 10
+    raise_nofile(2 * args.sessions + 256)
+    with contextlib.ExitStack() as stack:
+        url = args.url or stack.enter_context(own_redis(args.redis_server))
+        outcomes = []
+        for workers in (1, 2):
+            extra = ["--redis", url, "--workers", str(workers)]  # + flowkit_room's tools
+            outcome = concurrent.run_one(
+                "flowkit", args.sessions, args.count, args.interval_ms, extra
+            )
+            outcome.server = f"flowkit --workers {workers}"
+            outcomes.append(outcome)
+    print(outcome_table(concurrent.HEADER, outcomes))
+    one, two = (o.notif_per_s for o in outcomes)
+    asked = args.sessions * 1000 / args.interval_ms
+    print(f"ratio={two / one:.2f} one={one:.0f} two={two:.0f} asked={asked:.0f} (notif/s)")
+    return outcomes
+
+
+if __name__ == "__main__":
+    main()

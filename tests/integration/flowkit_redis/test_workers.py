@@ -1,0 +1,222 @@
+"""``flowkit serve --workers N``: N real processes on one port, sharing state through Redis.
+
+A real ``flowkit serve --demo --workers 2 --redis URL`` against the session's
+``redis-server``: the official SDK client calls ``ticker`` in both eras from
+many sessions at once, every worker serves some of them (each worker's own
+``/metrics`` at ``--observe-bind`` port + its index counts its calls), and
+SIGTERM to the parent stops both workers and exits 0. What it refuses
+(no ``--redis``, no request-state keys for a tool that asks, bad values) is
+one line and exit status 1; a worker that dies stops the server (exit 1).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import httpx
+import pytest
+import trio
+from mcp import Client
+
+from ..http._sdk import with_client
+from ._server import RedisServer
+
+SERVE = [sys.executable, "-m", "flowkit_http", "serve"]
+ASKING_TOOL = '''
+from flowkit.mcp import ToolContext
+from flowkit_http import MCPServer
+
+server = MCPServer("asking")
+
+
+@server.tool
+async def confirm(ctx: ToolContext) -> str:
+    """Ask the user to confirm."""
+    answer = await ctx.elicit("Sure?", {"type": "object", "properties": {}})
+    return str(answer)
+'''
+
+
+def _two_free_ports() -> int:
+    """A port P with P and P + 1 free (worker 0's and worker 1's --observe-bind)."""
+    for _ in range(50):
+        with socket.socket() as first:
+            first.bind(("127.0.0.1", 0))
+            port = int(first.getsockname()[1])
+            if port >= 65535:
+                continue
+            with socket.socket() as second:
+                try:
+                    second.bind(("127.0.0.1", port + 1))
+                except OSError:
+                    continue
+                return port
+    raise RuntimeError("no two consecutive free ports")
+
+
+def _env() -> dict[str, str]:
+    return {k: v for k, v in os.environ.items() if not k.startswith("FLOWKIT_")}
+
+
+@asynccontextmanager
+async def workers(redis_url: str, observe: int) -> AsyncIterator[tuple[trio.Process, str, str]]:
+    """``flowkit serve --demo --workers 2 --port 0``; yields the parent and its stdout lines."""
+    command = [*SERVE, "--demo", "--port", "0", "--workers", "2", "--redis", redis_url]
+    command += ["--observe-bind", f"127.0.0.1:{observe}"]
+    process = await trio.lowlevel.open_process(command, stdout=subprocess.PIPE, env=_env())
+    try:
+        assert process.stdout is not None
+        output = b""
+        with trio.fail_after(30):
+            while b"workers (pids" not in output:
+                chunk = await process.stdout.receive_some()
+                assert chunk, output.decode()
+                output += chunk
+        text = output.decode()
+        url = re.findall(r"serving MCP at (\S+)", text)
+        assert len(url) == 1, text  # printed once, with the real port
+        yield process, url[0], text
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+
+
+def _calls(metrics: str) -> int:
+    return sum(
+        int(float(line.rsplit(" ", 1)[1]))
+        for line in metrics.splitlines()
+        if line.startswith("flowkit_tool_calls_total{") and 'tool="ticker"' in line
+    )
+
+
+async def _ticker(url: str, mode: str) -> int:
+    async def body(client: Client) -> int:
+        result = await client.call_tool("ticker", {"count": 5, "interval_ms": 10})
+        assert not result.is_error, result
+        return 1
+
+    return await with_client(url, body, mode=mode)
+
+
+async def test_two_workers_serve_both_eras_and_stop_on_sigterm(redis_server: RedisServer) -> None:
+    observe = _two_free_ports()
+    async with workers(redis_server.url, observe) as (process, url, text):
+        pids = [int(p) for p in re.findall(r"\d+", text.split("workers (pids", 1)[1])[:2]]
+        for index in range(2):
+            assert f"metrics and dashboard at http://127.0.0.1:{observe + index}" in text
+        per_worker = [0, 0]
+        made = 0
+        async with httpx.AsyncClient() as http:
+            # Sessions of both eras, eight at a time, until each worker has
+            # served some (bounded: the kernel wakes both for each connection).
+            for _ in range(10):
+                async with trio.open_nursery() as nursery:
+                    for i in range(8):
+                        nursery.start_soon(_ticker, url, "legacy" if i % 2 else "2026-07-28")
+                made += 8
+                per_worker = [
+                    _calls((await http.get(f"http://127.0.0.1:{observe + i}/metrics")).text)
+                    for i in range(2)
+                ]
+                if all(per_worker):
+                    break
+        assert all(per_worker), per_worker
+        assert sum(per_worker) == made  # every call counted by the worker that ran it
+        process.send_signal(signal.SIGTERM)
+        with trio.fail_after(3 + 5 + 2):  # --graceful-timeout + the parent's margin
+            assert await process.wait() == 0
+        for pid in pids:
+            with pytest.raises(ProcessLookupError):
+                os.kill(pid, 0)
+
+
+async def test_a_worker_that_dies_stops_the_server(redis_server: RedisServer) -> None:
+    async with workers(redis_server.url, _two_free_ports()) as (process, _, text):
+        pid = int(re.findall(r"\d+", text.split("workers (pids", 1)[1])[0])
+        os.kill(pid, signal.SIGKILL)
+        with trio.fail_after(15):
+            assert await process.wait() == 1
+
+
+def _refused(*args: str, cwd: Path | None = None, env: dict[str, str] | None = None) -> str:
+    proc = subprocess.run(
+        [*SERVE, *args],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        cwd=cwd,
+        env=env or _env(),
+    )
+    assert proc.returncode == 1, proc
+    lines = proc.stderr.strip().splitlines()
+    assert lines, proc.stderr
+    assert lines[-1].startswith("flowkit"), proc.stderr
+    assert "Traceback" not in proc.stderr
+    return lines[-1]
+
+
+@pytest.mark.parametrize(
+    ("value", "fragment"), [("0", "must be at least 1, got 0"), ("x", "'x' is not a whole number")]
+)
+def test_bad_worker_counts_are_one_line_errors(value: str, fragment: str) -> None:
+    line = _refused("--demo", "--workers", value)
+    assert "--workers" in line, line
+    assert fragment in line, line
+
+
+def test_two_workers_without_redis_are_refused() -> None:
+    line = _refused("--demo", "--port", "0", "--workers", "2")
+    assert "--workers N > 1 needs --redis" in line, line
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_a_shared_server_whose_tools_ask_needs_request_state_keys(
+    tmp_path: Path, workers: str
+) -> None:
+    (tmp_path / "asking.py").write_text(ASKING_TOOL)
+    # Refused before anything connects: the URL is never dialled.
+    line = _refused(
+        "asking:server", "--port", "0", "--workers", workers, "--redis", "redis://127.0.0.1:1/0",
+        cwd=tmp_path,
+    )  # fmt: skip
+    assert "no request_state_keys configured" in line, line
+    assert "FLOWKIT_REQUEST_STATE_KEYS" in line, line
+
+
+async def test_workers_shut_down_when_their_parent_is_killed(redis_server: RedisServer) -> None:
+    async with workers(redis_server.url, _two_free_ports()) as (process, _, text):
+        pids = [int(p) for p in re.findall(r"\d+", text.split("workers (pids", 1)[1])[:2]]
+        process.kill()
+        await process.wait()
+        # Bounded: one parent check (1 s) plus the graceful shutdown (3 s).
+        for _ in range(150):
+            if not any(_running(pid) for pid in pids):
+                break
+            await trio.sleep(0.1)
+        assert not any(_running(pid) for pid in pids)
+
+
+def _running(pid: int) -> bool:
+    """The orphaned worker still runs (exited: gone, or a zombie nobody reaped)."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except FileNotFoundError:
+        return False
+    return "\nState:\tZ" not in status
+
+
+def test_observe_ports_beyond_65535_are_refused() -> None:
+    line = _refused(
+        "--demo", "--workers", "2", "--redis", "redis://127.0.0.1:1/0",
+        "--observe-bind", "127.0.0.1:65535",
+    )  # fmt: skip
+    assert "2 workers need ports up to 65536" in line, line
