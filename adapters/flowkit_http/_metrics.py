@@ -27,6 +27,8 @@ from prometheus_client.core import (
 from prometheus_client.exposition import choose_encoder
 from prometheus_client.registry import Collector
 
+from flowkit.mcp import InMemoryEventStore
+
 from ._telemetry import DURATION_BUCKETS, AppStatistics
 
 if TYPE_CHECKING:
@@ -67,6 +69,30 @@ class FlowkitCollector(Collector):
 
     def collect(self) -> Iterator[Metric]:
         yield from families(self._app.telemetry.snapshot(self._app))
+        store = self._app.endpoint.event_store
+        if isinstance(store, InMemoryEventStore):  # the Redis store bounds itself in Redis
+            yield from event_store_families(store)
+
+
+def event_store_families(store: InMemoryEventStore) -> Iterator[Metric]:
+    """What the in-memory event store keeps for resumption, and what its bounds dropped.
+
+    An evicted event is one a late resume can no longer replay: a rising
+    ``flowkit_event_store_evicted_total`` says the bounds are too tight for
+    the clients' reconnect times.
+    """
+    evicted = CounterMetricFamily(
+        f"{_NS}_event_store_evicted",
+        "Events dropped from the resumption store to keep within its bounds.",
+    )
+    evicted.add_metric([], store.evicted)
+    yield evicted
+    kept = GaugeMetricFamily(f"{_NS}_event_store_events", "Events kept for resumption now.")
+    kept.add_metric([], len(store))
+    yield kept
+    size = GaugeMetricFamily(f"{_NS}_event_store_bytes", "Bytes of the events kept now.")
+    size.add_metric([], store.size)
+    yield size
 
 
 def families(stats: AppStatistics) -> Iterator[Metric]:
