@@ -21,6 +21,8 @@ import trio
 
 from flowkit_client import LogMessage, Progress, open_client, open_stdio_client
 
+from ..._system import stop_process
+
 ROOT = Path(__file__).resolve().parents[3]
 VENV = ROOT / ".cache" / "fastmcp"
 FASTMCP = "fastmcp==4.2.3"
@@ -64,9 +66,7 @@ async def fastmcp_url(fastmcp_python: Path) -> AsyncIterator[str]:
                 break
         yield f"http://127.0.0.1:{port}/mcp"
     finally:
-        process.terminate()
-        with trio.move_on_after(10):
-            await process.wait()
+        await stop_process(process)
 
 
 async def test_auto_negotiates_2026_with_fastmcp_over_http(fastmcp_url: str) -> None:
