@@ -3,7 +3,8 @@
 ``.ci/debian.sh BINARY PACKAGE...`` installs Debian's package when the binary
 is missing (nginx for the reverse-proxy tests, redis-server for the shared
 store, prometheus for the scrape test, chromium for the dashboard test) and
-prints the binary's path. nginx is started here too (:func:`running_nginx`).
+prints the binary's path. nginx is started here too (:func:`running_nginx`), and
+every test's child process is stopped by :func:`stop_process`.
 """
 
 from __future__ import annotations
@@ -68,6 +69,30 @@ http {{
 """
 
 
+async def stop_process(
+    process: trio.Process, *, grace: float = 10, first: signal.Signals = signal.SIGTERM
+) -> None:
+    """Stop ``process`` by its PID and reap it, whatever state the caller is in.
+
+    ``first`` (SIGTERM), up to ``grace`` seconds to exit, then SIGKILL; then its pipes are
+    closed. Shielded: a caller being cancelled (a ``fail_after`` that expired)
+    must still reap, else the dropped :class:`trio.Process` is garbage-collected
+    while running and ``ResourceWarning: subprocess N is still running`` (and
+    its unclosed pidfd) fails whichever later test happens to run the collector.
+    """
+    with trio.CancelScope(shield=True):
+        if process.returncode is None:
+            process.send_signal(first)
+            with trio.move_on_after(grace):
+                await process.wait()
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+        for pipe in (process.stdin, process.stdout, process.stderr):
+            if pipe is not None:
+                await pipe.aclose()
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -105,15 +130,5 @@ async def running_nginx(binary: str, tmp: Path, http: str, port: int) -> AsyncIt
             break
         yield f"http://127.0.0.1:{port}"
     finally:
-        if (tmp / "nginx.pid").exists():
-            os.kill(int((tmp / "nginx.pid").read_text()), signal.SIGQUIT)
-        else:
-            process.terminate()
-        with trio.move_on_after(5):
-            await process.wait()
-        if process.returncode is None:
-            process.kill()
-            await process.wait()
-        if process.stderr is not None:
-            await process.stderr.aclose()
+        await stop_process(process, grace=5, first=signal.SIGQUIT)  # graceful, then kill
     assert pid == process.pid

@@ -219,10 +219,6 @@ class MCPApp:
         self._writers: set[_Writer] = set()
         #: Outcomes and totals for ``/metrics`` and ``/dashboard``.
         self.telemetry = Telemetry()
-        self.endpoint.tools.on_change(partial(self._list_changed, "tools"))
-        self.endpoint.resources.on_change(partial(self._list_changed, "resources"))
-        self.endpoint.prompts.on_change(partial(self._list_changed, "prompts"))
-        self.endpoint.resources.on_update(self._resource_updated)
 
     # -- ASGI -------------------------------------------------------------------
 
@@ -259,6 +255,15 @@ class MCPApp:
                 store = await stack.enter_async_context(opened)
                 bound = getattr(self._opener, "max_pending_bytes", DEFAULT_MAX_PENDING_BYTES)
                 self._shared = SharedState(store, max_pending_bytes=bound, stop=self._cancel)
+            # Listen to the (possibly shared) sets only while serving: an app
+            # stopped and dropped leaves no listener behind (issue 12).
+            for remove in (
+                self.endpoint.tools.on_change(partial(self._list_changed, "tools")),
+                self.endpoint.resources.on_change(partial(self._list_changed, "resources")),
+                self.endpoint.prompts.on_change(partial(self._list_changed, "prompts")),
+                self.endpoint.resources.on_update(self._resource_updated),
+            ):
+                stack.callback(remove)
             nursery = await stack.enter_async_context(trio.open_nursery())
             self._nursery = nursery
             nursery.start_soon(self._reap_sessions)

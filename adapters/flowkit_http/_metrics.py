@@ -14,6 +14,7 @@ Every metric is listed, with its meaning, in ``docs/observability.md``.
 from __future__ import annotations
 
 import bisect
+import sys
 from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING
 
@@ -26,6 +27,8 @@ from prometheus_client.core import (
 )
 from prometheus_client.exposition import choose_encoder
 from prometheus_client.registry import Collector
+
+from flowkit.mcp import InMemoryEventStore
 
 from ._telemetry import DURATION_BUCKETS, AppStatistics
 
@@ -67,6 +70,112 @@ class FlowkitCollector(Collector):
 
     def collect(self) -> Iterator[Metric]:
         yield from families(self._app.telemetry.snapshot(self._app))
+        store = self._app.endpoint.event_store
+        if isinstance(store, InMemoryEventStore):  # the Redis store bounds itself in Redis
+            yield from event_store_families(store)
+        if "flowkit_redis" in sys.modules:  # else no group source or sink can exist
+            yield from redis_pipeline_families()
+
+
+def event_store_families(store: InMemoryEventStore) -> Iterator[Metric]:
+    """What the in-memory event store keeps for resumption, and what its bounds dropped.
+
+    An evicted event is one a late resume can no longer replay: a rising
+    ``flowkit_event_store_evicted_total`` says the bounds are too tight for
+    the clients' reconnect times.
+    """
+    evicted = CounterMetricFamily(
+        f"{_NS}_event_store_evicted",
+        "Events dropped from the resumption store to keep within its bounds.",
+    )
+    evicted.add_metric([], store.evicted)
+    yield evicted
+    kept = GaugeMetricFamily(f"{_NS}_event_store_events", "Events kept for resumption now.")
+    kept.add_metric([], len(store))
+    yield kept
+    size = GaugeMetricFamily(f"{_NS}_event_store_bytes", "Bytes of the events kept now.")
+    size.add_metric([], store.size)
+    yield size
+
+
+_GROUP_COUNTERS = {
+    "read": "Entries a consumer read with XREADGROUP.",
+    "claimed": "Entries it took over from other consumers (XAUTOCLAIM).",
+    "acked": "Entries it acknowledged (XACK).",
+    "dead_lettered": "Entries it moved to the dead-letter stream.",
+    "round_trips": "Commands or pipelines it sent to Redis.",
+    "retries": "Commands it retried after Redis was unreachable.",
+    "consumers_deleted": "Stale consumers it removed from the group.",
+}
+_SINK_COUNTERS = {
+    "written": "Entries stream sinks appended.",
+    "duplicates": "Items they skipped: their dedup record existed (idempotent mode).",
+    "round_trips": "Writes they sent to Redis.",
+    "retries": "Chunks they wrote again after Redis was unreachable.",
+}
+
+
+def redis_pipeline_families() -> Iterator[Metric]:
+    """The consumer-group sources and stream sinks alive in the process (issue 17).
+
+    Sources are labelled by stream, group and consumer; sinks are summed per
+    stream. A source or sink the program dropped leaves the exposition (its
+    series end, or the sum drops: a counter reset, which ``rate()`` handles).
+    """
+    from flowkit_redis import live_sinks, live_sources
+
+    labels = ["stream", "group", "consumer"]
+    counters = {
+        key: CounterMetricFamily(f"{_NS}_group_{key}", doc, labels=labels)
+        for key, doc in _GROUP_COUNTERS.items()
+    }
+    pending = GaugeMetricFamily(
+        f"{_NS}_group_consumer_pending_entries",
+        "Entries a consumer read or claimed and has not acknowledged yet.",
+        labels=labels,
+    )
+    lag = GaugeMetricFamily(
+        f"{_NS}_group_lag_entries",
+        "Entries the group has not read yet (XINFO GROUPS).",
+        labels=["stream", "group"],
+    )
+    group_pending = GaugeMetricFamily(
+        f"{_NS}_group_pending_entries",
+        "The whole group's unacknowledged entries (XINFO GROUPS).",
+        labels=["stream", "group"],
+    )
+    groups: dict[tuple[str, str], tuple[int, int]] = {}
+    for source in sorted(live_sources(), key=lambda s: (s.stream, s.group, s.consumer)):
+        stats = source.statistics()
+        values = [source.stream, source.group, stats.consumer]
+        for key, family in counters.items():
+            family.add_metric(values, getattr(stats, key))
+        pending.add_metric(values, stats.pending)
+        if stats.lag >= 0:  # one consumer's view per group (refreshed every claim_interval)
+            groups[source.stream, source.group] = (stats.lag, stats.group_pending)
+    for (stream, group), (behind, unacked) in sorted(groups.items()):
+        lag.add_metric([stream, group], behind)
+        group_pending.add_metric([stream, group], unacked)
+    sinks: dict[str, dict[str, int]] = {}
+    for sink in live_sinks():
+        total = sinks.setdefault(sink.stream, dict.fromkeys(_SINK_COUNTERS, 0))
+        written = sink.sink_statistics()
+        for key in _SINK_COUNTERS:
+            total[key] += getattr(written, key)
+    sink_counters = {
+        key: CounterMetricFamily(f"{_NS}_sink_{key}", doc, labels=["stream"])
+        for key, doc in _SINK_COUNTERS.items()
+    }
+    for stream, total in sorted(sinks.items()):
+        for key, family in sink_counters.items():
+            family.add_metric([stream], total[key])
+    if pending.samples:  # no families at all without a source (or sink) alive
+        yield from counters.values()
+        yield pending
+        yield lag
+        yield group_pending
+    if sinks:
+        yield from sink_counters.values()
 
 
 def families(stats: AppStatistics) -> Iterator[Metric]:

@@ -214,15 +214,17 @@ class StdioServer:
         self._listeners: dict[OutgoingStream, trio.MemorySendChannel[bytes]] = {}
         self._nursery: trio.Nursery | None = None
         self._pipe: _Pipe | None = None
-        endpoint = self.endpoint
-        endpoint.tools.on_change(lambda: self._notify(endpoint.list_changed("tools")))
-        endpoint.resources.on_change(lambda: self._notify(endpoint.list_changed("resources")))
-        endpoint.prompts.on_change(lambda: self._notify(endpoint.list_changed("prompts")))
-        endpoint.resources.on_update(lambda uri: self._notify(endpoint.resource_updated(uri)))
 
     async def serve(self, stdin: trio.abc.ReceiveStream, stdout: trio.abc.SendStream) -> None:
         """Serve until EOF on ``stdin``, cancellation, or ``stdout`` closing."""
         pipe = self._pipe = _Pipe(stdout)
+        endpoint = self.endpoint
+        removers = (  # listening only while serving: a dropped server leaves none (issue 12)
+            endpoint.tools.on_change(lambda: self._notify(endpoint.list_changed("tools"))),
+            endpoint.resources.on_change(lambda: self._notify(endpoint.list_changed("resources"))),
+            endpoint.prompts.on_change(lambda: self._notify(endpoint.list_changed("prompts"))),
+            endpoint.resources.on_update(lambda uri: self._notify(endpoint.resource_updated(uri))),
+        )
         try:
             async with trio.open_nursery() as writer:
                 writer.start_soon(pipe.run)
@@ -245,6 +247,8 @@ class StdioServer:
             logger.info("stdout closed by the client: shutting down")
         finally:
             self._nursery = None
+            for remove in removers:
+                remove()
 
     def _end_calls(self) -> None:
         """Shutdown: cancel every call; nothing more is written for them."""

@@ -14,7 +14,8 @@ door to Redis: a deadline on every operation, :class:`StoreUnavailable`
 Pipelines across processes (issue 17): :func:`open_group_source` reads a
 stream through a consumer group and acknowledges an entry only once the
 pipeline is done with it; :func:`stream_sink` appends to a stream, once per
-key in idempotent mode. See docs/ops/redis.md.
+key in idempotent mode; :func:`live_sources` and :func:`live_sinks` are those
+alive in the process (``/metrics`` reads them). See docs/ops/redis.md.
 
 See docs/scaling.md for the picture, the guarantees and the failure modes.
 """
@@ -23,6 +24,7 @@ from ._client import RedisClient, StoreUnavailable
 from ._events import EventTooLarge, RedisEventStore, RedisFollower, Replay
 from ._groups import Entry, GroupSource, GroupStatistics, open_group_source
 from ._keys import Keys
+from ._live import live_sinks, live_sources
 from ._sessions import RedisSessionStore, SessionCapReached
 from ._shared import RedisShared, RedisSharedStore
 from ._sink import SinkStatistics, StreamSink, stream_sink
@@ -49,6 +51,8 @@ __all__ = [
     "StreamSink",
     "Wakeups",
     "Watch",
+    "live_sinks",
+    "live_sources",
     "open_group_source",
     "stream_sink",
 ]

@@ -47,6 +47,7 @@ from flowkit._tasks import ungrouped
 
 from ._client import RedisClient, StoreUnavailable
 from ._entries import Entry, GroupStatistics, _text, consumer_name
+from ._live import file_source
 
 __all__ = ["Entry", "GroupSource", "GroupStatistics", "open_group_source"]
 
@@ -106,6 +107,7 @@ class GroupSource:
         )
         self._lag = -1
         self._group_pending = -1
+        file_source(self)  # for /metrics (weakly: see _live)
 
     def __repr__(self) -> str:
         return f"<GroupSource {self.stream!r} group={self.group!r} consumer={self.consumer!r}>"

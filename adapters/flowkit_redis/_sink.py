@@ -49,6 +49,7 @@ import flowkit
 from flowkit._operator import receive_some
 
 from ._client import RedisClient, StoreUnavailable
+from ._live import file_sink
 
 __all__ = ["SinkStatistics", "StreamSink", "stream_sink"]
 
@@ -148,6 +149,7 @@ class StreamSink(flowkit.Operator[Any, None]):
         self._dedup_args = [str(maxlen), str(round(dedup_ttl)), f"{{{stream}}}:dedup:"]
         self._script = client.redis.register_script(_APPEND)
         self._stats = {"written": 0, "duplicates": 0, "round_trips": 0, "retries": 0}
+        file_sink(self)  # for /metrics (weakly: see _live)
 
     def sink_statistics(self) -> SinkStatistics:
         return SinkStatistics(**self._stats)

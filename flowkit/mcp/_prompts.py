@@ -24,7 +24,7 @@ from ._errors import LocalProtocolError, method_params
 from ._jsonrpc import RequestId
 from ._pages import paginate
 from ._schema import derive_signature
-from ._tools import validate_tool_name
+from ._tools import add_listener, validate_tool_name
 
 __all__ = ["Prompt", "PromptArgument", "PromptSet", "prompt_message", "prompt_result"]
 
@@ -262,9 +262,13 @@ class PromptSet:
 
         return register
 
-    def on_change(self, listener: Callable[[], None]) -> None:
-        """Call ``listener()`` after every :meth:`add` and :meth:`remove`."""
-        self._listeners.append(listener)
+    def on_change(self, listener: Callable[[], None]) -> Callable[[], None]:
+        """Call ``listener()`` after every :meth:`add` and :meth:`remove`.
+
+        Returns:
+            A function that stops the calls (see :meth:`ToolSet.on_change`).
+        """
+        return add_listener(self._listeners, listener)
 
     def _changed(self) -> None:
         for listener in list(self._listeners):

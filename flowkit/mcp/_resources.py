@@ -28,6 +28,7 @@ from ._completion import Completer, CompleterSpec, as_completers
 from ._content import json_value, resource_contents
 from ._errors import LocalProtocolError
 from ._schema import context_parameter
+from ._tools import add_listener
 
 __all__ = ["Resource", "ResourceSet", "ResourceTemplate", "read_contents"]
 
@@ -315,13 +316,17 @@ class ResourceSet:
 
         return register
 
-    def on_change(self, listener: Callable[[], None]) -> None:
-        """Call ``listener()`` after every :meth:`add` and :meth:`remove`."""
-        self._on_change.append(listener)
+    def on_change(self, listener: Callable[[], None]) -> Callable[[], None]:
+        """Call ``listener()`` after every :meth:`add` and :meth:`remove`.
 
-    def on_update(self, listener: Callable[[str], None]) -> None:
-        """Call ``listener(uri)`` on every :meth:`updated`."""
-        self._on_update.append(listener)
+        Returns:
+            A function that stops the calls (see :meth:`ToolSet.on_change`).
+        """
+        return add_listener(self._on_change, listener)
+
+    def on_update(self, listener: Callable[[str], None]) -> Callable[[], None]:
+        """Call ``listener(uri)`` on every :meth:`updated`; returns what stops it."""
+        return add_listener(self._on_update, listener)
 
     def updated(self, uri: str) -> None:
         """Report that the contents behind ``uri`` changed (subscribers get told)."""

@@ -58,6 +58,7 @@ def _bounded(message: str, instance: Any) -> str:
 
 
 _F = TypeVar("_F", bound=Callable[..., Any])
+_L = TypeVar("_L", bound=Callable[..., None])
 
 
 def validate_tool_name(name: str) -> str:
@@ -397,6 +398,17 @@ class ToolOptions(TypedDict, total=False):
     thread: bool
 
 
+def add_listener(listeners: list[_L], listener: _L) -> Callable[[], None]:
+    """Append ``listener``; return the function that takes it out again (once)."""
+    listeners.append(listener)
+
+    def remove() -> None:
+        if listener in listeners:
+            listeners.remove(listener)
+
+    return remove
+
+
 class ToolSet:
     """An ordered collection of tools with a ``tool()`` decorator.
 
@@ -428,14 +440,18 @@ class ToolSet:
         self._changed()
         return tool
 
-    def on_change(self, listener: Callable[[], None]) -> None:
+    def on_change(self, listener: Callable[[], None]) -> Callable[[], None]:
         """Call ``listener()`` after every :meth:`add` and :meth:`remove`.
 
         The endpoint's adapter listens to turn changes into
         ``notifications/tools/list_changed`` (see
         :meth:`Endpoint.list_changed <flowkit.mcp.Endpoint.list_changed>`).
+
+        Returns:
+            A function that stops the calls: an adapter calls it when it stops
+            serving, so apps made and dropped on one server leave nothing.
         """
-        self._listeners.append(listener)
+        return add_listener(self._listeners, listener)
 
     def _changed(self) -> None:
         for listener in list(self._listeners):

@@ -21,6 +21,8 @@ import trio
 from benchmarks._servers import fastmcp_python as fastmcp_venv_python
 from flowkit_client import LogMessage, Progress, open_client, open_stdio_client
 
+from ..._system import stop_process
+
 SERVER = Path(__file__).parent / "peers" / "fastmcp_server.py"
 ERAS = ["2026-07-28", "2025-11-25"]
 
@@ -54,9 +56,7 @@ async def fastmcp_url(fastmcp_python: Path) -> AsyncIterator[str]:
                 break
         yield f"http://127.0.0.1:{port}/mcp"
     finally:
-        process.terminate()
-        with trio.move_on_after(10):
-            await process.wait()
+        await stop_process(process)
 
 
 async def test_auto_negotiates_2026_with_fastmcp_over_http(fastmcp_url: str) -> None:

@@ -20,6 +20,7 @@ import trio
 
 from flowkit_client import LogMessage, Progress, RetryPolicy, RPCError, open_client
 
+from ..._system import stop_process
 from ._proxy import cutting_proxy
 
 
@@ -46,9 +47,7 @@ async def official() -> AsyncIterator[str]:
                 break
         yield f"http://127.0.0.1:{port}"
     finally:
-        process.terminate()
-        with trio.move_on_after(10):
-            await process.wait()
+        await stop_process(process)
 
 
 async def test_auto_negotiates_the_stateless_era_with_the_official_server(official: str) -> None:

@@ -52,11 +52,18 @@ class RedisServer:
             args += ["--requirepass", self.password]
         args += self.extra
         self.process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            self._wait_ready(self.process)
+        except BaseException:
+            self.stop()  # never left running (nor unreaped) by a start that failed
+            raise
+
+    def _wait_ready(self, process: subprocess.Popen[bytes]) -> None:
         deadline = time.monotonic() + 10
         while True:  # ready once it accepts connections (bounded, not a timing guess)
-            if self.process.poll() is not None:
+            if process.poll() is not None:
                 log = (self.workdir / "redis.log").read_text(errors="replace")[-2000:]
-                raise RuntimeError(f"redis-server exited ({self.process.returncode}): {log}")
+                raise RuntimeError(f"redis-server exited ({process.returncode}): {log}")
             try:
                 socket.create_connection(("127.0.0.1", self.port), timeout=0.5).close()
                 return
@@ -68,7 +75,7 @@ class RedisServer:
     def stop(self) -> None:
         """SIGKILL by PID (an abrupt death, as in a crash) and reap."""
         process, self.process = self.process, None
-        if process is not None:
+        if process is not None and process.poll() is None:  # not if reaped: a PID reused
             os.kill(process.pid, signal.SIGKILL)
             process.wait(timeout=10)
 

@@ -24,8 +24,8 @@ def redis_server(
 ) -> Iterator[RedisServer]:
     """A redis-server for the whole session (tests must not kill it: use ``own_redis``)."""
     server = RedisServer(redis_binary, tmp_path_factory.mktemp("redis"))
-    server.start()
     try:
+        server.start()
         yield server
     finally:
         server.stop()
@@ -48,13 +48,11 @@ def redis_cluster(
 def own_redis(redis_binary: str, tmp_path: Path) -> Iterator[RedisServer]:
     """A redis-server for one test, which it may kill, restart or pause."""
     server = RedisServer(redis_binary, tmp_path)
-    server.start()
     try:
+        server.start()
         yield server
     finally:
-        if server.process is not None:
-            server.resume()
-        server.stop()
+        server.stop()  # SIGKILL ends a paused (SIGSTOPped) server too
 
 
 @pytest.fixture

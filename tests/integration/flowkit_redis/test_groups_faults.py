@@ -21,6 +21,7 @@ import trio.testing
 import flowkit
 from flowkit_redis import Entry, Keys, RedisClient, open_group_source, stream_sink
 
+from ..._system import stop_process
 from ._server import RedisServer
 from .test_groups import feed
 
@@ -110,19 +111,18 @@ async def test_three_workers_one_killed_midway_every_input_exactly_once(
         ]  # fmt: skip
         workers: list[Any] = []
         with trio.fail_after(120):  # ~20 s alone; the machine is shared
-            for _ in range(3):
-                workers.append(
-                    await trio.lowlevel.open_process(command, cwd=ROOT, stdout=subprocess.PIPE)
-                )
             try:
+                for _ in range(3):
+                    workers.append(
+                        await trio.lowlevel.open_process(command, cwd=ROOT, stdout=subprocess.PIPE)
+                    )
                 await wait_for_length(client, out, n // 3)
                 workers[0].send_signal(signal.SIGKILL)
                 codes = [await worker.wait() for worker in workers]
-            finally:
+            except BaseException:
                 for worker in workers:
-                    if worker.returncode is None:
-                        worker.kill()
-                        await worker.wait()
+                    await stop_process(worker, grace=0)
+                raise
         assert codes[0] == -signal.SIGKILL
         assert codes[1:] == [0, 0]
         reports = []
@@ -130,8 +130,7 @@ async def test_three_workers_one_killed_midway_every_input_exactly_once(
             assert worker.stdout is not None
             reports.append(orjson.loads(await worker.stdout.receive_some(65536)))
         for worker in workers:
-            if worker.stdout is not None:
-                await worker.stdout.aclose()
+            await stop_process(worker)  # reaped already: closes its pipe
         found = await counts(client, out)
         assert len(found) == n, f"{n - len(found)} inputs are missing"
         assert max(found.values()) == 1, "an input is in the output twice"

@@ -28,7 +28,7 @@ from flowkit.mcp import EndpointConfig
 from flowkit_http import CloseStream, MCPApp, Progress, Result
 from flowkit_redis import Keys
 
-from ..._system import free_port, running_nginx
+from ..._system import free_port, running_nginx, stop_process
 from ...system.conformance import suite
 from ..http._raw import call, initialize, last_event_id, messages, raw_request, request, sse_events
 from ..http._sdk import with_client
@@ -69,9 +69,7 @@ async def flowkit_serve(redis_url: str | None, *, env_url: bool = False) -> Asyn
         with trio.fail_after(10):
             assert await process.wait() == 0
     finally:
-        if process.returncode is None:
-            process.kill()
-            await process.wait()
+        await stop_process(process)
 
 
 async def test_three_processes_serve_one_session_and_resume_exactly_once(

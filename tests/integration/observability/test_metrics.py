@@ -10,6 +10,7 @@ from __future__ import annotations
 import orjson
 import trio
 
+from flowkit.mcp import InMemoryEventStore
 from flowkit_http import Observability
 from tests.integration.http._raw import JSON_HEADERS, call, raw_request, request
 from tests.integration.http._tools import make_server
@@ -42,7 +43,26 @@ FAMILIES = {
     "flowkit_stage_buffered_items": "gauge",
     "flowkit_stage_buffered_peak_items": "gauge",
     "flowkit_stage_batch_size": "histogram",
+    "flowkit_event_store_evicted": "counter",
+    "flowkit_event_store_events": "gauge",
+    "flowkit_event_store_bytes": "gauge",
 }
+
+
+async def test_the_event_store_evictions_and_size_are_exposed() -> None:
+    store = InMemoryEventStore(max_events=8)
+    server, _ = make_server()
+    server.event_store = store
+    async with observed(server) as (_base, client, _probe):
+        headers = await session(client)
+        before = await scrape(client)
+        await run_call(client, headers, 1, "ticker", {"count": 30})
+        after = await scrape(client)
+    assert value(before, "flowkit_event_store_evicted_total") == 0
+    assert store.evicted >= 20  # 30 progress events and a result through 8 places
+    assert value(after, "flowkit_event_store_evicted_total") == store.evicted
+    assert value(after, "flowkit_event_store_events") == len(store) == 8
+    assert value(after, "flowkit_event_store_bytes") == store.size > 0
 
 
 def _events(response_body: bytes) -> int:
@@ -70,7 +90,9 @@ async def test_calls_events_bytes_drops_and_refusals_match_what_the_client_saw()
 
     for name, kind in FAMILIES.items():
         assert families[name].type == kind, name
-    flowkit = {name for name in families if name.startswith("flowkit_")}
+    # flowkit_group_/flowkit_sink_: the process's Redis pipelines (earlier tests' may live on)
+    process_wide = ("flowkit_group_", "flowkit_sink_")
+    flowkit = {n for n in families if n.startswith("flowkit_") and not n.startswith(process_wide)}
     assert flowkit == set(FAMILIES), flowkit ^ set(FAMILIES)
 
     assert value(families, "flowkit_tool_calls_total", tool="ticker", outcome="ok") == 3
