@@ -24,9 +24,10 @@ finishes storing what it took. A store that fails (Redis down or slow) is a 503 
 While the store is unreachable, the kept changes are bounded
 (``max_pending_bytes`` of events): beyond it, the streams whose events are
 kept are given up (``Endpoint.abandon_streams``: each call ends with a
-JSON-RPC error filed after what was stored, so a client that resumes once
-the store is back is told, never shown a silent gap), and their kept events
-are dropped.
+JSON-RPC error filed after what was stored, each GET stream files the
+events-lost marker, so a client that resumes once the store is back is told,
+never shown a silent gap), and their kept events are dropped. Streams that
+already ended are not given up; their events stay (they no longer grow).
 """
 
 from __future__ import annotations
@@ -220,13 +221,17 @@ class SharedState:
         kept = sum(len(c.data) for c in self._pending if type(c) is EventAppended)
         if kept <= self.max_pending_bytes:
             return
-        lost = {(c.session_id, c.stream_id) for c in self._pending if type(c) is EventAppended}
+        kept_for = {(c.session_id, c.stream_id) for c in self._pending if type(c) is EventAppended}
+        # Their errors and markers go to the journal. A stream that already
+        # ended is not given up (nothing could be filed after its end): its
+        # events stay, and they no longer grow.
+        stopped = endpoint.abandon_streams(kept_for, _LOST)
+        lost = {(s.session_id, s.stream_id) for s in stopped}
         self._pending = tuple(
             c
             for c in self._pending
             if not (type(c) is EventAppended and (c.session_id, c.stream_id) in lost)
         )
-        stopped = endpoint.abandon_streams(lost, _LOST)  # their errors go to the journal
         self.abandoned += len(lost)
         logger.error(
             "shared store unreachable with %d bytes of events kept (max_pending_bytes=%d): "

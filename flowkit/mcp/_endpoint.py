@@ -69,7 +69,7 @@ from ._methods import (
 from ._prompts import PromptSet
 from ._resources import ResourceSet
 from ._sessions import Session, SessionEvent, SessionRegistry
-from ._shared import Change, EventJournal, Loaded, SessionRecord, StateKeys
+from ._shared import Change, EventJournal, Loaded, SessionRecord, StateKeys, events_lost
 from ._sse import EventId, parse_event_id
 from ._state import EndpointState, PendingAsk
 from ._stateless import (
@@ -438,10 +438,16 @@ class Endpoint:
         (its bound while the store is unreachable). Replaying such a stream
         would skip events without saying so; so each call ends with a
         JSON-RPC error (-32000, ``message``) filed after what was stored, for
-        the client that resumes, and each GET stream is cancelled.
+        the client that resumes, and each GET stream files the marker
+        :data:`~flowkit.mcp._shared.EVENTS_LOST` (a ``notifications/message`` at level
+        ``"error"``, whatever the client's log level) and is cancelled. A
+        stream that has already ended here is not given up: nothing can be
+        filed after its end, so the adapter must keep its events (they no
+        longer grow).
 
         Returns:
-            The streams whose work (and response) the adapter must now stop.
+            The streams given up, whose work (and response) the adapter must
+            now stop and whose kept events it may drop; no other.
         """
         stopped: list[OutgoingStream] = []
         for session_id, stream_id in streams:
@@ -456,6 +462,7 @@ class Endpoint:
             if stream.kind == "call":
                 stream.error(SERVER_ERROR, message)
             else:
+                stream.notify("notifications/message", events_lost(message))
                 stream.cancel()
             stopped.append(stream)
         return tuple(stopped)

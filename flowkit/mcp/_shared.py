@@ -37,6 +37,7 @@ from ._jsonrpc import RequestId
 from ._sse import EventId
 
 __all__ = [
+    "EVENTS_LOST",
     "CallEnded",
     "CallStarted",
     "Change",
@@ -53,7 +54,25 @@ __all__ = [
     "StreamAttached",
     "StreamDetached",
     "StreamEnded",
+    "events_lost",
 ]
+
+EVENTS_LOST = "flowkit/events-lost"
+"""``data.error`` of the marker a GET stream files when its unstored events were dropped."""
+
+
+def events_lost(message: str) -> dict[str, Any]:
+    """The params of that marker: a ``notifications/message`` at level ``"error"``.
+
+    A client reading the stream (or resuming it on any instance) sees where
+    the gap is instead of a replay that silently skips events; it is sent
+    whatever the client's log level, since it is about the stream itself.
+    """
+    return {
+        "level": "error",
+        "logger": "flowkit",
+        "data": {"error": EVENTS_LOST, "message": message},
+    }
 
 
 @attrs.frozen

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+import attrs
 import pytest
 import trio
 import trio.testing
@@ -24,6 +25,7 @@ class Journal:
 
     def __init__(self) -> None:
         self.changes: list[Change] = []
+        self.ended: set[tuple[str, str]] = set()  # streams the core will not give up
 
     def emit(self, seq: int) -> None:
         self.changes.append(EventAppended("s", "a.1", seq, b"event %d" % seq))
@@ -35,7 +37,15 @@ class Journal:
     def abandon_streams(self, streams: set[tuple[str, str]], message: str) -> tuple[Any, ...]:
         self.abandoned = (streams, message)
         self.changes.append(EventAppended("s", "a.1", 99, b"the error"))  # filed after the rest
-        return ("stream a.1",)
+        return tuple(_Stream(*key) for key in sorted(streams) if key not in self.ended)
+
+
+@attrs.frozen
+class _Stream:
+    """What SharedState reads of a stream the core gave up."""
+
+    session_id: str
+    stream_id: str
 
 
 class Store:
@@ -132,8 +142,26 @@ async def test_kept_changes_are_bounded_while_the_store_fails() -> None:
         await state.sync(journal)  # type: ignore[arg-type]
     assert journal.abandoned[0] == {("s", "a.1")}
     assert "could not be stored" in journal.abandoned[1]
-    assert stopped == [("stream a.1",)]
+    assert stopped == [(_Stream("s", "a.1"),)]
     assert state.abandoned == 1
     store.fail = False
     await state.sync(journal)  # type: ignore[arg-type]
     assert seqs(store.applied) == [99]  # the kept events went; the call's error is stored
+
+
+async def test_events_of_a_stream_that_already_ended_are_kept_not_dropped() -> None:
+    """The core will not give up an ended stream (nothing can follow its end): keep its events."""
+    store, journal = Store(), Journal()
+    stopped: list[Any] = []
+    state = SharedState(store, max_pending_bytes=10, stop=stopped.append)
+    journal.ended.add(("s", "a.1"))
+    store.fail = True
+    for seq in (1, 2):  # 14 bytes: over the bound
+        journal.emit(seq)
+        with pytest.raises(StoreFailed):
+            await state.sync(journal)  # type: ignore[arg-type]
+    assert stopped == [()]
+    assert state.abandoned == 0
+    store.fail = False
+    await state.sync(journal)  # type: ignore[arg-type]
+    assert seqs(store.applied)[:2] == [1, 2]  # stored once the store is back: no gap

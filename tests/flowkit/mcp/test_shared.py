@@ -20,6 +20,7 @@ from flowkit.mcp import (
     Action,
     EndpointConfig,
     InMemoryEventStore,
+    OpenListenStream,
     Reply,
     Resume,
     StartCall,
@@ -28,6 +29,7 @@ from flowkit.mcp import (
 from flowkit.mcp._jsonrpc import RequestId
 from flowkit.mcp._sessions import SessionState
 from flowkit.mcp._shared import (
+    EVENTS_LOST,
     CallEnded,
     CallStarted,
     Change,
@@ -421,6 +423,37 @@ def test_abandoned_streams_end_with_an_error_filed_after_what_was_stored() -> No
     assert resume.follow is None
     (error,) = [sse_data(event) for event in resume.replay]
     assert error["error"] == {"code": -32000, "message": "lost"}
+
+
+def test_an_abandoned_get_stream_files_a_marker_and_an_ended_one_is_not_given_up() -> None:
+    """A GET stream has no response to end with an error: it files the events-lost marker."""
+    _, a, _ = _cluster()
+    client = _client(a)
+    client.initialize()
+    client.request(
+        "logging/setLevel", {"level": "critical"}
+    )  # the marker is sent whatever the level
+    listen = client.get()
+    assert isinstance(listen, OpenListenStream)
+    primed = listen.stream.open()[2]
+    a.sync()
+    listen.stream.notify("notifications/tools/list_changed")
+    a.endpoint.take_changes()  # lost: the store was down and the bound was reached
+    sid, stream_id = client.session_id or "", listen.stream.stream_id
+    assert a.endpoint.abandon_streams({(sid, stream_id)}, "lost") == (listen.stream,)
+    assert listen.stream.cancelled
+    a.sync()
+    resume = client.get(last_event_id=_seen(primed))
+    assert isinstance(resume, Resume)
+    (marker,) = [sse_data(event) for event in resume.replay]
+    assert marker["method"] == "notifications/message"
+    assert marker["params"]["level"] == "error"
+    assert marker["params"]["data"] == {"error": EVENTS_LOST, "message": "lost"}
+    # A stream that already ended cannot be given up: its kept events must stay.
+    call = client.start("count", {"n": 1}, progress_token="p")
+    call.stream.open()
+    call.stream.complete(tool_result("done"))
+    assert a.endpoint.abandon_streams({(sid, call.stream.stream_id)}, "lost") == ()
 
 
 def test_a_call_followed_elsewhere_keeps_its_grace_period_on_its_instance() -> None:
