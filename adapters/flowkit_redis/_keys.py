@@ -46,6 +46,14 @@ class Keys:
         """The pub/sub channel that wakes the followers of one stream."""
         return f"{self.prefix}:{{{session_id}}}:wake:{stream_id}"
 
+    def control(self, instance: str) -> str:
+        """The pub/sub channel of one instance's control bus (what reaches its calls)."""
+        return f"{self.prefix}:control:{instance}"
+
+    def lease(self, instance: str) -> str:
+        """One instance's lease: present while it lives (a key with a TTL it renews)."""
+        return f"{self.prefix}:lease:{instance}"
+
     def definitions(self) -> str:
         """Which instance serves which definition (a hash: instance -> digest)."""
         return f"{self.prefix}:definitions"

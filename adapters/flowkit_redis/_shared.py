@@ -17,17 +17,21 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
 
+import orjson
 import trio
 
 from flowkit.mcp import EndpointConfig
 from flowkit.mcp._shared import (
+    AnswerForwarded,
     CallEnded,
     CallStarted,
+    CancelForwarded,
     Change,
+    Control,
     EventAppended,
     Loaded,
     SessionClosed,
@@ -71,6 +75,10 @@ class RedisShared:
             while Redis is unreachable (16 MiB); beyond it the streams they
             belong to are given up: each call ends with a JSON-RPC error
             stored for its client, never a silent gap (docs/scaling.md).
+        lease_ttl: seconds an instance's lease lives without renewal (it
+            renews it every third of that): a follower elsewhere of a call
+            whose instance's lease expired ends it with the lost-call error
+            (-32010) within about this long after the instance died.
         events: settings for :class:`RedisEventStore` (``ttl``,
             ``max_entries_per_stream``, ``max_entry_bytes``, ...).
     """
@@ -84,8 +92,12 @@ class RedisShared:
         timeout: float = 1.0,
         announce_interval: float = 30.0,
         max_pending_bytes: int = 16 << 20,
+        lease_ttl: float = 10.0,
         **events: Any,
     ) -> None:
+        if isinstance(lease_ttl, bool) or not lease_ttl >= 0.01:
+            raise ValueError(f"lease_ttl must be a number of seconds >= 0.01, not {lease_ttl!r}")
+        self.lease_ttl = float(lease_ttl)
         if isinstance(max_pending_bytes, bool) or max_pending_bytes < 0:
             raise ValueError(f"max_pending_bytes must be an int >= 0, not {max_pending_bytes!r}")
         self.max_pending_bytes = max_pending_bytes
@@ -129,12 +141,45 @@ class RedisShared:
             )
             await announcer.announce()
             nursery.start_soon(announcer.run)
+            lease = _Lease(client, self.keys.lease(instance), self.lease_ttl)
+            await lease.renew()
+            nursery.start_soon(lease.run)
             try:
-                yield RedisSharedStore(sessions, events)
+                yield RedisSharedStore(sessions, events, instance=instance)
             finally:
                 with trio.CancelScope(shield=True):
                     await announcer.withdraw()
+                    await lease.withdraw()
                 nursery.cancel_scope.cancel()
+
+
+class _Lease:
+    """This instance's lease key, renewed every third of its TTL while it serves.
+
+    The key is what tells other instances it lives: a follower of one of its
+    calls reports the call lost once the key expired (the instance died, or
+    was cut from Redis for a whole TTL).
+    """
+
+    def __init__(self, client: RedisClient, key: str, ttl: float) -> None:
+        self._client = client
+        self._key = key
+        self._ttl_ms = max(10, round(ttl * 1000))
+
+    async def run(self) -> None:
+        while True:
+            await trio.sleep(self._ttl_ms / 3000)
+            await self.renew()
+
+    async def renew(self) -> None:
+        key, ttl = self._key, self._ttl_ms
+        with contextlib.suppress(StoreUnavailable):  # renewed again a third of a TTL later
+            await self._client.run(lambda redis: redis.set(key, "1", px=ttl))
+
+    async def withdraw(self) -> None:
+        """Drop the lease (a clean stop: its calls were cancelled, their streams ended)."""
+        with trio.move_on_after(self._client.timeout), contextlib.suppress(Exception):
+            await self._client.redis.delete([self._key])
 
 
 class _Announcer:
@@ -208,9 +253,38 @@ class RedisSharedStore:
         events: the event store (one Redis stream per MCP stream).
     """
 
-    def __init__(self, sessions: RedisSessionStore, events: RedisEventStore) -> None:
+    def __init__(
+        self, sessions: RedisSessionStore, events: RedisEventStore, *, instance: str = ""
+    ) -> None:
         self.sessions = sessions
         self.events = events
+        self.instance = instance
+
+    async def control(self, deliver: Callable[[Control], None]) -> None:
+        """Forever: hand what other instances send this one on its control channel to ``deliver``.
+
+        Pub/sub, at most once: a message sent while the subscriber
+        reconnects is lost (docs/scaling.md).
+        """
+
+        def received(data: bytes) -> None:
+            try:
+                session_id, message = orjson.loads(data)
+            except (orjson.JSONDecodeError, TypeError, ValueError):
+                logger.warning("ignored a malformed control message: %r", data[:200])
+                return
+            if isinstance(session_id, str) and (message is None or isinstance(message, str)):
+                deliver(Control(session_id, message.encode() if message is not None else None))
+
+        channel = self.sessions.keys.control(self.instance)
+        async with self.events._wakeups.listening(channel, received):
+            await trio.sleep_forever()
+
+    async def _send(self, instance: str, session_id: str, data: bytes | None) -> None:
+        """Publish a control message to ``instance`` (its calls run there)."""
+        channel = self.sessions.keys.control(instance)
+        message = orjson.dumps([session_id, data.decode() if data is not None else None])
+        await self.sessions._client.run(lambda redis: redis.publish(channel, message))
 
     async def ping(self) -> None:
         """Redis answers (``/readyz``).
@@ -324,7 +398,7 @@ class RedisSharedStore:
                     flagged.add(stream)
                 index = end
                 continue
-            if isinstance(change, SessionSaved | SessionClosed):
+            if isinstance(change, SessionSaved | SessionClosed | CancelForwarded | AnswerForwarded):
                 await batch.send()  # in order: what came before is stored first
                 await self._apply_alone(change)
             elif not (
@@ -334,13 +408,25 @@ class RedisSharedStore:
             index += 1
         await batch.send()
 
-    async def _apply_alone(self, change: SessionSaved | SessionClosed) -> None:
-        """The changes that take several steps (the cap's admission, a session's end)."""
+    async def _apply_alone(
+        self, change: SessionSaved | SessionClosed | CancelForwarded | AnswerForwarded
+    ) -> None:
+        """The changes that take several steps (the cap's admission, a session's end, forwards)."""
         if isinstance(change, SessionSaved):
             await self.sessions.save(change.record)
-        else:
+        elif isinstance(change, SessionClosed):
+            # Where its calls run and its streams are carried, before they are forgotten.
+            holders = await self.sessions.holders(change.session_id) - {self.instance}
             await self.sessions.close(change.session_id)
             await self.events.forget_session(change.session_id)
+            for instance in sorted(holders):
+                await self._send(instance, change.session_id, None)
+        elif isinstance(change, CancelForwarded):
+            runner = await self.sessions.runner(change.session_id, change.request_id)
+            if runner is not None and runner != self.instance:
+                await self._send(runner, change.session_id, change.data)
+        else:
+            await self._send(change.instance, change.session_id, change.data)
 
     def _calls(self, change: Change) -> list[Call]:
         """The script calls of one change that goes into the batch."""

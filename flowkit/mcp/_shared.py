@@ -37,9 +37,12 @@ from ._jsonrpc import RequestId
 from ._sse import EventId
 
 __all__ = [
+    "AnswerForwarded",
     "CallEnded",
     "CallStarted",
+    "CancelForwarded",
     "Change",
+    "Control",
     "EventAppended",
     "EventJournal",
     "Follower",
@@ -200,6 +203,47 @@ class StreamEnded:
     stream_id: str
 
 
+@attrs.frozen
+class CancelForwarded:
+    """A ``notifications/cancelled`` for a call running on another instance: forward it.
+
+    The store finds the instance from its registry of running calls (the
+    call's stream id names it) and sends ``data``, the notification, on the
+    control bus; that instance hands it to ``Endpoint.receive_forwarded``.
+    """
+
+    session_id: str
+    request_id: RequestId
+    data: bytes
+
+
+@attrs.frozen
+class AnswerForwarded:
+    """A client's response to a request another instance's tool sent: forward it.
+
+    The answered request's id names the stream that asked, hence
+    ``instance``; ``data`` is the response as the client sent it.
+    """
+
+    session_id: str
+    instance: str
+    data: bytes
+
+
+@attrs.frozen
+class Control:
+    """What the control bus brought this instance (``Endpoint.receive_forwarded``).
+
+    Attributes:
+        session_id: the session it concerns.
+        data: a forwarded message (a cancel, an answer); ``None``: the
+            session was deleted on another instance.
+    """
+
+    session_id: str
+    data: bytes | None = None
+
+
 Change: TypeAlias = (
     SessionSaved
     | SessionTouched
@@ -210,6 +254,8 @@ Change: TypeAlias = (
     | StreamDetached
     | EventAppended
     | StreamEnded
+    | CancelForwarded
+    | AnswerForwarded
 )
 """Everything :meth:`Endpoint.take_changes` hands out."""
 
@@ -228,6 +274,14 @@ class SharedStore(Protocol):
     ) -> AbstractAsyncContextManager[Follower]:
         """Follow a stream's stored events after seq ``after`` (``Resume.follow``)."""
 
+    async def control(self, deliver: Callable[[Control], None]) -> None:
+        """Forever: hand what other instances forward to this one's calls to ``deliver``.
+
+        The other half of :class:`CancelForwarded`, :class:`AnswerForwarded`
+        and :class:`SessionClosed`, which :meth:`apply` sends to the
+        instances concerned (the control bus).
+        """
+
 
 class Follower(Protocol):
     """A resumed stream's events as another instance (or this one) stores them.
@@ -241,6 +295,18 @@ class Follower(Protocol):
     @property
     def ended(self) -> bool:
         """The stream's end was read, or the stream is gone (expired, its session deleted)."""
+
+    @property
+    def last_seq(self) -> int:
+        """The seq of the last event read (the cursor)."""
+
+    @property
+    def lost(self) -> RequestId | None:
+        """The call's instance died before the stream ended: the call's request id.
+
+        The adapter then files the lost-call error (``Endpoint.call_lost``) in
+        the store, and the next :meth:`read` returns it, with the end.
+        """
 
     async def read(self) -> Sequence[bytes]:
         """The encoded events stored after the cursor (some, not always all); moves the cursor."""
