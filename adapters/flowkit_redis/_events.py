@@ -57,6 +57,7 @@ from flowkit.mcp import RequestId
 from ._batch import Call
 from ._client import RedisClient
 from ._keys import Keys
+from ._sessions import instance_of
 from ._wakeups import Wakeups, Watch
 
 __all__ = ["EventTooLarge", "RedisEventStore", "RedisFollower", "Replay"]
@@ -291,7 +292,7 @@ class RedisEventStore:
         One round trip: the lease of the instance the stream id names, and the
         session's running calls (request id -> stream id).
         """
-        lease = self.keys.lease(stream_id.rpartition(".")[0])
+        lease = self.keys.lease(instance_of(stream_id))
         running = self.keys.running(session_id)
 
         async def read(redis: Any) -> tuple[Any, Any]:

@@ -17,10 +17,12 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
 
+import attrs
 import orjson
 import trio
 
@@ -35,6 +37,7 @@ from flowkit.mcp._shared import (
     EventAppended,
     Loaded,
     SessionClosed,
+    SessionRecord,
     SessionSaved,
     SessionTouched,
     StateKeys,
@@ -47,11 +50,11 @@ from ._batch import Batch, Call
 from ._client import RedisClient, StoreUnavailable
 from ._events import RedisEventStore, RedisFollower
 from ._keys import Keys
-from ._sessions import RedisSessionStore
+from ._sessions import RedisSessionStore, instance_of
 from ._url import RedisURL
 from ._wakeups import Wakeups
 
-__all__ = ["RedisShared", "RedisSharedStore"]
+__all__ = ["DEFAULT_LEASE_TTL", "RedisShared", "RedisSharedStore"]
 
 logger = logging.getLogger("flowkit_redis")
 
@@ -78,7 +81,9 @@ class RedisShared:
         lease_ttl: seconds an instance's lease lives without renewal (it
             renews it every third of that): a follower elsewhere of a call
             whose instance's lease expired ends it with the lost-call error
-            (-32010) within about this long after the instance died.
+            (-32010) within about this long after the instance died. ``None``:
+            ``FLOWKIT_REDIS_LEASE_TTL`` from the environment if set (how
+            ``flowkit serve --redis`` takes it), else 10 s.
         events: settings for :class:`RedisEventStore` (``ttl``,
             ``max_entries_per_stream``, ``max_entry_bytes``, ...).
     """
@@ -92,12 +97,10 @@ class RedisShared:
         timeout: float = 1.0,
         announce_interval: float = 30.0,
         max_pending_bytes: int = 16 << 20,
-        lease_ttl: float = 10.0,
+        lease_ttl: float | None = None,
         **events: Any,
     ) -> None:
-        if isinstance(lease_ttl, bool) or not lease_ttl >= 0.01:
-            raise ValueError(f"lease_ttl must be a number of seconds >= 0.01, not {lease_ttl!r}")
-        self.lease_ttl = float(lease_ttl)
+        self.lease_ttl = _lease_ttl(lease_ttl)
         if isinstance(max_pending_bytes, bool) or max_pending_bytes < 0:
             raise ValueError(f"max_pending_bytes must be an int >= 0, not {max_pending_bytes!r}")
         self.max_pending_bytes = max_pending_bytes
@@ -151,6 +154,27 @@ class RedisShared:
                     await announcer.withdraw()
                     await lease.withdraw()
                 nursery.cancel_scope.cancel()
+
+
+DEFAULT_LEASE_TTL = 10.0
+"""Seconds an instance's lease lives unrenewed (``RedisShared(lease_ttl=)``)."""
+
+
+def _lease_ttl(value: float | None) -> float:
+    """``lease_ttl``, or ``FLOWKIT_REDIS_LEASE_TTL``, or the default; checked."""
+    name = "lease_ttl"
+    if value is None:
+        text = os.environ.get("FLOWKIT_REDIS_LEASE_TTL")
+        if text is None:
+            return DEFAULT_LEASE_TTL
+        name = "FLOWKIT_REDIS_LEASE_TTL"
+        try:
+            value = float(text)
+        except ValueError:
+            raise ValueError(f"{name} must be a number of seconds, not {text!r}") from None
+    if isinstance(value, bool) or not isinstance(value, int | float) or not value >= 0.1:
+        raise ValueError(f"{name} must be a number of seconds >= 0.1, not {value!r}")
+    return float(value)
 
 
 class _Lease:
@@ -306,6 +330,7 @@ class RedisSharedStore:
         if keys.session_id is not None:
             session = await self.sessions.load(keys.session_id)
             if session is not None and keys.resume is not None:
+                session = await self._unless_dead(session, keys.resume.stream_id)
                 found = await self.events.replay(
                     keys.session_id, keys.resume.stream_id, keys.resume.seq
                 )
@@ -320,6 +345,21 @@ class RedisSharedStore:
             replay_last=last,
             replay_ended=ended,
         )
+
+    async def _unless_dead(self, session: SessionRecord, stream_id: str) -> SessionRecord:
+        """``session``, without ``stream_id`` among its carried streams if its instance died.
+
+        An instance killed while a response carried the stream never stored
+        that its client left: without this a resume would be a conflict
+        (409) for ever, instead of following the stream to its lost-call error.
+        """
+        instance = instance_of(stream_id)
+        if stream_id not in session.attached or instance == self.instance:
+            return session
+        lease = self.sessions.keys.lease(instance)
+        if await self.sessions._client.run(lambda redis: redis.exists([lease])):
+            return session
+        return attrs.evolve(session, attached=session.attached - {stream_id})
 
     def follow(
         self, session_id: str, stream_id: str, after: int
