@@ -147,8 +147,12 @@ class RedisShared:
             lease = _Lease(client, self.keys.lease(instance), self.lease_ttl)
             await lease.renew()
             nursery.start_soon(lease.run)
+            bus = wakeups
+            if self.cluster:  # the control channel by sharded pub/sub: one shard, not all
+                bus = Wakeups(client, sharded=True)
+                await nursery.start(bus.run)
             try:
-                yield RedisSharedStore(sessions, events, instance=instance)
+                yield RedisSharedStore(sessions, events, instance=instance, bus=bus)
             finally:
                 with trio.CancelScope(shield=True):
                     await announcer.withdraw()
@@ -275,14 +279,23 @@ class RedisSharedStore:
         sessions: the session store (records, running calls, carried
             streams, the cap, expiry).
         events: the event store (one Redis stream per MCP stream).
+        instance: this instance's id (the stream ids it makes start with it).
+        bus: the subscriber of this instance's control channel (sharded on
+            a Cluster); ``None``: the event store's wake-up subscriber.
     """
 
     def __init__(
-        self, sessions: RedisSessionStore, events: RedisEventStore, *, instance: str = ""
+        self,
+        sessions: RedisSessionStore,
+        events: RedisEventStore,
+        *,
+        instance: str = "",
+        bus: Wakeups | None = None,
     ) -> None:
         self.sessions = sessions
         self.events = events
         self.instance = instance
+        self._bus = bus if bus is not None else events._wakeups
 
     async def control(self, deliver: Callable[[Control], None]) -> None:
         """Forever: hand what other instances send this one on its control channel to ``deliver``.
@@ -301,14 +314,17 @@ class RedisSharedStore:
                 deliver(Control(session_id, message.encode() if message is not None else None))
 
         channel = self.sessions.keys.control(self.instance)
-        async with self.events._wakeups.listening(channel, received):
+        async with self._bus.listening(channel, received):
             await trio.sleep_forever()
 
     async def _send(self, instance: str, session_id: str, data: bytes | None) -> None:
         """Publish a control message to ``instance`` (its calls run there)."""
         channel = self.sessions.keys.control(instance)
         message = orjson.dumps([session_id, data.decode() if data is not None else None])
-        await self.sessions._client.run(lambda redis: redis.publish(channel, message))
+        if self._bus._sharded:
+            await self.sessions._client.run(lambda redis: redis.spublish(channel, message))
+        else:
+            await self.sessions._client.run(lambda redis: redis.publish(channel, message))
 
     async def ping(self) -> None:
         """Redis answers (``/readyz``).

@@ -26,12 +26,16 @@ from contextlib import asynccontextmanager, suppress
 from typing import Any
 
 import trio
+from coredis import RedisCluster
 
 from ._client import _UNAVAILABLE, RedisClient
 
 __all__ = ["Wakeups", "Watch"]
 
 logger = logging.getLogger("flowkit_redis")
+
+
+_MESSAGES = ("message", "smessage")  # a published message, plain or sharded
 
 
 class Watch:
@@ -58,10 +62,16 @@ class Wakeups:
 
     Start :meth:`run` in a nursery (``await nursery.start(wakeups.run)``); it
     reconnects by itself after Redis comes back and re-subscribes.
+
+    Args:
+        client: the instance's connection pool.
+        sharded: subscribe with ``SSUBSCRIBE`` (a Redis Cluster's sharded
+            pub/sub; publishers then use ``SPUBLISH``).
     """
 
-    def __init__(self, client: RedisClient) -> None:
+    def __init__(self, client: RedisClient, *, sharded: bool = False) -> None:
         self._client = client
+        self._sharded = sharded
         self._watchers: dict[str, set[Watch]] = {}
         self._handlers: dict[str, Callable[[bytes], None]] = {}
         self._pubsub: Any = None
@@ -154,7 +164,13 @@ class Wakeups:
     async def _serve(self, connected: Callable[[], None]) -> None:
         # The pool's connect and pool timeouts bound the connection attempt.
         redis = self._client.redis
-        async with redis.pubsub(ignore_subscribe_messages=True, retry_policy=None) as pubsub:
+        # Sharded (SSUBSCRIBE, a Cluster's): the subscriber connects to the
+        # shard owning the channels' slots, and a publish travels to that shard only.
+        opener = redis.pubsub
+        if self._sharded:
+            assert isinstance(redis, RedisCluster)  # RedisShared(cluster=True) only
+            opener = redis.sharded_pubsub
+        async with opener(ignore_subscribe_messages=True, retry_policy=None) as pubsub:
             if self._watchers or self._handlers:
                 with trio.fail_after(self._client.timeout):
                     await pubsub.subscribe(*self._watchers, *self._handlers)
@@ -163,7 +179,7 @@ class Wakeups:
             self._fire_all()
             while True:
                 message = await pubsub.get_message(ignore_subscribe_messages=True)
-                if message is None or message.get("type") != "message":
+                if message is None or message.get("type") not in _MESSAGES:
                     continue
                 channel = message["channel"]
                 name = channel.decode() if isinstance(channel, bytes) else str(channel)

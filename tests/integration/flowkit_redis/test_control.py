@@ -34,7 +34,7 @@ from ..http._raw import (
     sse_events,
 )
 from ..http._serving import serving
-from ._server import RedisServer
+from ._server import RedisClusterServers, RedisServer
 from .test_http import make_server
 from .test_serve import serve_process
 
@@ -48,13 +48,16 @@ async def greet(ctx: ToolContext) -> str:
 
 
 @asynccontextmanager
-async def two(url: str, keys: Keys) -> AsyncIterator[list[tuple[str, MCPApp]]]:
+async def two(
+    url: str, keys: Keys, *, cluster: bool = False
+) -> AsyncIterator[list[tuple[str, MCPApp]]]:
     """Instances ``a`` and ``b``: (base URL, app) each."""
     async with AsyncExitStack() as stack:
         served = []
         for name in "ab":
             config = EndpointConfig(request_state_keys=(b"k" * 32,))  # shared by both
-            app = MCPApp(make_server(url, keys, name, tools=[greet], config=config))
+            server = make_server(url, keys, name, tools=[greet], cluster=cluster, config=config)
+            app = MCPApp(server)
             served.append((await stack.enter_async_context(serving(app)), app))
         yield served
 
@@ -74,8 +77,22 @@ async def until_idle(app: MCPApp) -> None:
 async def test_a_cancel_sent_to_b_stops_the_call_on_a_without_a_response(
     redis_server: RedisServer, keys: Keys
 ) -> None:
+    await cancel_elsewhere(redis_server.url, keys)
+
+
+async def test_on_a_cluster_the_cancel_travels_by_sharded_pub_sub(
+    redis_cluster: RedisClusterServers, keys: Keys
+) -> None:
+    await cancel_elsewhere(redis_cluster.url, keys, cluster=True)
+
+
+async def cancel_elsewhere(url: str, keys: Keys, *, cluster: bool = False) -> None:
+    """A call on A, its cancel sent to B: A stops it, sends nothing, frees its id."""
     with trio.fail_after(20):
-        async with two(redis_server.url, keys) as [(a, app_a), (b, _)], httpx.AsyncClient() as http:
+        async with (
+            two(url, keys, cluster=cluster) as [(a, app_a), (b, _)],
+            httpx.AsyncClient() as http,
+        ):
             headers = await initialize(http, a + "/mcp")
             async with raw_request(a, "POST", "/mcp", headers, long_ticks(3)) as running:
                 events, _ = await running.read(stop=4)  # priming + 3 ticks: it runs on A
