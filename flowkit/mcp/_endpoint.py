@@ -848,13 +848,15 @@ class Endpoint:
             self.sessions.saved(session)
         elif message.method == "notifications/cancelled":
             action = _cancellation(message, session.in_flight.get, session.id)
+            if isinstance(action, Cancel):
+                return action
             request_id = message.params.get("requestId")
             journal = self.state.journal
             if (
-                action is _ACCEPTED
-                and journal is not None
-                and request_id in session.running_elsewhere
+                journal is not None
+                and isinstance(request_id, str | int)
                 and not isinstance(request_id, bool)
+                and request_id in session.running_elsewhere
             ):
                 # It runs on another instance: the store forwards it there.
                 data = encode_notification(message.method, message.params)

@@ -472,6 +472,7 @@ def test_a_cancel_for_a_call_on_another_instance_is_forwarded_and_stops_it_there
     on_b = _on(client, b)
     assert on_b.notify("notifications/cancelled", {"requestId": 5}) == Reply(202)
     assert on_b.notify("notifications/cancelled", {"requestId": 6}) == Reply(202)  # runs nowhere
+    assert on_b.notify("notifications/cancelled", {"requestId": [5]}) == Reply(202)  # malformed
     [forwarded] = store.forwarded
     assert isinstance(forwarded, CancelForwarded)
     assert (forwarded.session_id, forwarded.request_id) == (client.session_id, 5)
