@@ -25,6 +25,7 @@ from flowkit_http import MCPApp
 from flowkit_redis import Keys
 
 from ..http._raw import (
+    JSON_HEADERS,
     call,
     initialize,
     last_event_id,
@@ -66,6 +67,20 @@ def long_ticks(id: int) -> bytes:
     return call(id, "ticker", {"count": 100_000, "interval_ms": 10})
 
 
+async def until_redis_answers(http: httpx.AsyncClient, base: str) -> None:
+    """Until the instance reaches Redis: a fresh Cluster's first requests may be 503.
+
+    (coredis may find the new cluster's nodes inconsistent for a moment;
+    the instance answers 503 with ``Retry-After`` and probes until it is up.)
+    """
+    while True:
+        # No session: refused (400), but only after the live sessions were counted in Redis.
+        probe = await http.post(base + "/mcp", content=request("ping"), headers=JSON_HEADERS)
+        if probe.status_code != 503:
+            return
+        await trio.sleep(0.2)
+
+
 async def until_idle(app: MCPApp) -> None:
     """Until no call runs on ``app`` (bounded by the test's deadline)."""
     while True:  # polled: the app has no event for "the last call ended"
@@ -93,6 +108,8 @@ async def cancel_elsewhere(url: str, keys: Keys, *, cluster: bool = False) -> No
             two(url, keys, cluster=cluster) as [(a, app_a), (b, _)],
             httpx.AsyncClient() as http,
         ):
+            for base in (a, b):
+                await until_redis_answers(http, base)
             headers = await initialize(http, a + "/mcp")
             async with raw_request(a, "POST", "/mcp", headers, long_ticks(3)) as running:
                 events, _ = await running.read(stop=4)  # priming + 3 ticks: it runs on A
