@@ -43,6 +43,7 @@ QUICK = {
     "stdio": ["--quick"],
     "windows": ["--quick"],
     "redis_store": ["--quick"],  # + --redis-server (the redis_binary fixture)
+    "cross_instance": ["--quick"],  # the same
 }
 
 
@@ -50,7 +51,7 @@ QUICK = {
 @pytest.mark.parametrize("name", sorted(QUICK))
 def test_quick_mode_prints_ratio(name: str, request: pytest.FixtureRequest) -> None:
     extra = []
-    if name == "redis_store":
+    if name in ("redis_store", "cross_instance"):
         extra = ["--redis-server", request.getfixturevalue("redis_binary")]
     proc = subprocess.run(
         [sys.executable, "-m", f"benchmarks.{name}", *QUICK[name], *extra],
