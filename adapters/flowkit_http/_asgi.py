@@ -268,7 +268,8 @@ class MCPApp:
                 nursery.start_soon(live.run, self.endpoint.resources.updated)
             if self._shared is not None:
                 nursery.start_soon(self._shared.flush, self.endpoint)
-                nursery.start_soon(self._shared.control, self.endpoint, self._deliver)
+                shared = self._shared
+                nursery.start_soon(shared.control, self.endpoint, self._deliver, self._queue)
             try:
                 yield
             finally:

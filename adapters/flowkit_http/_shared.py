@@ -52,6 +52,7 @@ from flowkit.mcp import (
     encode_comment,
 )
 from flowkit.mcp._shared import (
+    Broadcast,
     Change,
     Control,
     EventAppended,
@@ -293,16 +294,26 @@ class SharedState:
             with contextlib.suppress(StoreFailed):  # logged; kept for the next sync
                 await self.sync(endpoint)
 
-    async def control(self, endpoint: Endpoint, act: Callable[[Action], None]) -> None:
-        """Forever: what other instances forward to the calls running here, acted on.
+    async def control(
+        self,
+        endpoint: Endpoint,
+        act: Callable[[Action], None],
+        notify: Callable[[tuple[tuple[OutgoingStream, bytes], ...]], None],
+    ) -> None:
+        """Forever: what other instances send here, acted on.
 
-        Each message goes to ``Endpoint.receive_forwarded``; ``act`` carries
-        out the action (stops a call, delivers an answer). The changes it
-        makes (a call's end) are written by the next sync or flush.
+        A message for a call goes to ``Endpoint.receive_forwarded``; ``act``
+        carries out the action (stops a call, delivers an answer). A
+        notification for every instance goes to ``Endpoint.receive_broadcast``;
+        ``notify`` queues its events on the listening streams here. The
+        changes they make (a call's end) are written by the next sync or flush.
         """
 
-        def deliver(control: Control) -> None:
-            action = endpoint.receive_forwarded(control)
+        def deliver(message: Control | Broadcast) -> None:
+            if isinstance(message, Broadcast):
+                notify(endpoint.receive_broadcast(message))
+                return
+            action = endpoint.receive_forwarded(message)
             if action is not None:
                 act(action)
 

@@ -50,6 +50,10 @@ class Keys:
         """The pub/sub channel of one instance's control bus (what reaches its calls)."""
         return f"{self.prefix}:control:{instance}"
 
+    def broadcast(self) -> str:
+        """The pub/sub channel every instance listens to (notifications for all listeners)."""
+        return f"{self.prefix}:broadcast"
+
     def lease(self, instance: str) -> str:
         """One instance's lease: present while it lives (a key with a TTL it renews)."""
         return f"{self.prefix}:lease:{instance}"

@@ -29,6 +29,7 @@ import trio
 from flowkit.mcp import EndpointConfig
 from flowkit.mcp._shared import (
     AnswerForwarded,
+    Broadcast,
     CallEnded,
     CallStarted,
     CancelForwarded,
@@ -297,12 +298,23 @@ class RedisSharedStore:
         self.instance = instance
         self._bus = bus if bus is not None else events._wakeups
 
-    async def control(self, deliver: Callable[[Control], None]) -> None:
-        """Forever: hand what other instances send this one on its control channel to ``deliver``.
+    async def control(self, deliver: Callable[[Control | Broadcast], None]) -> None:
+        """Forever: hand what other instances send this one to ``deliver``.
 
-        Pub/sub, at most once: a message sent while the subscriber
+        Its own control channel (what reaches its calls) and the broadcast
+        channel (notifications for every instance's listeners; its own are
+        skipped). Pub/sub, at most once: a message sent while the subscriber
         reconnects is lost (docs/scaling.md).
         """
+
+        def broadcast(data: bytes) -> None:
+            try:
+                sender, message = orjson.loads(data)
+            except (orjson.JSONDecodeError, TypeError, ValueError):
+                logger.warning("ignored a malformed broadcast: %r", data[:200])
+                return
+            if sender != self.instance and isinstance(message, str):
+                deliver(Broadcast(message.encode()))
 
         def received(data: bytes) -> None:
             try:
@@ -313,14 +325,20 @@ class RedisSharedStore:
             if isinstance(session_id, str) and (message is None or isinstance(message, str)):
                 deliver(Control(session_id, message.encode() if message is not None else None))
 
-        channel = self.sessions.keys.control(self.instance)
-        async with self._bus.listening(channel, received):
+        keys = self.sessions.keys
+        async with (
+            self._bus.listening(keys.control(self.instance), received),
+            self._bus.listening(keys.broadcast(), broadcast),
+        ):
             await trio.sleep_forever()
 
     async def _send(self, instance: str, session_id: str, data: bytes | None) -> None:
         """Publish a control message to ``instance`` (its calls run there)."""
         channel = self.sessions.keys.control(instance)
         message = orjson.dumps([session_id, data.decode() if data is not None else None])
+        await self._publish(channel, message)
+
+    async def _publish(self, channel: str, message: bytes) -> None:
         if self._bus._sharded:
             await self.sessions._client.run(lambda redis: redis.spublish(channel, message))
         else:
@@ -454,7 +472,12 @@ class RedisSharedStore:
                     flagged.add(stream)
                 index = end
                 continue
-            if isinstance(change, SessionSaved | SessionClosed | CancelForwarded | AnswerForwarded):
+            if isinstance(change, Broadcast):
+                message = orjson.dumps([self.instance, change.data.decode()])
+                await self._publish(self.sessions.keys.broadcast(), message)
+            elif isinstance(
+                change, SessionSaved | SessionClosed | CancelForwarded | AnswerForwarded
+            ):
                 await batch.send()  # in order: what came before is stored first
                 await self._apply_alone(change)
             elif not (

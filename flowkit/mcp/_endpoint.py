@@ -84,6 +84,7 @@ from ._resources import ResourceSet
 from ._sessions import Session, SessionEvent, SessionRegistry
 from ._shared import (
     AnswerForwarded,
+    Broadcast,
     CancelForwarded,
     Change,
     Control,
@@ -687,9 +688,42 @@ class Endpoint:
         enabled, method, field = _LIST_CHANGES[kind]
         if not getattr(self.config, enabled):
             return ()
+        self._broadcast(method)
+        return self._list_changed_here(method, field)
+
+    def _list_changed_here(
+        self, method: str, field: str
+    ) -> tuple[tuple[OutgoingStream, bytes], ...]:
         targets = [s.listen for s in self.sessions if s.listen is not None]
         targets += [s for s in self.state.subscriptions if (s.subscription or {}).get(field)]
         return _notify(targets, method)
+
+    def _broadcast(self, method: str, params: dict[str, Any] | None = None) -> None:
+        """A shared endpoint's notification for the other instances' listeners too."""
+        if self.state.journal is not None:
+            self.state.journal.append(Broadcast(encode_notification(method, params)))
+
+    def receive_broadcast(self, broadcast: Broadcast) -> tuple[tuple[OutgoingStream, bytes], ...]:
+        """A notification another instance raised (:class:`Broadcast`), for the streams here.
+
+        Returns the events to write, as :meth:`list_changed` and
+        :meth:`resource_updated` do; nothing for what this instance's config
+        does not advertise, or for what is not such a notification. Never
+        broadcast again.
+        """
+        try:
+            message = parse_message(broadcast.data)
+        except RemoteProtocolError:
+            return ()
+        if not isinstance(message, Notification):
+            return ()
+        if message.method == RESOURCE_UPDATED:
+            uri = message.params.get("uri")
+            return self._resource_updated_here(uri) if isinstance(uri, str) else ()
+        for enabled, method, field in _LIST_CHANGES.values():
+            if message.method == method and getattr(self.config, enabled):
+                return self._list_changed_here(method, field)
+        return ()
 
     def resource_updated(self, uri: str) -> tuple[tuple[OutgoingStream, bytes], ...]:
         """``notifications/resources/updated`` for every stream subscribed to ``uri``.
@@ -700,6 +734,10 @@ class Endpoint:
         ``resourceSubscriptions`` (stateless era, where the notification also
         carries the subscription id).
         """
+        self._broadcast(RESOURCE_UPDATED, {"uri": uri})
+        return self._resource_updated_here(uri)
+
+    def _resource_updated_here(self, uri: str) -> tuple[tuple[OutgoingStream, bytes], ...]:
         targets = [
             s.listen
             for s in self.sessions

@@ -38,6 +38,7 @@ from ._sse import EventId
 
 __all__ = [
     "AnswerForwarded",
+    "Broadcast",
     "CallEnded",
     "CallStarted",
     "CancelForwarded",
@@ -244,6 +245,19 @@ class Control:
     data: bytes | None = None
 
 
+@attrs.frozen
+class Broadcast:
+    """A notification for every instance's listeners (a list changed, a resource was updated).
+
+    Taken from the instance that raised it, published to all the others;
+    each hands it to ``Endpoint.receive_broadcast``, which writes it to its
+    own GET and ``subscriptions/listen`` streams. ``data`` is the
+    notification (``{"method": ..., "params": ...}``).
+    """
+
+    data: bytes
+
+
 Change: TypeAlias = (
     SessionSaved
     | SessionTouched
@@ -256,6 +270,7 @@ Change: TypeAlias = (
     | StreamEnded
     | CancelForwarded
     | AnswerForwarded
+    | Broadcast
 )
 """Everything :meth:`Endpoint.take_changes` hands out."""
 
@@ -274,12 +289,13 @@ class SharedStore(Protocol):
     ) -> AbstractAsyncContextManager[Follower]:
         """Follow a stream's stored events after seq ``after`` (``Resume.follow``)."""
 
-    async def control(self, deliver: Callable[[Control], None]) -> None:
-        """Forever: hand what other instances forward to this one's calls to ``deliver``.
+    async def control(self, deliver: Callable[[Control | Broadcast], None]) -> None:
+        """Forever: hand what other instances send this one to ``deliver``.
 
         The other half of :class:`CancelForwarded`, :class:`AnswerForwarded`
         and :class:`SessionClosed`, which :meth:`apply` sends to the
-        instances concerned (the control bus).
+        instances concerned, and of :class:`Broadcast`, which it sends to
+        every other instance (the control bus).
         """
 
 

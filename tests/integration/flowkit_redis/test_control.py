@@ -19,7 +19,7 @@ import httpx
 import orjson
 import trio
 
-from flowkit.mcp import EndpointConfig, ToolContext
+from flowkit.mcp import EndpointConfig, Resource, Tool, ToolContext
 from flowkit.mcp._errors import CALL_LOST
 from flowkit_http import MCPApp
 from flowkit_redis import Keys
@@ -56,9 +56,10 @@ async def two(
     async with AsyncExitStack() as stack:
         served = []
         for name in "ab":
-            config = EndpointConfig(request_state_keys=(b"k" * 32,))  # shared by both
+            config = EndpointConfig(request_state_keys=(b"k" * 32,), tools_list_changed=True)
             server = make_server(url, keys, name, tools=[greet], cluster=cluster, config=config)
             app = MCPApp(server)
+            app.endpoint.resources.add(Resource("test://doc", "doc", lambda: "v1"))
             served.append((await stack.enter_async_context(serving(app)), app))
         yield served
 
@@ -227,3 +228,61 @@ async def test_a_call_whose_instance_is_killed_ends_with_the_lost_call_error_els
             # Stored: a later resume from the same id replays it, and nothing follows.
             again = await http.get(b + "/mcp", headers={**get_headers, "last-event-id": last})
             assert messages(sse_events(again.content))[-1] == error
+
+
+V = "2026-07-28"
+META = {
+    "io.modelcontextprotocol/protocolVersion": V,
+    "io.modelcontextprotocol/clientCapabilities": {},
+}
+
+
+async def test_notifications_raised_on_a_reach_the_listeners_on_b(
+    redis_server: RedisServer, keys: Keys
+) -> None:
+    with trio.fail_after(20):
+        async with two(redis_server.url, keys) as [(_, app_a), (b, _)], httpx.AsyncClient() as http:
+            headers = await initialize(http, b + "/mcp")
+            subscribed = await http.post(
+                b + "/mcp",
+                content=request("resources/subscribe", uri="test://doc"),
+                headers=headers,
+            )
+            assert subscribed.status_code == 200, subscribed.text
+            get_headers = {**headers, "accept": "text/event-stream"}
+            get_headers.pop("content-type")
+            listen = request(
+                "subscriptions/listen",
+                id=5,
+                notifications={"toolsListChanged": True, "resourceSubscriptions": ["test://doc"]},
+                _meta=META,
+            )
+            listen_headers = {
+                **JSON_HEADERS,
+                "mcp-protocol-version": V,
+                "mcp-method": "subscriptions/listen",
+            }
+            async with (
+                raw_request(b, "GET", "/mcp", get_headers) as got,
+                raw_request(b, "POST", "/mcp", listen_headers, listen) as listening,
+            ):
+                assert got.status == 200
+                assert listening.status == 200
+                await got.read(stop=1)  # the priming event
+                await listening.read(stop=1)  # the acknowledgement
+                # Raised on A, which has no listener at all.
+                app_a.endpoint.tools.add(Tool.from_function(lambda: "new", name="new"))
+                app_a.endpoint.resources.updated("test://doc")
+                on_get, _ = await got.read(stop=2)
+                on_listen, _ = await listening.read(stop=2)
+            assert [m["method"] for m in messages(on_get)] == [
+                "notifications/tools/list_changed",
+                "notifications/resources/updated",
+            ]
+            assert messages(on_get)[1]["params"] == {"uri": "test://doc"}
+            listened = messages(on_listen)
+            assert [m["method"] for m in listened] == [
+                "notifications/tools/list_changed",
+                "notifications/resources/updated",
+            ]
+            assert listened[1]["params"]["uri"] == "test://doc"
