@@ -33,6 +33,7 @@ from flowkit.mcp._jsonrpc import RequestId
 from flowkit.mcp._sessions import SessionState
 from flowkit.mcp._shared import (
     AnswerForwarded,
+    Broadcast,
     CallEnded,
     CallStarted,
     CancelForwarded,
@@ -64,7 +65,8 @@ class DictStore:
         self.events: dict[tuple[str, str], list[tuple[int, bytes]]] = {}
         self.attached: set[tuple[str, str]] = set()
         self.ended: set[tuple[str, str]] = set()
-        self.forwarded: list[CancelForwarded | AnswerForwarded] = []  # what the bus would carry
+        # What the bus would carry.
+        self.forwarded: list[CancelForwarded | AnswerForwarded | Broadcast] = []
 
     def load_now(self, keys: StateKeys) -> Loaded:
         session = self.sessions.get(keys.session_id) if keys.session_id else None
@@ -113,7 +115,7 @@ class DictStore:
                 self.events.setdefault(key, []).append((change.seq, change.data))
             elif isinstance(change, StreamEnded):
                 self.ended.add((change.session_id, change.stream_id))
-            elif isinstance(change, CancelForwarded | AnswerForwarded):
+            elif isinstance(change, CancelForwarded | AnswerForwarded | Broadcast):
                 self.forwarded.append(change)
 
     async def load(self, keys: StateKeys) -> Loaded:
@@ -543,3 +545,25 @@ def test_a_call_lost_with_its_instance_ends_with_the_lost_call_error_stored() ->
     assert error["id"] == 5
     assert error["error"]["code"] == CALL_LOST
     assert error["error"]["data"] == {"instance": "a"}
+
+
+def test_a_list_change_raised_on_one_instance_is_written_by_the_others_to_their_streams() -> None:
+    store, a, b = _cluster(tools_list_changed=True)
+    client = _on(_client(a), b)
+    client.initialize()
+    listening = client.get()
+    assert not isinstance(listening, Reply)
+    listening.stream.open()  # type: ignore[union-attr]
+    assert a.endpoint.list_changed("tools") == ()  # no listener on A
+    a.endpoint.resource_updated("test://doc")
+    a.sync()
+    changed, updated = store.forwarded
+    assert isinstance(changed, Broadcast)
+    assert isinstance(updated, Broadcast)
+    [(stream, event)] = b.endpoint.receive_broadcast(changed)
+    assert stream is listening.stream  # type: ignore[union-attr]
+    assert sse_data(event) == {"jsonrpc": "2.0", "method": "notifications/tools/list_changed"}
+    b.sync()
+    assert len(store.forwarded) == 2  # received, not broadcast again
+    assert b.endpoint.receive_broadcast(updated) == ()  # B's session subscribed to nothing
+    assert b.endpoint.receive_broadcast(Broadcast(b"{nonsense")) == ()
