@@ -160,6 +160,21 @@ def test_bad_redis_urls_are_one_line_cli_errors() -> None:
         assert "Traceback" not in done.stderr
 
 
+def test_a_bad_lease_ttl_is_a_one_line_cli_error() -> None:
+    for value in ("soon", "0", "-3"):
+        done = subprocess.run(
+            [sys.executable, "-m", "flowkit_http", "serve", "--demo", "--redis", "redis://h/0"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+            env={**os.environ, "FLOWKIT_REDIS_LEASE_TTL": value},
+        )
+        assert done.returncode == 1
+        assert "FLOWKIT_REDIS_LEASE_TTL must be a number of seconds" in done.stderr
+        assert "Traceback" not in done.stderr
+
+
 _ROUND_ROBIN = """
     upstream flowkit {{
 {servers}
