@@ -5,8 +5,10 @@ first ``{`` and ``}``, so all of one session's keys (its hash, its streams'
 logs and their index) share a slot: the store's Lua scripts may touch several
 of them at once, and a session never spans shards. A ``}`` inside a session
 id (a client may send anything) only shortens the tag, identically for all of
-that id's keys, which therefore still share a slot and stay distinct. The one cluster-wide key
-is the session cap's sorted set, which is touched on its own.
+that id's keys, which therefore still share a slot and stay distinct. The
+cluster-wide keys are the session cap's sorted set and the instances' leases
+(and definitions), each touched on its own; the control and broadcast
+channels are per instance and per deployment.
 """
 
 from __future__ import annotations

@@ -21,8 +21,16 @@ the running calls (``SessionRecord.running``, :class:`CallStarted` /
 :class:`StreamAttached` / :class:`StreamDetached`), stored events and their replay (:class:`EventAppended`,
 ``Loaded.replay``), a stream's end (:class:`StreamEnded`, which a resume
 elsewhere follows the store up to: ``Resume.follow``), and expiry (:class:`SessionTouched` refreshes; the store
-expires). Without ``shared`` none of this runs: the endpoint's own memory is
-the truth, at full speed.
+expires). What must reach a call on another instance travels as a change
+too (:class:`CancelForwarded`, :class:`AnswerForwarded`, and the instances
+holding a closed session's calls), and so do notifications for every
+instance's listeners (:class:`Broadcast`): the store carries them over its
+control bus, and the receiving adapter hands them back to the core
+(:class:`Control`; ``Endpoint.receive_forwarded``, ``Endpoint.receive_broadcast``).
+A follower of a call whose instance died reports it (``Follower.lost``), and
+the core files the lost-call error (``Endpoint.call_lost``). Without
+``shared`` none of this runs: the endpoint's own memory is the truth, at
+full speed.
 """
 
 from __future__ import annotations
