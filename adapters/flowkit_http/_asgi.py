@@ -40,6 +40,7 @@ import trio
 
 from flowkit import Pipeline
 from flowkit.mcp import (
+    Action,
     Answer,
     Cancel,
     Endpoint,
@@ -272,6 +273,8 @@ class MCPApp:
                 nursery.start_soon(live.run, self.endpoint.resources.updated)
             if self._shared is not None:
                 nursery.start_soon(self._shared.flush, self.endpoint)
+                shared = self._shared
+                nursery.start_soon(shared.control, self.endpoint, self._deliver, self._queue)
             try:
                 yield
             finally:
@@ -403,13 +406,8 @@ class MCPApp:
             await self._stream(call.stream, call, status, response_headers, first, receive, send)
         elif isinstance(action, Invoke):
             await _send_reply(send, await run_invoke(action))
-        elif isinstance(action, Cancel):
-            self._cancel((action.stream,))
-            await _send_reply(send, action.reply)
-        elif isinstance(action, Answer):
-            answered = self._calls.get(action.stream)
-            if answered is not None and answered.asker is not None:
-                answered.asker.deliver(action)
+        elif isinstance(action, Cancel | Answer):
+            self._deliver(action)
             await _send_reply(send, action.reply)
         elif isinstance(action, Resume) and action.follow is not None:
             assert shared is not None  # only a shared endpoint follows its store
@@ -570,6 +568,21 @@ class MCPApp:
                 del self._calls[stream]
                 self.telemetry.call_ended(call, outcome, kind)
                 span.ended(outcome, kind)
+
+    def _deliver(self, action: Action) -> None:
+        """Carry out what reaches a running call: a cancel, an answer, its session's end.
+
+        From a request here, or forwarded by another instance over the
+        control bus (``SharedState.control``).
+        """
+        if isinstance(action, Cancel):
+            self._cancel((action.stream,))
+        elif isinstance(action, Answer):
+            answered = self._calls.get(action.stream)
+            if answered is not None and answered.asker is not None:
+                answered.asker.deliver(action)
+        elif isinstance(action, Reply):
+            self._cancel(action.cancelled)
 
     def _cancel(self, streams: tuple[OutgoingStream, ...]) -> None:
         """Stop the work behind ``streams`` and end the responses carrying them."""

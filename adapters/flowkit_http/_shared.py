@@ -43,9 +43,19 @@ from typing import Protocol
 import orjson
 import trio
 
-from flowkit.mcp import Endpoint, EndpointConfig, OutgoingStream, Reply, Resume, encode_comment
+from flowkit.mcp import (
+    Action,
+    Endpoint,
+    EndpointConfig,
+    OutgoingStream,
+    Reply,
+    Resume,
+    encode_comment,
+)
 from flowkit.mcp._shared import (
+    Broadcast,
     Change,
+    Control,
     EventAppended,
     Loaded,
     SessionTouched,
@@ -273,6 +283,12 @@ class SharedState:
                         return
                     if not events:
                         await follower.wait()
+                        lost = follower.lost
+                        if lost is not None:  # its instance died: file the error, read it
+                            stream_id, seq = action.stream_id, follower.last_seq
+                            endpoint.call_lost(action.session_id, stream_id, lost, seq)
+                            await self.sync(endpoint)
+                            continue
                         if trio.current_time() - last >= keepalive_interval * 0.75:
                             await write(encode_comment())
                             last = trio.current_time()
@@ -282,6 +298,31 @@ class SharedState:
             endpoint.follow_finished(action.session_id, action.stream_id)
             with contextlib.suppress(StoreFailed):  # logged; kept for the next sync
                 await self.sync(endpoint)
+
+    async def control(
+        self,
+        endpoint: Endpoint,
+        act: Callable[[Action], None],
+        notify: Callable[[tuple[tuple[OutgoingStream, bytes], ...]], None],
+    ) -> None:
+        """Forever: what other instances send here, acted on.
+
+        A message for a call goes to ``Endpoint.receive_forwarded``; ``act``
+        carries out the action (stops a call, delivers an answer). A
+        notification for every instance goes to ``Endpoint.receive_broadcast``;
+        ``notify`` queues its events on the listening streams here. The
+        changes they make (a call's end) are written by the next sync or flush.
+        """
+
+        def deliver(message: Control | Broadcast) -> None:
+            if isinstance(message, Broadcast):
+                notify(endpoint.receive_broadcast(message))
+                return
+            action = endpoint.receive_forwarded(message)
+            if action is not None:
+                act(action)
+
+        await self.store.control(deliver)
 
     async def heartbeat(self, endpoint: Endpoint) -> None:
         """Postpone the store's expiry of the sessions this instance holds busy.

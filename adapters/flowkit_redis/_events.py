@@ -49,11 +49,15 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import attrs
+import orjson
 import trio
+
+from flowkit.mcp import RequestId
 
 from ._batch import Call
 from ._client import RedisClient
 from ._keys import Keys
+from ._sessions import instance_of
 from ._wakeups import Wakeups, Watch
 
 __all__ = ["EventTooLarge", "RedisEventStore", "RedisFollower", "Replay"]
@@ -280,7 +284,31 @@ class RedisEventStore:
         """
         key = self.keys.stream(session_id, stream_id)
         async with self._wakeups.watching(self.keys.wake(session_id, stream_id)) as watch:
-            yield RedisFollower(self, Replay(self, key, after, None), watch)
+            yield RedisFollower(self, Replay(self, key, after, None), watch, session_id, stream_id)
+
+    async def _lost(self, session_id: str, stream_id: str) -> tuple[bool, RequestId | None]:
+        """Whether the stream's instance lost its lease; the request id its call runs as.
+
+        One round trip: the lease of the instance the stream id names, and the
+        session's running calls (request id -> stream id).
+        """
+        lease = self.keys.lease(instance_of(stream_id))
+        running = self.keys.running(session_id)
+
+        async def read(redis: Any) -> tuple[Any, Any]:
+            async with redis.pipeline(transaction=False) as pipe:
+                alive = pipe.exists([lease])
+                calls = pipe.hgetall(running)
+            return await alive, await calls
+
+        alive, calls = await self._client.run(read)
+        if alive:
+            return False, None
+        for field, stream in calls.items():
+            if stream.decode() == stream_id:
+                request_id: RequestId = orjson.loads(field)
+                return True, request_id
+        return True, None
 
     async def forget_session(self, session_id: str) -> None:
         """Delete every stream of a session (it ended). One round trip."""
@@ -309,11 +337,26 @@ class RedisEventStore:
 class RedisFollower:
     """A ``flowkit.mcp`` ``Follower`` over one Redis stream (:meth:`RedisEventStore.follow`)."""
 
-    def __init__(self, store: RedisEventStore, cursor: Replay, watch: Watch) -> None:
+    def __init__(
+        self, store: RedisEventStore, cursor: Replay, watch: Watch, session_id: str, stream_id: str
+    ) -> None:
         self._store = store
         self._cursor = cursor
         self._watch = watch
+        self._session_id = session_id
+        self._stream_id = stream_id
         self._gone = False
+        self._lost: RequestId | None = None
+
+    @property
+    def lost(self) -> RequestId | None:
+        """The followed call's instance died (its lease expired): the call's request id.
+
+        Found by :meth:`wait` when a poll interval passed without a write;
+        reset by the next :meth:`read`. A stream of a dead instance that runs
+        no call (a GET stream) is :attr:`ended` instead.
+        """
+        return self._lost
 
     @property
     def ended(self) -> bool:
@@ -328,6 +371,7 @@ class RedisFollower:
     async def read(self) -> list[bytes]:
         """Up to ``replay_chunk`` entries after the cursor (one round trip), as their bytes."""
         self._watch.arm()  # before reading: a write after the read still wakes wait()
+        self._lost = None
         cursor = self._cursor
         # Shielded (the client's deadline bounds it): a read cancelled when
         # the client leaves would give its connection back to the pool with
@@ -340,9 +384,20 @@ class RedisFollower:
         return cursor.take(entries)
 
     async def wait(self) -> None:
-        """Until a wake-up since the last :meth:`read`, or ``poll_interval`` at most."""
+        """Until a wake-up since the last :meth:`read`, or ``poll_interval`` at most.
+
+        After a silent poll interval, checks the lease of the instance the
+        stream's id names (:attr:`lost`): a silent stream is what a dead
+        instance's looks like.
+        """
         with trio.move_on_after(self._store._poll):
             await self._watch.wait()
+            return
+        with trio.CancelScope(shield=True):  # as read(): no reply left owed on a pooled connection
+            dead, request_id = await self._store._lost(self._session_id, self._stream_id)
+        if dead and request_id is None:
+            self._gone = True  # nothing runs it any more: it will never end by itself
+        self._lost = request_id
 
 
 def _entry_id(seq: int) -> str:

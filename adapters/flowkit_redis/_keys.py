@@ -5,8 +5,10 @@ first ``{`` and ``}``, so all of one session's keys (its hash, its streams'
 logs and their index) share a slot: the store's Lua scripts may touch several
 of them at once, and a session never spans shards. A ``}`` inside a session
 id (a client may send anything) only shortens the tag, identically for all of
-that id's keys, which therefore still share a slot and stay distinct. The one cluster-wide key
-is the session cap's sorted set, which is touched on its own.
+that id's keys, which therefore still share a slot and stay distinct. The
+cluster-wide keys are the session cap's sorted set and the instances' leases
+(and definitions), each touched on its own; the control and broadcast
+channels are per instance and per deployment.
 """
 
 from __future__ import annotations
@@ -45,6 +47,18 @@ class Keys:
     def wake(self, session_id: str, stream_id: str) -> str:
         """The pub/sub channel that wakes the followers of one stream."""
         return f"{self.prefix}:{{{session_id}}}:wake:{stream_id}"
+
+    def control(self, instance: str) -> str:
+        """The pub/sub channel of one instance's control bus (what reaches its calls)."""
+        return f"{self.prefix}:control:{instance}"
+
+    def broadcast(self) -> str:
+        """The pub/sub channel every instance listens to (notifications for all listeners)."""
+        return f"{self.prefix}:broadcast"
+
+    def lease(self, instance: str) -> str:
+        """One instance's lease: present while it lives (a key with a TTL it renews)."""
+        return f"{self.prefix}:lease:{instance}"
 
     def definitions(self) -> str:
         """Which instance serves which definition (a hash: instance -> digest)."""

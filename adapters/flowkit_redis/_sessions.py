@@ -39,7 +39,7 @@ from ._batch import Batch, Call
 from ._client import RedisClient, StoreUnavailable
 from ._keys import Keys
 
-__all__ = ["RedisSessionStore", "SessionCapReached"]
+__all__ = ["RedisSessionStore", "SessionCapReached", "instance_of"]
 
 # KEYS: the live-session set. ARGV: id, ttl_ms, cap.
 # Returns {1, 0} when admitted, {2, 0} when the id holds a place already (its
@@ -142,6 +142,11 @@ def _record(session_id: str, loaded: Any) -> SessionRecord:
         running=frozenset(orjson.loads(request_id) for request_id in _pairs(loaded[1])),
         attached=frozenset(stream.decode() for stream in loaded[2]),
     )
+
+
+def instance_of(stream_id: str) -> str:
+    """The instance a shared endpoint's stream id names (``<instance>.<n>``)."""
+    return stream_id.rpartition(".")[0]
 
 
 class RedisSessionStore:
@@ -261,6 +266,31 @@ class RedisSessionStore:
             return await deleted
 
         return bool(await self._client.run(remove))
+
+    async def holders(self, session_id: str) -> set[str]:
+        """The instances running a call of the session or carrying one of its streams.
+
+        Stream ids name their instance (``<instance>.<n>``): the registry of
+        running calls (request id -> stream id) and the carried streams say
+        where a DELETE must reach.
+        """
+        running, attached = self.keys.running(session_id), self.keys.attached(session_id)
+
+        async def read(redis: Any) -> Any:
+            async with redis.pipeline(transaction=False) as pipe:
+                streams = pipe.hvals(running)
+                carried = pipe.smembers(attached)
+            return [*(await streams), *(await carried)]
+
+        streams = await self._client.run(read)
+        return {instance_of(stream.decode()) for stream in streams} - {""}
+
+    async def runner(self, session_id: str, request_id: RequestId) -> str | None:
+        """The instance running the call ``request_id`` of the session, if it runs."""
+        running = self.keys.running(session_id)
+        field = orjson.dumps(request_id)
+        stream = await self._client.run(lambda redis: redis.hget(running, field))
+        return instance_of(stream.decode()) if stream is not None else None
 
     async def call_started(self, session_id: str, request_id: RequestId, stream_id: str) -> None:
         """A call runs in the session: its request id is taken on every instance."""

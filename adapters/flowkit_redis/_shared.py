@@ -17,20 +17,28 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Sequence
+import os
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
 
+import attrs
+import orjson
 import trio
 
 from flowkit.mcp import EndpointConfig
 from flowkit.mcp._shared import (
+    AnswerForwarded,
+    Broadcast,
     CallEnded,
     CallStarted,
+    CancelForwarded,
     Change,
+    Control,
     EventAppended,
     Loaded,
     SessionClosed,
+    SessionRecord,
     SessionSaved,
     SessionTouched,
     StateKeys,
@@ -43,11 +51,11 @@ from ._batch import Batch, Call
 from ._client import RedisClient, StoreUnavailable
 from ._events import RedisEventStore, RedisFollower
 from ._keys import Keys
-from ._sessions import RedisSessionStore
+from ._sessions import RedisSessionStore, instance_of
 from ._url import RedisURL
 from ._wakeups import Wakeups
 
-__all__ = ["RedisShared", "RedisSharedStore"]
+__all__ = ["DEFAULT_LEASE_TTL", "RedisShared", "RedisSharedStore"]
 
 logger = logging.getLogger("flowkit_redis")
 
@@ -71,6 +79,12 @@ class RedisShared:
             while Redis is unreachable (16 MiB); beyond it the streams they
             belong to are given up: each call ends with a JSON-RPC error
             stored for its client, never a silent gap (docs/scaling.md).
+        lease_ttl: seconds an instance's lease lives without renewal (it
+            renews it every third of that): a follower elsewhere of a call
+            whose instance's lease expired ends it with the lost-call error
+            (-32010) within about this long after the instance died. ``None``:
+            ``FLOWKIT_REDIS_LEASE_TTL`` from the environment if set (how
+            ``flowkit serve --redis`` takes it), else 10 s.
         events: settings for :class:`RedisEventStore` (``ttl``,
             ``max_entries_per_stream``, ``max_entry_bytes``, ...).
     """
@@ -84,8 +98,10 @@ class RedisShared:
         timeout: float = 1.0,
         announce_interval: float = 30.0,
         max_pending_bytes: int = 16 << 20,
+        lease_ttl: float | None = None,
         **events: Any,
     ) -> None:
+        self.lease_ttl = _lease_ttl(lease_ttl)
         if isinstance(max_pending_bytes, bool) or max_pending_bytes < 0:
             raise ValueError(f"max_pending_bytes must be an int >= 0, not {max_pending_bytes!r}")
         self.max_pending_bytes = max_pending_bytes
@@ -129,12 +145,70 @@ class RedisShared:
             )
             await announcer.announce()
             nursery.start_soon(announcer.run)
+            lease = _Lease(client, self.keys.lease(instance), self.lease_ttl)
+            await lease.renew()
+            nursery.start_soon(lease.run)
+            bus = wakeups
+            if self.cluster:  # the control channel by sharded pub/sub: one shard, not all
+                bus = Wakeups(client, sharded=True)
+                await nursery.start(bus.run)
             try:
-                yield RedisSharedStore(sessions, events)
+                yield RedisSharedStore(sessions, events, instance=instance, bus=bus)
             finally:
                 with trio.CancelScope(shield=True):
                     await announcer.withdraw()
+                    await lease.withdraw()
                 nursery.cancel_scope.cancel()
+
+
+DEFAULT_LEASE_TTL = 10.0
+"""Seconds an instance's lease lives unrenewed (``RedisShared(lease_ttl=)``)."""
+
+
+def _lease_ttl(value: float | None) -> float:
+    """``lease_ttl``, or ``FLOWKIT_REDIS_LEASE_TTL``, or the default; checked."""
+    name = "lease_ttl"
+    if value is None:
+        text = os.environ.get("FLOWKIT_REDIS_LEASE_TTL")
+        if text is None:
+            return DEFAULT_LEASE_TTL
+        name = "FLOWKIT_REDIS_LEASE_TTL"
+        try:
+            value = float(text)
+        except ValueError:
+            raise ValueError(f"{name} must be a number of seconds, not {text!r}") from None
+    if isinstance(value, bool) or not isinstance(value, int | float) or not value >= 0.1:
+        raise ValueError(f"{name} must be a number of seconds >= 0.1, not {value!r}")
+    return float(value)
+
+
+class _Lease:
+    """This instance's lease key, renewed every third of its TTL while it serves.
+
+    The key is what tells other instances it lives: a follower of one of its
+    calls reports the call lost once the key expired (the instance died, or
+    was cut from Redis for a whole TTL).
+    """
+
+    def __init__(self, client: RedisClient, key: str, ttl: float) -> None:
+        self._client = client
+        self._key = key
+        self._ttl_ms = max(10, round(ttl * 1000))
+
+    async def run(self) -> None:
+        while True:
+            await trio.sleep(self._ttl_ms / 3000)
+            await self.renew()
+
+    async def renew(self) -> None:
+        key, ttl = self._key, self._ttl_ms
+        with contextlib.suppress(StoreUnavailable):  # renewed again a third of a TTL later
+            await self._client.run(lambda redis: redis.set(key, "1", px=ttl))
+
+    async def withdraw(self) -> None:
+        """Drop the lease (a clean stop: its calls were cancelled, their streams ended)."""
+        with trio.move_on_after(self._client.timeout), contextlib.suppress(Exception):
+            await self._client.redis.delete([self._key])
 
 
 class _Announcer:
@@ -206,11 +280,69 @@ class RedisSharedStore:
         sessions: the session store (records, running calls, carried
             streams, the cap, expiry).
         events: the event store (one Redis stream per MCP stream).
+        instance: this instance's id (the stream ids it makes start with it).
+        bus: the subscriber of this instance's control channel (sharded on
+            a Cluster); ``None``: the event store's wake-up subscriber.
     """
 
-    def __init__(self, sessions: RedisSessionStore, events: RedisEventStore) -> None:
+    def __init__(
+        self,
+        sessions: RedisSessionStore,
+        events: RedisEventStore,
+        *,
+        instance: str = "",
+        bus: Wakeups | None = None,
+    ) -> None:
         self.sessions = sessions
         self.events = events
+        self.instance = instance
+        self._bus = bus if bus is not None else events._wakeups
+
+    async def control(self, deliver: Callable[[Control | Broadcast], None]) -> None:
+        """Forever: hand what other instances send this one to ``deliver``.
+
+        Its own control channel (what reaches its calls) and the broadcast
+        channel (notifications for every instance's listeners; its own are
+        skipped). Pub/sub, at most once: a message sent while the subscriber
+        reconnects is lost (docs/scaling.md).
+        """
+
+        def broadcast(data: bytes) -> None:
+            try:
+                sender, message = orjson.loads(data)
+            except (orjson.JSONDecodeError, TypeError, ValueError):
+                logger.warning("ignored a malformed broadcast: %r", data[:200])
+                return
+            if sender != self.instance and isinstance(message, str):
+                deliver(Broadcast(message.encode()))
+
+        def received(data: bytes) -> None:
+            try:
+                session_id, message = orjson.loads(data)
+            except (orjson.JSONDecodeError, TypeError, ValueError):
+                logger.warning("ignored a malformed control message: %r", data[:200])
+                return
+            if isinstance(session_id, str) and (message is None or isinstance(message, str)):
+                deliver(Control(session_id, message.encode() if message is not None else None))
+
+        keys = self.sessions.keys
+        async with (
+            self._bus.listening(keys.control(self.instance), received),
+            self._bus.listening(keys.broadcast(), broadcast),
+        ):
+            await trio.sleep_forever()
+
+    async def _send(self, instance: str, session_id: str, data: bytes | None) -> None:
+        """Publish a control message to ``instance`` (its calls run there)."""
+        channel = self.sessions.keys.control(instance)
+        message = orjson.dumps([session_id, data.decode() if data is not None else None])
+        await self._publish(channel, message)
+
+    async def _publish(self, channel: str, message: bytes) -> None:
+        if self._bus._sharded:
+            await self.sessions._client.run(lambda redis: redis.spublish(channel, message))
+        else:
+            await self.sessions._client.run(lambda redis: redis.publish(channel, message))
 
     async def ping(self) -> None:
         """Redis answers (``/readyz``).
@@ -232,6 +364,7 @@ class RedisSharedStore:
         if keys.session_id is not None:
             session = await self.sessions.load(keys.session_id)
             if session is not None and keys.resume is not None:
+                session = await self._unless_dead(session, keys.resume.stream_id)
                 found = await self.events.replay(
                     keys.session_id, keys.resume.stream_id, keys.resume.seq
                 )
@@ -246,6 +379,21 @@ class RedisSharedStore:
             replay_last=last,
             replay_ended=ended,
         )
+
+    async def _unless_dead(self, session: SessionRecord, stream_id: str) -> SessionRecord:
+        """``session``, without ``stream_id`` among its carried streams if its instance died.
+
+        An instance killed while a response carried the stream never stored
+        that its client left: without this a resume would be a conflict
+        (409) for ever, instead of following the stream to its lost-call error.
+        """
+        instance = instance_of(stream_id)
+        if stream_id not in session.attached or instance == self.instance:
+            return session
+        lease = self.sessions.keys.lease(instance)
+        if await self.sessions._client.run(lambda redis: redis.exists([lease])):
+            return session
+        return attrs.evolve(session, attached=session.attached - {stream_id})
 
     def follow(
         self, session_id: str, stream_id: str, after: int
@@ -324,7 +472,12 @@ class RedisSharedStore:
                     flagged.add(stream)
                 index = end
                 continue
-            if isinstance(change, SessionSaved | SessionClosed):
+            if isinstance(change, Broadcast):
+                message = orjson.dumps([self.instance, change.data.decode()])
+                await self._publish(self.sessions.keys.broadcast(), message)
+            elif isinstance(
+                change, SessionSaved | SessionClosed | CancelForwarded | AnswerForwarded
+            ):
                 await batch.send()  # in order: what came before is stored first
                 await self._apply_alone(change)
             elif not (
@@ -334,13 +487,25 @@ class RedisSharedStore:
             index += 1
         await batch.send()
 
-    async def _apply_alone(self, change: SessionSaved | SessionClosed) -> None:
-        """The changes that take several steps (the cap's admission, a session's end)."""
+    async def _apply_alone(
+        self, change: SessionSaved | SessionClosed | CancelForwarded | AnswerForwarded
+    ) -> None:
+        """The changes that take several steps (the cap's admission, a session's end, forwards)."""
         if isinstance(change, SessionSaved):
             await self.sessions.save(change.record)
-        else:
+        elif isinstance(change, SessionClosed):
+            # Where its calls run and its streams are carried, before they are forgotten.
+            holders = await self.sessions.holders(change.session_id) - {self.instance}
             await self.sessions.close(change.session_id)
             await self.events.forget_session(change.session_id)
+            for instance in sorted(holders):
+                await self._send(instance, change.session_id, None)
+        elif isinstance(change, CancelForwarded):
+            runner = await self.sessions.runner(change.session_id, change.request_id)
+            if runner is not None and runner != self.instance:
+                await self._send(runner, change.session_id, change.data)
+        else:
+            await self._send(change.instance, change.session_id, change.data)
 
     def _calls(self, change: Change) -> list[Call]:
         """The script calls of one change that goes into the batch."""

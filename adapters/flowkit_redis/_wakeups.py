@@ -11,6 +11,11 @@ A wake-up carries no data and may be lost (pub/sub is at-most-once, and a
 reconnect drops what was published meanwhile), so a follower re-reads the stream,
 the only truth, on every wake-up *and* at least every poll interval; it keeps
 its own cursor. Losing a wake-up costs latency, never an event.
+
+The same connection carries the instance's control channel (:meth:`Wakeups.listening`):
+messages with data that other instances send to the calls running here (a
+cancel, an answer, a session's end). Those are at-most-once too: one sent
+while this subscriber reconnects is lost (docs/scaling.md says what that costs).
 """
 
 from __future__ import annotations
@@ -21,12 +26,16 @@ from contextlib import asynccontextmanager, suppress
 from typing import Any
 
 import trio
+from coredis import RedisCluster
 
 from ._client import _UNAVAILABLE, RedisClient
 
 __all__ = ["Wakeups", "Watch"]
 
 logger = logging.getLogger("flowkit_redis")
+
+
+_MESSAGES = ("message", "smessage")  # a published message, plain or sharded
 
 
 class Watch:
@@ -53,11 +62,18 @@ class Wakeups:
 
     Start :meth:`run` in a nursery (``await nursery.start(wakeups.run)``); it
     reconnects by itself after Redis comes back and re-subscribes.
+
+    Args:
+        client: the instance's connection pool.
+        sharded: subscribe with ``SSUBSCRIBE`` (a Redis Cluster's sharded
+            pub/sub; publishers then use ``SPUBLISH``).
     """
 
-    def __init__(self, client: RedisClient) -> None:
+    def __init__(self, client: RedisClient, *, sharded: bool = False) -> None:
         self._client = client
+        self._sharded = sharded
         self._watchers: dict[str, set[Watch]] = {}
+        self._handlers: dict[str, Callable[[bytes], None]] = {}
         self._pubsub: Any = None
         self.delivered = 0
 
@@ -78,6 +94,25 @@ class Wakeups:
                 with trio.CancelScope(shield=True), trio.move_on_after(self._client.timeout):
                     await self._unsubscribe(channel)
 
+    @asynccontextmanager
+    async def listening(
+        self, channel: str, handler: Callable[[bytes], None]
+    ) -> AsyncIterator[None]:
+        """Hand every message published on ``channel`` to ``handler`` for the duration of the block.
+
+        One handler per channel (an instance's control channel).
+        """
+        if channel in self._handlers or channel in self._watchers:
+            raise ValueError(f"channel {channel!r} is already in use")
+        self._handlers[channel] = handler
+        await self._subscribe(channel)
+        try:
+            yield
+        finally:
+            del self._handlers[channel]
+            with trio.CancelScope(shield=True), trio.move_on_after(self._client.timeout):
+                await self._unsubscribe(channel)
+
     async def _subscribe(self, channel: str) -> None:
         pubsub = self._pubsub
         if pubsub is None:
@@ -90,7 +125,7 @@ class Wakeups:
 
     async def _unsubscribe(self, channel: str) -> None:
         pubsub = self._pubsub
-        if pubsub is None or channel in self._watchers:
+        if pubsub is None or channel in self._watchers or channel in self._handlers:
             return
         with suppress(*_UNAVAILABLE):
             await pubsub.unsubscribe(channel)
@@ -129,19 +164,29 @@ class Wakeups:
     async def _serve(self, connected: Callable[[], None]) -> None:
         # The pool's connect and pool timeouts bound the connection attempt.
         redis = self._client.redis
-        async with redis.pubsub(ignore_subscribe_messages=True, retry_policy=None) as pubsub:
-            if self._watchers:
+        # Sharded (SSUBSCRIBE, a Cluster's): the subscriber connects to the
+        # shard owning the channels' slots, and a publish travels to that shard only.
+        opener = redis.pubsub
+        if self._sharded:
+            assert isinstance(redis, RedisCluster)  # RedisShared(cluster=True) only
+            opener = redis.sharded_pubsub
+        async with opener(ignore_subscribe_messages=True, retry_policy=None) as pubsub:
+            if self._watchers or self._handlers:
                 with trio.fail_after(self._client.timeout):
-                    await pubsub.subscribe(*self._watchers)
+                    await pubsub.subscribe(*self._watchers, *self._handlers)
             self._pubsub = pubsub
             connected()
             self._fire_all()
             while True:
                 message = await pubsub.get_message(ignore_subscribe_messages=True)
-                if message is None or message.get("type") != "message":
+                if message is None or message.get("type") not in _MESSAGES:
                     continue
                 channel = message["channel"]
                 name = channel.decode() if isinstance(channel, bytes) else str(channel)
+                handler = self._handlers.get(name)
+                data = message.get("data")
+                if handler is not None and isinstance(data, bytes):
+                    handler(data)
                 for watch in self._watchers.get(name, ()):
                     watch.fire()
                     self.delivered += 1

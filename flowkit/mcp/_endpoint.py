@@ -20,6 +20,8 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Literal
 
+import orjson
+
 from ._actions import (
     Action,
     Answer,
@@ -39,6 +41,7 @@ from ._errors import (
     UNSUPPORTED_PROTOCOL_VERSION,
     LocalProtocolError,
     RemoteProtocolError,
+    call_lost,
     invalid_request,
     listen_conflict,
     method_not_allowed,
@@ -56,7 +59,17 @@ from ._headers import (
     client_address,
     parse_head,
 )
-from ._jsonrpc import Message, Notification, Request, RequestId, Response, parse_message
+from ._jsonrpc import (
+    Message,
+    Notification,
+    Request,
+    RequestId,
+    Response,
+    encode_error,
+    encode_notification,
+    encode_result,
+    parse_message,
+)
 from ._levels import LOG_LEVELS
 from ._methods import (
     HANDSHAKE_METHODS,
@@ -69,8 +82,21 @@ from ._methods import (
 from ._prompts import PromptSet
 from ._resources import ResourceSet
 from ._sessions import Session, SessionEvent, SessionRegistry
-from ._shared import Change, EventJournal, Loaded, SessionRecord, StateKeys, events_lost
-from ._sse import EventId, parse_event_id
+from ._shared import (
+    AnswerForwarded,
+    Broadcast,
+    CancelForwarded,
+    Change,
+    Control,
+    EventAppended,
+    EventJournal,
+    Loaded,
+    SessionRecord,
+    StateKeys,
+    StreamEnded,
+    events_lost,
+)
+from ._sse import EventId, encode_event, parse_event_id
 from ._state import EndpointState, PendingAsk
 from ._stateless import (
     is_modern,
@@ -123,6 +149,20 @@ def _cancellation(
         return _ACCEPTED
     stream.cancel()
     return Cancel(session_id, request_id, stream, _ACCEPTED)
+
+
+def _encode_response(message: Response) -> bytes:
+    """A client's response as it came (for forwarding)."""
+    if message.error is not None:
+        return orjson.dumps({"jsonrpc": "2.0", "id": message.id, "error": message.error})
+    return encode_result(message.id, message.result) if message.id is not None else b""
+
+
+def _asking_instance(ask_id: str) -> str | None:
+    """The instance whose tool sent the request ``ask_id`` (``flowkit-<instance>.<n>-<serial>``)."""
+    stream_id = ask_id.removeprefix("flowkit-").rpartition("-")[0]
+    instance, dot, _ = stream_id.rpartition(".")
+    return instance if ask_id.startswith("flowkit-") and dot else None
 
 
 def _request_id_of(body: bytes) -> RequestId | None:
@@ -584,8 +624,64 @@ class Endpoint:
             return _ACCEPTED
         pending = self.state.asks.pop((session.id, message.id), None)
         if pending is None:
+            instance = _asking_instance(message.id)
+            journal = self.state.journal
+            if journal is not None and instance not in (None, self.state.instance):
+                # A tool on another instance asked: the store forwards it there,
+                # where a repeat or a late answer is ignored as it is here.
+                assert instance is not None
+                journal.append(AnswerForwarded(session.id, instance, _encode_response(message)))
             return _ACCEPTED
         return Answer(pending.stream, message.id, message, _ACCEPTED)
+
+    def receive_forwarded(self, control: Control) -> Action | None:
+        """What the control bus brought: another instance forwarded it to a call running here.
+
+        A cancel is a :class:`Cancel` (stop the work, send nothing), an answer
+        an :class:`Answer`, a session deleted elsewhere a :class:`Reply` whose
+        ``cancelled`` are its calls and GET stream here. ``None`` when there
+        is nothing to do: the call ended meanwhile, the answer is a repeat.
+        Never forwarded again (the bus is one hop).
+        """
+        if control.data is None:
+            cancelled = self.close_session(control.session_id)
+            return Reply(200, cancelled=cancelled) if cancelled else None
+        session = self.sessions.get_any(control.session_id)
+        if session is None:
+            return None
+        try:
+            message = parse_message(control.data)
+        except RemoteProtocolError:
+            return None
+        if isinstance(message, Notification) and message.method == "notifications/cancelled":
+            action = _cancellation(message, session.in_flight.get, session.id)
+            return action if isinstance(action, Cancel) else None
+        if isinstance(message, Response) and isinstance(message.id, str):
+            pending = self.state.asks.pop((session.id, message.id), None)
+            if pending is not None:
+                return Answer(pending.stream, message.id, message, _ACCEPTED)
+        return None
+
+    def call_lost(self, session_id: str, stream_id: str, request_id: RequestId, seq: int) -> None:
+        """A followed call's instance died (its lease expired): file the lost-call error.
+
+        The adapter following the stream saw that the instance named by
+        ``stream_id`` no longer renews its lease and the stream has not ended
+        after ``seq``. The error (:data:`~flowkit.mcp._errors.CALL_LOST`) is
+        journaled as the stream's final event, so this follower and any later
+        resume read it from the store.
+        """
+        journal = self.state.journal
+        if journal is None:
+            return
+        instance = stream_id.rpartition(".")[0]
+        error = call_lost(instance, request_id)
+        body = encode_error(request_id, error.code, error.message, error.data)
+        event_id = EventId(stream_id, seq + 1).encode()
+        journal.append(
+            EventAppended(session_id, stream_id, seq + 1, encode_event(body, event_id=event_id))
+        )
+        journal.append(StreamEnded(session_id, stream_id))
 
     def list_changed(self, kind: ListKind = "tools") -> tuple[tuple[OutgoingStream, bytes], ...]:
         """``notifications/{kind}/list_changed`` for every stream that wants it.
@@ -600,9 +696,42 @@ class Endpoint:
         enabled, method, field = _LIST_CHANGES[kind]
         if not getattr(self.config, enabled):
             return ()
+        self._broadcast(method)
+        return self._list_changed_here(method, field)
+
+    def _list_changed_here(
+        self, method: str, field: str
+    ) -> tuple[tuple[OutgoingStream, bytes], ...]:
         targets = [s.listen for s in self.sessions if s.listen is not None]
         targets += [s for s in self.state.subscriptions if (s.subscription or {}).get(field)]
         return _notify(targets, method)
+
+    def _broadcast(self, method: str, params: dict[str, Any] | None = None) -> None:
+        """A shared endpoint's notification for the other instances' listeners too."""
+        if self.state.journal is not None:
+            self.state.journal.append(Broadcast(encode_notification(method, params)))
+
+    def receive_broadcast(self, broadcast: Broadcast) -> tuple[tuple[OutgoingStream, bytes], ...]:
+        """A notification another instance raised (:class:`Broadcast`), for the streams here.
+
+        Returns the events to write, as :meth:`list_changed` and
+        :meth:`resource_updated` do; nothing for what this instance's config
+        does not advertise, or for what is not such a notification. Never
+        broadcast again.
+        """
+        try:
+            message = parse_message(broadcast.data)
+        except RemoteProtocolError:
+            return ()
+        if not isinstance(message, Notification):
+            return ()
+        if message.method == RESOURCE_UPDATED:
+            uri = message.params.get("uri")
+            return self._resource_updated_here(uri) if isinstance(uri, str) else ()
+        for enabled, method, field in _LIST_CHANGES.values():
+            if message.method == method and getattr(self.config, enabled):
+                return self._list_changed_here(method, field)
+        return ()
 
     def resource_updated(self, uri: str) -> tuple[tuple[OutgoingStream, bytes], ...]:
         """``notifications/resources/updated`` for every stream subscribed to ``uri``.
@@ -613,6 +742,10 @@ class Endpoint:
         ``resourceSubscriptions`` (stateless era, where the notification also
         carries the subscription id).
         """
+        self._broadcast(RESOURCE_UPDATED, {"uri": uri})
+        return self._resource_updated_here(uri)
+
+    def _resource_updated_here(self, uri: str) -> tuple[tuple[OutgoingStream, bytes], ...]:
         targets = [
             s.listen
             for s in self.sessions
@@ -760,7 +893,20 @@ class Endpoint:
             session.handle(SessionEvent.INITIALIZED)
             self.sessions.saved(session)
         elif message.method == "notifications/cancelled":
-            return _cancellation(message, session.in_flight.get, session.id)
+            action = _cancellation(message, session.in_flight.get, session.id)
+            if isinstance(action, Cancel):
+                return action
+            request_id = message.params.get("requestId")
+            journal = self.state.journal
+            if (
+                journal is not None
+                and isinstance(request_id, str | int)
+                and not isinstance(request_id, bool)
+                and request_id in session.running_elsewhere
+            ):
+                # It runs on another instance: the store forwards it there.
+                data = encode_notification(message.method, message.params)
+                journal.append(CancelForwarded(session.id, request_id, data))
         return _ACCEPTED
 
     # -- GET / DELETE ----------------------------------------------------------------

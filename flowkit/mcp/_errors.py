@@ -39,6 +39,7 @@ from typing import Any
 from .._exceptions import FlowkitError  # one pure module: flowkit/__init__.py loads lazily
 
 __all__ = [
+    "CALL_LOST",
     "HEADER_MISMATCH",
     "INTERNAL_ERROR",
     "INVALID_PARAMS",
@@ -71,6 +72,9 @@ RESOURCE_NOT_FOUND = -32002
 HEADER_MISMATCH = -32020
 MISSING_REQUIRED_CLIENT_CAPABILITY = -32021
 UNSUPPORTED_PROTOCOL_VERSION = -32022
+# flowkit's own: a shared endpoint's call was lost with the instance running
+# it (its lease expired before the call's response was stored).
+CALL_LOST = -32010
 
 
 class ProtocolError(FlowkitError):
@@ -176,6 +180,9 @@ REFUSALS: Mapping[str, tuple[int, int]] = MappingProxyType(
         "unsupported_media_type": (415, SERVER_ERROR),
         "busy": (503, SERVER_ERROR),
         "rate_limited": (429, SERVER_ERROR),
+        # A call's instance died (its lease expired) before its response was
+        # stored: the final event of the stream a resume follows (its 200).
+        "call_lost": (200, CALL_LOST),
     }
 )
 """Refusal kind -> (HTTP status, JSON-RPC code): where every status comes from."""
@@ -200,6 +207,20 @@ def _refuse(
         headers=headers,
         request_id=request_id,
         kind=kind,
+    )
+
+
+def call_lost(instance: str, request_id: RequestIdOrNone) -> RemoteProtocolError:
+    """The call's instance stopped renewing its lease before the call's response was stored.
+
+    Running the call again elsewhere is not done (docs/scaling.md): the
+    client decides whether to call again.
+    """
+    return _refuse(
+        "call_lost",
+        f"The call was lost with instance {instance!r}, which stopped before it finished",
+        request_id,
+        data={"instance": instance},
     )
 
 

@@ -21,8 +21,16 @@ the running calls (``SessionRecord.running``, :class:`CallStarted` /
 :class:`StreamAttached` / :class:`StreamDetached`), stored events and their replay (:class:`EventAppended`,
 ``Loaded.replay``), a stream's end (:class:`StreamEnded`, which a resume
 elsewhere follows the store up to: ``Resume.follow``), and expiry (:class:`SessionTouched` refreshes; the store
-expires). Without ``shared`` none of this runs: the endpoint's own memory is
-the truth, at full speed.
+expires). What must reach a call on another instance travels as a change
+too (:class:`CancelForwarded`, :class:`AnswerForwarded`, and the instances
+holding a closed session's calls), and so do notifications for every
+instance's listeners (:class:`Broadcast`): the store carries them over its
+control bus, and the receiving adapter hands them back to the core
+(:class:`Control`; ``Endpoint.receive_forwarded``, ``Endpoint.receive_broadcast``).
+A follower of a call whose instance died reports it (``Follower.lost``), and
+the core files the lost-call error (``Endpoint.call_lost``). Without
+``shared`` none of this runs: the endpoint's own memory is the truth, at
+full speed.
 """
 
 from __future__ import annotations
@@ -38,9 +46,13 @@ from ._sse import EventId
 
 __all__ = [
     "EVENTS_LOST",
+    "AnswerForwarded",
+    "Broadcast",
     "CallEnded",
     "CallStarted",
+    "CancelForwarded",
     "Change",
+    "Control",
     "EventAppended",
     "EventJournal",
     "Follower",
@@ -219,6 +231,60 @@ class StreamEnded:
     stream_id: str
 
 
+@attrs.frozen
+class CancelForwarded:
+    """A ``notifications/cancelled`` for a call running on another instance: forward it.
+
+    The store finds the instance from its registry of running calls (the
+    call's stream id names it) and sends ``data``, the notification, on the
+    control bus; that instance hands it to ``Endpoint.receive_forwarded``.
+    """
+
+    session_id: str
+    request_id: RequestId
+    data: bytes
+
+
+@attrs.frozen
+class AnswerForwarded:
+    """A client's response to a request another instance's tool sent: forward it.
+
+    The answered request's id names the stream that asked, hence
+    ``instance``; ``data`` is the response as the client sent it.
+    """
+
+    session_id: str
+    instance: str
+    data: bytes
+
+
+@attrs.frozen
+class Control:
+    """What the control bus brought this instance (``Endpoint.receive_forwarded``).
+
+    Attributes:
+        session_id: the session it concerns.
+        data: a forwarded message (a cancel, an answer); ``None``: the
+            session was deleted on another instance.
+    """
+
+    session_id: str
+    data: bytes | None = None
+
+
+@attrs.frozen
+class Broadcast:
+    """A notification for every instance's listeners (a list changed, a resource was updated).
+
+    Taken from the instance that raised it, published to all the others;
+    each hands it to ``Endpoint.receive_broadcast``, which writes it to its
+    own GET and ``subscriptions/listen`` streams. ``data`` is the
+    notification (``{"method": ..., "params": ...}``).
+    """
+
+    data: bytes
+
+
 Change: TypeAlias = (
     SessionSaved
     | SessionTouched
@@ -229,6 +295,9 @@ Change: TypeAlias = (
     | StreamDetached
     | EventAppended
     | StreamEnded
+    | CancelForwarded
+    | AnswerForwarded
+    | Broadcast
 )
 """Everything :meth:`Endpoint.take_changes` hands out."""
 
@@ -247,6 +316,15 @@ class SharedStore(Protocol):
     ) -> AbstractAsyncContextManager[Follower]:
         """Follow a stream's stored events after seq ``after`` (``Resume.follow``)."""
 
+    async def control(self, deliver: Callable[[Control | Broadcast], None]) -> None:
+        """Forever: hand what other instances send this one to ``deliver``.
+
+        The other half of :class:`CancelForwarded`, :class:`AnswerForwarded`
+        and :class:`SessionClosed`, which :meth:`apply` sends to the
+        instances concerned, and of :class:`Broadcast`, which it sends to
+        every other instance (the control bus).
+        """
+
 
 class Follower(Protocol):
     """A resumed stream's events as another instance (or this one) stores them.
@@ -260,6 +338,18 @@ class Follower(Protocol):
     @property
     def ended(self) -> bool:
         """The stream's end was read, or the stream is gone (expired, its session deleted)."""
+
+    @property
+    def last_seq(self) -> int:
+        """The seq of the last event read (the cursor)."""
+
+    @property
+    def lost(self) -> RequestId | None:
+        """The call's instance died before the stream ended: the call's request id.
+
+        The adapter then files the lost-call error (``Endpoint.call_lost``) in
+        the store, and the next :meth:`read` returns it, with the end.
+        """
 
     async def read(self) -> Sequence[bytes]:
         """The encoded events stored after the cursor (some, not always all); moves the cursor."""

@@ -45,6 +45,7 @@ QUICK = {
     "windows": ["--quick"],
     "redis_store": ["--quick"],  # + --redis-server (the redis_binary fixture)
     "workers": ["--quick"],  # + --redis-server (the redis_binary fixture)
+    "cross_instance": ["--quick"],  # the same
 }
 
 
@@ -52,7 +53,7 @@ QUICK = {
 @pytest.mark.parametrize("name", sorted(QUICK))
 def test_quick_mode_prints_ratio(name: str, request: pytest.FixtureRequest) -> None:
     extra = []
-    if name in ("redis_store", "workers"):
+    if name in ("redis_store", "workers", "cross_instance"):
         extra = ["--redis-server", request.getfixturevalue("redis_binary")]
     proc = subprocess.run(
         [sys.executable, "-m", f"benchmarks.{name}", *QUICK[name], *extra],

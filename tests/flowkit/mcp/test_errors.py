@@ -38,6 +38,7 @@ SAMPLES: dict[str, Any] = {
     "size": 11,
     "uri": "test://nothing",
     "code": -32002,
+    "instance": "a",
 }
 
 

@@ -18,6 +18,8 @@ import attrs
 
 from flowkit.mcp import (
     Action,
+    Answer,
+    Cancel,
     EndpointConfig,
     InMemoryEventStore,
     OpenListenStream,
@@ -26,13 +28,19 @@ from flowkit.mcp import (
     StartCall,
     tool_result,
 )
+from flowkit.mcp._asks import roots_request
+from flowkit.mcp._errors import CALL_LOST
 from flowkit.mcp._jsonrpc import RequestId
 from flowkit.mcp._sessions import SessionState
 from flowkit.mcp._shared import (
     EVENTS_LOST,
+    AnswerForwarded,
+    Broadcast,
     CallEnded,
     CallStarted,
+    CancelForwarded,
     Change,
+    Control,
     EventAppended,
     Loaded,
     SessionClosed,
@@ -45,6 +53,7 @@ from flowkit.mcp._shared import (
     StreamDetached,
     StreamEnded,
 )
+from flowkit.mcp._sse import EventId
 
 from ._client import Client, FakeClock, body_json, make_endpoint, sse_data
 
@@ -58,6 +67,8 @@ class DictStore:
         self.events: dict[tuple[str, str], list[tuple[int, bytes]]] = {}
         self.attached: set[tuple[str, str]] = set()
         self.ended: set[tuple[str, str]] = set()
+        # What the bus would carry.
+        self.forwarded: list[CancelForwarded | AnswerForwarded | Broadcast] = []
 
     def load_now(self, keys: StateKeys) -> Loaded:
         session = self.sessions.get(keys.session_id) if keys.session_id else None
@@ -106,6 +117,8 @@ class DictStore:
                 self.events.setdefault(key, []).append((change.seq, change.data))
             elif isinstance(change, StreamEnded):
                 self.ended.add((change.session_id, change.stream_id))
+            elif isinstance(change, CancelForwarded | AnswerForwarded | Broadcast):
+                self.forwarded.append(change)
 
     async def load(self, keys: StateKeys) -> Loaded:
         return self.load_now(keys)
@@ -117,6 +130,9 @@ class DictStore:
     async def follow(self, session_id: str, stream_id: str, after: int) -> AsyncIterator[Any]:
         raise NotImplementedError("the adapter follows; tests/flowkit_redis covers it")
         yield
+
+    async def control(self, deliver: Any) -> None:
+        raise NotImplementedError("the adapter listens; tests/integration/flowkit_redis covers it")
 
 
 class Instance:
@@ -480,3 +496,107 @@ def test_a_call_followed_elsewhere_keeps_its_grace_period_on_its_instance() -> N
     assert not call.stream.finished
     clock.advance(11)  # type: ignore[attr-defined]  # 31 s since the last refresh
     assert a.endpoint.expire() == (call.stream,)
+
+
+def test_a_cancel_for_a_call_on_another_instance_is_forwarded_and_stops_it_there() -> None:
+    store, a, b = _cluster()
+    client = _client(a)
+    client.initialize()
+    call = client.start(id=5)
+    assert isinstance(call, StartCall)
+    on_b = _on(client, b)
+    assert on_b.notify("notifications/cancelled", {"requestId": 5}) == Reply(202)
+    assert on_b.notify("notifications/cancelled", {"requestId": 6}) == Reply(202)  # runs nowhere
+    assert on_b.notify("notifications/cancelled", {"requestId": [5]}) == Reply(202)  # malformed
+    [forwarded] = store.forwarded
+    assert isinstance(forwarded, CancelForwarded)
+    assert (forwarded.session_id, forwarded.request_id) == (client.session_id, 5)
+    assert client.session_id is not None
+    there = a.endpoint.receive_forwarded(Control(client.session_id, forwarded.data))
+    assert isinstance(there, Cancel)
+    assert there.stream is call.stream
+    assert call.stream.finished  # it emits nothing more: no response is sent
+    # A repeat finds nothing to stop.
+    assert a.endpoint.receive_forwarded(Control(client.session_id, forwarded.data)) is None
+
+
+def test_an_answer_posted_elsewhere_is_forwarded_to_the_asking_instance_once() -> None:
+    store, a, b = _cluster()
+    client = _client(a)
+    client.initialize()
+    call = client.start(id=5)
+    assert isinstance(call, StartCall)
+    call.stream.open()
+    ask_id, _ = a.endpoint.ask(call.stream, roots_request())
+    answer = {"jsonrpc": "2.0", "id": ask_id, "result": {"roots": []}}
+    assert _on(client, b).post(answer) == Reply(202)
+    assert _on(client, b).post({**answer, "id": "flowkit-zz"}) == Reply(202)  # names no stream
+    [forwarded] = store.forwarded
+    assert isinstance(forwarded, AnswerForwarded)
+    assert forwarded.instance == "a"
+    assert client.session_id is not None
+    delivered = a.endpoint.receive_forwarded(Control(client.session_id, forwarded.data))
+    assert isinstance(delivered, Answer)
+    assert (delivered.stream, delivered.ask_id) == (call.stream, ask_id)
+    assert delivered.response.result == {"roots": []}
+    # Twice (or late): ignored, as on one instance.
+    assert a.endpoint.receive_forwarded(Control(client.session_id, forwarded.data)) is None
+
+
+def test_a_session_deleted_elsewhere_cancels_its_calls_here() -> None:
+    _, a, b = _cluster()
+    client = _client(a)
+    client.initialize()
+    call = client.start(id=5)
+    assert isinstance(call, StartCall)
+    assert _on(client, b).delete().status == 200  # type: ignore[union-attr]
+    assert client.session_id is not None
+    closed = a.endpoint.receive_forwarded(Control(client.session_id))
+    assert isinstance(closed, Reply)
+    assert closed.cancelled == (call.stream,)
+    assert a.endpoint.receive_forwarded(Control(client.session_id)) is None  # already gone
+
+
+def test_a_call_lost_with_its_instance_ends_with_the_lost_call_error_stored() -> None:
+    store, a, b = _cluster()
+    client = _client(a)
+    client.initialize()
+    call = client.start(id=5)
+    assert isinstance(call, StartCall)
+    call.stream.open()
+    a.sync()
+    assert client.session_id is not None
+    stream_id = call.stream.stream_id
+    b.endpoint.call_lost(client.session_id, stream_id, 5, 0)  # B's follower saw A's lease go
+    b.sync()
+    key = (client.session_id, stream_id)
+    assert key in store.ended
+    seq, event = store.events[key][-1]
+    assert seq == 1
+    assert event.split(b"\n", 1)[0] == b"id: " + EventId(stream_id, 1).encode()
+    error = sse_data(event)
+    assert error["id"] == 5
+    assert error["error"]["code"] == CALL_LOST
+    assert error["error"]["data"] == {"instance": "a"}
+
+
+def test_a_list_change_raised_on_one_instance_is_written_by_the_others_to_their_streams() -> None:
+    store, a, b = _cluster(tools_list_changed=True)
+    client = _on(_client(a), b)
+    client.initialize()
+    listening = client.get()
+    assert not isinstance(listening, Reply)
+    listening.stream.open()  # type: ignore[union-attr]
+    assert a.endpoint.list_changed("tools") == ()  # no listener on A
+    a.endpoint.resource_updated("test://doc")
+    a.sync()
+    changed, updated = store.forwarded
+    assert isinstance(changed, Broadcast)
+    assert isinstance(updated, Broadcast)
+    [(stream, event)] = b.endpoint.receive_broadcast(changed)
+    assert stream is listening.stream  # type: ignore[union-attr]
+    assert sse_data(event) == {"jsonrpc": "2.0", "method": "notifications/tools/list_changed"}
+    b.sync()
+    assert len(store.forwarded) == 2  # received, not broadcast again
+    assert b.endpoint.receive_broadcast(updated) == ()  # B's session subscribed to nothing
+    assert b.endpoint.receive_broadcast(Broadcast(b"{nonsense")) == ()

@@ -44,9 +44,12 @@ def make_server(
     name: str,
     announce_interval: float = 30,
     tools: Sequence[Any] = (),
+    cluster: bool = False,
     **options: Any,
 ) -> MCPServer:
-    shared = RedisShared(url, prefix=keys.prefix, announce_interval=announce_interval)
+    shared = RedisShared(
+        url, prefix=keys.prefix, announce_interval=announce_interval, cluster=cluster
+    )
     server = MCPServer(name="shared", shared=shared, instance=name, **options)
     for tool in (ticker, *tools):
         server.tool(tool)

@@ -44,9 +44,18 @@ async def flowkit_serve(redis_url: str | None, *, env_url: bool = False) -> Asyn
 
     ``None``: the in-memory default (the control: instances share nothing).
     """
+    async with serve_process(redis_url, env_url=env_url) as (base, _):
+        yield base
+
+
+@asynccontextmanager
+async def serve_process(
+    redis_url: str | None, *, env_url: bool = False, env: dict[str, str] | None = None
+) -> AsyncIterator[tuple[str, trio.Process]]:
+    """:func:`flowkit_serve`, yielding the process too (a test may kill it); ``env`` added."""
     port = free_port()
     command = [sys.executable, "-m", "flowkit_http", "serve", "--demo", "--port", str(port)]
-    env = {k: v for k, v in os.environ.items() if k != "FLOWKIT_REDIS_URL"}
+    env = {**{k: v for k, v in os.environ.items() if k != "FLOWKIT_REDIS_URL"}, **(env or {})}
     if redis_url is not None and env_url:
         env["FLOWKIT_REDIS_URL"] = redis_url
     elif redis_url is not None:
@@ -64,7 +73,9 @@ async def flowkit_serve(redis_url: str | None, *, env_url: bool = False) -> Asyn
                 output += chunk
         shared = b"sharing state through Redis at redis://127.0.0.1" in output
         assert shared == (redis_url is not None)
-        yield f"http://127.0.0.1:{port}"
+        yield f"http://127.0.0.1:{port}", process
+        if process.returncode is not None:
+            return  # the test killed it
         process.send_signal(signal.SIGTERM)
         with trio.fail_after(10):
             assert await process.wait() == 0
@@ -144,6 +155,21 @@ def test_bad_redis_urls_are_one_line_cli_errors() -> None:
         assert done.returncode == 1  # every CLI error: one line, status 1
         assert message in done.stderr
         assert "hunter2" not in done.stderr
+        assert "Traceback" not in done.stderr
+
+
+def test_a_bad_lease_ttl_is_a_one_line_cli_error() -> None:
+    for value in ("soon", "0", "-3"):
+        done = subprocess.run(
+            [sys.executable, "-m", "flowkit_http", "serve", "--demo", "--redis", "redis://h/0"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+            env={**os.environ, "FLOWKIT_REDIS_LEASE_TTL": value},
+        )
+        assert done.returncode == 1
+        assert "FLOWKIT_REDIS_LEASE_TTL must be a number of seconds" in done.stderr
         assert "Traceback" not in done.stderr
 
 

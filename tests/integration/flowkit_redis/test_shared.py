@@ -51,6 +51,7 @@ class Instance:
         self.store = RedisSharedStore(
             RedisSessionStore(client, keys=keys, max_sessions=config.get("max_sessions", 10_000)),
             RedisEventStore(client, Wakeups(client), keys=keys),
+            instance=name,
         )
 
     async def receive(
@@ -132,6 +133,8 @@ async def cluster(
         clients = [
             await stack.enter_async_context(RedisClient.connect(server.url)) for _ in range(n)
         ]
+        for name, client in zip("abc", clients, strict=False):
+            await client.redis.set(keys.lease(name), "1")  # alive (RedisShared.open renews it)
         yield [
             Instance(name, client, keys, **config)
             for name, client in zip("abc", clients, strict=False)

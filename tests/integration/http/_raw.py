@@ -52,12 +52,14 @@ def request(method: str, id: int | str | None = 1, **params: Any) -> bytes:
     return orjson.dumps(message)
 
 
-async def initialize(client: httpx.AsyncClient, url: str) -> dict[str, str]:
+async def initialize(
+    client: httpx.AsyncClient, url: str, capabilities: dict[str, Any] | None = None
+) -> dict[str, str]:
     """Handshake; returns the headers later requests of the session need."""
     body = request(
         "initialize",
         protocolVersion="2025-11-25",
-        capabilities={},
+        capabilities=capabilities or {},
         clientInfo={"name": "raw", "version": "0"},
     )
     response = await client.post(url, content=body, headers=JSON_HEADERS)
