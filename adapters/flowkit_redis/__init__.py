@@ -22,12 +22,11 @@ See docs/scaling.md for the picture, the guarantees and the failure modes.
 
 from ._client import RedisClient, StoreUnavailable
 from ._events import EventTooLarge, RedisEventStore, RedisFollower, Replay
-from ._groups import Entry, GroupSource, GroupStatistics, open_group_source
+from ._groups import Entry, GroupSource, GroupStatistics, live_sources, open_group_source
 from ._keys import Keys
-from ._live import live_sinks, live_sources
 from ._sessions import RedisSessionStore, SessionCapReached
 from ._shared import RedisShared, RedisSharedStore
-from ._sink import SinkStatistics, StreamSink, stream_sink
+from ._sink import SinkStatistics, StreamSink, live_sinks, stream_sink
 from ._url import RedisURL
 from ._wakeups import Wakeups, Watch
 

@@ -34,6 +34,7 @@ that was not settled, and a retried ``XACK`` is harmless.
 
 from __future__ import annotations
 
+import weakref
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -47,9 +48,8 @@ from flowkit._tasks import ungrouped
 
 from ._client import RedisClient, StoreUnavailable
 from ._entries import Entry, GroupStatistics, _text, consumer_name
-from ._live import file_source
 
-__all__ = ["Entry", "GroupSource", "GroupStatistics", "open_group_source"]
+__all__ = ["Entry", "GroupSource", "GroupStatistics", "live_sources", "open_group_source"]
 
 _T = TypeVar("_T")
 
@@ -107,7 +107,7 @@ class GroupSource:
         )
         self._lag = -1
         self._group_pending = -1
-        file_source(self)  # for /metrics (weakly: see _live)
+        _LIVE.add(self)  # for /metrics (weakly: see live_sources)
 
     def __repr__(self) -> str:
         return f"<GroupSource {self.stream!r} group={self.group!r} consumer={self.consumer!r}>"
@@ -430,3 +430,16 @@ async def open_group_source(
                 with trio.move_on_after(2 * client.timeout) as scope:
                     scope.shield = True
                     await source._ack_rest()
+
+
+_LIVE: weakref.WeakSet[GroupSource] = weakref.WeakSet()
+
+
+def live_sources() -> list[GroupSource]:
+    """The group sources of this process not yet garbage-collected, in no order.
+
+    Each files itself when made, weakly, so one the program dropped leaves by
+    itself: an exporter (``flowkit_http``'s ``/metrics``) reads their
+    statistics at scrape time without being wired to them.
+    """
+    return list(_LIVE)

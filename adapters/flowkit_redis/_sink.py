@@ -39,6 +39,7 @@ it is not.
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -49,9 +50,8 @@ import flowkit
 from flowkit._operator import receive_some
 
 from ._client import RedisClient, StoreUnavailable
-from ._live import file_sink
 
-__all__ = ["SinkStatistics", "StreamSink", "stream_sink"]
+__all__ = ["SinkStatistics", "StreamSink", "live_sinks", "stream_sink"]
 
 #: Appends a chunk; returns how many entries it appended. KEYS[1] the stream;
 #: ARGV: maxlen, dedup ttl (s), dedup prefix, then per entry its dedup key
@@ -149,7 +149,7 @@ class StreamSink(flowkit.Operator[Any, None]):
         self._dedup_args = [str(maxlen), str(round(dedup_ttl)), f"{{{stream}}}:dedup:"]
         self._script = client.redis.register_script(_APPEND)
         self._stats = {"written": 0, "duplicates": 0, "round_trips": 0, "retries": 0}
-        file_sink(self)  # for /metrics (weakly: see _live)
+        _LIVE.add(self)  # for /metrics (weakly: see live_sinks)
 
     def sink_statistics(self) -> SinkStatistics:
         return SinkStatistics(**self._stats)
@@ -237,3 +237,12 @@ def stream_sink(
         dedup_ttl=dedup_ttl,
         name=name,
     )
+
+
+_LIVE: weakref.WeakSet[StreamSink] = weakref.WeakSet()
+
+
+def live_sinks() -> list[StreamSink]:
+    """The stream sinks of this process not yet garbage-collected, in no order (see
+    :func:`~flowkit_redis.live_sources`)."""
+    return list(_LIVE)
