@@ -174,8 +174,8 @@ def test_the_limits_are_flags_of_flowkit_serve(monkeypatch: pytest.MonkeyPatch) 
     flags = ["--max-connections", "7", "--body-timeout", "3", "--body-budget", "4096"]
     assert _cli.main(["serve", "--demo", *flags, "--watchdog", "0.1"]) == 0
     assert runs == [
-        {"limits": ServeLimits(), "watchdog": 0.0, "observer": None},
-        {"limits": ServeLimits(7, 3.0, 4096), "watchdog": 0.1, "observer": None},
+        {"limits": ServeLimits(), "watchdog": 0.0, "observer": None, "worker": None},
+        {"limits": ServeLimits(7, 3.0, 4096), "watchdog": 0.1, "observer": None, "worker": None},
     ]
     with pytest.raises(SystemExit):
         _cli.main(["serve", "--demo", "--max-connections", "0"])
