@@ -1,8 +1,10 @@
 """``flowkit serve --workers``: 1 worker against 2, at a load that saturates one.
 
-Both servers are ``flowkit serve --demo --redis URL`` (``--workers`` needs
-``--redis``; a redis-server of the benchmark's own, as in
-``benchmarks.redis_store``), one with ``--workers 1`` and one with
+Both servers are ``flowkit serve BENCH_TOOLS --redis URL`` (the tools of
+``benchmarks.concurrent``'s flowkit; ``--workers`` needs ``--redis``; a
+redis-server of the benchmark's own, as in ``benchmarks.redis_store``, or
+``--url``, whose databases 1 and 2 it uses: the session cap is cluster-wide,
+so each run gets a database of its own), one with ``--workers 1`` and one with
 ``--workers 2``, one after the other in the same run. The load is
 ``benchmarks.concurrent``'s: C sessions, each calling ``ticker`` with
 ``count`` progress notifications ``interval_ms`` apart, the starts spread
@@ -47,7 +49,10 @@ def main(argv: list[str] | None = None) -> list[concurrent.Outcome]:
         url = args.url or stack.enter_context(own_redis(args.redis_server))
         outcomes = []
         for workers in (1, 2):
-            extra = ["--redis", url, "--workers", str(workers)]  # + flowkit_room's tools
+            # A database per run: the session cap is cluster-wide (in Redis),
+            # and the first run's sessions would count against the second's.
+            db = f"{url.rsplit('/', 1)[0]}/{workers}"
+            extra = ["--redis", db, "--workers", str(workers)]  # + flowkit_room's tools
             outcome = concurrent.run_one(
                 "flowkit", args.sessions, args.count, args.interval_ms, extra
             )
