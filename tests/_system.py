@@ -13,7 +13,7 @@ import os
 import signal
 import socket
 import subprocess
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 
@@ -99,6 +99,34 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+async def wait_for_port(port: int) -> None:
+    """Until something accepts connections on 127.0.0.1:``port`` (bound it with a deadline)."""
+    while True:
+        try:
+            stream = await trio.open_tcp_stream("127.0.0.1", port)
+        except OSError:
+            await trio.sleep(0.02)
+            continue
+        await stream.aclose()
+        return
+
+
+@asynccontextmanager
+async def listening_process(
+    command: Sequence[str], port: int, *, start_within: float
+) -> AsyncIterator[None]:
+    """A server subprocess (its output discarded), once it accepts on ``port``; stopped by PID."""
+    process = await trio.lowlevel.open_process(
+        list(command), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    try:
+        with trio.fail_after(start_within):
+            await wait_for_port(port)
+        yield
+    finally:
+        await stop_process(process)
+
+
 @asynccontextmanager
 async def running_nginx(binary: str, tmp: Path, http: str, port: int) -> AsyncIterator[str]:
     """nginx on 127.0.0.1:``port`` with ``http`` inside its ``http {}`` block; yields its URL.
@@ -120,14 +148,7 @@ async def running_nginx(binary: str, tmp: Path, http: str, port: int) -> AsyncIt
                 raise AssertionError(f"nginx exited: {(tmp / 'error.log').read_text()}")
             await trio.sleep(0.02)
         pid = int((tmp / "nginx.pid").read_text())
-        while True:
-            try:
-                stream = await trio.open_tcp_stream("127.0.0.1", port)
-            except OSError:
-                await trio.sleep(0.02)
-                continue
-            await stream.aclose()
-            break
+        await wait_for_port(port)
         yield f"http://127.0.0.1:{port}"
     finally:
         await stop_process(process, grace=5, first=signal.SIGQUIT)  # graceful, then kill

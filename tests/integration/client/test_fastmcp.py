@@ -10,7 +10,6 @@ version, and the server runs there as a child process
 
 from __future__ import annotations
 
-import socket
 import subprocess
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -21,7 +20,7 @@ import trio
 from benchmarks._servers import fastmcp_python as fastmcp_venv_python
 from flowkit_client import LogMessage, Progress, open_client, open_stdio_client
 
-from ..._system import stop_process
+from ..._system import free_port, listening_process
 
 SERVER = Path(__file__).parent / "peers" / "fastmcp_server.py"
 ERAS = ["2026-07-28", "2025-11-25"]
@@ -36,27 +35,11 @@ def fastmcp_python() -> Path:
 @pytest.fixture
 async def fastmcp_url(fastmcp_python: Path) -> AsyncIterator[str]:
     """The FastMCP server over Streamable HTTP on a free port; yields its endpoint."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    process = await trio.lowlevel.open_process(
-        [str(fastmcp_python), str(SERVER), "--port", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        with trio.fail_after(60):
-            while True:
-                try:
-                    stream = await trio.open_tcp_stream("127.0.0.1", port)
-                except OSError:
-                    await trio.sleep(0.05)
-                    continue
-                await stream.aclose()
-                break
+    port = free_port()
+    async with listening_process(
+        [str(fastmcp_python), str(SERVER), "--port", str(port)], port, start_within=60
+    ):
         yield f"http://127.0.0.1:{port}/mcp"
-    finally:
-        await stop_process(process)
 
 
 async def test_auto_negotiates_2026_with_fastmcp_over_http(fastmcp_url: str) -> None:

@@ -8,8 +8,6 @@ with an in-memory event store, which is what makes it resume streams
 from __future__ import annotations
 
 import random
-import socket
-import subprocess
 import sys
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
@@ -20,34 +18,20 @@ import trio
 
 from flowkit_client import LogMessage, Progress, RetryPolicy, RPCError, open_client
 
-from ..._system import stop_process
+from ..._system import free_port, listening_process
 from ._proxy import cutting_proxy
 
 
 @pytest.fixture
 async def official() -> AsyncIterator[str]:
     """The official server on a free port; yields its base URL."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    process = await trio.lowlevel.open_process(
+    port = free_port()
+    async with listening_process(
         [sys.executable, "-m", "tests.integration.client._official_server", "--port", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        with trio.fail_after(30):
-            while True:
-                try:
-                    stream = await trio.open_tcp_stream("127.0.0.1", port)
-                except OSError:
-                    await trio.sleep(0.05)
-                    continue
-                await stream.aclose()
-                break
+        port,
+        start_within=30,
+    ):
         yield f"http://127.0.0.1:{port}"
-    finally:
-        await stop_process(process)
 
 
 async def test_auto_negotiates_the_stateless_era_with_the_official_server(official: str) -> None:
