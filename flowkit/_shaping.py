@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import math
 from collections import deque
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Generic, TypeVar
 
 import trio
@@ -58,11 +59,14 @@ class _Newest(Generic[T]):
         self.item = chunk[-1]
         counters.set_buffered(1)
 
-    def take(self) -> T:
+    async def send(
+        self,
+        emit: Callable[[trio.abc.SendChannel[T], Sequence[T]], Awaitable[None]],
+        send: trio.abc.SendChannel[T],
+    ) -> None:
+        """Send the held item through ``emit`` (the stage's counted send), then count it out."""
         item, self.item = self.item, _EMPTY
-        return item
-
-    def sent(self) -> None:
+        await emit(send, (item,))
         counters = self._counters
         counters.items_out += 1
         counters.emitted += 1
@@ -90,12 +94,10 @@ class _Debounce(Operator[T, T]):
                 newest.offer(chunk)
                 deadline = trio.current_time() + self._seconds  # quiet restarts
                 continue
-            await self._emit(send, (newest.take(),))  # quiet for long enough
-            newest.sent()
+            await newest.send(self._emit, send)  # quiet for long enough
             deadline = math.inf
         if newest.held:  # the end: nothing newer can come
-            await self._emit(send, (newest.take(),))
-            newest.sent()
+            await newest.send(self._emit, send)
 
 
 class _Sample(Operator[T, T]):
@@ -126,8 +128,7 @@ class _Sample(Operator[T, T]):
                     newest.offer(chunk)
                     continue
             if newest.held:
-                await self._emit(send, (newest.take(),))
-                newest.sent()
+                await newest.send(self._emit, send)
             # The next tick on the grid after now: ticks missed while a send
             # was blocked are skipped, never caught up in a burst.
             now = trio.current_time()
@@ -183,8 +184,7 @@ class _ThrottleLatest(Operator[T, T]):
     async def _send_newest(self, send: trio.abc.SendChannel[T], newest: _Newest[T]) -> float:
         """Send the held item; return when the next send may start."""
         started = trio.current_time()
-        await self._emit(send, (newest.take(),))
-        newest.sent()
+        await newest.send(self._emit, send)
         return started + self._interval
 
 
