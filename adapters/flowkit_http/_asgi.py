@@ -433,6 +433,10 @@ class MCPApp:
                     action.live, live, action.status, action.headers, action.replay, receive, send
                 )
         elif isinstance(action, OpenListenStream):
+            if shared is not None and action.session_id is not None:
+                # Subscriptions served elsewhere meanwhile; beside the stream, which
+                # must open before any await (its notifications queue from now on).
+                self._nursery.start_soon(shared.listening, endpoint, action.session_id)
             status, response_headers, first = action.stream.open()
             queue, listen = trio.open_memory_channel[bytes](_LISTEN_QUEUE)
             self._listeners[action.stream] = queue

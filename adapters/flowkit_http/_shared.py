@@ -324,6 +324,26 @@ class SharedState:
 
         await self.store.control(deliver)
 
+    async def listening(self, endpoint: Endpoint, session_id: str) -> None:
+        """A GET stream of the session opened here, and the store knows it: read the session again.
+
+        Its ``resources/subscribe`` may be served by any instance, which
+        tells the instances the store says carry the session's streams
+        (``SubscriptionChanged``). One served after this request's load but
+        before its ``StreamAttached`` was stored saw no stream here: this
+        second read (one round trip per GET stream) has it. Every change
+        is thus either read here or told here; the newer view wins
+        (``SessionRecord.subscriptions_version``). A failure is logged: the
+        stream keeps the subscriptions of the first read.
+        """
+        try:
+            loaded = await self.store.load(StateKeys(session_id=session_id))
+        except Exception as exc:
+            _unavailable(exc)  # logs
+            return
+        if loaded.session is not None:
+            endpoint.refresh(loaded.session)
+
     async def heartbeat(self, endpoint: Endpoint) -> None:
         """Postpone the store's expiry of the sessions this instance holds busy.
 

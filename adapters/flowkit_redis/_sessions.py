@@ -1,7 +1,8 @@
 """The Redis session store: any instance serves any request of any session.
 
 A session is three keys tagged by its id (one Cluster slot): a hash of its
-record (principal, revision, state, log level, client info and capabilities),
+record (principal, revision, state, log level, client info and capabilities,
+and the uris of its ``resources/subscribe``),
 a hash of its running calls (request id -> stream id) and a set of the
 streams a response carries right now. All three share one TTL, the idle
 timeout, refreshed by :meth:`RedisSessionStore.touch`; so idle expiry holds
@@ -84,6 +85,23 @@ redis.call('PEXPIRE', KEYS[3], ARGV[1])
 return 1
 """
 
+# KEYS: session hash, attached set. ARGV: 'HSET' | 'HDEL', the uri's field ('u:' .. uri).
+# Returns {} if no session, else {version, the uris subscribed now, attached members}.
+_SUBSCRIBE = """
+if redis.call('EXISTS', KEYS[1]) == 0 then return {} end
+if ARGV[1] == 'HSET' then
+    redis.call('HSET', KEYS[1], ARGV[2], '1')
+else
+    redis.call('HDEL', KEYS[1], ARGV[2])
+end
+local version = redis.call('HINCRBY', KEYS[1], 'sv', 1)
+local uris = {}
+for _, field in ipairs(redis.call('HKEYS', KEYS[1])) do
+    if string.sub(field, 1, 2) == 'u:' then uris[#uris + 1] = string.sub(field, 3) end
+end
+return {version, uris, redis.call('SMEMBERS', KEYS[2])}
+"""
+
 # KEYS: the live-session set. ARGV: ttl_ms, then ids. Pushes their deadlines.
 _REFRESH = """
 local t = redis.call('TIME')
@@ -131,6 +149,8 @@ def _pairs(flat: Any) -> dict[bytes, bytes]:
 def _record(session_id: str, loaded: Any) -> SessionRecord:
     fields = _pairs(loaded[0])
     principal = fields.get(b"p")
+    # resources/subscribe: one field per uri, 'u:<uri>', and their version 'sv'.
+    subscriptions = frozenset(name[2:].decode() for name in fields if name[:2] == b"u:")
     return SessionRecord(
         id=session_id,
         principal=principal.decode() if principal is not None else None,
@@ -141,6 +161,8 @@ def _record(session_id: str, loaded: Any) -> SessionRecord:
         client_capabilities=orjson.loads(fields[b"cc"]),
         running=frozenset(orjson.loads(request_id) for request_id in _pairs(loaded[1])),
         attached=frozenset(stream.decode() for stream in loaded[2]),
+        subscriptions=subscriptions,
+        subscriptions_version=int(fields.get(b"sv", 0)),
     )
 
 
@@ -184,6 +206,7 @@ class RedisSessionStore:
         self._refresh = redis.register_script(_REFRESH)
         self._count = redis.register_script(_COUNT)
         self._member = redis.register_script(_MEMBER)
+        self._subscribe = redis.register_script(_SUBSCRIBE)
 
     def _session_keys(self, session_id: str) -> list[str]:
         keys = self.keys
@@ -291,6 +314,25 @@ class RedisSessionStore:
         field = orjson.dumps(request_id)
         stream = await self._client.run(lambda redis: redis.hget(running, field))
         return instance_of(stream.decode()) if stream is not None else None
+
+    async def subscribe(
+        self, session_id: str, uri: str, subscribed: bool
+    ) -> tuple[int, list[str], set[str]] | None:
+        """Add (or remove) ``uri`` in the session's subscriptions; ``None`` if it is gone.
+
+        One script, one round trip: the uri is a field of the session's hash
+        (``u:<uri>``, which :meth:`save` never rewrites), and ``sv`` counts
+        the changes. Returns that count, the uris subscribed now and the
+        instances carrying one of the session's streams (where to tell it).
+        """
+        keys = [self.keys.session(session_id), self.keys.attached(session_id)]
+        args = ["HSET" if subscribed else "HDEL", f"u:{uri}"]
+        answer: Any = await self._client.run(lambda _: self._subscribe(keys=keys, args=args))
+        if not answer:
+            return None
+        version, uris, attached = answer
+        carriers = {instance_of(stream.decode()) for stream in attached} - {""}
+        return int(version), [u.decode() for u in uris], carriers
 
     async def call_started(self, session_id: str, request_id: RequestId, stream_id: str) -> None:
         """A call runs in the session: its request id is taken on every instance."""

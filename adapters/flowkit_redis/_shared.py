@@ -45,6 +45,8 @@ from flowkit.mcp._shared import (
     StreamAttached,
     StreamDetached,
     StreamEnded,
+    SubscriptionChanged,
+    subscriptions_message,
 )
 
 from ._batch import Batch, Call
@@ -476,7 +478,12 @@ class RedisSharedStore:
                 message = orjson.dumps([self.instance, change.data.decode()])
                 await self._publish(self.sessions.keys.broadcast(), message)
             elif isinstance(
-                change, SessionSaved | SessionClosed | CancelForwarded | AnswerForwarded
+                change,
+                SessionSaved
+                | SessionClosed
+                | CancelForwarded
+                | AnswerForwarded
+                | SubscriptionChanged,
             ):
                 await batch.send()  # in order: what came before is stored first
                 await self._apply_alone(change)
@@ -488,7 +495,12 @@ class RedisSharedStore:
         await batch.send()
 
     async def _apply_alone(
-        self, change: SessionSaved | SessionClosed | CancelForwarded | AnswerForwarded
+        self,
+        change: SessionSaved
+        | SessionClosed
+        | CancelForwarded
+        | AnswerForwarded
+        | SubscriptionChanged,
     ) -> None:
         """The changes that take several steps (the cap's admission, a session's end, forwards)."""
         if isinstance(change, SessionSaved):
@@ -500,6 +512,18 @@ class RedisSharedStore:
             await self.events.forget_session(change.session_id)
             for instance in sorted(holders):
                 await self._send(instance, change.session_id, None)
+        elif isinstance(change, SubscriptionChanged):
+            # Stored, then told to each instance carrying a stream of the
+            # session (this one too: a change elsewhere may have crossed
+            # ours); the one with the GET stream writes its updates.
+            changed = await self.sessions.subscribe(
+                change.session_id, change.uri, change.subscribed
+            )
+            if changed is not None:
+                version, uris, carriers = changed
+                data = subscriptions_message(uris, version)
+                for instance in sorted(carriers):
+                    await self._send(instance, change.session_id, data)
         elif isinstance(change, CancelForwarded):
             runner = await self.sessions.runner(change.session_id, change.request_id)
             if runner is not None and runner != self.instance:

@@ -83,6 +83,7 @@ from ._prompts import PromptSet
 from ._resources import ResourceSet
 from ._sessions import Session, SessionEvent, SessionRegistry
 from ._shared import (
+    SUBSCRIPTIONS,
     AnswerForwarded,
     Broadcast,
     CancelForwarded,
@@ -640,8 +641,10 @@ class Endpoint:
         A cancel is a :class:`Cancel` (stop the work, send nothing), an answer
         an :class:`Answer`, a session deleted elsewhere a :class:`Reply` whose
         ``cancelled`` are its calls and GET stream here. ``None`` when there
-        is nothing to do: the call ended meanwhile, the answer is a repeat.
-        Never forwarded again (the bus is one hop).
+        is nothing to do: the call ended meanwhile, the answer is a repeat,
+        or the session's subscriptions changed (a ``resources/subscribe``
+        served anywhere: the session here now has the store's set, unless
+        it already holds a newer one). Never forwarded again (the bus is one hop).
         """
         if control.data is None:
             cancelled = self.close_session(control.session_id)
@@ -656,6 +659,15 @@ class Endpoint:
         if isinstance(message, Notification) and message.method == "notifications/cancelled":
             action = _cancellation(message, session.in_flight.get, session.id)
             return action if isinstance(action, Cancel) else None
+        if isinstance(message, Notification) and message.method == SUBSCRIPTIONS:
+            uris, version = message.params.get("uris"), message.params.get("version")
+            if (
+                isinstance(uris, list)
+                and all(isinstance(uri, str) for uri in uris)
+                and type(version) is int
+            ):
+                session.take_subscriptions(uris, version)
+            return None
         if isinstance(message, Response) and isinstance(message.id, str):
             pending = self.state.asks.pop((session.id, message.id), None)
             if pending is not None:

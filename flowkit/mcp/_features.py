@@ -21,6 +21,7 @@ from ._pages import paginate
 from ._prompts import prompt_result
 from ._resources import ResourceTemplate, read_contents
 from ._schema import context_parameter
+from ._shared import SubscriptionChanged
 from ._state import EndpointState
 
 __all__ = [
@@ -128,6 +129,8 @@ def resources_subscribe(state: EndpointState, ctx: RequestContext) -> Action:
     if state.resources.find(uri) is None:
         raise _not_found(uri, ctx)
     ctx.session.resource_subscriptions.add(uri)
+    if state.journal is not None:  # shared: every instance carrying its streams learns it
+        state.journal.append(SubscriptionChanged(ctx.session.id, uri, subscribed=True))
     return json_reply(ctx.request.id, {})
 
 
@@ -136,6 +139,8 @@ def resources_unsubscribe(state: EndpointState, ctx: RequestContext) -> Action:
     assert ctx.session is not None
     uri = _string_param(ctx.request.params, "uri", ctx)
     ctx.session.resource_subscriptions.discard(uri)
+    if state.journal is not None:
+        state.journal.append(SubscriptionChanged(ctx.session.id, uri, subscribed=False))
     return json_reply(ctx.request.id, {})
 
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 import enum
 import math
 from collections import OrderedDict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from ._errors import LocalProtocolError, too_many_client_sessions, too_many_sessions
@@ -85,6 +85,7 @@ class Session:
         "resource_subscriptions",
         "running_elsewhere",
         "state",
+        "subscriptions_version",
     )
 
     def __init__(
@@ -111,9 +112,11 @@ class Session:
         self.client_capabilities = client_capabilities
         self.in_flight: dict[RequestId, OutgoingStream] = {}
         self.listen: OutgoingStream | None = None
-        # URIs of resources/subscribe, told of updates on the GET stream.
-        # In this process only: a shared store does not carry them yet.
+        # URIs of resources/subscribe, told of updates on the GET stream. A
+        # shared store carries them (SessionRecord.subscriptions); the version
+        # is its count of changes, which orders the views that reach here.
         self.resource_subscriptions: set[str] = set()
+        self.subscriptions_version = 0
         # Request ids running on other instances (a shared endpoint's view).
         self.running_elsewhere: frozenset[RequestId] = frozenset()
         self.attached_elsewhere: frozenset[str] = frozenset()  # stream ids
@@ -182,6 +185,8 @@ class Session:
             last_active=self.last_active,
             running=frozenset(self.in_flight) | self.running_elsewhere,
             attached=self.attached_elsewhere,
+            subscriptions=frozenset(self.resource_subscriptions),
+            subscriptions_version=self.subscriptions_version,
         )
 
     def update(self, record: SessionRecord) -> None:
@@ -199,6 +204,19 @@ class Session:
         if self.listen is not None:
             local.add(self.listen.stream_id)
         self.attached_elsewhere = record.attached - local
+        self.take_subscriptions(record.subscriptions, record.subscriptions_version)
+
+    def take_subscriptions(self, uris: Iterable[str], version: int) -> None:
+        """A shared store's view of the subscriptions, taken unless an older one.
+
+        Views come from loads and from the control bus, in either order: the
+        one with the larger version (the store's count of changes) wins. A
+        change made here keeps the version until the store's answer comes
+        back, so a load or a message no older than it replaces it.
+        """
+        if version >= self.subscriptions_version:
+            self.resource_subscriptions = set(uris)
+            self.subscriptions_version = version
 
 
 def _visible_ascii(value: str) -> bool:

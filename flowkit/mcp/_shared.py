@@ -24,9 +24,11 @@ elsewhere follows the store up to: ``Resume.follow``), and expiry (:class:`Sessi
 expires). What must reach a call on another instance travels as a change
 too (:class:`CancelForwarded`, :class:`AnswerForwarded`, and the instances
 holding a closed session's calls), and so do notifications for every
-instance's listeners (:class:`Broadcast`): the store carries them over its
-control bus, and the receiving adapter hands them back to the core
-(:class:`Control`; ``Endpoint.receive_forwarded``, ``Endpoint.receive_broadcast``).
+instance's listeners (:class:`Broadcast`), and a session's ``resources/subscribe`` for the
+instances carrying its streams (:class:`SubscriptionChanged`, answered by a
+:func:`subscriptions_message`): the store carries them over its control bus,
+and the receiving adapter hands them back to the core (:class:`Control`;
+``Endpoint.receive_forwarded``, ``Endpoint.receive_broadcast``).
 A follower of a call whose instance died reports it (``Follower.lost``), and
 the core files the lost-call error (``Endpoint.call_lost``). Without
 ``shared`` none of this runs: the endpoint's own memory is the truth, at
@@ -41,11 +43,12 @@ from typing import Any, Protocol, TypeAlias
 
 import attrs
 
-from ._jsonrpc import RequestId
+from ._jsonrpc import RequestId, encode_notification
 from ._sse import EventId
 
 __all__ = [
     "EVENTS_LOST",
+    "SUBSCRIPTIONS",
     "AnswerForwarded",
     "Broadcast",
     "CallEnded",
@@ -66,7 +69,9 @@ __all__ = [
     "StreamAttached",
     "StreamDetached",
     "StreamEnded",
+    "SubscriptionChanged",
     "events_lost",
+    "subscriptions_message",
 ]
 
 EVENTS_LOST = "flowkit/events-lost"
@@ -102,6 +107,11 @@ class SessionRecord:
         last_active: clock time of the last activity.
         running: request ids of the calls running on any instance.
         attached: ids of the streams a response carries, on any instance.
+        subscriptions: the URIs of its ``resources/subscribe`` (2025 era).
+        subscriptions_version: how many times the store changed them: of
+            two views of them, the one with the larger version is the newer
+            (a load and a :func:`subscriptions_message` may arrive in either
+            order).
     """
 
     id: str
@@ -114,6 +124,8 @@ class SessionRecord:
     last_active: float = 0.0
     running: frozenset[RequestId] = frozenset()
     attached: frozenset[str] = frozenset()
+    subscriptions: frozenset[str] = frozenset()
+    subscriptions_version: int = 0
 
 
 @attrs.frozen
@@ -264,7 +276,8 @@ class Control:
 
     Attributes:
         session_id: the session it concerns.
-        data: a forwarded message (a cancel, an answer); ``None``: the
+        data: a forwarded message (a cancel, an answer, the session's
+            subscriptions: :func:`subscriptions_message`); ``None``: the
             session was deleted on another instance.
     """
 
@@ -285,6 +298,37 @@ class Broadcast:
     data: bytes
 
 
+@attrs.frozen
+class SubscriptionChanged:
+    """A session's ``resources/subscribe`` (``subscribed``) or ``resources/unsubscribe``.
+
+    The store adds or removes ``uri`` in the session's subscriptions (never
+    touched by :class:`SessionSaved`, so a concurrent save cannot undo it),
+    counts the change (``SessionRecord.subscriptions_version``), and sends the
+    session's whole new set, with that version, to every instance carrying
+    one of its streams, this one included (:func:`subscriptions_message` in a
+    :class:`Control`): the instance holding the GET stream, where
+    ``notifications/resources/updated`` goes, may be any of them.
+    """
+
+    session_id: str
+    uri: str
+    subscribed: bool
+
+
+SUBSCRIPTIONS = "flowkit/subscriptions"
+"""The method of the control message that carries a session's new subscriptions."""
+
+
+def subscriptions_message(uris: Sequence[str], version: int) -> bytes:
+    """``Control.data`` telling an instance a session's subscriptions after a change.
+
+    ``version`` is the store's count (``SessionRecord.subscriptions_version``):
+    an instance keeps the newest view, whichever arrives first.
+    """
+    return encode_notification(SUBSCRIPTIONS, {"uris": sorted(uris), "version": version})
+
+
 Change: TypeAlias = (
     SessionSaved
     | SessionTouched
@@ -298,6 +342,7 @@ Change: TypeAlias = (
     | CancelForwarded
     | AnswerForwarded
     | Broadcast
+    | SubscriptionChanged
 )
 """Everything :meth:`Endpoint.take_changes` hands out."""
 
@@ -319,8 +364,8 @@ class SharedStore(Protocol):
     async def control(self, deliver: Callable[[Control | Broadcast], None]) -> None:
         """Forever: hand what other instances send this one to ``deliver``.
 
-        The other half of :class:`CancelForwarded`, :class:`AnswerForwarded`
-        and :class:`SessionClosed`, which :meth:`apply` sends to the
+        The other half of :class:`CancelForwarded`, :class:`AnswerForwarded`,
+        :class:`SubscriptionChanged` and :class:`SessionClosed`, which :meth:`apply` sends to the
         instances concerned, and of :class:`Broadcast`, which it sends to
         every other instance (the control bus).
         """
