@@ -5,24 +5,37 @@ subscribe is POSTed to A, the session's GET stream is on B: the update raised
 on A or on B reaches B's stream; after an unsubscribe on A it no longer does,
 and a session that never subscribed gets nothing. The store keeps the
 subscriptions in the session's hash, so a session loaded anywhere has them,
-and a save of the record (``logging/setLevel``) never undoes them.
+and a save of the record (``logging/setLevel``) never undoes them. And the
+official SDK 2.x client, through nginx round-robin over three instances,
+subscribes and gets the updates raised on the instances its GET is not on.
 """
 
 from __future__ import annotations
 
+import asyncio
+import warnings
+from contextlib import AsyncExitStack
+from pathlib import Path
 from typing import Any
 
 import httpx
 import trio
+from mcp import Client
+from mcp.shared.exceptions import MCPDeprecationWarning
 
-from flowkit.mcp import Tool
+from flowkit.mcp import Resource, Tool
 from flowkit_http import MCPApp
 from flowkit_redis import Keys, RedisClient, RedisSessionStore
 
+from ..._system import free_port, running_nginx
 from ..http._raw import initialize as initialize_session
 from ..http._raw import messages, raw_request, request
+from ..http._sdk import with_client
+from ..http._serving import serving
 from ._server import RedisServer
 from .test_control import two
+from .test_http import make_server
+from .test_serve import _ROUND_ROBIN
 
 URI = "test://doc"
 
@@ -128,3 +141,77 @@ async def test_the_store_keeps_subscriptions_through_saves_and_loads_them_anywhe
             record = await store.load(session_id)
             assert record is not None
             assert (record.subscriptions, record.subscriptions_version) == (frozenset(), 3)
+
+
+async def test_the_sdk_client_through_nginx_round_robin_gets_updates_raised_elsewhere(
+    redis_server: RedisServer, nginx_binary: str, tmp_path: Path, keys: Keys
+) -> None:
+    """The SDK subscribes and opens its GET stream; nginx sends each request anywhere.
+
+    ``listener`` answers which instance carries the GET stream once that
+    instance's copy of the session has the subscription (served wherever
+    nginx sent it); ``bump`` raises the update on a named instance. Each of
+    the two instances the GET is not on raises one, and each reaches it.
+    """
+    apps: dict[str, MCPApp] = {}
+
+    def listener() -> str:
+        """The instance carrying a GET stream subscribed to the doc, or ''."""
+        for name, app in apps.items():
+            for session in app.endpoint.sessions:
+                if session.listen is not None and URI in session.resource_subscriptions:
+                    return name
+        return ""
+
+    def bump(on: str) -> str:
+        """Raise notifications/resources/updated on instance ``on``."""
+        apps[on].endpoint.resources.updated(URI)
+        return on
+
+    for name in "abc":
+        apps[name] = MCPApp(make_server(redis_server.url, keys, name, tools=[listener, bump]))
+        apps[name].endpoint.resources.add(Resource(URI, "doc", lambda: "v1"))
+    updates: list[str] = []
+    got = asyncio.Event()
+
+    async def on_message(message: Any) -> None:
+        if getattr(message, "method", None) == "notifications/resources/updated":
+            updates.append(str(message.params.uri))
+            got.set()
+
+    async def text(client: Client, name: str, **arguments: Any) -> str:
+        result = await client.call_tool(name, arguments)
+        return str(result.content[0].text)  # type: ignore[union-attr]
+
+    async def body(client: Client) -> list[str]:
+        with warnings.catch_warnings():  # deprecated by the 2.x SDK: gone in 2026-07-28
+            warnings.simplefilter("ignore", MCPDeprecationWarning)
+            await client.subscribe_resource(URI)
+        # The GET stream opens in the background after initialize.
+        for _ in range(1000):  # bounded by the test's deadline anyway
+            carrier = await text(client, "listener")
+            if carrier:
+                break
+            await asyncio.sleep(0.02)
+        raised = []
+        for name in sorted(set(apps) - {carrier}):
+            got.clear()
+            raised.append(await text(client, "bump", on=name))
+            await asyncio.wait_for(got.wait(), 10)
+        return [carrier, *raised]
+
+    with trio.fail_after(60):
+        async with AsyncExitStack() as stack:
+            bases = [await stack.enter_async_context(serving(app)) for app in apps.values()]
+            servers = "\n".join(f"        server {base.removeprefix('http://')};" for base in bases)
+            port = free_port()
+            http = _ROUND_ROBIN.format(servers=servers, port=port)
+            proxy = await stack.enter_async_context(
+                running_nginx(nginx_binary, tmp_path, http, port)
+            )
+            carrier, *raised = await with_client(
+                proxy + "/mcp", body, mode="legacy", message_handler=on_message
+            )
+    assert carrier not in raised
+    assert len(raised) == 2
+    assert updates == [URI, URI]  # one per update raised elsewhere, none lost
