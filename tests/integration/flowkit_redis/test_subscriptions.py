@@ -32,8 +32,8 @@ from ..http._raw import initialize as initialize_session
 from ..http._raw import messages, raw_request, request
 from ..http._sdk import with_client
 from ..http._serving import serving
-from ._server import RedisServer
-from .test_control import two
+from ._server import RedisClusterServers, RedisServer
+from .test_control import two, until_redis_answers
 from .test_http import make_server
 from .test_serve import _ROUND_ROBIN
 
@@ -64,11 +64,24 @@ async def _until_subscribed(app: MCPApp, session_id: str, subscribed: bool) -> N
 async def test_a_subscribe_posted_to_a_reaches_the_get_stream_on_b(
     redis_server: RedisServer, keys: Keys
 ) -> None:
-    with trio.fail_after(20):
+    await subscribe_elsewhere(redis_server.url, keys)
+
+
+async def test_on_a_cluster_the_subscriptions_travel_by_sharded_pub_sub(
+    redis_cluster: RedisClusterServers, keys: Keys
+) -> None:
+    await subscribe_elsewhere(redis_cluster.url, keys, cluster=True)
+
+
+async def subscribe_elsewhere(url: str, keys: Keys, *, cluster: bool = False) -> None:
+    """Subscribed on A, the GET on B: updates raised on A and B reach it, until unsubscribed."""
+    with trio.fail_after(30):
         async with (
-            two(redis_server.url, keys) as [(a, app_a), (b, app_b)],
+            two(url, keys, cluster=cluster) as [(a, app_a), (b, app_b)],
             httpx.AsyncClient() as http,
         ):
+            for base in (a, b):
+                await until_redis_answers(http, base)
             headers = await initialize_session(http, a + "/mcp")
             quiet = await initialize_session(http, a + "/mcp")  # never subscribes
             session_id = headers["mcp-session-id"]
@@ -82,8 +95,12 @@ async def test_a_subscribe_posted_to_a_reaches_the_get_stream_on_b(
                 subscribe = request("resources/subscribe", uri=URI)
                 assert (await _post(http, a, headers, subscribe))["result"] == {}
 
-                # Raised on A (no stream of the session there): its broadcast
-                # follows the subscription's control message to B, in order.
+                # On one Redis, B gets the subscription's control message before
+                # any broadcast published after it; on a Cluster the two channels
+                # may live on two shards, which keep no order between them.
+                if cluster:
+                    await _until_subscribed(app_b, session_id, True)
+                # Raised on A (no stream of the session there).
                 app_a.endpoint.resources.updated(URI)
                 on_get, _ = await got.read(stop=1)
                 assert messages(on_get) == [
