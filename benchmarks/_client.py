@@ -40,6 +40,8 @@ import trio
 from flowkit.mcp import ServerSentEvent, SSEDecoder
 
 PROTOCOL_VERSION = "2025-11-25"
+STATELESS_VERSION = "2026-07-28"  # no session: every request carries its own version
+_META = "io.modelcontextprotocol/"
 _PROGRESS = re.compile(rb'"progress"\s*:\s*(\d+(?:\.\d+)?)')
 _LOG_METHOD = re.compile(rb'"method"\s*:\s*"notifications/message"')
 _ID_KEY = re.compile(rb'"id"\s*:')
@@ -151,11 +153,13 @@ class Session:
         path: str = "/mcp",
         *,
         rcvbuf: int | None = None,
+        era: str = PROTOCOL_VERSION,
     ) -> None:
         self.host = host
         self.port = port
         self.path = path
         self.rcvbuf = rcvbuf
+        self.era = era
         self.sock: trio.socket.SocketType | None = None
         self.session_id: str | None = None
         self._next_id = 0
@@ -219,7 +223,7 @@ class Session:
         await self._read_whole(self._body_for(headers))
         return status
 
-    def _request_bytes(self, body: bytes) -> bytes:
+    def _request_bytes(self, body: bytes, method: str = "", name: str = "") -> bytes:
         head = [
             f"POST {self.path} HTTP/1.1",
             f"Host: {self.host}:{self.port}",
@@ -230,6 +234,10 @@ class Session:
         if self.session_id is not None:
             head.append(f"Mcp-Session-Id: {self.session_id}")
             head.append(f"MCP-Protocol-Version: {PROTOCOL_VERSION}")
+        elif self.era == STATELESS_VERSION:  # the 2026 era mirrors the body in headers
+            head += [f"MCP-Protocol-Version: {self.era}", f"Mcp-Method: {method}"]
+            if name:
+                head.append(f"Mcp-Name: {name}")
         return ("\r\n".join(head) + "\r\n\r\n").encode() + body
 
     async def _send(self, data: bytes) -> None:
@@ -296,9 +304,14 @@ class Session:
         return orjson.loads(data)  # type: ignore[no-any-return]
 
     async def initialize(self) -> dict[str, Any]:
-        """Connect if needed, then initialize and send notifications/initialized."""
+        """Connect if needed, then initialize and send notifications/initialized.
+
+        In the 2026-07-28 era there is no handshake: this only connects.
+        """
         if self.sock is None:
             await self.connect()
+        if self.era == STATELESS_VERSION:
+            return {}
         status, headers, data = await self.post(
             {
                 "jsonrpc": "2.0",
@@ -344,12 +357,18 @@ class Session:
         """
         rid = self._new_id()
         params: dict[str, Any] = {"name": name, "arguments": dict(arguments)}
-        if progress:
-            params["_meta"] = {"progressToken": f"p{rid}"}
+        meta: dict[str, Any] = {"progressToken": f"p{rid}"} if progress else {}
+        if self.era == STATELESS_VERSION:
+            meta[_META + "protocolVersion"] = self.era
+            meta[_META + "clientCapabilities"] = {}
+        if meta:
+            params["_meta"] = meta
         res = CallResult()
         await self.reconnect_if_dropped()
         payload = self._request_bytes(
-            orjson.dumps({"jsonrpc": "2.0", "id": rid, "method": "tools/call", "params": params})
+            orjson.dumps({"jsonrpc": "2.0", "id": rid, "method": "tools/call", "params": params}),
+            "tools/call",
+            name,
         )
         res.t_sent = time.perf_counter()
         await self._send(payload)

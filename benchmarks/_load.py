@@ -5,11 +5,15 @@ from __future__ import annotations
 import trio
 
 from . import _servers
-from ._client import ClientError, Session, open_session
+from ._client import PROTOCOL_VERSION, ClientError, Session, open_session
 
 
-async def open_sessions(port: int, n: int, concurrency: int = 64) -> list[Session | None]:
+async def open_sessions(
+    port: int, n: int, concurrency: int = 64, era: str = PROTOCOL_VERSION
+) -> list[Session | None]:
     """Open and initialize ``n`` sessions, ``concurrency`` handshakes at a time.
+
+    ``era`` 2026-07-28: connections only (that era has no handshake).
 
     (Unthrottled connects overflow the server's listen backlog; that is
     what ``burst`` measures, not this.) A session that fails is ``None``.
@@ -20,7 +24,7 @@ async def open_sessions(port: int, n: int, concurrency: int = 64) -> list[Sessio
     async def one(i: int) -> None:
         async with limit:
             try:
-                out[i] = await open_session(_servers.HOST, port, _servers.PATH)
+                out[i] = await open_session(_servers.HOST, port, _servers.PATH, era=era)
             except (OSError, ClientError):
                 out[i] = None
 

@@ -9,8 +9,10 @@ period).
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -202,6 +204,9 @@ async def _wait_ready(server: Server, within: float) -> None:
     raise RuntimeError(f"{server.name} server not ready after {within}s: {last}")
 
 
+_STATE_KEY = base64.urlsafe_b64encode(secrets.token_bytes(32)).rstrip(b"=").decode()
+
+
 def start(
     name: str,
     extra: Sequence[str] = (),
@@ -212,6 +217,9 @@ def start(
     port = free_port()
     log = tempfile.TemporaryFile()  # noqa: SIM115 (closed by Server.stop)
     full_env = dict(os.environ, PYTHONUNBUFFERED="1", **(env or {}))
+    # Instances of one run share a request-state key, as a deployment's must
+    # (``flowkit serve --redis`` and ``--workers`` refuse to start without one).
+    full_env.setdefault("FLOWKIT_REQUEST_STATE_KEYS", _STATE_KEY)
     proc = subprocess.Popen(
         COMMANDS[name](port, extra),
         stdout=log,

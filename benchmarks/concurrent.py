@@ -32,7 +32,7 @@ from typing import Any
 import trio
 
 from . import _servers
-from ._client import CallResult, ClientError, cpu_seconds, raise_nofile
+from ._client import PROTOCOL_VERSION, CallResult, ClientError, cpu_seconds, raise_nofile
 from ._load import close_all, open_sessions
 from ._util import outcome_table, percentile
 
@@ -67,8 +67,10 @@ HEADER = [
 ]
 
 
-async def _scenario(port: int, c: int, count: int, interval_ms: int) -> tuple[list[Any], float]:
-    sessions = await open_sessions(port, c)
+async def _scenario(
+    port: int, c: int, count: int, interval_ms: int, era: str
+) -> tuple[list[Any], float]:
+    sessions = await open_sessions(port, c, era=era)
     results: list[CallResult | None] = [None] * c
     interval = interval_ms / 1000
     deadline = count * interval + 30
@@ -96,12 +98,22 @@ async def _scenario(port: int, c: int, count: int, interval_ms: int) -> tuple[li
     return results, (cpu_seconds() - c0) / wall
 
 
-def run_one(name: str, c: int, count: int, interval_ms: int, extra: Sequence[str] = ()) -> Outcome:
-    """One server ``name`` (started with ``extra``, see ``_servers.start``) under C streams."""
+def run_one(
+    name: str,
+    c: int,
+    count: int,
+    interval_ms: int,
+    extra: Sequence[str] = (),
+    era: str = PROTOCOL_VERSION,
+) -> Outcome:
+    """One server ``name`` (started with ``extra``, see ``_servers.start``) under C streams.
+
+    ``era``: the protocol revision the calls speak (2026-07-28: no session).
+    """
     room, env = _servers.flowkit_room(c) if name == "flowkit" else ([], {})
     with _servers.running(name, [*room, *extra], env=env) as srv:
         _servers.reset_peak(srv.pid)
-        results, client_cpu = trio.run(_scenario, srv.port, c, count, interval_ms)
+        results, client_cpu = trio.run(_scenario, srv.port, c, count, interval_ms, era)
         peak = srv.peak_rss_kib()
     interval = interval_ms / 1000
     done = [r for r in results if r is not None and r.ok and len(r.progress) == count]

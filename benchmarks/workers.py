@@ -3,7 +3,7 @@
 Both servers are ``flowkit serve BENCH_TOOLS --redis URL`` (the tools of
 ``benchmarks.concurrent``'s flowkit; ``--workers`` needs ``--redis``; a
 redis-server of the benchmark's own, as in ``benchmarks.redis_store``, or
-``--url``, whose databases 1 and 2 it uses: the session cap is cluster-wide,
+``--url``, whose databases 1 to 4 it uses: the session cap is cluster-wide,
 so each run gets a database of its own), one with ``--workers 1`` and one with
 ``--workers 2``, one after the other in the same run. The load is
 ``benchmarks.concurrent``'s: C sessions, each calling ``ticker`` with
@@ -12,14 +12,22 @@ over one interval, so ``C x 1000 / interval_ms`` notifications/s are asked
 for. At a C where one worker falls behind, its delivered rate is below what
 was asked, and a second worker (the second core) delivers more::
 
-    python -m benchmarks.workers [--sessions 600] [--count 40] [--interval-ms 50] [--quick]
+    python -m benchmarks.workers [--sessions 600] [--count 40] [--interval-ms 50] [--eras E,E] [--quick]
+
+Each era is measured with 1 and then 2 workers (``--eras``, default both):
+
+* 2025-11-25: sessions, so every write of every stream is appended to Redis
+  before it is sent (the event store that makes resumes work anywhere):
+  redis-server works for every notification, on the same two cores;
+* 2026-07-28: stateless calls, which never touch Redis: the workers' own
+  CPU is what scales.
 
 The load client and redis-server run on the same machine and compete for
 its cores: the ratio is what this machine gives, a lower bound of what two
 workers on two free cores give. "peak RSS" is the process started: with 2
 workers, the parent (it holds no sessions).
-The last line: ``ratio=<2 workers / 1 worker notif/s> one=<notif/s>
-two=<notif/s> asked=<notif/s>``.
+The last line, one part per era: ``ratio=<2 workers / 1 worker notif/s>
+one=<notif/s> two=<notif/s> era=<revision>; ... asked=<notif/s>``.
 """
 
 from __future__ import annotations
@@ -28,7 +36,7 @@ import argparse
 import contextlib
 
 from . import concurrent
-from ._client import raise_nofile
+from ._client import PROTOCOL_VERSION, STATELESS_VERSION, raise_nofile
 from ._util import outcome_table
 from .redis_store import own_redis
 
@@ -40,6 +48,11 @@ def main(argv: list[str] | None = None) -> list[concurrent.Outcome]:
     parser.add_argument("--interval-ms", type=int, default=50)
     parser.add_argument("--url", help="a Redis of its own (default: start one)")
     parser.add_argument("--redis-server", help="the redis-server to start (default: on PATH)")
+    parser.add_argument(
+        "--eras",
+        default=f"{PROTOCOL_VERSION},{STATELESS_VERSION}",
+        help="the calls' protocol revisions, each measured with 1 and 2 workers",
+    )
     parser.add_argument("--quick", action="store_true", help="C=40, 10 notifications (CI)")
     args = parser.parse_args(argv)
     if args.quick:
@@ -48,20 +61,26 @@ def main(argv: list[str] | None = None) -> list[concurrent.Outcome]:
     with contextlib.ExitStack() as stack:
         url = args.url or stack.enter_context(own_redis(args.redis_server))
         outcomes = []
-        for workers in (1, 2):
-            # A database per run: the session cap is cluster-wide (in Redis),
-            # and the first run's sessions would count against the second's.
-            db = f"{url.rsplit('/', 1)[0]}/{workers}"
-            extra = ["--redis", db, "--workers", str(workers)]  # + flowkit_room's tools
-            outcome = concurrent.run_one(
-                "flowkit", args.sessions, args.count, args.interval_ms, extra
-            )
-            outcome.server = f"flowkit --workers {workers}"
-            outcomes.append(outcome)
+        ratios = []
+        db = 0
+        for era in args.eras.split(","):
+            pair = []
+            for workers in (1, 2):
+                # A database per run: the session cap is cluster-wide (in Redis),
+                # and one run's sessions would count against the next one's.
+                db += 1
+                extra = ["--redis", f"{url.rsplit('/', 1)[0]}/{db}", "--workers", str(workers)]
+                outcome = concurrent.run_one(
+                    "flowkit", args.sessions, args.count, args.interval_ms, extra, era=era
+                )
+                outcome.server = f"flowkit --workers {workers} ({era})"
+                pair.append(outcome)
+            outcomes += pair
+            one, two = (o.notif_per_s for o in pair)
+            ratios.append(f"ratio={two / one:.2f} one={one:.0f} two={two:.0f} era={era}")
     print(outcome_table(concurrent.HEADER, outcomes))
-    one, two = (o.notif_per_s for o in outcomes)
     asked = args.sessions * 1000 / args.interval_ms
-    print(f"ratio={two / one:.2f} one={one:.0f} two={two:.0f} asked={asked:.0f} (notif/s)")
+    print(f"{'; '.join(ratios)} asked={asked:.0f} (notif/s)")
     return outcomes
 
 

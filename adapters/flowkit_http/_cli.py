@@ -49,8 +49,6 @@ options do not apply to it.
 from __future__ import annotations
 
 import argparse
-import base64
-import binascii
 import gc
 import importlib
 import logging
@@ -61,7 +59,6 @@ from collections.abc import Sequence
 from functools import partial
 from typing import Any, NoReturn
 
-import attrs
 import trio
 from hypercorn.config import Config
 from quart import Quart
@@ -71,7 +68,6 @@ from flowkit._version import __version__
 from . import _logformat, _observe, _serve_flags
 from ._access import AccessLog
 from ._asgi import MCPApp
-from ._asker import check_request_state_keys
 from ._observe import Observability, ObservedApp
 from ._quart import create_app
 from ._serve import ServeLimits, serve
@@ -115,26 +111,6 @@ class _CannotListen(Exception):
 
 def _fail(message: str) -> NoReturn:
     raise SystemExit(f"flowkit serve: error: {message}")
-
-
-def request_state_keys(text: str) -> tuple[bytes, ...]:
-    """``$FLOWKIT_REQUEST_STATE_KEYS``: comma-separated base64url AES keys, the sealing one first.
-
-    In the environment, not on the command line, where ``ps`` would show
-    them. Give every instance the same list (``docs/serving.md``, "Asking the
-    client").
-    """
-    keys = []
-    for part in text.split(","):
-        try:
-            part = part.strip()
-            key = base64.b64decode(part + "=" * (-len(part) % 4), altchars=b"-_", validate=True)
-        except (binascii.Error, ValueError):
-            _fail("FLOWKIT_REQUEST_STATE_KEYS: a key is not base64url")
-        if len(key) not in (16, 24, 32):
-            _fail(f"FLOWKIT_REQUEST_STATE_KEYS: keys are 16, 24 or 32 bytes, not {len(key)}")
-        keys.append(key)
-    return tuple(keys)
 
 
 def _port(text: str) -> int:
@@ -334,12 +310,23 @@ def _add_client_commands(commands: Any) -> None:
     add_commands(commands)
 
 
+def _keygen(args: argparse.Namespace) -> int:
+    print(_serve_flags.new_request_state_key())
+    return 0
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="flowkit", description=_DESCRIPTION)
     parser.add_argument("--version", action="version", version=f"flowkit {__version__}")
     commands = parser.add_subparsers(
         dest="command", metavar="COMMAND", required=True, parser_class=_Parser
     )
+    keygen = commands.add_parser(
+        "keygen",
+        help="print a fresh key for FLOWKIT_REQUEST_STATE_KEYS",
+        description="Print a fresh random 256-bit key, base64url, for FLOWKIT_REQUEST_STATE_KEYS.",
+    )
+    keygen.set_defaults(run=_keygen)
     run = commands.add_parser(
         "serve",
         help="serve an MCP server over Streamable HTTP",
@@ -442,11 +429,13 @@ def _check_workers(args: argparse.Namespace, target: Any) -> None:
                 "--workers N > 1 needs --redis: 2025-era sessions would live in one worker "
                 'each, and their next request may reach another (docs/scaling.md, "Workers")'
             )
-    if isinstance(target, MCPServer) and target.shared is not None:
-        try:
-            check_request_state_keys(target.endpoint(), shared=True)
-        except RuntimeError as exc:
-            _fail(f"{exc} (FLOWKIT_REQUEST_STATE_KEYS)")
+    shared = isinstance(target, MCPServer) and target.shared is not None and not args.stdio
+    if (shared or args.workers > 1) and not target.config.request_state_keys:
+        _fail(
+            "--redis and --workers N > 1 need FLOWKIT_REQUEST_STATE_KEYS, the same on every "
+            "instance: a 2026-07-28 requestState sealed by one must open in another "
+            "(make a key with: flowkit keygen)"
+        )
 
 
 def _listen(config: Config) -> Any:
@@ -487,13 +476,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         target: Any = server
     else:
         target = load_target(args.target)
-    limits = _serve_flags.apply(args, target, _fail)
-    keys = os.environ.get("FLOWKIT_REQUEST_STATE_KEYS")
-    if keys:
-        if not isinstance(target, MCPServer):
-            _fail("FLOWKIT_REQUEST_STATE_KEYS applies to an MCPServer target (or --demo)")
-        parsed = request_state_keys(keys)
-        target.config = attrs.evolve(target.config, request_state_keys=parsed)
+    limits = _serve_flags.apply(args, target, _fail, os.environ)
     if args.redis and not args.stdio:
         target.shared = _redis(parser, target, args.redis)
         if args.demo:

@@ -8,7 +8,9 @@ Three groups, by what they configure:
   the detached-call grace, trusted proxies), for an ``MCPServer`` target
   (an app built elsewhere has its config already);
 * the in-memory event store's byte bounds, for an ``MCPServer`` that keeps
-  the default store (not ``--redis``, not a store of its own).
+  the default store (not ``--redis``, not a store of its own);
+* and, from the environment rather than argv (where ``ps`` would show
+  them), ``$FLOWKIT_REQUEST_STATE_KEYS``: the keys sealing ``requestState``.
 
 A bad value is a one-line usage error (exit 1) naming the flag; a flag left
 out keeps the target's own setting. Defaults shown in ``--help`` are read
@@ -18,10 +20,13 @@ from the classes, so they cannot drift from what runs.
 from __future__ import annotations
 
 import argparse
+import base64
+import binascii
 import ipaddress
 import math
 import re
-from collections.abc import Callable
+import secrets
+from collections.abc import Callable, Mapping
 from typing import Any, NoReturn
 
 import attrs
@@ -31,7 +36,7 @@ from flowkit.mcp import EndpointConfig, InMemoryEventStore
 from ._serve import ServeLimits
 from ._server import MCPServer
 
-__all__ = ["add_arguments", "apply"]
+__all__ = ["add_arguments", "apply", "new_request_state_key", "request_state_keys"]
 
 _UNITS = {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3}
 _BYTES = re.compile(r"(\d+)\s*([kmg]?)(?:i?b)?", re.IGNORECASE)
@@ -176,10 +181,43 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
             )
 
 
-def apply(args: argparse.Namespace, target: Any, fail: Callable[[str], NoReturn]) -> ServeLimits:
+def request_state_keys(text: str) -> tuple[bytes, ...]:
+    """``$FLOWKIT_REQUEST_STATE_KEYS``: comma-separated base64url AES keys, the sealing one first.
+
+    Give every instance the same list (``docs/serving.md``, "Asking the
+    client"); a key is rotated in by putting the new one first.
+
+    Raises:
+        ValueError: a part that is not base64url, or not 16, 24 or 32 bytes.
+    """
+    keys = []
+    for part in text.split(","):
+        try:
+            part = part.strip()
+            key = base64.b64decode(part + "=" * (-len(part) % 4), altchars=b"-_", validate=True)
+        except (binascii.Error, ValueError):
+            raise ValueError("a key is not base64url") from None
+        if len(key) not in (16, 24, 32):
+            raise ValueError(f"keys are 16, 24 or 32 bytes, not {len(key)}")
+        keys.append(key)
+    return tuple(keys)
+
+
+def new_request_state_key() -> str:
+    """A fresh random 256-bit key, as ``$FLOWKIT_REQUEST_STATE_KEYS`` takes it (``flowkit keygen``)."""
+    return base64.urlsafe_b64encode(secrets.token_bytes(32)).rstrip(b"=").decode()
+
+
+def apply(
+    args: argparse.Namespace,
+    target: Any,
+    fail: Callable[[str], NoReturn],
+    environ: Mapping[str, str] | None = None,
+) -> ServeLimits:
     """Apply the endpoint and store flags given to ``target``; the server's limits.
 
     ``fail`` reports a flag that does not apply (one line, exit 1).
+    ``environ`` holds ``FLOWKIT_REQUEST_STATE_KEYS``, if set.
     """
     given: dict[_Flag, Any] = {
         flag: value
@@ -189,6 +227,14 @@ def apply(args: argparse.Namespace, target: Any, fail: Callable[[str], NoReturn]
     if given and not isinstance(target, MCPServer):
         fail(f"{next(iter(given)).flag} applies to an MCPServer target (or --demo)")
     endpoint = {f.field: v for f, v in given.items() if f in _ENDPOINT_FLAGS}
+    keys = (environ or {}).get("FLOWKIT_REQUEST_STATE_KEYS")
+    if keys:
+        if not isinstance(target, MCPServer):
+            fail("FLOWKIT_REQUEST_STATE_KEYS applies to an MCPServer target (or --demo)")
+        try:
+            endpoint["request_state_keys"] = request_state_keys(keys)
+        except ValueError as exc:
+            fail(f"FLOWKIT_REQUEST_STATE_KEYS: {exc}")
     if "trusted_proxies" in endpoint:
         endpoint["trusted_proxies"] = tuple(endpoint["trusted_proxies"])
     store = {f.field: v for f, v in given.items() if f in _STORE_FLAGS}

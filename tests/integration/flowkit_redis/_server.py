@@ -9,6 +9,10 @@ import subprocess
 import time
 from pathlib import Path
 
+# What every ``flowkit serve --redis`` / ``--workers 2`` process of the tests
+# gets: the same request-state key (the CLI refuses to share state without one).
+REQUEST_STATE_KEYS = {"FLOWKIT_REQUEST_STATE_KEYS": "a2tra2tra2tra2tra2tra2tra2tra2tra2tra2tra2s"}
+
 
 def free_port() -> int:
     with socket.socket() as sock:

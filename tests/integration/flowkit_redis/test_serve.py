@@ -34,7 +34,7 @@ from ..http._raw import call, initialize, last_event_id, messages, raw_request, 
 from ..http._sdk import with_client
 from ..http._serving import serving
 from ..http.test_sdk1_client import sdk1_python  # noqa: F401  (the SDK 1.x venv fixture)
-from ._server import RedisServer
+from ._server import REQUEST_STATE_KEYS, RedisServer
 from .test_http import make_server
 
 
@@ -55,7 +55,11 @@ async def serve_process(
     """:func:`flowkit_serve`, yielding the process too (a test may kill it); ``env`` added."""
     port = free_port()
     command = [sys.executable, "-m", "flowkit_http", "serve", "--demo", "--port", str(port)]
-    env = {**{k: v for k, v in os.environ.items() if k != "FLOWKIT_REDIS_URL"}, **(env or {})}
+    env = {
+        **{k: v for k, v in os.environ.items() if k != "FLOWKIT_REDIS_URL"},
+        **REQUEST_STATE_KEYS,
+        **(env or {}),
+    }
     if redis_url is not None and env_url:
         env["FLOWKIT_REDIS_URL"] = redis_url
     elif redis_url is not None:

@@ -5,12 +5,13 @@ A real ``flowkit serve --demo --workers 2 --redis URL`` against the session's
 many sessions at once, every worker serves some of them (each worker's own
 ``/metrics`` at ``--observe-bind`` port + its index counts its calls), and
 SIGTERM to the parent stops both workers and exits 0. What it refuses
-(no ``--redis``, no request-state keys for a tool that asks, bad values) is
+(no ``--redis``, no request-state keys, bad values) is
 one line and exit status 1; a worker that dies stops the server (exit 1).
 """
 
 from __future__ import annotations
 
+import base64
 import os
 import re
 import signal
@@ -26,23 +27,12 @@ import pytest
 import trio
 from mcp import Client
 
+from flowkit_http._serve_flags import request_state_keys
+
 from ..http._sdk import with_client
-from ._server import RedisServer
+from ._server import REQUEST_STATE_KEYS, RedisServer
 
 SERVE = [sys.executable, "-m", "flowkit_http", "serve"]
-ASKING_TOOL = '''
-from flowkit.mcp import ToolContext
-from flowkit_http import MCPServer
-
-server = MCPServer("asking")
-
-
-@server.tool
-async def confirm(ctx: ToolContext) -> str:
-    """Ask the user to confirm."""
-    answer = await ctx.elicit("Sure?", {"type": "object", "properties": {}})
-    return str(answer)
-'''
 
 
 def _two_free_ports() -> int:
@@ -63,7 +53,10 @@ def _two_free_ports() -> int:
 
 
 def _env() -> dict[str, str]:
-    return {k: v for k, v in os.environ.items() if not k.startswith("FLOWKIT_")}
+    return {
+        **{k: v for k, v in os.environ.items() if not k.startswith("FLOWKIT_")},
+        **REQUEST_STATE_KEYS,
+    }
 
 
 @asynccontextmanager
@@ -178,18 +171,32 @@ def test_two_workers_without_redis_are_refused() -> None:
     assert "--workers N > 1 needs --redis" in line, line
 
 
-@pytest.mark.parametrize("workers", ["1", "2"])
-def test_a_shared_server_whose_tools_ask_needs_request_state_keys(
-    tmp_path: Path, workers: str
-) -> None:
-    (tmp_path / "asking.py").write_text(ASKING_TOOL)
-    # Refused before anything connects: the URL is never dialled.
+@pytest.mark.parametrize("sharing", [["--workers", "1"], ["--workers", "2"]])
+def test_shared_state_without_request_state_keys_is_refused(sharing: list[str]) -> None:
+    """Refused before anything connects (the URL is never dialled), whether or not a tool asks:
+    a tool added at run time may ask, and every instance must open another's requestState."""
+    keyless = {k: v for k, v in _env().items() if k != "FLOWKIT_REQUEST_STATE_KEYS"}
     line = _refused(
-        "asking:server", "--port", "0", "--workers", workers, "--redis", "redis://127.0.0.1:1/0",
-        cwd=tmp_path,
-    )  # fmt: skip
-    assert "no request_state_keys configured" in line, line
-    assert "FLOWKIT_REQUEST_STATE_KEYS" in line, line
+        "--demo", "--port", "0", *sharing, "--redis", "redis://127.0.0.1:1/0", env=keyless
+    )
+    assert "--redis and --workers N > 1 need FLOWKIT_REQUEST_STATE_KEYS" in line, line
+    assert "flowkit keygen" in line, line
+
+
+def test_keygen_prints_a_key_the_server_takes() -> None:
+    made = subprocess.run(
+        [sys.executable, "-m", "flowkit_http", "keygen"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
+    )
+    key = made.stdout.strip()
+    assert request_state_keys(key) == (base64.urlsafe_b64decode(key + "="),)
+    again = subprocess.run(
+        [sys.executable, "-m", "flowkit_http", "keygen"], capture_output=True, text=True, timeout=30
+    )
+    assert again.stdout.strip() != key  # fresh each time
 
 
 async def test_workers_shut_down_when_their_parent_is_killed(redis_server: RedisServer) -> None:

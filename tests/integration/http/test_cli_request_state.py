@@ -13,7 +13,7 @@ import sys
 
 import pytest
 
-from flowkit_http._cli import request_state_keys
+from flowkit_http._serve_flags import request_state_keys
 
 
 def _b64(key: bytes) -> str:
