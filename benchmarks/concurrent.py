@@ -68,7 +68,7 @@ HEADER = [
 
 
 async def _scenario(
-    port: int, c: int, count: int, interval_ms: int, era: str
+    port: int, c: int, count: int, interval_ms: int, era: str = PROTOCOL_VERSION
 ) -> tuple[list[Any], float]:
     sessions = await open_sessions(port, c, era=era)
     results: list[CallResult | None] = [None] * c

@@ -60,6 +60,7 @@ if TYPE_CHECKING:
     from ._restart import RestartSource, restart, restart_source
     from ._shapes import distinct, skip, skip_while, take, take_until, take_while
     from ._shaping import debounce, delay, sample, throttle_latest
+    from ._sleep import sleep_until
     from ._stats import OperatorStatistics
     from ._tasks import aclose_shielded, ungrouped
     from ._timing import completion_timeout, idle_timeout, initial_timeout, keepalive, throttle
@@ -129,6 +130,7 @@ __all__ = [
     "session_window",
     "skip",
     "skip_while",
+    "sleep_until",
     "sliding_window",
     "start_pipeline",
     "take",
@@ -153,6 +155,7 @@ _LAZY: dict[str, str] = {
         "._folds": ("fold", "reduce", "scan"),
         "._shapes": ("distinct", "skip", "skip_while", "take", "take_until", "take_while"),
         "._shaping": ("debounce", "delay", "sample", "throttle_latest"),
+        "._sleep": ("sleep_until",),
         "._failure": ("recover", "try_map"),
         "._restart": ("RestartSource", "restart", "restart_source"),
         "._combine": ("combine_latest", "zip", "zip_latest"),

@@ -67,11 +67,12 @@ server = MCPServer(
 async def ticker(count: int, interval_ms: int = 0) -> AsyncIterator[Progress | Result]:
     """Emit `count` ticks, one progress notification each, every one delivered."""
     # Tick i is due at start + i * interval (sleep_until, not sleep: time
-    # spent emitting a tick must not push every later tick back).
+    # spent emitting a tick must not push every later tick back), and
+    # flowkit's shared-deadline sleep: thousands of tickers cost one trio deadline.
     start = trio.current_time()
     for i in range(1, count + 1):
         if interval_ms > 0:
-            await trio.sleep_until(start + i * interval_ms / 1000)
+            await flowkit.sleep_until(start + i * interval_ms / 1000)
         yield Progress(f"tick {i}/{count}", total=count)
     yield Result(structured={"count": count}, text=f"ticked {count} times")
 
@@ -266,7 +267,7 @@ async def _sensor_readings(
     start = trio.current_time()
     for i in range(readings):
         if interval_ms > 0:
-            await trio.sleep_until(start + i * interval_ms / 1000)
+            await flowkit.sleep_until(start + i * interval_ms / 1000)
         elif i % 64 == 63:
             await trio.lowlevel.checkpoint()
         yield f"sensor-{i % sensors}", float(20 + (i * 37) % 11)
@@ -360,7 +361,7 @@ async def _room_readings() -> AsyncIterator[float]:
     start = trio.current_time()
     i = 0
     while True:
-        await trio.sleep_until(start + i / _ROOM_READINGS_PER_SECOND)
+        await flowkit.sleep_until(start + i / _ROOM_READINGS_PER_SECOND)
         yield round(21.0 + 1.5 * ((i // 50) % 4) / 3 + ((i * 37) % 7 - 3) / 20, 2)
         i += 1
 
