@@ -183,6 +183,36 @@ def _load(avg: tuple[float, float, float]) -> str:
     return ", ".join(f"{x:.2f}" for x in avg)
 
 
+def _heading(name: str, title: str) -> str:
+    return f"## {title} (`python -m benchmarks.{name}`)"
+
+
+def merge_sections(kept: str, generated: dict[str, list[str]]) -> list[str]:
+    """The ``## `` sections of the page: ``generated`` ones replaced, every other one kept.
+
+    A run regenerates the sections of the benchmarks it ran (by heading) in
+    place and appends the new ones; sections written by hand (the analyses,
+    and benchmarks outside ``SUITE``: stdio, client, redis_store, ...) and
+    sections of benchmarks this run skipped (``--only``) stay as they were.
+    What precedes the first section (the run's preamble) is not kept.
+    """
+    parts = kept.split("\n## ")[1:]
+    out: list[str] = []
+    seen: set[str] = set()
+    for part in parts:
+        title, _, body = part.partition("\n")
+        heading = "## " + title
+        if heading in generated:
+            out += generated[heading]
+            seen.add(heading)
+        else:
+            out += [f"{heading}\n{body}".rstrip(), ""]
+    for heading, section in generated.items():
+        if heading not in seen:
+            out += section
+    return out
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     mode = parser.add_mutually_exclusive_group()
@@ -222,7 +252,8 @@ def main(argv: list[str] | None = None) -> None:
         'as `MCPServer.run("streamable-http")` runs it) and FastMCP 4.x (`FastMCP.run("http")`,',
         "in its own venv under `.cache/fastmcp`), same raw load client",
         "(`benchmarks/_client.py`), same run, every server a subprocess on 127.0.0.1.",
-        "Regenerate with `python -m benchmarks.report --full` (CI runs `--quick`).",
+        "Regenerate with `python -m benchmarks.report --full` (CI runs `--quick`): it",
+        "rewrites the sections of the benchmarks it runs and keeps every other section.",
         "",
         f"* Taken: {started}, mode `{'quick' if args.quick else 'full'}`.",
         f"* Machine: {_machine()}.",
@@ -233,18 +264,21 @@ def main(argv: list[str] | None = None) -> None:
         " shared the 2 cores: read the figures as a lower bound.",
         "",
     ]
+    generated: dict[str, list[str]] = {}
     for name, title, fn in SUITE:
         if name not in texts:
             continue
         doc = (sys.modules[fn.__module__].__doc__ or "").strip()
-        lines += [f"## {title} (`python -m benchmarks.{name}`)", ""]
-        lines += [doc.split("\n\n", 1)[1] if "\n\n" in doc else doc, ""]
-        lines += ["```text", texts[name].rstrip(), "```", ""]
-        lines += [f"_{took[name]:.0f} s._", ""]
+        section = [_heading(name, title), ""]
+        section += [doc.split("\n\n", 1)[1] if "\n\n" in doc else doc, ""]
+        section += ["```text", texts[name].rstrip(), "```", ""]
+        section += [f"_{took[name]:.0f} s._", ""]
         for png in plots.get(name, []):
-            lines += [f"![{name}](benchmarks/{png})", ""]
+            section += [f"![{name}](benchmarks/{png})", ""]
+        generated[_heading(name, title)] = section
+    kept = out.read_text() if out.exists() else ""
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text("\n".join(lines))
+    out.write_text("\n".join([*lines, *merge_sections(kept, generated)]))
     print(f"wrote {out}")
 
 
