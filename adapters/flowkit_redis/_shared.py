@@ -155,13 +155,25 @@ class RedisShared:
                 bus = Wakeups(client, sharded=True)
                 await nursery.start(bus.run)
             try:
-                yield RedisSharedStore(sessions, events, instance=instance, bus=bus)
+                yield RedisSharedStore(
+                    sessions,
+                    events,
+                    instance=instance,
+                    bus=bus,
+                    carried_wait=self.lease_ttl,
+                )
             finally:
                 with trio.CancelScope(shield=True):
                     await announcer.withdraw()
                     await lease.withdraw()
                 nursery.cancel_scope.cancel()
 
+
+_CARRIED_POLL = (0.005, 0.25, 0.1)
+"""How a resume waits for a carried stream (``_until_uncarried``): a look every
+5 ms for the first 0.25 s (a client that left is noticed, and its detach stored,
+within milliseconds: as soon as a client retrying a 409 would get through),
+then every 0.1 s (a dead instance's lease takes seconds to lapse)."""
 
 DEFAULT_LEASE_TTL = 10.0
 """Seconds an instance's lease lives unrenewed (``RedisShared(lease_ttl=)``)."""
@@ -285,6 +297,10 @@ class RedisSharedStore:
         instance: this instance's id (the stream ids it makes start with it).
         bus: the subscriber of this instance's control channel (sharded on
             a Cluster); ``None``: the event store's wake-up subscriber.
+        carried_wait: seconds a resume of a stream that a live instance's
+            response still carries waits for that response to end or that
+            instance's lease to lapse before it is a conflict (409);
+            :class:`RedisShared` passes its ``lease_ttl``. ``0``: at once.
     """
 
     def __init__(
@@ -294,8 +310,10 @@ class RedisSharedStore:
         *,
         instance: str = "",
         bus: Wakeups | None = None,
+        carried_wait: float = 0.0,
     ) -> None:
         self.sessions = sessions
+        self.carried_wait = carried_wait
         self.events = events
         self.instance = instance
         self._bus = bus if bus is not None else events._wakeups
@@ -366,7 +384,8 @@ class RedisSharedStore:
         if keys.session_id is not None:
             session = await self.sessions.load(keys.session_id)
             if session is not None and keys.resume is not None:
-                session = await self._unless_dead(session, keys.resume.stream_id)
+                session = await self._until_uncarried(session, keys.resume.stream_id)
+            if session is not None and keys.resume is not None:
                 found = await self.events.replay(
                     keys.session_id, keys.resume.stream_id, keys.resume.seq
                 )
@@ -382,20 +401,42 @@ class RedisSharedStore:
             replay_ended=ended,
         )
 
-    async def _unless_dead(self, session: SessionRecord, stream_id: str) -> SessionRecord:
-        """``session``, without ``stream_id`` among its carried streams if its instance died.
+    async def _until_uncarried(
+        self, session: SessionRecord, stream_id: str
+    ) -> SessionRecord | None:
+        """``session``, once no live instance carries ``stream_id``; ``None`` if it ended meanwhile.
 
         An instance killed while a response carried the stream never stored
-        that its client left: without this a resume would be a conflict
-        (409) for ever, instead of following the stream to its lost-call error.
+        that its client left: without the lease check a resume would be a
+        conflict (409) for ever, instead of following the stream to its
+        lost-call error. And while that instance's lease lives, the resume
+        waits (up to ``carried_wait``, polling with ``_CARRIED_POLL``) for the
+        response to end (its client left: the instance stores the detach once
+        it notices) or the lease to lapse (it died), rather than answering 409
+        at once: clients retry a 409 only a few times (the official Python
+        SDK twice, a second apart), fewer than a 10 s lease lasts, so they
+        gave up before the lost-call error could reach them. A stream still
+        carried after ``carried_wait`` is a conflict, as before.
         """
         instance = instance_of(stream_id)
-        if stream_id not in session.attached or instance == self.instance:
+        if instance == self.instance:
             return session
         lease = self.sessions.keys.lease(instance)
-        if await self.sessions._client.run(lambda redis: redis.exists([lease])):
-            return session
-        return attrs.evolve(session, attached=session.attached - {stream_id})
+        start = trio.current_time()
+        deadline = start + self.carried_wait
+        often, early, later = _CARRIED_POLL
+        while stream_id in session.attached:
+            if not await self.sessions._client.run(lambda redis: redis.exists([lease])):
+                return attrs.evolve(session, attached=session.attached - {stream_id})
+            if trio.current_time() >= deadline:
+                return session
+            now = trio.current_time()
+            await trio.sleep(min(often if now - start < early else later, deadline - now))
+            reloaded = await self.sessions.load(session.id)
+            if reloaded is None:
+                return None  # deleted or expired while it waited: the core answers 404
+            session = reloaded
+        return session
 
     def follow(
         self, session_id: str, stream_id: str, after: int

@@ -19,7 +19,7 @@ import httpx
 import orjson
 import trio
 
-from flowkit.mcp import EndpointConfig, Resource, Tool, ToolContext
+from flowkit.mcp import EndpointConfig, Resource, Tool
 from flowkit.mcp._errors import CALL_LOST
 from flowkit_http import MCPApp
 from flowkit_redis import Keys
@@ -35,17 +35,9 @@ from ..http._raw import (
     sse_events,
 )
 from ..http._serving import serving
+from ._fleet import greet, serve_process, until_idle
 from ._server import RedisClusterServers, RedisServer
 from .test_http import make_server
-from .test_serve import serve_process
-
-FORM = {"type": "object", "properties": {"name": {"type": "string"}}, "required": ["name"]}
-
-
-async def greet(ctx: ToolContext) -> str:
-    """One question, then a greeting."""
-    answer = await ctx.elicit("Name?", FORM)
-    return f"Hello, {(answer.content or {}).get('name')}!"
 
 
 @asynccontextmanager
@@ -80,14 +72,6 @@ async def until_redis_answers(http: httpx.AsyncClient, base: str) -> None:
         if probe.status_code != 503:
             return
         await trio.sleep(0.2)
-
-
-async def until_idle(app: MCPApp) -> None:
-    """Until no call runs on ``app`` (bounded by the test's deadline)."""
-    while True:  # polled: the app has no event for "the last call ended"
-        if not app.statistics():
-            return
-        await trio.sleep(0.01)
 
 
 async def test_a_cancel_sent_to_b_stops_the_call_on_a_without_a_response(

@@ -14,9 +14,9 @@ import trio
 from flowkit_redis import Keys, RedisClient
 
 from ..http._raw import call, initialize, messages, request, sse_events
+from ._fleet import flowkit_serve
 from ._server import RedisServer
 from .test_groups import feed
-from .test_serve import flowkit_serve
 
 
 async def test_tail_stream_delivers_the_latest_to_a_slow_client_and_counts_the_rest(

@@ -11,11 +11,10 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
 from collections.abc import AsyncIterator
-from contextlib import AsyncExitStack, asynccontextmanager
+from contextlib import AsyncExitStack
 from pathlib import Path
 from typing import Any
 
@@ -28,63 +27,14 @@ from flowkit.mcp import EndpointConfig
 from flowkit_http import CloseStream, MCPApp, Progress, Result
 from flowkit_redis import Keys
 
-from ..._system import free_port, running_nginx, stop_process
 from ...system.conformance import suite
 from ..http._raw import call, initialize, last_event_id, messages, raw_request, request, sse_events
 from ..http._sdk import with_client
 from ..http._serving import serving
 from ..http.test_sdk1_client import sdk1_python  # noqa: F401  (the SDK 1.x venv fixture)
-from ._server import REQUEST_STATE_KEYS, RedisServer
+from ._fleet import flowkit_serve, nginx_front, round_robin
+from ._server import RedisServer
 from .test_http import make_server
-
-
-@asynccontextmanager
-async def flowkit_serve(redis_url: str | None, *, env_url: bool = False) -> AsyncIterator[str]:
-    """One ``flowkit serve --demo`` process sharing state through ``redis_url``; yields its base URL.
-
-    ``None``: the in-memory default (the control: instances share nothing).
-    """
-    async with serve_process(redis_url, env_url=env_url) as (base, _):
-        yield base
-
-
-@asynccontextmanager
-async def serve_process(
-    redis_url: str | None, *, env_url: bool = False, env: dict[str, str] | None = None
-) -> AsyncIterator[tuple[str, trio.Process]]:
-    """:func:`flowkit_serve`, yielding the process too (a test may kill it); ``env`` added."""
-    port = free_port()
-    command = [sys.executable, "-m", "flowkit_http", "serve", "--demo", "--port", str(port)]
-    env = {
-        **{k: v for k, v in os.environ.items() if k != "FLOWKIT_REDIS_URL"},
-        **REQUEST_STATE_KEYS,
-        **(env or {}),
-    }
-    if redis_url is not None and env_url:
-        env["FLOWKIT_REDIS_URL"] = redis_url
-    elif redis_url is not None:
-        command += ["--redis", redis_url]
-    process = await trio.lowlevel.open_process(
-        command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env
-    )
-    try:
-        assert process.stdout is not None
-        output = b""
-        with trio.fail_after(20):
-            while b"serving MCP at" not in output:
-                chunk = await process.stdout.receive_some()
-                assert chunk, output.decode()
-                output += chunk
-        shared = b"sharing state through Redis at redis://127.0.0.1" in output
-        assert shared == (redis_url is not None)
-        yield f"http://127.0.0.1:{port}", process
-        if process.returncode is not None:
-            return  # the test killed it
-        process.send_signal(signal.SIGTERM)
-        with trio.fail_after(10):
-            assert await process.wait() == 0
-    finally:
-        await stop_process(process)
 
 
 async def test_three_processes_serve_one_session_and_resume_exactly_once(
@@ -177,39 +127,10 @@ def test_a_bad_lease_ttl_is_a_one_line_cli_error() -> None:
         assert "Traceback" not in done.stderr
 
 
-_ROUND_ROBIN = """
-    upstream flowkit {{
-{servers}
-    }}
-    server {{
-        listen 127.0.0.1:{port};
-        location / {{
-            proxy_pass http://flowkit;
-            proxy_http_version 1.1;
-            proxy_set_header Connection "";
-            proxy_set_header Host $http_host;  # the client's, not "flowkit" (Host checks)
-        }}
-    }}
-"""
-
-
-@asynccontextmanager
-async def _nginx_front(
-    redis_url: str | None, nginx_binary: str, tmp_path: Path
-) -> AsyncIterator[str]:
-    """Three ``flowkit serve --demo`` behind nginx round-robin; yields nginx's base URL."""
-    async with AsyncExitStack() as stack:
-        bases = [await stack.enter_async_context(flowkit_serve(redis_url)) for _ in range(3)]
-        servers = "\n".join(f"        server {base.removeprefix('http://')};" for base in bases)
-        port = free_port()
-        http = _ROUND_ROBIN.format(servers=servers, port=port)
-        yield await stack.enter_async_context(running_nginx(nginx_binary, tmp_path, http, port))
-
-
 async def _through_nginx(
     redis_url: str | None, nginx_binary: str, tmp_path: Path, body: Any
 ) -> Any:
-    async with _nginx_front(redis_url, nginx_binary, tmp_path) as proxy:
+    async with nginx_front(redis_url, nginx_binary, tmp_path) as proxy:
         return await with_client(proxy + "/mcp", body)
 
 
@@ -227,7 +148,7 @@ async def _client_process_through_nginx(
     command: list[str], redis_server: RedisServer, nginx_binary: str, tmp_path: Path
 ) -> Any:
     """Run a client process (``command`` + nginx's MCP URL); its last stdout line as JSON."""
-    async with _nginx_front(redis_server.url, nginx_binary, tmp_path) as proxy:
+    async with nginx_front(redis_server.url, nginx_binary, tmp_path) as proxy:
         done = await trio.run_process(
             [*command, proxy + "/mcp"], capture_stdout=True, capture_stderr=True, check=False
         )
@@ -359,12 +280,7 @@ async def test_the_sdk_resumes_a_closed_stream_on_another_instance_and_follows_i
     with trio.fail_after(60):
         async with AsyncExitStack() as stack:
             bases = [await stack.enter_async_context(serving(app)) for app in apps.values()]
-            servers = "\n".join(f"        server {base.removeprefix('http://')};" for base in bases)
-            port = free_port()
-            http = _ROUND_ROBIN.format(servers=servers, port=port)
-            proxy = await stack.enter_async_context(
-                running_nginx(nginx_binary, tmp_path, http, port)
-            )
+            proxy = await stack.enter_async_context(round_robin(nginx_binary, tmp_path, bases))
             result = await with_client(proxy + "/mcp", body)
     assert not result.is_error
     assert result.structured_content == {"count": 40}

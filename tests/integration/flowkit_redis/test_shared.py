@@ -277,6 +277,53 @@ async def test_a_stream_carried_on_one_instance_cannot_be_resumed_on_another(
         assert b"".join(resume.replay) == sent[1]
 
 
+async def test_a_resume_waits_while_a_live_instance_carries_the_stream(
+    redis_server: RedisServer, keys: Keys, client: RedisClient
+) -> None:
+    """Rather than 409 at once (clients retry a 409 only a few times): until B lets
+    go of the stream, or B's lease lapses (B died), or ``carried_wait`` passes."""
+    with trio.fail_after(20):
+        async with cluster(redis_server, keys, 2) as (a, b):
+            a.store.carried_wait = 10
+            for let_go in ("detach", "die"):
+                session = Session()
+                await session.initialize(a)
+                call = await session.start(b)
+                sent = [call.stream.open()[2], call.stream.progress(1)]
+                await b.sync()
+                got: list[Action] = []
+
+                async def resume(
+                    session: Session = session, first: bytes = sent[0], got: list[Action] = got
+                ) -> None:
+                    got.append(await session.get(a, event_id(first)))
+
+                async with trio.open_nursery() as nursery:
+                    nursery.start_soon(resume)
+                    await trio.sleep(0.3)  # time passing, not a wait for an event:
+                    assert not got  # still waiting, B carries it and B's lease lives
+                    if let_go == "detach":  # B noticed its client left
+                        b.endpoint.stream_finished(call.stream, disconnected=True)
+                        await b.sync()
+                    else:  # B died: its lease lapsed
+                        await client.redis.delete([keys.lease("b")])
+                [resumed] = got
+                assert isinstance(resumed, Resume), resumed
+                assert b"".join(resumed.replay) == sent[1]
+            a.store.carried_wait = 0.3
+            await client.redis.set(keys.lease("b"), "1")
+            session = Session()
+            await session.initialize(a)
+            call = await session.start(b)
+            first = call.stream.open()[2]
+            await b.sync()
+            start = trio.current_time()
+            busy = await session.get(a, event_id(first))  # still carried after the wait
+            assert isinstance(busy, Reply)
+            assert busy.status == 409
+            assert trio.current_time() - start >= 0.3
+
+
 async def test_with_redis_down_a_request_fails_fast_and_works_once_it_is_back(
     own_redis: RedisServer, keys: Keys
 ) -> None:

@@ -15,11 +15,7 @@ import base64
 import os
 import re
 import signal
-import socket
 import subprocess
-import sys
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 
 import httpx
@@ -30,65 +26,8 @@ from mcp import Client
 from flowkit_http._serve_flags import request_state_keys
 
 from ..http._sdk import with_client
-from ._server import REQUEST_STATE_KEYS, RedisServer
-
-SERVE = [sys.executable, "-m", "flowkit_http", "serve"]
-
-
-def _two_free_ports() -> int:
-    """A port P with P and P + 1 free (worker 0's and worker 1's --observe-bind)."""
-    for _ in range(50):
-        with socket.socket() as first:
-            first.bind(("127.0.0.1", 0))
-            port = int(first.getsockname()[1])
-            if port >= 65535:
-                continue
-            with socket.socket() as second:
-                try:
-                    second.bind(("127.0.0.1", port + 1))
-                except OSError:
-                    continue
-                return port
-    raise RuntimeError("no two consecutive free ports")
-
-
-def _env() -> dict[str, str]:
-    return {
-        **{k: v for k, v in os.environ.items() if not k.startswith("FLOWKIT_")},
-        **REQUEST_STATE_KEYS,
-    }
-
-
-@asynccontextmanager
-async def workers(redis_url: str, observe: int) -> AsyncIterator[tuple[trio.Process, str, str]]:
-    """``flowkit serve --demo --workers 2 --port 0``; yields the parent and its stdout lines."""
-    command = [*SERVE, "--demo", "--port", "0", "--workers", "2", "--redis", redis_url]
-    command += ["--observe-bind", f"127.0.0.1:{observe}"]
-    process = await trio.lowlevel.open_process(command, stdout=subprocess.PIPE, env=_env())
-    try:
-        assert process.stdout is not None
-        output = b""
-        with trio.fail_after(30):
-            while b"workers (pids" not in output:
-                chunk = await process.stdout.receive_some()
-                assert chunk, output.decode()
-                output += chunk
-        text = output.decode()
-        url = re.findall(r"serving MCP at (\S+)", text)
-        assert len(url) == 1, text  # printed once, with the real port
-        yield process, url[0], text
-    finally:
-        if process.returncode is None:
-            process.kill()
-            await process.wait()
-
-
-def _calls(metrics: str) -> int:
-    return sum(
-        int(float(line.rsplit(" ", 1)[1]))
-        for line in metrics.splitlines()
-        if line.startswith("flowkit_tool_calls_total{") and 'tool="ticker"' in line
-    )
+from ._fleet import SERVE, serve_env, ticker_calls, two_free_ports, workers
+from ._server import RedisServer
 
 
 async def _ticker(url: str, mode: str) -> int:
@@ -101,7 +40,7 @@ async def _ticker(url: str, mode: str) -> int:
 
 
 async def test_two_workers_serve_both_eras_and_stop_on_sigterm(redis_server: RedisServer) -> None:
-    observe = _two_free_ports()
+    observe = two_free_ports()
     async with workers(redis_server.url, observe) as (process, url, text):
         pids = [int(p) for p in re.findall(r"\d+", text.split("workers (pids", 1)[1])[:2]]
         for index in range(2):
@@ -117,7 +56,7 @@ async def test_two_workers_serve_both_eras_and_stop_on_sigterm(redis_server: Red
                         nursery.start_soon(_ticker, url, "legacy" if i % 2 else "2026-07-28")
                 made += 8
                 per_worker = [
-                    _calls((await http.get(f"http://127.0.0.1:{observe + i}/metrics")).text)
+                    ticker_calls((await http.get(f"http://127.0.0.1:{observe + i}/metrics")).text)
                     for i in range(2)
                 ]
                 if all(per_worker):
@@ -133,7 +72,7 @@ async def test_two_workers_serve_both_eras_and_stop_on_sigterm(redis_server: Red
 
 
 async def test_a_worker_that_dies_stops_the_server(redis_server: RedisServer) -> None:
-    async with workers(redis_server.url, _two_free_ports()) as (process, _, text):
+    async with workers(redis_server.url, two_free_ports()) as (process, _, text):
         pid = int(re.findall(r"\d+", text.split("workers (pids", 1)[1])[0])
         os.kill(pid, signal.SIGKILL)
         with trio.fail_after(15):
@@ -147,7 +86,7 @@ def _refused(*args: str, cwd: Path | None = None, env: dict[str, str] | None = N
         text=True,
         timeout=30,
         cwd=cwd,
-        env=env or _env(),
+        env=env or serve_env(),
     )
     assert proc.returncode == 1, proc
     lines = proc.stderr.strip().splitlines()
@@ -175,7 +114,7 @@ def test_two_workers_without_redis_are_refused() -> None:
 def test_shared_state_without_request_state_keys_is_refused(sharing: list[str]) -> None:
     """Refused before anything connects (the URL is never dialled), whether or not a tool asks:
     a tool added at run time may ask, and every instance must open another's requestState."""
-    keyless = {k: v for k, v in _env().items() if k != "FLOWKIT_REQUEST_STATE_KEYS"}
+    keyless = {k: v for k, v in serve_env().items() if k != "FLOWKIT_REQUEST_STATE_KEYS"}
     line = _refused(
         "--demo", "--port", "0", *sharing, "--redis", "redis://127.0.0.1:1/0", env=keyless
     )
@@ -200,7 +139,7 @@ def test_keygen_prints_a_key_the_server_takes() -> None:
 
 
 async def test_workers_shut_down_when_their_parent_is_killed(redis_server: RedisServer) -> None:
-    async with workers(redis_server.url, _two_free_ports()) as (process, _, text):
+    async with workers(redis_server.url, two_free_ports()) as (process, _, text):
         pids = [int(p) for p in re.findall(r"\d+", text.split("workers (pids", 1)[1])[:2]]
         process.kill()
         await process.wait()

@@ -10,7 +10,7 @@ trio thread to itself.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, TypeVar
 
 import trio
@@ -33,4 +33,12 @@ async def with_client(
         async with Client(url, mode=mode, **options) as client:
             return await body(client)
 
-    return await trio.to_thread.run_sync(asyncio.run, main(), abandon_on_cancel=True)
+    return await on_asyncio(main())
+
+
+async def on_asyncio(main: Coroutine[Any, Any, T]) -> T:
+    """``asyncio.run(main)`` in a worker thread (the module docstring says why).
+
+    ``main`` may call back into the test's trio loop with ``trio.from_thread``.
+    """
+    return await trio.to_thread.run_sync(asyncio.run, main, abandon_on_cancel=True)

@@ -38,6 +38,19 @@ FORM = {
 }
 
 
+async def booking(city: str, ctx: ToolContext) -> str:
+    """``book``'s three questions: the user (elicitation), the LLM (sampling), the roots."""
+    answer = await ctx.elicit(f"Booking in {city}: who and how long?", FORM)
+    if not answer.accepted:
+        return f"booking {answer.action}ed"
+    assert answer.content is not None
+    summary = await ctx.sample(
+        f"Summarise a stay of {answer.content['nights']} nights", max_tokens=50
+    )
+    roots = await ctx.list_roots()
+    return f"{answer.content['name']}: {summary.text} [{', '.join(r.uri for r in roots)}]"
+
+
 def make_server(**config: Any) -> tuple[MCPServer, list[int]]:
     server = MCPServer("asks", config=EndpointConfig(**config))
     runs: list[int] = []  # the round of every run of `book`, to see the replay
@@ -46,15 +59,7 @@ def make_server(**config: Any) -> tuple[MCPServer, list[int]]:
     async def book(city: str, ctx: ToolContext) -> str:
         """Ask the user, then the LLM, then the roots."""
         runs.append(ctx.round)
-        answer = await ctx.elicit(f"Booking in {city}: who and how long?", FORM)
-        if not answer.accepted:
-            return f"booking {answer.action}ed"
-        assert answer.content is not None
-        summary = await ctx.sample(
-            f"Summarise a stay of {answer.content['nights']} nights", max_tokens=50
-        )
-        roots = await ctx.list_roots()
-        return f"{answer.content['name']}: {summary.text} [{', '.join(r.uri for r in roots)}]"
+        return await booking(city, ctx)
 
     @server.tool
     async def who(ctx: ToolContext) -> dict[str, Any]:
