@@ -124,7 +124,7 @@ def test_shared_state_without_request_state_keys_is_refused(sharing: list[str]) 
 
 def test_keygen_prints_a_key_the_server_takes() -> None:
     made = subprocess.run(
-        [sys.executable, "-m", "flowkit_http", "keygen"],
+        [*SERVE[:-1], "keygen"],
         capture_output=True,
         text=True,
         timeout=30,
@@ -132,9 +132,7 @@ def test_keygen_prints_a_key_the_server_takes() -> None:
     )
     key = made.stdout.strip()
     assert request_state_keys(key) == (base64.urlsafe_b64decode(key + "="),)
-    again = subprocess.run(
-        [sys.executable, "-m", "flowkit_http", "keygen"], capture_output=True, text=True, timeout=30
-    )
+    again = subprocess.run([*SERVE[:-1], "keygen"], capture_output=True, text=True, timeout=30)
     assert again.stdout.strip() != key  # fresh each time
 
 
