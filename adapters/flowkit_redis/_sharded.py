@@ -10,18 +10,35 @@ fails on one master (it is down) leaves the others' to the collector too
 here runs the same tasks but owns its connections: it closes each when it
 stops, so none returns to the pool subscribed, and a failed connect leaks nothing.
 
-It does not retry (the caller, :class:`~flowkit_redis.Wakeups`, reconnects).
+It does not retry (the caller, :class:`~flowkit_redis.Wakeups`, reconnects,
+after :func:`refresh_layout`).
 """
 
 from __future__ import annotations
 
+from contextlib import suppress
 from typing import Any
 
 import anyio
 import trio
+from coredis import RedisCluster
+from coredis.exceptions import RedisError
 from coredis.patterns.pubsub import ShardedPubSub as _CoredisShardedPubSub
 
-__all__ = ["ShardedPubSub"]
+__all__ = ["ShardedPubSub", "refresh_layout"]
+
+
+async def refresh_layout(redis: RedisCluster[Any]) -> None:
+    """Re-read which master serves which slot, best effort (the caller bounds it).
+
+    coredis learns that a slot moved from a ``MOVED`` reply to a command on
+    it; a subscriber whose channel's slot moved (the server sent it an
+    ``sunsubscribe``) may watch a slot nothing else touches, and would send
+    its ``SSUBSCRIBE`` to the old master for ever (which answers ``MOVED``,
+    not a subscription). So it asks for the layout before it reconnects.
+    """
+    with suppress(RedisError, OSError):
+        await redis.connection_pool.cluster_layout._refresh()
 
 
 class ShardedPubSub(_CoredisShardedPubSub[bytes]):

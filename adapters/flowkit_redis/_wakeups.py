@@ -17,7 +17,7 @@ subscription goes to its slot's master. One master down takes the whole
 subscriber down until it is back (followers of every shard poll meanwhile).
 A slot that moves (a failover, a resharding) makes the server unsubscribe
 its channels (an ``sunsubscribe`` nobody asked for): the subscriber then
-reconnects to the masters of the new layout and subscribes again.
+re-reads the layout, reconnects to its masters and subscribes again.
 
 A wake-up carries no data and may be lost (pub/sub is at-most-once, and a
 reconnect drops what was published meanwhile), so a follower re-reads the stream,
@@ -42,7 +42,7 @@ from coredis import RedisCluster
 from coredis.exceptions import PubSubError
 
 from ._client import _UNAVAILABLE, RedisClient
-from ._sharded import ShardedPubSub
+from ._sharded import ShardedPubSub, refresh_layout
 
 __all__ = ["Wakeups", "Watch"]
 
@@ -92,6 +92,7 @@ class Wakeups:
         self._handlers: dict[str, Callable[[bytes], None]] = {}
         self._pubsub: Any = None
         self._serving: trio.CancelScope | None = None
+        self._moved = False  # a slot moved: refresh the layout before reconnecting
         # Unsubscribes sent, not yet acknowledged: any other unsubscribe of a
         # channel in use came from the server (its slot moved).
         self._unsubscribing: dict[str, int] = {}
@@ -151,7 +152,7 @@ class Wakeups:
         except (KeyError, PubSubError):
             # Sharded: the channel's slot is on a master this subscriber has no
             # connection to (the layout changed since it connected).
-            self._reconnect()
+            self._reconnect(moved=True)
 
     async def _unsubscribe(self, channel: str) -> None:
         pubsub = self._pubsub
@@ -161,8 +162,12 @@ class Wakeups:
         with suppress(*_UNAVAILABLE, KeyError, PubSubError):
             await pubsub.unsubscribe(channel)
 
-    def _reconnect(self) -> None:
-        """Drop the subscriber; :meth:`run` connects again and subscribes every channel."""
+    def _reconnect(self, *, moved: bool) -> None:
+        """Drop the subscriber; :meth:`run` connects again and subscribes every channel.
+
+        ``moved``: a slot moved; re-read the Cluster's layout first.
+        """
+        self._moved = self._moved or moved
         if self._serving is not None:
             self._serving.cancel()
 
@@ -200,6 +205,14 @@ class Wakeups:
             self._fire_all()
             await self._client.wait_up()
             await trio.sleep(self._client.timeout / 10)
+            redis = self._client.redis
+            if self._moved and isinstance(redis, RedisCluster):
+                # Only then: a refresh asks every node, and coredis leaks a failed
+                # connection's buffers (a master down); the command path's MOVED
+                # replies refresh the layout otherwise.
+                self._moved = False
+                with trio.move_on_after(self._client.timeout):
+                    await refresh_layout(redis)
 
     async def _serve(self, connected: Callable[[], None]) -> None:
         # The pool's connect and pool timeouts bound the connection attempt.
@@ -247,7 +260,7 @@ class Wakeups:
             del self._unsubscribing[channel]
         elif channel in self._watchers or channel in self._handlers:
             self.resubscribed += 1
-            self._reconnect()
+            self._reconnect(moved=True)
 
     def _fire_all(self) -> None:
         for watchers in self._watchers.values():

@@ -331,3 +331,41 @@ async def test_the_poll_bounds_a_followers_latency_while_a_master_is_down(
                 assert got == events_of(range(0, seq))  # every event once, in order
     finally:
         cluster.stop()
+
+
+async def test_a_moved_slot_unsubscribes_and_the_subscriber_follows_it_to_its_new_master(
+    redis_binary: str, tmp_path: Path, keys: Keys
+) -> None:
+    """``CLUSTER SETSLOT ... NODE`` moves a watched channel's (empty) slot: its old master
+    unsubscribes the channel (an ``sunsubscribe`` the subscriber did not ask for), which
+    re-reads the layout and subscribes on the new master, where a publish wakes it again."""
+    cluster = RedisClusterServers(redis_binary, tmp_path)
+
+    async def cli(port: int, *args: str) -> str:
+        done = await trio.run_process([cluster.cli, "-p", str(port), *args], capture_stdout=True)
+        return bytes(done.stdout).decode().strip()
+
+    try:
+        cluster.start()
+        with trio.fail_after(30):
+            async with two_instances(cluster) as (a, _, nursery):
+                wakeups = Wakeups(a)
+                await nursery.start(wakeups.run)
+                channel = keys.wake("moving", "a.1")  # no key in its slot: free to move
+                async with wakeups.watching(channel) as watch:
+                    source = _port(a, channel)
+                    await until_subscribed(cluster, channel, source)
+                    target = next(n.port for n in cluster.nodes if n.port != source)
+                    target_id = await cli(target, "cluster", "myid")
+                    slot = str(hash_slot(channel.encode()))
+                    for port in [target, source] + [n.port for n in cluster.nodes]:
+                        assert (
+                            await cli(port, "cluster", "setslot", slot, "node", target_id) == "OK"
+                        )
+                    await until_subscribed(cluster, channel, target)
+                    assert wakeups.resubscribed == 1
+                    watch.arm()
+                    assert await cli(target, "spublish", channel, "") == "1"
+                    await watch.wait()
+    finally:
+        cluster.stop()
