@@ -24,7 +24,10 @@ Layout and costs:
 * A stream's end (the core's ``StreamEnded``) is a flag on its final write,
   or an empty entry ``<seq>-2`` after its last one when it ended without a
   final event (a cancel).
-* Each append publishes on the stream's wake-up channel; a follower
+* Each append publishes on the stream's wake-up channel (``Keys.wake``,
+  tagged like the stream's key, so in its slot): ``PUBLISH`` on a standalone
+  Redis, ``SPUBLISH`` on a Cluster (the subscriber is then sharded, and the
+  message stays on the stream's shard instead of reaching every node); a follower
   (:meth:`RedisEventStore.follow`, a resume while the call runs, here or on
   another instance) waits on :class:`~flowkit_redis.Wakeups` between reads
   but re-reads the stream, the only truth, on every wake-up and at least
@@ -62,6 +65,9 @@ from ._wakeups import Wakeups, Watch
 
 __all__ = ["EventTooLarge", "RedisEventStore", "RedisFollower", "Replay"]
 
+# {publish} is PUBLISH, or SPUBLISH when the wake-ups are sharded (a Cluster:
+# the channel shares the stream key's hash tag, so the script may publish on it).
+
 # KEYS: stream log, stream index. ARGV: ttl_ms, maxlen, stream_id, channel,
 # then 5 per entry: id, first seq, joined events, packed lengths, final ("1"/"").
 # Returns the number of entries stored (an entry sent again is skipped).
@@ -81,7 +87,7 @@ end
 redis.call('PEXPIRE', KEYS[1], ARGV[1])
 redis.call('SADD', KEYS[2], ARGV[3])
 redis.call('PEXPIRE', KEYS[2], ARGV[1])
-if stored > 0 then redis.call('PUBLISH', ARGV[4], '') end
+if stored > 0 then redis.call('{publish}', ARGV[4], '') end
 return stored
 """
 
@@ -95,7 +101,7 @@ local fields = last[1][2]
 for i = 1, #fields, 2 do if fields[i] == 'x' then return 0 end end
 local seq = string.match(last[1][1], '^(%d+)-')
 redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], seq .. '-*', 'f', seq, 'd', '', 'x', '1')
-redis.call('PUBLISH', ARGV[2], '')
+redis.call('{publish}', ARGV[2], '')
 return 1
 """
 
@@ -127,7 +133,8 @@ class RedisEventStore:
 
     Args:
         client: the connection (:class:`RedisClient`).
-        wakeups: the instance's pub/sub wake-ups, for :meth:`follow`.
+        wakeups: the instance's pub/sub wake-ups, for :meth:`follow`; the
+            appends publish as it subscribes (``SPUBLISH`` if sharded).
         keys: the key layout (its prefix).
         ttl: seconds every key lives after its stream's last append.
         max_entries_per_stream: ``MAXLEN ~`` bound (entries, i.e. writes).
@@ -165,9 +172,10 @@ class RedisEventStore:
         self._max_entry = max_entry_bytes
         self._chunk = replay_chunk
         self._poll = poll_interval
-        self._append = client.redis.register_script(_APPEND)
+        publish = "SPUBLISH" if wakeups.sharded else "PUBLISH"  # as the followers subscribe
+        self._append = client.redis.register_script(_APPEND.replace("{publish}", publish))
         self._forget = client.redis.register_script(_FORGET)
-        self._end = client.redis.register_script(_END)
+        self._end = client.redis.register_script(_END.replace("{publish}", publish))
 
     async def append(
         self,

@@ -150,17 +150,9 @@ class RedisShared:
             lease = _Lease(client, self.keys.lease(instance), self.lease_ttl)
             await lease.renew()
             nursery.start_soon(lease.run)
-            bus = wakeups
-            if self.cluster:  # the control channel by sharded pub/sub: one shard, not all
-                bus = Wakeups(client, sharded=True)
-                await nursery.start(bus.run)
-            try:
+            try:  # one subscriber (sharded on a Cluster) for the wake-ups and the control bus
                 yield RedisSharedStore(
-                    sessions,
-                    events,
-                    instance=instance,
-                    bus=bus,
-                    carried_wait=self.lease_ttl,
+                    sessions, events, instance=instance, carried_wait=self.lease_ttl
                 )
             finally:
                 with trio.CancelScope(shield=True):
