@@ -27,15 +27,14 @@ from flowkit.mcp import Resource, Tool
 from flowkit_http import MCPApp
 from flowkit_redis import Keys, RedisClient, RedisSessionStore
 
-from ..._system import free_port, running_nginx
 from ..http._raw import initialize as initialize_session
 from ..http._raw import messages, raw_request, request
 from ..http._sdk import with_client
 from ..http._serving import serving
+from ._fleet import round_robin
 from ._server import RedisClusterServers, RedisServer
 from .test_control import two, until_redis_answers
 from .test_http import make_server
-from .test_serve import _ROUND_ROBIN
 
 URI = "test://doc"
 
@@ -220,12 +219,7 @@ async def test_the_sdk_client_through_nginx_round_robin_gets_updates_raised_else
     with trio.fail_after(60):
         async with AsyncExitStack() as stack:
             bases = [await stack.enter_async_context(serving(app)) for app in apps.values()]
-            servers = "\n".join(f"        server {base.removeprefix('http://')};" for base in bases)
-            port = free_port()
-            http = _ROUND_ROBIN.format(servers=servers, port=port)
-            proxy = await stack.enter_async_context(
-                running_nginx(nginx_binary, tmp_path, http, port)
-            )
+            proxy = await stack.enter_async_context(round_robin(nginx_binary, tmp_path, bases))
             carrier, *raised = await with_client(
                 proxy + "/mcp", body, mode="legacy", message_handler=on_message
             )
