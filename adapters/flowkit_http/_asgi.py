@@ -31,10 +31,18 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, MutableMapping, Sequence
+from collections.abc import (
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Coroutine,
+    Iterator,
+    MutableMapping,
+    Sequence,
+)
 from contextlib import asynccontextmanager
 from functools import partial
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, Protocol
 
 import trio
 
@@ -72,7 +80,7 @@ from ._shared import (
 from ._telemetry import Telemetry
 from ._tracing import call_span
 
-__all__ = ["ASGIApp", "CallKey", "MCPApp"]
+__all__ = ["CONNECTION_KEY", "ASGIApp", "CallKey", "Connection", "MCPApp"]
 
 logger = logging.getLogger("flowkit_http")
 
@@ -92,6 +100,37 @@ _NOT_STARTED = Reply(
 )
 
 
+CONNECTION_KEY = "flowkit_http.connection"
+"""The key of a request's :class:`Connection` in its ASGI ``state`` (``flowkit serve``)."""
+
+
+class Connection(Protocol):
+    """The HTTP/1 connection a request came on, as ``flowkit serve`` shows it.
+
+    ``closed`` tells whether it ended for the server, and ``on_close`` (one
+    at a time: HTTP/1 serves one request at a time) is called once when it
+    does. An open response then knows its client left with no task of its
+    own waiting for ``http.disconnect``. Under another server there is none,
+    and a task per response watches ``receive`` instead.
+    """
+
+    closed: bool
+    on_close: Callable[[], None] | None
+
+
+def _connection(scope: Scope) -> Connection | None:
+    """The request's :class:`Connection`, if its server tells one (HTTP/1 only).
+
+    Over HTTP/2 one connection carries many requests, and a client may
+    abandon one of them (``RST_STREAM``) while the connection lives on.
+    """
+    if scope.get("http_version") not in ("1.0", "1.1"):
+        return None
+    state = scope.get("state")
+    connection = state.get(CONNECTION_KEY) if state is not None else None
+    return connection if connection is not None and connection.on_close is None else None
+
+
 class _Writer:
     """One SSE response being written, as the shared keepalive task sees it.
 
@@ -99,9 +138,11 @@ class _Writer:
     waiting for events now, and ``wake`` makes that wait return at once.
     ``sent`` counts the bytes written (one addition per write, not per
     event) and ``tool`` names the tool whose call it carries, if any.
+    ``scope`` is the response's (shutdown and the client leaving cancel it),
+    and ``disconnected`` whether the client left.
     """
 
-    __slots__ = ("last", "sent", "tool", "waiting", "wake")
+    __slots__ = ("disconnected", "last", "scope", "sent", "tool", "waiting", "wake")
 
     def __init__(self, wake: Callable[[], None], tool: str | None) -> None:
         self.last = trio.current_time()
@@ -109,6 +150,13 @@ class _Writer:
         self.wake = wake
         self.sent = 0
         self.tool = tool
+        self.scope = trio.CancelScope()
+        self.disconnected = False
+
+    def left(self) -> None:
+        """The client went away: end the response (its wait for events is cancel-safe)."""
+        self.disconnected = True
+        self.scope.cancel()
 
 
 class CallKey(NamedTuple):
@@ -224,10 +272,23 @@ class MCPApp:
     # -- ASGI -------------------------------------------------------------------
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        # ``async def``, as servers tell an ASGI app from a WSGI one by it.
+        await self.dispatch(scope, receive, send)
+
+    def dispatch(self, scope: Scope, receive: Receive, send: Send) -> Coroutine[Any, Any, None]:
+        """``__call__`` without a coroutine frame of its own (``flowkit serve`` calls this).
+
+        A request to the endpoint runs as ``_http`` itself, so an open
+        stream holds no frame of the dispatch (~0.5 KiB per idle stream,
+        docs/benchmarks.md).
+        """
+        if scope["type"] == "http" and (scope["path"].rstrip("/") or "/") == self.path:
+            return self._http(scope, receive, send)
+        return self._other(scope, receive, send)
+
+    async def _other(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
-        if kind == "http" and (scope["path"].rstrip("/") or "/") == self.path:
-            await self._http(scope, receive, send)
-        elif kind == "lifespan":
+        if kind == "lifespan":
             async with self.running():
                 if self.fallback is not None:
                     await self.fallback(scope, receive, send)
@@ -403,7 +464,9 @@ class MCPApp:
         elif isinstance(action, StartCall):
             call = self._start(action)
             status, response_headers, first = action.stream.open()
-            await self._stream(call.stream, call, status, response_headers, first, receive, send)
+            await self._stream(
+                call.stream, call, status, response_headers, first, receive, send, scope
+            )
         elif isinstance(action, Invoke):
             await _send_reply(send, await run_invoke(action))
         elif isinstance(action, Cancel | Answer):
@@ -430,7 +493,14 @@ class MCPApp:
                     release(action.session_id, action.stream_id)
             else:
                 await self._stream(
-                    action.live, live, action.status, action.headers, action.replay, receive, send
+                    action.live,
+                    live,
+                    action.status,
+                    action.headers,
+                    action.replay,
+                    receive,
+                    send,
+                    scope,
                 )
         elif isinstance(action, OpenListenStream):
             if shared is not None and action.session_id is not None:
@@ -449,6 +519,7 @@ class MCPApp:
                     first,
                     receive,
                     send,
+                    scope,
                     listen,
                     queue,
                 )
@@ -611,6 +682,7 @@ class MCPApp:
         first: bytes | Sequence[bytes],
         receive: Receive,
         send: Send,
+        scope: Scope,
         listen: trio.MemoryReceiveChannel[bytes] | None = None,
         listen_queue: trio.MemorySendChannel[bytes] | None = None,
     ) -> None:
@@ -629,8 +701,6 @@ class MCPApp:
         for chunk in _chunks((first,) if isinstance(first, bytes) else first):
             await send({"type": "http.response.body", "body": chunk, "more_body": True})
             sent += len(chunk)
-        disconnected = False
-        response: trio.CancelScope | None = None
         wake: Callable[[], None]
         if call is not None:
             wake = call.outbox.wake
@@ -641,30 +711,33 @@ class MCPApp:
             wake = partial(_poke_queue, listen_queue)
         writer = _Writer(wake, call.tool if call is not None else None)
         writer.sent = sent
+        response = writer.scope  # shutdown and the client leaving cancel it
         self._writers.add(writer)
+        self._responses[response] = stream
+        connection = _connection(scope)
         try:
-            # The nursery's own scope is the response's: shutdown cancels it.
-            async with trio.open_nursery() as nursery:
-                response = nursery.cancel_scope
-                self._responses[response] = stream
-
-                async def watch() -> None:
-                    nonlocal disconnected
-                    while (await receive())["type"] != "http.disconnect":
-                        pass
-                    disconnected = True
+            if connection is not None:
+                # The connection tells when the client leaves: no watcher task.
+                connection.on_close = writer.left
+                if connection.closed:
+                    writer.left()
+                with response:
+                    await self._write(stream, call, send, writer, listen)
+            else:
+                async with trio.open_nursery() as nursery:
+                    nursery.start_soon(_watch, receive, writer)
+                    with response:
+                        await self._write(stream, call, send, writer, listen)
                     nursery.cancel_scope.cancel()
-
-                nursery.start_soon(watch)
-                await self._write(stream, call, send, writer, listen)
-                nursery.cancel_scope.cancel()
         finally:
-            if response is not None:
-                del self._responses[response]
+            if connection is not None and connection.on_close == writer.left:
+                connection.on_close = None
+            del self._responses[response]
             self._writers.discard(writer)
             if call is not None and call.response_ended is not None:
                 call.response_ended.set()
                 call.response_ended = None
+            disconnected = writer.disconnected
             if self.endpoint.stream_finished(stream, disconnected=disconnected):
                 self._cancel((stream,))  # an era where a disconnect is a cancel
             elif call is not None:
@@ -675,7 +748,7 @@ class MCPApp:
             if self._shared is not None:
                 with contextlib.suppress(StoreFailed):  # logged; the TTLs clean up
                     await self._shared.sync(self.endpoint)
-        if not disconnected:
+        if not writer.disconnected:
             await send({"type": "http.response.body", "body": b"", "more_body": False})
 
     async def _write(
@@ -721,6 +794,13 @@ class MCPApp:
                 await send({"type": "http.response.body", "body": data, "more_body": True})
                 writer.last = trio.current_time()
                 writer.sent += len(data)
+
+
+async def _watch(receive: Receive, writer: _Writer) -> None:
+    """Wait for the client to leave (where no :class:`Connection` tells it)."""
+    while (await receive())["type"] != "http.disconnect":
+        pass
+    writer.left()
 
 
 def _poke_queue(queue: trio.MemorySendChannel[bytes]) -> None:

@@ -108,20 +108,42 @@ class ObservedApp:
             scope.cancel()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self.dispatch(scope, receive, send)
+
+    def dispatch(self, scope: Scope, receive: Receive, send: Send) -> Awaitable[None]:
+        """``__call__`` without a coroutine frame of its own (as ``MCPApp.dispatch``).
+
+        What passes through to the app behind runs as that app's own
+        coroutine (its ``dispatch``, if it has one), with none of this one.
+        """
         if scope["type"] == "http":
             route = self._routes.get(scope["path"].rstrip("/") or "/")
             if route is not None:
-                private, handler = route
-                refusal = self._refuse(scope, private)
-                if refusal is not None:
-                    self.mcp.telemetry.refused(refusal.status)
-                    await _send_reply(send, refusal)
-                else:
-                    await handler(scope, receive, send)
-                return
-        if self.inner is not None:
-            await self.inner(scope, receive, send)
-        elif scope["type"] == "http":
+                return self._route(scope, receive, send, *route)
+        inner = self.inner
+        if isinstance(inner, MCPApp | ObservedApp):
+            return inner.dispatch(scope, receive, send)
+        if inner is not None:
+            return inner(scope, receive, send)
+        return self._fallback(scope, receive, send)
+
+    async def _route(
+        self,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        private: bool,
+        handler: Callable[[Scope, Receive, Send], Awaitable[None]],
+    ) -> None:
+        refusal = self._refuse(scope, private)
+        if refusal is not None:
+            self.mcp.telemetry.refused(refusal.status)
+            await _send_reply(send, refusal)
+        else:
+            await handler(scope, receive, send)
+
+    async def _fallback(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
             await _send_reply(send, Reply(404, _TEXT, b"Not Found\n"))
         elif scope["type"] == "lifespan":
             await _bare_lifespan(receive, send)

@@ -188,7 +188,8 @@ class LosslessOutbox(Outbox):
         self._max_unread = max_unread
         self._max_unread_bytes = max_unread_bytes
         self._hold = hold
-        self._resumed = trio.Event()
+        # Made only when the runner pauses (detached, unread events at a bound).
+        self._resumed: trio.Event | None = None
 
     @property
     def paused(self) -> bool:
@@ -206,8 +207,7 @@ class LosslessOutbox(Outbox):
         if self._hold is not None:
             self._hold.release()
         self._unread = self._unread_bytes = 0
-        self._resumed.set()
-        self._resumed = trio.Event()
+        self._wake_paused()
 
     def detach(self) -> None:
         # Held until a client resumes, also after the call ends (its final
@@ -249,6 +249,8 @@ class LosslessOutbox(Outbox):
             self._unread += len(pending) - sent
             self._unread_bytes += sum(map(len, pending[sent:]))
             if self.paused:
+                if self._resumed is None:
+                    self._resumed = trio.Event()
                 await self._resumed.wait()  # backpressure until a client resumes
                 return
         if not pending or not self.attached or self._aborted:
@@ -291,7 +293,13 @@ class LosslessOutbox(Outbox):
         self._pending.clear()
         self._send.close()
         self._purge()
-        self._resumed.set()
+        self._wake_paused()
+
+    def _wake_paused(self) -> None:
+        """Let a runner paused in :meth:`flush` go on (resumed, or aborted)."""
+        resumed, self._resumed = self._resumed, None
+        if resumed is not None:
+            resumed.set()
 
     async def receive_some(self) -> list[bytes]:
         events = await self._receive.receive_some()

@@ -41,7 +41,7 @@ import logging
 import os
 import socket
 import struct
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, cast
 
 import attrs
@@ -53,9 +53,12 @@ from hypercorn.trio.statsd import StatsdLogger
 from hypercorn.trio.tcp_server import TCPServer
 from hypercorn.trio.worker_context import WorkerContext
 from hypercorn.typing import ConnectionState
-from hypercorn.utils import repr_socket_addr, wrap_app
+from hypercorn.utils import repr_socket_addr
+from quart import Quart
 
+from ._asgi import CONNECTION_KEY, MCPApp
 from ._gate import RequestGate
+from ._observe import ObservedApp
 
 __all__ = ["ServeLimits", "serve"]
 
@@ -142,6 +145,40 @@ def _abort(stream: _Stream) -> None:
     sock.close()
 
 
+class _App:
+    """hypercorn's ``ASGIWrapper`` with no coroutine frame of its own.
+
+    ``ASGIWrapper.__call__`` is ``async def`` and awaits the app, so every
+    open request holds one more frame for as long as it lasts (~0.3 KiB per
+    idle stream, docs/benchmarks.md); this returns the app's awaitable.
+    """
+
+    __slots__ = ("app",)
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    def __call__(
+        self, scope: Any, receive: Any, send: Any, sync_spawn: Any, call_soon: Any
+    ) -> Coroutine[Any, Any, None]:
+        return cast(Coroutine[Any, Any, None], self.app(scope, receive, send))
+
+
+def _asgi_callable(app: Any) -> Any:
+    """What to call for ``app``, with as few coroutine frames per request as it allows.
+
+    A Quart app whose ``__call__`` is Quart's own only awaits its
+    ``asgi_app``, and flowkit's fronts (``MCPApp``, ``ObservedApp``) have a
+    ``dispatch`` that is their ``__call__`` without a frame: each layer
+    skipped is one frame less per open stream (docs/benchmarks.md).
+    """
+    if isinstance(app, Quart) and type(app).__call__ is Quart.__call__:
+        app = app.asgi_app
+    if isinstance(app, MCPApp | ObservedApp):
+        return app.dispatch
+    return app
+
+
 class _Stream(trio.abc.HalfCloseableStream):
     """A connection that reads what already arrived before it closes.
 
@@ -152,15 +189,34 @@ class _Stream(trio.abc.HalfCloseableStream):
     request's body is still unread. So before closing, the bytes already
     queued are read and dropped, without waiting (at most ``_DRAIN``).
     (A wrapper: ``trio.SocketStream`` can not be subclassed.)
+
+    It is also the :class:`~flowkit_http._asgi.Connection` that every
+    request on it finds in its ASGI ``state``: whatever ends the connection
+    for hypercorn (an end of file or error on the read, a failed send, a
+    close) calls ``on_close``, so an open SSE response learns that its
+    client left without a task waiting for ``http.disconnect``.
     """
 
     def __init__(self, raw: socket.socket) -> None:
         self._stream = trio.SocketStream(trio.socket.from_stdlib_socket(raw))
         self._raw = raw
         self.socket = self._stream.socket  # hypercorn reads the addresses off it
+        self.closed = False  # the connection ended (see Connection)
+        self.on_close: Callable[[], None] | None = None
+
+    def _ended(self) -> None:
+        """The connection is over for hypercorn: tell the response waiting on it, once."""
+        self.closed = True
+        on_close, self.on_close = self.on_close, None
+        if on_close is not None:
+            on_close()
 
     async def send_all(self, data: bytes | bytearray | memoryview) -> None:
-        await self._stream.send_all(data)
+        try:
+            await self._stream.send_all(data)
+        except BaseException:
+            self._ended()  # hypercorn closes the connection on any failed send
+            raise
 
     def send_now(self, data: bytes | memoryview) -> int:
         """Send what the socket takes at once, never waiting: the count sent (0: it is full).
@@ -182,9 +238,19 @@ class _Stream(trio.abc.HalfCloseableStream):
         await self._stream.send_eof()
 
     async def receive_some(self, max_bytes: int | None = None) -> bytes | bytearray:
-        return await self._stream.receive_some(max_bytes)
+        # hypercorn's reader: an end of file, an error, a timeout or a cancel
+        # here all end the connection (hypercorn then sends http.disconnect).
+        try:
+            data = await self._stream.receive_some(max_bytes)
+        except BaseException:
+            self._ended()
+            raise
+        if not data:
+            self._ended()
+        return data
 
     async def aclose(self) -> None:
+        self._ended()
         raw = self._raw
         with contextlib.suppress(OSError):
             drained = 0
@@ -338,7 +404,9 @@ class _Server:
 
     async def _connection(self, stream: _Stream) -> None:
         try:
-            state = ConnectionState(self.state.copy())
+            # Every request on it sees the connection (MCPApp watches it for
+            # the client leaving instead of a task per response).
+            state = ConnectionState({**self.state, CONNECTION_KEY: stream})
             server = _TCPServer(self.app, self.config, self.context, state, stream)  # type: ignore[arg-type]
             await server.run()
         finally:
@@ -378,10 +446,12 @@ async def serve(
     limits = limits if limits is not None else ServeLimits()
     if config.ssl_enabled:
         raise ValueError("flowkit_http._serve.serve does not serve TLS; use hypercorn directly")
-    gate = RequestGate(app, body_timeout=limits.body_timeout, body_budget=limits.body_budget)
+    gate = RequestGate(
+        _asgi_callable(app), body_timeout=limits.body_timeout, body_budget=limits.body_budget
+    )
     # hypercorn types ASGI callables with its TypedDicts, ours are plain
     # mappings: same protocol, cast at the seam (as _quart.mount does).
-    wrapped = wrap_app(cast(Any, gate), config.wsgi_max_body_size, "asgi")
+    wrapped = _App(gate)
     config.set_statsd_logger_class(StatsdLogger)
     state: dict[str, Any] = {}
     lifespan = Lifespan(wrapped, config, state)

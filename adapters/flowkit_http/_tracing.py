@@ -19,7 +19,7 @@ answers. The ``otel`` extra installs the API.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from typing import Any
 
 from flowkit.mcp import StartCall
@@ -63,8 +63,22 @@ def _no_provider() -> bool:
     return isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider)
 
 
-@contextmanager
-def call_span(action: StartCall) -> Iterator[CallSpan]:
+class _Untraced:
+    """The context manager of a call with no span: one shared, stateless instance."""
+
+    __slots__ = ()
+
+    def __enter__(self) -> CallSpan:
+        return _NO_SPAN
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+
+_UNTRACED = _Untraced()
+
+
+def call_span(action: StartCall) -> AbstractContextManager[CallSpan]:
     """The span around running ``action`` (a no-op without OpenTelemetry).
 
     With the API but no tracer provider configured, a call without a client
@@ -72,11 +86,17 @@ def call_span(action: StartCall) -> Iterator[CallSpan]:
     the invalid span current (which is what the tool sees anyway), at ~2 KiB
     held per open call and a few µs of context managers per call. A client's
     ``traceparent`` still goes through the no-op tracer, so the tool's context
-    carries the client's trace onward without an SDK.
+    carries the client's trace onward without an SDK. The untraced case is a
+    shared object, not a generator per call (~0.4 KiB per open call).
     """
     if _tracer is None or (not action.trace_context and _no_provider()):
-        yield _NO_SPAN
-        return
+        return _UNTRACED
+    return _traced(action)
+
+
+@contextmanager
+def _traced(action: StartCall) -> Iterator[CallSpan]:
+    assert _tracer is not None
     stream = action.stream
     attributes: dict[str, Any] = {
         "mcp.method.name": "tools/call",
