@@ -229,6 +229,7 @@ class _Stream(trio.abc.HalfCloseableStream):
         except BlockingIOError:
             return 0
         except OSError as exc:
+            self._ended()  # as for a failed send_all: hypercorn closes the connection
             raise trio.BrokenResourceError(str(exc)) from exc
 
     async def wait_send_all_might_not_block(self) -> None:
