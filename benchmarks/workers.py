@@ -12,7 +12,7 @@ over one interval, so ``C x 1000 / interval_ms`` notifications/s are asked
 for. At a C where one worker falls behind, its delivered rate is below what
 was asked, and a second worker (the second core) delivers more::
 
-    python -m benchmarks.workers [--sessions 600] [--count 40] [--interval-ms 50] [--eras E,E] [--quick]
+    python -m benchmarks.workers [--sessions 1000] [--count 40] [--interval-ms 50] [--eras E,E] [--quick]
 
 Each era is measured with 1 and then 2 workers (``--eras``, default both):
 
@@ -43,7 +43,7 @@ from .redis_store import own_redis
 
 def main(argv: list[str] | None = None) -> list[concurrent.Outcome]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sessions", type=int, default=600, help="C: concurrent streams")
+    parser.add_argument("--sessions", type=int, default=1000, help="C: concurrent streams")
     parser.add_argument("--count", type=int, default=40, help="notifications per stream")
     parser.add_argument("--interval-ms", type=int, default=50)
     parser.add_argument("--url", help="a Redis of its own (default: start one)")
