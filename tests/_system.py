@@ -93,6 +93,22 @@ async def stop_process(
                 await pipe.aclose()
 
 
+async def read_until(process: trio.Process, marker: bytes, seconds: float) -> bytes:
+    """A process's stdout up to and including ``marker`` (what it printed so far).
+
+    Fails the test if the process closes its stdout first (its output is the
+    message), or if ``marker`` takes longer than ``seconds``.
+    """
+    assert process.stdout is not None
+    output = b""
+    with trio.fail_after(seconds):
+        while marker not in output:
+            chunk = await process.stdout.receive_some()
+            assert chunk, output.decode()
+            output += chunk
+    return output
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

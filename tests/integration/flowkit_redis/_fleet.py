@@ -24,7 +24,7 @@ import trio
 from flowkit.mcp import ToolContext
 from flowkit_http import MCPApp
 
-from ..._system import free_port, running_nginx, stop_process
+from ..._system import free_port, read_until, running_nginx, stop_process
 from ._server import REQUEST_STATE_KEYS
 
 SERVE = [sys.executable, "-m", "flowkit_http", "serve"]
@@ -60,13 +60,7 @@ async def serve_process(
         command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env
     )
     try:
-        assert process.stdout is not None
-        output = b""
-        with trio.fail_after(20):
-            while b"serving MCP at" not in output:
-                chunk = await process.stdout.receive_some()
-                assert chunk, output.decode()
-                output += chunk
+        output = await read_until(process, b"serving MCP at", 20)
         shared = b"sharing state through Redis at redis://127.0.0.1" in output
         assert shared == (redis_url is not None)
         yield f"http://127.0.0.1:{port}", process
@@ -153,14 +147,7 @@ async def workers(redis_url: str, observe: int) -> AsyncIterator[tuple[trio.Proc
     command += ["--observe-bind", f"127.0.0.1:{observe}"]
     process = await trio.lowlevel.open_process(command, stdout=subprocess.PIPE, env=serve_env())
     try:
-        assert process.stdout is not None
-        output = b""
-        with trio.fail_after(30):
-            while b"workers (pids" not in output:
-                chunk = await process.stdout.receive_some()
-                assert chunk, output.decode()
-                output += chunk
-        text = output.decode()
+        text = (await read_until(process, b"workers (pids", 30)).decode()
         url = re.findall(r"serving MCP at (\S+)", text)
         assert len(url) == 1, text  # printed once, with the real port
         yield process, url[0], text

@@ -27,6 +27,7 @@ from flowkit_http._asgi import MCPApp
 from flowkit_http._dashboard import open_feed
 from tests.integration.http._raw import call, initialize, raw_request
 
+from ..._system import read_until
 from ._processes import ROOT, flowkit_serve, free_port, process
 
 # (tool, arguments, how many calls)
@@ -70,13 +71,7 @@ async def test_the_dashboard_updates_in_chromium_while_calls_run(
             stderr=subprocess.STDOUT,
         )
         try:
-            assert browser.stdout is not None
-            seen = b""
-            with trio.fail_after(90):
-                while b"READY" not in seen:
-                    chunk = await browser.stdout.receive_some()
-                    assert chunk, seen.decode()
-                    seen += chunk
+            seen = await read_until(browser, b"READY", 90)
             headers = await initialize(client, f"{base}/mcp")
             ids = iter(range(1, 1000))
 
