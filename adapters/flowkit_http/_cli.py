@@ -412,12 +412,28 @@ def _config(args: argparse.Namespace) -> Config:
     return config
 
 
+def _check_keys(args: argparse.Namespace, target: Any) -> None:
+    """``--redis`` and ``--workers N > 1`` need the request-state keys: refused before connecting.
+
+    Whether or not a tool asks today (a tool added at run time may), a
+    2026-era ``requestState`` sealed by one instance must open in another.
+    """
+    if args.stdio or not isinstance(target, MCPServer) or target.config.request_state_keys:
+        return
+    if args.redis or target.shared is not None:  # --workers N > 1 without it: _check_workers
+        _fail(
+            "--redis and --workers N > 1 need FLOWKIT_REQUEST_STATE_KEYS, the same on every "
+            "instance: a 2026-07-28 requestState sealed by one must open in another "
+            "(make a key with: flowkit keygen)"
+        )
+
+
 def _check_workers(args: argparse.Namespace, target: Any) -> None:
-    """What ``--workers N > 1`` and ``--redis`` need, refused before anything starts.
+    """What ``--workers N > 1`` needs, refused before anything starts.
 
     Each worker is a process of its own: a 2025-era session lives in the one
-    that initialized it unless a shared store holds it, and a 2026-era
-    ``requestState`` sealed by one worker must open in another.
+    that initialized it unless a shared store holds it (and then the
+    request-state keys are needed too: :func:`_check_keys`).
     """
     if args.workers > 1:
         if args.stdio:
@@ -429,13 +445,6 @@ def _check_workers(args: argparse.Namespace, target: Any) -> None:
                 "--workers N > 1 needs --redis: 2025-era sessions would live in one worker "
                 'each, and their next request may reach another (docs/scaling.md, "Workers")'
             )
-    shared = isinstance(target, MCPServer) and target.shared is not None and not args.stdio
-    if (shared or args.workers > 1) and not target.config.request_state_keys:
-        _fail(
-            "--redis and --workers N > 1 need FLOWKIT_REQUEST_STATE_KEYS, the same on every "
-            "instance: a 2026-07-28 requestState sealed by one must open in another "
-            "(make a key with: flowkit keygen)"
-        )
 
 
 def _listen(config: Config) -> Any:
@@ -477,6 +486,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     else:
         target = load_target(args.target)
     limits = _serve_flags.apply(args, target, _fail, os.environ)
+    _check_keys(args, target)
     if args.redis and not args.stdio:
         target.shared = _redis(parser, target, args.redis)
         if args.demo:

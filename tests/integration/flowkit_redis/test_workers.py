@@ -93,6 +93,7 @@ def _refused(*args: str, cwd: Path | None = None, env: dict[str, str] | None = N
     assert lines, proc.stderr
     assert lines[-1].startswith("flowkit"), proc.stderr
     assert "Traceback" not in proc.stderr
+    assert "sharing state through Redis" not in proc.stderr  # refused before it is set up
     return lines[-1]
 
 
