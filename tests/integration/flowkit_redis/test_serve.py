@@ -33,7 +33,7 @@ from ..http._sdk import with_client
 from ..http._serving import serving
 from ..http.test_sdk1_client import sdk1_python  # noqa: F401  (the SDK 1.x venv fixture)
 from ._fleet import flowkit_serve, nginx_front, round_robin
-from ._server import RedisServer
+from ._server import REQUEST_STATE_KEYS, RedisServer
 from .test_http import make_server
 
 
@@ -105,6 +105,7 @@ def test_bad_redis_urls_are_one_line_cli_errors() -> None:
             text=True,
             timeout=30,
             check=False,
+            env={**os.environ, **REQUEST_STATE_KEYS},  # past the keys check, to the URL's
         )
         assert done.returncode == 1  # every CLI error: one line, status 1
         assert message in done.stderr
@@ -120,7 +121,7 @@ def test_a_bad_lease_ttl_is_a_one_line_cli_error() -> None:
             text=True,
             timeout=30,
             check=False,
-            env={**os.environ, "FLOWKIT_REDIS_LEASE_TTL": value},
+            env={**os.environ, **REQUEST_STATE_KEYS, "FLOWKIT_REDIS_LEASE_TTL": value},
         )
         assert done.returncode == 1
         assert "FLOWKIT_REDIS_LEASE_TTL must be a number of seconds" in done.stderr
