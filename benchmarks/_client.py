@@ -364,9 +364,9 @@ class Session:
         if meta:
             params["_meta"] = meta
         res = CallResult()
-        reused = self.sock is not None
+        kept = self.sock
         await self.reconnect_if_dropped()
-        reused = reused and self.sock is not None
+        reused = kept is not None and self.sock is kept  # a kept-alive connection, not a new one
         payload = self._request_bytes(
             orjson.dumps({"jsonrpc": "2.0", "id": rid, "method": "tools/call", "params": params}),
             "tools/call",

@@ -19,7 +19,7 @@ answers. The ``otel`` extra installs the API.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from typing import Any
 
 from flowkit.mcp import StartCall
@@ -63,19 +63,7 @@ def _no_provider() -> bool:
     return isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider)
 
 
-class _Untraced:
-    """The context manager of a call with no span: one shared, stateless instance."""
-
-    __slots__ = ()
-
-    def __enter__(self) -> CallSpan:
-        return _NO_SPAN
-
-    def __exit__(self, *exc: object) -> None:
-        return None
-
-
-_UNTRACED = _Untraced()
+_UNTRACED = nullcontext(_NO_SPAN)  # a call with no span: one shared, stateless manager
 
 
 def call_span(action: StartCall) -> AbstractContextManager[CallSpan]:
