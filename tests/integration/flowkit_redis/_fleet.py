@@ -10,6 +10,7 @@ assertions wait on with a deadline.
 from __future__ import annotations
 
 import os
+import random
 import re
 import signal
 import socket
@@ -116,19 +117,24 @@ async def nginx_front(
 
 
 def two_free_ports() -> int:
-    """A port P with P and P + 1 free (worker 0's and worker 1's --observe-bind)."""
-    for _ in range(50):
-        with socket.socket() as first:
-            first.bind(("127.0.0.1", 0))
-            port = int(first.getsockname()[1])
-            if port >= 65535:
+    """A port P with P and P + 1 free (worker 0's and worker 1's --observe-bind).
+
+    Taken below the kernel's ephemeral range: a port found free there by
+    binding port 0 may be handed to any outgoing connection (the suite makes
+    thousands) before the workers bind it, which failed a run once with
+    "Address already in use" on P + 1. Below the range nothing but an
+    explicit bind takes a port.
+    """
+    low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    for _ in range(200):
+        port = random.randrange(max(1024, low - 12_000), low - 1)
+        with socket.socket() as first, socket.socket() as second:
+            try:
+                first.bind(("127.0.0.1", port))
+                second.bind(("127.0.0.1", port + 1))
+            except OSError:
                 continue
-            with socket.socket() as second:
-                try:
-                    second.bind(("127.0.0.1", port + 1))
-                except OSError:
-                    continue
-                return port
+            return port
     raise RuntimeError("no two consecutive free ports")
 
 
