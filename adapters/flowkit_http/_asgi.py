@@ -80,7 +80,7 @@ from ._shared import (
 from ._telemetry import Telemetry
 from ._tracing import call_span
 
-__all__ = ["CONNECTION_KEY", "ASGIApp", "CallKey", "Connection", "MCPApp"]
+__all__ = ["CONNECTION_KEY", "MORE", "ASGIApp", "CallKey", "Connection", "MCPApp"]
 
 logger = logging.getLogger("flowkit_http")
 
@@ -102,6 +102,16 @@ _NOT_STARTED = Reply(
 
 CONNECTION_KEY = "flowkit_http.connection"
 """The key of a request's :class:`Connection` in its ASGI ``state`` (``flowkit serve``)."""
+
+
+MORE = "flowkit_http.more"
+"""A key an ASGI message may carry: the app sends its next message at once.
+
+``flowkit serve`` then writes the message's bytes with the next message's
+(a response head with its first event, a last event with the end of the
+response): one socket write instead of two. Other servers ignore the key.
+The app must not wait on anything between the two sends.
+"""
 
 
 class Connection(Protocol):
@@ -695,7 +705,10 @@ class MCPApp:
                 self.endpoint.stream_finished(stream, disconnected=True)
                 await _send_reply(send, failed.reply)
                 return
-        await send({"type": "http.response.start", "status": status, "headers": list(headers)})
+        start: Message = {"type": "http.response.start", "status": status, "headers": list(headers)}
+        if first:
+            start[MORE] = True  # the head goes out with the first event
+        await send(start)
         sent = 0
         # A replay goes out in bounded chunks, each awaited: never one copy of it all.
         for chunk in _chunks((first,) if isinstance(first, bytes) else first):
@@ -791,9 +804,15 @@ class MCPApp:
                 except StoreFailed:
                     return  # ends the response: no event the store lacks reaches a client
             if data:
-                await send({"type": "http.response.body", "body": data, "more_body": True})
+                body: Message = {"type": "http.response.body", "body": data, "more_body": True}
+                last = call is not None and self._shared is None and call.outbox.ended()
+                if last:
+                    body[MORE] = True  # the end of the response follows at once
+                await send(body)
                 writer.last = trio.current_time()
                 writer.sent += len(data)
+                if last:
+                    return
 
 
 async def _watch(receive: Receive, writer: _Writer) -> None:
@@ -846,7 +865,9 @@ def _chunks(events: Sequence[bytes]) -> Iterator[bytes]:
 
 async def _send_reply(send: Send, reply: Reply) -> None:
     headers = [*reply.headers, (b"content-length", str(len(reply.body)).encode("ascii"))]
-    await send({"type": "http.response.start", "status": reply.status, "headers": headers})
+    await send(
+        {"type": "http.response.start", "status": reply.status, "headers": headers, MORE: True}
+    )
     await send({"type": "http.response.body", "body": reply.body, "more_body": False})
 
 

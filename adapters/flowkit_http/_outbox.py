@@ -137,6 +137,12 @@ class Outbox:
         """
         raise NotImplementedError
 
+    def ended(self) -> bool:
+        """Everything was taken and nothing more will come: the next
+        :meth:`receive_some` raises ``EndOfChannel`` (the writer may end the
+        response with the last events)."""
+        raise NotImplementedError
+
     async def receive_some(self) -> list[bytes]:
         """Wait for events, then take all that are ready.
 
@@ -301,6 +307,10 @@ class LosslessOutbox(Outbox):
         if resumed is not None:
             resumed.set()
 
+    def ended(self) -> bool:
+        stats = self._send.statistics()
+        return not stats.open_send_channels and not stats.current_buffer_used
+
     async def receive_some(self) -> list[bytes]:
         events = await self._receive.receive_some()
         if self._woken:
@@ -407,6 +417,9 @@ class ConflatingOutbox(Outbox):
         if not self._ended:
             self._woken = True
             self._lot.unpark_all()
+
+    def ended(self) -> bool:
+        return self._ended and not self._queued()
 
     async def receive_some(self) -> list[bytes]:
         await checkpoint_if_cancelled()

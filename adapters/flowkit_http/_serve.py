@@ -42,6 +42,7 @@ import os
 import socket
 import struct
 from collections.abc import Awaitable, Callable, Coroutine
+from functools import partial
 from typing import Any, cast
 
 import attrs
@@ -56,7 +57,7 @@ from hypercorn.typing import ConnectionState
 from hypercorn.utils import repr_socket_addr
 from quart import Quart
 
-from ._asgi import CONNECTION_KEY, MCPApp
+from ._asgi import CONNECTION_KEY, MORE, MCPApp, Message, Send
 from ._gate import RequestGate
 from ._observe import ObservedApp
 
@@ -161,7 +162,16 @@ class _App:
     def __call__(
         self, scope: Any, receive: Any, send: Any, sync_spawn: Any, call_soon: Any
     ) -> Coroutine[Any, Any, None]:
+        # Each HTTP/1 request's messages are written one socket write each
+        # (_TCPServer.send_message).
+        if scope["type"] == "http" and scope["http_version"] in ("1.0", "1.1"):
+            stream: _Stream | None = scope["state"].get(CONNECTION_KEY)
+            if stream is not None and stream.server is not None:
+                send = partial(stream.server.send_message, send)
         return cast(Coroutine[Any, Any, None], self.app(scope, receive, send))
+
+
+_FLUSH = RawData(data=b"")  # writes what a message left held
 
 
 def _asgi_callable(app: Any) -> Any:
@@ -203,6 +213,11 @@ class _Stream(trio.abc.HalfCloseableStream):
         self.socket = self._stream.socket  # hypercorn reads the addresses off it
         self.closed = False  # the connection ended (see Connection)
         self.on_close: Callable[[], None] | None = None
+        self.server: _TCPServer | None = None  # the driver writing to it
+        # Bytes written while an ASGI message is being sent (or held by its
+        # MORE hint): they go out together with the next write that is not.
+        self.holding = False
+        self.held: list[bytes] = []
 
     def _ended(self) -> None:
         """The connection is over for hypercorn: tell the response waiting on it, once."""
@@ -261,7 +276,7 @@ class _Stream(trio.abc.HalfCloseableStream):
 
 
 class _TCPServer(TCPServer):
-    """hypercorn's connection driver, with two races closed.
+    """hypercorn's connection driver, with races closed and fewer writes.
 
     * **Closing under a response head.** hypercorn closes a connection on a
       protocol ``Closed`` event at once, while another task may hold the
@@ -282,6 +297,12 @@ class _TCPServer(TCPServer):
       trio's sends are: a cancelled writer sends nothing, and it always
       yields; as in hypercorn's shielded send, a write that started is not
       cut by a cancel.
+    * **Writes per message.** What hypercorn writes for one ASGI message
+      (a chunk and the terminator, a head) is one socket write, and a
+      message hinted ``MORE`` goes with the next (:meth:`send_message`).
+    * **A closed connection held by its keep-alive timer.** The timer that a
+      response's end restarts is stopped when the client's end of file is
+      read (:meth:`_read_data`): the connection's slot is free at once.
     * **The keep-alive timer closing a busy connection.** The idle timer
       (``keep_alive_timeout``, 5 s, also what ends a slowloris before its
       head) runs from the accept until a request's head is parsed, and is
@@ -298,9 +319,45 @@ class _TCPServer(TCPServer):
 
     _busy = False  # a request is in progress (hypercorn's protocol said "not idle")
 
+    async def send_message(self, send: Send, message: Message) -> None:
+        """hypercorn's ASGI ``send`` of ``message``, its bytes in one socket write.
+
+        hypercorn writes a response's head, each body chunk and the chunked
+        terminator as separate writes; a final body is two (the chunk, the
+        terminator), a JSON answer three. On loopback every write that wakes
+        the peer costs tens of microseconds in the kernel, more than the
+        Python around it (docs/benchmarks.md). So what hypercorn writes while
+        one message is sent is held and written once at its end; a message
+        carrying the :data:`~flowkit_http._asgi.MORE` hint (its app sends the
+        next one at once: a head and its first event, a last event and the
+        end) leaves its bytes held for the next message. Nothing is held
+        across a wait of the app's: only from one ``send`` to the next.
+        """
+        stream = cast(_Stream, self.stream)
+        stream.holding = True
+        try:
+            await send(message)
+        finally:
+            stream.holding = False
+        if not message.get(MORE) and stream.held:
+            await self.protocol_send(_FLUSH)
+
     async def protocol_send(self, event: Event) -> None:
         if isinstance(event, RawData):
+            stream = cast(_Stream, self.stream)
+            if stream.holding:
+                stream.held.append(event.data)
+                return  # written at the end of the message being sent
             await trio.lowlevel.checkpoint_if_cancelled()  # a cancelled writer sends nothing
+            data = event.data
+            if stream.held:
+                stream.held.append(data)
+                data = b"".join(stream.held)
+                stream.held.clear()
+                event = RawData(data=data)
+            if not data:
+                await trio.lowlevel.cancel_shielded_checkpoint()  # nothing to write
+                return
             lock = self.send_lock
             try:
                 lock.acquire_nowait()
@@ -308,18 +365,27 @@ class _TCPServer(TCPServer):
                 await super().protocol_send(event)
                 return
             try:
-                await self._send_raw(event.data)
+                await self._send_raw(data)
             finally:
                 lock.release()
             await trio.lowlevel.cancel_shielded_checkpoint()  # a send yields, lock released
         elif isinstance(event, Closed):
             async with self.send_lock:
+                await self._flush_held()
                 await self._close()
             await self.protocol.handle(Closed())
         else:
             if isinstance(event, Updated):
                 self._busy = not event.idle  # before stopping the timer can yield
             await super().protocol_send(event)
+
+    async def _flush_held(self) -> None:
+        """Write what is held before the connection closes (the send lock held)."""
+        stream = cast(_Stream, self.stream)
+        if stream.held and not stream.closed:
+            data = b"".join(stream.held)
+            stream.held.clear()
+            await self._send_raw(data)
 
     async def _send_raw(self, data: bytes) -> None:
         """``data`` on the socket, the send lock held: at once, or the rest the usual way."""
@@ -331,6 +397,16 @@ class _TCPServer(TCPServer):
                     await stream.send_all(memoryview(data)[sent:])
         except (trio.BrokenResourceError, trio.ClosedResourceError):
             await self.protocol.handle(Closed())
+
+    async def _read_data(self) -> None:
+        await super()._read_data()
+        # The client left (or the read failed): the connection ends as soon
+        # as its tasks do, and the keep-alive timer is one of them. A
+        # response ended just before the client's close restarts it (the
+        # connection is recycled before the end of file is read), and hypercorn
+        # would then hold the closed connection, and its slot under
+        # --max-connections, until the timer fires (5 s).
+        await self.idle_task.stop()
 
     async def _idle_timeout(self) -> None:
         with trio.move_on_after(self.config.keep_alive_timeout):
@@ -409,8 +485,10 @@ class _Server:
             # the client leaving instead of a task per response).
             state = ConnectionState({**self.state, CONNECTION_KEY: stream})
             server = _TCPServer(self.app, self.config, self.context, state, stream)  # type: ignore[arg-type]
+            stream.server = server
             await server.run()
         finally:
+            stream.server = None
             self.live.discard(stream)
 
     async def abort_at(self, deadline: float) -> None:

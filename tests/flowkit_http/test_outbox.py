@@ -192,3 +192,18 @@ async def test_a_detached_lossless_outbox_holds_its_stream_and_pauses_when_crowd
     outbox.attach()  # a client resumed: released, and the runner goes on
     assert not outbox.paused
     assert not store.crowded("s")
+
+
+@pytest.mark.parametrize("policy", ["lossless", "conflate"])
+async def test_ended_once_the_final_event_was_taken(policy: str) -> None:
+    """The writer may end the response with the last events (one write, not two)."""
+    box = open_outbox(policy, max_events=8, max_logs=2)
+    box.add("progress", b"p")
+    box.offer()
+    assert not box.ended()
+    await box.finish(b"final")
+    assert not box.ended()  # the final event still waits
+    assert await box.receive_some() in ([b"p", b"final"], [b"final"])
+    assert box.ended()
+    with pytest.raises(trio.EndOfChannel):
+        await box.receive_some()

@@ -6,19 +6,25 @@ did not take goes through ``SocketStream.send_all`` (still under the lock).
 Checked on a real socket pair with a small buffer and a reader that lags:
 concurrent writers never interleave their bytes, a full socket waits rather
 than dropping, and a peer that went away is hypercorn's ``Closed``.
+
+``_TCPServer.send_message`` writes each ASGI message in one socket write
+(hypercorn writes a head, each chunk and the terminator separately), and a
+message hinted ``MORE`` together with the next one.
 """
 
 from __future__ import annotations
 
 import socket
-from typing import Any
+from typing import Any, cast
 
+import pytest
 import trio
 import trio.testing
 from hypercorn.config import Config
 from hypercorn.events import Closed, RawData
 from hypercorn.trio.worker_context import WorkerContext
 
+from flowkit_http._asgi import MORE
 from flowkit_http._serve import _Stream, _TCPServer
 
 
@@ -98,5 +104,94 @@ async def test_a_write_is_a_checkpoint() -> None:
     assert scope.cancelled_caught
     peer = trio.SocketStream(trio.socket.from_stdlib_socket(theirs))
     assert await peer.receive_some(10) == b"y"
+    ours.close()
+    theirs.close()
+
+
+class _Counted:
+    """A connection's ``send_now`` with a count of the socket writes."""
+
+    def __init__(self, stream: _Stream) -> None:
+        self.writes = 0
+        self._send_now = stream.send_now
+        stream.send_now = self  # type: ignore[method-assign]
+
+    def __call__(self, data: bytes | memoryview) -> int:
+        self.writes += 1
+        return self._send_now(data)
+
+
+def _hypercorn_like(server: _TCPServer, *pieces: bytes) -> Any:
+    """An ASGI ``send`` that writes ``pieces`` one protocol write each, as hypercorn does."""
+
+    async def send(message: Any) -> None:
+        for piece in pieces:
+            await server.protocol_send(RawData(piece))
+
+    return send
+
+
+def _pending(theirs: socket.socket) -> bytes:
+    try:
+        return theirs.recv(65536, socket.MSG_DONTWAIT)
+    except BlockingIOError:
+        return b""
+
+
+async def test_each_message_is_one_socket_write() -> None:
+    """A final body is a chunk and a terminator for hypercorn: one write here."""
+    ours, theirs = socket.socketpair()
+    server, _ = _server(ours)
+    counted = _Counted(cast(_Stream, server.stream))
+    send = _hypercorn_like(server, b"5\r\nhello\r\n", b"0\r\n\r\n")
+    with trio.testing.assert_checkpoints():
+        await server.send_message(send, {"type": "http.response.body", "body": b"hello"})
+    assert counted.writes == 1
+    assert _pending(theirs) == b"5\r\nhello\r\n0\r\n\r\n"
+    ours.close()
+    theirs.close()
+
+
+async def test_a_message_hinted_more_goes_out_with_the_next() -> None:
+    ours, theirs = socket.socketpair()
+    server, _ = _server(ours)
+    counted = _Counted(cast(_Stream, server.stream))
+    head = {"type": "http.response.start", "status": 200, MORE: True}
+    await server.send_message(_hypercorn_like(server, b"HEAD\r\n\r\n"), head)
+    assert counted.writes == 0
+    assert _pending(theirs) == b""  # held: the app sends the next message at once
+    body = {"type": "http.response.body", "body": b"x", "more_body": True}
+    await server.send_message(_hypercorn_like(server, b"1\r\nx\r\n"), body)
+    assert counted.writes == 1
+    assert _pending(theirs) == b"HEAD\r\n\r\n1\r\nx\r\n"
+    ours.close()
+    theirs.close()
+
+
+async def test_held_bytes_go_before_any_other_write_and_before_a_close() -> None:
+    ours, theirs = socket.socketpair()
+    server, protocol = _server(ours)
+    head = {"type": "http.response.start", "status": 200, MORE: True}
+    await server.send_message(_hypercorn_like(server, b"A"), head)
+    await server.protocol_send(RawData(b"B"))  # another writer: after what is held
+    assert _pending(theirs) == b"AB"
+    await server.send_message(_hypercorn_like(server, b"C"), head)
+    await server.protocol_send(Closed())  # hypercorn closes: what is held goes first
+    assert _pending(theirs) == b"C"
+    assert [type(e) for e in protocol.events] == [Closed]
+    theirs.close()
+
+
+async def test_a_failed_message_leaves_nothing_holding() -> None:
+    ours, theirs = socket.socketpair()
+    server, _ = _server(ours)
+
+    async def broken(message: Any) -> None:
+        raise RuntimeError("hypercorn refused the message")
+
+    with pytest.raises(RuntimeError):
+        await server.send_message(broken, {"type": "http.response.body"})
+    await server.protocol_send(RawData(b"next"))  # written at once, not held
+    assert _pending(theirs) == b"next"
     ours.close()
     theirs.close()

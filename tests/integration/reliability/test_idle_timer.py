@@ -93,3 +93,47 @@ async def test_a_request_parsed_as_the_keep_alive_timer_fires_is_not_cut(
         nursery.cancel_scope.cancel()
     await peer.aclose()
     raw.close()  # cancelled mid-response: its close was cut short
+
+
+async def _answer(scope: Any, receive: Any, send: Any) -> None:
+    """A small JSON answer to every request."""
+    if scope["type"] != "http":
+        return
+    await receive()
+    headers = [(b"content-type", b"application/json"), (b"content-length", b"2")]
+    await send({"type": "http.response.start", "status": 200, "headers": headers})
+    await send({"type": "http.response.body", "body": b"{}", "more_body": False})
+
+
+async def test_a_client_that_leaves_a_kept_alive_connection_frees_it_at_once(
+    mock_clock: trio.testing.MockClock,  # time stands still: no timer may fire
+) -> None:
+    """The keep-alive timer restarted by the last response must not hold a closed connection.
+
+    A response that ends just before the client's close recycles the
+    connection (its keep-alive timer starts again) before the end of file is
+    read; hypercorn then kept the connection, and its ``--max-connections``
+    slot, in CLOSE-WAIT until the timer fired (5 s): a burst of 500 short
+    sessions, three times over, ran into the connection cap.
+    """
+    server = _Server(wrap_app(_answer, 2**20, "asgi"), Config(), {}, ServeLimits())
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        client = socket.create_connection(listener.getsockname())
+        raw, _ = listener.accept()
+    async with trio.open_nursery() as nursery:
+        stream = _Stream(raw)
+        server.live.add(stream)  # as the accept loop does
+        nursery.start_soon(server._connection, stream)
+        peer = trio.SocketStream(trio.socket.from_stdlib_socket(client))
+        await peer.send_all(_REQUEST)
+        received = b""
+        while not received.endswith(b"{}"):
+            received += await peer.receive_some()
+        await trio.testing.wait_all_tasks_blocked()  # recycled: the timer runs again
+        assert stream in server.live
+        await peer.send_eof()  # the client leaves
+        await trio.testing.wait_all_tasks_blocked()
+        assert stream not in server.live  # with the clock not moved at all
+        assert trio.current_time() == 0
+        assert await peer.receive_some() == b""  # and the server closed its side
+    await peer.aclose()
