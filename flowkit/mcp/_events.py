@@ -18,7 +18,7 @@ import bisect
 import itertools
 from collections import deque
 from collections.abc import Callable
-from typing import Protocol
+from typing import Protocol, TypeAlias, TypeVar
 
 from .._checks import check_count
 from ._sse import EventId
@@ -52,6 +52,32 @@ _Key = tuple[str, str]  # (session_id, stream_id)
 _COMPACT_AT = 64  # a session's order is compacted past this many stale entries
 
 
+_T = TypeVar("_T")
+
+_Run: TypeAlias = list[_T] | deque[_T]
+"""Events (or order entries) oldest first: a list while short, then a deque.
+
+An empty ``deque`` already holds a 64-slot block (760 bytes), and every
+open stream and session keeps two of them for one or two events: a list
+until ``_SMALL`` entries is ~0.1 KiB, and ``pop(0)`` on so few is as cheap
+as ``popleft``.
+"""
+
+_SMALL = 32
+
+
+def _grown(run: _Run[_T], item: _T) -> deque[_T]:
+    """``run`` with ``item`` appended, as a deque (it is long now)."""
+    if isinstance(run, list):
+        run = deque(run)
+    run.append(item)
+    return run
+
+
+def _popleft(run: _Run[_T]) -> _T:
+    return run.pop(0) if isinstance(run, list) else run.popleft()
+
+
 class _Session:
     """One session's streams, its own age order and its byte counts.
 
@@ -64,7 +90,7 @@ class _Session:
 
     def __init__(self) -> None:
         self.streams: set[str] = set()
-        self.order: deque[_Stream] = deque()  # one entry per event, as the store's
+        self.order: _Run[_Stream] = []  # one entry per event, as the store's
         self.stale = 0
         self.size = 0  # bytes of its streams' retained events
         self.held = 0  # bytes of them in held streams
@@ -72,13 +98,13 @@ class _Session:
 
     def compact(self) -> None:
         """Remove the stale entries from the order (amortised: over half of it)."""
-        live: deque[_Stream] = deque()
+        live: list[_Stream] = []
         for stream in self.order:
             if stream.sstale:
                 stream.sstale -= 1
             else:
                 live.append(stream)
-        self.order = live
+        self.order = live if len(live) < _SMALL else deque(live)
         self.stale = 0
 
 
@@ -125,7 +151,7 @@ class _Stream:
         self.session = _NO_SESSION
         self.first = 0  # the seq of events[0] while seqs is None
         self.seqs: deque[int] | None = None
-        self.events: deque[bytes] = deque()
+        self.events: _Run[bytes] = []
         self.stale = self.sstale = 0
         self.parked = self.sparked = 0
         self.held = False
@@ -149,7 +175,10 @@ class _Stream:
         elif seq != self.first + len(events):
             seqs = self.seqs = deque(range(self.first, self.first + len(events)))
             seqs.append(seq)
-        events.append(event)
+        if len(events) < _SMALL:
+            events.append(event)
+        else:
+            events = self.events = _grown(events, event)
         size = len(event)
         session = self.session
         self.size += size
@@ -161,7 +190,11 @@ class _Stream:
             store._held_bytes += size
             store._held_count += 1
         store._order.append(self)
-        session.order.append(self)
+        order = session.order
+        if len(order) < _SMALL:
+            order.append(self)
+        else:
+            session.order = _grown(order, self)
         if len(events) > store._per_stream or (
             self.size > store._per_stream_bytes and len(events) > 1
         ):
@@ -192,7 +225,7 @@ class _Stream:
 
     def popleft(self) -> None:
         """Drop the oldest retained event (the orders' entries are the caller's)."""
-        gone = len(self.events.popleft())
+        gone = len(_popleft(self.events))
         store = self.store
         self.size -= gone
         self.session.size -= gone
@@ -436,7 +469,10 @@ class InMemoryEventStore:
         self._held_count -= len(stream.events)
         # Its parked entries rejoin the orders, at the young end.
         self._order.extend(itertools.repeat(stream, stream.parked))
-        session.order.extend(itertools.repeat(stream, stream.sparked))
+        order = session.order
+        if isinstance(order, list) and len(order) + stream.sparked >= _SMALL:
+            order = session.order = deque(order)
+        order.extend(itertools.repeat(stream, stream.sparked))
         stream.parked = stream.sparked = 0
         if session.size > self._per_session_bytes:
             self._evict_session(session)
@@ -483,7 +519,7 @@ class InMemoryEventStore:
     def _evict_session(self, session: _Session) -> None:
         order = session.order
         while session.size > self._per_session_bytes and order:
-            stream = order.popleft()
+            stream = _popleft(order)
             if stream.sstale:
                 stream.sstale -= 1
                 session.stale -= 1

@@ -128,7 +128,7 @@ def resources_subscribe(state: EndpointState, ctx: RequestContext) -> Action:
     uri = _string_param(ctx.request.params, "uri", ctx)
     if state.resources.find(uri) is None:
         raise _not_found(uri, ctx)
-    ctx.session.resource_subscriptions.add(uri)
+    ctx.session.resource_subscriptions |= {uri}
     if state.journal is not None:  # shared: every instance carrying its streams learns it
         state.journal.append(SubscriptionChanged(ctx.session.id, uri, subscribed=True))
     return json_reply(ctx.request.id, {})
@@ -138,7 +138,7 @@ def resources_unsubscribe(state: EndpointState, ctx: RequestContext) -> Action:
     """``resources/unsubscribe``: no more updates for the URI (unknown ones are fine)."""
     assert ctx.session is not None
     uri = _string_param(ctx.request.params, "uri", ctx)
-    ctx.session.resource_subscriptions.discard(uri)
+    ctx.session.resource_subscriptions -= {uri}
     if state.journal is not None:
         state.journal.append(SubscriptionChanged(ctx.session.id, uri, subscribed=False))
     return json_reply(ctx.request.id, {})

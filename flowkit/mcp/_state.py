@@ -147,7 +147,7 @@ class EndpointState:
     def followed(self, session: Session, stream_id: str) -> None:
         """A response now follows ``stream_id`` from the shared store (``Resume.follow``)."""
         assert self.journal is not None
-        session.following.add(stream_id)
+        session.following |= {stream_id}
         local = session.stream(stream_id)
         if local is not None:
             self.detached_calls.pop(local, None)  # its client is back, through the store
@@ -156,7 +156,7 @@ class EndpointState:
     def unfollowed(self, session: Session, stream_id: str) -> None:
         """The response following ``stream_id`` ended."""
         assert self.journal is not None
-        session.following.discard(stream_id)
+        session.following -= {stream_id}
         local = session.stream(stream_id)
         if local is not None and local.detached:
             self.detached_calls[local] = self.clock()  # the grace period starts again

@@ -15,6 +15,7 @@ message hinted ``MORE`` together with the next one.
 from __future__ import annotations
 
 import socket
+import struct
 from typing import Any, cast
 
 import pytest
@@ -195,3 +196,43 @@ async def test_a_failed_message_leaves_nothing_holding() -> None:
     assert _pending(theirs) == b"next"
     ours.close()
     theirs.close()
+
+
+async def test_receive_some_is_socketstreams() -> None:
+    """The reader's own wait: data, then an end of file; a checkpoint each time; trio's errors."""
+    ours, theirs = socket.socketpair()
+    ours.setblocking(False)
+    stream = _Stream(ours)
+    theirs.send(b"ready")
+    with trio.testing.assert_checkpoints():
+        assert await stream.receive_some() == b"ready"  # there at once
+    async with trio.open_nursery() as nursery:
+
+        async def later() -> None:
+            await trio.testing.wait_all_tasks_blocked()
+            theirs.send(b"late")
+
+        nursery.start_soon(later)
+        assert await stream.receive_some(2) == b"la"  # waited for it
+    assert await stream.receive_some() == b"te"
+    theirs.close()
+    assert await stream.receive_some() == b""
+    assert stream.closed  # the connection is over for hypercorn
+    await stream.aclose()
+    with pytest.raises(trio.ClosedResourceError):
+        await stream.receive_some()
+
+
+async def test_receive_some_on_a_reset_connection_is_broken() -> None:
+    listener = socket.create_server(("127.0.0.1", 0))
+    client = socket.create_connection(listener.getsockname())
+    raw, _ = listener.accept()
+    raw.setblocking(False)
+    stream = _Stream(raw)
+    client.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    client.close()  # a reset, not an end of file
+    with trio.fail_after(5), pytest.raises(trio.BrokenResourceError):
+        await stream.receive_some()
+    assert stream.closed
+    await stream.aclose()
+    listener.close()

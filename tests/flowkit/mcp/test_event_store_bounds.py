@@ -15,7 +15,7 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from flowkit.mcp import EventId, InMemoryEventStore
+from flowkit.mcp import EventId, InMemoryEventStore, _events
 
 PER_STREAM = 6
 PER_STREAM_BYTES = 400
@@ -119,6 +119,22 @@ def _check_accounting(store: InMemoryEventStore) -> None:
 def test_random_operations_keep_the_bounds_and_every_held_event(
     ops: list[tuple[str, int, int, int]],
 ) -> None:
+    _run_ops(ops)
+
+
+@settings(max_examples=200, deadline=None)
+@given(_ops)
+def test_the_same_when_every_run_is_a_deque(ops: list[tuple[str, int, int, int]]) -> None:
+    """Runs are lists while short, then deques: both kinds, and the change, keep the books."""
+    small = _events._SMALL
+    _events._SMALL = 2
+    try:
+        _run_ops(ops)
+    finally:
+        _events._SMALL = small
+
+
+def _run_ops(ops: list[tuple[str, int, int, int]]) -> None:
     store = _store()
     appended: dict[tuple[str, str], list[bytes]] = {}
     seqs: Counter[tuple[str, str]] = Counter()
