@@ -60,6 +60,7 @@ from quart import Quart
 from ._asgi import CONNECTION_KEY, MORE, MCPApp, Message, Send
 from ._gate import RequestGate
 from ._observe import ObservedApp
+from ._pacing import Pacer
 
 __all__ = ["ServeLimits", "serve"]
 
@@ -91,12 +92,18 @@ class ServeLimits:
             (else 503 with ``Retry-After``).
         log_interval: at most one log line per this many seconds for each
             kind of refusal, with a count.
+        accept_pacing: requests in their working phase (head parsed, response
+            head not yet written; each counted for 20 ms at most) from which
+            a new connection waits, at most 20 ms, before it is accepted: a
+            burst's calls on admitted sessions go before its handshakes
+            (``flowkit_http._pacing``). 0 turns pacing off.
     """
 
     max_connections: int = attrs.field(default=1000, validator=attrs.validators.ge(1))
     body_timeout: float = attrs.field(default=20.0, validator=attrs.validators.gt(0))
     body_budget: int = attrs.field(default=64 * 1024 * 1024, validator=attrs.validators.ge(1))
     log_interval: float = attrs.field(default=10.0, validator=attrs.validators.gt(0))
+    accept_pacing: int = attrs.field(default=8, validator=attrs.validators.ge(0))
 
 
 class _Every:
@@ -171,6 +178,9 @@ class _App:
                 send = partial(stream.server.send_message, send)
         return cast(Coroutine[Any, Any, None], self.app(scope, receive, send))
 
+
+_PACING_AGE = 0.02  # seconds a working request counts, and a connection waits, at most
+_NO_PACING = Pacer(0, _PACING_AGE)
 
 _FLUSH = RawData(data=b"")  # writes what a message left held
 
@@ -347,6 +357,7 @@ class _TCPServer(TCPServer):
     """
 
     _busy = False  # a request is in progress (hypercorn's protocol said "not idle")
+    pacer = _NO_PACING  # the server's (set for each connection it accepts)
 
     async def send_message(self, send: Send, message: Message) -> None:
         """hypercorn's ASGI ``send`` of ``message``, its bytes in one socket write.
@@ -362,6 +373,8 @@ class _TCPServer(TCPServer):
         end) leaves its bytes held for the next message. Nothing is held
         across a wait of the app's: only from one ``send`` to the next.
         """
+        if message["type"] == "http.response.start":
+            self.pacer.end(self)  # its working phase is over (flowkit_http._pacing)
         stream = cast(_Stream, self.stream)
         stream.holding = True
         try:
@@ -399,6 +412,7 @@ class _TCPServer(TCPServer):
                 lock.release()
             await trio.lowlevel.cancel_shielded_checkpoint()  # a send yields, lock released
         elif isinstance(event, Closed):
+            self.pacer.end(self)
             async with self.send_lock:
                 await self._flush_held()
                 await self._close()
@@ -406,6 +420,10 @@ class _TCPServer(TCPServer):
         else:
             if isinstance(event, Updated):
                 self._busy = not event.idle  # before stopping the timer can yield
+                if event.idle:
+                    self.pacer.end(self)
+                else:
+                    self.pacer.begin(self)
             await super().protocol_send(event)
 
     async def _flush_held(self) -> None:
@@ -459,10 +477,12 @@ class _Server:
         self.reserve = _open_reserve()
         self.over_cap = _Every(limits.log_interval, "connection refused: at max_connections")
         self.no_fds = _Every(limits.log_interval, "connection refused: out of file descriptors")
+        self.pacer = Pacer(limits.accept_pacing, _PACING_AGE)
 
     async def accept(self, listener: socket.socket, nursery: trio.Nursery) -> None:
         while True:
             await trio.lowlevel.wait_readable(listener)
+            await self.pacer.room()  # the connection waits in the backlog meanwhile
             try:
                 conn, _ = listener.accept()
             except BlockingIOError:
@@ -515,6 +535,7 @@ class _Server:
             state = ConnectionState({**self.state, CONNECTION_KEY: stream})
             server = _TCPServer(self.app, self.config, self.context, state, stream)  # type: ignore[arg-type]
             stream.server = server
+            server.pacer = self.pacer
             await server.run()
         finally:
             stream.server = None

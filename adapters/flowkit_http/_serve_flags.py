@@ -63,6 +63,11 @@ def count(text: str) -> int:
     return value
 
 
+def count_or_off(text: str) -> int:
+    """A whole number, at least 1, or ``off`` (0)."""
+    return 0 if text == "off" else count(text)
+
+
 def seconds(text: str) -> float:
     """A positive, finite number of seconds."""
     try:
@@ -115,6 +120,8 @@ _SERVER_FLAGS = (
           "to arrive; else 408 and the connection closes"),
     _Flag("--body-budget", "body_budget", byte_count, "BYTES", "bytes all unfinished request "
           "bodies may hold together; else 503 + Retry-After"),
+    _Flag("--accept-pacing", "accept_pacing", count_or_off, "N|off", "requests being worked "
+          "on from which a new connection waits (20 ms at most) to be accepted"),
 )  # fmt: skip
 _ENDPOINT_FLAGS = (
     _Flag("--max-sessions", "max_sessions", count, "N", "live sessions at most; initialize "

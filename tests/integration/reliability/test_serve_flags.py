@@ -46,6 +46,7 @@ def test_every_limit_flag_reaches_what_it_configures(
         "--max-connections": "7",
         "--body-timeout": "3",
         "--body-budget": "4KiB",
+        "--accept-pacing": "3",
         "--max-sessions": "9",
         "--max-sessions-per-client": "2",
         "--session-idle-timeout": "60",
@@ -61,7 +62,11 @@ def test_every_limit_flag_reaches_what_it_configures(
     args = [item for pair in flags.items() for item in pair]
     proxies = ["--trusted-proxy", "10.0.0.1", "--trusted-proxy", "[::1]"]
     assert _cli.main(["serve", "flags_target:server", *args, *proxies]) == 0
-    assert runs[0]["limits"] == ServeLimits(max_connections=7, body_timeout=3.0, body_budget=4096)
+    assert runs[0]["limits"] == ServeLimits(
+        max_connections=7, body_timeout=3.0, body_budget=4096, accept_pacing=3
+    )
+    assert _cli.main(["serve", "flags_target:server", "--accept-pacing", "off"]) == 0
+    assert runs[1]["limits"] == ServeLimits(accept_pacing=0)
     import flags_target
 
     config = flags_target.server.config
@@ -105,6 +110,7 @@ def test_every_limit_flag_reaches_what_it_configures(
         ),
         (["--trusted-proxy", "proxy.local"], "argument --trusted-proxy: 'proxy.local' is not"),
         (["--body-budget", "0"], "argument --body-budget: '0' is not a size in bytes"),
+        (["--accept-pacing", "0"], "argument --accept-pacing: must be at least 1, got 0"),
         (
             ["--redis", "redis://127.0.0.1:1/0", "--store-max-bytes", "1MiB"],
             "--store-max-bytes bounds the in-memory event store, not --redis",

@@ -1,0 +1,92 @@
+"""Accept pacing under ``flowkit serve``'s accept loop, on trio's mock clock.
+
+Requests being worked on hold new connections back, but never for longer
+than the pacer's age: eight calls that never answer (a slow tool, a dead
+Redis) delay the next connection by 20 ms once, not for as long as they run.
+"""
+
+from __future__ import annotations
+
+import socket
+from typing import Any
+
+import trio
+import trio.testing
+from hypercorn.config import Config
+from hypercorn.utils import wrap_app
+
+from flowkit_http import ServeLimits
+from flowkit_http._serve import _PACING_AGE, _Server
+
+_REQUEST = b"POST /mcp HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-length: 0\r\n\r\n"
+
+
+async def _never_answers(scope: Any, receive: Any, send: Any) -> None:
+    if scope["type"] == "http":
+        await trio.sleep_forever()
+
+
+async def test_working_requests_delay_an_accept_by_the_age_at_most(
+    mock_clock: trio.testing.MockClock,  # time moves only when the test moves it
+) -> None:
+    server = _Server(wrap_app(_never_answers, 2**20, "asgi"), Config(), {}, ServeLimits())
+    assert server.pacer.limit == 8
+    clients: list[socket.socket] = []
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        listener.setblocking(False)
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(server.accept, listener, nursery)
+            for _ in range(8):
+                client = socket.create_connection(listener.getsockname())
+                client.sendall(_REQUEST)
+                clients.append(client)
+                await trio.testing.wait_all_tasks_blocked()
+            assert len(server.live) == 8
+            assert len(server.pacer) == 8  # eight requests at work, none answered
+            clients.append(socket.create_connection(listener.getsockname()))
+            await trio.testing.wait_all_tasks_blocked()
+            assert len(server.live) == 8  # the ninth waits for room
+            mock_clock.jump(_PACING_AGE)
+            await trio.testing.wait_all_tasks_blocked()
+            assert len(server.live) == 9  # the eight aged out: accepted, 20 ms late
+            assert len(server.pacer) == 0
+            assert server.pacer.waited == 1
+            clients.append(socket.create_connection(listener.getsockname()))
+            await trio.testing.wait_all_tasks_blocked()
+            assert len(server.live) == 10  # at once: the long calls count no more
+            opened = list(server.live)
+            nursery.cancel_scope.cancel()
+    for stream in opened:
+        stream._raw.close()  # cancelled mid-request: their closes were cut short
+    for client in clients:
+        client.close()
+
+
+async def test_answered_requests_leave_room_at_once(
+    mock_clock: trio.testing.MockClock,
+) -> None:
+    async def answers(scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http":
+            await send({"type": "http.response.start", "status": 204, "headers": []})
+            await send({"type": "http.response.body", "body": b""})
+
+    server = _Server(wrap_app(answers, 2**20, "asgi"), Config(), {}, ServeLimits())
+    clients: list[socket.socket] = []
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        listener.setblocking(False)
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(server.accept, listener, nursery)
+            for _ in range(20):
+                client = socket.create_connection(listener.getsockname())
+                client.sendall(_REQUEST)
+                clients.append(client)
+                await trio.testing.wait_all_tasks_blocked()
+            assert len(server.live) == 20
+            assert server.pacer.waited == 0
+            assert trio.current_time() == 0
+            opened = list(server.live)
+            nursery.cancel_scope.cancel()
+    for stream in opened:
+        stream._raw.close()  # cancelled mid-request: their closes were cut short
+    for client in clients:
+        client.close()
