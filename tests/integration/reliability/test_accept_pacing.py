@@ -8,6 +8,8 @@ Redis) delay the next connection by 20 ms once, not for as long as they run.
 from __future__ import annotations
 
 import socket
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import trio
@@ -21,72 +23,70 @@ from flowkit_http._serve import _PACING_AGE, _Server
 _REQUEST = b"POST /mcp HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-length: 0\r\n\r\n"
 
 
+async def _requests(listener: socket.socket, n: int, clients: list[socket.socket]) -> None:
+    """``n`` clients, one after the other, each sending a request once connected."""
+    for _ in range(n):
+        client = socket.create_connection(listener.getsockname())
+        client.sendall(_REQUEST)
+        clients.append(client)
+        await trio.testing.wait_all_tasks_blocked()
+
+
 async def _never_answers(scope: Any, receive: Any, send: Any) -> None:
     if scope["type"] == "http":
         await trio.sleep_forever()
 
 
-async def test_working_requests_delay_an_accept_by_the_age_at_most(
-    mock_clock: trio.testing.MockClock,  # time moves only when the test moves it
-) -> None:
-    server = _Server(wrap_app(_never_answers, 2**20, "asgi"), Config(), {}, ServeLimits())
-    assert server.pacer.limit == 8
+@asynccontextmanager
+async def _serving(app: Any) -> AsyncIterator[tuple[_Server, socket.socket, list[socket.socket]]]:
+    """``app`` behind flowkit serve's accept loop; its connections and clients closed after."""
+    server = _Server(wrap_app(app, 2**20, "asgi"), Config(), {}, ServeLimits())
     clients: list[socket.socket] = []
     with socket.create_server(("127.0.0.1", 0)) as listener:
         listener.setblocking(False)
         async with trio.open_nursery() as nursery:
             nursery.start_soon(server.accept, listener, nursery)
-            for _ in range(8):
-                client = socket.create_connection(listener.getsockname())
-                client.sendall(_REQUEST)
-                clients.append(client)
-                await trio.testing.wait_all_tasks_blocked()
-            assert len(server.live) == 8
-            assert len(server.pacer) == 8  # eight requests at work, none answered
-            clients.append(socket.create_connection(listener.getsockname()))
-            await trio.testing.wait_all_tasks_blocked()
-            assert len(server.live) == 8  # the ninth waits for room
-            mock_clock.jump(_PACING_AGE)
-            await trio.testing.wait_all_tasks_blocked()
-            assert len(server.live) == 9  # the eight aged out: accepted, 20 ms late
-            assert len(server.pacer) == 0
-            assert server.pacer.waited == 1
-            clients.append(socket.create_connection(listener.getsockname()))
-            await trio.testing.wait_all_tasks_blocked()
-            assert len(server.live) == 10  # at once: the long calls count no more
+            yield server, listener, clients
             opened = list(server.live)
             nursery.cancel_scope.cancel()
     for stream in opened:
         stream._raw.close()  # cancelled mid-request: their closes were cut short
     for client in clients:
         client.close()
+
+
+async def test_working_requests_delay_an_accept_by_the_age_at_most(
+    mock_clock: trio.testing.MockClock,  # time moves only when the test moves it
+) -> None:
+    async with _serving(_never_answers) as (server, listener, clients):
+        assert server.pacer.limit == 8
+        await _requests(listener, 8, clients)
+        assert len(server.live) == 8
+        assert len(server.pacer) == 8  # eight requests at work, none answered
+        clients.append(socket.create_connection(listener.getsockname()))
+        await trio.testing.wait_all_tasks_blocked()
+        assert len(server.live) == 8  # the ninth waits for room
+        mock_clock.jump(_PACING_AGE)
+        await trio.testing.wait_all_tasks_blocked()
+        assert len(server.live) == 9  # the eight aged out: accepted, 20 ms late
+        assert len(server.pacer) == 0
+        assert server.pacer.waited == 1
+        clients.append(socket.create_connection(listener.getsockname()))
+        await trio.testing.wait_all_tasks_blocked()
+        assert len(server.live) == 10  # at once: the long calls count no more
+
+
+async def _answers(scope: Any, receive: Any, send: Any) -> None:
+    if scope["type"] == "http":
+        await send({"type": "http.response.start", "status": 204, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
 
 
 async def test_answered_requests_leave_room_at_once(
     mock_clock: trio.testing.MockClock,
 ) -> None:
-    async def answers(scope: Any, receive: Any, send: Any) -> None:
-        if scope["type"] == "http":
-            await send({"type": "http.response.start", "status": 204, "headers": []})
-            await send({"type": "http.response.body", "body": b""})
-
-    server = _Server(wrap_app(answers, 2**20, "asgi"), Config(), {}, ServeLimits())
-    clients: list[socket.socket] = []
-    with socket.create_server(("127.0.0.1", 0)) as listener:
-        listener.setblocking(False)
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(server.accept, listener, nursery)
-            for _ in range(20):
-                client = socket.create_connection(listener.getsockname())
-                client.sendall(_REQUEST)
-                clients.append(client)
-                await trio.testing.wait_all_tasks_blocked()
-            assert len(server.live) == 20
-            assert server.pacer.waited == 0
-            assert trio.current_time() == 0
-            opened = list(server.live)
-            nursery.cancel_scope.cancel()
-    for stream in opened:
-        stream._raw.close()  # cancelled mid-request: their closes were cut short
-    for client in clients:
-        client.close()
+    async with _serving(_answers) as (server, listener, clients):
+        await _requests(listener, 20, clients)
+        assert len(server.live) == 20
+        assert server.pacer.waited == 0
+        assert trio.current_time() == 0
