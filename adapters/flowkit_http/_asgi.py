@@ -706,8 +706,8 @@ class MCPApp:
                 await _send_reply(send, failed.reply)
                 return
         start: Message = {"type": "http.response.start", "status": status, "headers": list(headers)}
-        if first:
-            start[MORE] = True  # the head goes out with the first event
+        if first if isinstance(first, bytes) else any(first):
+            start[MORE] = True  # the head goes out with the first event, sent next
         await send(start)
         sent = 0
         # A replay goes out in bounded chunks, each awaited: never one copy of it all.
