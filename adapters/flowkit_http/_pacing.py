@@ -52,9 +52,15 @@ class Pacer:
         return len(self._working)
 
     def begin(self, key: Hashable) -> None:
-        """``key``'s request started working (its head was parsed)."""
+        """``key``'s request started working (its head was parsed).
+
+        Entries past their age go here too, so a connection that died
+        mid-request is not kept alive by the pacer until the next accept.
+        """
+        now = trio.current_time()
+        self._expire(now)
         self._working.pop(key, None)
-        self._working[key] = trio.current_time()
+        self._working[key] = now
 
     def end(self, key: Hashable) -> None:
         """``key``'s request wrote its response head, or ended."""

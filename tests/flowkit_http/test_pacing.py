@@ -93,3 +93,13 @@ async def test_a_request_that_starts_again_counts_from_its_new_start(
 def test_bad_settings_are_refused(limit: int, age: float) -> None:
     with pytest.raises(ValueError, match="limit must be >= 0"):
         Pacer(limit, age)
+
+
+async def test_aged_entries_go_when_the_next_request_begins(
+    mock_clock: trio.testing.MockClock,
+) -> None:
+    pacer = Pacer(8, 0.02)
+    pacer.begin("died mid-request")  # never ends: its connection was cancelled
+    mock_clock.jump(0.05)
+    pacer.begin("next")
+    assert list(pacer._working) == ["next"]  # not held until an accept looks
