@@ -338,7 +338,9 @@ class _TCPServer(TCPServer):
       cut by a cancel.
     * **Writes per message.** What hypercorn writes for one ASGI message
       (a chunk and the terminator, a head) is one socket write, and a
-      message hinted ``MORE`` goes with the next (:meth:`send_message`).
+      message hinted ``MORE`` goes with the next (:meth:`send_message`);
+      what is held goes out before hypercorn restarts the keep-alive timer
+      or closes the connection (a shutdown closes idle ones at once).
     * **A closed connection held by its keep-alive timer.** The timer that a
       response's end restarts is stopped when the client's end of file is
       read (:meth:`_read_data`): the connection's slot is free at once.
@@ -424,6 +426,12 @@ class _TCPServer(TCPServer):
                     self.pacer.end(self)
                 else:
                     self.pacer.begin(self)
+            if cast(_Stream, self.stream).held:
+                # The response ended (hypercorn recycles the connection next):
+                # its bytes go before the keep-alive timer restarts, which may
+                # close the connection at once (a shutdown) without a write.
+                async with self.send_lock:
+                    await self._flush_held()
             await super().protocol_send(event)
 
     async def _flush_held(self) -> None:
@@ -454,6 +462,13 @@ class _TCPServer(TCPServer):
         # would then hold the closed connection, and its slot under
         # --max-connections, until the timer fires (5 s).
         await self.idle_task.stop()
+
+    async def _initiate_server_close(self) -> None:
+        # hypercorn closes the socket here without the send lock: what a
+        # message left held goes first (as in the Closed branch above).
+        async with self.send_lock:
+            await self._flush_held()
+        await super()._initiate_server_close()
 
     async def _idle_timeout(self) -> None:
         with trio.move_on_after(self.config.keep_alive_timeout):

@@ -22,7 +22,7 @@ import pytest
 import trio
 import trio.testing
 from hypercorn.config import Config
-from hypercorn.events import Closed, RawData
+from hypercorn.events import Closed, RawData, Updated
 from hypercorn.trio.worker_context import WorkerContext
 
 from flowkit_http._asgi import MORE
@@ -236,3 +236,38 @@ async def test_receive_some_on_a_reset_connection_is_broken() -> None:
     assert stream.closed
     await stream.aclose()
     listener.close()
+
+
+async def test_held_bytes_are_out_before_the_keep_alive_timer_restarts_or_a_server_close() -> None:
+    """hypercorn restarts the timer as it recycles the connection, inside the last message.
+
+    At a shutdown that timer closes the connection at once, without the send
+    lock: a response's terminator held until the end of its message was lost
+    (the SIGTERM test saw one stream in four end without it).
+    """
+    ours, theirs = socket.socketpair()
+    server, protocol = _server(ours)
+    seen: list[bytes] = []
+
+    class _Timer:
+        async def restart(self, task_group: Any, action: Any) -> None:
+            seen.append(_pending(theirs))
+
+        async def stop(self) -> None:
+            seen.append(_pending(theirs))
+
+    server.idle_task = _Timer()  # type: ignore[assignment]
+    server._task_group = None  # type: ignore[assignment]  # (the fake timer needs none)
+
+    async def last_message(message: Any) -> None:
+        await server.protocol_send(RawData(b"0\r\n\r\n"))
+        await server.protocol_send(Updated(idle=True))  # the connection is recycled
+
+    await server.send_message(last_message, {"type": "http.response.body"})
+    assert seen == [b"0\r\n\r\n"]
+    head = {"type": "http.response.start", "status": 200, MORE: True}
+    await server.send_message(_hypercorn_like(server, b"HEAD"), head)
+    await server._initiate_server_close()  # the timer fired at a shutdown
+    assert _pending(theirs) == b"HEAD"
+    assert [type(e) for e in protocol.events] == [Closed]
+    theirs.close()
