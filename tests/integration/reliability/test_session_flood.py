@@ -180,4 +180,10 @@ async def test_twenty_thousand_abandoned_initializes_are_capped_expire_and_memor
         f"before {before} B, at the cap {during} B, after expiry {after} B"
     )
     assert during - before > 100 * 1024  # the live sessions were visible ...
-    assert after - before < 64 * 1024  # ... and their memory returned
+    # ... and their memory returned. What stays is one-time: the session
+    # table's dicts keep their capacity (~20 KiB, tracemalloc by file), and
+    # caches (ABC subclass checks, regexes) grow by what this process has not
+    # seen yet: ~36 KiB alone, 65.7 KiB once in a whole-suite run. 128 KiB
+    # still fails a leak of 128 bytes per admitted session (1,000 of them
+    # here; a Session object alone is over 1 KiB).
+    assert after - before < 128 * 1024
