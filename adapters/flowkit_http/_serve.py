@@ -230,6 +230,14 @@ class _Stream(trio.abc.HalfCloseableStream):
         self.holding = False
         self.held: list[bytes] = []
 
+    def take_held(self, data: bytes = b"") -> bytes:
+        """What is held, with ``data`` after it, as one write; nothing is held after."""
+        held = self.held
+        held.append(data)
+        joined = b"".join(held)
+        held.clear()
+        return joined
+
     def _ended(self) -> None:
         """The connection is over for hypercorn: tell the response waiting on it, once."""
         self.closed = True
@@ -278,19 +286,18 @@ class _Stream(trio.abc.HalfCloseableStream):
         connection (hypercorn then sends ``http.disconnect``).
         """
         raw = self._raw
+        size = max_bytes or _RECEIVE_SIZE
         try:
             await trio.lowlevel.checkpoint_if_cancelled()
-            try:
-                data = raw.recv(max_bytes or _RECEIVE_SIZE)
-            except BlockingIOError:
-                while True:
-                    await trio.lowlevel.wait_readable(raw)
-                    try:
-                        data = raw.recv(max_bytes or _RECEIVE_SIZE)
-                        break
-                    except BlockingIOError:
-                        pass
-            else:
+            waited = False
+            while True:
+                try:
+                    data = raw.recv(size)
+                    break
+                except BlockingIOError:
+                    await trio.lowlevel.wait_readable(raw)  # a checkpoint
+                    waited = True
+            if not waited:
                 await trio.lowlevel.cancel_shielded_checkpoint()
         except OSError as exc:
             self._ended()
@@ -395,9 +402,7 @@ class _TCPServer(TCPServer):
             await trio.lowlevel.checkpoint_if_cancelled()  # a cancelled writer sends nothing
             data = event.data
             if stream.held:
-                stream.held.append(data)
-                data = b"".join(stream.held)
-                stream.held.clear()
+                data = stream.take_held(data)
                 event = RawData(data=data)
             if not data:
                 await trio.lowlevel.cancel_shielded_checkpoint()  # nothing to write
@@ -435,12 +440,11 @@ class _TCPServer(TCPServer):
             await super().protocol_send(event)
 
     async def _flush_held(self) -> None:
-        """Write what is held before the connection closes (the send lock held)."""
+        """Write what is held now, the send lock held: before a close, or before
+        the keep-alive timer restarts (which may close the connection at once)."""
         stream = cast(_Stream, self.stream)
         if stream.held and not stream.closed:
-            data = b"".join(stream.held)
-            stream.held.clear()
-            await self._send_raw(data)
+            await self._send_raw(stream.take_held())
 
     async def _send_raw(self, data: bytes) -> None:
         """``data`` on the socket, the send lock held: at once, or the rest the usual way."""
