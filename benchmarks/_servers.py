@@ -114,7 +114,17 @@ def fastmcp_command(port: int, extra: Sequence[str] = ()) -> list[str]:
     return [fastmcp_python(), "-m", "benchmarks._fastmcp", "--host", HOST, "--port", str(port)]
 
 
-COMMANDS = {"flowkit": flowkit_command, "official": official_command, "fastmcp": fastmcp_command}
+def floor_command(port: int, extra: Sequence[str] = ()) -> list[str]:
+    """Bare hypercorn with canned MCP-shaped replies (``benchmarks._floor``): the stack's floor."""
+    return [sys.executable, "-m", "benchmarks._floor", "--host", HOST, "--port", str(port)]
+
+
+COMMANDS = {
+    "flowkit": flowkit_command,
+    "official": official_command,
+    "fastmcp": fastmcp_command,
+    "floor": floor_command,
+}
 PEERS = ("official", "fastmcp")
 DEFAULT_SERVERS = "flowkit,official,fastmcp"
 

@@ -1,7 +1,8 @@
 """C concurrent sessions, each streaming 50 progress notifications 100 ms apart.
 
-For each C (default 200, 500, 1000) and each server (flowkit, official, fastmcp), a
-fresh server process; C sessions are opened (64 handshakes at a time, not
+For each C (default 200, 500, 1000) and each server (flowkit, official, fastmcp, and
+``floor``: bare hypercorn with canned replies, ``benchmarks._floor``), a fresh server
+process; C sessions are opened (64 handshakes at a time, not
 timed), then every session calls ``ticker(count=50, interval_ms=100)`` with
 a progressToken, the calls' starts spread evenly over one interval (so the
 load asked of the server is a steady ``10 x C`` notifications/s)::
@@ -15,8 +16,10 @@ response); first-notification delay (received - its ideal time) p50/p99;
 lateness of every notification against its ideal time p50/p99; the server's
 peak RSS; the client's CPU seconds per second.
 
-The last line: ``ratio=<flowkit/official aggregate notif/s at the largest C>
-flowkit=<notif/s> official=<notif/s> fastmcp=<notif/s>``.
+Then, per server and C, its lateness p99 as a multiple of the floor's (what the
+stack itself does on this machine). The last line: ``ratio=<flowkit/official
+aggregate notif/s at the largest C> flowkit=<notif/s> official=<notif/s>
+fastmcp=<notif/s>``.
 """
 
 from __future__ import annotations
@@ -151,7 +154,7 @@ def main(argv: list[str] | None = None) -> list[Outcome]:
     parser.add_argument("--sessions", default="200,500,1000")
     parser.add_argument("--count", type=int, default=50)
     parser.add_argument("--interval-ms", type=int, default=100)
-    parser.add_argument("--servers", default=_servers.DEFAULT_SERVERS)
+    parser.add_argument("--servers", default=_servers.DEFAULT_SERVERS + ",floor")
     parser.add_argument("--quick", action="store_true", help="C=50,100; 10 notifications (CI)")
     args = parser.parse_args(argv)
     if args.quick:
@@ -164,6 +167,15 @@ def main(argv: list[str] | None = None) -> list[Outcome]:
         for name in _servers.selected(args.servers)
     ]
     print(outcome_table(HEADER, outcomes))
+    for o in outcomes:
+        floor = next(
+            (f for f in outcomes if f.server == "floor" and f.sessions == o.sessions), None
+        )
+        if floor is not None and o.server != "floor" and floor.late_p99_ms > 0:
+            print(
+                f"C={o.sessions} {o.server}: lateness p99 {o.late_p99_ms:.1f} ms = "
+                f"{o.late_p99_ms / floor.late_p99_ms:.2f}x the floor's {floor.late_p99_ms:.1f} ms"
+            )
     top = {o.server: o.notif_per_s for o in outcomes if o.sessions == sizes[-1]}
     fk, off = top.get("flowkit", math.nan), top.get("official", math.nan)
     print(f"ratio={fk / off:.2f} {_servers.peer_figures(top)} (aggregate notif/s at C={sizes[-1]})")

@@ -150,7 +150,7 @@ def main(argv: list[str] | None = None) -> list[Outcome]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sessions", default="1000,3000")
     parser.add_argument("--hold", type=float, default=20.0)
-    parser.add_argument("--servers", default=_servers.DEFAULT_SERVERS)
+    parser.add_argument("--servers", default=_servers.DEFAULT_SERVERS + ",floor")
     parser.add_argument("--quick", action="store_true", help="C=100,200 held 3 s (CI)")
     parser.add_argument(
         "--allow-closed",

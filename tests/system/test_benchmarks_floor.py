@@ -1,0 +1,33 @@
+"""The benchmarks' floor server (bare hypercorn, canned replies) serves the load client.
+
+``benchmarks.concurrent`` and ``benchmarks.idle`` print each server's figures
+against it, so it must deliver what the real servers deliver to the same client:
+every progress notification of a ``ticker`` call, on time, then the result.
+"""
+
+from __future__ import annotations
+
+import trio
+
+from benchmarks import _servers
+from benchmarks._client import open_session
+
+
+async def _call(port: int) -> tuple[int, list[float], list[float], bool]:
+    s = await open_session(_servers.HOST, port, _servers.PATH)
+    try:
+        r = await s.call_tool("ticker", {"count": 3, "interval_ms": 20})
+        echo = await s.call_tool("echo", {"text": "x"})
+    finally:
+        s.close()
+    lates = [t - (r.t_sent + v * 0.02) for v, t in zip(r.progress, r.times, strict=True)]
+    return r.status, r.progress, lates, r.ok and echo.ok
+
+
+def test_floor_streams_a_ticker_call() -> None:
+    with _servers.running("floor", []) as srv:
+        status, progress, lates, ok = trio.run(_call, srv.port)
+    assert status == 200
+    assert progress == [1.0, 2.0, 3.0]
+    assert ok
+    assert min(lates) > -0.005  # never early: each tick is due at start + i x interval
