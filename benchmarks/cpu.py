@@ -1,9 +1,10 @@
 """Server CPU per call and per timed event: figures that hold on a loaded machine.
 
-Wall-clock latencies on a shared machine move with whatever else runs; the
-CPU time a server spends per unit of work moves much less (it is read from
-``/proc/<pid>/stat``, user + system). For each server, alternating, ``--repeat``
-times, on a fresh process:
+Wall-clock latencies on a shared machine move with whatever else runs; the CPU
+time a server spends per unit of work moves much less (it is read from
+``/proc/<pid>/stat``, user + system). For each server (flowkit, official,
+fastmcp and ``floor``, bare hypercorn with canned replies:
+``benchmarks._floor``), alternating, ``--repeat`` times, on a fresh process:
 
 * **per call**: one session makes ``--calls`` warm ``ticker(count=1)`` calls
   with a progressToken, one after the other; server CPU / calls, and the
@@ -100,7 +101,7 @@ def main(argv: list[str] | None = None) -> dict[str, Stats]:
     parser.add_argument("--calls", type=int, default=300)
     parser.add_argument("--sessions", type=int, default=200)
     parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--servers", default=_servers.DEFAULT_SERVERS)
+    parser.add_argument("--servers", default=_servers.DEFAULT_SERVERS + ",floor")
     parser.add_argument("--quick", action="store_true", help="50 calls, C=20, 1 run (CI)")
     args = parser.parse_args(argv)
     if args.quick:

@@ -1,11 +1,12 @@
 """C open, idle tool-call streams held for 20 s: what each costs the server.
 
-For each C (default 1000, 3000) and each server, a fresh server process; C
-sessions are opened (64 handshakes at a time), then every session calls
-``ticker(count=1, interval_ms=<open bound + hold + 5 s>)`` — a tool call
-whose SSE stream stays open and silent — and, once all are open (or the open
-bound, 30 s per 1,000 streams, has passed), the client holds all C streams
-for ``--hold`` seconds, reading whatever arrives (keepalive comments).
+For each C (default 1000, 3000) and each server (flowkit, official, fastmcp and
+``floor``, bare hypercorn with canned replies: ``benchmarks._floor``), a fresh
+server process; C sessions are opened (64 handshakes at a time), then every
+session calls ``ticker(count=1, interval_ms=<open bound + hold + 5 s>)`` — a
+tool call whose SSE stream stays open and silent — and, once all are open (or
+the open bound, 30 s per 1,000 streams, has passed), the client holds all C
+streams for ``--hold`` seconds, reading whatever arrives (keepalive comments).
 flowkit (``benchmarks._flowkit_tools``, the demo tools) is started with its
 session, connection and calls-in-flight caps above C (1,000, 1,000 and 1,024 by
 default)::
