@@ -22,6 +22,7 @@ from jsonschema import Draft202012Validator
 from jsonschema.protocols import Validator
 
 from ._errors import LocalProtocolError
+from ._fastschema import shortcut
 from ._pages import paginate
 from ._schema import FORMATS, context_parameter, derive_signature
 
@@ -225,6 +226,9 @@ class Tool:
     context_param: str | None = attrs.field(init=False, eq=False, repr=False)
     _input_validator: Validator = attrs.field(init=False, eq=False, repr=False)
     _output_validator: Validator | None = attrs.field(init=False, eq=False, repr=False)
+    # Certain-valid shortcuts (``_fastschema``): jsonschema runs when they say no.
+    _input_shortcut: Callable[[Any], bool] | None = attrs.field(init=False, eq=False, repr=False)
+    _output_shortcut: Callable[[Any], bool] | None = attrs.field(init=False, eq=False, repr=False)
 
     @policy.validator
     def _check_policy(self, _attribute: Any, value: str) -> None:
@@ -261,6 +265,14 @@ class Tool:
         if self.output_schema.get("type") != "object":
             raise LocalProtocolError('output_schema must have "type": "object"')
         return _compile(self.output_schema, f"output_schema of tool {self.name!r}")
+
+    @_input_shortcut.default
+    def _make_input_shortcut(self) -> Callable[[Any], bool] | None:
+        return shortcut(self.input_schema)
+
+    @_output_shortcut.default
+    def _make_output_shortcut(self) -> Callable[[Any], bool] | None:
+        return None if self.output_schema is None else shortcut(self.output_schema)
 
     @classmethod
     def from_function(
@@ -327,6 +339,9 @@ class Tool:
             results), which models can read and correct ("Error Handling",
             2025-11-25 tools).
         """
+        fast = self._input_shortcut
+        if fast is not None and fast(arguments):
+            return None
         try:
             error = jsonschema.exceptions.best_match(self._input_validator.iter_errors(arguments))
         except RecursionError:
@@ -360,6 +375,9 @@ class Tool:
     def validate_structured_content(self, structured: Any) -> None:
         """Raise LocalProtocolError if ``structured`` violates the output schema."""
         if self._output_validator is None:
+            return
+        fast = self._output_shortcut
+        if fast is not None and fast(structured):
             return
         error = jsonschema.exceptions.best_match(self._output_validator.iter_errors(structured))
         if error is not None:
