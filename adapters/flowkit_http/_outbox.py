@@ -104,6 +104,7 @@ class Outbox:
     attached: bool
     delivered: int = 0
     writes: int = 0
+    dropped_logs: int = 0  # log events evicted because the client was slow
 
     def add(self, kind: EventKind, data: bytes) -> None:
         """Queue one encoded event (``b""`` is ignored)."""
@@ -185,6 +186,7 @@ class LosslessOutbox(Outbox):
         self._send, self._receive = open_channel(max_events)
         self._pending: list[bytes] = []
         self._aborted = False
+        self._closed = False  # the sending side is closed: ended() may be true
         self._woken = False
         self.attached = True
         # Events discarded since the last detach, and the most that may be
@@ -293,11 +295,13 @@ class LosslessOutbox(Outbox):
             await self.flush()
         finally:
             self._send.close()
+            self._closed = True
 
     def abort(self) -> None:
         self._aborted = True
         self._pending.clear()
         self._send.close()
+        self._closed = True
         self._purge()
         self._wake_paused()
 
@@ -308,8 +312,9 @@ class LosslessOutbox(Outbox):
             resumed.set()
 
     def ended(self) -> bool:
-        stats = self._send.statistics()
-        return not stats.open_send_channels and not stats.current_buffer_used
+        # Asked at every write: the flag spares building the channel's
+        # statistics while the call runs, which is nearly always.
+        return self._closed and not self._send.statistics().current_buffer_used
 
     async def receive_some(self) -> list[bytes]:
         events = await self._receive.receive_some()

@@ -283,7 +283,7 @@ async def run_call(
             result = emitter.final(await _drive(produced, emitter, opened))
         final = stream.complete(
             result,
-            dropped_logs=outbox.statistics().dropped_logs,
+            dropped_logs=outbox.dropped_logs,
             undelivered_partials=emitter.undelivered,
         )
     except Exception as exc:
