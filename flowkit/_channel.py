@@ -26,15 +26,16 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Generic, TypeVar
 
 import attrs
 import trio
-from trio.lowlevel import ParkingLot, cancel_shielded_checkpoint, checkpoint_if_cancelled
+from trio.lowlevel import cancel_shielded_checkpoint, checkpoint_if_cancelled
 
 from ._checks import check_count
 from ._exceptions import StreamAborted
+from ._lot import Lot
 
 __all__ = ["ChannelStatistics", "FlowReceiveChannel", "FlowSendChannel", "open_channel"]
 
@@ -88,8 +89,8 @@ class _State(Generic[T]):
         self.defer_end = defer_end
         self.finished = False
         self.error: BaseException | None = None
-        self.send_lot: ParkingLot | None = None
-        self.receive_lot: ParkingLot | None = None
+        self.send_lot: Lot | None = None
+        self.receive_lot: Lot | None = None
         self.peak = 0
         self.items_sent = 0
         self.items_received = 0
@@ -205,7 +206,7 @@ class FlowSendChannel(trio.abc.SendChannel[T]):
                 while room < 1:
                     lot = state.send_lot
                     if lot is None:
-                        lot = state.send_lot = ParkingLot()
+                        lot = state.send_lot = Lot()
                     await lot.park()
                     state = self._check()
                     room = state.max_items - len(state.items)
@@ -293,11 +294,22 @@ class FlowReceiveChannel(trio.abc.ReceiveChannel[T]):
 
     def receive_nowait(self) -> T:
         """Receive one item without blocking, or raise :class:`trio.WouldBlock`."""
+        return self.receive_some_nowait(1)[0]
+
+    def receive_some_nowait(self, max_items: int | None = None) -> list[T]:
+        """Take up to ``max_items`` ready items (all: ``None``) without waiting.
+
+        Raises:
+            trio.WouldBlock: nothing is ready and the stream has not ended.
+            trio.EndOfChannel: the stream ended cleanly and is drained.
+            StreamAborted: the producing stage crashed (after draining).
+        """
         if not self._ready():
             raise trio.WouldBlock
-        if not self._state.items:
+        items = self._state.items
+        if not items:
             self._raise_end()
-        return self._state.take(1)[0]
+        return self._state.take(max_items if max_items is not None else len(items))
 
     async def receive(self) -> T:
         return (await self.receive_some(1))[0]
@@ -309,10 +321,15 @@ class FlowReceiveChannel(trio.abc.ReceiveChannel[T]):
             trio.EndOfChannel: the stream ended cleanly and is drained.
             StreamAborted: the producing stage crashed (after draining).
         """
-        await self._wait_ready()
-        if not self._state.items:
-            self._raise_end()
-        return self._state.take(max_items if max_items is not None else len(self._state.items))
+        # _wait_ready's steps, inline: a receiver waiting here (an idle
+        # stream's writer, for as long as the stream is open) holds one
+        # coroutine frame fewer.
+        await checkpoint_if_cancelled()
+        if self._ready():
+            await cancel_shielded_checkpoint()
+        while not self._ready():
+            await self._park()
+        return self.receive_some_nowait(max_items)
 
     async def _wait_ready(self) -> None:
         """Wait, as a receiver, until a receive would return at once; take nothing.
@@ -325,13 +342,17 @@ class FlowReceiveChannel(trio.abc.ReceiveChannel[T]):
         if self._ready():
             await cancel_shielded_checkpoint()
         while not self._ready():
-            state = self._state
-            if state.on_wait is not None:
-                state.on_wait()
-            lot = state.receive_lot
-            if lot is None:
-                lot = state.receive_lot = ParkingLot()
-            await lot.park()
+            await self._park()
+
+    def _park(self) -> Awaitable[None]:
+        """Park as a receiver of this empty channel; await what it returns at once."""
+        state = self._state
+        if state.on_wait is not None:
+            state.on_wait()
+        lot = state.receive_lot
+        if lot is None:
+            lot = state.receive_lot = Lot()
+        return lot.park()
 
     def clone(self) -> FlowReceiveChannel[T]:
         """Another receive end; each item goes to exactly one receiver."""

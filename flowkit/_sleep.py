@@ -24,6 +24,7 @@ from __future__ import annotations
 import heapq
 import itertools
 import math
+from functools import partial
 
 import trio
 from trio.lowlevel import Abort, RaiseCancelT, RunVar, Task
@@ -53,6 +54,11 @@ class _Timer:
         heapq.heappush(self.heap, (deadline, next(self.order), sleeper))
         if self.scope is not None and deadline < self.scope.deadline:
             self.scope.deadline = deadline  # wake the service earlier
+
+    def abort(self, sleeper: _Sleeper, _raise_cancel: RaiseCancelT) -> Abort:
+        """``wait_task_rescheduled``'s abort callback for ``sleeper``."""
+        self.cancel(sleeper)
+        return Abort.SUCCEEDED
 
     def cancel(self, sleeper: _Sleeper) -> None:
         """Forget a cancelled sleeper; its entry goes when due, or in a rebuild.
@@ -119,9 +125,5 @@ async def sleep_until(deadline: float) -> None:
     sleeper = _Sleeper(trio.lowlevel.current_task())
     timer = _timer()
     timer.add(deadline, sleeper)
-
-    def abort(_: RaiseCancelT) -> Abort:
-        timer.cancel(sleeper)
-        return Abort.SUCCEEDED
-
-    await trio.lowlevel.wait_task_rescheduled(abort)
+    # A partial, not a closure: ~150 bytes less per sleeping task.
+    await trio.lowlevel.wait_task_rescheduled(partial(timer.abort, sleeper))

@@ -788,7 +788,9 @@ class MCPApp:
                     data = await listen.receive()
                 else:
                     try:
-                        events = await call.outbox.receive_some()
+                        # receive_some's two steps: one frame less while idle.
+                        await call.outbox.wait()
+                        events = call.outbox.take()
                     except trio.EndOfChannel:
                         return
                     # One event (a paced tool): no copy.

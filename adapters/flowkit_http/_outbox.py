@@ -40,13 +40,15 @@ from __future__ import annotations
 
 import math
 from collections import deque
+from collections.abc import Awaitable
 from typing import Literal, Protocol
 
 import attrs
 import trio
-from trio.lowlevel import ParkingLot, cancel_shielded_checkpoint, checkpoint_if_cancelled
+from trio.lowlevel import cancel_shielded_checkpoint, checkpoint_if_cancelled
 
 from flowkit import FlowReceiveChannel, FlowSendChannel, open_channel
+from flowkit._lot import Lot
 
 __all__ = [
     "ConflatingOutbox",
@@ -145,9 +147,28 @@ class Outbox:
         raise NotImplementedError
 
     async def receive_some(self) -> list[bytes]:
-        """Wait for events, then take all that are ready.
+        """Wait for events, then take all that are ready (:meth:`wait`, :meth:`take`).
 
         Cancel-atomic: if cancelled while waiting, nothing was taken.
+
+        Raises:
+            trio.EndOfChannel: the outbox ended and everything was taken.
+        """
+        await self.wait()
+        return self.take()
+
+    def wait(self) -> Awaitable[None]:
+        """Wait until :meth:`take` would return at once (events, a wake or the end).
+
+        A full checkpoint; takes nothing. The HTTP writer awaits this and
+        :meth:`take` instead of :meth:`receive_some`: the lossless policy
+        returns its channel's wait, so a writer waiting on an idle stream
+        holds one coroutine frame less (docs/benchmarks.md).
+        """
+        raise NotImplementedError
+
+    def take(self) -> list[bytes]:
+        """The events ready now, without waiting (``[]``: none, or only a wake).
 
         Raises:
             trio.EndOfChannel: the outbox ended and everything was taken.
@@ -316,8 +337,15 @@ class LosslessOutbox(Outbox):
         # statistics while the call runs, which is nearly always.
         return self._closed and not self._send.statistics().current_buffer_used
 
-    async def receive_some(self) -> list[bytes]:
-        events = await self._receive.receive_some()
+    def wait(self) -> Awaitable[None]:
+        # The channel's own wait, returned, not awaited in a frame here.
+        return self._receive._wait_ready()
+
+    def take(self) -> list[bytes]:
+        try:
+            events = self._receive.receive_some_nowait()
+        except trio.WouldBlock:
+            return []
         if self._woken:
             self._woken = False
             events = [event for event in events if event]
@@ -365,7 +393,7 @@ class ConflatingOutbox(Outbox):
         self._final: bytes | None = None
         self._ended = False
         self._woken = False
-        self._lot = ParkingLot()
+        self._lot = Lot()  # trio's ParkingLot in fewer bytes per idle stream
         self._peak = 0
         self.attached = True
         self.conflated_progress = 0
@@ -426,12 +454,14 @@ class ConflatingOutbox(Outbox):
     def ended(self) -> bool:
         return self._ended and not self._queued()
 
-    async def receive_some(self) -> list[bytes]:
+    async def wait(self) -> None:
         await checkpoint_if_cancelled()
         if self._queued() or self._ended or self._woken:
             await cancel_shielded_checkpoint()
         while not (self._queued() or self._ended or self._woken):
             await self._lot.park()
+
+    def take(self) -> list[bytes]:
         self._woken = False
         if not self._queued() and not self._ended:
             return []

@@ -128,17 +128,23 @@ class _Emitter:
         """
         outbox = self.outbox
         since = 0
-        async for item in items:
-            if isinstance(item, CloseStream):
-                await self.close()
-                since = 0
-                continue
-            self.item(item)
-            since += 1
-            if since >= _CHUNK or not outbox.offer():
-                await outbox.flush()
-                since = 0
-        await outbox.flush()
+        try:
+            async for item in items:
+                if isinstance(item, CloseStream):
+                    await self.close()
+                    since = 0
+                    continue
+                self.item(item)
+                since += 1
+                if since >= _CHUNK or not outbox.offer():
+                    await outbox.flush()
+                    since = 0
+            await outbox.flush()
+        finally:
+            # When the emitter fails (progress that goes backwards, say) or
+            # the call is cancelled, the tool's generator is closed here,
+            # never left to the GC.
+            await aclose_shielded(items)
 
     async def drain(self, pipeline: Pipeline[Any]) -> None:
         """Drive a started pipeline: one outbox flush per chunk received."""
@@ -164,38 +170,22 @@ class _Emitter:
         return result
 
 
-async def _drive(
-    produced: Any, emitter: _Emitter, opened: Callable[[Pipeline[Any]], None] | None
-) -> Any:
-    """Run what the tool function returned; returns its direct result, if any."""
-    if inspect.isawaitable(produced):
-        produced = await produced
-    if isinstance(produced, ToolPipeline):
-        if produced.total is not None:
-            emitter.total = produced.total
-        # The first hop holds a whole chunk: a generator that does not suspend
-        # hands over up to _CHUNK items per scheduler trip (one outbox flush, so
-        # one socket write, per chunk); one that sleeps between items still has
-        # each delivered as soon as it is made.
-        async with open_pipeline(
-            produced.source, *produced.stages, hop_items=_CHUNK, drain_on_error=True
-        ) as pipeline:
-            if opened is not None:
-                opened(pipeline)
-            await emitter.drain(pipeline)
-        return None
-    if isinstance(produced, AsyncIterable):
-        # A one-stage pipeline, run in the runner's own task (a pump task
-        # and hop per open call cost memory and a hand-off per event). When
-        # the emitter fails (e.g. progress that goes backwards) or the call
-        # is cancelled, the tool's generator is closed here, never left to
-        # the GC.
-        try:
-            await emitter.run(produced)
-        finally:
-            await aclose_shielded(produced)
-        return None
-    return produced
+async def _run_pipeline(
+    produced: ToolPipeline, emitter: _Emitter, opened: Callable[[Pipeline[Any]], None] | None
+) -> None:
+    """Run a tool's :class:`ToolPipeline` to its end, its items through ``emitter``."""
+    if produced.total is not None:
+        emitter.total = produced.total
+    # The first hop holds a whole chunk: a generator that does not suspend
+    # hands over up to _CHUNK items per scheduler trip (one outbox flush, so
+    # one socket write, per chunk); one that sleeps between items still has
+    # each delivered as soon as it is made.
+    async with open_pipeline(
+        produced.source, *produced.stages, hop_items=_CHUNK, drain_on_error=True
+    ) as pipeline:
+        if opened is not None:
+            opened(pipeline)
+        await emitter.drain(pipeline)
 
 
 def _input_required(exc: BaseException) -> InputRequired | None:
@@ -280,7 +270,20 @@ async def run_call(
                 produced = await trio.to_thread.run_sync(call, abandon_on_cancel=True)
             else:
                 produced = fn(**kwargs)
-            result = emitter.final(await _drive(produced, emitter, opened))
+            # What the tool returned is run here, in run_call's own frame: an
+            # idle open call waits with one coroutine frame less.
+            if inspect.isawaitable(produced):
+                produced = await produced
+            if isinstance(produced, ToolPipeline):
+                await _run_pipeline(produced, emitter, opened)
+                produced = None
+            elif isinstance(produced, AsyncIterable):
+                # A one-stage pipeline, run in the runner's own task (a pump
+                # task and hop per open call cost memory and a hand-off per
+                # event); run closes the tool's generator, never the GC.
+                await emitter.run(produced)
+                produced = None
+            result = emitter.final(produced)
         final = stream.complete(
             result,
             dropped_logs=outbox.dropped_logs,

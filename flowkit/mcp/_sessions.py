@@ -49,6 +49,9 @@ class SessionEvent(enum.Enum):
 
 
 _S, _E = SessionState, SessionEvent
+# One empty frozenset for every session's empty views: since CPython 3.10
+# ``frozenset()`` is no longer a singleton, and each one is 216 bytes.
+_NONE: frozenset[Any] = frozenset()
 SESSION_TRANSITIONS: dict[tuple[SessionState, SessionEvent], SessionState] = {
     (_S.INITIALIZING, _E.INITIALIZED): _S.READY,
     (_S.INITIALIZING, _E.REQUEST): _S.INITIALIZING,
@@ -116,14 +119,14 @@ class Session:
         # shared store carries them (SessionRecord.subscriptions); the version
         # is its count of changes, which orders the views that reach here.
         # Frozen, replaced on a change: most sessions never subscribe, and an
-        # empty set is 216 bytes per session (the empty frozenset is shared).
-        self.resource_subscriptions: frozenset[str] = frozenset()
+        # empty set is 216 bytes per session (_NONE is shared).
+        self.resource_subscriptions: frozenset[str] = _NONE
         self.subscriptions_version = 0
         # Request ids running on other instances (a shared endpoint's view).
-        self.running_elsewhere: frozenset[RequestId] = frozenset()
-        self.attached_elsewhere: frozenset[str] = frozenset()  # stream ids
+        self.running_elsewhere: frozenset[RequestId] = _NONE
+        self.attached_elsewhere: frozenset[str] = _NONE  # stream ids
         # Streams a response here follows from a shared store (Resume.follow).
-        self.following: frozenset[str] = frozenset()  # frozen, as above
+        self.following: frozenset[str] = _NONE  # frozen, as above
         self._next_stream = 0
 
     @property
@@ -217,7 +220,7 @@ class Session:
         back, so a load or a message no older than it replaces it.
         """
         if version >= self.subscriptions_version:
-            self.resource_subscriptions = frozenset(uris)
+            self.resource_subscriptions = frozenset(uris) or _NONE
             self.subscriptions_version = version
 
 

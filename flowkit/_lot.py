@@ -1,0 +1,72 @@
+"""A parking lot for the waits that thousands of idle streams hold at once.
+
+:class:`trio.lowlevel.ParkingLot` is what trio's own channels wait on. An
+idle open stream parks one task on it for as long as it is open (the
+writer waiting for its next event), and the parked wait costs more than
+the stream's state: trio's lot keeps an ``OrderedDict`` (~380 bytes with
+one task), ``park`` is a coroutine frame of its own, and its abort callback
+is a closure with its cells. :class:`Lot` keeps the same FIFO semantics in
+a list (~90 bytes with one task; a lot here holds a channel's few
+receivers or senders, so a cancel's linear removal is short), and
+:meth:`Lot.park` is not a coroutine: it returns trio's ``wait_task_rescheduled`` awaitable, so the
+waiting task's stack is one frame shorter, and the abort callback is a
+``functools.partial`` (docs/benchmarks.md, "Where an idle stream's bytes
+go").
+
+It is the subset of ``ParkingLot`` that flowkit's channels and outboxes
+use: ``park``, ``unpark``, ``unpark_all``, ``len`` and truth. No
+``repark`` or ``break_lot``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable
+from functools import partial
+from typing import Any
+
+from trio.lowlevel import Abort, Task, current_task, reschedule, wait_task_rescheduled
+
+__all__ = ["Lot"]
+
+
+class Lot:
+    """Tasks waiting for something, woken first come, first served."""
+
+    __slots__ = ("_tasks",)
+
+    def __init__(self) -> None:
+        self._tasks: list[Task] = []
+
+    def __len__(self) -> int:
+        return len(self._tasks)
+
+    def __bool__(self) -> bool:
+        return bool(self._tasks)
+
+    def park(self) -> Awaitable[None]:
+        """Park the calling task until :meth:`unpark` wakes it; await what it returns.
+
+        A checkpoint, as ``ParkingLot.park``: a cancel takes the task out of
+        the lot. The task is parked when this is called, not when awaited:
+        await it at once.
+        """
+        task = current_task()
+        self._tasks.append(task)
+        return wait_task_rescheduled(partial(self._abort, task))  # noqa: ASYNC105 (awaited by the caller)
+
+    def _abort(self, task: Task, _raise_cancel: Any) -> Abort:
+        self._tasks.remove(task)
+        return Abort.SUCCEEDED
+
+    def unpark(self, *, count: int = 1) -> None:
+        """Wake the ``count`` tasks that have waited longest (fewer if fewer wait)."""
+        woken = self._tasks[:count]
+        del self._tasks[:count]
+        for task in woken:
+            reschedule(task)
+
+    def unpark_all(self) -> None:
+        """Wake every waiting task."""
+        tasks, self._tasks = self._tasks, []
+        for task in tasks:
+            reschedule(task)
