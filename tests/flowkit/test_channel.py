@@ -157,3 +157,46 @@ async def test_abort_on_a_plain_channel_is_not_a_clean_end() -> None:
     assert receive.receive_nowait() == 1
     with pytest.raises(flowkit.StreamAborted):
         receive.receive_nowait()
+
+
+async def test_receive_some_nowait_takes_what_is_ready_and_reports_the_end() -> None:
+    send, receive = flowkit.open_channel(8)
+    with pytest.raises(trio.WouldBlock):
+        receive.receive_some_nowait()
+    await send.send_all([1, 2, 3, 4])
+    assert receive.receive_some_nowait(3) == [1, 2, 3]
+    assert receive.receive_some_nowait() == [4]
+    with pytest.raises(trio.WouldBlock):
+        receive.receive_some_nowait()
+    await send.send(5)
+    send.close()
+    assert receive.receive_some_nowait() == [5]  # drained before the end shows
+    with pytest.raises(trio.EndOfChannel):
+        receive.receive_some_nowait()
+    receive.close()
+    with pytest.raises(trio.ClosedResourceError):
+        receive.receive_some_nowait()
+
+
+async def test_receive_some_nowait_after_a_crash_drains_then_raises_streamaborted() -> None:
+    send, receive = _open_stage_channel(4)
+    await send.send_all([1, 2])
+    send._abort(KeyError("boom"))
+    assert receive.receive_some_nowait() == [1, 2]
+    with pytest.raises(flowkit.StreamAborted):
+        receive.receive_some_nowait()
+
+
+async def test_a_waiting_receive_some_wakes_with_everything_sent() -> None:
+    send, receive = flowkit.open_channel(8)
+    got: list[list[int]] = []
+
+    async def receiver() -> None:
+        got.append(await receive.receive_some())
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(receiver)
+        await trio.testing.wait_all_tasks_blocked()
+        send.send_nowait(1)
+        send.send_nowait(2)  # both land before the woken receiver runs
+    assert got == [[1, 2]]

@@ -207,3 +207,34 @@ async def test_ended_once_the_final_event_was_taken(policy: str) -> None:
     assert box.ended()
     with pytest.raises(trio.EndOfChannel):
         await box.receive_some()
+
+
+@pytest.mark.parametrize("policy", ["lossless", "conflate"])
+async def test_wait_then_take_is_what_the_writer_does(policy: str) -> None:
+    """``wait`` takes nothing and returns once ``take`` would not be empty-handed."""
+    box = open_outbox(policy, max_events=8, max_logs=2)
+    assert box.take() == []  # nothing waits: no error, no events
+    woke = trio.Event()
+
+    async def writer() -> None:
+        await box.wait()
+        woke.set()
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(writer)
+        await trio.testing.wait_all_tasks_blocked()
+        assert not woke.is_set()  # nothing to take yet: it waits
+        box.add("progress", b"p")
+        assert box.offer()
+    assert woke.is_set()
+    assert box.take() == [b"p"]
+    with trio.CancelScope() as scope:
+        scope.cancel()
+        await box.wait()  # a full checkpoint: a cancel is seen even with nothing to wait for
+    assert scope.cancelled_caught
+    await box.finish(b"final")
+    await box.wait()  # returns at once: the final event waits
+    assert box.take() == [b"final"]
+    await box.wait()  # and at the end
+    with pytest.raises(trio.EndOfChannel):
+        box.take()
