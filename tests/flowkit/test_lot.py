@@ -25,8 +25,12 @@ async def test_unpark_wakes_the_longest_waiting_first() -> None:
         lot.unpark()
         await trio.testing.wait_all_tasks_blocked()
         assert woken == ["a"]
+        lot.unpark()
+        await trio.testing.wait_all_tasks_blocked()
+        assert woken == ["a", "b"]
         lot.unpark(count=5)  # more than wait: wakes those that do
         await trio.testing.wait_all_tasks_blocked()
+        # (tasks woken together run in an order trio picks at random)
         assert woken == ["a", "b", "c"]
     assert len(lot) == 0
     assert not lot
