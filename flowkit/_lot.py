@@ -8,10 +8,11 @@ one task), ``park`` is a coroutine frame of its own, and its abort callback
 is a closure with its cells. :class:`Lot` keeps the same FIFO semantics in
 a list (~90 bytes with one task; a lot here holds a channel's few
 receivers or senders, so a cancel's linear removal is short), and
-:meth:`Lot.park` is not a coroutine: it returns trio's ``wait_task_rescheduled`` awaitable, so the
-waiting task's stack is one frame shorter, and the abort callback is a
-``functools.partial`` (docs/benchmarks.md, "Where an idle stream's bytes
-go").
+:meth:`Lot.park` is not a coroutine: it returns trio's
+``wait_task_rescheduled`` awaitable, so the waiting task's stack is one
+frame shorter, and the abort callback is a two-slot object (~50 bytes; a
+``functools.partial`` with its empty keywords dict is ~190)
+(docs/benchmarks.md, "Where an idle stream's bytes go").
 
 It is the subset of ``ParkingLot`` that flowkit's channels and outboxes
 use: ``park``, ``unpark``, ``unpark_all``, ``len`` and truth. No
@@ -21,12 +22,24 @@ use: ``park``, ``unpark``, ``unpark_all``, ``len`` and truth. No
 from __future__ import annotations
 
 from collections.abc import Awaitable
-from functools import partial
-from typing import Any
 
-from trio.lowlevel import Abort, Task, current_task, reschedule, wait_task_rescheduled
+from trio.lowlevel import Abort, RaiseCancelT, Task, current_task, reschedule, wait_task_rescheduled
 
 __all__ = ["Lot"]
+
+
+class _Parked:
+    """The abort callback of one parked task: a cancel takes it out of its lot."""
+
+    __slots__ = ("lot", "task")
+
+    def __init__(self, lot: Lot, task: Task) -> None:
+        self.lot = lot
+        self.task = task
+
+    def __call__(self, _raise_cancel: RaiseCancelT) -> Abort:
+        self.lot._tasks.remove(self.task)
+        return Abort.SUCCEEDED
 
 
 class Lot:
@@ -52,11 +65,7 @@ class Lot:
         """
         task = current_task()
         self._tasks.append(task)
-        return wait_task_rescheduled(partial(self._abort, task))  # noqa: ASYNC105 (awaited by the caller)
-
-    def _abort(self, task: Task, _raise_cancel: Any) -> Abort:
-        self._tasks.remove(task)
-        return Abort.SUCCEEDED
+        return wait_task_rescheduled(_Parked(self, task))  # noqa: ASYNC105 (awaited by the caller)
 
     def unpark(self, *, count: int = 1) -> None:
         """Wake the ``count`` tasks that have waited longest (fewer if fewer wait)."""

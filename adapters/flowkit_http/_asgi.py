@@ -148,11 +148,18 @@ class _Writer:
     waiting for events now, and ``wake`` makes that wait return at once.
     ``sent`` counts the bytes written (one addition per write, not per
     event) and ``tool`` names the tool whose call it carries, if any.
-    ``scope`` is the response's (shutdown and the client leaving cancel it),
-    and ``disconnected`` whether the client left.
+    ``ended`` asks the response to end (shutdown, a cancel, the client
+    leaving), and ``disconnected`` says whether the client left.
+
+    Ending is a flag and a wake, not a cancel scope per response (a scope
+    and its cancel status are ~0.9 KiB per open stream): the writer's wait
+    returns, and the writer sees the flag before it takes anything, so
+    nothing is taken and lost. A write under way finishes first: a client
+    that left fails it at once, and a stalled one is reset by the server's
+    shutdown deadline (flowkit_http._serve).
     """
 
-    __slots__ = ("disconnected", "last", "scope", "sent", "tool", "waiting", "wake")
+    __slots__ = ("disconnected", "ended", "last", "sent", "tool", "waiting", "wake")
 
     def __init__(self, wake: Callable[[], None], tool: str | None) -> None:
         self.last = trio.current_time()
@@ -160,13 +167,18 @@ class _Writer:
         self.wake = wake
         self.sent = 0
         self.tool = tool
-        self.scope = trio.CancelScope()
+        self.ended = False
         self.disconnected = False
 
+    def end(self) -> None:
+        """End the response: at once if it waits for events, else after the write under way."""
+        self.ended = True
+        self.wake()
+
     def left(self) -> None:
-        """The client went away: end the response (its wait for events is cancel-safe)."""
+        """The client went away: end the response."""
         self.disconnected = True
-        self.scope.cancel()
+        self.end()
 
 
 class CallKey(NamedTuple):
@@ -214,6 +226,10 @@ class _Call:
         self.scope = trio.CancelScope()
         self.response_ended: trio.Event | None = None  # made when a close waits
         self.asker: LiveAsker | None = None  # a handshake-era call that may ask its client
+
+    def opened(self, pipeline: Pipeline[Any]) -> None:
+        """The runner opened the tool's pipeline (a bound method: lighter than a partial)."""
+        self.pipeline = pipeline
 
     async def close_response(self) -> None:
         """End the HTTP response carrying the call once it has written what waits.
@@ -270,7 +286,7 @@ class MCPApp:
         self._nursery: trio.Nursery | None = None
         self._calls: dict[OutgoingStream, _Call] = {}
         self._serial = 0  # numbers the calls (see CallKey)
-        self._responses: dict[trio.CancelScope, OutgoingStream] = {}
+        self._responses: dict[_Writer, OutgoingStream] = {}
         self._following: set[trio.CancelScope] = set()  # shared resumes (Resume.follow)
         # Open listen streams (GET, subscriptions/listen) and their queues.
         self._listeners: dict[OutgoingStream, trio.MemorySendChannel[bytes]] = {}
@@ -370,7 +386,9 @@ class MCPApp:
         Responses end cleanly (a final empty chunk), so clients see the end at
         once instead of waiting for the server's graceful timeout.
         """
-        for scope in [*self._responses, *self._following]:
+        for writer in list(self._responses):
+            writer.end()
+        for scope in list(self._following):
             scope.cancel()
         for call in list(self._calls.values()):
             call.scope.cancel()
@@ -628,7 +646,7 @@ class MCPApp:
                         action.arguments,
                         outbox,
                         call.close_response,
-                        partial(setattr, call, "pipeline"),
+                        call.opened,
                         context,
                     )
                     delivered = True
@@ -677,9 +695,9 @@ class MCPApp:
                 call.scope.cancel()
                 call.outbox.abort()
             elif stream.kind == "listen":
-                for scope, carried in list(self._responses.items()):
+                for writer, carried in list(self._responses.items()):
                     if carried is stream:
-                        scope.cancel()
+                        writer.end()
 
     # -- writing a stream ----------------------------------------------------------------
 
@@ -724,9 +742,8 @@ class MCPApp:
             wake = partial(_poke_queue, listen_queue)
         writer = _Writer(wake, call.tool if call is not None else None)
         writer.sent = sent
-        response = writer.scope  # shutdown and the client leaving cancel it
         self._writers.add(writer)
-        self._responses[response] = stream
+        self._responses[writer] = stream  # shutdown and a cancel end it
         connection = _connection(scope)
         try:
             if connection is not None:
@@ -734,18 +751,16 @@ class MCPApp:
                 connection.on_close = writer.left
                 if connection.closed:
                     writer.left()
-                with response:
-                    await self._write(stream, call, send, writer, listen)
+                await self._write(stream, call, send, writer, listen)
             else:
                 async with trio.open_nursery() as nursery:
                     nursery.start_soon(_watch, receive, writer)
-                    with response:
-                        await self._write(stream, call, send, writer, listen)
+                    await self._write(stream, call, send, writer, listen)
                     nursery.cancel_scope.cancel()
         finally:
             if connection is not None and connection.on_close == writer.left:
                 connection.on_close = None
-            del self._responses[response]
+            del self._responses[writer]
             self._writers.discard(writer)
             if call is not None and call.response_ended is not None:
                 call.response_ended.set()
@@ -777,7 +792,7 @@ class MCPApp:
         # write; heartbeats never queue), but no timer per wait: the shared
         # _keepalive task wakes this wait (outbox.wake, or an empty item on a
         # listen queue) when the stream has been idle for the interval.
-        while True:
+        while not writer.ended:
             if stream.closing and call is not None and not call.outbox.statistics().queued:
                 return  # the tool closed the response (CloseStream); the call goes on
             writer.waiting = True
@@ -786,11 +801,17 @@ class MCPApp:
                     # A listen stream: the notifications queued for it, else keepalives.
                     assert listen is not None
                     data = await listen.receive()
+                    if writer.ended:
+                        return  # its queue goes with the stream, as it always did
                 else:
+                    outbox = call.outbox
+                    # The outbox's wait, unrolled: no frame of its own while idle.
+                    while (parked := outbox.park()) is not None:
+                        await parked
+                    if writer.ended:
+                        return  # before taking: nothing taken is lost
                     try:
-                        # receive_some's two steps: one frame less while idle.
-                        await call.outbox.wait()
-                        events = call.outbox.take()
+                        events = outbox.take()
                     except trio.EndOfChannel:
                         return
                     # One event (a paced tool): no copy.

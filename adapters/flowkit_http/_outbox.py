@@ -157,13 +157,28 @@ class Outbox:
         await self.wait()
         return self.take()
 
-    def wait(self) -> Awaitable[None]:
+    async def wait(self) -> None:
         """Wait until :meth:`take` would return at once (events, a wake or the end).
 
-        A full checkpoint; takes nothing. The HTTP writer awaits this and
-        :meth:`take` instead of :meth:`receive_some`: the lossless policy
-        returns its channel's wait, so a writer waiting on an idle stream
-        holds one coroutine frame less (docs/benchmarks.md).
+        A full checkpoint; takes nothing. Cancel-safe.
+        """
+        await checkpoint_if_cancelled()
+        parked = self.park()
+        if parked is None:
+            await cancel_shielded_checkpoint()
+        while parked is not None:
+            await parked
+            parked = self.park()
+
+    def park(self) -> Awaitable[None] | None:
+        """``None`` if :meth:`take` would return at once, else a wait to await at once.
+
+        The wait returns when :meth:`take` may (ask again: ``park`` is
+        level-triggered). It is not a checkpoint when nothing waits. The
+        HTTP writer loops on this instead of awaiting :meth:`wait`: an idle
+        stream's writer then holds no coroutine frame of the outbox's, only
+        trio's own wait (docs/benchmarks.md, "Where an idle stream's bytes
+        go").
         """
         raise NotImplementedError
 
@@ -337,9 +352,9 @@ class LosslessOutbox(Outbox):
         # statistics while the call runs, which is nearly always.
         return self._closed and not self._send.statistics().current_buffer_used
 
-    def wait(self) -> Awaitable[None]:
-        # The channel's own wait, returned, not awaited in a frame here.
-        return self._receive._wait_ready()
+    def park(self) -> Awaitable[None] | None:
+        receive = self._receive
+        return None if receive._ready() else receive._park()
 
     def take(self) -> list[bytes]:
         try:
@@ -454,12 +469,10 @@ class ConflatingOutbox(Outbox):
     def ended(self) -> bool:
         return self._ended and not self._queued()
 
-    async def wait(self) -> None:
-        await checkpoint_if_cancelled()
+    def park(self) -> Awaitable[None] | None:
         if self._queued() or self._ended or self._woken:
-            await cancel_shielded_checkpoint()
-        while not (self._queued() or self._ended or self._woken):
-            await self._lot.park()
+            return None
+        return self._lot.park()
 
     def take(self) -> list[bytes]:
         self._woken = False

@@ -42,7 +42,6 @@ import os
 import socket
 import struct
 from collections.abc import Awaitable, Callable, Coroutine
-from functools import partial
 from typing import Any, cast
 
 import attrs
@@ -175,8 +174,25 @@ class _App:
         if scope["type"] == "http" and scope["http_version"] in ("1.0", "1.1"):
             stream: _Stream | None = scope["state"].get(CONNECTION_KEY)
             if stream is not None and stream.server is not None:
-                send = partial(stream.server.send_message, send)
+                send = _Send(stream.server, send)
         return cast(Coroutine[Any, Any, None], self.app(scope, receive, send))
+
+
+class _Send:
+    """An HTTP/1 request's ASGI ``send``, through :meth:`_TCPServer.send_message`.
+
+    A two-slot object, not a ``functools.partial`` (~50 bytes against ~190
+    with its empty keywords dict), held for as long as the request is open.
+    """
+
+    __slots__ = ("send", "server")
+
+    def __init__(self, server: _TCPServer, send: Any) -> None:
+        self.server = server
+        self.send = send
+
+    def __call__(self, message: Message) -> Coroutine[Any, Any, None]:
+        return self.server.send_message(self.send, message)
 
 
 _PACING_AGE = 0.02  # seconds a working request counts, and a connection waits, at most
