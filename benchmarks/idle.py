@@ -104,8 +104,12 @@ async def _scenario(srv: _servers.Server, c: int, hold: float) -> Outcome:
                 on_open=lambda res: opened.__setitem__(i, res),
             )
         except (OSError, ClientError) as exc:
-            if i not in opened:  # why a call never opened (stderr: the table stays clean)
-                failures[f"{type(exc).__name__}: {str(exc)[:60]}"] += 1
+            # Why a call never opened, or why an open one closed (stderr: the table stays clean).
+            why = "never opened" if i not in opened else "closed"
+            failures[f"{why}: {type(exc).__name__}: {str(exc)[:60]}"] += 1
+        else:
+            if i in opened:
+                failures["closed: the call returned before the hold ended"] += 1
         ended.add(i)
 
     try:
@@ -124,7 +128,7 @@ async def _scenario(srv: _servers.Server, c: int, hold: float) -> Outcome:
         close_all(sessions)
     if failures or None in sessions:
         unopened = dict(failures, session_failed=sessions.count(None))
-        print(f"{srv.name} C={c}: calls that never opened: {unopened}", file=sys.stderr)
+        print(f"{srv.name} C={c}: calls that never opened or closed: {unopened}", file=sys.stderr)
     n = max(still_open, 1)
     return Outcome(
         srv.name,

@@ -478,7 +478,35 @@ class _TCPServer(TCPServer):
             await self.protocol.handle(Closed())
 
     async def _read_data(self) -> None:
-        await super()._read_data()
+        """hypercorn's read loop, with no cancel scope per read and no chunk held.
+
+        hypercorn's own (``TCPServer._read_data``, 0.18) wraps every read in
+        ``trio.fail_after(read_timeout or inf)``, a cancel scope with its
+        cancel status (two sets: ~0.9 KiB) for as long as the read waits,
+        and keeps the last chunk read in a local across the next wait (the
+        request that opened a stream, ~0.6 KiB): both per open connection,
+        for its whole idle life (docs/benchmarks.md, "Where an idle stream's
+        bytes go"). This is the same loop with the same events (``RawData``
+        per chunk, ``Closed`` at the end, the same errors ending it), a
+        deadline only when ``read_timeout`` is set, and the chunk dropped
+        once handed over.
+        """
+        timeout = self.config.read_timeout
+        stream = cast(_Stream, self.stream)
+        while True:
+            try:
+                if timeout:
+                    with trio.fail_after(timeout):
+                        data = await stream.receive_some(_RECEIVE_SIZE)
+                else:
+                    data = await stream.receive_some(_RECEIVE_SIZE)
+            except (trio.ClosedResourceError, trio.BrokenResourceError, trio.TooSlowError):
+                break
+            await self.protocol.handle(RawData(bytes(data)))
+            if not data:
+                break
+            del data  # not held while the next read waits
+        await self.protocol.handle(Closed())
         # The client left (or the read failed): the connection ends as soon
         # as its tasks do, and the keep-alive timer is one of them. A
         # response ended just before the client's close restarts it (the

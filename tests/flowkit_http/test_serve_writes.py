@@ -271,3 +271,42 @@ async def test_held_bytes_are_out_before_the_keep_alive_timer_restarts_or_a_serv
     assert _pending(theirs) == b"HEAD"
     assert [type(e) for e in protocol.events] == [Closed]
     theirs.close()
+
+
+class _StoppedTimer:
+    def __init__(self) -> None:
+        self.stopped = 0
+
+    async def stop(self) -> None:
+        self.stopped += 1
+
+
+async def test_the_read_loop_hands_over_each_chunk_then_closed_at_the_end() -> None:
+    """hypercorn's events, in hypercorn's order: ``RawData`` per chunk, ``b""`` at EOF, ``Closed``."""
+    ours, theirs = socket.socketpair()
+    server, protocol = _server(ours)
+    timer = server.idle_task = _StoppedTimer()  # type: ignore[assignment]
+    theirs.sendall(b"GET / HTTP/1.1\r\n\r\n")
+    theirs.shutdown(socket.SHUT_WR)
+    await server._read_data()
+    data = [e.data for e in protocol.events if isinstance(e, RawData)]
+    assert b"".join(data) == b"GET / HTTP/1.1\r\n\r\n"
+    assert data[-1] == b""
+    assert isinstance(protocol.events[-1], Closed)
+    assert timer.stopped == 1  # the keep-alive timer does not outlive the connection
+    ours.close()
+    theirs.close()
+
+
+async def test_the_read_loop_keeps_hypercorns_read_timeout(autojump_clock: trio.abc.Clock) -> None:
+    """No deadline per read by default; with ``read_timeout`` set, a silent peer ends the loop."""
+    ours, theirs = socket.socketpair()
+    server, protocol = _server(ours)
+    server.idle_task = _StoppedTimer()  # type: ignore[assignment]
+    server.config.read_timeout = 30
+    start = trio.current_time()
+    await server._read_data()
+    assert trio.current_time() - start == pytest.approx(30)
+    assert [type(e) for e in protocol.events] == [Closed]
+    ours.close()
+    theirs.close()
