@@ -746,16 +746,73 @@ class MCPApp:
         self._responses[writer] = stream  # shutdown and a cancel end it
         connection = _connection(scope)
         try:
-            if connection is not None:
-                # The connection tells when the client leaves: no watcher task.
-                connection.on_close = writer.left
-                if connection.closed:
-                    writer.left()
-                await self._write(stream, call, send, writer, listen)
-            else:
-                async with trio.open_nursery() as nursery:
+            # Where the connection tells when the client leaves, no watcher
+            # task (and no nursery); elsewhere _watch reads the disconnect.
+            # The write loop is inline, not a method: an idle stream's
+            # request task holds one coroutine frame fewer.
+            watching = trio.open_nursery() if connection is None else contextlib.nullcontext()
+            async with watching as nursery:
+                if nursery is not None:
                     nursery.start_soon(_watch, receive, writer)
-                    await self._write(stream, call, send, writer, listen)
+                else:
+                    assert connection is not None
+                    connection.on_close = writer.left
+                    if connection.closed:
+                        writer.left()
+                # Keepalive has flowkit.keepalive's semantics (inject only when idle
+                # *and* the writer is waiting; the idle time restarts after every
+                # write; heartbeats never queue), but no timer per wait: the shared
+                # _keepalive task wakes this wait (outbox.wake, or an empty item on a
+                # listen queue) when the stream has been idle for the interval.
+                while not writer.ended:
+                    if stream.closing and call is not None and not call.outbox.statistics().queued:
+                        break  # the tool closed the response (CloseStream); the call goes on
+                    writer.waiting = True
+                    try:
+                        if call is None:
+                            # A listen stream: the notifications queued for it, else keepalives.
+                            assert listen is not None
+                            data = await listen.receive()
+                            if writer.ended:
+                                break  # its queue goes with the stream, as it always did
+                        else:
+                            outbox = call.outbox
+                            # The outbox's wait, unrolled: no frame of its own while idle.
+                            while (parked := outbox.park()) is not None:
+                                await parked
+                            if writer.ended:
+                                break  # before taking: nothing taken is lost
+                            try:
+                                events = outbox.take()
+                            except trio.EndOfChannel:
+                                break
+                            # One event (a paced tool): no copy.
+                            data = events[0] if len(events) == 1 else b"".join(events)
+                    finally:
+                        writer.waiting = False
+                    if not data:
+                        data = stream.keepalive()  # b"" where the core says none is due
+                        self.telemetry.keepalives += bool(data)
+                    elif self._shared is not None:
+                        try:
+                            await self._shared.sync(self.endpoint)  # append before send
+                        except StoreFailed:
+                            break  # ends the response: no event the store lacks reaches a client
+                    if data:
+                        body: Message = {
+                            "type": "http.response.body",
+                            "body": data,
+                            "more_body": True,
+                        }
+                        last = call is not None and self._shared is None and call.outbox.ended()
+                        if last:
+                            body[MORE] = True  # the end of the response follows at once
+                        await send(body)
+                        writer.last = trio.current_time()
+                        writer.sent += len(data)
+                        if last:
+                            break
+                if nursery is not None:
                     nursery.cancel_scope.cancel()
         finally:
             if connection is not None and connection.on_close == writer.left:
@@ -778,64 +835,6 @@ class MCPApp:
                     await self._shared.sync(self.endpoint)
         if not writer.disconnected:
             await send({"type": "http.response.body", "body": b"", "more_body": False})
-
-    async def _write(
-        self,
-        stream: OutgoingStream,
-        call: _Call | None,
-        send: Send,
-        writer: _Writer,
-        listen: trio.MemoryReceiveChannel[bytes] | None = None,
-    ) -> None:
-        # Keepalive has flowkit.keepalive's semantics (inject only when idle
-        # *and* the writer is waiting; the idle time restarts after every
-        # write; heartbeats never queue), but no timer per wait: the shared
-        # _keepalive task wakes this wait (outbox.wake, or an empty item on a
-        # listen queue) when the stream has been idle for the interval.
-        while not writer.ended:
-            if stream.closing and call is not None and not call.outbox.statistics().queued:
-                return  # the tool closed the response (CloseStream); the call goes on
-            writer.waiting = True
-            try:
-                if call is None:
-                    # A listen stream: the notifications queued for it, else keepalives.
-                    assert listen is not None
-                    data = await listen.receive()
-                    if writer.ended:
-                        return  # its queue goes with the stream, as it always did
-                else:
-                    outbox = call.outbox
-                    # The outbox's wait, unrolled: no frame of its own while idle.
-                    while (parked := outbox.park()) is not None:
-                        await parked
-                    if writer.ended:
-                        return  # before taking: nothing taken is lost
-                    try:
-                        events = outbox.take()
-                    except trio.EndOfChannel:
-                        return
-                    # One event (a paced tool): no copy.
-                    data = events[0] if len(events) == 1 else b"".join(events)
-            finally:
-                writer.waiting = False
-            if not data:
-                data = stream.keepalive()  # b"" where the core says none is due
-                self.telemetry.keepalives += bool(data)
-            elif self._shared is not None:
-                try:
-                    await self._shared.sync(self.endpoint)  # append before send
-                except StoreFailed:
-                    return  # ends the response: no event the store lacks reaches a client
-            if data:
-                body: Message = {"type": "http.response.body", "body": data, "more_body": True}
-                last = call is not None and self._shared is None and call.outbox.ended()
-                if last:
-                    body[MORE] = True  # the end of the response follows at once
-                await send(body)
-                writer.last = trio.current_time()
-                writer.sent += len(data)
-                if last:
-                    return
 
 
 async def _watch(receive: Receive, writer: _Writer) -> None:

@@ -33,7 +33,7 @@ or the request ends.
 from __future__ import annotations
 
 import math
-from collections.abc import AsyncIterator, MutableMapping
+from collections.abc import AsyncIterator, Awaitable, MutableMapping
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -99,46 +99,79 @@ class RequestGate:
         )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
+        body, run = self._admit(scope, receive, send)
+        if body is None:
+            await run
             return
+        try:
+            await run
+        finally:
+            body.release()  # whatever ended the request
+
+    def dispatch(self, scope: Scope, receive: Receive, send: Send) -> Awaitable[None]:
+        """:meth:`__call__` without a coroutine frame of its own, for ``flowkit serve``.
+
+        The frame's only task is to release an unfinished body's budget when
+        the request ends, and an open stream would hold it for its whole
+        life (~0.3 KiB). Here a body's share is released by everything that
+        ends it short of that: its last chunk, a refusal, the client's
+        disconnect, the response's last message, and (a request the app
+        dropped without any of those: a crash) the budget itself, which
+        takes back a share past its body deadline before it refuses anyone.
+        """
+        return self._admit(scope, receive, send)[1]
+
+    def _admit(
+        self, scope: Scope, receive: Receive, send: Send
+    ) -> tuple[_Body | None, Awaitable[None]]:
+        """The request's body (``None``: none to guard) and what to await to serve it."""
+        if scope["type"] != "http":
+            return None, self.app(scope, receive, send)
         headers: list[tuple[bytes, bytes]] = scope["headers"]
         length = _header(headers, b"content-length")
         chunked = _header(headers, b"transfer-encoding") is not None
         if length is not None and chunked:
             self._bad_framing += 1
-            await _answer_unread(scope, receive, send, 400, b"")
-            return
+            return None, _answer_unread(scope, receive, send, 400, b"")
         path: str = scope["path"]
         if not path.startswith("/") and "://" in path:
             origin_form = _origin_form(scope)
             if origin_form is None:
                 self._bad_framing += 1
-                await _answer_unread(scope, receive, send, 400, b"")
-                return
+                return None, _answer_unread(scope, receive, send, 400, b"")
             scope = origin_form
         if not chunked and (length is None or length.strip() == b"0"):
-            await self.app(scope, receive, send)  # no body to wait for
-            return
+            return None, self.app(scope, receive, send)  # no body to wait for
         declared = int(length) if length is not None and length.strip().isdigit() else None
         body = _Body(self, scope, receive, send, declared)
-        try:
-            await self.app(scope, body.receive, body.send)
-        finally:
-            body.release()
+        return body, self.app(scope, body.receive, body.send)
 
     def _limit(self, total: int) -> int:
         return self.body_budget if total <= self.small_body else self.body_budget * 3 // 4
 
     def reserve(self, body: _Body, size: int) -> bool:
         """Take ``size`` more bytes of the budget for ``body``, if they fit."""
+        if self.held + size > self._limit(body.reserved + size):
+            self._reclaim()  # (it may release this body's own share: read it after)
+            if self.held + size > self._limit(body.reserved + size):
+                return False
         total = body.reserved + size
-        if self.held + size > self._limit(total):
-            return False
         self.held += size
         body.reserved = total
         self._bodies.add(body)
         return True
+
+    def _reclaim(self) -> None:
+        """Release the shares held past their body deadline.
+
+        A body past its deadline is refused (408) by its next read, so a
+        share held that long belongs to a request that ended without a
+        release (under :meth:`dispatch`: an app that crashed mid-body).
+        """
+        now = trio.current_time()
+        expired = [body for body in self._bodies if body.deadline <= now]
+        for body in expired:
+            body.release()
 
     def retry_after(self) -> int:
         """Seconds until the oldest held body frees its share (it times out by then)."""
@@ -193,6 +226,7 @@ class _Body:
             return _DISCONNECT
         if message["type"] != "http.request":
             self.done = True  # a disconnect: nothing more to wait for
+            self.release()
             return message
         size = len(message.get("body", b""))
         if self.declared is None and size and not gate.reserve(self, size):
@@ -216,6 +250,7 @@ class _Body:
             # _answer_unread for why its queue must keep moving meanwhile.
             async with _discarding(self._receive):
                 await self._send(message)
+            self.release()
             return
         await self._send(message)
 

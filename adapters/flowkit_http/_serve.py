@@ -647,7 +647,7 @@ async def serve(
     )
     # hypercorn types ASGI callables with its TypedDicts, ours are plain
     # mappings: same protocol, cast at the seam (as _quart.mount does).
-    wrapped = _App(gate)
+    wrapped = _App(gate.dispatch)  # the gate without a frame of its own per request
     config.set_statsd_logger_class(StatsdLogger)
     state: dict[str, Any] = {}
     lifespan = Lifespan(wrapped, config, state)
