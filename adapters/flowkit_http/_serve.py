@@ -245,6 +245,10 @@ class _Stream(trio.abc.HalfCloseableStream):
         # MORE hint): they go out together with the next write that is not.
         self.holding = False
         self.held: list[bytes] = []
+        # The keep-alive timer decided to close this idle connection: what is
+        # read from now on is dropped, never served, and the read reports
+        # the end (see _TCPServer._idle_timeout).
+        self.ending = False
 
     def take_held(self, data: bytes = b"") -> bytes:
         """What is held, with ``data`` after it, as one write; nothing is held after."""
@@ -327,6 +331,8 @@ class _Stream(trio.abc.HalfCloseableStream):
         except BaseException:
             self._ended()
             raise
+        if self.ending:
+            data = b""  # read after the close was decided: dropped, unserved
         if not data:
             self._ended()
         return data
@@ -527,6 +533,13 @@ class _TCPServer(TCPServer):
             await self.context.terminated.wait()
         if self._busy:
             return  # a request's head arrived as the timer fired: not idle
+        # Decided, with no checkpoint since the check: from here a request
+        # read (even one already read, in the reader's hands at its
+        # checkpoint) is dropped, not served. Otherwise a request read while
+        # the close below waits for the send lock started its call on a
+        # connection about to close: its client saw the close with no byte
+        # of answer, and a retry found the request id in flight.
+        cast(_Stream, self.stream).ending = True
         with trio.CancelScope(shield=True):
             await self._initiate_server_close()
 

@@ -310,3 +310,51 @@ async def test_the_read_loop_keeps_hypercorns_read_timeout(autojump_clock: trio.
     assert [type(e) for e in protocol.events] == [Closed]
     ours.close()
     theirs.close()
+
+
+async def test_a_request_read_after_the_idle_close_was_decided_is_dropped_unserved() -> None:
+    """The keep-alive timer's close and a request's arrival race: the request must lose.
+
+    Once the timer has decided (its connection was not busy), a read returns
+    the end, even for bytes it already took from the socket: a request served
+    on a connection about to close started its call and its client never saw
+    an answer (the idle benchmark's retry then found the request id in flight).
+    """
+    ours, theirs = socket.socketpair()
+    server, _protocol = _server(ours)
+    stream = cast(_Stream, server.stream)
+    theirs.sendall(b"POST /mcp HTTP/1.1\r\n")
+    got: list[bytes | bytearray] = []
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(lambda: _receive_into(stream, got))
+        stream.ending = True  # decided before the reader ran: its bytes are dropped
+    assert got == [b""]
+    assert stream.closed  # the end, as an end of file is
+    ours.close()
+    theirs.close()
+
+
+async def _receive_into(stream: _Stream, got: list[bytes | bytearray]) -> None:
+    got.append(await stream.receive_some())
+
+
+async def test_the_idle_timer_decides_before_it_waits_for_the_send_lock(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    ours, theirs = socket.socketpair()
+    server, protocol = _server(ours)
+    server.config.keep_alive_timeout = 5
+    server._busy = False
+    stream = cast(_Stream, server.stream)
+    server.idle_task = _StoppedTimer()  # type: ignore[assignment]
+    checked: list[tuple[bool, bool]] = []
+    async with trio.open_nursery() as nursery:
+        await server.send_lock.acquire()  # a write under way: the close waits for the lock
+        nursery.start_soon(server._idle_timeout)
+        await trio.sleep(6)
+        checked.append((stream.ending, stream.closed))
+        server.send_lock.release()  # the close goes on
+    assert checked == [(True, False)]  # decided at the deadline, before the lock was free
+    assert stream.closed
+    assert [type(e) for e in protocol.events] == [Closed]
+    theirs.close()
