@@ -72,28 +72,27 @@ async def stamped(count: int, rate: float = 0.0) -> AsyncIterator[Progress | Res
 
 
 def _no_coalescing() -> None:
-    from flowkit_http import _asgi
+    """Coalescing off: a call's writer takes one event per write (benchmark-only patch).
 
-    original = _asgi.MCPApp._write
+    The writer writes what one ``take`` returns in one write; a lossless
+    outbox that hands over one event at a time makes that one write per
+    event, and the rest of the write path (keepalives, ends) is unchanged.
+    """
+    from flowkit_http import _outbox
 
-    async def _write(self: Any, stream: Any, call: Any, send: Any, *rest: Any) -> None:
-        if call is None:  # GET/listen streams: unchanged
-            return await original(self, stream, call, send, *rest)
-        interval = self.settings.keepalive_interval
-        while True:
-            events: list[bytes] = []
-            with trio.move_on_after(interval):
-                try:
-                    events = await call.outbox.receive_some()
-                except trio.EndOfChannel:
-                    return None
-            if not events and not stream.finished:
-                events = [stream.keepalive()]
-            for data in events:  # one write per event: coalescing off
-                if data:
-                    await send({"type": "http.response.body", "body": data, "more_body": True})
+    def take(self: Any) -> list[bytes]:
+        try:
+            events: list[bytes] = self._receive.receive_some_nowait(1)
+        except trio.WouldBlock:
+            return []
+        if self._woken:  # the wake marker (only ever put in an empty queue)
+            self._woken = False
+            events = [event for event in events if event]
+        self.delivered += len(events)
+        self.writes += 1
+        return events
 
-    setattr(_asgi.MCPApp, "_write", _write)  # noqa: B010 (benchmark-only patch)
+    setattr(_outbox.LosslessOutbox, "take", take)  # noqa: B010 (benchmark-only patch)
 
 
 if os.environ.get("FLOWKIT_BENCH_COALESCE", "1") == "0":
