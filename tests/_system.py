@@ -143,6 +143,15 @@ async def listening_process(
         await stop_process(process)
 
 
+def _read_pid_file(path: Path) -> str:
+    """The pid in ``path`` once its line is complete, else ``""`` (absent or being written)."""
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        return ""
+    return text.strip() if text.endswith("\n") else ""
+
+
 @asynccontextmanager
 async def running_nginx(binary: str, tmp: Path, http: str, port: int) -> AsyncIterator[str]:
     """nginx on 127.0.0.1:``port`` with ``http`` inside its ``http {}`` block; yields its URL.
@@ -159,11 +168,12 @@ async def running_nginx(binary: str, tmp: Path, http: str, port: int) -> AsyncIt
     )
     pid = None
     try:
-        while not (tmp / "nginx.pid").exists():
+        # nginx creates its pid file, then writes it: wait for a whole line, not the file.
+        while not (written := _read_pid_file(tmp / "nginx.pid")):
             if process.poll() is not None:
                 raise AssertionError(f"nginx exited: {(tmp / 'error.log').read_text()}")
             await trio.sleep(0.02)
-        pid = int((tmp / "nginx.pid").read_text())
+        pid = int(written)
         await wait_for_port(port)
         yield f"http://127.0.0.1:{port}"
     finally:
