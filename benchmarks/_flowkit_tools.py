@@ -28,7 +28,6 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import AsyncIterator
-from typing import Any
 
 import attrs
 import trio
@@ -72,7 +71,7 @@ async def stamped(count: int, rate: float = 0.0) -> AsyncIterator[Progress | Res
 
 
 def _no_coalescing() -> None:
-    """Coalescing off: a call's writer takes one event per write (benchmark-only patch).
+    """Coalescing off: a call's writer takes one event per write (benchmark-only).
 
     The writer writes what one ``take`` returns in one write; a lossless
     outbox that hands over one event at a time makes that one write per
@@ -80,19 +79,7 @@ def _no_coalescing() -> None:
     """
     from flowkit_http import _outbox
 
-    def take(self: Any) -> list[bytes]:
-        try:
-            events: list[bytes] = self._receive.receive_some_nowait(1)
-        except trio.WouldBlock:
-            return []
-        if self._woken:  # the wake marker (only ever put in an empty queue)
-            self._woken = False
-            events = [event for event in events if event]
-        self.delivered += len(events)
-        self.writes += 1
-        return events
-
-    setattr(_outbox.LosslessOutbox, "take", take)  # noqa: B010 (benchmark-only patch)
+    _outbox.LosslessOutbox._take_at_most = 1
 
 
 if os.environ.get("FLOWKIT_BENCH_COALESCE", "1") == "0":

@@ -344,6 +344,25 @@ class FlowReceiveChannel(trio.abc.ReceiveChannel[T]):
         while not self._ready():
             await self._park()
 
+    def park(self) -> Awaitable[None] | None:
+        """``None`` if a receive would return at once, else an awaitable wait for that.
+
+        For a consumer that owns its wait loop and takes with
+        :meth:`receive_some_nowait`: no coroutine frame of its own while it
+        waits, which matters when thousands of consumers sit idle (an SSE
+        writer per open stream). Await what it returns at once. It is not a
+        checkpoint when it returns ``None``, and a wake may find nothing (a
+        clone took the items), so ask again after it::
+
+            while (wait := receive.park()) is not None:
+                await wait
+            items = receive.receive_some_nowait()
+
+        Raises:
+            trio.ClosedResourceError: this end is closed.
+        """
+        return None if self._ready() else self._park()
+
     def _park(self) -> Awaitable[None]:
         """Park as a receiver of this empty channel; await what it returns at once."""
         state = self._state

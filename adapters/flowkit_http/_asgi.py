@@ -286,12 +286,12 @@ class MCPApp:
         self._nursery: trio.Nursery | None = None
         self._calls: dict[OutgoingStream, _Call] = {}
         self._serial = 0  # numbers the calls (see CallKey)
+        # The responses being written (shutdown and a cancel end them; the
+        # shared keepalive task and telemetry walk them).
         self._responses: dict[_Writer, OutgoingStream] = {}
         self._following: set[trio.CancelScope] = set()  # shared resumes (Resume.follow)
         # Open listen streams (GET, subscriptions/listen) and their queues.
         self._listeners: dict[OutgoingStream, trio.MemorySendChannel[bytes]] = {}
-        # The responses being written, for the shared keepalive task.
-        self._writers: set[_Writer] = set()
         #: Outcomes and totals for ``/metrics`` and ``/dashboard``.
         self.telemetry = Telemetry()
 
@@ -437,7 +437,7 @@ class MCPApp:
             await trio.sleep(tick)
             due = trio.current_time() - (interval - tick)
             woken = 0
-            for writer in list(self._writers):
+            for writer in list(self._responses):
                 if writer.waiting and writer.last <= due:
                     writer.wake()
                     woken += 1
@@ -742,7 +742,6 @@ class MCPApp:
             wake = partial(_poke_queue, listen_queue)
         writer = _Writer(wake, call.tool if call is not None else None)
         writer.sent = sent
-        self._writers.add(writer)
         self._responses[writer] = stream  # shutdown and a cancel end it
         connection = _connection(scope)
         try:
@@ -818,7 +817,6 @@ class MCPApp:
             if connection is not None and connection.on_close == writer.left:
                 connection.on_close = None
             del self._responses[writer]
-            self._writers.discard(writer)
             if call is not None and call.response_ended is not None:
                 call.response_ended.set()
                 call.response_ended = None

@@ -100,13 +100,11 @@ class RequestGate:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         body, run = self._admit(scope, receive, send)
-        if body is None:
-            await run
-            return
         try:
             await run
         finally:
-            body.release()  # whatever ended the request
+            if body is not None:
+                body.release()  # whatever ended the request
 
     def dispatch(self, scope: Scope, receive: Receive, send: Send) -> Awaitable[None]:
         """:meth:`__call__` without a coroutine frame of its own, for ``flowkit serve``.

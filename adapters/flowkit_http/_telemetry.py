@@ -60,7 +60,7 @@ class _AppView(Protocol):
     @property
     def _calls(self) -> Mapping[Any, _CallView]: ...
     @property
-    def _writers(self) -> Collection[_WriterView]: ...
+    def _responses(self) -> Collection[_WriterView]: ...  # keyed by writer
     @property
     def serving(self) -> bool: ...
     @property
@@ -314,7 +314,7 @@ class Telemetry:
         for call in self._draining:
             draining[call.tool].append(call)
         writing: collections.Counter[str] = collections.Counter()
-        for writer in app._writers:
+        for writer in app._responses:
             if writer.tool is not None:
                 writing[writer.tool] += writer.sent
         tools = []
@@ -356,7 +356,7 @@ class Telemetry:
             at=trio.current_time(),
             ready=app.serving,
             sessions=len(app.endpoint.sessions),
-            streams=len(app._writers),
+            streams=len(app._responses),
             resumes=self.resumes,
             keepalives=self.keepalives,
             refusals=dict(self.refusals),

@@ -187,6 +187,34 @@ async def test_receive_some_nowait_after_a_crash_drains_then_raises_streamaborte
         receive.receive_some_nowait()
 
 
+async def test_park_is_none_when_ready_and_otherwise_waits_for_a_send_or_the_end() -> None:
+    send, receive = flowkit.open_channel(8)
+    got: list[list[int]] = []
+
+    async def consumer() -> None:
+        while True:
+            while (wait := receive.park()) is not None:
+                await wait
+            try:
+                got.append(receive.receive_some_nowait())
+            except trio.EndOfChannel:
+                return
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(consumer)
+        await trio.testing.wait_all_tasks_blocked()
+        assert got == []  # parked: nothing ready
+        send.send_nowait(1)
+        send.send_nowait(2)
+        await trio.testing.wait_all_tasks_blocked()
+        assert got == [[1, 2]]
+        send.close()  # the end wakes it too, and take reports it
+    assert receive.park() is None  # ended: a receive returns at once
+    receive.close()
+    with pytest.raises(trio.ClosedResourceError):
+        receive.park()
+
+
 async def test_a_waiting_receive_some_wakes_with_everything_sent() -> None:
     send, receive = flowkit.open_channel(8)
     got: list[list[int]] = []
