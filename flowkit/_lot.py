@@ -38,23 +38,19 @@ class _Parked:
         self.task = task
 
     def __call__(self, _raise_cancel: RaiseCancelT) -> Abort:
-        self.lot._tasks.remove(self.task)
+        self.lot.remove(self.task)
         return Abort.SUCCEEDED
 
 
-class Lot:
-    """Tasks waiting for something, woken first come, first served."""
+class Lot(list[Task]):
+    """Tasks waiting for something, woken first come, first served.
 
-    __slots__ = ("_tasks",)
+    The list of the waiting tasks itself, oldest first (no wrapper object,
+    and ``len`` and truth, asked at every send and take of a channel, are
+    the list's own C slots). Change it only through its methods.
+    """
 
-    def __init__(self) -> None:
-        self._tasks: list[Task] = []
-
-    def __len__(self) -> int:
-        return len(self._tasks)
-
-    def __bool__(self) -> bool:
-        return bool(self._tasks)
+    __slots__ = ()
 
     def park(self) -> Awaitable[None]:
         """Park the calling task until :meth:`unpark` wakes it; await what it returns.
@@ -64,18 +60,19 @@ class Lot:
         await it at once.
         """
         task = current_task()
-        self._tasks.append(task)
+        self.append(task)
         return wait_task_rescheduled(_Parked(self, task))  # noqa: ASYNC105 (awaited by the caller)
 
     def unpark(self, *, count: int = 1) -> None:
         """Wake the ``count`` tasks that have waited longest (fewer if fewer wait)."""
-        woken = self._tasks[:count]
-        del self._tasks[:count]
+        woken = self[:count]
+        del self[:count]
         for task in woken:
             reschedule(task)
 
     def unpark_all(self) -> None:
         """Wake every waiting task."""
-        tasks, self._tasks = self._tasks, []
+        tasks = self[:]
+        self.clear()
         for task in tasks:
             reschedule(task)

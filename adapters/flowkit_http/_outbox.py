@@ -265,8 +265,18 @@ class LosslessOutbox(Outbox):
         super().detach()
 
     def add(self, kind: EventKind, data: bytes) -> None:
-        if data:
-            self._pending.append(data)
+        if not data:
+            return
+        pending = self._pending
+        if not pending and self.attached and not self._aborted:
+            # Straight into the channel while it has room, as offer() would
+            # next: the common event skips the pending list (this is per event).
+            try:
+                self._send.send_nowait(data)
+                return
+            except (trio.WouldBlock, trio.ClosedResourceError, trio.BrokenResourceError):
+                pass  # offer() or flush() decides, as for any pending event
+        pending.append(data)
 
     def wake(self) -> None:
         # An empty marker in the channel: only when it is empty (otherwise a

@@ -72,19 +72,19 @@ class _Emitter:
 
     def item(self, item: Any) -> None:
         stream, outbox = self.stream, self.outbox
-        if isinstance(item, Result):
-            self.result = item
-            return
-        self.steps += 1
         value: float | None = None
         log: bytes | None = None
-        partial = isinstance(item, Partial)
-        if isinstance(item, Progress):
+        partial = False
+        if isinstance(item, Progress):  # the common item, tested first
             if item.total is not None:
                 self.total = item.total
             message = item.message
             value = item.progress
+        elif isinstance(item, Result):
+            self.result = item
+            return
         elif isinstance(item, Partial):
+            partial = True
             if item.total is not None:
                 self.total = item.total
             # Checked whether or not a log carries it: a tool that returns
@@ -98,6 +98,7 @@ class _Emitter:
                 outbox.add("log", log)
         else:
             message = describe_item(item)
+        self.steps += 1
         position = self.position = value if value is not None else self.position + 1
         total = self.total
         if total is not None and position > total:

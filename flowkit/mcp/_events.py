@@ -66,14 +66,6 @@ as ``popleft``.
 _SMALL = 32
 
 
-def _grown(run: _Run[_T], item: _T) -> deque[_T]:
-    """``run`` with ``item`` appended, as a deque (it is long now)."""
-    if isinstance(run, list):
-        run = deque(run)
-    run.append(item)
-    return run
-
-
 def _popleft(run: _Run[_T]) -> _T:
     return run.pop(0) if isinstance(run, list) else run.popleft()
 
@@ -177,10 +169,10 @@ class _Stream:
         elif seq != self.first + len(events):
             seqs = self.seqs = deque(range(self.first, self.first + len(events)))
             seqs.append(seq)
-        if len(events) < _SMALL:
-            events.append(event)
-        else:
-            events = self.events = _grown(events, event)
+        # A run becomes a deque once long (no helper call: this is per event).
+        if len(events) >= _SMALL and isinstance(events, list):
+            events = self.events = deque(events)
+        events.append(event)
         size = len(event)
         session = self.session
         self.size += size
@@ -193,10 +185,9 @@ class _Stream:
             store._held_count += 1
         store._order.append(self)
         order = session.order
-        if len(order) < _SMALL:
-            order.append(self)
-        else:
-            session.order = _grown(order, self)
+        if len(order) >= _SMALL and isinstance(order, list):
+            order = session.order = deque(order)
+        order.append(self)
         if len(events) > store._per_stream or (
             self.size > store._per_stream_bytes and len(events) > 1
         ):
@@ -227,7 +218,8 @@ class _Stream:
 
     def popleft(self) -> None:
         """Drop the oldest retained event (the orders' entries are the caller's)."""
-        gone = len(_popleft(self.events))
+        events = self.events
+        gone = len(events.popleft() if isinstance(events, deque) else events.pop(0))
         store = self.store
         self.size -= gone
         self.session.size -= gone
