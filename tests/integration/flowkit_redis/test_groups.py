@@ -206,10 +206,11 @@ async def test_entries_held_longer_than_claim_idle_are_not_claimed_from_a_live_c
 ) -> None:
     source_stream, out = f"{keys.prefix}:in", f"{keys.prefix}:out"
     await feed(client, source_stream, 20)
-    release = trio.Event()
+    release, holding = trio.Event(), trio.Event()
 
     async def hold_first(entry: Entry) -> Entry:
         if entry.fields[b"n"] == b"0":
+            holding.set()
             await release.wait()  # a long window, a stalled sink: 3 claim_idles
         return tagged(entry)
 
@@ -231,7 +232,14 @@ async def test_entries_held_longer_than_claim_idle_are_not_claimed_from_a_live_c
             flowkit.open_pipeline(first, flowkit.map(hold_first), stream_sink(client, out)) as p,
             trio.open_nursery() as nursery,
         ):
-            nursery.start_soon(another_consumer)
+            # The other consumer starts only once `first` holds all 20 entries:
+            # started earlier, its XREADGROUP could take them before first's.
+            async def start_when_held() -> None:
+                await holding.wait()
+                assert first.statistics().read == 20  # one read of up to 256
+                nursery.start_soon(another_consumer)
+
+            nursery.start_soon(start_when_held)
             assert [x async for x in p] == []
     assert others[0].statistics().claimed == 0
     assert first.statistics().acked == 20
