@@ -67,7 +67,8 @@ _SMALL = 32
 
 
 def _popleft(run: _Run[_T]) -> _T:
-    return run.pop(0) if isinstance(run, list) else run.popleft()
+    """The oldest entry of a run (``_Stream.popleft`` inlines this on the per-event path)."""
+    return run.popleft() if isinstance(run, deque) else run.pop(0)
 
 
 class _Session:
@@ -219,7 +220,7 @@ class _Stream:
     def popleft(self) -> None:
         """Drop the oldest retained event (the orders' entries are the caller's)."""
         events = self.events
-        gone = len(events.popleft() if isinstance(events, deque) else events.pop(0))
+        gone = len(events.popleft() if isinstance(events, deque) else events.pop(0))  # _popleft
         store = self.store
         self.size -= gone
         self.session.size -= gone
