@@ -12,6 +12,7 @@ Media-type handling is deliberately tolerant where HTTP is (``*/*``,
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Sequence
 from typing import Literal, TypeAlias
 
@@ -47,6 +48,21 @@ _WANTED = frozenset(
 _JOINABLE = frozenset({b"accept", b"x-forwarded-for"})
 PARAM_HEADER_PREFIX = b"mcp-param-"
 """Prefix of the headers mirroring ``x-mcp-header`` tool arguments (2026-07-28)."""
+
+#: Header values longer than this are judged afresh each time, never remembered.
+MEMO_MAX_VALUE = 256
+# Why remember verdicts at all: a server sees the same few Accept,
+# Content-Type, Host and Origin values on nearly every request (one per kind
+# of client), and judging them again costs microseconds at every call start.
+# The memory is bounded twice: 512 verdicts per judgment (least recently used
+# out first), and no value longer than MEMO_MAX_VALUE is kept, so a client
+# sending a new huge header per request costs the plain judgment, no memory.
+_remember = functools.lru_cache(maxsize=512)
+
+
+def _short(value: str) -> bool:
+    return len(value) <= MEMO_MAX_VALUE
+
 
 Binding: TypeAlias = Literal["http", "stdio"]
 """The transport binding a message arrived on.
@@ -148,6 +164,10 @@ def accepts(accept: str | None, media_type: str) -> bool:
     """
     if accept is None:
         return True
+    return (_accepts if _short(accept) else _judge_accept)(accept, media_type)
+
+
+def _judge_accept(accept: str, media_type: str) -> bool:
     kind, _, sub = media_type.partition("/")
     best_rank, best_q = -1, 0.0
     for r_kind, r_sub, q in _media_ranges(accept):
@@ -164,10 +184,17 @@ def accepts(accept: str | None, media_type: str) -> bool:
     return best_rank >= 0 and best_q > 0
 
 
+_accepts = _remember(_judge_accept)
+
+
 def content_type_is_json(value: str | None) -> bool:
     """``application/json`` with any parameters, but a charset only of UTF-8."""
     if value is None:
         return False
+    return (_json_type if _short(value) else _judge_json_type)(value)
+
+
+def _judge_json_type(value: str) -> bool:
     media, *params = value.split(";")
     if media.strip().lower() != "application/json":
         return False
@@ -179,6 +206,9 @@ def content_type_is_json(value: str | None) -> bool:
         ):
             return False
     return True
+
+
+_json_type = _remember(_judge_json_type)
 
 
 def _split_host(value: str) -> tuple[str, str | None]:
@@ -213,10 +243,19 @@ def host_allowed(host: str | None, allowed: Sequence[str] | None) -> bool:
         return True
     if host is None:
         return False
+    if _short(host) and isinstance(allowed, tuple):  # a caller's list: judged afresh
+        return _host_allowed(host, allowed)
+    return _judge_host(host, allowed)
+
+
+def _judge_host(host: str, allowed: Sequence[str]) -> bool:
     name, port = _split_host(host)
     if port is not None and not port.isdigit():
         return False
     return any(_pattern_matches(p, name, port) for p in allowed)
+
+
+_host_allowed = _remember(_judge_host)
 
 
 def origin_allowed(origin: str | None, allowed: Sequence[str] | None) -> bool:
@@ -228,6 +267,12 @@ def origin_allowed(origin: str | None, allowed: Sequence[str] | None) -> bool:
     """
     if origin is None or allowed is None:
         return True
+    if _short(origin) and isinstance(allowed, tuple):
+        return _origin_allowed(origin, allowed)
+    return _judge_origin(origin, allowed)
+
+
+def _judge_origin(origin: str, allowed: Sequence[str]) -> bool:
     origin = origin.strip().lower()
     for pattern in allowed:
         pattern = pattern.lower()
@@ -241,6 +286,9 @@ def origin_allowed(origin: str | None, allowed: Sequence[str] | None) -> bool:
             if origin.startswith(base) and rest[:1] == ":" and rest[1:].isdigit():
                 return True
     return False
+
+
+_origin_allowed = _remember(_judge_origin)
 
 
 def content_length(head: RequestHead) -> int | None:

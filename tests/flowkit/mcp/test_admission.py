@@ -16,10 +16,11 @@ from flowkit.mcp import (
     UNSUPPORTED_PROTOCOL_VERSION,
     EndpointConfig,
     Reply,
+    _headers,
     host_allowed,
     origin_allowed,
 )
-from flowkit.mcp._headers import accepts
+from flowkit.mcp._headers import MEMO_MAX_VALUE, accepts, content_type_is_json
 
 from ._client import Client, body_json, make_endpoint
 
@@ -300,3 +301,36 @@ def test_helpers_directly() -> None:
     assert not host_allowed("[::1", ["[::1]:*"])
     assert origin_allowed(None, [])
     assert not origin_allowed("http://localhost:80x", ["http://localhost:*"])
+
+
+@pytest.mark.parametrize("long_first", [False, True])
+def test_remembered_verdicts_match_fresh_ones_and_stay_bounded(long_first: bool) -> None:
+    """The header verdicts are remembered, never at the cost of a wrong one or of memory.
+
+    Each case is asked three ways (a tuple allow-list, which is remembered; a
+    list, judged afresh; and again with the tuple, now from memory), and a
+    value past ``MEMO_MAX_VALUE`` is never kept however often it is sent.
+    """
+    pad = " " * (MEMO_MAX_VALUE + 1) if long_first else ""
+    hosts = ("localhost:*", "[::1]:8000")
+    for host, verdict in [("localhost:9", True), ("[::1]:8000", True), ("evil:9", False)]:
+        for allowed in (hosts, list(hosts), hosts):
+            assert host_allowed(host, allowed) is verdict
+    assert not host_allowed("localhost:" + "9" * (MEMO_MAX_VALUE + 1) + "x", hosts)
+    origins = ("http://localhost:*",)
+    for origin, verdict in [("http://localhost:80", True), ("http://localhost:8x", False)]:
+        for allowed_origins in (origins, list(origins), origins):
+            assert origin_allowed(origin, allowed_origins) is verdict
+    for accept, verdict in [("text/*;q=0, */*", False), ("*/*", True)]:
+        assert accepts(pad + accept, "text/event-stream") is verdict
+        assert accepts(pad + accept, "text/event-stream") is verdict
+    assert content_type_is_json(pad + "application/json; charset=utf-8")
+    assert not content_type_is_json(pad + "application/json; charset=latin-1")
+    before = _headers._accepts.cache_info().currsize
+    for i in range(50):  # a new huge header per request: judged, not kept
+        huge = "text/event-stream, " + "x" * (MEMO_MAX_VALUE + i)
+        assert accepts(huge, "text/event-stream")
+    assert _headers._accepts.cache_info().currsize == before
+    for i in range(600):  # many distinct short ones: the memory stays at its bound
+        assert not accepts(f"text/x{i}", "text/event-stream")
+    assert _headers._accepts.cache_info().currsize <= 512
