@@ -7,7 +7,13 @@ timed), then every session calls ``ticker(count=50, interval_ms=100)`` with
 a progressToken, the calls' starts spread evenly over one interval (so the
 load asked of the server is a steady ``10 x C`` notifications/s)::
 
-    python -m benchmarks.concurrent [--sessions 200,500,1000] [--quick]
+    python -m benchmarks.concurrent [--sessions 200,500,1000] [--ramp-ms N] [--quick]
+
+``--ramp-ms N`` spreads the call starts over N ms instead of one interval: with
+the default, 500 calls start within 100 ms, more than even the floor can start
+on one core, so the C=500 tail is that start burst (docs/benchmarks.md, "What
+C=500 at 50 ms would take"); ``--ramp-ms 1000`` measures the timed streams
+themselves at the same 5,000 notifications/s.
 
 Both tickers schedule item k at ``start + k x interval`` (drift-free), so
 notification k is ideally received at ``sent + k x interval``. Columns: calls completed /
@@ -71,18 +77,24 @@ HEADER = [
 
 
 async def _scenario(
-    port: int, c: int, count: int, interval_ms: int, era: str = PROTOCOL_VERSION
+    port: int,
+    c: int,
+    count: int,
+    interval_ms: int,
+    era: str = PROTOCOL_VERSION,
+    ramp_ms: int | None = None,
 ) -> tuple[list[Any], float]:
     sessions = await open_sessions(port, c, era=era)
     results: list[CallResult | None] = [None] * c
     interval = interval_ms / 1000
-    deadline = count * interval + 30
+    ramp = (interval_ms if ramp_ms is None else ramp_ms) / 1000
+    deadline = count * interval + ramp + 30
 
     async def call(i: int) -> None:
         s = sessions[i]
         if s is None:
             return
-        await trio.sleep(interval * i / c)
+        await trio.sleep(ramp * i / c)
         try:
             results[i] = await s.call_tool("ticker", {"count": count, "interval_ms": interval_ms})
         except (OSError, ClientError):
@@ -108,6 +120,7 @@ def run_one(
     interval_ms: int,
     extra: Sequence[str] = (),
     era: str = PROTOCOL_VERSION,
+    ramp_ms: int | None = None,
 ) -> Outcome:
     """One server ``name`` (started with ``extra``, see ``_servers.start``) under C streams.
 
@@ -116,7 +129,7 @@ def run_one(
     room, env = _servers.flowkit_room(c) if name == "flowkit" else ([], {})
     with _servers.running(name, [*room, *extra], env=env) as srv:
         _servers.reset_peak(srv.pid)
-        results, client_cpu = trio.run(_scenario, srv.port, c, count, interval_ms, era)
+        results, client_cpu = trio.run(_scenario, srv.port, c, count, interval_ms, era, ramp_ms)
         peak = srv.peak_rss_kib()
     interval = interval_ms / 1000
     done = [r for r in results if r is not None and r.ok and len(r.progress) == count]
@@ -155,6 +168,12 @@ def main(argv: list[str] | None = None) -> list[Outcome]:
     parser.add_argument("--count", type=int, default=50)
     parser.add_argument("--interval-ms", type=int, default=100)
     parser.add_argument("--servers", default=_servers.DEFAULT_SERVERS + ",floor")
+    parser.add_argument(
+        "--ramp-ms",
+        type=int,
+        default=None,
+        help="spread the call starts over N ms (default: one interval)",
+    )
     parser.add_argument("--quick", action="store_true", help="C=50,100; 10 notifications (CI)")
     args = parser.parse_args(argv)
     if args.quick:
@@ -162,7 +181,7 @@ def main(argv: list[str] | None = None) -> list[Outcome]:
     sizes = [int(x) for x in args.sessions.split(",")]
     raise_nofile(2 * max(sizes) + 256)
     outcomes = [
-        run_one(name, c, args.count, args.interval_ms)
+        run_one(name, c, args.count, args.interval_ms, ramp_ms=args.ramp_ms)
         for c in sizes
         for name in _servers.selected(args.servers)
     ]

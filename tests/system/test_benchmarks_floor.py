@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import trio
 
-from benchmarks import _servers
-from benchmarks._client import open_session
+from benchmarks import _servers, concurrent
+from benchmarks._client import PROTOCOL_VERSION, open_session
 
 
 async def _call(port: int) -> tuple[int, list[float], list[float], bool]:
@@ -31,3 +31,13 @@ def test_floor_streams_a_ticker_call() -> None:
     assert progress == [1.0, 2.0, 3.0]
     assert ok
     assert min(lates) > -0.005  # never early: each tick is due at start + i x interval
+
+
+def test_concurrent_ramp_spreads_the_call_starts() -> None:
+    """``--ramp-ms`` starts the calls over that span, and every call still completes."""
+    with _servers.running("floor", []) as srv:
+        results, _ = trio.run(concurrent._scenario, srv.port, 10, 2, 20, PROTOCOL_VERSION, 300)
+    sent = sorted(r.t_sent for r in results if r is not None)
+    assert len(sent) == 10
+    assert all(r is not None and r.ok and r.progress == [1.0, 2.0] for r in results)
+    assert sent[-1] - sent[0] >= 0.9 * 300 * 9 / 10 / 1000  # call i starts at ramp x i / C
