@@ -60,6 +60,7 @@ from quart import Quart
 from ._appqueue import AppTaskGroup
 from ._asgi import CONNECTION_KEY, MORE, MCPApp, Message, Send
 from ._gate import RequestGate
+from ._idle import IdleTimers
 from ._observe import ObservedApp
 from ._pacing import Pacer
 
@@ -376,25 +377,36 @@ class _TCPServer(TCPServer):
       message hinted ``MORE`` goes with the next (:meth:`send_message`);
       what is held goes out before hypercorn restarts the keep-alive timer
       or closes the connection (a shutdown closes idle ones at once).
-    * **A closed connection held by its keep-alive timer.** The timer that a
-      response's end restarts is stopped when the client's end of file is
-      read (:meth:`_read_data`): the connection's slot is free at once.
+    * **The keep-alive timer's cost.** hypercorn starts a task per idle
+      spell (each response's end) and cancels it at each request's head;
+      here the timer is an entry on the server's one timer task
+      (:mod:`flowkit_http._idle`), and only a timer that fires starts a
+      task, the close (:meth:`_idle_timeout`), in the connection's group.
+      A connection whose client left is not held by a timer task (hypercorn
+      keeps a connection until all its tasks end); the timer is still
+      stopped at the client's end of file (:meth:`_read_data`).
     * **The keep-alive timer closing a busy connection.** The idle timer
       (``keep_alive_timeout``, 5 s, also what ends a slowloris before its
       head) runs from the accept until a request's head is parsed, and is
-      then cancelled. But once its deadline has passed, its task closes the
-      connection in a shielded scope as soon as it runs, cancelled or not:
-      when the loop is busy (thousands of streams opening at once), a head
-      parsed in the moments between the deadline and that task's turn
-      starts a response the timer then cuts. So the timer checks, when it
-      fires, whether a request is in progress (``_busy``, set before the
-      cancel is even attempted), and leaves such a connection alone. This
-      closed 5 of 3,000 idle tool-call streams in one of three runs of
-      issue 20's hold test (``tests/integration/reliability/test_idle_timer.py``).
+      then stopped. But once it fired, its close runs in a shielded scope
+      as soon as its task runs: when the loop is busy (thousands of streams
+      opening at once), a head parsed in the moments between the deadline
+      and that task's turn starts a response the timer then cuts. So the
+      close checks, when it runs, whether a request is in progress
+      (``_busy``, set before the timer is even stopped), and leaves such a
+      connection alone. This closed 5 of 3,000 idle tool-call streams in one
+      of three runs of issue 20's hold test
+      (``tests/integration/reliability/test_idle_timer.py``).
     """
 
     _busy = False  # a request is in progress (hypercorn's protocol said "not idle")
     pacer = _NO_PACING  # the server's (set for each connection it accepts)
+
+    def __init__(self, *args: Any, timers: IdleTimers | None = None) -> None:
+        super().__init__(*args)
+        # The keep-alive timer, on the server's shared timer task (_idle.py);
+        # without one (a driver built alone, in tests) it never fires.
+        self.idle_task = (timers or IdleTimers(self.config.keep_alive_timeout)).timer()  # type: ignore[assignment]
 
     async def send_message(self, send: Send, message: Message) -> None:
         """hypercorn's ASGI ``send`` of ``message``, its bytes in one socket write.
@@ -548,12 +560,10 @@ class _TCPServer(TCPServer):
                 break
             del data  # not held while the next read waits
         await self.protocol.handle(Closed())
-        # The client left (or the read failed): the connection ends as soon
-        # as its tasks do, and the keep-alive timer is one of them. A
-        # response ended just before the client's close restarts it (the
-        # connection is recycled before the end of file is read), and hypercorn
-        # would then hold the closed connection, and its slot under
-        # --max-connections, until the timer fires (5 s).
+        # The client left (or the read failed): a response ended just before
+        # the client's close restarted the timer (the connection is recycled
+        # before the end of file is read); it must not fire on a closed
+        # connection, nor hold it until the deadline.
         await self.idle_task.stop()
 
     async def _initiate_server_close(self) -> None:
@@ -564,8 +574,7 @@ class _TCPServer(TCPServer):
         await super()._initiate_server_close()
 
     async def _idle_timeout(self) -> None:
-        with trio.move_on_after(self.config.keep_alive_timeout):
-            await self.context.terminated.wait()
+        """The keep-alive timer fired (the connection was idle for ``keep_alive_timeout``)."""
         if self._busy:
             return  # a request's head arrived as the timer fired: not idle
         # Decided, with no checkpoint since the check: from here a request
@@ -593,6 +602,7 @@ class _Server:
         self.over_cap = _Every(limits.log_interval, "connection refused: at max_connections")
         self.no_fds = _Every(limits.log_interval, "connection refused: out of file descriptors")
         self.pacer = Pacer(limits.accept_pacing, _PACING_AGE)
+        self.idle = IdleTimers(config.keep_alive_timeout)
 
     async def accept(self, listener: socket.socket, nursery: trio.Nursery) -> None:
         while True:
@@ -648,7 +658,9 @@ class _Server:
             # Every request on it sees the connection (MCPApp watches it for
             # the client leaving instead of a task per response).
             state = ConnectionState({**self.state, CONNECTION_KEY: stream})
-            server = _TCPServer(self.app, self.config, self.context, state, stream)  # type: ignore[arg-type]
+            server = _TCPServer(
+                self.app, self.config, self.context, state, stream, timers=self.idle
+            )
             stream.server = server
             server.pacer = self.pacer
             await server.run()
@@ -704,6 +716,7 @@ async def serve(
         async with trio.open_nursery() as lifespan_nursery:
             await lifespan_nursery.start(lifespan.handle_lifespan)
             await lifespan.wait_for_startup()
+            lifespan_nursery.start_soon(server.idle.serve)
             listeners = config.create_sockets().insecure_sockets
             try:
                 for sock in listeners:
@@ -722,7 +735,8 @@ async def serve(
                     for sock in listeners:
                         trio.lowlevel.notify_closing(sock)
                         sock.close()
-                    await server.context.terminated.set()  # idle keep-alives close now
+                    await server.context.terminated.set()
+                    server.idle.terminate()  # idle keep-alives close now
                     deadline = trio.current_time() + config.graceful_timeout
                     connections.cancel_scope.deadline = deadline
                     lifespan_nursery.start_soon(server.abort_at, deadline)

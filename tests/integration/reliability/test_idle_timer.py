@@ -3,7 +3,9 @@
 hypercorn's keep-alive timer (``keep_alive_timeout``, 5 s) runs from the
 accept until a request's head is parsed, then is cancelled. Once its
 deadline has passed, though, its task closes the connection in a shielded
-scope when it next runs, cancelled or not. With thousands of streams
+scope when it next runs, cancelled or not (under ``flowkit serve`` the timer
+is an entry on one shared task, ``flowkit_http._idle``, and a fired timer's
+close is a task started in the connection's group: the same race). With thousands of streams
 opening at once the loop is busy for seconds, so a head parsed between the
 deadline and the timer task's turn starts a response that the timer then
 cuts: an open stream closes for no reason the client can see.
@@ -70,6 +72,7 @@ async def test_a_request_parsed_as_the_keep_alive_timer_fires_is_not_cut(
     async with trio.open_nursery() as nursery:
         stream = _StallAsTheHeadArrives(raw, clock, stall=config.keep_alive_timeout + 0.1)
         server.live.add(stream)  # as the accept loop does
+        nursery.start_soon(server.idle.serve)  # as serve() does: the timers' task
         nursery.start_soon(server._connection, stream)
         await trio.testing.wait_all_tasks_blocked()  # the timer runs, from the accept
         peer = trio.SocketStream(trio.socket.from_stdlib_socket(client))
@@ -123,6 +126,7 @@ async def test_a_client_that_leaves_a_kept_alive_connection_frees_it_at_once(
     async with trio.open_nursery() as nursery:
         stream = _Stream(raw)
         server.live.add(stream)  # as the accept loop does
+        nursery.start_soon(server.idle.serve)  # as serve() does: the timers' task
         nursery.start_soon(server._connection, stream)
         peer = trio.SocketStream(trio.socket.from_stdlib_socket(client))
         await peer.send_all(_REQUEST)
@@ -136,4 +140,5 @@ async def test_a_client_that_leaves_a_kept_alive_connection_frees_it_at_once(
         assert stream not in server.live  # with the clock not moved at all
         assert trio.current_time() == 0
         assert await peer.receive_some() == b""  # and the server closed its side
+        nursery.cancel_scope.cancel()  # the timers' task
     await peer.aclose()
