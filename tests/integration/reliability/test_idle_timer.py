@@ -21,13 +21,14 @@ from __future__ import annotations
 import socket
 from typing import Any
 
+import pytest
 import trio
 import trio.testing
 from hypercorn.config import Config
 from hypercorn.utils import wrap_app
 
 from flowkit_http import ServeLimits
-from flowkit_http._serve import _Server, _Stream
+from flowkit_http._serve import _Server, _Stream, _TCPServer
 
 _REQUEST = b"POST /mcp HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-length: 0\r\n\r\n"
 
@@ -142,3 +143,48 @@ async def test_a_client_that_leaves_a_kept_alive_connection_frees_it_at_once(
         assert await peer.receive_some() == b""  # and the server closed its side
         nursery.cancel_scope.cancel()  # the timers' task
     await peer.aclose()
+
+
+async def test_a_served_connection_idle_for_the_timeout_is_closed_and_a_busy_one_is_not(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    """Through hypercorn's protocol: requests restart the timer, the timeout closes."""
+    config = Config()
+    server = _Server(wrap_app(_answer, 2**20, "asgi"), config, {}, ServeLimits())
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        client = socket.create_connection(listener.getsockname())
+        raw, _ = listener.accept()
+    peer = trio.SocketStream(trio.socket.from_stdlib_socket(client))
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(server.idle.serve)
+        stream = _Stream(raw)
+        server.live.add(stream)
+        nursery.start_soon(server._connection, stream)
+        for _ in range(3):  # each request within the timeout of the last response
+            await trio.sleep(config.keep_alive_timeout - 1)
+            await peer.send_all(_REQUEST)
+            received = b""
+            while not received.endswith(b"{}"):
+                chunk = await peer.receive_some()
+                assert chunk, "closed while in use"
+                received += chunk
+        last = trio.current_time()
+        assert await peer.receive_some() == b""  # then idle: closed by the timer
+        assert trio.current_time() == pytest.approx(last + config.keep_alive_timeout)
+        await trio.testing.wait_all_tasks_blocked()
+        assert stream not in server.live
+        nursery.cancel_scope.cancel()
+    await peer.aclose()
+
+
+async def test_the_close_leaves_a_connection_whose_request_arrived_as_it_fired() -> None:
+    server = _Server(wrap_app(_answer, 2**20, "asgi"), Config(), {}, ServeLimits())
+    ours, theirs = socket.socketpair()
+    stream = _Stream(ours)
+    driver = _TCPServer(server.app, Config(), server.context, {}, stream, timers=server.idle)  # type: ignore[arg-type]
+    driver._busy = True  # hypercorn said "not idle" before the fired close ran
+    await driver._idle_timeout()
+    assert not stream.ending
+    assert not stream.closed
+    ours.close()
+    theirs.close()
