@@ -96,8 +96,11 @@ class ServeLimits:
             kind of refusal, with a count.
         accept_pacing: requests in their working phase (head parsed, response
             head not yet written; each counted for 20 ms at most) from which
-            a new connection waits, at most 20 ms, before it is accepted: a
-            burst's calls on admitted sessions go before its handshakes
+            a new connection waits, at most 20 ms, before it is accepted;
+            also the most connections' *first* requests worked on at once
+            (the others wait their turn, in arrival order; a request on a
+            connection that served one before never waits): a burst's
+            calls on admitted sessions go before its handshakes
             (``flowkit_http._pacing``). 0 turns pacing off.
     """
 
@@ -399,6 +402,7 @@ class _TCPServer(TCPServer):
       (``tests/integration/reliability/test_idle_timer.py``).
     """
 
+    _served = False  # a request was served on this connection
     _busy = False  # a request is in progress (hypercorn's protocol said "not idle")
     pacer = _NO_PACING  # the server's (set for each connection it accepts)
 
@@ -469,8 +473,11 @@ class _TCPServer(TCPServer):
                 self._busy = not event.idle  # before stopping the timer can yield
                 if event.idle:
                     self.pacer.end(self)
-                else:
+                    self._served = True
+                elif self._served:
                     self.pacer.begin(self)
+                else:
+                    await self.pacer.first(self)
             if cast(_Stream, self.stream).held:
                 # The response ended (hypercorn recycles the connection next):
                 # its bytes go before the keep-alive timer restarts, which may

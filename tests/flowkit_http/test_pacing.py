@@ -103,3 +103,85 @@ async def test_aged_entries_go_when_the_next_request_begins(
     mock_clock.jump(0.05)
     pacer.begin("next")
     assert list(pacer._working) == ["next"]  # not held until an accept looks
+
+
+async def _first_in_turn(pacer: Pacer, key: str, began: list[str]) -> None:
+    await pacer.first(key)
+    began.append(key)
+
+
+async def test_first_requests_beyond_the_limit_wait_their_turn_in_arrival_order(
+    mock_clock: trio.testing.MockClock,  # time moves only when the test moves it
+) -> None:
+    pacer = Pacer(2, 0.02)
+    began: list[str] = []
+    async with trio.open_nursery() as nursery:
+        for key in "abcde":
+            nursery.start_soon(_first_in_turn, pacer, key, began)
+            await trio.testing.wait_all_tasks_blocked()
+        assert began == ["a", "b"]  # two at work, three waiting
+        pacer.begin("served")  # a request on a connection in use: never waits
+        pacer.begin("served too")
+        assert len(pacer) == 4  # and it does not count against first requests
+        pacer.end("served")
+        await trio.testing.wait_all_tasks_blocked()
+        assert began == ["a", "b"]
+        pacer.end("b")  # b's head is written: the next in line goes
+        await trio.testing.wait_all_tasks_blocked()
+        assert began == ["a", "b", "c"]
+        pacer.end("a")
+        await trio.testing.wait_all_tasks_blocked()
+        assert began == ["a", "b", "c", "d"]
+        pacer.end("c")
+        await trio.testing.wait_all_tasks_blocked()
+        assert began == ["a", "b", "c", "d", "e"]
+    assert trio.current_time() == 0
+    assert pacer.waited == 3
+
+
+async def test_a_first_request_waits_for_the_oldest_to_age_out_at_most(
+    mock_clock: trio.testing.MockClock,
+) -> None:
+    mock_clock.autojump_threshold = 0  # time moves whenever everything waits
+    pacer = Pacer(1, 0.02)
+    await pacer.first("slow upload")  # never writes its head
+    await trio.sleep(0.005)
+    with trio.testing.assert_checkpoints():
+        await pacer.first("next")
+    assert trio.current_time() == pytest.approx(0.02)  # it aged out, "next" went
+    assert list(pacer._firsts) == ["next"]
+
+
+async def test_a_cancelled_first_request_leaves_the_line(
+    mock_clock: trio.testing.MockClock,
+) -> None:
+    pacer = Pacer(1, 0.02)
+    began: list[str] = []
+    await pacer.first("a")
+    gone = trio.CancelScope()
+
+    async def leaves() -> None:
+        with gone:  # its client left while it waited
+            await _first_in_turn(pacer, "left", began)
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(leaves)
+        await trio.testing.wait_all_tasks_blocked()
+        nursery.start_soon(_first_in_turn, pacer, "b", began)
+        await trio.testing.wait_all_tasks_blocked()
+        gone.cancel()
+        await trio.testing.wait_all_tasks_blocked()
+        assert len(pacer._turns) == 1  # only "b" waits now
+        pacer.end("a")  # the turn goes to "b", not to the one that left
+        await trio.testing.wait_all_tasks_blocked()
+        assert began == ["b"]
+    assert trio.current_time() == 0
+    assert not pacer._turns
+
+
+async def test_first_requests_never_wait_when_pacing_is_off() -> None:
+    off = Pacer(0, 0.02)
+    with trio.testing.assert_no_checkpoints():
+        for key in "abc":
+            await off.first(key)
+    assert len(off) == 3

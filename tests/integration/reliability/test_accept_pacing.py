@@ -90,3 +90,42 @@ async def test_answered_requests_leave_room_at_once(
         assert len(server.live) == 20
         assert server.pacer.waited == 0
         assert trio.current_time() == 0
+
+
+async def test_first_requests_wait_their_turn_and_a_served_connection_never_does(
+    mock_clock: trio.testing.MockClock,
+) -> None:
+    """Eight handshakes at work hold the ninth back; a session's next request goes at once."""
+    reached: list[bytes] = []
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return
+        reached.append(scope["path"].encode())
+        if scope["path"] == "/slow":
+            await trio.sleep_forever()  # a handshake still at work
+        await _answers(scope, receive, send)
+
+    async with _serving(app) as (server, listener, clients):
+        served = socket.create_connection(listener.getsockname())
+        served.setblocking(False)  # an answer not written yet fails the test, no hang
+        clients.append(served)
+        for _ in range(10):
+            clients.append(socket.create_connection(listener.getsockname()))
+        await trio.testing.wait_all_tasks_blocked()
+        assert len(server.live) == 11  # all accepted while nothing was at work
+        served.sendall(_REQUEST.replace(b"/mcp", b"/fast"))
+        await trio.testing.wait_all_tasks_blocked()
+        assert served.recv(4096).startswith(b"HTTP/1.1 204")
+        for client in clients[1:]:
+            client.sendall(_REQUEST.replace(b"/mcp", b"/slow"))
+        await trio.testing.wait_all_tasks_blocked()
+        assert reached.count(b"/slow") == 8  # two first requests wait their turn
+        served.sendall(_REQUEST.replace(b"/mcp", b"/fast"))
+        await trio.testing.wait_all_tasks_blocked()
+        assert served.recv(4096).startswith(b"HTTP/1.1 204")  # at once, nine at work
+        assert reached.count(b"/fast") == 2
+        mock_clock.jump(_PACING_AGE)  # the eight age out: the two go
+        await trio.testing.wait_all_tasks_blocked()
+        assert reached.count(b"/slow") == 10
+        assert trio.current_time() == _PACING_AGE
