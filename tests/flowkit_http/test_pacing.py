@@ -140,9 +140,8 @@ async def test_first_requests_beyond_the_limit_wait_their_turn_in_arrival_order(
 
 
 async def test_a_first_request_waits_for_the_oldest_to_age_out_at_most(
-    mock_clock: trio.testing.MockClock,
+    autojump_clock: trio.abc.Clock,
 ) -> None:
-    mock_clock.autojump_threshold = 0  # time moves whenever everything waits
     pacer = Pacer(1, 0.02)
     await pacer.first("slow upload")  # never writes its head
     await trio.sleep(0.005)
