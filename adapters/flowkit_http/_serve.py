@@ -62,7 +62,7 @@ from ._asgi import CONNECTION_KEY, MORE, MCPApp, Message, Send
 from ._gate import RequestGate
 from ._idle import IdleTimers
 from ._observe import ObservedApp
-from ._pacing import Pacer
+from ._pacing import Pacer, may_handshake
 
 __all__ = ["ServeLimits", "serve"]
 
@@ -97,11 +97,12 @@ class ServeLimits:
         accept_pacing: requests in their working phase (head parsed, response
             head not yet written; each counted for 20 ms at most) from which
             a new connection waits, at most 20 ms, before it is accepted;
-            also the most connections' *first* requests worked on at once
-            (the others wait their turn, in arrival order; a request on a
-            connection that served one before never waits): a burst's
-            calls on admitted sessions go before its handshakes
-            (``flowkit_http._pacing``). 0 turns pacing off.
+            also the most connections' *first* requests that may be
+            handshakes worked on at once (the others wait their turn, in
+            arrival order; a request on a connection that served one
+            before never waits, nor does a first request whose head names
+            a session or a stateless call): a burst's calls go before its
+            handshakes (``flowkit_http._pacing``). 0 turns pacing off.
     """
 
     max_connections: int = attrs.field(default=1000, validator=attrs.validators.ge(1))
@@ -204,6 +205,9 @@ class _Send:
 _PACING_AGE = 0.02  # seconds a working request counts, and a connection waits, at most
 _NO_PACING = Pacer(0, _PACING_AGE)
 
+_HEAD_PEEK = (
+    16384  # bytes of a connection's first request kept for may_handshake (h11's head bound)
+)
 _FLUSH = RawData(data=b"")  # writes what a message left held
 
 
@@ -405,6 +409,7 @@ class _TCPServer(TCPServer):
     _served = False  # a request was served on this connection
     _busy = False  # a request is in progress (hypercorn's protocol said "not idle")
     pacer = _NO_PACING  # the server's (set for each connection it accepts)
+    _head: bytes | None = b""  # read before the first request's head parsed; then None
 
     def __init__(self, *args: Any, timers: IdleTimers | None = None) -> None:
         super().__init__(*args)
@@ -477,7 +482,11 @@ class _TCPServer(TCPServer):
                 elif self._served:
                     self.pacer.begin(self)
                 else:
-                    await self.pacer.first(self)
+                    head, self._head = self._head, None
+                    if head is None or not may_handshake(head):
+                        self.pacer.begin(self)  # a call: what the first-request line is for
+                    else:
+                        await self.pacer.first(self)
             if cast(_Stream, self.stream).held:
                 # The response ended (hypercorn recycles the connection next):
                 # its bytes go before the keep-alive timer restarts, which may
@@ -562,10 +571,14 @@ class _TCPServer(TCPServer):
                     data = await stream.receive_some(_RECEIVE_SIZE)
             except (trio.ClosedResourceError, trio.BrokenResourceError, trio.TooSlowError):
                 break
-            await self.protocol.handle(RawData(bytes(data)))
+            chunk = bytes(data)
+            head = self._head
+            if head is not None and len(head) < _HEAD_PEEK:
+                self._head = head + chunk[:_HEAD_PEEK]  # for the first request's may_handshake
+            await self.protocol.handle(RawData(chunk))
             if not data:
                 break
-            del data  # not held while the next read waits
+            del data, chunk, head  # not held while the next read waits
         await self.protocol.handle(Closed())
         # The client left (or the read failed): a response ended just before
         # the client's close restarted the timer (the connection is recycled

@@ -122,7 +122,7 @@ _SERVER_FLAGS = (
           "bodies may hold together; else 503 + Retry-After"),
     _Flag("--accept-pacing", "accept_pacing", count_or_off, "N|off", "requests being worked "
           "on from which a new connection waits (20 ms at most) to be accepted; also the "
-          "most first requests of connections worked on at once"),
+          "most handshakes (first requests naming no session or call) worked on at once"),
 )  # fmt: skip
 _ENDPOINT_FLAGS = (
     _Flag("--max-sessions", "max_sessions", count, "N", "live sessions at most; initialize "

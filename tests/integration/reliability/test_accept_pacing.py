@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+import pytest
 import trio
 import trio.testing
 from hypercorn.config import Config
@@ -129,3 +130,42 @@ async def test_first_requests_wait_their_turn_and_a_served_connection_never_does
         await trio.testing.wait_all_tasks_blocked()
         assert reached.count(b"/slow") == 10
         assert trio.current_time() == _PACING_AGE
+
+
+@pytest.mark.parametrize(
+    "header",
+    [b"Mcp-Session-Id: s1", b"MCP-Protocol-Version: 2026-07-28\r\nMcp-Method: tools/call"],
+)
+async def test_a_first_request_that_is_a_call_never_waits_its_turn(
+    mock_clock: trio.testing.MockClock, header: bytes
+) -> None:
+    """Eight handshakes at work: a session's call on a new connection, or a stateless
+    call (every one of which is a first request), goes at once; a ninth handshake waits."""
+    reached: list[bytes] = []
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return
+        reached.append(scope["path"].encode())
+        if scope["path"] == "/slow":
+            await trio.sleep_forever()
+        await _answers(scope, receive, send)
+
+    async with _serving(app) as (server, listener, clients):
+        for _ in range(10):
+            clients.append(socket.create_connection(listener.getsockname()))
+        await trio.testing.wait_all_tasks_blocked()
+        assert len(server.live) == 10  # all accepted while nothing was at work
+        call, handshake = clients[-2:]
+        call.setblocking(False)  # an answer not written yet fails the test, no hang
+        for client in clients[:8]:
+            client.sendall(_REQUEST.replace(b"/mcp", b"/slow"))
+        await trio.testing.wait_all_tasks_blocked()
+        handshake.sendall(_REQUEST.replace(b"/mcp", b"/slow"))
+        call.sendall(
+            _REQUEST.replace(b"/mcp", b"/fast").replace(b"\r\n\r\n", b"\r\n" + header + b"\r\n\r\n")
+        )
+        await trio.testing.wait_all_tasks_blocked()
+        assert call.recv(4096).startswith(b"HTTP/1.1 204")  # at once, eight at work
+        assert reached.count(b"/slow") == 8  # the ninth handshake waits its turn
+        assert trio.current_time() == 0
