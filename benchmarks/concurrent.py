@@ -7,13 +7,15 @@ timed), then every session calls ``ticker(count=50, interval_ms=100)`` with
 a progressToken, the calls' starts spread evenly over one interval (so the
 load asked of the server is a steady ``10 x C`` notifications/s)::
 
-    python -m benchmarks.concurrent [--sessions 200,500,1000] [--ramp-ms N] [--quick]
+    python -m benchmarks.concurrent [--sessions 200,500,1000] [--ramp-ms N] [--era REV] [--quick]
 
 ``--ramp-ms N`` spreads the call starts over N ms instead of one interval: with
 the default, 500 calls start within 100 ms, more than even the floor can start
 on one core, so the C=500 tail is that start burst (docs/benchmarks.md, "What
 C=500 at 50 ms would take"); ``--ramp-ms 1000`` measures the timed streams
-themselves at the same 5,000 notifications/s.
+themselves at the same 5,000 notifications/s. ``--era 2026-07-28`` makes every
+call a stateless one (no handshake: each session is a connection, and each
+call its first request; flowkit and the floor, which ignores the headers).
 
 Both tickers schedule item k at ``start + k x interval`` (drift-free), so
 notification k is ideally received at ``sent + k x interval``. Columns: calls completed /
@@ -23,9 +25,10 @@ lateness of every notification against its ideal time p50/p99; the server's
 peak RSS; the client's CPU seconds per second.
 
 Then, per server and C, its lateness p99 as a multiple of the floor's (what the
-stack itself does on this machine). The last line: ``ratio=<flowkit/official
-aggregate notif/s at the largest C> flowkit=<notif/s> official=<notif/s>
-fastmcp=<notif/s>``.
+stack itself does on this machine): the floor run last before it at that C, so
+``--servers floor,flowkit,floor,flowkit`` reads each pair on its own. The last
+line: ``ratio=<flowkit/official aggregate notif/s at the largest C>
+flowkit=<notif/s> official=<notif/s> fastmcp=<notif/s>``.
 """
 
 from __future__ import annotations
@@ -41,7 +44,14 @@ from typing import Any
 import trio
 
 from . import _servers
-from ._client import PROTOCOL_VERSION, CallResult, ClientError, cpu_seconds, raise_nofile
+from ._client import (
+    PROTOCOL_VERSION,
+    STATELESS_VERSION,
+    CallResult,
+    ClientError,
+    cpu_seconds,
+    raise_nofile,
+)
 from ._load import close_all, open_sessions
 from ._util import outcome_table, percentile
 
@@ -162,6 +172,16 @@ def run_one(
     )
 
 
+def paired_floor(outcomes: Sequence[Outcome], i: int) -> Outcome | None:
+    """The floor run that ``outcomes[i]`` is read against: the last one before it at
+    its C (``--servers floor,flowkit,floor,flowkit`` pairs each run with its own),
+    else the first one after it."""
+    c = outcomes[i].sessions
+    floors = [(j, f) for j, f in enumerate(outcomes) if f.server == "floor" and f.sessions == c]
+    before = [f for j, f in floors if j < i]
+    return before[-1] if before else (floors[0][1] if floors else None)
+
+
 def main(argv: list[str] | None = None) -> list[Outcome]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sessions", default="200,500,1000")
@@ -174,6 +194,12 @@ def main(argv: list[str] | None = None) -> list[Outcome]:
         default=None,
         help="spread the call starts over N ms (default: one interval)",
     )
+    parser.add_argument(
+        "--era",
+        choices=(PROTOCOL_VERSION, STATELESS_VERSION),
+        default=PROTOCOL_VERSION,
+        help="the calls' protocol revision (default %(default)s)",
+    )
     parser.add_argument("--quick", action="store_true", help="C=50,100; 10 notifications (CI)")
     args = parser.parse_args(argv)
     if args.quick:
@@ -181,15 +207,13 @@ def main(argv: list[str] | None = None) -> list[Outcome]:
     sizes = [int(x) for x in args.sessions.split(",")]
     raise_nofile(2 * max(sizes) + 256)
     outcomes = [
-        run_one(name, c, args.count, args.interval_ms, ramp_ms=args.ramp_ms)
+        run_one(name, c, args.count, args.interval_ms, era=args.era, ramp_ms=args.ramp_ms)
         for c in sizes
         for name in _servers.selected(args.servers)
     ]
     print(outcome_table(HEADER, outcomes))
-    for o in outcomes:
-        floor = next(
-            (f for f in outcomes if f.server == "floor" and f.sessions == o.sessions), None
-        )
+    for i, o in enumerate(outcomes):
+        floor = paired_floor(outcomes, i)
         if floor is not None and o.server != "floor" and floor.late_p99_ms > 0:
             print(
                 f"C={o.sessions} {o.server}: lateness p99 {o.late_p99_ms:.1f} ms = "

@@ -7,10 +7,11 @@ every progress notification of a ``ticker`` call, on time, then the result.
 
 from __future__ import annotations
 
+import pytest
 import trio
 
 from benchmarks import _servers, concurrent
-from benchmarks._client import PROTOCOL_VERSION, open_session
+from benchmarks._client import PROTOCOL_VERSION, STATELESS_VERSION, open_session
 
 
 async def _call(port: int) -> tuple[int, list[float], list[float], bool]:
@@ -41,3 +42,16 @@ def test_concurrent_ramp_spreads_the_call_starts() -> None:
     assert len(sent) == 10
     assert all(r is not None and r.ok and r.progress == [1.0, 2.0] for r in results)
     assert sent[-1] - sent[0] >= 0.9 * 300 * 9 / 10 / 1000  # call i starts at ramp x i / C
+
+
+def test_concurrent_runs_stateless_calls_on_flowkit_and_the_floor(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """``--era 2026-07-28``: every call is its connection's first request, and all complete."""
+    args = ["--sessions", "20", "--count", "3", "--interval-ms", "20", "--servers", "floor,flowkit"]
+    outcomes = concurrent.main([*args, "--era", STATELESS_VERSION])
+    assert [(o.server, o.completed, o.failed) for o in outcomes] == [
+        ("floor", 20, 0),
+        ("flowkit", 20, 0),
+    ]
+    assert "C=20 flowkit: lateness p99" in capsys.readouterr().out
