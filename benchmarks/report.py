@@ -36,7 +36,7 @@ SUITE: list[tuple[str, str, Callable[..., Any]]] = [
     ("concurrent", "Concurrent sessions, 50 notifications 100 ms apart", concurrent.main),
     ("idle", "Idle open tool-call streams", idle.main),
     ("burst", "A burst of sessions: initialize + one cheap call", burst.main),
-    ("cpu", "Server CPU per call and per timed event", cpu.main),
+    ("cpu", "Server CPU per call, per timed event and per start", cpu.main),
     ("slow_consumer", "Slow clients, per delivery policy", slow_consumer.main),
     ("batching", "Adaptive write coalescing on vs off", batching.main),
 ]

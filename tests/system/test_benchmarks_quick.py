@@ -67,3 +67,5 @@ def test_quick_mode_prints_ratio(name: str, request: pytest.FixtureRequest) -> N
     assert lines, proc.stderr[-3000:]
     assert re.match(r"ratio=\S+ ", lines[-1]), proc.stdout[-2000:]
     assert "|" in proc.stdout  # a table came first
+    if name == "cpu":  # each server's CPU per start against the floor's
+        assert re.search(r"^flowkit: CPU per start \d+ us = \S+x the floor's", proc.stdout, re.M)
