@@ -205,9 +205,8 @@ class _Send:
 _PACING_AGE = 0.02  # seconds a working request counts, and a connection waits, at most
 _NO_PACING = Pacer(0, _PACING_AGE)
 
-_HEAD_PEEK = (
-    16384  # bytes of a connection's first request kept for may_handshake (h11's head bound)
-)
+# Bytes of a connection's first request kept for may_handshake (h11's head bound).
+_HEAD_PEEK = 16384
 _FLUSH = RawData(data=b"")  # writes what a message left held
 
 
@@ -409,7 +408,7 @@ class _TCPServer(TCPServer):
     _served = False  # a request was served on this connection
     _busy = False  # a request is in progress (hypercorn's protocol said "not idle")
     pacer = _NO_PACING  # the server's (set for each connection it accepts)
-    _head: bytes | None = b""  # read before the first request's head parsed; then None
+    _head = b""  # read before the first request's head was parsed (dropped then)
 
     def __init__(self, *args: Any, timers: IdleTimers | None = None) -> None:
         super().__init__(*args)
@@ -482,11 +481,11 @@ class _TCPServer(TCPServer):
                 elif self._served:
                     self.pacer.begin(self)
                 else:
-                    head, self._head = self._head, None
-                    if head is None or not may_handshake(head):
-                        self.pacer.begin(self)  # a call: what the first-request line is for
-                    else:
+                    head = vars(self).pop("_head", b"")
+                    if may_handshake(head):
                         await self.pacer.first(self)
+                    else:
+                        self.pacer.begin(self)  # a call: the line makes room for calls
             if cast(_Stream, self.stream).held:
                 # The response ended (hypercorn recycles the connection next):
                 # its bytes go before the keep-alive timer restarts, which may
@@ -558,7 +557,9 @@ class _TCPServer(TCPServer):
         bytes go"). This is the same loop with the same events (``RawData``
         per chunk, ``Closed`` at the end, the same errors ending it), a
         deadline only when ``read_timeout`` is set, and the chunk dropped
-        once handed over.
+        once handed over. Until the first request's head is parsed, the bytes
+        read are also kept (16 KiB at most, dropped then): the first-request
+        line reads the head's headers from them (:func:`may_handshake`).
         """
         timeout = self.config.read_timeout
         stream = cast(_Stream, self.stream)
@@ -572,13 +573,12 @@ class _TCPServer(TCPServer):
             except (trio.ClosedResourceError, trio.BrokenResourceError, trio.TooSlowError):
                 break
             chunk = bytes(data)
-            head = self._head
-            if head is not None and len(head) < _HEAD_PEEK:
-                self._head = head + chunk[:_HEAD_PEEK]  # for the first request's may_handshake
+            if not (self._served or self._busy) and len(self._head) < _HEAD_PEEK:
+                self._head += chunk[:_HEAD_PEEK]  # before the first head: for may_handshake
             await self.protocol.handle(RawData(chunk))
             if not data:
                 break
-            del data, chunk, head  # not held while the next read waits
+            del data, chunk  # not held while the next read waits
         await self.protocol.handle(Closed())
         # The client left (or the read failed): a response ended just before
         # the client's close restarted the timer (the connection is recycled

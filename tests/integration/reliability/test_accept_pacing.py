@@ -93,20 +93,27 @@ async def test_answered_requests_leave_room_at_once(
         assert trio.current_time() == 0
 
 
-async def test_first_requests_wait_their_turn_and_a_served_connection_never_does(
-    mock_clock: trio.testing.MockClock,
-) -> None:
-    """Eight handshakes at work hold the ninth back; a session's next request goes at once."""
-    reached: list[bytes] = []
+def _slow_handshakes(reached: list[bytes]) -> Any:
+    """An app that records each request's path; ``/slow`` never answers (a
+    handshake still at work), any other path is answered at once."""
 
     async def app(scope: Any, receive: Any, send: Any) -> None:
         if scope["type"] != "http":
             return
         reached.append(scope["path"].encode())
         if scope["path"] == "/slow":
-            await trio.sleep_forever()  # a handshake still at work
+            await trio.sleep_forever()
         await _answers(scope, receive, send)
 
+    return app
+
+
+async def test_first_requests_wait_their_turn_and_a_served_connection_never_does(
+    mock_clock: trio.testing.MockClock,
+) -> None:
+    """Eight handshakes at work hold the ninth back; a session's next request goes at once."""
+    reached: list[bytes] = []
+    app = _slow_handshakes(reached)
     async with _serving(app) as (server, listener, clients):
         served = socket.create_connection(listener.getsockname())
         served.setblocking(False)  # an answer not written yet fails the test, no hang
@@ -142,15 +149,7 @@ async def test_a_first_request_that_is_a_call_never_waits_its_turn(
     """Eight handshakes at work: a session's call on a new connection, or a stateless
     call (every one of which is a first request), goes at once; a ninth handshake waits."""
     reached: list[bytes] = []
-
-    async def app(scope: Any, receive: Any, send: Any) -> None:
-        if scope["type"] != "http":
-            return
-        reached.append(scope["path"].encode())
-        if scope["path"] == "/slow":
-            await trio.sleep_forever()
-        await _answers(scope, receive, send)
-
+    app = _slow_handshakes(reached)
     async with _serving(app) as (server, listener, clients):
         for _ in range(10):
             clients.append(socket.create_connection(listener.getsockname()))
