@@ -481,7 +481,7 @@ class _TCPServer(TCPServer):
                 elif self._served:
                     self.pacer.begin(self)
                 else:
-                    head = vars(self).pop("_head", b"")
+                    head, self._head = self._head, b""  # the flags stop the peek from here
                     if may_handshake(head):
                         await self.pacer.first(self)
                     else:
@@ -573,8 +573,8 @@ class _TCPServer(TCPServer):
             except (trio.ClosedResourceError, trio.BrokenResourceError, trio.TooSlowError):
                 break
             chunk = bytes(data)
-            if not (self._served or self._busy) and len(self._head) < _HEAD_PEEK:
-                self._head += chunk[:_HEAD_PEEK]  # before the first head: for may_handshake
+            if not (self._served or self._busy):  # before the first head: for may_handshake
+                self._head += chunk[: _HEAD_PEEK - len(self._head)]
             await self.protocol.handle(RawData(chunk))
             if not data:
                 break
