@@ -12,13 +12,19 @@ exact (docs/scaling.md):
    call runs): the replay, then :meth:`SharedState.follow` writes what the
    store appends after it, until the stream's end.
 
-Applies are serialised by one lock per instance and each takes everything
-pending, so a stream's events reach the store in order, and a writer that
-returns from :meth:`SharedState.sync` knows everything journaled before it
-asked is stored. Changes whose apply failed are kept and written first by the
-next sync, so a writer can never send bytes whose events another task took
-and failed to store, and a writer cancelled mid-write (its client left) still
-finishes storing what it took. A store that fails (Redis down or slow) is a 503 with
+Applies go in *rounds*, one at a time per instance, and each round takes
+everything pending, so a stream's events reach the store in order, and a
+writer that returns from :meth:`SharedState.sync` knows everything journaled
+before it asked is stored. A writer does not queue for a round of its own: it
+waits for the first round that starts after it asked (a group commit), and
+the first writer to find no round running leads the next. With a lock per
+apply instead, 500 timed streams made a convoy: each writer held the lock for
+a whole turn of trio's loop, mostly to find its events already stored, and
+ticks waited 400 ms for it (docs/benchmarks.md, "The shared store's write
+rounds"). Changes whose apply failed are kept and written first by the next
+round, and every writer whose round failed is refused, so none can send bytes
+whose events were not stored; a round's leader cancelled mid-write (its
+client left) still finishes storing what it took. A store that fails (Redis down or slow) is a 503 with
 ``Retry-After`` for the request, never a crash or a hang.
 
 While the store is unreachable, the kept changes are bounded
@@ -169,10 +175,14 @@ class SharedState:
         self._stop = stop
         self.abandoned = 0  # streams given up at the bound
         self._synced_at = -math.inf  # when an apply last succeeded
-        self._lock = trio.Lock()
         # Changes taken from the core whose apply failed: written first next
         # time (every change is idempotent: explicit event ids, set/hash writes).
         self._pending: tuple[Change, ...] = ()
+        self._busy: trio.Event | None = None  # set when the apply in progress ends
+        self._rounds = 0  # rounds started
+        self._stored = 0  # the last round that succeeded: all taken by then is stored
+        self._failed = 0  # the last round that failed
+        self._failure: Reply | None = None  # its refusal
 
     async def flush(self, endpoint: Endpoint) -> None:
         """Forever: write the pending changes (nothing if none), at the interval that applies."""
@@ -209,22 +219,47 @@ class SharedState:
         Raises:
             StoreFailed: the store failed; the bytes these changes belong to must not be sent.
         """
-        async with self._lock:
+        if self._pending or endpoint.has_changes():
+            need = self._rounds + 1  # the next round to start takes them
+        elif self._busy is not None:
+            need = self._rounds  # the round in progress may hold them
+        else:
+            return
+        while self._stored < need:
+            if self._failed >= need:
+                assert self._failure is not None
+                raise StoreFailed(self._failure)
+            if self._busy is not None:
+                await self._busy.wait()
+                continue
+            await self._round(endpoint)
+
+    async def _round(self, endpoint: Endpoint) -> None:
+        """Take every pending change and apply it; wakes the writers waiting for it."""
+        self._rounds += 1
+        number = self._rounds
+        self._busy = busy = trio.Event()
+        try:
             changes = self._pending + endpoint.take_changes()
-            if not changes:
-                return
-            # Taken from the core, these exist nowhere else: a writer cancelled
+            # Taken from the core, these exist nowhere else: a leader cancelled
             # here (its client left) must not drop them, so the write is
             # shielded (the store's own deadline bounds it) and kept on failure.
             self._pending = changes
             try:
                 with trio.CancelScope(shield=True):
-                    await self.store.apply(changes)
+                    if changes:
+                        await self.store.apply(changes)
             except Exception as exc:
                 self._bound(endpoint)
-                raise _unavailable(exc) from None
+                failed = _unavailable(exc)
+                self._failed, self._failure = number, failed.reply
+                raise failed from None
             self._pending = ()
+            self._stored = number
             self._synced_at = trio.current_time()
+        finally:
+            self._busy = None
+            busy.set()
 
     def _bound(self, endpoint: Endpoint) -> None:
         """Beyond ``max_pending_bytes`` of kept events: give their streams up, drop the events."""
@@ -359,8 +394,14 @@ class SharedState:
         if not busy:
             return
         try:
-            async with self._lock:
+            while self._busy is not None:  # between rounds: never beside an apply
+                await self._busy.wait()
+            self._busy = between = trio.Event()
+            try:
                 await self.store.apply(busy)
+            finally:
+                self._busy = None
+                between.set()
             # Calls of this instance no response here carries may be followed
             # elsewhere: read their sessions, so their grace periods know.
             away = {s.session_id for s in endpoint.state.detached_calls if s.session_id}

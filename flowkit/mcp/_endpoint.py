@@ -450,11 +450,23 @@ class Endpoint:
             return None
         session_id = head.get("mcp-session-id")
         last_event_id = head.get("last-event-id") if head.method == "GET" else None
+        # Only an initialize opens a session, so only a head that may carry one
+        # pays for the cluster-wide count (a Redis round trip per request): a
+        # stateless-era call names its method in Mcp-Method, and an initialize
+        # under another method's header is refused (``_methods.initialize``).
+        named = head.get("mcp-method")
         return StateKeys(
             session_id=session_id,
             resume=parse_event_id(last_event_id) if last_event_id is not None else None,
-            count_sessions=head.method == "POST" and session_id is None,
+            count_sessions=head.method == "POST"
+            and session_id is None
+            and named in (None, "initialize"),
         )
+
+    def has_changes(self) -> bool:
+        """Are there changes :meth:`take_changes` would return (without taking them)?"""
+        journal = self.state.journal
+        return journal is not None and bool(journal or self.state.ended)
 
     def take_changes(self) -> tuple[Change, ...]:
         """A shared endpoint's changes since the last call, for the adapter to write.

@@ -19,6 +19,7 @@ from ._actions import Action, OpenListenStream, StartCall, json_reply
 from ._content import error_result
 from ._context import Handler, RequestContext, finish, replay_for
 from ._errors import (
+    header_mismatch,
     method_params,
     missing_capabilities,
     request_in_flight,
@@ -108,6 +109,12 @@ def initialize(state: EndpointState, ctx: RequestContext) -> Action:
     request = ctx.request
     if ctx.session is not None or ctx.head.get("mcp-session-id") is not None:
         raise session_forbidden(request.id)
+    # A shared endpoint counts the cluster's sessions only for a head that may
+    # open one (``Endpoint.state_keys``): a head naming another method must
+    # not carry an initialize past the cluster-wide cap.
+    named = ctx.head.get("mcp-method")
+    if named is not None and named != "initialize":
+        raise header_mismatch(f"Mcp-Method {named!r} does not match body 'initialize'", request.id)
     params = request.params
     requested = params.get("protocolVersion")
     if not isinstance(requested, str):

@@ -135,7 +135,9 @@ class StateKeys:
     Attributes:
         session_id: the ``Mcp-Session-Id`` to load.
         resume: the ``Last-Event-ID`` of a GET, whose later events to load.
-        count_sessions: the request may create a session (the cap counts).
+        count_sessions: the request may create a session, so the cap counts: a
+            POST without ``Mcp-Session-Id`` whose ``Mcp-Method``, if any, is
+            ``initialize``.
     """
 
     session_id: str | None = None

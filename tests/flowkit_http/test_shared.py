@@ -21,7 +21,7 @@ from flowkit_http._shared import SharedState, StoreFailed
 
 
 class Journal:
-    """The part of an Endpoint SharedState uses: take_changes()."""
+    """The part of an Endpoint SharedState uses: has_changes() and take_changes()."""
 
     def __init__(self) -> None:
         self.changes: list[Change] = []
@@ -29,6 +29,9 @@ class Journal:
 
     def emit(self, seq: int) -> None:
         self.changes.append(EventAppended("s", "a.1", seq, b"event %d" % seq))
+
+    def has_changes(self) -> bool:
+        return bool(self.changes)
 
     def take_changes(self) -> tuple[Change, ...]:
         taken, self.changes = tuple(self.changes), []
@@ -51,6 +54,7 @@ class _Stream:
 class Store:
     def __init__(self) -> None:
         self.applied: list[Change] = []
+        self.batches: list[list[int]] = []  # the seqs of each apply, in order
         self.hold: trio.Event | None = None
         self.entered = trio.Event()
         self.fail = False
@@ -65,6 +69,7 @@ class Store:
         if self.fail:
             raise OSError("store down")
         self.applied += changes
+        self.batches.append(seqs(changes))
 
 
 def seqs(changes: Sequence[Any]) -> list[int]:
@@ -124,6 +129,78 @@ async def test_a_sync_waits_for_the_apply_in_progress() -> None:
         assert done == []
         store.hold.set()
     assert sorted(done) == ["first", "second"]
+
+
+class _Turns(trio.abc.Instrument):
+    """Counts the turns of trio's run loop (one I/O wait each)."""
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    def before_io_wait(self, timeout: float) -> None:
+        self.count += 1
+
+
+async def _writers_behind_a_held_apply(
+    state: SharedState, store: Store, journal: Journal, n: int
+) -> tuple[list[Any], int]:
+    """Writer 0's apply is held; writers 1..n each journal an event and sync meanwhile.
+
+    Returns what each of 1..n got (``None`` or the exception it raised), and
+    how many turns of trio's loop they took to return once the hold ended.
+    """
+    journal.emit(0)
+    store.hold = trio.Event()
+    outcomes: list[Any] = [None] * (n + 1)
+
+    async def writer(i: int) -> None:
+        if i:
+            journal.emit(i)
+        try:
+            await state.sync(journal)  # type: ignore[arg-type]
+        except StoreFailed as exc:
+            outcomes[i] = exc
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(writer, 0)
+        await store.entered.wait()
+        for i in range(1, n + 1):
+            nursery.start_soon(writer, i)
+        await trio.testing.wait_all_tasks_blocked()
+        assert store.batches == []  # all of them wait for the held round
+        turns = _Turns()
+        trio.lowlevel.add_instrument(turns)
+        store.hold.set()
+    trio.lowlevel.remove_instrument(turns)
+    return outcomes[1:], turns.count
+
+
+async def test_writers_behind_a_round_share_the_next_one() -> None:
+    """A group commit: 20 writers waiting make one round, and return together.
+
+    A lock per apply made the same one round, but then passed the lock to
+    each writer in turn, one turn of trio's loop each, for it to find its
+    events stored: 21 turns here, a 400 ms convoy at 500 timed streams.
+    """
+    store, journal = Store(), Journal()
+    state = SharedState(store)
+    outcomes, turns = await _writers_behind_a_held_apply(state, store, journal, 20)
+    assert outcomes == [None] * 20
+    assert [sorted(batch) for batch in store.batches] == [[0], list(range(1, 21))]
+    assert turns <= 6
+
+
+async def test_every_writer_of_a_failed_round_is_refused_and_its_changes_kept() -> None:
+    store, journal = Store(), Journal()
+    state = SharedState(store)
+    store.fail = True
+    outcomes, _ = await _writers_behind_a_held_apply(state, store, journal, 3)
+    assert [type(o) for o in outcomes] == [StoreFailed] * 3  # no bytes of theirs may go
+    assert {o.reply.status for o in outcomes} == {503}
+    store.fail, store.hold = False, None
+    journal.emit(4)
+    await state.sync(journal)  # type: ignore[arg-type]
+    assert [sorted(batch) for batch in store.batches] == [[0, 1, 2, 3, 4]]  # kept, then new
 
 
 async def test_kept_changes_are_bounded_while_the_store_fails() -> None:

@@ -29,7 +29,7 @@ from flowkit.mcp import (
     tool_result,
 )
 from flowkit.mcp._asks import roots_request
-from flowkit.mcp._errors import CALL_LOST
+from flowkit.mcp._errors import CALL_LOST, HEADER_MISMATCH
 from flowkit.mcp._jsonrpc import RequestId
 from flowkit.mcp._sessions import SessionState
 from flowkit.mcp._shared import (
@@ -87,7 +87,7 @@ class DictStore:
         return Loaded(
             session=session,
             replay=replay,
-            live_sessions=len(self.sessions),
+            live_sessions=len(self.sessions) if keys.count_sessions else 0,
             replay_last=last,
             replay_ended=ended,
         )
@@ -224,6 +224,42 @@ def test_the_session_cap_counts_every_instance() -> None:
     assert _client(b).initialize().status == 200
     assert _client(b).initialize().status == 503
     assert _client(a).initialize().status == 503
+
+
+def test_only_a_head_that_may_open_a_session_counts_the_sessions() -> None:
+    """The count is a store read per request (a Redis round trip): a
+    stateless-era call names another method in its head and skips it."""
+    _, a, _ = _cluster()
+    base = _client(a).headers()
+
+    def counts(method: str, *extra: tuple[bytes, bytes]) -> bool:
+        keys = a.endpoint.state_keys(method, [*base, *extra])
+        assert keys is not None
+        return keys.count_sessions
+
+    assert counts("POST")
+    assert counts("POST", (b"mcp-method", b"initialize"))
+    assert not counts("POST", (b"mcp-method", b"tools/call"))
+    assert not counts("POST", (b"Mcp-Method", b"server/discover"))
+    assert not counts("POST", (b"mcp-session-id", b"a-1"))
+    assert not counts("GET")
+
+
+def test_an_initialize_under_another_methods_header_is_refused_not_uncounted() -> None:
+    _, a, b = _cluster(max_sessions=1)
+    assert _client(a).initialize().status == 200
+    params = {"protocolVersion": "2025-11-25", "capabilities": {}}
+    for endpoint in (b, make_endpoint()):
+        client = Client(endpoint)  # type: ignore[arg-type]
+        reply = client.request("initialize", params, extra=[(b"mcp-method", b"tools/call")])
+        assert isinstance(reply, Reply)
+        assert reply.status == 400
+        error = body_json(reply)["error"]
+        assert error["code"] == HEADER_MISMATCH
+        assert "Mcp-Method 'tools/call'" in error["message"]
+    named = _client(b).request("initialize", params, extra=[(b"mcp-method", b"initialize")])
+    assert isinstance(named, Reply)
+    assert named.status == 503  # the cap still counts a's session
 
 
 def test_a_request_id_running_elsewhere_is_in_flight_here() -> None:
