@@ -9,6 +9,7 @@ apply, an apply that fails). Redis-backed behaviour is in tests/integration/flow
 from __future__ import annotations
 
 from collections.abc import Sequence
+from types import SimpleNamespace
 from typing import Any
 
 import attrs
@@ -16,7 +17,7 @@ import pytest
 import trio
 import trio.testing
 
-from flowkit.mcp._shared import Change, EventAppended, Loaded, StateKeys
+from flowkit.mcp._shared import Change, EventAppended, Loaded, SessionTouched, StateKeys
 from flowkit_http._shared import SharedState, StoreFailed
 
 
@@ -55,6 +56,7 @@ class Store:
     def __init__(self) -> None:
         self.applied: list[Change] = []
         self.batches: list[list[int]] = []  # the seqs of each apply, in order
+        self.touched: list[list[str]] = []  # the session ids of each heartbeat's apply
         self.hold: trio.Event | None = None
         self.entered = trio.Event()
         self.fail = False
@@ -63,6 +65,12 @@ class Store:
         return Loaded()
 
     async def apply(self, changes: Sequence[Change]) -> None:
+        touches = all(type(change) is SessionTouched for change in changes)
+        if touches:  # the heartbeat's: recorded, never held (it goes beside the rounds)
+            if self.fail:
+                raise OSError("store down")
+            self.touched.append(sorted(change.session_id for change in changes))  # type: ignore[attr-defined]
+            return
         self.entered.set()
         if self.hold is not None:
             await self.hold.wait()
@@ -242,3 +250,55 @@ async def test_events_of_a_stream_that_already_ended_are_kept_not_dropped() -> N
     store.fail = False
     await state.sync(journal)  # type: ignore[arg-type]
     assert seqs(store.applied)[:2] == [1, 2]  # stored once the store is back: no gap
+
+
+class _Sessions:
+    """The part of an Endpoint SharedState.heartbeat reads: sessions, idle timeout, clock."""
+
+    def __init__(self, idle_timeout: float) -> None:
+        self.busy: set[str] = set()
+        self.now = 0.0
+        self.config = SimpleNamespace(session_idle_timeout=idle_timeout)
+        self.state = SimpleNamespace(clock=lambda: self.now, detached_calls=())
+
+    @property
+    def sessions(self) -> list[Any]:
+        return [SimpleNamespace(id=sid, busy=True) for sid in sorted(self.busy)]
+
+
+async def test_busy_sessions_are_touched_once_per_quarter_idle_timeout() -> None:
+    store, endpoint = Store(), _Sessions(idle_timeout=8)  # touched every 2 s
+    state = SharedState(store)
+    endpoint.busy = {"a", "b"}
+    for now in (0, 1, 1.9, 2, 3):
+        endpoint.now = now
+        await state.heartbeat(endpoint)  # type: ignore[arg-type]
+    assert store.touched == [["a", "b"], ["a", "b"]]  # at 0 and 2
+    endpoint.busy = {"b", "c"}  # a no longer busy: forgotten; c newly busy: touched at once
+    endpoint.now = 3.5
+    await state.heartbeat(endpoint)  # type: ignore[arg-type]
+    assert store.touched[2:] == [["c"]]
+    store.fail, endpoint.now = True, 4  # b due, and the store fails: logged, due again
+    await state.heartbeat(endpoint)  # type: ignore[arg-type]
+    store.fail, endpoint.now = False, 4.5
+    await state.heartbeat(endpoint)  # type: ignore[arg-type]
+    assert store.touched[2:] == [["c"], ["b"]]
+    endpoint.busy.add("a")
+    await state.heartbeat(endpoint)  # type: ignore[arg-type]
+    assert store.touched[4:] == [["a"]]  # busy again: seen anew
+
+
+async def test_the_heartbeat_does_not_wait_for_a_round() -> None:
+    store, journal, endpoint = Store(), Journal(), _Sessions(idle_timeout=8)
+    state = SharedState(store)
+    endpoint.busy = {"a"}
+    journal.emit(1)
+    store.hold = trio.Event()
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(state.sync, journal)  # type: ignore[arg-type]
+        await store.entered.wait()
+        await state.heartbeat(endpoint)  # type: ignore[arg-type]  # the round is still held
+        assert store.touched == [["a"]]
+        assert store.batches == []
+        store.hold.set()
+    assert store.batches == [[1]]
