@@ -12,7 +12,8 @@ over one interval, so ``C x 1000 / interval_ms`` notifications/s are asked
 for. At a C where one worker falls behind, its delivered rate is below what
 was asked, and a second worker (the second core) delivers more::
 
-    python -m benchmarks.workers [--sessions 1000] [--count 40] [--interval-ms 50] [--eras E,E] [--quick]
+    python -m benchmarks.workers [--sessions 1000] [--count 40] [--interval-ms 50] [--eras E,E]
+        [--ramp-ms N] [--quick]
 
 Each era is measured with 1 and then 2 workers (``--eras``, default both):
 
@@ -53,6 +54,12 @@ def main(argv: list[str] | None = None) -> list[concurrent.Outcome]:
         default=f"{PROTOCOL_VERSION},{STATELESS_VERSION}",
         help="the calls' protocol revisions, each measured with 1 and 2 workers",
     )
+    parser.add_argument(
+        "--ramp-ms",
+        type=int,
+        default=None,
+        help="spread the call starts over N ms (default: one interval; benchmarks.concurrent)",
+    )
     parser.add_argument("--quick", action="store_true", help="C=40, 10 notifications (CI)")
     args = parser.parse_args(argv)
     if args.quick:
@@ -71,7 +78,13 @@ def main(argv: list[str] | None = None) -> list[concurrent.Outcome]:
                 db += 1
                 extra = ["--redis", f"{url.rsplit('/', 1)[0]}/{db}", "--workers", str(workers)]
                 outcome = concurrent.run_one(
-                    "flowkit", args.sessions, args.count, args.interval_ms, extra, era=era
+                    "flowkit",
+                    args.sessions,
+                    args.count,
+                    args.interval_ms,
+                    extra,
+                    era=era,
+                    ramp_ms=args.ramp_ms,
                 )
                 outcome.server = f"flowkit --workers {workers} ({era})"
                 pair.append(outcome)
