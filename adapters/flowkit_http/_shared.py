@@ -21,11 +21,12 @@ the first writer to find no round running leads the next. With a lock per
 apply instead, 500 timed streams made a convoy: each writer held the lock for
 a whole turn of trio's loop, mostly to find its events already stored, and
 ticks waited 400 ms for it (docs/scaling.md, "Many streams on one instance:
-the write rounds"). Changes whose apply failed are kept and written first by the next
-round, and every writer whose round failed is refused, so none can send bytes
-whose events were not stored; a round's leader cancelled mid-write (its
-client left) still finishes storing what it took. A store that fails (Redis down or slow) is a 503 with
-``Retry-After`` for the request, never a crash or a hang.
+the write rounds"). Changes whose apply failed are kept and written first by
+the next round, and every writer whose round failed is refused, so none can
+send bytes whose events were not stored; a round's leader cancelled mid-write
+(its client left) still finishes storing what it took. A store that fails
+(Redis down or slow) is a 503 with ``Retry-After`` for the request, never a
+crash or a hang.
 
 While the store is unreachable, the kept changes are bounded
 (``max_pending_bytes`` of events): beyond it, the streams whose events are
