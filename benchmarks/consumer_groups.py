@@ -24,14 +24,10 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
-import shutil
-import signal
 import subprocess
 import sys
-import tempfile
 import time
 import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import orjson
@@ -40,8 +36,8 @@ import trio
 import flowkit
 from flowkit_redis import Entry, RedisClient, open_group_source, stream_sink
 
-from ._servers import free_port
 from ._util import table
+from .redis_store import own_redis
 
 
 def work(entry: Entry) -> dict[bytes, bytes]:
@@ -167,37 +163,6 @@ def one_run(url: str, mode: str, workers: int, n: int) -> tuple[float, int]:
 
     trio.run(clean)
     return n / elapsed, trips
-
-
-@contextlib.contextmanager
-def own_redis() -> Iterator[str]:
-    binary = shutil.which("redis-server")
-    if binary is None:
-        raise SystemExit("redis-server is not installed: pass --url")
-    port = free_port()
-    workdir = tempfile.mkdtemp(prefix="bench-redis-")
-    proc = subprocess.Popen(
-        [binary, "--bind", "127.0.0.1", "--port", str(port), "--save", "", "--appendonly", "no",
-         "--dir", workdir],
-        stdout=subprocess.DEVNULL,
-    )  # fmt: skip
-    try:
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                subprocess.run(
-                    ["redis-cli", "-p", str(port), "ping"], check=True, capture_output=True
-                )
-                break
-            except subprocess.CalledProcessError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.02)
-        yield f"redis://127.0.0.1:{port}/0"
-    finally:
-        os.kill(proc.pid, signal.SIGKILL)
-        proc.wait()
-        shutil.rmtree(workdir, ignore_errors=True)
 
 
 def run(url: str, entries: int, naive_entries: int) -> None:
