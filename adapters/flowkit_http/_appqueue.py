@@ -12,7 +12,10 @@ bound (``config.max_app_queue_size``) and the same semantics for hypercorn
 (``send`` waits for room, ``receive`` is a full checkpoint).
 
 The app still runs in hypercorn's own ``_handle`` (its error logging and
-the final ``send(None)`` stay hypercorn's); only the queue differs.
+the final ``send(None)`` stay hypercorn's); only the queue differs. And
+``before_app`` is awaited with each request's scope before its app starts:
+the first request's turn in ``flowkit serve``'s line (``flowkit_http._pacing``),
+taken where hypercorn has parsed its headers, in the connection's reader.
 """
 
 from __future__ import annotations
@@ -32,6 +35,10 @@ __all__ = ["AppTaskGroup"]
 class AppTaskGroup(TaskGroup):
     """hypercorn's per-connection task group, its app queues flowkit channels."""
 
+    def __init__(self, before_app: Callable[[Scope], Awaitable[None]] | None = None) -> None:
+        super().__init__()
+        self._before_app = before_app
+
     async def spawn_app(
         self,
         app: AppWrapper,
@@ -39,6 +46,8 @@ class AppTaskGroup(TaskGroup):
         scope: Scope,
         send: Callable[[ASGISendEvent | None], Awaitable[None]],
     ) -> Callable[[ASGIReceiveEvent], Awaitable[None]]:
+        if self._before_app is not None:
+            await self._before_app(scope)
         put: FlowSendChannel[ASGIReceiveEvent]
         take: FlowReceiveChannel[ASGIReceiveEvent]
         put, take = open_channel(config.max_app_queue_size)

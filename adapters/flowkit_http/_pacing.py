@@ -13,7 +13,8 @@ tools/call tail"):
 * at most ``limit`` *first* requests of connections that may be handshakes
   are worked on at once, in arrival order (:meth:`Pacer.first`); a request
   on a connection that served one before never waits, and neither does a
-  first request whose head names a session or a call (:func:`may_handshake`).
+  first request whose head names a session or a call
+  (``flowkit.mcp._headers.may_open_session``, asked before its app starts).
   Without this, the connections accepted before the working count rose each
   had a handshake under way at once: trio runs them in turns, so all of them
   ended together, late, and their sessions' calls then arrived together and
@@ -43,7 +44,7 @@ from collections.abc import Hashable
 
 import trio
 
-__all__ = ["Pacer", "may_handshake"]
+__all__ = ["Pacer"]
 
 
 class Pacer:
@@ -146,33 +147,6 @@ class Pacer:
 
     def _expire(self, now: float) -> None:
         _expire(self._working, now, self.age)
-
-
-def may_handshake(head: bytes) -> bool:
-    """Whether the request whose head starts ``head`` may open a session (waits its turn).
-
-    ``head``: the bytes read on a connection up to its first request's head
-    being parsed (h11 has validated them: no whitespace before a colon, CRLF
-    line ends). A request is a call of a session already admitted, or a
-    stateless call, when its head has an ``Mcp-Session-Id`` header, or an
-    ``Mcp-Method`` header (2026-07-28: every request has one) naming anything
-    but ``initialize``. Anything else (a 2025-era ``initialize``, a GET, a
-    head cut short by the peek's bound) may be a handshake. A client that
-    sends a made-up session id skips the line, as every request did before
-    it existed; it still came through the paced accept, and its request
-    ends at once (404).
-    """
-    end = head.find(b"\r\n\r\n")
-    if end < 0:
-        return True
-    lowered = head[: end + 2].lower()
-    if b"\r\nmcp-session-id:" in lowered:
-        return False
-    at = lowered.find(b"\r\nmcp-method:")
-    if at < 0:
-        return True
-    start = at + len(b"\r\nmcp-method:")
-    return lowered[start : lowered.find(b"\r\n", start)].strip() == b"initialize"
 
 
 def _expire(entries: dict[Hashable, float], now: float, age: float) -> None:

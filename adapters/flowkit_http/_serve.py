@@ -53,16 +53,18 @@ from hypercorn.trio.lifespan import Lifespan
 from hypercorn.trio.statsd import StatsdLogger
 from hypercorn.trio.tcp_server import TCPServer
 from hypercorn.trio.worker_context import WorkerContext
-from hypercorn.typing import ConnectionState
+from hypercorn.typing import ConnectionState, HTTPScope, Scope
 from hypercorn.utils import parse_socket_addr, repr_socket_addr
 from quart import Quart
+
+from flowkit.mcp._headers import may_open_session, parse_head
 
 from ._appqueue import AppTaskGroup
 from ._asgi import CONNECTION_KEY, MORE, MCPApp, Message, Send
 from ._gate import RequestGate
 from ._idle import IdleTimers
 from ._observe import ObservedApp
-from ._pacing import Pacer, may_handshake
+from ._pacing import Pacer
 
 __all__ = ["ServeLimits", "serve"]
 
@@ -205,8 +207,6 @@ class _Send:
 _PACING_AGE = 0.02  # seconds a working request counts, and a connection waits, at most
 _NO_PACING = Pacer(0, _PACING_AGE)
 
-# Bytes of a connection's first request kept for may_handshake (h11's head bound).
-_HEAD_PEEK = 16384
 _FLUSH = RawData(data=b"")  # writes what a message left held
 
 
@@ -408,7 +408,7 @@ class _TCPServer(TCPServer):
     _served = False  # a request was served on this connection
     _busy = False  # a request is in progress (hypercorn's protocol said "not idle")
     pacer = _NO_PACING  # the server's (set for each connection it accepts)
-    _head = b""  # read before the first request's head was parsed (dropped then)
+    _first = False  # the first request's head was parsed; its app has not started
 
     def __init__(self, *args: Any, timers: IdleTimers | None = None) -> None:
         super().__init__(*args)
@@ -478,14 +478,11 @@ class _TCPServer(TCPServer):
                 if event.idle:
                     self.pacer.end(self)
                     self._served = True
+                    self._first = False
                 elif self._served:
                     self.pacer.begin(self)
                 else:
-                    head, self._head = self._head, b""  # the flags stop the peek from here
-                    if may_handshake(head):
-                        await self.pacer.first(self)
-                    else:
-                        self.pacer.begin(self)  # a call: the line makes room for calls
+                    self._first = True  # its turn is taken in _before_app, from its headers
             if cast(_Stream, self.stream).held:
                 # The response ended (hypercorn recycles the connection next):
                 # its bytes go before the keep-alive timer restarts, which may
@@ -512,6 +509,25 @@ class _TCPServer(TCPServer):
         except (trio.BrokenResourceError, trio.ClosedResourceError):
             await self.protocol.handle(Closed())
 
+    async def _before_app(self, scope: Scope) -> None:
+        """A connection's first request, its headers parsed: its turn in the line.
+
+        Only a request that may be a handshake waits (``may_open_session``:
+        no ``Mcp-Session-Id``, no ``Mcp-Method`` but ``initialize``). A call
+        is what the line makes room for, so it begins working at once: a
+        2026-07-28 client's every call is the first request of a connection
+        (``flowkit_http._pacing``). Taken in the connection's reader, before
+        the app starts, where hypercorn's h11 parse already left the headers.
+        """
+        if not self._first:
+            return
+        self._first = False
+        http = cast(HTTPScope, scope)  # hypercorn spawns an app per HTTP request here
+        if may_open_session(parse_head(http["method"], http["headers"])):
+            await self.pacer.first(self)
+        else:
+            self.pacer.begin(self)
+
     async def run(self) -> None:
         """hypercorn's ``TCPServer.run`` (0.18) for plain TCP, with :class:`AppTaskGroup`.
 
@@ -523,7 +539,7 @@ class _TCPServer(TCPServer):
         try:
             client = parse_socket_addr(raw.family, raw.getpeername())
             server = parse_socket_addr(raw.family, raw.getsockname())
-            async with AppTaskGroup() as task_group:
+            async with AppTaskGroup(self._before_app) as task_group:
                 self._task_group = task_group
                 self.protocol = ProtocolWrapper(
                     self.app,
@@ -557,9 +573,7 @@ class _TCPServer(TCPServer):
         bytes go"). This is the same loop with the same events (``RawData``
         per chunk, ``Closed`` at the end, the same errors ending it), a
         deadline only when ``read_timeout`` is set, and the chunk dropped
-        once handed over. Until the first request's head is parsed, the bytes
-        read are also kept (16 KiB at most, dropped then): the first-request
-        line reads the head's headers from them (:func:`may_handshake`).
+        once handed over.
         """
         timeout = self.config.read_timeout
         stream = cast(_Stream, self.stream)
@@ -573,8 +587,6 @@ class _TCPServer(TCPServer):
             except (trio.ClosedResourceError, trio.BrokenResourceError, trio.TooSlowError):
                 break
             chunk = bytes(data)
-            if not (self._served or self._busy):  # before the first head: for may_handshake
-                self._head += chunk[: _HEAD_PEEK - len(self._head)]
             await self.protocol.handle(RawData(chunk))
             if not data:
                 break

@@ -57,6 +57,7 @@ from ._features import PROMPTS_LIST_CHANGED, RESOURCE_UPDATED, RESOURCES_LIST_CH
 from ._headers import (
     RequestHead,
     client_address,
+    may_open_session,
     parse_head,
 )
 from ._jsonrpc import (
@@ -450,17 +451,12 @@ class Endpoint:
             return None
         session_id = head.get("mcp-session-id")
         last_event_id = head.get("last-event-id") if head.method == "GET" else None
-        # Only an initialize opens a session, so only a head that may carry one
-        # pays for the cluster-wide count (a Redis round trip per request): a
-        # stateless-era call names its method in Mcp-Method, and an initialize
-        # under another method's header is refused (``_methods.initialize``).
-        named = head.get("mcp-method")
         return StateKeys(
             session_id=session_id,
             resume=parse_event_id(last_event_id) if last_event_id is not None else None,
-            count_sessions=head.method == "POST"
-            and session_id is None
-            and named in (None, "initialize"),
+            # The count is a store read (a Redis round trip): only for a head
+            # that may carry an initialize, not for every stateless call.
+            count_sessions=head.method == "POST" and may_open_session(head),
         )
 
     def has_changes(self) -> bool:

@@ -99,7 +99,7 @@ class RequestHead:
         return self.headers.get(name)
 
 
-def parse_head(method: str, raw_headers: Sequence[tuple[bytes, bytes]]) -> RequestHead:
+def parse_head(method: str, raw_headers: Iterable[tuple[bytes, bytes]]) -> RequestHead:
     """Decode the interesting headers of a request (ASGI-style byte pairs)."""
     headers: dict[str, str] = {}
     duplicated: set[str] = set()
@@ -116,6 +116,19 @@ def parse_head(method: str, raw_headers: Sequence[tuple[bytes, bytes]]) -> Reque
             duplicated.add(key)
         headers[key] = value
     return RequestHead(method.upper(), headers, frozenset(duplicated))
+
+
+def may_open_session(head: RequestHead) -> bool:
+    """Whether the request may be an ``initialize`` (it may open a session).
+
+    Only from its head: it names no ``Mcp-Session-Id``, and its
+    ``Mcp-Method``, if it has one (2026-07-28: every request has), is
+    ``initialize``. A shared endpoint counts the cluster's sessions only for
+    such a POST (``Endpoint.state_keys``), and an ``initialize`` under another
+    method's header is refused, so the header cannot carry one past the cap;
+    ``flowkit serve`` lines up only such first requests (``flowkit_http._pacing``).
+    """
+    return head.get("mcp-session-id") is None and head.get("mcp-method") in (None, "initialize")
 
 
 def client_address(peer: str | None, head: RequestHead, trusted: Sequence[str]) -> str | None:

@@ -38,6 +38,7 @@ from ._features import (
     resources_templates_list,
     resources_unsubscribe,
 )
+from ._headers import may_open_session
 from ._jsonrpc import RequestId
 from ._levels import LOG_LEVELS, LogThreshold
 from ._state import EndpointState
@@ -109,11 +110,11 @@ def initialize(state: EndpointState, ctx: RequestContext) -> Action:
     request = ctx.request
     if ctx.session is not None or ctx.head.get("mcp-session-id") is not None:
         raise session_forbidden(request.id)
-    # A shared endpoint counts the cluster's sessions only for a head that may
-    # open one (``Endpoint.state_keys``): a head naming another method must
-    # not carry an initialize past the cluster-wide cap.
+    # Only a head that may open a session counts the cluster's sessions
+    # (``_headers.may_open_session``): one naming another method must not
+    # carry an initialize past the cluster-wide cap.
     named = ctx.head.get("mcp-method")
-    if named is not None and named != "initialize":
+    if not may_open_session(ctx.head):
         raise header_mismatch(f"Mcp-Method {named!r} does not match body 'initialize'", request.id)
     params = request.params
     requested = params.get("protocolVersion")

@@ -12,7 +12,7 @@ import pytest
 import trio
 import trio.testing
 
-from flowkit_http._pacing import Pacer, may_handshake
+from flowkit_http._pacing import Pacer
 
 
 async def test_room_at_once_below_the_limit_and_always_when_off() -> None:
@@ -185,27 +185,3 @@ async def test_first_requests_never_wait_when_pacing_is_off() -> None:
         for key in "abc":
             await off.first(key)
     assert len(off) == 3
-
-
-_HEAD = b"POST /mcp HTTP/1.1\r\nHost: 127.0.0.1\r\n"
-
-
-@pytest.mark.parametrize(
-    ("head", "handshake"),
-    [
-        (_HEAD + b"Content-Type: application/json\r\n\r\n", True),  # a 2025-era initialize
-        (_HEAD + b"Mcp-Method: initialize\r\n\r\n{}", True),
-        (_HEAD + b"mcp-method:  Initialize \r\n\r\n", True),  # h11 strips; names are any case
-        (b"GET /mcp HTTP/1.1\r\nHost: x\r\n\r\n", True),
-        (_HEAD + b"Mcp-Session-Id: abc", True),  # the head is not all here: may be one
-        (_HEAD + b"Content-Length: 2\r\n\r\n{}Mcp-Session-Id: abc\r\n", True),  # a body
-        (_HEAD + b"MCP-Session-Id: abc\r\n\r\n", False),  # a session's call, new connection
-        (_HEAD + b"mcp-session-id:abc\r\nX: y\r\n\r\n", False),
-        (_HEAD + b"MCP-Protocol-Version: 2026-07-28\r\nMcp-Method: tools/call\r\n\r\n", False),
-        (_HEAD + b"X-Mcp-Method: tools/call\r\n\r\n", True),  # another header's name
-    ],
-)
-def test_may_handshake_reads_the_session_and_the_method_from_the_head(
-    head: bytes, handshake: bool
-) -> None:
-    assert may_handshake(head) is handshake

@@ -15,6 +15,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import attrs
+import pytest
 
 from flowkit.mcp import (
     Action,
@@ -30,6 +31,7 @@ from flowkit.mcp import (
 )
 from flowkit.mcp._asks import roots_request
 from flowkit.mcp._errors import CALL_LOST, HEADER_MISMATCH
+from flowkit.mcp._headers import may_open_session, parse_head
 from flowkit.mcp._jsonrpc import RequestId
 from flowkit.mcp._sessions import SessionState
 from flowkit.mcp._shared import (
@@ -243,6 +245,26 @@ def test_only_a_head_that_may_open_a_session_counts_the_sessions() -> None:
     assert not counts("POST", (b"Mcp-Method", b"server/discover"))
     assert not counts("POST", (b"mcp-session-id", b"a-1"))
     assert not counts("GET")
+
+
+@pytest.mark.parametrize(
+    ("headers", "opens"),
+    [
+        ([(b"content-type", b"application/json")], True),  # a 2025-era initialize
+        ([(b"mcp-method", b"initialize")], True),
+        ([(b"Mcp-Method", b" initialize ")], True),  # any case of name, value stripped
+        ([(b"mcp-method", b"Initialize")], False),  # method names are case-sensitive
+        ([(b"MCP-Session-Id", b"abc")], False),  # a session's call, on a new connection
+        ([(b"mcp-protocol-version", b"2026-07-28"), (b"mcp-method", b"tools/call")], False),
+        ([(b"x-mcp-method", b"tools/call")], True),  # another header's name
+    ],
+)
+def test_may_open_session_reads_the_session_and_the_method(
+    headers: list[tuple[bytes, bytes]], opens: bool
+) -> None:
+    """The one rule for the count here and for flowkit serve's first-request line."""
+    head = parse_head("POST", [(b"host", b"127.0.0.1"), *headers])
+    assert may_open_session(head) is opens
 
 
 def test_an_initialize_under_another_methods_header_is_refused_not_uncounted() -> None:
