@@ -53,7 +53,7 @@ from hypercorn.trio.lifespan import Lifespan
 from hypercorn.trio.statsd import StatsdLogger
 from hypercorn.trio.tcp_server import TCPServer
 from hypercorn.trio.worker_context import WorkerContext
-from hypercorn.typing import ConnectionState, HTTPScope, Scope
+from hypercorn.typing import ConnectionState, HTTPScope, Scope, WebsocketScope
 from hypercorn.utils import parse_socket_addr, repr_socket_addr
 from quart import Quart
 
@@ -522,8 +522,10 @@ class _TCPServer(TCPServer):
         if not self._first:
             return
         self._first = False
-        http = cast(HTTPScope, scope)  # hypercorn spawns an app per HTTP request here
-        if may_open_session(parse_head(http["method"], http["headers"])):
+        # An HTTP request, or a WebSocket upgrade (no method: it is a GET).
+        request = cast(HTTPScope | WebsocketScope, scope)
+        method = request["method"] if request["type"] == "http" else "GET"
+        if may_open_session(parse_head(method, request["headers"])):
             await self.pacer.first(self)
         else:
             self.pacer.begin(self)

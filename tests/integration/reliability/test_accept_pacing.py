@@ -168,3 +168,31 @@ async def test_a_first_request_that_is_a_call_never_waits_its_turn(
         assert call.recv(4096).startswith(b"HTTP/1.1 204")  # at once, eight at work
         assert reached.count(b"/slow") == 8  # the ninth handshake waits its turn
         assert trio.current_time() == 0
+
+
+async def _refuses_websockets(scope: Any, receive: Any, send: Any) -> None:
+    if scope["type"] == "websocket":
+        await receive()  # websocket.connect
+        await send({"type": "websocket.close", "code": 1008})
+
+
+async def test_a_websocket_upgrade_as_a_first_request_is_answered() -> None:
+    """Its scope has no method: the line takes it as a GET (it may be a handshake)."""
+    async with _serving(_refuses_websockets) as (server, listener, clients):
+        client = socket.create_connection(listener.getsockname())
+        clients.append(client)
+        client.sendall(
+            b"GET /mcp HTTP/1.1\r\nhost: 127.0.0.1\r\nupgrade: websocket\r\n"
+            b"connection: Upgrade\r\nsec-websocket-key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+            b"sec-websocket-version: 13\r\n\r\n"
+        )
+        client.setblocking(False)
+        answer = b""
+        with trio.fail_after(5):
+            while b"\r\n\r\n" not in answer:
+                await trio.lowlevel.wait_readable(client)
+                chunk = client.recv(4096)
+                assert chunk, "the connection closed unanswered"
+                answer += chunk
+        assert answer.startswith(b"HTTP/1.1 403")  # hypercorn's answer to a close before accept
+        assert server.pacer.waited == 0
