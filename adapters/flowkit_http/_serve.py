@@ -408,7 +408,10 @@ class _TCPServer(TCPServer):
     _served = False  # a request was served on this connection
     _busy = False  # a request is in progress (hypercorn's protocol said "not idle")
     pacer = _NO_PACING  # the server's (set for each connection it accepts)
-    _first = False  # the first request's head was parsed; its app has not started
+    # The first request's head was parsed and its app has not started: not
+    # just ``not _served``, since an h2c connection starts several streams
+    # (apps) before it is first idle, and only the first takes a turn.
+    _first = False
 
     def __init__(self, *args: Any, timers: IdleTimers | None = None) -> None:
         super().__init__(*args)

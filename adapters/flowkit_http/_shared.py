@@ -249,8 +249,7 @@ class SharedState:
             self._pending = changes
             try:
                 with trio.CancelScope(shield=True):
-                    if changes:
-                        await self.store.apply(changes)
+                    await self.store.apply(changes)
             except Exception as exc:
                 self._bound(endpoint)
                 failed = _unavailable(exc)

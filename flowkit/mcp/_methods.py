@@ -113,8 +113,8 @@ def initialize(state: EndpointState, ctx: RequestContext) -> Action:
     # Only a head that may open a session counts the cluster's sessions
     # (``_headers.may_open_session``): one naming another method must not
     # carry an initialize past the cluster-wide cap.
-    named = ctx.head.get("mcp-method")
     if not may_open_session(ctx.head):
+        named = ctx.head.get("mcp-method")
         raise header_mismatch(f"Mcp-Method {named!r} does not match body 'initialize'", request.id)
     params = request.params
     requested = params.get("protocolVersion")

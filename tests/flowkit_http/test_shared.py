@@ -66,16 +66,15 @@ class Store:
 
     async def apply(self, changes: Sequence[Change]) -> None:
         touches = all(type(change) is SessionTouched for change in changes)
-        if touches:  # the heartbeat's: recorded, never held (it goes beside the rounds)
-            if self.fail:
-                raise OSError("store down")
-            self.touched.append(sorted(change.session_id for change in changes))  # type: ignore[attr-defined]
-            return
-        self.entered.set()
-        if self.hold is not None:
-            await self.hold.wait()
+        if not touches:  # a round's; the heartbeat's touches go beside the rounds, never held
+            self.entered.set()
+            if self.hold is not None:
+                await self.hold.wait()
         if self.fail:
             raise OSError("store down")
+        if touches:
+            self.touched.append(sorted(change.session_id for change in changes))  # type: ignore[attr-defined]
+            return
         self.applied += changes
         self.batches.append(seqs(changes))
 
